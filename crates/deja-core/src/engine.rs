@@ -1,0 +1,460 @@
+//! The lookup/insert flow: exact first (no embedding computed), then semantic within the
+//! partition, then miss. One write path ([`Cache::insert`]) keeps store and index
+//! consistent: the store is written first and is the source of truth; the index only
+//! points at entries, and every index candidate is re-read from the store before it is
+//! served, so an index that is ahead of or behind the store can never serve a wrong or
+//! removed entry.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::clock::Clock;
+use crate::entry::{Answer, Counters, Entry, EntryId, Usage};
+use crate::key::{ExactKey, PartitionKey};
+use crate::traits::{EmbedError, Embedder, EntryStore, IndexError, StoreError, VectorIndex};
+
+/// Engine settings that apply to every request.
+#[derive(Debug, Clone)]
+pub struct CacheOptions {
+    /// Least cosine similarity for a semantic hit.
+    pub min_similarity: f32,
+    /// Entries older than this are never served; `None` keeps them until removed.
+    pub ttl_secs: Option<u64>,
+    /// How many index candidates to examine per semantic lookup.
+    pub candidates: usize,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        Self {
+            min_similarity: 0.95,
+            ttl_secs: None,
+            candidates: 4,
+        }
+    }
+}
+
+/// Whether a request may be answered by a similar prompt, or only by the identical one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SemanticMode {
+    Allowed,
+    /// For requests whose meaning is not carried by a last user message alone (e.g. the
+    /// conversation ends in tool results), or whose prompt is empty.
+    ExactOnly,
+}
+
+/// One cache lookup.
+#[derive(Debug, Clone)]
+pub struct LookupRequest<'a> {
+    pub partition: PartitionKey,
+    /// The normalised prompt (see [`crate::normalize_prompt`]).
+    pub prompt: &'a str,
+    pub semantic: SemanticMode,
+    /// A per-request threshold; it can only raise the configured one.
+    pub min_similarity: Option<f32>,
+    /// Accept only entries younger than this (from `Cache-Control: max-age`).
+    pub max_age_secs: Option<u64>,
+}
+
+/// Why a request was not looked up or stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BypassReason {
+    StoreError,
+    IndexError,
+    EmbedError,
+}
+
+impl BypassReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BypassReason::StoreError => "store-error",
+            BypassReason::IndexError => "index-error",
+            BypassReason::EmbedError => "embed-error",
+        }
+    }
+}
+
+/// What a lookup found.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    ExactHit(Entry),
+    SemanticHit {
+        entry: Entry,
+        similarity: f32,
+    },
+    /// Nothing servable. `vector` is the prompt's embedding when one was computed, so the
+    /// insert that follows the upstream call does not compute it again; `nearest` is the
+    /// best similarity seen below the threshold (for diagnostics).
+    Miss {
+        vector: Option<Vec<f32>>,
+        nearest: Option<f32>,
+    },
+    /// A backend failed; the caller should go upstream and not store.
+    Bypass(BypassReason),
+}
+
+/// An answer to store.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub partition: PartitionKey,
+    pub prompt: String,
+    pub model: String,
+    pub answer: Answer,
+    pub usage: Usage,
+    pub semantic: SemanticMode,
+    /// The prompt's embedding if the lookup computed it.
+    pub vector: Option<Vec<f32>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    #[error("store failed")]
+    Store(#[from] StoreError),
+    #[error("index failed")]
+    Index(#[from] IndexError),
+    #[error("embedder failed")]
+    Embed(#[from] EmbedError),
+}
+
+/// The cache engine. Cheap to share (`Arc` inside); pass it explicitly.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn EntryStore>,
+    index: Arc<dyn VectorIndex>,
+    embedder: Arc<dyn Embedder>,
+    clock: Arc<dyn Clock>,
+    options: CacheOptions,
+    /// Counted since the last [`Cache::flush_counters`].
+    pending: Mutex<Counters>,
+}
+
+impl Cache {
+    /// Fails if the index was built for another embedder or dimension: mixing vectors of
+    /// two models gives meaningless similarities.
+    pub fn new(
+        store: Arc<dyn EntryStore>,
+        index: Arc<dyn VectorIndex>,
+        embedder: Arc<dyn Embedder>,
+        clock: Arc<dyn Clock>,
+        options: CacheOptions,
+    ) -> Result<Self, IndexError> {
+        if index.embedder_id() != embedder.id() {
+            return Err(IndexError::Embedder {
+                want: index.embedder_id().to_string(),
+                got: embedder.id().to_string(),
+            });
+        }
+        if index.dim() != embedder.dim() {
+            return Err(IndexError::Dimension {
+                want: index.dim(),
+                got: embedder.dim(),
+            });
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                index,
+                embedder,
+                clock,
+                options,
+                pending: Mutex::new(Counters::default()),
+            }),
+        })
+    }
+
+    pub fn options(&self) -> &CacheOptions {
+        &self.inner.options
+    }
+
+    pub fn store(&self) -> &Arc<dyn EntryStore> {
+        &self.inner.store
+    }
+
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.inner.embedder
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// Loads every stored vector of the current embedder into the index. Entries embedded
+    /// by another model stay exact-only. Returns how many vectors were indexed.
+    pub async fn rebuild_index(&self) -> Result<u64, InsertError> {
+        let want = self.inner.embedder.id().to_string();
+        let mut batch: Vec<(EntryId, PartitionKey, Vec<f32>)> = Vec::new();
+        let mut skipped = 0u64;
+        self.inner
+            .store
+            .scan_vectors(&mut |id, partition, embedder_id, vector| {
+                if vector.is_empty() {
+                    return;
+                }
+                if embedder_id == want {
+                    batch.push((id, partition, vector.to_vec()));
+                } else {
+                    skipped += 1;
+                }
+            })
+            .await?;
+        if skipped > 0 {
+            tracing::warn!(
+                skipped,
+                embedder = %want,
+                "entries embedded by another model are served by exact match only"
+            );
+        }
+        let n = batch.len() as u64;
+        for (id, partition, vector) in batch {
+            self.inner.index.insert(partition, id, &vector).await?;
+        }
+        Ok(n)
+    }
+
+    fn is_fresh(&self, entry: &Entry, max_age_secs: Option<u64>, now_ms: u64) -> bool {
+        let age_ms = now_ms.saturating_sub(entry.created_at_ms);
+        let limit = match (self.inner.options.ttl_secs, max_age_secs) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        limit.is_none_or(|secs| age_ms < secs.saturating_mul(1000))
+    }
+
+    /// Exact, then semantic, then miss. Never fails: a backend fault is a bypass.
+    pub async fn lookup(&self, req: &LookupRequest<'_>) -> Lookup {
+        let found = self.lookup_inner(req).await;
+        let mut pending = self.inner.pending.lock();
+        match &found {
+            Lookup::ExactHit(e) => {
+                pending.exact_hits += 1;
+                pending.prompt_tokens_saved += e.usage.prompt_tokens;
+                pending.completion_tokens_saved += e.usage.completion_tokens;
+            }
+            Lookup::SemanticHit { entry: e, .. } => {
+                pending.semantic_hits += 1;
+                pending.prompt_tokens_saved += e.usage.prompt_tokens;
+                pending.completion_tokens_saved += e.usage.completion_tokens;
+            }
+            Lookup::Miss { .. } => pending.misses += 1,
+            Lookup::Bypass(_) => pending.bypasses += 1,
+        }
+        found
+    }
+
+    async fn lookup_inner(&self, req: &LookupRequest<'_>) -> Lookup {
+        let inner = &self.inner;
+        let now = inner.clock.now_ms();
+        let exact_key = ExactKey::new(&req.partition, req.prompt);
+        match inner.store.get_exact(&exact_key).await {
+            Ok(Some(entry)) if self.is_fresh(&entry, req.max_age_secs, now) => {
+                self.note_hit(entry.id, now).await;
+                return Lookup::ExactHit(entry);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "store lookup failed; bypassing cache");
+                return Lookup::Bypass(BypassReason::StoreError);
+            }
+        }
+        if req.semantic == SemanticMode::ExactOnly || req.prompt.is_empty() {
+            return Lookup::Miss {
+                vector: None,
+                nearest: None,
+            };
+        }
+        let vector = match inner.embedder.embed(&[req.prompt.to_string()]).await {
+            Ok(mut v) if v.len() == 1 => v.swap_remove(0),
+            Ok(v) => {
+                let e = EmbedError::Shape {
+                    want: 1,
+                    got: v.len(),
+                    dim: inner.embedder.dim(),
+                };
+                tracing::warn!(error = %e, "embedder failed; bypassing cache");
+                return Lookup::Bypass(BypassReason::EmbedError);
+            }
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "embedder failed; bypassing cache");
+                return Lookup::Bypass(BypassReason::EmbedError);
+            }
+        };
+        let threshold = req
+            .min_similarity
+            .map_or(inner.options.min_similarity, |m| {
+                m.max(inner.options.min_similarity)
+            });
+        let neighbors = match inner
+            .index
+            .search(req.partition, &vector, inner.options.candidates.max(1))
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "index search failed; bypassing cache");
+                return Lookup::Bypass(BypassReason::IndexError);
+            }
+        };
+        let mut nearest: Option<f32> = None;
+        for n in neighbors {
+            if n.similarity < threshold {
+                nearest = Some(nearest.map_or(n.similarity, |b| b.max(n.similarity)));
+                continue;
+            }
+            match inner.store.get(n.id).await {
+                Ok(Some(entry))
+                    if entry.partition == req.partition
+                        && entry.embedder_id == inner.embedder.id()
+                        && self.is_fresh(&entry, req.max_age_secs, now) =>
+                {
+                    self.note_hit(entry.id, now).await;
+                    return Lookup::SemanticHit {
+                        entry,
+                        similarity: n.similarity,
+                    };
+                }
+                // Removed, expired or replaced since the index saw it: not servable.
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %ErrorChain(&e), "store read failed; bypassing cache");
+                    return Lookup::Bypass(BypassReason::StoreError);
+                }
+            }
+        }
+        Lookup::Miss {
+            vector: Some(vector),
+            nearest,
+        }
+    }
+
+    async fn note_hit(&self, id: EntryId, now: u64) {
+        if let Err(e) = self.inner.store.record_hit(id, now).await {
+            tracing::warn!(error = %ErrorChain(&e), entry = %id, "recording a hit failed");
+        }
+    }
+
+    /// Stores an answer: store first, then index. If indexing fails the stored entry is
+    /// removed again, so an entry is either fully in or fully out.
+    pub async fn insert(&self, new: NewEntry) -> Result<EntryId, InsertError> {
+        let inner = &self.inner;
+        let NewEntry {
+            partition,
+            prompt,
+            model,
+            answer,
+            usage,
+            semantic,
+            vector,
+        } = new;
+        let vector = match (semantic, vector) {
+            (SemanticMode::ExactOnly, _) => Vec::new(),
+            (SemanticMode::Allowed, _) if prompt.is_empty() => Vec::new(),
+            (SemanticMode::Allowed, Some(v)) => v,
+            (SemanticMode::Allowed, None) => {
+                let mut v = inner.embedder.embed(std::slice::from_ref(&prompt)).await?;
+                if v.len() != 1 {
+                    return Err(EmbedError::Shape {
+                        want: 1,
+                        got: v.len(),
+                        dim: inner.embedder.dim(),
+                    }
+                    .into());
+                }
+                v.swap_remove(0)
+            }
+        };
+        let now = inner.clock.now_ms();
+        let entry = Entry {
+            id: EntryId::random(),
+            exact_key: ExactKey::new(&partition, &prompt),
+            partition,
+            prompt,
+            model,
+            answer,
+            usage,
+            created_at_ms: now,
+            last_hit_ms: now,
+            hit_count: 0,
+            embedder_id: if vector.is_empty() {
+                String::new()
+            } else {
+                inner.embedder.id().to_string()
+            },
+            vector,
+        };
+        if let Some(replaced) = inner.store.put(&entry).await? {
+            if let Err(e) = inner.index.remove(partition, replaced).await {
+                // Harmless for correctness: lookups re-read the store, and the replaced id
+                // is gone from it.
+                tracing::warn!(error = %ErrorChain(&e), entry = %replaced, "index removal failed");
+            }
+        }
+        if !entry.vector.is_empty() {
+            if let Err(e) = inner.index.insert(partition, entry.id, &entry.vector).await {
+                if let Err(e2) = inner.store.remove(entry.id).await {
+                    tracing::error!(error = %ErrorChain(&e2), entry = %entry.id, "rollback of an unindexed entry failed");
+                }
+                return Err(e.into());
+            }
+        }
+        Ok(entry.id)
+    }
+
+    /// Removes an entry from store and index.
+    pub async fn remove(&self, id: EntryId) -> Result<bool, InsertError> {
+        match self.inner.store.remove(id).await? {
+            Some(entry) => {
+                if !entry.vector.is_empty() {
+                    self.inner.index.remove(entry.partition, id).await?;
+                }
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Counts something the engine does not see itself (upstream calls, embedding-cache
+    /// traffic, bypasses decided by the caller).
+    pub fn count(&self, f: impl FnOnce(&mut Counters)) {
+        f(&mut self.inner.pending.lock());
+    }
+
+    /// Persists counters accumulated since the last flush, and the store's buffered writes.
+    pub async fn flush_counters(&self) -> Result<(), StoreError> {
+        let delta = std::mem::take(&mut *self.inner.pending.lock());
+        if !delta.is_zero() {
+            if let Err(e) = self.inner.store.add_counters(&delta).await {
+                // Put them back so they are not lost; the next flush tries again.
+                self.inner.pending.lock().add(&delta);
+                return Err(e);
+            }
+        }
+        self.inner.store.flush().await
+    }
+
+    /// Persisted counters plus those not yet flushed.
+    pub async fn counters(&self) -> Result<Counters, StoreError> {
+        let mut c = self.inner.store.counters().await?;
+        c.add(&self.inner.pending.lock());
+        Ok(c)
+    }
+}
+
+/// Formats an error with its `source()` chain, for logs.
+pub struct ErrorChain<'a>(pub &'a dyn std::error::Error);
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cur = self.0.source();
+        while let Some(e) = cur {
+            write!(f, ": {e}")?;
+            cur = e.source();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,133 @@
+//! What the cache stores: one [`Entry`] per answered prompt, and the counters the cache
+//! keeps about itself.
+
+use serde::{Deserialize, Serialize};
+
+use crate::key::{ExactKey, PartitionKey};
+
+/// An entry's identity: random 64 bits, so replicas sharing a backend never collide in
+/// practice. Shown to users as 16 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EntryId(pub u64);
+
+impl EntryId {
+    pub fn random() -> Self {
+        Self(rand::random())
+    }
+    pub fn parse_hex(s: &str) -> Option<Self> {
+        u64::from_str_radix(s, 16).ok().map(Self)
+    }
+}
+
+impl std::fmt::Display for EntryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// A recorded upstream answer, opaque to the engine: the wire crate decides what the bytes
+/// mean and how to convert between the two shapes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    /// A complete, non-streamed response body.
+    Body(Vec<u8>),
+    /// The `data:` payloads of a streamed response, in order, as the upstream sent them
+    /// (without the `data: ` prefix and the blank line; without the final `[DONE]`).
+    Chunks(Vec<Vec<u8>>),
+}
+
+impl Answer {
+    /// Bytes held by the answer itself (what "beyond the response text" excludes).
+    pub fn len_bytes(&self) -> usize {
+        match self {
+            Answer::Body(b) => b.len(),
+            Answer::Chunks(c) => c.iter().map(Vec::len).sum(),
+        }
+    }
+}
+
+/// Token usage the upstream reported for an answer; what a hit saves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// One cached answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: EntryId,
+    pub partition: PartitionKey,
+    pub exact_key: ExactKey,
+    /// The normalised prompt (last user message) the answer was given to.
+    pub prompt: String,
+    pub model: String,
+    pub answer: Answer,
+    pub usage: Usage,
+    pub created_at_ms: u64,
+    pub last_hit_ms: u64,
+    pub hit_count: u64,
+    /// Which embedder produced `vector` (e.g. `local:all-MiniLM-L6-v2`); empty when the
+    /// entry has no vector (exact-only entries).
+    pub embedder_id: String,
+    /// The prompt's unit-length embedding; empty for exact-only entries. Backends may
+    /// store it quantised; what they return must still be unit length.
+    pub vector: Vec<f32>,
+}
+
+/// Running totals the cache keeps about itself. Backends persist them so `deja stats`
+/// can read them from a stopped data directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub exact_hits: u64,
+    pub semantic_hits: u64,
+    pub misses: u64,
+    pub bypasses: u64,
+    /// Calls that reached the upstream (misses, bypasses, refreshes, pass-through).
+    pub upstream_calls: u64,
+    pub prompt_tokens_saved: u64,
+    pub completion_tokens_saved: u64,
+    /// Embedding-cache items served without the upstream, and items sent upstream.
+    pub embedding_hits: u64,
+    pub embedding_misses: u64,
+}
+
+impl Counters {
+    pub fn add(&mut self, other: &Counters) {
+        let Counters {
+            exact_hits,
+            semantic_hits,
+            misses,
+            bypasses,
+            upstream_calls,
+            prompt_tokens_saved,
+            completion_tokens_saved,
+            embedding_hits,
+            embedding_misses,
+        } = other;
+        self.exact_hits += exact_hits;
+        self.semantic_hits += semantic_hits;
+        self.misses += misses;
+        self.bypasses += bypasses;
+        self.upstream_calls += upstream_calls;
+        self.prompt_tokens_saved += prompt_tokens_saved;
+        self.completion_tokens_saved += completion_tokens_saved;
+        self.embedding_hits += embedding_hits;
+        self.embedding_misses += embedding_misses;
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Counters::default()
+    }
+
+    /// Share of cacheable chat requests answered from the cache.
+    pub fn hit_rate(&self) -> f64 {
+        let hits = self.exact_hits + self.semantic_hits;
+        let total = hits + self.misses;
+        if total == 0 {
+            0.0
+        } else {
+            hits as f64 / total as f64
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! deja's engine: what a cached request is keyed by, what an entry holds, the policy that
+//! decides whether a stored answer may be served, and the lookup/insert flow over three
+//! roles that backends implement: [`Embedder`], [`EntryStore`] and [`VectorIndex`].
+//!
+//! This crate knows nothing of HTTP, OpenAI JSON, files or any particular backend; the
+//! server composes it with concrete implementations.
+
+pub mod clock;
+pub mod engine;
+pub mod entry;
+pub mod key;
+pub mod traits;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::{ErrorChain, 
+    BypassReason, Cache, CacheOptions, InsertError, Lookup, LookupRequest, NewEntry, SemanticMode,
+};
+pub use entry::{Answer, Counters, Entry, EntryId, Usage};
+pub use key::{normalize_prompt, ExactKey, KeyBuilder, PartitionKey};
+pub use traits::{
+    EmbedError, Embedder, EntryStore, IndexError, Neighbor, StoreError, VectorIndex,
+};

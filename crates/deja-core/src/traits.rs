@@ -1,0 +1,131 @@
+//! The three roles a cache is made of. Implementations live in other crates and say their
+//! technology in their names (`RedbStore`, `HnswIndex`, `BertEmbedder`).
+//!
+//! All similarities are cosine similarities in [-1, 1]; backends that speak "distance"
+//! convert at their edge. All vectors crossing these traits are unit length.
+
+use async_trait::async_trait;
+
+use crate::entry::{Counters, Entry, EntryId};
+use crate::key::{ExactKey, PartitionKey};
+
+/// Turns texts into unit-length vectors.
+#[async_trait]
+pub trait Embedder: Send + Sync {
+    /// Stable identity of the model, recorded with every stored vector
+    /// (e.g. `local:all-MiniLM-L6-v2`, `openai:text-embedding-3-small`).
+    fn id(&self) -> &str;
+    /// Length of every vector this embedder returns.
+    fn dim(&self) -> usize;
+    /// One unit-length vector per text, in order.
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("embedding model not found at {path}; install it with `{install_hint}`")]
+    ModelMissing { path: String, install_hint: String },
+    #[error("embedding model at {path} is invalid: {reason}")]
+    ModelInvalid { path: String, reason: String },
+    #[error("tokenizer failed")]
+    Tokenizer(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("embedding upstream {url} failed: {reason}")]
+    Upstream { url: String, reason: String },
+    #[error("embedder returned {got} vectors of dimension {dim} for {want} texts")]
+    Shape { want: usize, got: usize, dim: usize },
+    #[error("embedder worker is gone")]
+    WorkerGone,
+}
+
+/// Persistent home of entries, looked up by id or by exact key.
+#[async_trait]
+pub trait EntryStore: Send + Sync {
+    /// The entry stored under this exact key, if any.
+    async fn get_exact(&self, key: &ExactKey) -> Result<Option<Entry>, StoreError>;
+    async fn get(&self, id: EntryId) -> Result<Option<Entry>, StoreError>;
+    /// Stores an entry. An entry already stored under the same exact key is replaced,
+    /// and its id is returned so the caller can drop it from the index.
+    async fn put(&self, entry: &Entry) -> Result<Option<EntryId>, StoreError>;
+    /// Removes an entry; returns it if it existed.
+    async fn remove(&self, id: EntryId) -> Result<Option<Entry>, StoreError>;
+    /// Notes a hit. Must be cheap (called on every hit): implementations may buffer and
+    /// write in batches; a crash may lose the last moments of hit counts, nothing else.
+    async fn record_hit(&self, id: EntryId, at_ms: u64) -> Result<(), StoreError>;
+    /// Visits every entry's (id, partition, embedder id, vector) in storage order; used to
+    /// rebuild an in-process index at start.
+    async fn scan_vectors(
+        &self,
+        visit: &mut (dyn FnMut(EntryId, PartitionKey, &str, &[f32]) + Send),
+    ) -> Result<(), StoreError>;
+    async fn len(&self) -> Result<u64, StoreError>;
+    /// Adds to the persisted counters.
+    async fn add_counters(&self, delta: &Counters) -> Result<(), StoreError>;
+    async fn counters(&self) -> Result<Counters, StoreError>;
+    /// Makes everything written so far durable (buffered hit counts included).
+    async fn flush(&self) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store at {path} could not be opened")]
+    Open {
+        path: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("store backend {backend} failed")]
+    Backend {
+        backend: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("stored entry {id} is corrupt: {reason}")]
+    Corrupt { id: String, reason: String },
+}
+
+/// One search result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Neighbor {
+    pub id: EntryId,
+    /// Cosine similarity in [-1, 1].
+    pub similarity: f32,
+}
+
+/// Approximate nearest-neighbour search over prompt vectors, scoped to one partition.
+#[async_trait]
+pub trait VectorIndex: Send + Sync {
+    /// The embedder whose vectors this index holds, and their dimension.
+    fn embedder_id(&self) -> &str;
+    fn dim(&self) -> usize;
+    /// Adds (or replaces) a vector. A vector of the wrong dimension is an error.
+    async fn insert(
+        &self,
+        partition: PartitionKey,
+        id: EntryId,
+        vector: &[f32],
+    ) -> Result<(), IndexError>;
+    /// Removes a vector; removing an absent id is not an error.
+    async fn remove(&self, partition: PartitionKey, id: EntryId) -> Result<(), IndexError>;
+    /// Up to `k` nearest vectors in `partition`, most similar first.
+    async fn search(
+        &self,
+        partition: PartitionKey,
+        query: &[f32],
+        k: usize,
+    ) -> Result<Vec<Neighbor>, IndexError>;
+    async fn len(&self) -> Result<u64, IndexError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("vector of dimension {got} given to an index of dimension {want}")]
+    Dimension { want: usize, got: usize },
+    #[error("vector from embedder {got} given to an index of embedder {want}")]
+    Embedder { want: String, got: String },
+    #[error("index backend {backend} failed")]
+    Backend {
+        backend: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}

@@ -1,0 +1,1 @@
+//! Conformance suites for `EntryStore` and `VectorIndex` implementations.
