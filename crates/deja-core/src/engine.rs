@@ -458,3 +458,408 @@ impl std::fmt::Display for ErrorChain<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The flow against small in-memory fakes; the real backends run the conformance
+    //! suites in deja-testkit.
+
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::traits::Neighbor;
+
+    /// Embeds by hashing words into 8 buckets: texts sharing words are similar.
+    #[derive(Default)]
+    struct WordsEmbedder {
+        calls: AtomicUsize,
+        fail: AtomicBool,
+    }
+
+    #[async_trait]
+    impl Embedder for WordsEmbedder {
+        fn id(&self) -> &str {
+            "test:words"
+        }
+        fn dim(&self) -> usize {
+            8
+        }
+        async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(EmbedError::WorkerGone);
+            }
+            Ok(texts
+                .iter()
+                .map(|t| {
+                    let mut v = [0f32; 8];
+                    for w in t.to_lowercase().split_whitespace() {
+                        let h = blake3::hash(w.as_bytes()).as_bytes()[0] as usize;
+                        v[h % 8] += 1.0;
+                    }
+                    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-9);
+                    v.iter().map(|x| x / n).collect()
+                })
+                .collect())
+        }
+    }
+
+    #[derive(Default)]
+    struct MemStore {
+        entries: Mutex<HashMap<EntryId, Entry>>,
+        fail: AtomicBool,
+    }
+
+    fn backend_err() -> StoreError {
+        StoreError::Backend {
+            backend: "mem",
+            source: "injected fault".into(),
+        }
+    }
+
+    #[async_trait]
+    impl EntryStore for MemStore {
+        async fn get_exact(&self, key: &ExactKey) -> Result<Option<Entry>, StoreError> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(backend_err());
+            }
+            Ok(self
+                .entries
+                .lock()
+                .values()
+                .find(|e| e.exact_key == *key)
+                .cloned())
+        }
+        async fn get(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
+            Ok(self.entries.lock().get(&id).cloned())
+        }
+        async fn put(&self, entry: &Entry) -> Result<Option<EntryId>, StoreError> {
+            let mut m = self.entries.lock();
+            let old = m
+                .values()
+                .find(|e| e.exact_key == entry.exact_key)
+                .map(|e| e.id);
+            if let Some(old) = old {
+                m.remove(&old);
+            }
+            m.insert(entry.id, entry.clone());
+            Ok(old)
+        }
+        async fn remove(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
+            Ok(self.entries.lock().remove(&id))
+        }
+        async fn record_hit(&self, id: EntryId, at_ms: u64) -> Result<(), StoreError> {
+            if let Some(e) = self.entries.lock().get_mut(&id) {
+                e.hit_count += 1;
+                e.last_hit_ms = at_ms;
+            }
+            Ok(())
+        }
+        async fn scan_vectors(
+            &self,
+            visit: &mut (dyn for<'a> FnMut(EntryId, PartitionKey, &'a str, &'a [f32]) + Send),
+        ) -> Result<(), StoreError> {
+            for e in self.entries.lock().values() {
+                visit(e.id, e.partition, &e.embedder_id, &e.vector);
+            }
+            Ok(())
+        }
+        async fn len(&self) -> Result<u64, StoreError> {
+            Ok(self.entries.lock().len() as u64)
+        }
+        async fn add_counters(&self, _: &Counters) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn counters(&self) -> Result<Counters, StoreError> {
+            Ok(Counters::default())
+        }
+        async fn flush(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct FlatIndex {
+        vectors: Mutex<HashMap<(PartitionKey, EntryId), Vec<f32>>>,
+        fail_inserts: AtomicBool,
+    }
+
+    #[async_trait]
+    impl VectorIndex for FlatIndex {
+        fn embedder_id(&self) -> &str {
+            "test:words"
+        }
+        fn dim(&self) -> usize {
+            8
+        }
+        async fn insert(
+            &self,
+            partition: PartitionKey,
+            id: EntryId,
+            vector: &[f32],
+        ) -> Result<(), IndexError> {
+            if self.fail_inserts.load(Ordering::SeqCst) {
+                return Err(IndexError::Backend {
+                    backend: "flat",
+                    source: "injected fault".into(),
+                });
+            }
+            self.vectors
+                .lock()
+                .insert((partition, id), vector.to_vec());
+            Ok(())
+        }
+        async fn remove(&self, partition: PartitionKey, id: EntryId) -> Result<(), IndexError> {
+            self.vectors.lock().remove(&(partition, id));
+            Ok(())
+        }
+        async fn search(
+            &self,
+            partition: PartitionKey,
+            query: &[f32],
+            k: usize,
+        ) -> Result<Vec<Neighbor>, IndexError> {
+            let mut out: Vec<Neighbor> = self
+                .vectors
+                .lock()
+                .iter()
+                .filter(|((p, _), _)| *p == partition)
+                .map(|((_, id), v)| Neighbor {
+                    id: *id,
+                    similarity: v.iter().zip(query).map(|(a, b)| a * b).sum(),
+                })
+                .collect();
+            out.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+            out.truncate(k);
+            Ok(out)
+        }
+        async fn len(&self) -> Result<u64, IndexError> {
+            Ok(self.vectors.lock().len() as u64)
+        }
+    }
+
+    struct Fixture {
+        cache: Cache,
+        store: Arc<MemStore>,
+        index: Arc<FlatIndex>,
+        embedder: Arc<WordsEmbedder>,
+        clock: Arc<ManualClock>,
+    }
+
+    fn fixture(options: CacheOptions) -> Fixture {
+        let store = Arc::new(MemStore::default());
+        let index = Arc::new(FlatIndex::default());
+        let embedder = Arc::new(WordsEmbedder::default());
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let cache = Cache::new(
+            store.clone(),
+            index.clone(),
+            embedder.clone(),
+            clock.clone(),
+            options,
+        )
+        .unwrap();
+        Fixture {
+            cache,
+            store,
+            index,
+            embedder,
+            clock,
+        }
+    }
+
+    const P1: PartitionKey = PartitionKey([1; 16]);
+    const P2: PartitionKey = PartitionKey([2; 16]);
+
+    fn new_entry(partition: PartitionKey, prompt: &str) -> NewEntry {
+        NewEntry {
+            partition,
+            prompt: prompt.into(),
+            model: "m".into(),
+            answer: Answer::Body(prompt.as_bytes().to_vec()),
+            usage: Usage {
+                prompt_tokens: 3,
+                completion_tokens: 5,
+            },
+            semantic: SemanticMode::Allowed,
+            vector: None,
+        }
+    }
+
+    fn req(partition: PartitionKey, prompt: &str) -> LookupRequest<'_> {
+        LookupRequest {
+            partition,
+            prompt,
+            semantic: SemanticMode::Allowed,
+            min_similarity: None,
+            max_age_secs: None,
+        }
+    }
+
+    fn options(min_similarity: f32) -> CacheOptions {
+        CacheOptions {
+            min_similarity,
+            ..CacheOptions::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn exact_hit_computes_no_embedding() {
+        let f = fixture(options(0.9));
+        f.cache.insert(new_entry(P1, "red green blue")).await.unwrap();
+        let before = f.embedder.calls.load(Ordering::SeqCst);
+        assert!(matches!(
+            f.cache.lookup(&req(P1, "red green blue")).await,
+            Lookup::ExactHit(_)
+        ));
+        assert_eq!(f.embedder.calls.load(Ordering::SeqCst), before);
+    }
+
+    #[tokio::test]
+    async fn semantic_hits_stay_inside_their_partition() {
+        let f = fixture(options(0.5));
+        f.cache.insert(new_entry(P1, "red green blue")).await.unwrap();
+        match f.cache.lookup(&req(P1, "blue green red")).await {
+            Lookup::SemanticHit { similarity, .. } => assert!(similarity > 0.99),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            f.cache.lookup(&req(P2, "blue green red")).await,
+            Lookup::Miss { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn threshold_can_be_raised_not_lowered() {
+        let f = fixture(options(0.99));
+        f.cache.insert(new_entry(P1, "one two three four")).await.unwrap();
+        // "one two three five" shares 3 of 4 words: similar, but below 0.99.
+        let mut r = req(P1, "one two three five");
+        let Lookup::Miss { nearest, vector } = f.cache.lookup(&r).await else {
+            panic!("expected a miss");
+        };
+        assert!(nearest.is_some_and(|s| s < 0.99));
+        assert!(vector.is_some(), "a miss hands its embedding to the insert");
+        r.min_similarity = Some(0.1);
+        assert!(matches!(f.cache.lookup(&r).await, Lookup::Miss { .. }), "lowering is ignored");
+    }
+
+    #[tokio::test]
+    async fn removed_entry_is_never_served_even_if_the_index_lists_it() {
+        let f = fixture(options(0.5));
+        let id = f.cache.insert(new_entry(P1, "alpha beta")).await.unwrap();
+        // Remove from the store only, as if a removal raced the index.
+        f.store.entries.lock().remove(&id);
+        assert_eq!(f.index.vectors.lock().len(), 1);
+        assert!(matches!(
+            f.cache.lookup(&req(P1, "beta alpha")).await,
+            Lookup::Miss { .. }
+        ));
+        assert!(matches!(
+            f.cache.lookup(&req(P1, "alpha beta")).await,
+            Lookup::Miss { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn ttl_and_max_age_follow_the_injected_clock() {
+        let f = fixture(CacheOptions {
+            min_similarity: 0.9,
+            ttl_secs: Some(60),
+            candidates: 4,
+        });
+        f.cache.insert(new_entry(P1, "x y")).await.unwrap();
+        f.clock.advance_ms(30_000);
+        let mut r = req(P1, "x y");
+        assert!(matches!(f.cache.lookup(&r).await, Lookup::ExactHit(_)));
+        r.max_age_secs = Some(10);
+        assert!(matches!(f.cache.lookup(&r).await, Lookup::Miss { .. }));
+        r.max_age_secs = None;
+        f.clock.advance_ms(30_000);
+        assert!(matches!(f.cache.lookup(&r).await, Lookup::Miss { .. }), "expired at 60 s");
+    }
+
+    #[tokio::test]
+    async fn replacing_an_exact_key_drops_the_old_vector() {
+        let f = fixture(options(0.9));
+        let old = f.cache.insert(new_entry(P1, "same prompt")).await.unwrap();
+        let new = f.cache.insert(new_entry(P1, "same prompt")).await.unwrap();
+        assert_ne!(old, new);
+        assert_eq!(f.store.entries.lock().len(), 1);
+        let ids: Vec<EntryId> = f.index.vectors.lock().keys().map(|(_, id)| *id).collect();
+        assert_eq!(ids, vec![new]);
+    }
+
+    #[tokio::test]
+    async fn faults_bypass_and_failed_indexing_rolls_back() {
+        let f = fixture(options(0.9));
+        f.embedder.fail.store(true, Ordering::SeqCst);
+        assert!(matches!(
+            f.cache.lookup(&req(P1, "anything")).await,
+            Lookup::Bypass(BypassReason::EmbedError)
+        ));
+        f.embedder.fail.store(false, Ordering::SeqCst);
+        f.store.fail.store(true, Ordering::SeqCst);
+        assert!(matches!(
+            f.cache.lookup(&req(P1, "anything")).await,
+            Lookup::Bypass(BypassReason::StoreError)
+        ));
+        f.store.fail.store(false, Ordering::SeqCst);
+        f.index.fail_inserts.store(true, Ordering::SeqCst);
+        assert!(f.cache.insert(new_entry(P1, "p q")).await.is_err());
+        assert!(f.store.entries.lock().is_empty(), "no half-inserted entry");
+    }
+
+    #[tokio::test]
+    async fn exact_only_entries_have_no_vector() {
+        let f = fixture(options(0.5));
+        let mut e = new_entry(P1, "tool result follows");
+        e.semantic = SemanticMode::ExactOnly;
+        f.cache.insert(e).await.unwrap();
+        assert!(f.index.vectors.lock().is_empty());
+        let mut r = req(P1, "tool result follows");
+        r.semantic = SemanticMode::ExactOnly;
+        assert!(matches!(f.cache.lookup(&r).await, Lookup::ExactHit(_)));
+        assert_eq!(f.embedder.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn counters_count_outcomes_and_savings() {
+        let f = fixture(options(0.9));
+        f.cache.insert(new_entry(P1, "a b c")).await.unwrap();
+        f.cache.lookup(&req(P1, "a b c")).await;
+        f.cache.lookup(&req(P1, "zzz")).await;
+        let c = f.cache.counters().await.unwrap();
+        assert_eq!((c.exact_hits, c.misses), (1, 1));
+        assert_eq!((c.prompt_tokens_saved, c.completion_tokens_saved), (3, 5));
+    }
+
+    #[test]
+    fn another_embedder_is_refused() {
+        struct Other;
+        #[async_trait]
+        impl Embedder for Other {
+            fn id(&self) -> &str {
+                "test:other"
+            }
+            fn dim(&self) -> usize {
+                8
+            }
+            async fn embed(&self, _: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+                Ok(vec![])
+            }
+        }
+        let r = Cache::new(
+            Arc::new(MemStore::default()),
+            Arc::new(FlatIndex::default()),
+            Arc::new(Other),
+            Arc::new(ManualClock::new(0)),
+            CacheOptions::default(),
+        );
+        assert!(matches!(r, Err(IndexError::Embedder { .. })));
+    }
+}

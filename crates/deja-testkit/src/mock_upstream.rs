@@ -1,1 +1,1634 @@
-//! A mock OpenAI-compatible upstream.
+//! A deterministic mock of an OpenAI-compatible upstream that counts calls.
+//!
+//! This is the only simulated part of deja's tests: it stands in for the paid LLM provider so
+//! that a test of a cache hit can assert that the upstream saw zero calls. It is a real HTTP
+//! server (axum on a tokio listener), so the proxy talks to it exactly as it would talk to a
+//! provider, including streaming and broken connections. The same server ships as
+//! `deja mock-upstream --listen ADDR` for demos.
+//!
+//! It is not a model: every answer is a pure function of the request, so two runs of a test
+//! see identical bytes (ids depend only on how many chat calls came before; `created` is a
+//! fixed timestamp).
+//!
+//! # Endpoints
+//!
+//! | Route                        | Counted as                                   |
+//! |------------------------------|----------------------------------------------|
+//! | `POST /v1/chat/completions`  | `chat_calls`                                 |
+//! | `POST /v1/embeddings`        | `embedding_calls`, `embedding_items` += inputs |
+//! | `GET /v1/models`             | `other_calls`                                |
+//! | anything else                | `other_calls` (404 in the OpenAI error shape) |
+//! | `GET /mock/stats`            | not counted; [`MockStats`] as JSON           |
+//! | `POST /mock/reset`           | not counted; zeroes the counters             |
+//! | `GET /mock/last-authorization` | not counted; `{"authorization": ...}`      |
+//!
+//! Every counted call also bumps `total_calls` and records its `authorization` header.
+//!
+//! # Answers
+//!
+//! A chat answer is `"deja-mock answer to: <last user message>"`; when the content is an array
+//! of parts, the `text` parts are joined with a single space. With `n > 1`, choice `i > 0`
+//! appends `" (choice i)"`. Token usage counts whitespace-separated words.
+//!
+//! An embedding is a normal-ish vector drawn from a PRNG seeded with an FNV-1a hash of the
+//! input (string bytes, or the token ids), L2-normalised. Its dimension is `dimensions` when
+//! the request gives it, else [`DEFAULT_EMBEDDING_DIMENSIONS`] (16). A shorter vector for the
+//! same input is therefore a renormalised prefix of a longer one.
+//!
+//! # Fault injection
+//!
+//! A fault is selected by the request header `x-mock-fault` (comma-separated specs, e.g.
+//! `slow=100,cut=2`) or by markers inside the last user message (chat) or any input string
+//! (embeddings), so tests driving unmodified SDKs can trigger them:
+//!
+//! | Spec / marker                  | Effect                                                  |
+//! |--------------------------------|---------------------------------------------------------|
+//! | `500` / `[mock:500]`           | HTTP 500, `server_error` body                           |
+//! | `429` / `[mock:429]`           | HTTP 429, rate-limit body, `retry-after: 1`             |
+//! | `slow=MS` / `[mock:slow=MS]`   | wait MS ms before answering; when streaming, before each chunk |
+//! | `cut=N` / `[mock:cut=N]`       | streaming: send N SSE events, then drop the connection without `finish_reason` or `[DONE]`; otherwise send half the JSON body, then drop |
+//!
+//! The header `x-mock-chunk-delay-ms: MS` sets a per-chunk delay for streams on its own. An
+//! unknown spec is answered with a 400, so a typo in a test fails loudly. Faulted calls are
+//! still counted.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Embedding dimension used when a request does not ask for one with `dimensions`.
+pub const DEFAULT_EMBEDDING_DIMENSIONS: usize = 16;
+
+/// Largest `dimensions` the mock accepts; bigger requests get a 400 instead of a huge body.
+pub const MAX_EMBEDDING_DIMENSIONS: usize = 8192;
+
+/// The `created` timestamp on every response: fixed, so responses are byte-for-byte
+/// reproducible.
+pub const MOCK_CREATED: u64 = 1_700_000_000;
+
+/// Request header selecting faults, e.g. `500`, `429`, `slow=200`, `cut=2`.
+pub const FAULT_HEADER: &str = "x-mock-fault";
+
+/// Request header setting a delay before each streamed chunk, in milliseconds.
+pub const CHUNK_DELAY_HEADER: &str = "x-mock-chunk-delay-ms";
+
+/// Models listed by `GET /v1/models`.
+const MODELS: [&str; 2] = ["deja-mock-chat", "deja-mock-embedding"];
+
+/// A snapshot of the mock's call counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MockStats {
+    /// `POST /v1/chat/completions` calls, faulted ones included.
+    pub chat_calls: u64,
+    /// `POST /v1/embeddings` calls, faulted ones included.
+    pub embedding_calls: u64,
+    /// Inputs across all embedding calls (one call may embed many inputs).
+    pub embedding_items: u64,
+    /// Calls to any other path, including `GET /v1/models` and 404s.
+    pub other_calls: u64,
+    /// All counted calls; `/mock/*` control routes are not counted.
+    pub total_calls: u64,
+}
+
+/// Shared state of the mock: the call counters and the last `authorization` header.
+///
+/// Cloning is cheap and clones share the counters, so a test can keep one and hand another
+/// to [`router`].
+#[derive(Debug, Clone, Default)]
+pub struct MockState {
+    inner: Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    chat_calls: AtomicU64,
+    embedding_calls: AtomicU64,
+    embedding_items: AtomicU64,
+    other_calls: AtomicU64,
+    total_calls: AtomicU64,
+    /// The `authorization` header of the most recent counted call (`None` if it had none), so
+    /// tests can check which key the proxy forwarded.
+    last_authorization: Mutex<Option<String>>,
+}
+
+/// Which counter a call bumps.
+#[derive(Debug, Clone, Copy)]
+enum CallKind {
+    Chat,
+    Embeddings,
+    Other,
+}
+
+impl MockState {
+    /// A fresh state with all counters at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A snapshot of the counters. Fields are read one by one, so a snapshot taken while
+    /// calls are in flight may be off by those calls.
+    pub fn stats(&self) -> MockStats {
+        let c = &self.inner;
+        MockStats {
+            chat_calls: c.chat_calls.load(Ordering::SeqCst),
+            embedding_calls: c.embedding_calls.load(Ordering::SeqCst),
+            embedding_items: c.embedding_items.load(Ordering::SeqCst),
+            other_calls: c.other_calls.load(Ordering::SeqCst),
+            total_calls: c.total_calls.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Zeroes the counters and forgets the last `authorization` header.
+    pub fn reset(&self) {
+        let c = &self.inner;
+        for counter in [
+            &c.chat_calls,
+            &c.embedding_calls,
+            &c.embedding_items,
+            &c.other_calls,
+            &c.total_calls,
+        ] {
+            counter.store(0, Ordering::SeqCst);
+        }
+        *c.last_authorization.lock() = None;
+    }
+
+    /// The `authorization` header of the most recent counted call, if it had one.
+    pub fn last_authorization(&self) -> Option<String> {
+        self.inner.last_authorization.lock().clone()
+    }
+
+    /// Counts one call and records its `authorization` header. Returns the call's ordinal
+    /// within its kind (1 for the first), used to number completion ids.
+    fn record(&self, kind: CallKind, headers: &HeaderMap) -> u64 {
+        let c = &self.inner;
+        let counter = match kind {
+            CallKind::Chat => &c.chat_calls,
+            CallKind::Embeddings => &c.embedding_calls,
+            CallKind::Other => &c.other_calls,
+        };
+        let ordinal = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        c.total_calls.fetch_add(1, Ordering::SeqCst);
+        *c.last_authorization.lock() = headers
+            .get(header::AUTHORIZATION)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        ordinal
+    }
+
+    fn add_embedding_items(&self, items: usize) {
+        self.inner
+            .embedding_items
+            .fetch_add(items as u64, Ordering::SeqCst);
+    }
+}
+
+/// A running mock upstream on `127.0.0.1` with an OS-chosen port. Dropping it stops accepting
+/// connections.
+#[derive(Debug)]
+pub struct MockUpstream {
+    state: MockState,
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl MockUpstream {
+    /// Binds `127.0.0.1:0` and serves in a background tokio task.
+    pub async fn start() -> std::io::Result<MockUpstream> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let state = MockState::new();
+        let task = tokio::spawn({
+            let state = state.clone();
+            async move {
+                if let Err(error) = serve(listener, state).await {
+                    tracing::error!(%error, "mock upstream stopped");
+                }
+            }
+        });
+        Ok(MockUpstream { state, addr, task })
+    }
+
+    /// The OpenAI-style base URL, e.g. `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A snapshot of the call counters.
+    pub fn stats(&self) -> MockStats {
+        self.state.stats()
+    }
+
+    /// Zeroes the counters and forgets the last `authorization` header.
+    pub fn reset(&self) {
+        self.state.reset()
+    }
+
+    /// The `authorization` header of the most recent counted call, if it had one.
+    pub fn last_authorization(&self) -> Option<String> {
+        self.state.last_authorization()
+    }
+
+    /// The shared state (counters) behind this server.
+    pub fn state(&self) -> &MockState {
+        &self.state
+    }
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The mock's routes, without a socket (usable with `tower::ServiceExt::oneshot`).
+pub fn router(state: MockState) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(list_models))
+        .route("/mock/stats", get(get_stats))
+        .route("/mock/reset", post(post_reset))
+        .route("/mock/last-authorization", get(get_last_authorization))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// Serves the mock on `listener` until the task is dropped or the listener fails.
+pub async fn serve(listener: TcpListener, state: MockState) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults
+
+/// How a call should misbehave, gathered from the fault header and prompt markers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Faults {
+    fail: Option<FailWith>,
+    /// Delay before answering; for streams, before each chunk.
+    slow_ms: u64,
+    /// Delay before each streamed chunk, from [`CHUNK_DELAY_HEADER`].
+    chunk_delay_ms: u64,
+    /// Drop the connection after this many SSE events (or half the body when not streaming).
+    cut_after: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailWith {
+    ServerError,
+    RateLimited,
+}
+
+impl FailWith {
+    fn response(self) -> Response {
+        match self {
+            FailWith::ServerError => error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "mock upstream failure",
+                "server_error",
+                None,
+            ),
+            FailWith::RateLimited => {
+                let mut response = error_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "mock upstream rate limit reached",
+                    "requests",
+                    Some("rate_limit_exceeded"),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+            }
+        }
+    }
+}
+
+impl Faults {
+    /// Gathers faults from the request headers and from `[mock:...]` markers in `texts`.
+    /// An unknown spec is an error message meant for a 400 response.
+    fn collect<'a>(
+        headers: &HeaderMap,
+        texts: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Faults, String> {
+        let mut faults = Faults::default();
+        for value in headers.get_all(FAULT_HEADER) {
+            let value = value
+                .to_str()
+                .map_err(|_| format!("{FAULT_HEADER} header is not ASCII"))?;
+            for spec in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                faults.apply(spec)?;
+            }
+        }
+        if let Some(value) = headers.get(CHUNK_DELAY_HEADER) {
+            faults.chunk_delay_ms = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| format!("{CHUNK_DELAY_HEADER} must be a number of milliseconds"))?;
+        }
+        for text in texts {
+            for spec in markers(text) {
+                faults.apply(spec)?;
+            }
+        }
+        Ok(faults)
+    }
+
+    fn apply(&mut self, spec: &str) -> Result<(), String> {
+        let number = |value: &str| {
+            value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("mock fault '{spec}' needs a whole number"))
+        };
+        match spec.split_once('=') {
+            None if spec == "500" => self.fail = Some(FailWith::ServerError),
+            None if spec == "429" => self.fail = Some(FailWith::RateLimited),
+            Some(("slow", ms)) => self.slow_ms = number(ms)?,
+            Some(("cut", n)) => {
+                self.cut_after = Some(usize::try_from(number(n)?).unwrap_or(usize::MAX))
+            }
+            _ => {
+                return Err(format!(
+                    "unknown mock fault '{spec}' (valid: 500, 429, slow=MS, cut=N)"
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// The delay before each streamed chunk.
+    fn chunk_delay(&self) -> Duration {
+        Duration::from_millis(self.slow_ms.max(self.chunk_delay_ms))
+    }
+}
+
+/// The specs inside `[mock:SPEC]` markers in `text`, in order.
+fn markers(text: &str) -> impl Iterator<Item = &str> {
+    const OPEN: &str = "[mock:";
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        let start = rest.find(OPEN)? + OPEN.len();
+        let len = rest[start..].find(']')?;
+        let spec = rest[start..start + len].trim();
+        rest = &rest[start + len + 1..];
+        Some(spec)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+/// An error in OpenAI's shape: `{"error":{"message","type","param","code"}}`.
+fn error_response(status: StatusCode, message: &str, kind: &str, code: Option<&str>) -> Response {
+    let body = json!({
+        "error": { "message": message, "type": kind, "param": null, "code": code }
+    });
+    (status, Json(body)).into_response()
+}
+
+fn invalid_request(message: &str) -> Response {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        message,
+        "invalid_request_error",
+        None,
+    )
+}
+
+/// One piece of a deliberately paced response body.
+enum Step {
+    Data(Bytes),
+    /// End the body with an error so the server drops the connection mid-response.
+    Abort,
+}
+
+/// A body that yields `steps` one at a time, waiting `delay` before each (or yielding to the
+/// scheduler when there is no delay, so the server flushes every chunk on its own rather than
+/// writing one buffer).
+fn paced_body(steps: Vec<Step>, delay: Duration) -> Body {
+    let stream = futures::stream::unfold(steps.into_iter(), move |mut steps| async move {
+        let step = steps.next()?;
+        if delay.is_zero() {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(delay).await;
+        }
+        let item = match step {
+            Step::Data(bytes) => Ok(bytes),
+            Step::Abort => {
+                // Give the server a moment to flush what was already sent, so the client sees
+                // the first chunks and then an early EOF rather than nothing at all.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "mock upstream cut the response",
+                ))
+            }
+        };
+        Some((item, steps))
+    });
+    Body::from_stream(stream)
+}
+
+fn with_content_type(body: Body, content_type: &'static str) -> Response {
+    let mut response = Response::new(body);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Sends the first half of `body`, then drops the connection.
+fn truncated_json(body: &Value) -> Response {
+    let bytes = body.to_string().into_bytes();
+    let half = Bytes::from(bytes[..bytes.len() / 2].to_vec());
+    with_content_type(
+        paced_body(vec![Step::Data(half), Step::Abort], Duration::ZERO),
+        "application/json",
+    )
+}
+
+async fn sleep_ms(ms: u64) {
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+fn word_count(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chat completions
+
+/// The text of a message's `content`: a string, or the `text` parts of an array joined with a
+/// space. Anything else has no text.
+fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter(|part| part.get("type").and_then(Value::as_str) == Some("text"))
+            .filter_map(|part| part.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+async fn chat_completions(
+    State(state): State<MockState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ordinal = state.record(CallKind::Chat, &headers);
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(value @ Value::Object(_)) => value,
+        _ => return invalid_request("request body is not a JSON object"),
+    };
+    let messages = request
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let question = messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .and_then(|m| m.get("content"))
+        .map(content_text)
+        .unwrap_or_default();
+    let faults = match Faults::collect(&headers, [question.as_str()]) {
+        Ok(faults) => faults,
+        Err(message) => return invalid_request(&message),
+    };
+    if let Some(fail) = faults.fail {
+        sleep_ms(faults.slow_ms).await;
+        return fail.response();
+    }
+
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("deja-mock-chat");
+    let n = request
+        .get("n")
+        .and_then(Value::as_u64)
+        .unwrap_or(1)
+        .clamp(1, 128);
+    let answer = format!("deja-mock answer to: {question}");
+    let texts: Vec<String> = (0..n)
+        .map(|i| match i {
+            0 => answer.clone(),
+            _ => format!("{answer} (choice {i})"),
+        })
+        .collect();
+    let prompt_tokens: u64 = messages
+        .iter()
+        .filter_map(|m| m.get("content"))
+        .map(|c| word_count(&content_text(c)))
+        .sum();
+    let completion_tokens: u64 = texts.iter().map(|t| word_count(t)).sum();
+    let usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    });
+    let id = format!("chatcmpl-mock-{ordinal}");
+
+    if request.get("stream").and_then(Value::as_bool) == Some(true) {
+        let include_usage = request
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            == Some(true);
+        let plan = StreamPlan {
+            id: &id,
+            model,
+            texts: &texts,
+            usage: include_usage.then_some(&usage),
+        };
+        return stream_response(plan.events(), &faults);
+    }
+
+    sleep_ms(faults.slow_ms).await;
+    let choices: Vec<Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            json!({
+                "index": index,
+                "message": { "role": "assistant", "content": text, "refusal": null },
+                "logprobs": null,
+                "finish_reason": "stop",
+            })
+        })
+        .collect();
+    let body = json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": MOCK_CREATED,
+        "model": model,
+        "choices": choices,
+        "usage": usage,
+        "system_fingerprint": "fp_deja_mock",
+    });
+    if faults.cut_after.is_some() {
+        return truncated_json(&body);
+    }
+    Json(body).into_response()
+}
+
+/// What a streamed completion sends.
+struct StreamPlan<'a> {
+    id: &'a str,
+    model: &'a str,
+    texts: &'a [String],
+    /// Present when the request asked for `stream_options.include_usage`.
+    usage: Option<&'a Value>,
+}
+
+/// The SSE events of a stream, split where a cut may happen.
+struct StreamEvents {
+    /// Role and content chunks: a cut happens somewhere in here.
+    body: Vec<Bytes>,
+    /// Finish chunks, the usage chunk and `[DONE]`: never sent by a cut stream.
+    tail: Vec<Bytes>,
+}
+
+impl StreamPlan<'_> {
+    fn chunk(&self, choices: Value, usage: Option<&Value>) -> Bytes {
+        let mut chunk = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": MOCK_CREATED,
+            "model": self.model,
+            "system_fingerprint": "fp_deja_mock",
+            "choices": choices,
+        });
+        // OpenAI sends `"usage": null` on every chunk once usage was requested.
+        if self.usage.is_some() {
+            chunk["usage"] = usage.cloned().unwrap_or(Value::Null);
+        }
+        sse(&chunk.to_string())
+    }
+
+    fn delta(&self, index: usize, delta: Value, finish_reason: Option<&str>) -> Bytes {
+        let choice = json!({
+            "index": index,
+            "delta": delta,
+            "logprobs": null,
+            "finish_reason": finish_reason,
+        });
+        self.chunk(json!([choice]), None)
+    }
+
+    /// Role chunks for every choice, then each choice's answer word by word, then the finish
+    /// chunks, the optional usage chunk and `[DONE]`.
+    fn events(&self) -> StreamEvents {
+        let mut body = Vec::new();
+        for index in 0..self.texts.len() {
+            body.push(self.delta(index, json!({ "role": "assistant", "content": "" }), None));
+        }
+        for (index, text) in self.texts.iter().enumerate() {
+            for piece in text.split_inclusive(' ') {
+                body.push(self.delta(index, json!({ "content": piece }), None));
+            }
+        }
+        let mut tail = Vec::new();
+        for index in 0..self.texts.len() {
+            tail.push(self.delta(index, json!({}), Some("stop")));
+        }
+        if let Some(usage) = self.usage {
+            tail.push(self.chunk(json!([]), Some(usage)));
+        }
+        tail.push(sse("[DONE]"));
+        StreamEvents { body, tail }
+    }
+}
+
+fn sse(data: &str) -> Bytes {
+    Bytes::from(format!("data: {data}\n\n"))
+}
+
+fn stream_response(events: StreamEvents, faults: &Faults) -> Response {
+    let steps: Vec<Step> = match faults.cut_after {
+        Some(n) => events
+            .body
+            .into_iter()
+            .take(n)
+            .map(Step::Data)
+            .chain(std::iter::once(Step::Abort))
+            .collect(),
+        None => events
+            .body
+            .into_iter()
+            .chain(events.tail)
+            .map(Step::Data)
+            .collect(),
+    };
+    let mut response =
+        with_content_type(paced_body(steps, faults.chunk_delay()), "text/event-stream");
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings
+
+/// One input to embed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum EmbeddingInput {
+    Text(String),
+    Tokens(Vec<u64>),
+}
+
+impl EmbeddingInput {
+    fn seed(&self) -> u64 {
+        // Distinct prefixes keep the text "1" and the token list [1] apart.
+        match self {
+            EmbeddingInput::Text(text) => fnv1a(fnv1a(FNV_OFFSET, b"text:"), text.as_bytes()),
+            EmbeddingInput::Tokens(tokens) => tokens
+                .iter()
+                .fold(fnv1a(FNV_OFFSET, b"tokens:"), |hash, token| {
+                    fnv1a(hash, &token.to_le_bytes())
+                }),
+        }
+    }
+
+    fn token_count(&self) -> u64 {
+        match self {
+            EmbeddingInput::Text(text) => word_count(text),
+            EmbeddingInput::Tokens(tokens) => tokens.len() as u64,
+        }
+    }
+
+    fn text(&self) -> Option<&str> {
+        match self {
+            EmbeddingInput::Text(text) => Some(text),
+            EmbeddingInput::Tokens(_) => None,
+        }
+    }
+}
+
+/// Parses `input`: a string, an array of strings, an array of token ids, or an array of
+/// arrays of token ids.
+fn parse_inputs(input: Option<&Value>) -> Result<Vec<EmbeddingInput>, String> {
+    fn tokens(items: &[Value]) -> Option<Vec<u64>> {
+        items.iter().map(Value::as_u64).collect()
+    }
+    const SHAPE: &str =
+        "'input' must be a string, an array of strings, an array of token ids, or an array of arrays of token ids";
+    match input {
+        Some(Value::String(text)) => Ok(vec![EmbeddingInput::Text(text.clone())]),
+        Some(Value::Array(items)) if items.is_empty() => Err("'input' is empty".to_owned()),
+        Some(Value::Array(items)) if items.iter().all(Value::is_number) => tokens(items)
+            .map(|t| vec![EmbeddingInput::Tokens(t)])
+            .ok_or_else(|| SHAPE.to_owned()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(text) => Some(EmbeddingInput::Text(text.clone())),
+                Value::Array(inner) => tokens(inner).map(EmbeddingInput::Tokens),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| SHAPE.to_owned()),
+        Some(_) => Err(SHAPE.to_owned()),
+        None => Err("'input' is required".to_owned()),
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(FNV_PRIME);
+    }
+    hash
+}
+
+/// SplitMix64: a tiny, well-mixed PRNG, so the vector depends on every bit of the seed.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform float in (0, 1]: never zero, so its logarithm is finite.
+    fn next_unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A standard normal sample (Box–Muller).
+    fn next_normal(&mut self) -> f64 {
+        let (u1, u2) = (self.next_unit(), self.next_unit());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+/// The deterministic, L2-normalised embedding of `input` with `dimensions` components.
+fn mock_embedding(input: &EmbeddingInput, dimensions: usize) -> Vec<f32> {
+    let mut rng = SplitMix64(input.seed());
+    let raw: Vec<f64> = (0..dimensions).map(|_| rng.next_normal()).collect();
+    let norm = raw.iter().map(|x| x * x).sum::<f64>().sqrt();
+    // A norm of zero needs every sample to be exactly zero, which Box–Muller cannot produce
+    // from nonzero uniforms, but guard anyway rather than emit NaN.
+    let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+    raw.iter().map(|x| (x * scale) as f32).collect()
+}
+
+fn base64_f32(vector: &[f32]) -> String {
+    let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+async fn embeddings(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    state.record(CallKind::Embeddings, &headers);
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(value @ Value::Object(_)) => value,
+        _ => return invalid_request("request body is not a JSON object"),
+    };
+    let inputs = match parse_inputs(request.get("input")) {
+        Ok(inputs) => inputs,
+        Err(message) => return invalid_request(&message),
+    };
+    state.add_embedding_items(inputs.len());
+    let faults = match Faults::collect(&headers, inputs.iter().filter_map(EmbeddingInput::text)) {
+        Ok(faults) => faults,
+        Err(message) => return invalid_request(&message),
+    };
+    if let Some(fail) = faults.fail {
+        sleep_ms(faults.slow_ms).await;
+        return fail.response();
+    }
+
+    let dimensions = match request.get("dimensions") {
+        None | Some(Value::Null) => DEFAULT_EMBEDDING_DIMENSIONS,
+        Some(value) => match value.as_u64().and_then(|d| usize::try_from(d).ok()) {
+            Some(d) if (1..=MAX_EMBEDDING_DIMENSIONS).contains(&d) => d,
+            _ => {
+                return invalid_request(&format!(
+                    "'dimensions' must be a whole number from 1 to {MAX_EMBEDDING_DIMENSIONS}"
+                ))
+            }
+        },
+    };
+    let as_base64 = match request.get("encoding_format").and_then(Value::as_str) {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return invalid_request(&format!(
+                "unknown 'encoding_format' '{other}' (valid: float, base64)"
+            ))
+        }
+    };
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("deja-mock-embedding");
+
+    sleep_ms(faults.slow_ms).await;
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, input)| {
+            let vector = mock_embedding(input, dimensions);
+            let embedding = if as_base64 {
+                json!(base64_f32(&vector))
+            } else {
+                json!(vector)
+            };
+            json!({ "object": "embedding", "index": index, "embedding": embedding })
+        })
+        .collect();
+    let tokens: u64 = inputs.iter().map(EmbeddingInput::token_count).sum();
+    let body = json!({
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
+    });
+    if faults.cut_after.is_some() {
+        return truncated_json(&body);
+    }
+    Json(body).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Other routes
+
+async fn list_models(State(state): State<MockState>, headers: HeaderMap) -> Response {
+    state.record(CallKind::Other, &headers);
+    let data: Vec<Value> = MODELS
+        .iter()
+        .map(|id| json!({ "id": id, "object": "model", "created": MOCK_CREATED, "owned_by": "deja-mock" }))
+        .collect();
+    Json(json!({ "object": "list", "data": data })).into_response()
+}
+
+async fn not_found(
+    State(state): State<MockState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    state.record(CallKind::Other, &headers);
+    error_response(
+        StatusCode::NOT_FOUND,
+        &format!("Invalid URL ({method} {})", uri.path()),
+        "invalid_request_error",
+        Some("unknown_url"),
+    )
+}
+
+async fn method_not_allowed(
+    State(state): State<MockState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    state.record(CallKind::Other, &headers);
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("method {method} not allowed on {}", uri.path()),
+        "invalid_request_error",
+        None,
+    )
+}
+
+async fn get_stats(State(state): State<MockState>) -> Json<MockStats> {
+    Json(state.stats())
+}
+
+async fn post_reset(State(state): State<MockState>) -> Json<MockStats> {
+    state.reset();
+    Json(state.stats())
+}
+
+async fn get_last_authorization(State(state): State<MockState>) -> Json<Value> {
+    Json(json!({ "authorization": state.last_authorization() }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::TokioIo;
+    use tokio::net::TcpStream;
+    use tower::ServiceExt;
+
+    /// What a client saw: the head, every body frame as it arrived, and how the body ended.
+    struct Reply {
+        status: StatusCode,
+        headers: HeaderMap,
+        frames: Vec<Bytes>,
+        /// Set when the body ended in an error (a cut connection) instead of a clean end.
+        error: Option<String>,
+    }
+
+    impl Reply {
+        fn body(&self) -> Vec<u8> {
+            self.frames.concat()
+        }
+
+        fn json(&self) -> Value {
+            serde_json::from_slice(&self.body()).expect("body is JSON")
+        }
+
+        /// The `data:` payloads of an SSE body, in order.
+        fn sse_data(&self) -> Vec<String> {
+            String::from_utf8(self.body())
+                .unwrap()
+                .split("\n\n")
+                .filter(|event| !event.is_empty())
+                .map(|event| event.strip_prefix("data: ").expect("data event").to_owned())
+                .collect()
+        }
+
+        fn sse_json(&self) -> Vec<Value> {
+            self.sse_data()
+                .iter()
+                .filter(|d| *d != "[DONE]")
+                .map(|d| serde_json::from_str(d).unwrap())
+                .collect()
+        }
+    }
+
+    /// Sends one HTTP/1.1 request over a fresh connection and reads the body frame by frame.
+    async fn send(
+        addr: SocketAddr,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Reply {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            // A cut response makes the connection fail; the body read below reports that.
+            let _ = conn.await;
+        });
+        let mut request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, addr.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let response = sender
+            .send_request(request.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+            .unwrap();
+        let (parts, mut body) = response.into_parts();
+        let mut frames = Vec::new();
+        let mut error = None;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => frames.extend(frame.into_data().ok()),
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            frames,
+            error,
+        }
+    }
+
+    async fn post_json(mock: &MockUpstream, path: &str, body: Value) -> Reply {
+        send(mock.addr(), Method::POST, path, &[], Some(body)).await
+    }
+
+    fn chat(question: &str) -> Value {
+        json!({
+            "model": "gpt-test",
+            "messages": [
+                { "role": "system", "content": "be brief" },
+                { "role": "user", "content": question },
+            ],
+        })
+    }
+
+    fn streaming_chat(question: &str) -> Value {
+        let mut body = chat(question);
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({ "include_usage": true });
+        body
+    }
+
+    /// Concatenates the content deltas of choice `index` in a stream.
+    fn streamed_text(chunks: &[Value], index: u64) -> String {
+        chunks
+            .iter()
+            .flat_map(|c| c["choices"].as_array().unwrap().iter())
+            .filter(|choice| choice["index"] == index)
+            .filter_map(|choice| choice["delta"]["content"].as_str())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn non_streaming_answer_names_the_question_and_is_counted() {
+        let mock = MockUpstream::start().await.unwrap();
+        assert_eq!(mock.base_url(), format!("http://{}/v1", mock.addr()));
+        let reply = send(
+            mock.addr(),
+            Method::POST,
+            "/v1/chat/completions",
+            &[("authorization", "Bearer sk-test")],
+            Some(chat("what is the capital of France?")),
+        )
+        .await;
+
+        assert_eq!(reply.status, StatusCode::OK);
+        let body = reply.json();
+        assert_eq!(body["object"], "chat.completion");
+        assert_eq!(body["id"], "chatcmpl-mock-1");
+        assert_eq!(body["model"], "gpt-test");
+        assert_eq!(body["created"], MOCK_CREATED);
+        let choice = &body["choices"][0];
+        assert_eq!(choice["index"], 0);
+        assert_eq!(choice["finish_reason"], "stop");
+        assert_eq!(choice["message"]["role"], "assistant");
+        assert_eq!(
+            choice["message"]["content"],
+            "deja-mock answer to: what is the capital of France?"
+        );
+        // Words: "be brief" (2) + the question (6); the answer has 9.
+        assert_eq!(
+            body["usage"],
+            json!({ "prompt_tokens": 8, "completion_tokens": 9, "total_tokens": 17 })
+        );
+        assert_eq!(
+            mock.stats(),
+            MockStats {
+                chat_calls: 1,
+                total_calls: 1,
+                ..MockStats::default()
+            }
+        );
+        assert_eq!(mock.last_authorization().as_deref(), Some("Bearer sk-test"));
+
+        // Same question, same answer; only the id moves on.
+        let again = post_json(
+            &mock,
+            "/v1/chat/completions",
+            chat("what is the capital of France?"),
+        )
+        .await
+        .json();
+        assert_eq!(again["id"], "chatcmpl-mock-2");
+        assert_eq!(again["choices"], body["choices"]);
+        assert_eq!(mock.stats().chat_calls, 2);
+        assert_eq!(mock.last_authorization(), None);
+    }
+
+    #[tokio::test]
+    async fn content_parts_are_joined() {
+        let mock = MockUpstream::start().await.unwrap();
+        let body = json!({
+            "model": "m",
+            "messages": [
+                { "role": "user", "content": "earlier turn" },
+                { "role": "assistant", "content": "ok" },
+                { "role": "user", "content": [
+                    { "type": "text", "text": "describe" },
+                    { "type": "image_url", "image_url": { "url": "data:," } },
+                    { "type": "text", "text": "this" },
+                ] },
+            ],
+        });
+        let reply = post_json(&mock, "/v1/chat/completions", body).await.json();
+        assert_eq!(
+            reply["choices"][0]["message"]["content"],
+            "deja-mock answer to: describe this"
+        );
+    }
+
+    #[tokio::test]
+    async fn n_gives_distinct_indexed_choices() {
+        let mock = MockUpstream::start().await.unwrap();
+        let mut body = chat("hi");
+        body["n"] = json!(2);
+        let reply = post_json(&mock, "/v1/chat/completions", body.clone())
+            .await
+            .json();
+        let choices = reply["choices"].as_array().unwrap();
+        assert_eq!(choices.len(), 2);
+        assert_eq!(choices[0]["index"], 0);
+        assert_eq!(choices[1]["index"], 1);
+        assert_eq!(choices[0]["message"]["content"], "deja-mock answer to: hi");
+        assert_eq!(
+            choices[1]["message"]["content"],
+            "deja-mock answer to: hi (choice 1)"
+        );
+
+        body["stream"] = json!(true);
+        let chunks = post_json(&mock, "/v1/chat/completions", body)
+            .await
+            .sse_json();
+        assert_eq!(streamed_text(&chunks, 0), "deja-mock answer to: hi");
+        assert_eq!(
+            streamed_text(&chunks, 1),
+            "deja-mock answer to: hi (choice 1)"
+        );
+        assert_eq!(mock.stats().chat_calls, 2);
+    }
+
+    #[tokio::test]
+    async fn stream_sends_role_content_finish_usage_then_done() {
+        let mock = MockUpstream::start().await.unwrap();
+        let reply = post_json(
+            &mock,
+            "/v1/chat/completions",
+            streaming_chat("why is the sky blue"),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.headers[header::CONTENT_TYPE], "text/event-stream");
+        assert!(reply.error.is_none());
+
+        let data = reply.sse_data();
+        assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+        let chunks = reply.sse_json();
+        assert!(chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk"));
+        assert!(chunks.iter().all(|c| c["id"] == "chatcmpl-mock-1"));
+        assert!(chunks.iter().all(|c| c["model"] == "gpt-test"));
+
+        let first = &chunks[0]["choices"][0];
+        assert_eq!(
+            first["delta"],
+            json!({ "role": "assistant", "content": "" })
+        );
+
+        let content_chunks = chunks
+            .iter()
+            .filter(|c| {
+                c["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .is_some_and(|s| !s.is_empty())
+            })
+            .count();
+        assert!(content_chunks >= 3, "only {content_chunks} content chunks");
+        assert_eq!(
+            streamed_text(&chunks, 0),
+            "deja-mock answer to: why is the sky blue"
+        );
+
+        let finish = &chunks[chunks.len() - 2];
+        assert_eq!(finish["choices"][0]["delta"], json!({}));
+        assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+        assert_eq!(finish["usage"], Value::Null);
+
+        let usage = &chunks[chunks.len() - 1];
+        assert_eq!(usage["choices"], json!([]));
+        assert_eq!(
+            usage["usage"],
+            json!({ "prompt_tokens": 7, "completion_tokens": 8, "total_tokens": 15 })
+        );
+        assert_eq!(mock.stats().chat_calls, 1);
+    }
+
+    #[tokio::test]
+    async fn stream_without_include_usage_has_no_usage_chunk() {
+        let mock = MockUpstream::start().await.unwrap();
+        let mut body = chat("hello there");
+        body["stream"] = json!(true);
+        let chunks = post_json(&mock, "/v1/chat/completions", body)
+            .await
+            .sse_json();
+        assert!(chunks.iter().all(|c| c.get("usage").is_none()));
+        assert_eq!(
+            chunks.last().unwrap()["choices"][0]["finish_reason"],
+            "stop"
+        );
+    }
+
+    #[tokio::test]
+    async fn stream_is_delivered_chunk_by_chunk() {
+        let mock = MockUpstream::start().await.unwrap();
+        let reply = send(
+            mock.addr(),
+            Method::POST,
+            "/v1/chat/completions",
+            &[(CHUNK_DELAY_HEADER, "5")],
+            Some(streaming_chat("one two three")),
+        )
+        .await;
+        // With a delay before every event each arrives in its own frame.
+        assert_eq!(reply.frames.len(), reply.sse_data().len());
+        assert!(reply.frames.len() >= 6);
+    }
+
+    #[tokio::test]
+    async fn server_error_fault_by_header_and_by_marker() {
+        let mock = MockUpstream::start().await.unwrap();
+        let expected = json!({
+            "error": {
+                "message": "mock upstream failure",
+                "type": "server_error",
+                "param": null,
+                "code": null,
+            }
+        });
+        let by_header = send(
+            mock.addr(),
+            Method::POST,
+            "/v1/chat/completions",
+            &[(FAULT_HEADER, "500")],
+            Some(chat("hi")),
+        )
+        .await;
+        assert_eq!(by_header.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(by_header.json(), expected);
+
+        let by_marker = post_json(
+            &mock,
+            "/v1/chat/completions",
+            streaming_chat("hi [mock:500]"),
+        )
+        .await;
+        assert_eq!(by_marker.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(by_marker.json(), expected);
+        assert_eq!(mock.stats().chat_calls, 2);
+    }
+
+    #[tokio::test]
+    async fn rate_limit_fault() {
+        let mock = MockUpstream::start().await.unwrap();
+        let reply = post_json(&mock, "/v1/chat/completions", chat("[mock:429] hi")).await;
+        assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(reply.headers[header::RETRY_AFTER], "1");
+        let body = reply.json();
+        assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+        assert_eq!(body["error"]["param"], Value::Null);
+        assert!(body["error"]["message"].is_string());
+        assert_eq!(mock.stats().chat_calls, 1);
+    }
+
+    #[tokio::test]
+    async fn slow_fault_delays_the_answer() {
+        let mock = MockUpstream::start().await.unwrap();
+        let started = tokio::time::Instant::now();
+        let reply = post_json(&mock, "/v1/chat/completions", chat("[mock:slow=150] hi")).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(started.elapsed() >= Duration::from_millis(150));
+    }
+
+    #[tokio::test]
+    async fn cut_stream_ends_early_without_finish_or_done() {
+        let mock = MockUpstream::start().await.unwrap();
+        let reply = post_json(
+            &mock,
+            "/v1/chat/completions",
+            streaming_chat("tell me a long story [mock:cut=2]"),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(reply.error.is_some(), "client must see the cut as an error");
+        let data = reply.sse_data();
+        assert_eq!(data.len(), 2);
+        assert!(data.iter().all(|d| d != "[DONE]"));
+        assert!(reply
+            .sse_json()
+            .iter()
+            .all(|c| c["choices"][0]["finish_reason"].is_null()));
+        assert_eq!(mock.stats().chat_calls, 1);
+    }
+
+    #[tokio::test]
+    async fn cut_non_stream_sends_a_truncated_body() {
+        let mock = MockUpstream::start().await.unwrap();
+        let reply = send(
+            mock.addr(),
+            Method::POST,
+            "/v1/chat/completions",
+            &[(FAULT_HEADER, "cut=1")],
+            Some(chat("hi")),
+        )
+        .await;
+        assert!(reply.error.is_some());
+        assert!(serde_json::from_slice::<Value>(&reply.body()).is_err());
+    }
+
+    #[tokio::test]
+    async fn unknown_fault_is_a_bad_request() {
+        let mock = MockUpstream::start().await.unwrap();
+        let reply = post_json(&mock, "/v1/chat/completions", chat("[mock:explode]")).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert_eq!(reply.json()["error"]["type"], "invalid_request_error");
+    }
+
+    #[test]
+    fn fault_specs_parse() {
+        /// Headers, prompt text, and the faults they select (`None`: a 400).
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            &'static str,
+            Option<Faults>,
+        );
+        let cases: [Case; 6] = [
+            (&[], "plain question", Some(Faults::default())),
+            (
+                &[(FAULT_HEADER, "slow=100, cut=3")],
+                "",
+                Some(Faults {
+                    slow_ms: 100,
+                    cut_after: Some(3),
+                    ..Faults::default()
+                }),
+            ),
+            (
+                &[],
+                "a [mock:429] b [mock:slow=5]",
+                Some(Faults {
+                    fail: Some(FailWith::RateLimited),
+                    slow_ms: 5,
+                    ..Faults::default()
+                }),
+            ),
+            (
+                &[(CHUNK_DELAY_HEADER, "7")],
+                "[mock:500]",
+                Some(Faults {
+                    fail: Some(FailWith::ServerError),
+                    chunk_delay_ms: 7,
+                    ..Faults::default()
+                }),
+            ),
+            (&[(FAULT_HEADER, "slow=soon")], "", None),
+            (&[], "[mock:404]", None),
+        ];
+        for (headers, text, expected) in cases {
+            let mut map = HeaderMap::new();
+            for (name, value) in headers {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            let got = Faults::collect(&map, [text]).ok();
+            assert_eq!(got, expected, "headers {headers:?}, text {text:?}");
+        }
+    }
+
+    fn floats(value: &Value) -> Vec<f32> {
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    }
+
+    fn norm(v: &[f32]) -> f32 {
+        v.iter().map(|x| x * x).sum::<f32>().sqrt()
+    }
+
+    #[tokio::test]
+    async fn embeddings_are_deterministic_normalised_and_counted() {
+        let mock = MockUpstream::start().await.unwrap();
+        let request = json!({ "model": "emb", "input": ["alpha", "beta", "alpha"] });
+        let reply = post_json(&mock, "/v1/embeddings", request.clone()).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let body = reply.json();
+        assert_eq!(body["object"], "list");
+        assert_eq!(body["model"], "emb");
+        assert_eq!(
+            body["usage"],
+            json!({ "prompt_tokens": 3, "total_tokens": 3 })
+        );
+        let data = body["data"].as_array().unwrap();
+        assert_eq!(data.len(), 3);
+        for (i, item) in data.iter().enumerate() {
+            assert_eq!(item["object"], "embedding");
+            assert_eq!(item["index"], i);
+        }
+        let vectors: Vec<Vec<f32>> = data.iter().map(|d| floats(&d["embedding"])).collect();
+        assert_eq!(vectors[0].len(), DEFAULT_EMBEDDING_DIMENSIONS);
+        assert!((norm(&vectors[0]) - 1.0).abs() < 1e-5);
+        assert_eq!(vectors[0], vectors[2]);
+        assert_ne!(vectors[0], vectors[1]);
+
+        let again = post_json(&mock, "/v1/embeddings", request).await.json();
+        assert_eq!(again, body);
+        assert_eq!(
+            mock.stats(),
+            MockStats {
+                embedding_calls: 2,
+                embedding_items: 6,
+                total_calls: 2,
+                ..MockStats::default()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn embeddings_honour_dimensions_and_base64() {
+        let mock = MockUpstream::start().await.unwrap();
+        let float = post_json(
+            &mock,
+            "/v1/embeddings",
+            json!({ "model": "emb", "input": "hello", "dimensions": 64 }),
+        )
+        .await
+        .json();
+        let float = floats(&float["data"][0]["embedding"]);
+        assert_eq!(float.len(), 64);
+        assert!((norm(&float) - 1.0).abs() < 1e-5);
+
+        let encoded = post_json(
+            &mock,
+            "/v1/embeddings",
+            json!({ "model": "emb", "input": "hello", "dimensions": 64, "encoding_format": "base64" }),
+        )
+        .await
+        .json();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded["data"][0]["embedding"].as_str().unwrap())
+            .unwrap();
+        let decoded: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(decoded, float);
+    }
+
+    #[tokio::test]
+    async fn embeddings_accept_token_inputs() {
+        let mock = MockUpstream::start().await.unwrap();
+        let one = post_json(&mock, "/v1/embeddings", json!({ "input": [1, 2, 3] }))
+            .await
+            .json();
+        assert_eq!(one["data"].as_array().unwrap().len(), 1);
+        assert_eq!(one["usage"]["prompt_tokens"], 3);
+
+        let many = post_json(
+            &mock,
+            "/v1/embeddings",
+            json!({ "input": [[1, 2, 3], [4]] }),
+        )
+        .await
+        .json();
+        assert_eq!(many["data"].as_array().unwrap().len(), 2);
+        assert_eq!(many["data"][0]["embedding"], one["data"][0]["embedding"]);
+        assert_eq!(mock.stats().embedding_items, 3);
+
+        let bad = post_json(&mock, "/v1/embeddings", json!({ "input": [] })).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn embedding_faults_come_from_input_markers() {
+        let mock = MockUpstream::start().await.unwrap();
+        let reply = post_json(
+            &mock,
+            "/v1/embeddings",
+            json!({ "input": ["fine", "broken [mock:500]"] }),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(mock.stats().embedding_calls, 1);
+        assert_eq!(mock.stats().embedding_items, 2);
+    }
+
+    #[tokio::test]
+    async fn stats_and_reset_endpoints() {
+        let mock = MockUpstream::start().await.unwrap();
+        post_json(&mock, "/v1/chat/completions", chat("hi")).await;
+        post_json(&mock, "/v1/embeddings", json!({ "input": "x" })).await;
+        send(mock.addr(), Method::GET, "/v1/models", &[], None).await;
+
+        let stats = send(mock.addr(), Method::GET, "/mock/stats", &[], None).await;
+        let stats: MockStats = serde_json::from_slice(&stats.body()).unwrap();
+        assert_eq!(
+            stats,
+            MockStats {
+                chat_calls: 1,
+                embedding_calls: 1,
+                embedding_items: 1,
+                other_calls: 1,
+                total_calls: 3,
+            }
+        );
+        // Reading the stats is not itself a call.
+        assert_eq!(mock.stats(), stats);
+
+        let reset = send(mock.addr(), Method::POST, "/mock/reset", &[], None).await;
+        assert_eq!(reset.status, StatusCode::OK);
+        assert_eq!(mock.stats(), MockStats::default());
+    }
+
+    #[tokio::test]
+    async fn reset_zeroes_counters_and_authorization() {
+        let mock = MockUpstream::start().await.unwrap();
+        send(
+            mock.addr(),
+            Method::GET,
+            "/v1/models",
+            &[("authorization", "Bearer k")],
+            None,
+        )
+        .await;
+        let last = send(
+            mock.addr(),
+            Method::GET,
+            "/mock/last-authorization",
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(last.json(), json!({ "authorization": "Bearer k" }));
+        mock.reset();
+        assert_eq!(mock.stats(), MockStats::default());
+        assert_eq!(mock.last_authorization(), None);
+    }
+
+    #[tokio::test]
+    async fn models_and_unknown_paths_without_a_socket() {
+        let state = MockState::new();
+        let request = |method: &str, path: &str| {
+            axum::http::Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let models = router(state.clone())
+            .oneshot(request("GET", "/v1/models"))
+            .await
+            .unwrap();
+        assert_eq!(models.status(), StatusCode::OK);
+        let models: Value =
+            serde_json::from_slice(&models.into_body().collect().await.unwrap().to_bytes())
+                .unwrap();
+        assert_eq!(models["object"], "list");
+        assert_eq!(models["data"].as_array().unwrap().len(), MODELS.len());
+
+        let missing = router(state.clone())
+            .oneshot(request("POST", "/v1/nope"))
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        let missing: Value =
+            serde_json::from_slice(&missing.into_body().collect().await.unwrap().to_bytes())
+                .unwrap();
+        assert_eq!(
+            missing,
+            json!({ "error": {
+                "message": "Invalid URL (POST /v1/nope)",
+                "type": "invalid_request_error",
+                "param": null,
+                "code": "unknown_url",
+            } })
+        );
+        assert_eq!(
+            state.stats(),
+            MockStats {
+                other_calls: 2,
+                total_calls: 2,
+                ..MockStats::default()
+            }
+        );
+    }
+}
