@@ -1,0 +1,166 @@
+//! JSON helpers shared by the endpoint modules: request parsing that names the offending
+//! field, canonical encoding for cache keys, and infallible serialisation of our own types.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::error::Category;
+use serde_json::Value;
+
+use crate::error::WireError;
+
+/// Parses a request body, turning every failure into a [`WireError`] that says what was
+/// wrong and, for type errors, which field (`temperature`, `messages[0].content`).
+pub(crate) fn parse_request<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        WireError::new(format!(
+            "request body is not valid UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(path_error)?;
+    de.end().map_err(|e| syntax_error(&e))?;
+    Ok(value)
+}
+
+fn syntax_error(e: &serde_json::Error) -> WireError {
+    WireError::new(format!(
+        "could not parse the JSON body of the request ({e}); the body must be one JSON object"
+    ))
+}
+
+fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> WireError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if !matches!(inner.classify(), Category::Data) {
+        return syntax_error(&inner);
+    }
+    let message = without_position(&inner.to_string());
+    let at_root = path.is_empty() || path == ".";
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        let param = if at_root {
+            field.to_string()
+        } else {
+            format!("{path}.{field}")
+        };
+        return WireError::with_param(format!("missing required parameter '{param}'"), param);
+    }
+    if at_root {
+        if message.starts_with("invalid type") {
+            return WireError::new("the request body must be a JSON object");
+        }
+        return WireError::new(format!("invalid request body: {message}"));
+    }
+    WireError::with_param(format!("invalid value for '{path}': {message}"), path)
+}
+
+/// serde_json appends " at line L column C" to data errors; the client needs the field
+/// name, which the path already gives, not a position in a body it did not format. Rust
+/// type names are replaced by what they mean to a client.
+fn without_position(message: &str) -> String {
+    let message = match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(" column ") => &message[..i],
+        _ => message,
+    };
+    let mut out = message.to_string();
+    for (rust, json) in [
+        ("expected f64", "expected a number"),
+        ("expected u32", "expected a non-negative integer"),
+        ("expected i64", "expected an integer"),
+    ] {
+        if let Some(head) = out.strip_suffix(rust) {
+            out = format!("{head}{json}");
+        }
+    }
+    out
+}
+
+/// A canonical encoding of a JSON value for hashing: object keys sorted, no whitespace,
+/// numbers as serde_json prints them. It does not depend on the map type serde_json was
+/// built with (`preserve_order` keeps insertion order, which would make `{"a":1,"b":2}`
+/// and `{"b":2,"a":1}` different keys).
+pub(crate) fn canonical(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {
+            out.push_str(&value.to_string());
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(item, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Canonical encoding of any serialisable value (see [`canonical`]).
+pub(crate) fn canonical_of<T: Serialize>(value: &T) -> String {
+    canonical(&serde_json::to_value(value).unwrap_or(Value::Null))
+}
+
+/// Serialises our own types and `Value`s. This cannot fail: every map key is a string and
+/// no type here has a fallible `Serialize` impl (non-finite floats become `null`).
+pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_sorts_keys_recursively() {
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[1,{"d":2,"c":3}],"x":"s"}}"#)
+            .unwrap_or_default();
+        assert_eq!(
+            canonical(&a),
+            r#"{"a":{"x":"s","y":[1,{"c":3,"d":2}]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn position_is_stripped_and_types_named_for_clients() {
+        let cases = [
+            (
+                "invalid type: string \"x\", expected f64 at line 1 column 20",
+                "invalid type: string \"x\", expected a number",
+            ),
+            (
+                "invalid value: integer `-1`, expected u32",
+                "invalid value: integer `-1`, expected a non-negative integer",
+            ),
+            ("plain", "plain"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(without_position(input), want);
+        }
+    }
+}
