@@ -1,1 +1,483 @@
-//! Conformance suites for `EntryStore` and `VectorIndex` implementations.
+//! Conformance suites for `EntryStore` and `VectorIndex` implementations: every backend
+//! runs the same checks, so the engine can rely on the trait contracts and not on one
+//! backend's quirks.
+//!
+//! - [`entry_store_suite`] needs an empty store.
+//! - [`vector_index_suite`] needs a factory of empty indexes of dimension [`INDEX_DIM`]
+//!   (8) for embedder [`INDEX_EMBEDDER`] (`test:fake`); it calls the factory once per check.
+//!
+//! Stores may quantise vectors, so vectors are compared by cosine (≥ 0.999) and unit
+//! length, everything else exactly.
+
+// Test support: a panic is how a check reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use deja_core::{
+    Answer, Counters, Entry, EntryId, EntryStore, ExactKey, IndexError, PartitionKey, Usage,
+    VectorIndex,
+};
+
+/// Dimension of the indexes [`vector_index_suite`] expects.
+pub const INDEX_DIM: usize = 8;
+/// Embedder id of the indexes [`vector_index_suite`] expects.
+pub const INDEX_EMBEDDER: &str = "test:fake";
+
+fn unit(v: &[f32]) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / n).collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// A deterministic unit vector of dimension `dim`, different for each `seed`.
+pub fn test_vector(seed: u64, dim: usize) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let raw: Vec<f32> = (0..dim)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect();
+    unit(&raw)
+}
+
+fn entry(id: u64, partition: u8, prompt: &str, answer: Answer, vector: Vec<f32>) -> Entry {
+    let partition = PartitionKey([partition; 16]);
+    Entry {
+        id: EntryId(id),
+        partition,
+        exact_key: ExactKey::new(&partition, prompt),
+        prompt: prompt.to_string(),
+        model: "gpt-test".to_string(),
+        answer,
+        usage: Usage {
+            prompt_tokens: id * 3,
+            completion_tokens: id * 5,
+        },
+        created_at_ms: 1_000 + id,
+        last_hit_ms: 2_000 + id,
+        hit_count: id % 3,
+        embedder_id: if vector.is_empty() {
+            String::new()
+        } else {
+            "test:fake".to_string()
+        },
+        vector,
+    }
+}
+
+/// Asserts `got` equals `want` field by field, vectors by cosine.
+fn assert_same_entry(got: &Entry, want: &Entry, what: &str) {
+    let Entry {
+        id,
+        partition,
+        exact_key,
+        prompt,
+        model,
+        answer,
+        usage,
+        created_at_ms,
+        last_hit_ms,
+        hit_count,
+        embedder_id,
+        vector,
+    } = want;
+    assert_eq!(got.id, *id, "{what}: id");
+    assert_eq!(got.partition, *partition, "{what}: partition");
+    assert_eq!(got.exact_key, *exact_key, "{what}: exact_key");
+    assert_eq!(got.prompt, *prompt, "{what}: prompt");
+    assert_eq!(got.model, *model, "{what}: model");
+    assert_eq!(got.answer, *answer, "{what}: answer");
+    assert_eq!(got.usage, *usage, "{what}: usage");
+    assert_eq!(got.created_at_ms, *created_at_ms, "{what}: created_at_ms");
+    assert_eq!(got.last_hit_ms, *last_hit_ms, "{what}: last_hit_ms");
+    assert_eq!(got.hit_count, *hit_count, "{what}: hit_count");
+    assert_eq!(got.embedder_id, *embedder_id, "{what}: embedder_id");
+    assert_eq!(got.vector.len(), vector.len(), "{what}: vector length");
+    if !vector.is_empty() {
+        let cos = cosine(&got.vector, vector);
+        assert!(
+            cos >= 0.999,
+            "{what}: vector cosine {cos} to the stored one"
+        );
+        let norm = cosine(&got.vector, &got.vector).sqrt();
+        assert!((norm - 1.0).abs() < 1e-3, "{what}: vector norm {norm}");
+    }
+}
+
+/// Every `EntryStore` must pass this, starting from an empty store.
+pub async fn entry_store_suite(store: Arc<dyn EntryStore>) {
+    let s = store.as_ref();
+    assert_eq!(s.len().await.unwrap(), 0, "the suite needs an empty store");
+
+    // Round trips: both answer shapes, empty and non-empty parts, no vector.
+    let dim = 384;
+    let cases = [
+        entry(
+            1,
+            1,
+            "body",
+            Answer::Body(b"{\"id\":\"x\"}".to_vec()),
+            test_vector(1, dim),
+        ),
+        entry(
+            2,
+            1,
+            "empty body",
+            Answer::Body(Vec::new()),
+            test_vector(2, dim),
+        ),
+        entry(
+            3,
+            2,
+            "chunks",
+            Answer::Chunks(vec![b"{\"a\":1}".to_vec(), Vec::new(), vec![0xff, 0, 7]]),
+            test_vector(3, dim),
+        ),
+        entry(
+            4,
+            2,
+            "no chunks",
+            Answer::Chunks(Vec::new()),
+            test_vector(4, 8),
+        ),
+        entry(
+            5,
+            3,
+            "exact only",
+            Answer::Body(b"plain".to_vec()),
+            Vec::new(),
+        ),
+        entry(
+            6,
+            3,
+            "ünïcødé 你好",
+            Answer::Body(vec![0; 100_000]),
+            test_vector(6, 1536),
+        ),
+        entry(7, 3, "", Answer::Body(b"empty prompt".to_vec()), Vec::new()),
+    ];
+    for e in &cases {
+        assert_eq!(
+            s.put(e).await.unwrap(),
+            None,
+            "put {} replaced something",
+            e.prompt
+        );
+    }
+    for e in &cases {
+        let what = format!("entry {:?}", e.prompt);
+        let by_id = s
+            .get(e.id)
+            .await
+            .unwrap()
+            .expect("get finds a stored entry");
+        assert_same_entry(&by_id, e, &format!("{what} by id"));
+        let by_key = s
+            .get_exact(&e.exact_key)
+            .await
+            .unwrap()
+            .expect("get_exact finds a stored entry");
+        assert_same_entry(&by_key, e, &format!("{what} by exact key"));
+    }
+    assert_eq!(s.len().await.unwrap(), cases.len() as u64);
+    assert!(s.get(EntryId(999)).await.unwrap().is_none(), "unknown id");
+    assert!(
+        s.get_exact(&ExactKey([9; 16])).await.unwrap().is_none(),
+        "unknown exact key"
+    );
+
+    // Scan sees every entry once, with its partition, embedder and vector.
+    let mut seen: Vec<(EntryId, PartitionKey, String, Vec<f32>)> = Vec::new();
+    s.scan_vectors(&mut |id, p, emb, v| seen.push((id, p, emb.to_string(), v.to_vec())))
+        .await
+        .unwrap();
+    assert_eq!(seen.len(), cases.len(), "scan_vectors visits every entry");
+    for e in &cases {
+        let (_, p, emb, v) = seen
+            .iter()
+            .find(|(id, ..)| *id == e.id)
+            .unwrap_or_else(|| panic!("scan_vectors missed {}", e.id));
+        assert_eq!(*p, e.partition);
+        assert_eq!(*emb, e.embedder_id);
+        assert_eq!(v.len(), e.vector.len());
+        if !v.is_empty() {
+            assert!(cosine(v, &e.vector) >= 0.999);
+        }
+    }
+
+    // Replacement by exact key: the old id is returned and gone everywhere.
+    let old = &cases[0];
+    let mut new = entry(
+        100,
+        1,
+        "body",
+        Answer::Body(b"new".to_vec()),
+        test_vector(100, dim),
+    );
+    assert_eq!(new.exact_key, old.exact_key);
+    assert_eq!(
+        s.put(&new).await.unwrap(),
+        Some(old.id),
+        "put returns the replaced id"
+    );
+    assert!(
+        s.get(old.id).await.unwrap().is_none(),
+        "replaced entry is gone"
+    );
+    let got = s.get_exact(&old.exact_key).await.unwrap().unwrap();
+    assert_same_entry(&got, &new, "replacement by exact key");
+    assert_eq!(s.len().await.unwrap(), cases.len() as u64);
+    let mut scanned = Vec::new();
+    s.scan_vectors(&mut |id, _, _, _| scanned.push(id))
+        .await
+        .unwrap();
+    assert!(
+        !scanned.contains(&old.id),
+        "scan_vectors still sees a replaced entry"
+    );
+    assert!(scanned.contains(&new.id));
+
+    // Putting the same entry again replaces nothing.
+    new.answer = Answer::Body(b"newer".to_vec());
+    assert_eq!(s.put(&new).await.unwrap(), None, "re-put of the same id");
+    let got = s.get(new.id).await.unwrap().unwrap();
+    assert_same_entry(&got, &new, "re-put of the same id");
+
+    // Remove returns the entry; afterwards it is gone by id and by key.
+    let gone = &cases[2];
+    let removed = s
+        .remove(gone.id)
+        .await
+        .unwrap()
+        .expect("remove returns the entry");
+    assert_same_entry(&removed, gone, "removed entry");
+    assert!(s.get(gone.id).await.unwrap().is_none());
+    assert!(s.get_exact(&gone.exact_key).await.unwrap().is_none());
+    assert!(s.remove(gone.id).await.unwrap().is_none(), "second remove");
+    assert_eq!(s.len().await.unwrap(), cases.len() as u64 - 1);
+
+    // Hits: visible on reads right away and after a flush.
+    let hit = &cases[1];
+    s.record_hit(hit.id, 50_000).await.unwrap();
+    s.record_hit(hit.id, 40_000).await.unwrap();
+    s.record_hit(EntryId(424_242), 1).await.unwrap(); // an unknown id is not an error
+    let check_hits = |e: Entry, when: &str| {
+        assert_eq!(e.hit_count, hit.hit_count + 2, "hit_count {when}");
+        assert_eq!(e.last_hit_ms, 50_000, "last_hit_ms {when}");
+    };
+    check_hits(s.get(hit.id).await.unwrap().unwrap(), "before flush");
+    s.flush().await.unwrap();
+    check_hits(s.get(hit.id).await.unwrap().unwrap(), "after flush");
+    check_hits(
+        s.get_exact(&hit.exact_key).await.unwrap().unwrap(),
+        "after flush, by key",
+    );
+    s.record_hit(hit.id, 60_000).await.unwrap();
+    s.flush().await.unwrap();
+    let e = s.get(hit.id).await.unwrap().unwrap();
+    assert_eq!(e.hit_count, hit.hit_count + 3, "hits add up over flushes");
+    assert_eq!(e.last_hit_ms, 60_000);
+    assert!(s.get(EntryId(424_242)).await.unwrap().is_none());
+    // A hit on an entry removed before the flush does not resurrect it.
+    let doomed = &cases[3];
+    s.record_hit(doomed.id, 70_000).await.unwrap();
+    s.remove(doomed.id).await.unwrap();
+    s.flush().await.unwrap();
+    assert!(s.get(doomed.id).await.unwrap().is_none());
+
+    // Counters add up, every field separately.
+    assert!(
+        s.counters().await.unwrap().is_zero(),
+        "fresh counters are zero"
+    );
+    let a = Counters {
+        exact_hits: 1,
+        semantic_hits: 2,
+        misses: 3,
+        bypasses: 4,
+        upstream_calls: 5,
+        prompt_tokens_saved: 6,
+        completion_tokens_saved: 7,
+        embedding_hits: 8,
+        embedding_misses: 9,
+    };
+    let b = Counters {
+        exact_hits: 10,
+        misses: 1,
+        embedding_misses: 100,
+        ..Counters::default()
+    };
+    s.add_counters(&a).await.unwrap();
+    s.add_counters(&b).await.unwrap();
+    s.add_counters(&Counters::default()).await.unwrap();
+    let mut want = a;
+    want.add(&b);
+    assert_eq!(s.counters().await.unwrap(), want);
+    s.flush().await.unwrap();
+    assert_eq!(s.counters().await.unwrap(), want);
+}
+
+/// Every `VectorIndex` must pass this. `make` returns a new, empty index of dimension
+/// [`INDEX_DIM`] for embedder [`INDEX_EMBEDDER`].
+pub async fn vector_index_suite(make: impl Fn() -> Arc<dyn VectorIndex>) {
+    let pa = PartitionKey([1; 16]);
+    let pb = PartitionKey([2; 16]);
+    let v = |seed: u64| test_vector(seed, INDEX_DIM);
+
+    // Identity.
+    let idx = make();
+    assert_eq!(idx.dim(), INDEX_DIM);
+    assert_eq!(idx.embedder_id(), INDEX_EMBEDDER);
+    assert_eq!(idx.len().await.unwrap(), 0);
+
+    // Empty partitions and k = 0 return nothing.
+    assert!(idx.search(pa, &v(1), 5).await.unwrap().is_empty());
+    idx.insert(pa, EntryId(1), &v(1)).await.unwrap();
+    assert!(
+        idx.search(pb, &v(1), 5).await.unwrap().is_empty(),
+        "other partition"
+    );
+    assert!(idx.search(pa, &v(1), 0).await.unwrap().is_empty(), "k = 0");
+
+    // Order: most similar first, similarities are cosines, k caps the count.
+    let idx = make();
+    let query = v(1000);
+    let mut want: Vec<(EntryId, f32)> = Vec::new();
+    for i in 0..50u64 {
+        let vec = v(i);
+        idx.insert(pa, EntryId(i), &vec).await.unwrap();
+        want.push((EntryId(i), cosine(&vec, &query)));
+    }
+    want.sort_by(|a, b| b.1.total_cmp(&a.1));
+    assert_eq!(idx.len().await.unwrap(), 50);
+    let got = idx.search(pa, &query, 5).await.unwrap();
+    assert_eq!(got.len(), 5);
+    for w in got.windows(2) {
+        assert!(
+            w[0].similarity >= w[1].similarity,
+            "results not sorted: {got:?}"
+        );
+    }
+    assert_eq!(got[0].id, want[0].0, "top-1 of 50");
+    for n in &got {
+        let exact = want.iter().find(|(id, _)| *id == n.id).unwrap().1;
+        assert!(
+            (n.similarity - exact).abs() < 0.02,
+            "similarity {} vs {exact}",
+            n.similarity
+        );
+        assert!((-1.0..=1.0).contains(&n.similarity));
+    }
+    assert_eq!(
+        idx.search(pa, &query, 100).await.unwrap().len(),
+        50,
+        "k > len"
+    );
+    // A stored vector is its own best match, with similarity ~1.
+    for i in 0..50u64 {
+        let got = idx.search(pa, &v(i), 1).await.unwrap();
+        assert_eq!(got[0].id, EntryId(i), "vector {i} finds itself");
+        assert!(got[0].similarity > 0.99);
+    }
+    // An opposite vector has similarity ~ -1.
+    let neg: Vec<f32> = v(7).iter().map(|x| -x).collect();
+    let idx2 = make();
+    idx2.insert(pa, EntryId(7), &v(7)).await.unwrap();
+    let got = idx2.search(pa, &neg, 1).await.unwrap();
+    assert!(got[0].similarity < -0.99, "opposite vector: {got:?}");
+
+    // Partition isolation: the same vector in another partition is never returned.
+    let idx = make();
+    for i in 0..30u64 {
+        idx.insert(pa, EntryId(i), &v(i)).await.unwrap();
+        idx.insert(pb, EntryId(1000 + i), &v(i)).await.unwrap();
+    }
+    assert_eq!(idx.len().await.unwrap(), 60);
+    for i in 0..30u64 {
+        for n in idx.search(pa, &v(i), 10).await.unwrap() {
+            assert!(n.id.0 < 1000, "partition a returned {}", n.id);
+        }
+        for n in idx.search(pb, &v(i), 10).await.unwrap() {
+            assert!(n.id.0 >= 1000, "partition b returned {}", n.id);
+        }
+    }
+
+    // Removal: a removed id is never returned; removing twice or from the wrong partition
+    // is not an error and does not touch the other partition.
+    for i in (0..30u64).step_by(2) {
+        idx.remove(pa, EntryId(i)).await.unwrap();
+        idx.remove(pa, EntryId(i)).await.unwrap();
+    }
+    idx.remove(pb, EntryId(1)).await.unwrap(); // id 1 lives in partition a
+    idx.remove(pa, EntryId(12_345)).await.unwrap();
+    assert_eq!(idx.len().await.unwrap(), 45);
+    for i in 0..30u64 {
+        let got = idx.search(pa, &v(i), 30).await.unwrap();
+        assert_eq!(got.len(), 15);
+        assert!(
+            got.iter().all(|n| n.id.0 % 2 == 1),
+            "removed id returned: {got:?}"
+        );
+        if i % 2 == 1 {
+            assert_eq!(got[0].id, EntryId(i));
+        }
+    }
+    assert!(idx.search(pa, &v(1), 1).await.unwrap()[0].id == EntryId(1));
+    for i in (1..30u64).step_by(2) {
+        idx.remove(pa, EntryId(i)).await.unwrap();
+    }
+    assert!(
+        idx.search(pa, &v(1), 5).await.unwrap().is_empty(),
+        "emptied partition"
+    );
+    assert_eq!(idx.len().await.unwrap(), 30);
+    // A removed id can come back.
+    idx.insert(pa, EntryId(4), &v(4)).await.unwrap();
+    assert_eq!(idx.search(pa, &v(4), 5).await.unwrap()[0].id, EntryId(4));
+
+    // Replacement: inserting an existing id replaces its vector, it is not duplicated.
+    let idx = make();
+    idx.insert(pa, EntryId(1), &v(1)).await.unwrap();
+    idx.insert(pa, EntryId(2), &v(2)).await.unwrap();
+    idx.insert(pa, EntryId(1), &v(3)).await.unwrap();
+    assert_eq!(idx.len().await.unwrap(), 2);
+    let got = idx.search(pa, &v(3), 5).await.unwrap();
+    assert_eq!(got.len(), 2, "replaced id duplicated: {got:?}");
+    assert_eq!(got[0].id, EntryId(1));
+    assert!(got[0].similarity > 0.99);
+    let got = idx.search(pa, &v(1), 5).await.unwrap();
+    let old = got.iter().find(|n| n.id == EntryId(1)).unwrap();
+    assert!(
+        (old.similarity - cosine(&v(1), &v(3))).abs() < 0.02,
+        "old vector still indexed"
+    );
+
+    // Wrong dimension is an error, for insert and search, and changes nothing.
+    let idx = make();
+    let short = vec![1.0f32; INDEX_DIM - 1];
+    let long = test_vector(1, INDEX_DIM + 1);
+    for bad in [&short, &long] {
+        match idx.insert(pa, EntryId(1), bad).await {
+            Err(IndexError::Dimension { want, got }) => {
+                assert_eq!((want, got), (INDEX_DIM, bad.len()));
+            }
+            other => panic!("insert of dimension {} gave {other:?}", bad.len()),
+        }
+        assert!(
+            matches!(
+                idx.search(pa, bad, 1).await,
+                Err(IndexError::Dimension { .. })
+            ),
+            "search of dimension {}",
+            bad.len()
+        );
+    }
+    assert_eq!(idx.len().await.unwrap(), 0);
+}

@@ -1,0 +1,448 @@
+//! The on-disk encoding of an [`Entry`], and the int8 vector quantisation shared by the
+//! store and the index.
+//!
+//! An encoded entry is a small versioned binary record, not JSON: answers are stored as raw
+//! bytes (no escaping, no base64), and the vector as int8 codes plus one f32 scale, about a
+//! quarter of its f32 size. Layout of version 1 (all integers little-endian):
+//!
+//! ```text
+//! u8  version (= 1)
+//! u64 created_at_ms, last_hit_ms, hit_count, prompt_tokens, completion_tokens
+//! [u8; 16] partition, [u8; 16] exact_key
+//! str prompt, str model, str embedder_id        (str = u32 length + UTF-8 bytes)
+//! u8  answer kind: 0 = body (bytes), 1 = chunks (u32 count + count × bytes)
+//!                                               (bytes = u32 length + bytes)
+//! u32 vector dimension (0 = no vector), then if non-zero: f32 scale + dim × i8 codes
+//! ```
+//!
+//! The hit fields sit at fixed offsets right after the version byte so the store can read
+//! them without decoding the rest. The entry id is the table key and is not repeated.
+//!
+//! This module is not the place for table layout or transactions; see `store.rs`.
+
+use deja_core::{Answer, Entry, EntryId, ExactKey, PartitionKey, StoreError, Usage};
+
+const VERSION: u8 = 1;
+const ANSWER_BODY: u8 = 0;
+const ANSWER_CHUNKS: u8 = 1;
+
+/// Offset of `last_hit_ms` and `hit_count` in an encoded entry (after version and
+/// `created_at_ms`).
+const HITS_OFFSET: usize = 1 + 8;
+
+/// A vector quantised to int8: `x[i] ≈ codes[i] * scale`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Quantized {
+    pub(crate) scale: f32,
+    pub(crate) codes: Vec<i8>,
+}
+
+/// Quantises symmetrically so the largest component maps to ±127. A zero (or non-finite)
+/// vector quantises to all zeros with scale 0.
+pub(crate) fn quantize(v: &[f32]) -> Quantized {
+    let mut codes = vec![0i8; v.len()];
+    let scale = quantize_into(v, &mut codes);
+    Quantized { scale, codes }
+}
+
+/// [`quantize`] into a caller-provided buffer of the same length; returns the scale.
+pub(crate) fn quantize_into(v: &[f32], codes: &mut [i8]) -> f32 {
+    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    if !(max.is_finite() && max > 0.0) {
+        codes.iter_mut().for_each(|c| *c = 0);
+        return 0.0;
+    }
+    let inv = 127.0 / max;
+    for (c, x) in codes.iter_mut().zip(v) {
+        // In range by construction: |x| <= max, so |x * inv| <= 127.
+        *c = (x * inv).round().clamp(-127.0, 127.0) as i8;
+    }
+    max / 127.0
+}
+
+/// Dequantises and rescales to unit length (the traits promise unit-length vectors). The
+/// scale cancels out in the normalisation; it is kept on disk for other readers.
+pub(crate) fn dequantize_unit(codes: &[i8]) -> Vec<f32> {
+    let norm_sq: i64 = codes.iter().map(|&c| i64::from(c) * i64::from(c)).sum();
+    if norm_sq == 0 {
+        return vec![0.0; codes.len()];
+    }
+    let inv = 1.0 / (norm_sq as f64).sqrt();
+    codes.iter().map(|&c| (f64::from(c) * inv) as f32).collect()
+}
+
+pub(crate) fn encode_entry(e: &Entry) -> Vec<u8> {
+    let Entry {
+        id: _,
+        partition,
+        exact_key,
+        prompt,
+        model,
+        answer,
+        usage,
+        created_at_ms,
+        last_hit_ms,
+        hit_count,
+        embedder_id,
+        vector,
+    } = e;
+    let mut out = Vec::with_capacity(
+        1 + 5 * 8
+            + 32
+            + 12
+            + prompt.len()
+            + model.len()
+            + embedder_id.len()
+            + 5
+            + answer.len_bytes()
+            + 8
+            + vector.len(),
+    );
+    out.push(VERSION);
+    for n in [
+        *created_at_ms,
+        *last_hit_ms,
+        *hit_count,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+    ] {
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+    out.extend_from_slice(&partition.0);
+    out.extend_from_slice(&exact_key.0);
+    put_bytes(&mut out, prompt.as_bytes());
+    put_bytes(&mut out, model.as_bytes());
+    put_bytes(&mut out, embedder_id.as_bytes());
+    match answer {
+        Answer::Body(b) => {
+            out.push(ANSWER_BODY);
+            put_bytes(&mut out, b);
+        }
+        Answer::Chunks(chunks) => {
+            out.push(ANSWER_CHUNKS);
+            put_len(&mut out, chunks.len());
+            for c in chunks {
+                put_bytes(&mut out, c);
+            }
+        }
+    }
+    put_len(&mut out, vector.len());
+    if !vector.is_empty() {
+        let q = quantize(vector);
+        out.extend_from_slice(&q.scale.to_le_bytes());
+        out.extend(q.codes.iter().map(|&c| c as u8));
+    }
+    out
+}
+
+fn put_len(out: &mut Vec<u8>, n: usize) {
+    // Lengths above 4 GiB cannot occur: redb values are limited to well below that.
+    out.extend_from_slice(&(n as u32).to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_len(out, b.len());
+    out.extend_from_slice(b);
+}
+
+/// Decodes a whole entry; `id` is the table key it was stored under.
+pub(crate) fn decode_entry(id: EntryId, bytes: &[u8]) -> Result<Entry, StoreError> {
+    let mut r = Reader::new(id, bytes);
+    r.version()?;
+    let created_at_ms = r.u64()?;
+    let last_hit_ms = r.u64()?;
+    let hit_count = r.u64()?;
+    let prompt_tokens = r.u64()?;
+    let completion_tokens = r.u64()?;
+    let partition = PartitionKey(r.array16()?);
+    let exact_key = ExactKey(r.array16()?);
+    let prompt = r.string()?;
+    let model = r.string()?;
+    let embedder_id = r.string()?;
+    let answer = match r.u8()? {
+        ANSWER_BODY => Answer::Body(r.bytes()?.to_vec()),
+        ANSWER_CHUNKS => {
+            let n = r.len()?;
+            // Each chunk needs at least its 4-byte length, so a corrupt count cannot make
+            // us allocate more than the record could hold.
+            let mut chunks = Vec::with_capacity(n.min(r.remaining() / 4));
+            for _ in 0..n {
+                chunks.push(r.bytes()?.to_vec());
+            }
+            Answer::Chunks(chunks)
+        }
+        other => return Err(r.corrupt(format!("unknown answer kind {other}"))),
+    };
+    let vector = r.vector()?;
+    r.end()?;
+    Ok(Entry {
+        id,
+        partition,
+        exact_key,
+        prompt,
+        model,
+        answer,
+        usage: Usage {
+            prompt_tokens,
+            completion_tokens,
+        },
+        created_at_ms,
+        last_hit_ms,
+        hit_count,
+        embedder_id,
+        vector,
+    })
+}
+
+/// The parts of an entry the index needs, without copying the answer.
+pub(crate) struct VectorParts<'a> {
+    pub(crate) partition: PartitionKey,
+    pub(crate) embedder_id: &'a str,
+    pub(crate) vector: Vec<f32>,
+}
+
+pub(crate) fn decode_vector_parts(
+    id: EntryId,
+    bytes: &[u8],
+) -> Result<VectorParts<'_>, StoreError> {
+    let mut r = Reader::new(id, bytes);
+    r.version()?;
+    r.skip(5 * 8)?;
+    let partition = PartitionKey(r.array16()?);
+    r.skip(16)?; // exact key
+    r.bytes()?; // prompt
+    r.bytes()?; // model
+    let embedder_id = r.str()?;
+    match r.u8()? {
+        ANSWER_BODY => {
+            r.bytes()?;
+        }
+        ANSWER_CHUNKS => {
+            for _ in 0..r.len()? {
+                r.bytes()?;
+            }
+        }
+        other => return Err(r.corrupt(format!("unknown answer kind {other}"))),
+    }
+    let vector = r.vector()?;
+    Ok(VectorParts {
+        partition,
+        embedder_id,
+        vector,
+    })
+}
+
+/// Reads `(last_hit_ms, hit_count)` from an encoded entry without decoding it.
+pub(crate) fn read_hits(id: EntryId, bytes: &[u8]) -> Result<(u64, u64), StoreError> {
+    let mut r = Reader::new(id, bytes);
+    r.version()?;
+    r.skip(HITS_OFFSET - 1)?;
+    Ok((r.u64()?, r.u64()?))
+}
+
+/// Reads the exact key of an encoded entry without decoding it.
+pub(crate) fn read_exact_key(id: EntryId, bytes: &[u8]) -> Result<ExactKey, StoreError> {
+    let mut r = Reader::new(id, bytes);
+    r.version()?;
+    r.skip(5 * 8 + 16)?;
+    Ok(ExactKey(r.array16()?))
+}
+
+struct Reader<'a> {
+    id: EntryId,
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(id: EntryId, buf: &'a [u8]) -> Self {
+        Self { id, buf, pos: 0 }
+    }
+
+    fn corrupt(&self, reason: String) -> StoreError {
+        StoreError::Corrupt {
+            id: self.id.to_string(),
+            reason,
+        }
+    }
+
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        if self.remaining() < n {
+            return Err(self.corrupt(format!(
+                "record truncated at byte {} (wanted {n} more, {} left)",
+                self.pos,
+                self.remaining()
+            )));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn skip(&mut self, n: usize) -> Result<(), StoreError> {
+        self.take(n).map(|_| ())
+    }
+
+    fn version(&mut self) -> Result<(), StoreError> {
+        match self.u8()? {
+            VERSION => Ok(()),
+            v => Err(self.corrupt(format!("unknown record version {v}"))),
+        }
+    }
+
+    fn u8(&mut self) -> Result<u8, StoreError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn array16(&mut self) -> Result<[u8; 16], StoreError> {
+        self.array::<16>()
+    }
+
+    fn u64(&mut self) -> Result<u64, StoreError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn len(&mut self) -> Result<usize, StoreError> {
+        Ok(u32::from_le_bytes(self.array()?) as usize)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
+        let n = self.len()?;
+        self.take(n)
+    }
+
+    fn str(&mut self) -> Result<&'a str, StoreError> {
+        let b = self.bytes()?;
+        std::str::from_utf8(b).map_err(|e| self.corrupt(format!("invalid UTF-8: {e}")))
+    }
+
+    fn string(&mut self) -> Result<String, StoreError> {
+        self.str().map(str::to_string)
+    }
+
+    fn vector(&mut self) -> Result<Vec<f32>, StoreError> {
+        let dim = self.len()?;
+        if dim == 0 {
+            return Ok(Vec::new());
+        }
+        let _scale = f32::from_le_bytes(self.array()?);
+        let codes = self.take(dim)?;
+        // Reinterpreting u8 as i8 is a bit-for-bit cast.
+        let codes: Vec<i8> = codes.iter().map(|&b| b as i8).collect();
+        Ok(dequantize_unit(&codes))
+    }
+
+    fn end(&self) -> Result<(), StoreError> {
+        if self.remaining() == 0 {
+            Ok(())
+        } else {
+            Err(self.corrupt(format!("{} trailing bytes", self.remaining())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: Vec<f32>) -> Vec<f32> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect()
+    }
+
+    fn sample(answer: Answer, vector: Vec<f32>) -> Entry {
+        Entry {
+            id: EntryId(7),
+            partition: PartitionKey([3; 16]),
+            exact_key: ExactKey([4; 16]),
+            prompt: "héllo".into(),
+            model: "gpt-x".into(),
+            answer,
+            usage: Usage {
+                prompt_tokens: 11,
+                completion_tokens: 22,
+            },
+            created_at_ms: 1,
+            last_hit_ms: 2,
+            hit_count: 3,
+            embedder_id: "test:fake".into(),
+            vector,
+        }
+    }
+
+    #[test]
+    fn round_trip_table() {
+        let v = unit(
+            (0..384)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+                .collect(),
+        );
+        let cases = [
+            sample(Answer::Body(b"{\"a\":1}".to_vec()), v.clone()),
+            sample(Answer::Body(Vec::new()), Vec::new()),
+            sample(
+                Answer::Chunks(vec![b"x".to_vec(), Vec::new(), vec![0xff; 300]]),
+                v.clone(),
+            ),
+            sample(Answer::Chunks(Vec::new()), unit(vec![1.0, 0.0, 0.0])),
+        ];
+        for e in cases {
+            let bytes = encode_entry(&e);
+            let d = decode_entry(e.id, &bytes).unwrap();
+            let cos: f32 = d.vector.iter().zip(&e.vector).map(|(a, b)| a * b).sum();
+            if !e.vector.is_empty() {
+                assert!(cos > 0.9999, "cos {cos}");
+                let norm: f32 = d.vector.iter().map(|x| x * x).sum();
+                assert!((norm - 1.0).abs() < 1e-5);
+            }
+            assert_eq!(
+                Entry {
+                    vector: e.vector.clone(),
+                    ..d.clone()
+                },
+                e
+            );
+            let parts = decode_vector_parts(e.id, &bytes).unwrap();
+            assert_eq!(parts.partition, e.partition);
+            assert_eq!(parts.embedder_id, e.embedder_id);
+            assert_eq!(parts.vector, d.vector);
+            assert_eq!(read_hits(e.id, &bytes).unwrap(), (2, 3));
+            assert_eq!(read_exact_key(e.id, &bytes).unwrap(), e.exact_key);
+        }
+    }
+
+    #[test]
+    fn corrupt_records_are_errors_not_panics() {
+        let bytes = encode_entry(&sample(Answer::Chunks(vec![b"abc".to_vec()]), vec![1.0]));
+        for cut in 0..bytes.len() {
+            assert!(
+                decode_entry(EntryId(1), &bytes[..cut]).is_err(),
+                "cut {cut}"
+            );
+        }
+        let mut bad = bytes.clone();
+        bad[0] = 99;
+        assert!(matches!(
+            decode_entry(EntryId(1), &bad),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn requantising_a_decoded_vector_is_lossless() {
+        let v = unit((0..64).map(|i| (i as f32 * 0.37).sin()).collect());
+        let q1 = quantize(&v);
+        let q2 = quantize(&dequantize_unit(&q1.codes));
+        assert_eq!(q1.codes, q2.codes);
+    }
+}

@@ -1,0 +1,158 @@
+//! Dot-product kernels for int8 vectors, chosen once at runtime.
+//!
+//! The bodies are plain Rust written so LLVM vectorises them; on x86-64 the same body is
+//! also compiled with AVX2 (+FMA) enabled and picked when the CPU has it, which roughly
+//! doubles throughput over the SSE2 baseline the crate is built for.
+
+/// `a · b` over int8 codes, accumulated exactly in i32 (|sum| ≤ 127² × dim, fine for any
+/// realistic dimension).
+pub(crate) type DotI8 = fn(&[i8], &[i8]) -> i32;
+/// `q · c` for an f32 query and int8 codes.
+pub(crate) type DotF32I8 = fn(&[f32], &[i8]) -> f32;
+
+#[derive(Clone, Copy)]
+pub(crate) struct Kernels {
+    pub(crate) dot_i8: DotI8,
+    pub(crate) dot_f32_i8: DotF32I8,
+    name: &'static str,
+}
+
+impl std::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Kernels {
+    pub(crate) fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                return Kernels {
+                    dot_i8: x86::dot_i8_avx2,
+                    dot_f32_i8: x86::dot_f32_i8_avx2,
+                    name: "avx2",
+                };
+            }
+        }
+        Self::portable()
+    }
+
+    pub(crate) fn portable() -> Self {
+        Kernels {
+            dot_i8: dot_i8_portable,
+            dot_f32_i8: dot_f32_i8_portable,
+            name: "portable",
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+#[inline(always)]
+fn dot_i8_body(a: &[i8], b: &[i8]) -> i32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    // Products of two int8 fit in i16 and pairs of them in i32: the shape of `pmaddwd`.
+    let mut acc = [0i32; 16];
+    let mut ca = a.chunks_exact(32);
+    let mut cb = b.chunks_exact(32);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for i in 0..16 {
+            let p0 = i32::from(i16::from(x[2 * i]) * i16::from(y[2 * i]));
+            let p1 = i32::from(i16::from(x[2 * i + 1]) * i16::from(y[2 * i + 1]));
+            acc[i] += p0 + p1;
+        }
+    }
+    let mut sum: i32 = acc.iter().sum();
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        sum += i32::from(*x) * i32::from(*y);
+    }
+    sum
+}
+
+#[inline(always)]
+fn dot_f32_i8_body(q: &[f32], c: &[i8]) -> f32 {
+    let n = q.len().min(c.len());
+    let (q, c) = (&q[..n], &c[..n]);
+    let mut acc = [0f32; 16];
+    let mut cq = q.chunks_exact(16);
+    let mut cc = c.chunks_exact(16);
+    for (x, y) in (&mut cq).zip(&mut cc) {
+        for i in 0..16 {
+            acc[i] += x[i] * f32::from(y[i]);
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for (x, y) in cq.remainder().iter().zip(cc.remainder()) {
+        sum += x * f32::from(*y);
+    }
+    sum
+}
+
+fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
+    dot_i8_body(a, b)
+}
+
+fn dot_f32_i8_portable(q: &[f32], c: &[i8]) -> f32 {
+    dot_f32_i8_body(q, c)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_i8_avx2_inner(a: &[i8], b: &[i8]) -> i32 {
+        super::dot_i8_body(a, b)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_f32_i8_avx2_inner(q: &[f32], c: &[i8]) -> f32 {
+        super::dot_f32_i8_body(q, c)
+    }
+
+    pub(super) fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
+        // SAFETY: `Kernels::detect` hands out this function only after checking that the
+        // CPU supports AVX2 and FMA; the body itself is safe Rust.
+        unsafe { dot_i8_avx2_inner(a, b) }
+    }
+
+    pub(super) fn dot_f32_i8_avx2(q: &[f32], c: &[i8]) -> f32 {
+        // SAFETY: as above, selected only on CPUs with AVX2 and FMA.
+        unsafe { dot_f32_i8_avx2_inner(q, c) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernels_agree_with_naive() {
+        let k = Kernels::detect();
+        let p = Kernels::portable();
+        for n in [0usize, 1, 7, 31, 32, 33, 384, 385, 1536] {
+            let a: Vec<i8> = (0..n).map(|i| ((i * 73 + 11) % 255) as i32 as i8).collect();
+            let b: Vec<i8> = (0..n).map(|i| ((i * 31 + 5) % 253) as i32 as i8).collect();
+            let q: Vec<f32> = (0..n).map(|i| (i as f32 * 0.1).sin()).collect();
+            let want: i32 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| i32::from(*x) * i32::from(*y))
+                .sum();
+            assert_eq!((k.dot_i8)(&a, &b), want, "n {n}");
+            assert_eq!((p.dot_i8)(&a, &b), want, "n {n}");
+            let wantf: f32 = q.iter().zip(&a).map(|(x, y)| x * f32::from(*y)).sum();
+            assert!(((k.dot_f32_i8)(&q, &a) - wantf).abs() < 1e-2 * (1.0 + wantf.abs()));
+            assert!(((p.dot_f32_i8)(&q, &a) - wantf).abs() < 1e-2 * (1.0 + wantf.abs()));
+        }
+    }
+
+    #[test]
+    fn extreme_values_do_not_overflow() {
+        let a = vec![-128i8; 4096];
+        let k = Kernels::detect();
+        assert_eq!((k.dot_i8)(&a, &a), 128 * 128 * 4096);
+    }
+}

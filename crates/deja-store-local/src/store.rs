@@ -1,0 +1,501 @@
+//! [`RedbStore`]: the embedded, crash-safe [`EntryStore`] on one redb file.
+//!
+//! Tables (all names carry a version so a future layout can live beside this one):
+//!
+//! - `entries_v1`: entry id → encoded entry (see `codec.rs`);
+//! - `exact_v1`: exact key → entry id (at most one entry per exact key);
+//! - `hits_v1`: entry id → (last_hit_ms, hit_count), written only by [`EntryStore::flush`]
+//!   so a hit never rewrites an entry with its (possibly large) answer; when present it
+//!   overrides the hit fields inside the encoded entry;
+//! - `counters_v1`: counter name → value (one row per [`Counters`] field);
+//! - `meta_v1`: `format_version` → 1.
+//!
+//! Hits are buffered in memory and written in one transaction by `flush`; reads add the
+//! buffered hits so `hit_count` is current. A crash loses at most the hits since the last
+//! flush, never an entry (with [`StoreDurability::Strict`]).
+//!
+//! redb is synchronous; the async trait methods call it directly. Reads take a few
+//! microseconds; a strict write waits for an fsync (milliseconds).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use deja_core::{Counters, Entry, EntryId, EntryStore, ExactKey, PartitionKey, StoreError};
+
+use crate::codec;
+
+const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries_v1");
+const EXACT: TableDefinition<&[u8; 16], u64> = TableDefinition::new("exact_v1");
+const HITS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("hits_v1");
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters_v1");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
+
+const FORMAT_VERSION: u64 = 1;
+const BACKEND: &str = "redb";
+
+/// When a write is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreDurability {
+    /// Each `put`, `remove` and `add_counters` is committed with an fsync before it returns.
+    #[default]
+    Strict,
+    /// Writes are committed without an fsync (redb `Durability::Eventual`); they become
+    /// durable at the next `flush`, strict commit or clean close. A crash (of the machine,
+    /// not just the process) may lose writes since then.
+    Fast,
+}
+
+/// Hits noted since the last flush, per entry.
+#[derive(Debug, Clone, Copy, Default)]
+struct PendingHit {
+    count: u64,
+    last_ms: u64,
+}
+
+/// The embedded entry store: one redb file (the server uses `<data_dir>/deja.redb`).
+pub struct RedbStore {
+    db: Database,
+    path: PathBuf,
+    durability: StoreDurability,
+    /// Buffered [`EntryStore::record_hit`] calls; drained by `flush`.
+    pending: Mutex<HashMap<u64, PendingHit>>,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::Backend {
+        backend: BACKEND,
+        source: Box::new(e),
+    }
+}
+
+impl RedbStore {
+    /// Opens (creating if absent, with its parent directory) the store at `path`.
+    pub fn open(path: &Path, durability: StoreDurability) -> Result<RedbStore, StoreError> {
+        let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| open_err(Box::new(e)))?;
+        }
+        let db = Database::create(path).map_err(|e| open_err(Box::new(e)))?;
+        let store = RedbStore {
+            db,
+            path: path.to_path_buf(),
+            durability,
+            pending: Mutex::new(HashMap::new()),
+        };
+        store.init_tables().map_err(|e| match e {
+            StoreError::Backend { source, .. } => open_err(source),
+            other => open_err(Box::new(other)),
+        })?;
+        Ok(store)
+    }
+
+    /// Creates the tables (so read transactions never meet a missing table) and checks the
+    /// format version.
+    fn init_tables(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        {
+            txn.open_table(ENTRIES).map_err(backend)?;
+            txn.open_table(EXACT).map_err(backend)?;
+            txn.open_table(HITS).map_err(backend)?;
+            txn.open_table(COUNTERS).map_err(backend)?;
+            let mut meta = txn.open_table(META).map_err(backend)?;
+            let found = meta
+                .get("format_version")
+                .map_err(backend)?
+                .map(|g| g.value());
+            match found {
+                None => {
+                    meta.insert("format_version", FORMAT_VERSION)
+                        .map_err(backend)?;
+                }
+                Some(FORMAT_VERSION) => {}
+                Some(v) => {
+                    return Err(StoreError::Corrupt {
+                        id: "format_version".into(),
+                        reason: format!(
+                            "store format version {v} is not supported (this build reads {FORMAT_VERSION})"
+                        ),
+                    })
+                }
+            }
+        }
+        txn.commit().map_err(backend)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
+        let mut txn = self.db.begin_write().map_err(backend)?;
+        txn.set_durability(match self.durability {
+            StoreDurability::Strict => Durability::Immediate,
+            StoreDurability::Fast => Durability::Eventual,
+        });
+        Ok(txn)
+    }
+
+    /// Adds hits recorded in memory but not yet flushed.
+    fn apply_pending(&self, e: &mut Entry) {
+        if let Some(p) = self.pending.lock().get(&e.id.0) {
+            e.hit_count += p.count;
+            e.last_hit_ms = e.last_hit_ms.max(p.last_ms);
+        }
+    }
+
+    /// Reads one entry inside an open read transaction, with its flushed hits applied.
+    fn read_entry(txn: &redb::ReadTransaction, id: EntryId) -> Result<Option<Entry>, StoreError> {
+        let entries = txn.open_table(ENTRIES).map_err(backend)?;
+        let Some(bytes) = entries.get(id.0).map_err(backend)? else {
+            return Ok(None);
+        };
+        let mut e = codec::decode_entry(id, bytes.value())?;
+        let hits = txn.open_table(HITS).map_err(backend)?;
+        if let Some(h) = hits.get(id.0).map_err(backend)? {
+            (e.last_hit_ms, e.hit_count) = h.value();
+        }
+        Ok(Some(e))
+    }
+
+    fn get_sync(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let mut found = Self::read_entry(&txn, id)?;
+        if let Some(e) = &mut found {
+            self.apply_pending(e);
+        }
+        Ok(found)
+    }
+
+    fn get_exact_sync(&self, key: &ExactKey) -> Result<Option<Entry>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let exact = txn.open_table(EXACT).map_err(backend)?;
+        let Some(id) = exact.get(&key.0).map_err(backend)?.map(|g| g.value()) else {
+            return Ok(None);
+        };
+        let mut found = Self::read_entry(&txn, EntryId(id))?;
+        if let Some(e) = &mut found {
+            self.apply_pending(e);
+        }
+        Ok(found)
+    }
+
+    fn put_sync(&self, entry: &Entry) -> Result<Option<EntryId>, StoreError> {
+        let id = entry.id.0;
+        let key = entry.exact_key.0;
+        let bytes = codec::encode_entry(entry);
+        let txn = self.begin_write()?;
+        let replaced = {
+            let mut entries = txn.open_table(ENTRIES).map_err(backend)?;
+            let mut exact = txn.open_table(EXACT).map_err(backend)?;
+            let mut hits = txn.open_table(HITS).map_err(backend)?;
+            let old = exact.get(&key).map_err(backend)?.map(|g| g.value());
+            let replaced = match old {
+                Some(old) if old != id => {
+                    entries.remove(old).map_err(backend)?;
+                    hits.remove(old).map_err(backend)?;
+                    Some(EntryId(old))
+                }
+                _ => None,
+            };
+            // The same id stored before under another exact key: that key must no longer
+            // lead here.
+            let prev_key = match entries.insert(id, bytes.as_slice()).map_err(backend)? {
+                Some(prev) => Some(codec::read_exact_key(entry.id, prev.value())?),
+                None => None,
+            };
+            if let Some(prev_key) = prev_key.filter(|k| k.0 != key) {
+                let points_here = exact.get(&prev_key.0).map_err(backend)?.map(|g| g.value());
+                if points_here == Some(id) {
+                    exact.remove(&prev_key.0).map_err(backend)?;
+                }
+            }
+            exact.insert(&key, id).map_err(backend)?;
+            // The entry's own hit fields are the truth for a freshly put entry.
+            hits.remove(id).map_err(backend)?;
+            replaced
+        };
+        txn.commit().map_err(backend)?;
+        let mut pending = self.pending.lock();
+        pending.remove(&id);
+        if let Some(r) = replaced {
+            pending.remove(&r.0);
+        }
+        Ok(replaced)
+    }
+
+    fn remove_sync(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
+        let txn = self.begin_write()?;
+        let removed = {
+            let mut entries = txn.open_table(ENTRIES).map_err(backend)?;
+            let mut exact = txn.open_table(EXACT).map_err(backend)?;
+            let mut hits = txn.open_table(HITS).map_err(backend)?;
+            let decoded = entries
+                .remove(id.0)
+                .map_err(backend)?
+                .map(|bytes| codec::decode_entry(id, bytes.value()));
+            match decoded {
+                None => None,
+                Some(decoded) => {
+                    let flushed = hits.remove(id.0).map_err(backend)?.map(|g| g.value());
+                    let mut e = decoded?;
+                    if let Some((last, count)) = flushed {
+                        (e.last_hit_ms, e.hit_count) = (last, count);
+                    }
+                    let points_here = exact
+                        .get(&e.exact_key.0)
+                        .map_err(backend)?
+                        .map(|g| g.value());
+                    if points_here == Some(id.0) {
+                        exact.remove(&e.exact_key.0).map_err(backend)?;
+                    }
+                    Some(e)
+                }
+            }
+        };
+        if removed.is_none() {
+            txn.abort().map_err(backend)?;
+            return Ok(None);
+        }
+        txn.commit().map_err(backend)?;
+        let pending = self.pending.lock().remove(&id.0);
+        Ok(removed.map(|mut e| {
+            if let Some(p) = pending {
+                e.hit_count += p.count;
+                e.last_hit_ms = e.last_hit_ms.max(p.last_ms);
+            }
+            e
+        }))
+    }
+
+    fn flush_sync(&self) -> Result<(), StoreError> {
+        let pending = std::mem::take(&mut *self.pending.lock());
+        let result = self.write_hits(&pending);
+        if result.is_err() {
+            // Put the hits back so the next flush tries again.
+            let mut now = self.pending.lock();
+            for (id, p) in pending {
+                let slot = now.entry(id).or_default();
+                slot.count += p.count;
+                slot.last_ms = slot.last_ms.max(p.last_ms);
+            }
+        }
+        result
+    }
+
+    /// Writes buffered hits in one fsynced transaction (which also makes every earlier
+    /// `Fast` commit durable).
+    fn write_hits(&self, pending: &HashMap<u64, PendingHit>) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(backend)?;
+        txn.set_durability(Durability::Immediate);
+        {
+            let entries = txn.open_table(ENTRIES).map_err(backend)?;
+            let mut hits = txn.open_table(HITS).map_err(backend)?;
+            for (&id, p) in pending {
+                let flushed = hits.get(id).map_err(backend)?.map(|g| g.value());
+                let base = match flushed {
+                    Some(b) => b,
+                    None => match entries.get(id).map_err(backend)? {
+                        Some(bytes) => codec::read_hits(EntryId(id), bytes.value())?,
+                        // Removed since the hit: nothing to count.
+                        None => continue,
+                    },
+                };
+                hits.insert(id, (base.0.max(p.last_ms), base.1 + p.count))
+                    .map_err(backend)?;
+            }
+        }
+        txn.commit().map_err(backend)
+    }
+
+    /// Visits every entry's (id, partition, embedder id, vector) in id order, as
+    /// [`EntryStore::scan_vectors`] does; corrupt entries are skipped with a warning.
+    pub fn scan_vectors_with(
+        &self,
+        mut visit: impl for<'a> FnMut(EntryId, PartitionKey, &'a str, &'a [f32]),
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let entries = txn.open_table(ENTRIES).map_err(backend)?;
+        for item in entries.iter().map_err(backend)? {
+            let (k, v) = item.map_err(backend)?;
+            let id = EntryId(k.value());
+            match codec::decode_vector_parts(id, v.value()) {
+                Ok(p) => visit(id, p.partition, p.embedder_id, &p.vector),
+                // One damaged record must not stop the index from being rebuilt; reading
+                // that entry still reports the corruption.
+                Err(e) => {
+                    tracing::warn!(error = %deja_core::ErrorChain(&e), "skipping corrupt entry in vector scan")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Visits every entry (hit counts current) in id order, e.g. for stats or export.
+    /// Stops at the first corrupt entry.
+    pub fn for_each_entry(&self, mut f: impl FnMut(&Entry)) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let entries = txn.open_table(ENTRIES).map_err(backend)?;
+        let hits = txn.open_table(HITS).map_err(backend)?;
+        for item in entries.iter().map_err(backend)? {
+            let (k, v) = item.map_err(backend)?;
+            let id = EntryId(k.value());
+            let mut e = codec::decode_entry(id, v.value())?;
+            if let Some(h) = hits.get(id.0).map_err(backend)? {
+                (e.last_hit_ms, e.hit_count) = h.value();
+            }
+            self.apply_pending(&mut e);
+            f(&e);
+        }
+        Ok(())
+    }
+
+    /// Size of the store file in bytes (0 if it cannot be read). Includes free pages redb
+    /// keeps for reuse, so it is an upper bound of what entries take.
+    pub fn approx_bytes(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
+    fn len_sync(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let entries = txn.open_table(ENTRIES).map_err(backend)?;
+        entries.len().map_err(backend)
+    }
+
+    fn add_counters_sync(&self, delta: &Counters) -> Result<(), StoreError> {
+        let txn = self.begin_write()?;
+        {
+            let mut table = txn.open_table(COUNTERS).map_err(backend)?;
+            for (name, add) in counter_fields(delta) {
+                if add == 0 {
+                    continue;
+                }
+                let cur = table.get(name).map_err(backend)?.map_or(0, |g| g.value());
+                table
+                    .insert(name, cur.saturating_add(add))
+                    .map_err(backend)?;
+            }
+        }
+        txn.commit().map_err(backend)
+    }
+
+    fn counters_sync(&self) -> Result<Counters, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let table = txn.open_table(COUNTERS).map_err(backend)?;
+        let get = |name: &str| -> Result<u64, StoreError> {
+            Ok(table.get(name).map_err(backend)?.map_or(0, |g| g.value()))
+        };
+        Ok(Counters {
+            exact_hits: get("exact_hits")?,
+            semantic_hits: get("semantic_hits")?,
+            misses: get("misses")?,
+            bypasses: get("bypasses")?,
+            upstream_calls: get("upstream_calls")?,
+            prompt_tokens_saved: get("prompt_tokens_saved")?,
+            completion_tokens_saved: get("completion_tokens_saved")?,
+            embedding_hits: get("embedding_hits")?,
+            embedding_misses: get("embedding_misses")?,
+        })
+    }
+}
+
+/// Every counter with its stored name. Destructured, so a new field does not compile until
+/// it is given a name here (and in `counters_sync`).
+fn counter_fields(c: &Counters) -> [(&'static str, u64); 9] {
+    let Counters {
+        exact_hits,
+        semantic_hits,
+        misses,
+        bypasses,
+        upstream_calls,
+        prompt_tokens_saved,
+        completion_tokens_saved,
+        embedding_hits,
+        embedding_misses,
+    } = *c;
+    [
+        ("exact_hits", exact_hits),
+        ("semantic_hits", semantic_hits),
+        ("misses", misses),
+        ("bypasses", bypasses),
+        ("upstream_calls", upstream_calls),
+        ("prompt_tokens_saved", prompt_tokens_saved),
+        ("completion_tokens_saved", completion_tokens_saved),
+        ("embedding_hits", embedding_hits),
+        ("embedding_misses", embedding_misses),
+    ]
+}
+
+impl Drop for RedbStore {
+    /// A clean close keeps buffered hits and makes `Fast` writes durable.
+    fn drop(&mut self) {
+        if let Err(e) = self.flush_sync() {
+            tracing::warn!(error = %deja_core::ErrorChain(&e), path = %self.path.display(), "final flush of the store failed");
+        }
+    }
+}
+
+#[async_trait]
+impl EntryStore for RedbStore {
+    async fn get_exact(&self, key: &ExactKey) -> Result<Option<Entry>, StoreError> {
+        self.get_exact_sync(key)
+    }
+
+    async fn get(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
+        self.get_sync(id)
+    }
+
+    async fn put(&self, entry: &Entry) -> Result<Option<EntryId>, StoreError> {
+        self.put_sync(entry)
+    }
+
+    async fn remove(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
+        self.remove_sync(id)
+    }
+
+    async fn record_hit(&self, id: EntryId, at_ms: u64) -> Result<(), StoreError> {
+        let mut pending = self.pending.lock();
+        let p = pending.entry(id.0).or_default();
+        p.count += 1;
+        p.last_ms = p.last_ms.max(at_ms);
+        Ok(())
+    }
+
+    async fn scan_vectors(
+        &self,
+        visit: &mut (dyn for<'a> FnMut(EntryId, PartitionKey, &'a str, &'a [f32]) + Send),
+    ) -> Result<(), StoreError> {
+        self.scan_vectors_with(|id, p, e, v| visit(id, p, e, v))
+    }
+
+    async fn len(&self) -> Result<u64, StoreError> {
+        self.len_sync()
+    }
+
+    async fn add_counters(&self, delta: &Counters) -> Result<(), StoreError> {
+        self.add_counters_sync(delta)
+    }
+
+    async fn counters(&self) -> Result<Counters, StoreError> {
+        self.counters_sync()
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.flush_sync()
+    }
+}
