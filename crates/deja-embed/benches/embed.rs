@@ -1,1 +1,36 @@
-fn main() {}
+//! Embedding latency of the local model on one compute thread: a ~16-token query, and a
+//! batch of 16 such queries. Skips (prints a note) when the model is not installed.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use deja_embed::{default_model_dir, BertEmbedder, BertOptions};
+
+const QUERY: &str = "How can I reset the password of my account on the website?";
+
+fn bench(c: &mut Criterion) {
+    let dir = default_model_dir();
+    let embedder = match BertEmbedder::load(&dir, BertOptions::default()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            return;
+        }
+    };
+    let batch: Vec<String> = (0..16).map(|i| format!("{QUERY} (variant {i})")).collect();
+    let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
+    c.bench_function("embed_query_16_tokens_1_thread", |b| {
+        b.iter(|| embed(&embedder, &[QUERY]))
+    });
+    c.bench_function("embed_batch_16_1_thread", |b| {
+        b.iter(|| embed(&embedder, &batch))
+    });
+}
+
+fn embed(embedder: &BertEmbedder, texts: &[&str]) -> Vec<Vec<f32>> {
+    match embedder.embed_blocking(texts) {
+        Ok(v) => v,
+        Err(e) => panic!("embedding failed: {e}"),
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,1 +1,207 @@
-//! placeholder
+//! deja's OpenAI-compatible caching proxy. This crate is the composition root: the only
+//! place that reads configuration and picks the embedder, store and index; everything
+//! below it receives them as trait objects.
+
+pub mod coalesce;
+pub mod config;
+pub mod controls;
+pub mod error;
+pub mod routes;
+pub mod upstream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::routing::{get, post};
+use axum::Router;
+use deja_core::{Cache, CacheOptions, Clock, Embedder, SystemClock};
+use deja_embed::{BertEmbedder, BertOptions, HttpEmbedder, HttpEmbedderConfig};
+use deja_store_local::{HnswIndex, HnswParams, RedbStore, StoreDurability};
+
+use crate::coalesce::Inflight;
+use crate::config::{Config, Durability, EmbedderConfig};
+use crate::upstream::Upstream;
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<AppInner>,
+}
+
+struct AppInner {
+    config: Config,
+    cache: Cache,
+    upstream: Upstream,
+    inflight: Inflight,
+}
+
+impl AppState {
+    /// Wires a state from an already-built cache (tests inject their own parts here).
+    pub fn new(config: Config, cache: Cache) -> anyhow::Result<AppState> {
+        let upstream = Upstream::new(&config.upstream).context("building the upstream client")?;
+        Ok(AppState {
+            inner: Arc::new(AppInner {
+                config,
+                cache,
+                upstream,
+                inflight: Inflight::default(),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+    pub fn cache(&self) -> &Cache {
+        &self.inner.cache
+    }
+    pub fn upstream(&self) -> &Upstream {
+        &self.inner.upstream
+    }
+    pub fn inflight(&self) -> &Inflight {
+        &self.inner.inflight
+    }
+}
+
+/// Opens the embedded store at `<data_dir>/deja.redb`.
+pub fn open_store(config: &Config) -> anyhow::Result<RedbStore> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let durability = match config.store.durability {
+        Durability::Strict => StoreDurability::Strict,
+        Durability::Fast => StoreDurability::Fast,
+    };
+    let path = config.data_dir.join("deja.redb");
+    RedbStore::open(&path, durability)
+        .with_context(|| format!("opening the store at {}", path.display()))
+}
+
+/// Builds the configured embedder.
+pub fn build_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
+    Ok(match &config.embedder {
+        EmbedderConfig::Local { model_dir, threads } => {
+            let dir = model_dir.clone().unwrap_or_else(deja_embed::default_model_dir);
+            let opts = BertOptions {
+                threads: (*threads).max(1),
+                ..BertOptions::default()
+            };
+            Arc::new(BertEmbedder::load(&dir, opts)?)
+        }
+        EmbedderConfig::Openai {
+            model,
+            dim,
+            base_url,
+            api_key,
+        } => Arc::new(HttpEmbedder::new(HttpEmbedderConfig {
+            base_url: base_url
+                .clone()
+                .unwrap_or_else(|| config.upstream.base_url.clone()),
+            api_key: api_key.clone().or_else(|| config.upstream.api_key.clone()),
+            model: model.clone(),
+            dimensions: None,
+            dim: *dim,
+            timeout: Duration::from_secs(config.upstream.timeout_secs.max(1)),
+        })?),
+    })
+}
+
+/// Builds the cache on the embedded default backend and loads the index from the store.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    config.validate()?;
+    let store = Arc::new(open_store(&config)?);
+    let embedder = build_embedder(&config)?;
+    let index = Arc::new(HnswIndex::new(
+        embedder.id(),
+        embedder.dim(),
+        HnswParams::default(),
+    ));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let cache = Cache::new(store, index, embedder, clock, cache_options(&config))?;
+    let n = cache.rebuild_index().await.context("loading the vector index")?;
+    tracing::info!(vectors = n, "vector index loaded");
+    AppState::new(config, cache)
+}
+
+pub fn cache_options(config: &Config) -> CacheOptions {
+    CacheOptions {
+        min_similarity: config.cache.min_similarity,
+        ttl_secs: config.cache.ttl_secs,
+        candidates: config.cache.candidates,
+    }
+}
+
+/// The proxy's routes. Paths deja does not cache pass through to the upstream.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(routes::chat::chat_completions))
+        .route("/v1/embeddings", post(routes::embeddings::embeddings))
+        .route("/health", get(health))
+        .fallback(routes::passthrough::passthrough)
+        .with_state(state)
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+/// Persists counters and buffered hit times every second until the returned handle is
+/// aborted.
+pub fn spawn_flusher(cache: Cache) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Err(e) = cache.flush_counters().await {
+                tracing::warn!(error = %deja_core::ErrorChain(&e), "flushing counters failed");
+            }
+        }
+    })
+}
+
+/// Serves until Ctrl-C / SIGTERM, then drains and flushes.
+pub async fn serve(state: AppState) -> anyhow::Result<()> {
+    let addr = state.config().listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(%addr, upstream = %state.config().upstream.base_url, "deja listening");
+    serve_on(listener, state, shutdown_signal()).await
+}
+
+/// Serves on an already-bound listener until `shutdown` completes.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let flusher = spawn_flusher(state.cache().clone());
+    let result = axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving");
+    flusher.abort();
+    if let Err(e) = state.cache().flush_counters().await {
+        tracing::warn!(error = %deja_core::ErrorChain(&e), "final flush failed");
+    }
+    result
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,1 +1,244 @@
-fn main() {}
+//! The `deja` command: parses arguments, sets up logging, and hands over to the server
+//! crate. Errors are printed with their causes and exit non-zero.
+
+mod eval;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use deja_core::EntryStore;
+use deja_server::config::{Config, Durability};
+
+#[derive(Parser)]
+#[command(name = "deja", version, about = "A semantic cache for LLM APIs: an OpenAI-compatible caching proxy")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the caching proxy.
+    Serve(ServeArgs),
+    /// Show what the cache holds and what it saved (reads a stopped data directory).
+    Stats(StatsArgs),
+    /// Measure hit quality on labelled pairs (a,b,label CSV) through the real serving path.
+    Eval {
+        /// CSV files with columns a, b, label.
+        #[arg(long, required = true, num_args = 1..)]
+        pairs: Vec<PathBuf>,
+        /// Evaluate an evenly spread sample of this many rows per file (0 = all).
+        #[arg(long, default_value_t = 2000)]
+        sample: usize,
+        /// Thresholds to report.
+        #[arg(long, value_delimiter = ',', default_value = "0.6,0.8,0.85,0.9,0.92,0.94,0.95,0.96,0.97,0.98,0.99")]
+        thresholds: Vec<f32>,
+        /// Directory of the local embedding model.
+        #[arg(long)]
+        model_dir: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a deterministic mock OpenAI-compatible upstream (for demos and tests).
+    MockUpstream {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file (also `DEJA_CONFIG`).
+    #[arg(long, env = "DEJA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data directory [default: the user's data dir, `deja/`].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Upstream OpenAI-compatible base URL ending in /v1 [default: $OPENAI_BASE_URL or https://api.openai.com/v1].
+    #[arg(long)]
+    upstream: Option<String>,
+    /// Directory of the local embedding model [default: $DEJA_MODEL_DIR or the user's data dir].
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// Least cosine similarity for a semantic hit.
+    #[arg(long)]
+    min_similarity: Option<f32>,
+    /// strict: every stored entry is fsynced; fast: durable within about a second.
+    #[arg(long, value_parser = ["strict", "fast"])]
+    durability: Option<String>,
+    /// Log format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+#[derive(clap::Args)]
+struct StatsArgs {
+    /// Data directory [default: the user's data dir, `deja/`].
+    #[arg(long, env = "DEJA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        for cause in e.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command {
+        Command::Serve(args) => {
+            init_logging(&args.log_format);
+            let config = serve_config(&args)?;
+            rt.block_on(async {
+                let state = deja_server::build_state(config).await?;
+                deja_server::serve(state).await
+            })
+        }
+        Command::Stats(args) => {
+            let mut config = Config::default();
+            config.apply_env(|k| std::env::var(k).ok())?;
+            if let Some(d) = args.data_dir {
+                config.data_dir = d;
+            }
+            rt.block_on(print_stats(&config, args.json))
+        }
+        Command::Eval {
+            pairs,
+            sample,
+            thresholds,
+            model_dir,
+            json,
+        } => {
+            let mut config = Config::default();
+            config.apply_env(|k| std::env::var(k).ok())?;
+            if let Some(v) = model_dir {
+                if let deja_server::config::EmbedderConfig::Local { model_dir, .. } =
+                    &mut config.embedder
+                {
+                    *model_dir = Some(v);
+                }
+            }
+            let args = eval::EvalArgs {
+                pairs,
+                sample,
+                thresholds,
+                json,
+            };
+            rt.block_on(eval::run(config, args))
+        }
+        Command::MockUpstream { listen } => {
+            init_logging("text");
+            rt.block_on(async {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("binding {listen}"))?;
+                println!("mock upstream listening on http://{listen}/v1");
+                deja_testkit::mock_upstream::serve(
+                    listener,
+                    deja_testkit::mock_upstream::MockState::default(),
+                )
+                .await
+                .context("serving the mock upstream")
+            })
+        }
+    }
+}
+
+fn serve_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    config.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(v) = args.listen {
+        config.listen = v;
+    }
+    if let Some(v) = &args.data_dir {
+        config.data_dir = v.clone();
+    }
+    if let Some(v) = &args.upstream {
+        config.upstream.base_url = v.clone();
+    }
+    if let Some(v) = &args.model_dir {
+        if let deja_server::config::EmbedderConfig::Local { model_dir, .. } = &mut config.embedder {
+            *model_dir = Some(v.clone());
+        }
+    }
+    if let Some(v) = args.min_similarity {
+        config.cache.min_similarity = v;
+    }
+    if let Some(v) = &args.durability {
+        config.store.durability = if v == "fast" {
+            Durability::Fast
+        } else {
+            Durability::Strict
+        };
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+async fn print_stats(config: &Config, json: bool) -> anyhow::Result<()> {
+    let store = deja_server::open_store(config).context(
+        "is a deja server running on this data directory? stop it first, or pass another --data-dir",
+    )?;
+    let entries = store.len().await?;
+    let c = store.counters().await?;
+    if json {
+        let mut v = serde_json::to_value(c)?;
+        v["entries"] = entries.into();
+        v["hit_rate"] = c.hit_rate().into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("data dir            {}", config.data_dir.display());
+    println!("entries             {entries}");
+    println!("exact hits          {}", c.exact_hits);
+    println!("semantic hits       {}", c.semantic_hits);
+    println!("misses              {}", c.misses);
+    println!("bypasses            {}", c.bypasses);
+    println!("hit rate            {:.1}%", c.hit_rate() * 100.0);
+    println!("upstream calls      {}", c.upstream_calls);
+    println!(
+        "calls saved         {}",
+        c.exact_hits + c.semantic_hits + c.embedding_hits
+    );
+    println!(
+        "tokens saved        {} prompt + {} completion",
+        c.prompt_tokens_saved, c.completion_tokens_saved
+    );
+    println!(
+        "embedding cache     {} hits, {} misses",
+        c.embedding_hits, c.embedding_misses
+    );
+    Ok(())
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DEJA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

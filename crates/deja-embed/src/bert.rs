@@ -1,0 +1,315 @@
+//! [`BertEmbedder`]: a local sentence-transformers model run on dedicated compute threads.
+//!
+//! Callers enqueue jobs; each worker thread takes every job waiting when it becomes free (up
+//! to `max_batch` texts), runs them as one forward pass, and sends each job its vectors
+//! through its own channel. So concurrent requests are batched without a timer, and an idle
+//! embedder answers a lone request immediately. The async `embed` never blocks the runtime.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deja_core::{EmbedError, Embedder};
+use parking_lot::{Condvar, Mutex};
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::model::{BertConfig, BertModel, Scratch};
+use crate::{l2_normalize, INSTALL_HINT};
+
+/// Settings of a [`BertEmbedder`].
+#[derive(Debug, Clone)]
+pub struct BertOptions {
+    /// Number of compute threads, each running whole forward passes (default 1).
+    pub threads: usize,
+    /// Most texts run in one forward pass (default 32).
+    pub max_batch: usize,
+}
+
+impl Default for BertOptions {
+    fn default() -> Self {
+        Self {
+            threads: 1,
+            max_batch: 32,
+        }
+    }
+}
+
+type Reply = Result<Vec<Vec<f32>>, EmbedError>;
+
+/// Where a job's result goes: an async caller's oneshot or a blocking caller's channel.
+enum ReplyTo {
+    Async(tokio::sync::oneshot::Sender<Reply>),
+    Blocking(std::sync::mpsc::SyncSender<Reply>),
+}
+
+impl ReplyTo {
+    fn send(self, reply: Reply) {
+        // A caller that went away (e.g. a cancelled request) no longer wants the result.
+        match self {
+            ReplyTo::Async(tx) => drop(tx.send(reply)),
+            ReplyTo::Blocking(tx) => drop(tx.send(reply)),
+        }
+    }
+}
+
+struct Job {
+    texts: Vec<String>,
+    reply: ReplyTo,
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Set when the embedder is dropped; workers finish the queued jobs and exit.
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    model: BertModel,
+    tokenizer: Tokenizer,
+    max_batch: usize,
+}
+
+/// Embeds with a BERT-family sentence-transformers model directory (`config.json`,
+/// `tokenizer.json`, `model.safetensors`, `1_Pooling/config.json`), as sentence-transformers
+/// does: tokens truncated at the model's max sequence length, BERT encoder, mean (or CLS)
+/// pooling, L2 normalisation.
+pub struct BertEmbedder {
+    id: String,
+    dim: usize,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for BertEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BertEmbedder")
+            .field("id", &self.id)
+            .field("dim", &self.dim)
+            .finish_non_exhaustive()
+    }
+}
+
+fn missing(path: &Path) -> EmbedError {
+    EmbedError::ModelMissing {
+        path: path.display().to_string(),
+        install_hint: INSTALL_HINT.into(),
+    }
+}
+
+impl BertEmbedder {
+    /// Loads the model in `dir` and starts `opts.threads` compute threads.
+    pub fn load(dir: &Path, opts: BertOptions) -> Result<BertEmbedder, EmbedError> {
+        for file in ["config.json", "tokenizer.json", "model.safetensors"] {
+            if !dir.join(file).is_file() {
+                return Err(missing(dir));
+            }
+        }
+        if !dir.join("1_Pooling").join("config.json").is_file() {
+            return Err(missing(dir));
+        }
+        let cfg = BertConfig::load(dir)?;
+        let tokenizer = load_tokenizer(&dir.join("tokenizer.json"), cfg.max_len)?;
+        let model = BertModel::load(dir, cfg)?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string());
+        let dim = model.cfg.hidden;
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            model,
+            tokenizer,
+            max_batch: opts.max_batch.max(1),
+        });
+        for i in 0..opts.threads.max(1) {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("deja-embed-{i}"))
+                .spawn(move || worker(&shared))
+                .map_err(|e| EmbedError::ModelInvalid {
+                    path: dir.display().to_string(),
+                    reason: format!("cannot start compute thread: {e}"),
+                })?;
+        }
+        Ok(BertEmbedder {
+            id: format!("local:{name}"),
+            dim,
+            shared,
+        })
+    }
+
+    /// Embeds on the compute threads and waits for the result, blocking the calling thread.
+    /// For benchmarks and command-line tools; async code should use [`Embedder::embed`].
+    pub fn embed_blocking(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.submit(Job {
+            texts: texts.iter().map(|t| (*t).to_owned()).collect(),
+            reply: ReplyTo::Blocking(tx),
+        });
+        rx.recv().map_err(|_| EmbedError::WorkerGone)?
+    }
+
+    /// Model directory's maximum sequence length in tokens, special tokens included; longer
+    /// texts are truncated.
+    pub fn max_tokens(&self) -> usize {
+        self.shared.model.cfg.max_len
+    }
+
+    fn submit(&self, job: Job) {
+        self.shared.queue.lock().jobs.push_back(job);
+        self.shared.ready.notify_one();
+    }
+}
+
+impl Drop for BertEmbedder {
+    fn drop(&mut self) {
+        self.shared.queue.lock().closed = true;
+        self.shared.ready.notify_all();
+    }
+}
+
+#[async_trait]
+impl Embedder for BertEmbedder {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(Job {
+            texts: texts.to_vec(),
+            reply: ReplyTo::Async(tx),
+        });
+        rx.await.map_err(|_| EmbedError::WorkerGone)?
+    }
+}
+
+/// The shipped tokenizer.json pads every input to 128 tokens and truncates at 128; the model
+/// takes up to `max_len`, and padding is useless here (sequences are packed, see `model.rs`).
+fn load_tokenizer(path: &Path, max_len: usize) -> Result<Tokenizer, EmbedError> {
+    let mut tokenizer = Tokenizer::from_file(path).map_err(|e| EmbedError::ModelInvalid {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: max_len,
+            ..Default::default()
+        }))
+        .map_err(|e| EmbedError::ModelInvalid {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    Ok(tokenizer)
+}
+
+fn worker(shared: &Shared) {
+    let mut scratch = Scratch::default();
+    let mut jobs = Vec::new();
+    loop {
+        {
+            let mut queue = shared.queue.lock();
+            while queue.jobs.is_empty() {
+                if queue.closed {
+                    return;
+                }
+                shared.ready.wait(&mut queue);
+            }
+            // Take the first job whatever its size, then whole jobs while they fit the batch.
+            let mut texts = 0;
+            while let Some(job) = queue.jobs.front() {
+                if !jobs.is_empty() && texts + job.texts.len() > shared.max_batch {
+                    break;
+                }
+                texts += job.texts.len();
+                jobs.extend(queue.jobs.pop_front());
+            }
+        }
+        run_batch(shared, &mut jobs, &mut scratch);
+    }
+}
+
+/// Embeds all texts of `jobs` in forward passes of at most `max_batch` texts and answers
+/// each job. Leaves `jobs` empty.
+fn run_batch(shared: &Shared, jobs: &mut Vec<Job>, scratch: &mut Scratch) {
+    let texts: Vec<&str> = jobs
+        .iter()
+        .flat_map(|j| j.texts.iter().map(String::as_str))
+        .collect();
+    let result = embed_texts(shared, &texts, scratch);
+    drop(texts);
+    match result {
+        Ok(vectors) => {
+            let mut vectors = vectors.into_iter();
+            for job in jobs.drain(..) {
+                let mine: Vec<Vec<f32>> = vectors.by_ref().take(job.texts.len()).collect();
+                job.reply.send(Ok(mine));
+            }
+        }
+        Err(err) => {
+            // EmbedError is not Clone; every job gets an equivalent error.
+            let reason = err.to_string();
+            for job in jobs.drain(..) {
+                job.reply
+                    .send(Err(EmbedError::Tokenizer(reason.clone().into())));
+            }
+        }
+    }
+}
+
+fn embed_texts(
+    shared: &Shared,
+    texts: &[&str],
+    scratch: &mut Scratch,
+) -> Result<Vec<Vec<f32>>, EmbedError> {
+    let cfg = &shared.model.cfg;
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(shared.max_batch) {
+        let mut seqs = Vec::with_capacity(chunk.len());
+        for text in chunk {
+            let enc = shared
+                .tokenizer
+                .encode(*text, true)
+                .map_err(EmbedError::Tokenizer)?;
+            let ids = enc.get_ids();
+            // Invariants `BertModel::forward` relies on: in-vocabulary ids, 1..=max_len tokens.
+            if ids.is_empty()
+                || ids.len() > cfg.max_len
+                || ids.iter().any(|&i| i as usize >= cfg.vocab)
+            {
+                return Err(EmbedError::Tokenizer(
+                    format!(
+                        "tokenizer produced {} ids outside the model's range",
+                        ids.len()
+                    )
+                    .into(),
+                ));
+            }
+            seqs.push(ids.to_vec());
+        }
+        let mut vectors = vec![Vec::new(); chunk.len()];
+        shared.model.forward(&seqs, scratch, &mut vectors);
+        for v in &mut vectors {
+            l2_normalize(v);
+        }
+        out.extend(vectors);
+    }
+    Ok(out)
+}

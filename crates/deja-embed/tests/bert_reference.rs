@@ -1,0 +1,179 @@
+//! `BertEmbedder` against vectors computed by an independent implementation
+//! (`tests/reference/make_reference.py`, a float64 numpy BERT), plus behaviour that needs the
+//! real model: batching, padding-independence, truncation.
+//!
+//! Needs the model from `scripts/install-model.sh`. Without it the tests print a skip note
+//! and pass, unless `DEJA_REQUIRE_MODEL=1`, in which case they fail.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use deja_core::Embedder;
+use deja_embed::{default_model_dir, BertEmbedder, BertOptions, INSTALL_HINT};
+use serde_json::Value;
+
+/// Least cosine similarity to the reference vector for each sentence.
+const MIN_COSINE: f32 = 0.999;
+
+fn load(opts: BertOptions) -> Option<BertEmbedder> {
+    let dir = default_model_dir();
+    if !dir.join("model.safetensors").is_file() {
+        if std::env::var("DEJA_REQUIRE_MODEL").as_deref() == Ok("1") {
+            panic!(
+                "model not installed at {}; run {INSTALL_HINT} (DEJA_REQUIRE_MODEL=1)",
+                dir.display()
+            );
+        }
+        println!(
+            "skipped: model not installed at {}; run {INSTALL_HINT}",
+            dir.display()
+        );
+        return None;
+    }
+    match BertEmbedder::load(&dir, opts) {
+        Ok(e) => Some(e),
+        Err(e) => panic!("loading {}: {e}", dir.display()),
+    }
+}
+
+fn reference() -> Vec<(String, Vec<f32>)> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/reference/minilm_reference.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let json: Value = serde_json::from_str(&text).unwrap();
+    json["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let v = s["vector"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
+            (s["text"].as_str().unwrap().to_owned(), v)
+        })
+        .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn matches_reference_one_by_one_and_as_one_padded_batch() {
+    let Some(embedder) = load(BertOptions::default()) else {
+        return;
+    };
+    assert_eq!(embedder.id(), "local:all-MiniLM-L6-v2");
+    assert_eq!(embedder.dim(), 384);
+    let reference = reference();
+    assert!(reference.len() >= 8);
+    let texts: Vec<&str> = reference.iter().map(|(t, _)| t.as_str()).collect();
+    let batch = embedder.embed_blocking(&texts).unwrap();
+    let mut worst = 1.0f32;
+    for ((text, want), in_batch) in reference.iter().zip(&batch) {
+        let alone = embedder.embed_blocking(&[text.as_str()]).unwrap().remove(0);
+        let c_alone = cosine(&alone, want);
+        let c_batch = cosine(in_batch, want);
+        println!("cosine alone {c_alone:.7} batch {c_batch:.7}  {text:.50}");
+        assert!(c_alone >= MIN_COSINE, "{text:?}: cosine {c_alone}");
+        assert!(
+            c_batch >= MIN_COSINE,
+            "{text:?} in a batch: cosine {c_batch}"
+        );
+        worst = worst.min(c_alone).min(c_batch);
+    }
+    println!("worst cosine vs reference: {worst:.7}");
+}
+
+#[test]
+fn vectors_are_unit_length() {
+    let Some(embedder) = load(BertOptions::default()) else {
+        return;
+    };
+    for v in embedder
+        .embed_blocking(&["", "a", "unit length please"])
+        .unwrap()
+    {
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+    }
+}
+
+#[test]
+fn long_text_is_truncated_at_max_tokens() {
+    let Some(embedder) = load(BertOptions::default()) else {
+        return;
+    };
+    assert_eq!(embedder.max_tokens(), 256);
+    // Well over 256 tokens; what follows the first 254 word pieces must not matter.
+    let head = "the cache answers repeated questions quickly ".repeat(60);
+    let a = embedder.embed_blocking(&[&head]).unwrap().remove(0);
+    let b = embedder
+        .embed_blocking(&[&format!(
+            "{head} completely different ending about volcanoes"
+        )])
+        .unwrap()
+        .remove(0);
+    assert!(cosine(&a, &b) > 0.99999, "cosine {}", cosine(&a, &b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_are_batched_and_answered_in_order() {
+    let Some(embedder) = load(BertOptions {
+        threads: 1,
+        max_batch: 8,
+    }) else {
+        return;
+    };
+    let embedder = Arc::new(embedder);
+    let texts: Vec<String> = (0..40)
+        .map(|i| {
+            format!(
+                "question number {i} about {}",
+                ["cats", "tax", "rust"][i % 3]
+            )
+        })
+        .collect();
+    let mut alone = Vec::new();
+    for t in &texts {
+        alone.push(
+            embedder
+                .embed(std::slice::from_ref(t))
+                .await
+                .unwrap()
+                .remove(0),
+        );
+    }
+    let tasks: Vec<_> = texts
+        .chunks(2)
+        .map(|pair| {
+            let e = Arc::clone(&embedder);
+            let pair = pair.to_vec();
+            tokio::spawn(async move { e.embed(&pair).await.unwrap() })
+        })
+        .collect();
+    let mut together = Vec::new();
+    for t in tasks {
+        together.extend(t.await.unwrap());
+    }
+    for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
+        assert!(cosine(a, b) > 0.99999, "text {i}: cosine {}", cosine(a, b));
+    }
+}
+
+#[test]
+fn missing_model_names_the_install_command() {
+    let dir = std::env::temp_dir().join("deja-embed-no-such-model");
+    let err = BertEmbedder::load(&dir, BertOptions::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("scripts/install-model.sh"), "{msg}");
+    assert!(msg.contains("deja-embed-no-such-model"), "{msg}");
+}

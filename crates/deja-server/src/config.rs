@@ -1,0 +1,342 @@
+//! Typed configuration: a TOML file, then `DEJA_…` environment variables (and the
+//! OpenAI SDKs' own `OPENAI_BASE_URL` / `OPENAI_API_KEY`), then command-line flags, each
+//! layer overriding the one before. Errors name the bad key and what would be valid.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the proxy listens on.
+    pub listen: SocketAddr,
+    /// Where the embedded store keeps its files.
+    pub data_dir: PathBuf,
+    pub upstream: UpstreamConfig,
+    pub cache: CacheConfig,
+    pub embedder: EmbedderConfig,
+    pub store: StoreConfig,
+    pub limits: LimitsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: default_data_dir(),
+            upstream: UpstreamConfig::default(),
+            cache: CacheConfig::default(),
+            embedder: EmbedderConfig::default(),
+            store: StoreConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/deja` (or the platform's equivalent), else `./deja-data`.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .map(|d| d.join("deja"))
+        .unwrap_or_else(|| PathBuf::from("deja-data"))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// OpenAI-compatible base URL ending in `/v1`.
+    pub base_url: String,
+    /// Key sent upstream. When unset, the client's own `Authorization` is forwarded.
+    pub api_key: Option<String>,
+    pub connect_timeout_secs: u64,
+    /// Whole-request limit for non-streamed calls; for streams, the longest silence
+    /// between two chunks.
+    pub timeout_secs: u64,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.openai.com/v1".into(),
+            api_key: None,
+            connect_timeout_secs: 10,
+            timeout_secs: 600,
+        }
+    }
+}
+
+/// Whose entries a request may be served from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TenantMode {
+    /// A hash of the client's bearer token (never stored in clear); the request header
+    /// `x-deja-namespace` overrides it.
+    PerKey,
+    /// One cache for every client; `x-deja-namespace` still separates.
+    Shared,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Least cosine similarity for a semantic hit (a request can raise it, not lower it).
+    pub min_similarity: f32,
+    /// Entries older than this are not served. Unset: kept until removed.
+    pub ttl_secs: Option<u64>,
+    /// Index candidates examined per semantic lookup.
+    pub candidates: usize,
+    pub tenant: TenantMode,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            min_similarity: DEFAULT_MIN_SIMILARITY,
+            ttl_secs: None,
+            candidates: 4,
+            tenant: TenantMode::PerKey,
+        }
+    }
+}
+
+/// Chosen from measurements on labelled pairs; see the README's table.
+pub const DEFAULT_MIN_SIMILARITY: f32 = 0.95;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum EmbedderConfig {
+    /// A BERT-family sentence-transformers model directory, run in-process.
+    Local {
+        /// Default: `$DEJA_MODEL_DIR`, else the user's data dir `deja/models/all-MiniLM-L6-v2`.
+        #[serde(default)]
+        model_dir: Option<PathBuf>,
+        #[serde(default = "one")]
+        threads: usize,
+    },
+    /// An OpenAI-compatible `/embeddings` endpoint (by default the upstream).
+    Openai {
+        model: String,
+        dim: usize,
+        #[serde(default)]
+        base_url: Option<String>,
+        #[serde(default)]
+        api_key: Option<String>,
+    },
+}
+
+fn one() -> usize {
+    1
+}
+
+impl Default for EmbedderConfig {
+    fn default() -> Self {
+        EmbedderConfig::Local {
+            model_dir: None,
+            threads: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// Every stored entry is fsynced before the response completes.
+    #[default]
+    Strict,
+    /// Entries become durable within about a second; a crash may lose the last second.
+    Fast,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub durability: Durability,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl Config {
+    /// Reads a TOML file (missing keys take their defaults).
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Applies environment overrides from `lookup` (`std::env::var` in production).
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        if let Some(v) = lookup("DEJA_LISTEN") {
+            self.listen = parse_key("DEJA_LISTEN", &v, "an address like 127.0.0.1:8080")?;
+        }
+        if let Some(v) = lookup("DEJA_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = lookup("OPENAI_BASE_URL") {
+            self.upstream.base_url = v;
+        }
+        if let Some(v) = lookup("DEJA_UPSTREAM") {
+            self.upstream.base_url = v;
+        }
+        if let Some(v) = lookup("OPENAI_API_KEY").filter(|v| !v.is_empty()) {
+            self.upstream.api_key = Some(v);
+        }
+        if let Some(v) = lookup("DEJA_MIN_SIMILARITY") {
+            self.cache.min_similarity =
+                parse_key("DEJA_MIN_SIMILARITY", &v, "a number between 0 and 1")?;
+        }
+        if let Some(v) = lookup("DEJA_TTL_SECS") {
+            self.cache.ttl_secs = Some(parse_key("DEJA_TTL_SECS", &v, "whole seconds")?);
+        }
+        if let Some(v) = lookup("DEJA_DURABILITY") {
+            self.store.durability = match v.as_str() {
+                "strict" => Durability::Strict,
+                "fast" => Durability::Fast,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "DEJA_DURABILITY".into(),
+                        message: format!("{v:?} is not valid; use \"strict\" or \"fast\""),
+                    })
+                }
+            };
+        }
+        if let Some(v) = lookup("DEJA_MODEL_DIR") {
+            if let EmbedderConfig::Local { model_dir, .. } = &mut self.embedder {
+                *model_dir = Some(PathBuf::from(v));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks values serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = self.cache.min_similarity;
+        if !(0.0..=1.0).contains(&s) {
+            return Err(ConfigError::Invalid {
+                key: "cache.min_similarity".into(),
+                message: format!("{s} is out of range; use a cosine similarity between 0 and 1"),
+            });
+        }
+        if self.cache.candidates == 0 {
+            return Err(ConfigError::Invalid {
+                key: "cache.candidates".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        let url = &self.upstream.base_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                key: "upstream.base_url".into(),
+                message: format!("{url:?} is not an http(s) URL"),
+            });
+        }
+        if let EmbedderConfig::Openai { dim: 0, .. } = self.embedder {
+            return Err(ConfigError::Invalid {
+                key: "embedder.dim".into(),
+                message: "must be the embedding length, e.g. 1536".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn parse_key<T: std::str::FromStr>(key: &str, value: &str, want: &str) -> Result<T, ConfigError> {
+    value.parse().map_err(|_| ConfigError::Invalid {
+        key: key.into(),
+        message: format!("{value:?} is not valid; expected {want}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.cache.min_similarity, DEFAULT_MIN_SIMILARITY);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml("[cache]\nmin_similarty = 0.9\n").unwrap_err();
+        assert!(err.contains("min_similarty"), "{err}");
+    }
+
+    #[test]
+    fn embedder_is_a_tagged_enum() {
+        let c = Config::from_toml(
+            "[embedder]\nkind = \"openai\"\nmodel = \"text-embedding-3-small\"\ndim = 1536\n",
+        )
+        .unwrap();
+        assert!(matches!(c.embedder, EmbedderConfig::Openai { dim: 1536, .. }));
+        let err = Config::from_toml("[embedder]\nkind = \"onnx\"\n").unwrap_err();
+        assert!(err.contains("onnx"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_and_bad_values_name_the_key() {
+        let mut c = Config::default();
+        c.apply_env(|k| match k {
+            "DEJA_MIN_SIMILARITY" => Some("0.97".into()),
+            "OPENAI_BASE_URL" => Some("http://127.0.0.1:9/v1".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.cache.min_similarity, 0.97);
+        assert_eq!(c.upstream.base_url, "http://127.0.0.1:9/v1");
+        let err = c
+            .apply_env(|k| (k == "DEJA_MIN_SIMILARITY").then(|| "high".into()))
+            .unwrap_err();
+        assert!(err.to_string().starts_with("DEJA_MIN_SIMILARITY"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_similarity_is_rejected() {
+        let mut c = Config::default();
+        c.cache.min_similarity = 1.5;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("cache.min_similarity"), "{err}");
+    }
+}

@@ -1,0 +1,272 @@
+//! `POST /v1/chat/completions`: exact, then semantic lookup, then the upstream. A streamed
+//! miss reaches the client chunk by chunk while it is recorded, and is stored only when it
+//! completed normally. Hits are served in the shape the client asked for (JSON or SSE),
+//! whatever shape they were recorded in.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use deja_core::{Answer, Entry, ExactKey, Lookup, LookupRequest, NewEntry};
+use deja_openai::chat::{chat_key, include_usage, is_stream, parse_chat, ChatKey};
+use deja_openai::sse;
+use futures::StreamExt;
+
+use crate::coalesce::LeaderGuard;
+use crate::controls::{tenant, Controls};
+use crate::error::ApiError;
+use crate::routes::{read_body, wire_error, CacheHeader};
+use crate::upstream::{map_send_error, response_headers};
+use crate::AppState;
+
+const PATH: &str = "/v1/chat/completions";
+
+pub async fn chat_completions(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(body, app.config().limits.max_body_bytes).await?;
+    let req = parse_chat(&bytes).map_err(wire_error)?;
+    let controls = Controls::from_headers(&headers)?;
+    let tenant = tenant(&headers, app.config().cache.tenant)?;
+    let key = chat_key(&req, &tenant);
+    let want = Shape {
+        stream: is_stream(&req),
+        include_usage: include_usage(&req),
+    };
+    let exact = ExactKey::new(&key.partition, &key.prompt);
+
+    let mut vector = None;
+    let mut outcome = CacheHeader::Miss;
+    let mut guard = None;
+    if controls.skip_lookup {
+        outcome = CacheHeader::Bypass("no-cache");
+        app.cache().count(|c| c.bypasses += 1);
+    } else {
+        let lookup = LookupRequest {
+            partition: key.partition,
+            prompt: &key.prompt,
+            semantic: key.semantic,
+            min_similarity: controls.min_similarity,
+            max_age_secs: controls.max_age_secs,
+        };
+        loop {
+            app.inflight().wait(&exact).await;
+            match app.cache().lookup(&lookup).await {
+                Lookup::ExactHit(entry) => {
+                    if let Some(resp) = serve_hit(&entry, CacheHeader::HitExact, want) {
+                        return Ok(resp);
+                    }
+                    outcome = CacheHeader::Bypass("unreadable-entry");
+                    break;
+                }
+                Lookup::SemanticHit { entry, similarity } => {
+                    if let Some(resp) =
+                        serve_hit(&entry, CacheHeader::HitSemantic(similarity), want)
+                    {
+                        return Ok(resp);
+                    }
+                    outcome = CacheHeader::Bypass("unreadable-entry");
+                    break;
+                }
+                Lookup::Miss { vector: v, .. } => vector = v,
+                Lookup::Bypass(reason) => {
+                    outcome = CacheHeader::Bypass(reason.as_str());
+                    break;
+                }
+            }
+            // Whoever registers first fetches; the others wait above and look again.
+            if let Some(g) = app.inflight().lead(exact) {
+                guard = Some(g);
+                break;
+            }
+        }
+    }
+    // Bypassed lookups are not stored (the backend is failing, or the entry is bad),
+    // except `no-cache`, which exists to refresh the entry.
+    let store = !controls.skip_store
+        && matches!(outcome, CacheHeader::Miss | CacheHeader::Bypass("no-cache"));
+    let pending = store.then(|| PendingInsert {
+        app: app.clone(),
+        key,
+        vector,
+        _guard: guard,
+    });
+
+    app.cache().count(|c| c.upstream_calls += 1);
+    let upstream = app
+        .upstream()
+        .send(Method::POST, PATH, &headers, bytes, !want.stream)
+        .await?;
+    let status = upstream.status();
+    let mut resp_headers = response_headers(upstream.headers());
+    outcome.write(&mut resp_headers);
+
+    if !status.is_success() {
+        // Upstream errors pass through unchanged and are never stored.
+        let body = upstream.bytes().await.map_err(map_send_error)?;
+        return Ok((status, resp_headers, body).into_response());
+    }
+    let is_sse = upstream
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if want.stream && is_sse {
+        return Ok(stream_through(upstream, status, resp_headers, pending));
+    }
+    let body = upstream.bytes().await.map_err(map_send_error)?;
+    if let Some(p) = pending {
+        // Only a complete JSON answer is stored; storing happens after the response is
+        // on its way, and waiters are released once it is stored.
+        if !want.stream && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok() {
+            let usage = deja_openai::sse::usage_from_body(&body);
+            tokio::spawn(p.insert(Answer::Body(body.to_vec()), usage));
+        }
+    }
+    Ok((status, resp_headers, body).into_response())
+}
+
+/// The response shape the client asked for.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    stream: bool,
+    include_usage: bool,
+}
+
+/// What is needed to store the upstream's answer once it is complete. Holding it keeps
+/// the coalescing leadership; dropping it releases waiters.
+struct PendingInsert {
+    app: AppState,
+    key: ChatKey,
+    vector: Option<Vec<f32>>,
+    _guard: Option<LeaderGuard>,
+}
+
+impl PendingInsert {
+    async fn insert(self, answer: Answer, usage: deja_core::Usage) {
+        let PendingInsert {
+            app,
+            key,
+            vector,
+            _guard,
+        } = self;
+        let ChatKey {
+            partition,
+            prompt,
+            semantic,
+            model,
+        } = key;
+        let new = NewEntry {
+            partition,
+            prompt,
+            model,
+            answer,
+            usage,
+            semantic,
+            vector,
+        };
+        if let Err(e) = app.cache().insert(new).await {
+            app.cache().count(|c| c.bypasses += 1);
+            tracing::warn!(error = %deja_core::ErrorChain(&e), "storing an answer failed; it was served but not cached");
+        }
+    }
+}
+
+fn serve_hit(entry: &Entry, outcome: CacheHeader, want: Shape) -> Option<Response> {
+    let mut headers = HeaderMap::new();
+    outcome.write(&mut headers);
+    if let Ok(v) = HeaderValue::from_str(&entry.id.to_string()) {
+        headers.insert("x-deja-entry", v);
+    }
+    let converted = match (&entry.answer, want.stream) {
+        (Answer::Body(b), false) => Ok(json_response(Bytes::from(b.clone()), headers)),
+        (Answer::Body(b), true) => sse::completion_to_chunks(b, want.include_usage)
+            .map(|chunks| sse_response(sse::encode_chunks(&chunks), headers)),
+        (Answer::Chunks(c), true) => Ok(sse_response(
+            sse::encode_chunks(&sse::replay_chunks(c, want.include_usage, entry.usage)),
+            headers,
+        )),
+        (Answer::Chunks(c), false) => sse::chunks_to_completion(c)
+            .map(|body| json_response(Bytes::from(body), headers)),
+    };
+    match converted {
+        Ok(resp) => Some(resp),
+        Err(e) => {
+            tracing::warn!(entry = %entry.id, error = %e, "stored answer could not be converted; going upstream");
+            None
+        }
+    }
+}
+
+fn json_response(body: Bytes, mut headers: HeaderMap) -> Response {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    (StatusCode::OK, headers, body).into_response()
+}
+
+fn sse_response(body: Bytes, mut headers: HeaderMap) -> Response {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    (StatusCode::OK, headers, body).into_response()
+}
+
+/// Forwards an upstream SSE stream to the client as it arrives, recording its events, and
+/// stores the recording if the stream ended with `[DONE]` and every choice finished.
+fn stream_through(
+    upstream: reqwest::Response,
+    status: StatusCode,
+    headers: HeaderMap,
+    pending: Option<PendingInsert>,
+) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(32);
+    tokio::spawn(async move {
+        let mut parser = sse::SseParser::default();
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        let mut done = false;
+        let mut failed = false;
+        let mut stream = upstream.bytes_stream();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(bytes) => {
+                    if pending.is_some() {
+                        for event in parser.push(&bytes) {
+                            match event {
+                                sse::SseEvent::Data(d) => chunks.push(d),
+                                sse::SseEvent::Done => done = true,
+                            }
+                        }
+                    }
+                    if tx.send(Ok(bytes)).await.is_err() {
+                        // The client went away: stop reading; a partial answer is not stored.
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %deja_core::ErrorChain(&e), "upstream stream broke off; not caching it");
+                    failed = true;
+                    let _ = tx
+                        .send(Err(std::io::Error::other("upstream stream broke off")))
+                        .await;
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        if let Some(p) = pending {
+            if !failed && done && sse::stream_completed(&chunks) {
+                let usage = sse::usage_from_chunks(&chunks);
+                p.insert(Answer::Chunks(chunks), usage).await;
+            }
+        }
+    });
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    (status, headers, body).into_response()
+}

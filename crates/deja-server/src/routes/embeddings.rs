@@ -1,0 +1,146 @@
+//! `POST /v1/embeddings`: the embedding cache. One entry per input item (and model,
+//! `dimensions`, tenant), stored as compact little-endian float32; only the misses go
+//! upstream, in one batched call, each distinct item once; the response keeps the
+//! request's order and `encoding_format`.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use deja_core::{Answer, ExactKey, NewEntry, SemanticMode, Usage};
+use deja_openai::embeddings::{self as wire, EncodingFormat};
+
+use crate::controls::{tenant, Controls};
+use crate::error::ApiError;
+use crate::routes::{read_body, wire_error, CacheHeader};
+use crate::upstream::{map_send_error, response_headers};
+use crate::AppState;
+
+const PATH: &str = "/v1/embeddings";
+
+pub async fn embeddings(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(body, app.config().limits.max_body_bytes).await?;
+    let req = wire::parse_embeddings(&bytes).map_err(wire_error)?;
+    let controls = Controls::from_headers(&headers)?;
+    let tenant = tenant(&headers, app.config().cache.tenant)?;
+    let partition = wire::partition_key(&req, &tenant);
+    let items = wire::items(&req);
+    let prompts: Vec<String> = items.iter().map(wire::item_prompt).collect();
+
+    let mut vectors: Vec<Option<Vec<f32>>> = vec![None; items.len()];
+    let mut store_ok = true;
+    if !controls.skip_lookup {
+        for (slot, prompt) in vectors.iter_mut().zip(&prompts) {
+            let key = ExactKey::new(&partition, prompt);
+            match app.cache().store().get_exact(&key).await {
+                Ok(Some(entry)) => {
+                    if let Answer::Body(b) = &entry.answer {
+                        *slot = wire::le_bytes_to_f32s(b);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %deja_core::ErrorChain(&e), "embedding cache read failed; bypassing");
+                    store_ok = false;
+                    break;
+                }
+            }
+        }
+    }
+    // Distinct missing items, each sent upstream once.
+    let mut missing: Vec<usize> = Vec::new();
+    let mut first_of: HashMap<&str, usize> = HashMap::new();
+    for (i, v) in vectors.iter().enumerate() {
+        if v.is_none() && !first_of.contains_key(prompts[i].as_str()) {
+            first_of.insert(prompts[i].as_str(), missing.len());
+            missing.push(i);
+        }
+    }
+    let hits = vectors.iter().filter(|v| v.is_some()).count() as u64;
+    let misses = items.len() as u64 - hits;
+    app.cache().count(|c| {
+        c.embedding_hits += hits;
+        c.embedding_misses += misses;
+    });
+
+    let mut usage = wire::UpstreamUsage::default();
+    let outcome = if !store_ok || controls.skip_lookup {
+        CacheHeader::Bypass(if store_ok { "no-cache" } else { "store-error" })
+    } else if missing.is_empty() {
+        CacheHeader::HitExact
+    } else {
+        CacheHeader::Miss
+    };
+    if !missing.is_empty() {
+        let missing_items: Vec<_> = missing.iter().map(|&i| items[i].clone()).collect();
+        let upstream_body = wire::build_upstream_request(&req, &missing_items);
+        app.cache().count(|c| c.upstream_calls += 1);
+        let resp = app
+            .upstream()
+            .send(Method::POST, PATH, &headers, upstream_body.into(), true)
+            .await?;
+        let status = resp.status();
+        let resp_headers = response_headers(resp.headers());
+        let body = resp.bytes().await.map_err(map_send_error)?;
+        if !status.is_success() {
+            let mut resp_headers = resp_headers;
+            outcome.write(&mut resp_headers);
+            return Ok((status, resp_headers, body).into_response());
+        }
+        let (fresh, up_usage) = wire::parse_upstream_response(&body, missing.len()).map_err(
+            |e| ApiError::UpstreamUnavailable {
+                detail: format!("upstream embeddings response unusable: {}", e.message),
+            },
+        )?;
+        usage = up_usage;
+        let per_item_tokens = up_usage.prompt_tokens / missing.len().max(1) as u64;
+        let store = store_ok && !controls.skip_store;
+        for (j, &i) in missing.iter().enumerate() {
+            if store {
+                let new = NewEntry {
+                    partition,
+                    prompt: prompts[i].clone(),
+                    model: req.model.clone(),
+                    answer: Answer::Body(wire::f32s_to_le_bytes(&fresh[j])),
+                    usage: Usage {
+                        prompt_tokens: per_item_tokens,
+                        completion_tokens: 0,
+                    },
+                    semantic: SemanticMode::ExactOnly,
+                    vector: None,
+                };
+                if let Err(e) = app.cache().insert(new).await {
+                    tracing::warn!(error = %deja_core::ErrorChain(&e), "storing an embedding failed");
+                }
+            }
+            vectors[i] = Some(fresh[j].clone());
+        }
+        // Repeated items in the same request take the vector of their first occurrence.
+        for i in 0..vectors.len() {
+            if vectors[i].is_none() {
+                if let Some(&j) = first_of.get(prompts[i].as_str()) {
+                    vectors[i] = Some(fresh[j].clone());
+                }
+            }
+        }
+    }
+    let vectors: Vec<Vec<f32>> = vectors.into_iter().map(Option::unwrap_or_default).collect();
+    let format = req.encoding_format.unwrap_or(EncodingFormat::Float);
+    let body = wire::build_response(&req.model, &vectors, format, usage);
+    let mut headers = HeaderMap::new();
+    outcome.write(&mut headers);
+    if let Ok(v) = HeaderValue::from_str(&format!("{hits}/{}", items.len())) {
+        headers.insert("x-deja-embedding-hits", v);
+    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok((StatusCode::OK, headers, body).into_response())
+}

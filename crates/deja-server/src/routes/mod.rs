@@ -1,0 +1,68 @@
+//! HTTP routes and what they share: reading a bounded body, mapping wire errors, and the
+//! `x-deja-*` response headers.
+
+pub mod chat;
+pub mod embeddings;
+pub mod passthrough;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+
+use crate::error::ApiError;
+
+/// Reads a request body up to `limit` bytes.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::TooLarge { limit }),
+        Err(e) => Err(ApiError::bad_request(
+            format!("could not read the request body: {e}"),
+            None,
+        )),
+    }
+}
+
+pub fn wire_error(e: deja_openai::error::WireError) -> ApiError {
+    ApiError::BadRequest {
+        message: e.message,
+        param: e.param,
+    }
+}
+
+/// The `x-deja-cache` outcome of a request, and its companion headers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CacheHeader {
+    HitExact,
+    HitSemantic(f32),
+    Miss,
+    /// Not looked up or not storable, with the reason (`x-deja-bypass-reason`).
+    Bypass(&'static str),
+}
+
+impl CacheHeader {
+    pub fn write(&self, headers: &mut HeaderMap) {
+        let value = match self {
+            CacheHeader::HitExact => "hit-exact",
+            CacheHeader::HitSemantic(_) => "hit-semantic",
+            CacheHeader::Miss => "miss",
+            CacheHeader::Bypass(_) => "bypass",
+        };
+        headers.insert("x-deja-cache", HeaderValue::from_static(value));
+        match self {
+            CacheHeader::HitExact => {
+                headers.insert("x-deja-similarity", HeaderValue::from_static("1.0000"));
+            }
+            CacheHeader::HitSemantic(s) => {
+                if let Ok(v) = HeaderValue::from_str(&format!("{s:.4}")) {
+                    headers.insert("x-deja-similarity", v);
+                }
+            }
+            CacheHeader::Bypass(reason) => {
+                headers.insert("x-deja-bypass-reason", HeaderValue::from_static(reason));
+            }
+            CacheHeader::Miss => {}
+        }
+    }
+}

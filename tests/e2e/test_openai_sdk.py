@@ -1,0 +1,143 @@
+"""End to end: the official `openai` Python SDK pointed at a real `deja serve`, in front of
+`deja mock-upstream`. Checks chat (plain and streamed) and embeddings, exact and semantic
+hits, and that hits make no upstream calls (the mock counts them).
+
+Usage: python tests/e2e/test_openai_sdk.py --deja target/debug/deja
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import openai
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited early with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not come up at {url}")
+
+
+def mock_stats(mock: str) -> dict:
+    with urllib.request.urlopen(f"{mock}/mock/stats", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--deja", required=True)
+    args = ap.parse_args()
+    deja = os.path.abspath(args.deja)
+    tmp = tempfile.mkdtemp(prefix="deja-e2e-")
+    procs = []
+    try:
+        mock_port, deja_port = free_port(), free_port()
+        mock = f"http://127.0.0.1:{mock_port}"
+        procs.append(
+            subprocess.Popen([deja, "mock-upstream", "--listen", f"127.0.0.1:{mock_port}"],
+                             stdout=subprocess.DEVNULL)
+        )
+        wait_http(f"{mock}/mock/stats", procs[-1], "mock upstream")
+        procs.append(
+            subprocess.Popen([
+                deja, "serve", "--listen", f"127.0.0.1:{deja_port}",
+                "--data-dir", os.path.join(tmp, "data"), "--upstream", f"{mock}/v1",
+            ])
+        )
+        wait_http(f"http://127.0.0.1:{deja_port}/health", procs[-1], "deja")
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{deja_port}/v1", api_key="sk-e2e",
+                               max_retries=0)
+
+        # Chat, not streamed: miss, then exact hit with 0 upstream calls.
+        msgs = [{"role": "user", "content": "How do I reset my password?"}]
+        raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=msgs)
+        first = raw.parse()
+        assert raw.headers["x-deja-cache"] == "miss", raw.headers
+        assert "reset my password" in first.choices[0].message.content
+        before = mock_stats(mock)["chat_calls"]
+        raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=msgs)
+        again = raw.parse()
+        assert raw.headers["x-deja-cache"] == "hit-exact", raw.headers
+        assert again.choices[0].message.content == first.choices[0].message.content
+        assert mock_stats(mock)["chat_calls"] == before, "an exact hit must not call upstream"
+
+        # A paraphrase is a semantic hit.
+        para = [{"role": "user", "content": "how can I reset my password"}]
+        raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=para)
+        assert raw.headers["x-deja-cache"] == "hit-semantic", raw.headers
+        assert float(raw.headers["x-deja-similarity"]) >= 0.9
+        assert mock_stats(mock)["chat_calls"] == before
+
+        # Streamed: a miss streams through; the same question streamed again is a hit,
+        # replayed as SSE with the same text; the non-streamed entry serves a stream too.
+        smsgs = [{"role": "user", "content": "Write a haiku about autumn leaves"}]
+        text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+            model="gpt-4o-mini", messages=smsgs, stream=True) if c.choices)
+        assert "haiku about autumn leaves" in text, text
+        calls = mock_stats(mock)["chat_calls"]
+        with client.chat.completions.with_streaming_response.create(
+                model="gpt-4o-mini", messages=smsgs, stream=True) as resp:
+            assert resp.headers["x-deja-cache"] == "hit-exact", resp.headers
+            replay = "".join(c.choices[0].delta.content or "" for c in resp.parse() if c.choices)
+        assert replay == text, (replay, text)
+        streamed_from_json = "".join(
+            c.choices[0].delta.content or "" for c in client.chat.completions.create(
+                model="gpt-4o-mini", messages=msgs, stream=True) if c.choices)
+        assert streamed_from_json == first.choices[0].message.content
+        assert mock_stats(mock)["chat_calls"] == calls
+
+        # Embeddings: batched, only misses go upstream, float and base64.
+        e1 = client.embeddings.create(model="text-embedding-3-small", input=["alpha", "beta"])
+        assert [d.index for d in e1.data] == [0, 1]
+        items = mock_stats(mock)["embedding_items"]
+        e2 = client.embeddings.create(model="text-embedding-3-small", input=["beta", "gamma", "alpha"])
+        assert mock_stats(mock)["embedding_items"] == items + 1, "only 'gamma' goes upstream"
+        assert e2.data[0].embedding == e1.data[1].embedding
+        assert e2.data[2].embedding == e1.data[0].embedding
+        e3 = client.embeddings.create(model="text-embedding-3-small", input="alpha",
+                                      encoding_format="base64")
+        assert len(e3.data) == 1
+
+        # Errors come back in OpenAI's shape.
+        try:
+            client.chat.completions.create(model="gpt-4o-mini", messages=[], temperature=0.1)
+            raise AssertionError("empty messages must be rejected")
+        except openai.BadRequestError as e:
+            assert e.body and "message" in e.body, e.body
+
+        print("e2e: all checks passed")
+    finally:
+        for p in reversed(procs):
+            p.send_signal(signal.SIGTERM)
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
