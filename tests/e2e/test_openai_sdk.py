@@ -127,6 +127,17 @@ def main() -> None:
         except openai.BadRequestError as e:
             assert e.body and "message" in e.body, e.body
 
+        # `deja stats` reads the counters the server persisted when it stopped.
+        deja_proc = procs.pop()
+        deja_proc.send_signal(signal.SIGTERM)
+        assert deja_proc.wait(timeout=30) == 0, "deja exits cleanly on SIGTERM"
+        out = subprocess.run([deja, "stats", "--data-dir", os.path.join(tmp, "data"), "--json"],
+                             check=True, capture_output=True, text=True).stdout
+        stats = json.loads(out)
+        assert stats["exact_hits"] >= 3 and stats["semantic_hits"] >= 1, stats
+        assert stats["embedding_hits"] >= 3 and stats["entries"] >= 3, stats
+        assert stats["completion_tokens_saved"] > 0, stats
+
         print("e2e: all checks passed")
     finally:
         for p in reversed(procs):

@@ -608,9 +608,7 @@ mod tests {
                     source: "injected fault".into(),
                 });
             }
-            self.vectors
-                .lock()
-                .insert((partition, id), vector.to_vec());
+            self.vectors.lock().insert((partition, id), vector.to_vec());
             Ok(())
         }
         async fn remove(&self, partition: PartitionKey, id: EntryId) -> Result<(), IndexError> {
@@ -710,7 +708,10 @@ mod tests {
     #[tokio::test]
     async fn exact_hit_computes_no_embedding() {
         let f = fixture(options(0.9));
-        f.cache.insert(new_entry(P1, "red green blue")).await.unwrap();
+        f.cache
+            .insert(new_entry(P1, "red green blue"))
+            .await
+            .unwrap();
         let before = f.embedder.calls.load(Ordering::SeqCst);
         assert!(matches!(
             f.cache.lookup(&req(P1, "red green blue")).await,
@@ -722,7 +723,10 @@ mod tests {
     #[tokio::test]
     async fn semantic_hits_stay_inside_their_partition() {
         let f = fixture(options(0.5));
-        f.cache.insert(new_entry(P1, "red green blue")).await.unwrap();
+        f.cache
+            .insert(new_entry(P1, "red green blue"))
+            .await
+            .unwrap();
         match f.cache.lookup(&req(P1, "blue green red")).await {
             Lookup::SemanticHit { similarity, .. } => assert!(similarity > 0.99),
             other => panic!("{other:?}"),
@@ -736,7 +740,10 @@ mod tests {
     #[tokio::test]
     async fn threshold_can_be_raised_not_lowered() {
         let f = fixture(options(0.99));
-        f.cache.insert(new_entry(P1, "one two three four")).await.unwrap();
+        f.cache
+            .insert(new_entry(P1, "one two three four"))
+            .await
+            .unwrap();
         // "one two three five" shares 3 of 4 words: similar, but below 0.99.
         let mut r = req(P1, "one two three five");
         let Lookup::Miss { nearest, vector } = f.cache.lookup(&r).await else {
@@ -745,7 +752,10 @@ mod tests {
         assert!(nearest.is_some_and(|s| s < 0.99));
         assert!(vector.is_some(), "a miss hands its embedding to the insert");
         r.min_similarity = Some(0.1);
-        assert!(matches!(f.cache.lookup(&r).await, Lookup::Miss { .. }), "lowering is ignored");
+        assert!(
+            matches!(f.cache.lookup(&r).await, Lookup::Miss { .. }),
+            "lowering is ignored"
+        );
     }
 
     #[tokio::test]
@@ -780,7 +790,10 @@ mod tests {
         assert!(matches!(f.cache.lookup(&r).await, Lookup::Miss { .. }));
         r.max_age_secs = None;
         f.clock.advance_ms(30_000);
-        assert!(matches!(f.cache.lookup(&r).await, Lookup::Miss { .. }), "expired at 60 s");
+        assert!(
+            matches!(f.cache.lookup(&r).await, Lookup::Miss { .. }),
+            "expired at 60 s"
+        );
     }
 
     #[tokio::test]

@@ -12,11 +12,10 @@ pub mod key;
 pub mod traits;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{ErrorChain, 
-    BypassReason, Cache, CacheOptions, InsertError, Lookup, LookupRequest, NewEntry, SemanticMode,
+pub use engine::{
+    BypassReason, Cache, CacheOptions, ErrorChain, InsertError, Lookup, LookupRequest, NewEntry,
+    SemanticMode,
 };
 pub use entry::{Answer, Counters, Entry, EntryId, Usage};
 pub use key::{normalize_prompt, ExactKey, KeyBuilder, PartitionKey};
-pub use traits::{
-    EmbedError, Embedder, EntryStore, IndexError, Neighbor, StoreError, VectorIndex,
-};
+pub use traits::{EmbedError, Embedder, EntryStore, IndexError, Neighbor, StoreError, VectorIndex};

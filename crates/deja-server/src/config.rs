@@ -310,7 +310,10 @@ mod tests {
             "[embedder]\nkind = \"openai\"\nmodel = \"text-embedding-3-small\"\ndim = 1536\n",
         )
         .unwrap();
-        assert!(matches!(c.embedder, EmbedderConfig::Openai { dim: 1536, .. }));
+        assert!(matches!(
+            c.embedder,
+            EmbedderConfig::Openai { dim: 1536, .. }
+        ));
         let err = Config::from_toml("[embedder]\nkind = \"onnx\"\n").unwrap_err();
         assert!(err.contains("onnx"), "{err}");
     }

@@ -111,12 +111,35 @@ mod tests {
     fn cache_control_table() {
         let cases: &[(&str, Controls)] = &[
             ("", Controls::default()),
-            ("no-cache", Controls { skip_lookup: true, ..Default::default() }),
-            ("no-store", Controls { skip_store: true, ..Default::default() }),
-            ("max-age=60", Controls { max_age_secs: Some(60), ..Default::default() }),
+            (
+                "no-cache",
+                Controls {
+                    skip_lookup: true,
+                    ..Default::default()
+                },
+            ),
+            (
+                "no-store",
+                Controls {
+                    skip_store: true,
+                    ..Default::default()
+                },
+            ),
+            (
+                "max-age=60",
+                Controls {
+                    max_age_secs: Some(60),
+                    ..Default::default()
+                },
+            ),
             (
                 "No-Cache, no-store, max-age=\"5\"",
-                Controls { skip_lookup: true, skip_store: true, max_age_secs: Some(5), ..Default::default() },
+                Controls {
+                    skip_lookup: true,
+                    skip_store: true,
+                    max_age_secs: Some(5),
+                    ..Default::default()
+                },
             ),
             ("private", Controls::default()),
         ];
@@ -146,14 +169,32 @@ mod tests {
 
     #[test]
     fn tenants() {
-        let a = tenant(&headers(&[("authorization", "Bearer a")]), TenantMode::PerKey).unwrap();
-        let b = tenant(&headers(&[("authorization", "Bearer b")]), TenantMode::PerKey).unwrap();
+        let a = tenant(
+            &headers(&[("authorization", "Bearer a")]),
+            TenantMode::PerKey,
+        )
+        .unwrap();
+        let b = tenant(
+            &headers(&[("authorization", "Bearer b")]),
+            TenantMode::PerKey,
+        )
+        .unwrap();
         assert_ne!(a, b);
-        assert!(!a.contains("Bearer"), "the credential is never kept in clear");
-        let shared = tenant(&headers(&[("authorization", "Bearer a")]), TenantMode::Shared).unwrap();
+        assert!(
+            !a.contains("Bearer"),
+            "the credential is never kept in clear"
+        );
+        let shared = tenant(
+            &headers(&[("authorization", "Bearer a")]),
+            TenantMode::Shared,
+        )
+        .unwrap();
         assert_eq!(shared, "shared");
         let ns = tenant(
-            &headers(&[("authorization", "Bearer a"), ("x-deja-namespace", "team-1")]),
+            &headers(&[
+                ("authorization", "Bearer a"),
+                ("x-deja-namespace", "team-1"),
+            ]),
             TenantMode::PerKey,
         )
         .unwrap();

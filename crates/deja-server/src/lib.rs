@@ -81,7 +81,9 @@ pub fn open_store(config: &Config) -> anyhow::Result<RedbStore> {
 pub fn build_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
     Ok(match &config.embedder {
         EmbedderConfig::Local { model_dir, threads } => {
-            let dir = model_dir.clone().unwrap_or_else(deja_embed::default_model_dir);
+            let dir = model_dir
+                .clone()
+                .unwrap_or_else(deja_embed::default_model_dir);
             let opts = BertOptions {
                 threads: (*threads).max(1),
                 ..BertOptions::default()
@@ -118,7 +120,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     ));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let cache = Cache::new(store, index, embedder, clock, cache_options(&config))?;
-    let n = cache.rebuild_index().await.context("loading the vector index")?;
+    let n = cache
+        .rebuild_index()
+        .await
+        .context("loading the vector index")?;
     tracing::info!(vectors = n, "vector index loaded");
     AppState::new(config, cache)
 }

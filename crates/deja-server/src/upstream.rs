@@ -144,7 +144,10 @@ mod tests {
     fn paths_map_under_the_base_url() {
         let u = upstream(None);
         for (path, want) in [
-            ("/v1/chat/completions", "http://127.0.0.1:9/v1/chat/completions"),
+            (
+                "/v1/chat/completions",
+                "http://127.0.0.1:9/v1/chat/completions",
+            ),
             ("/v1/models?x=1", "http://127.0.0.1:9/v1/models?x=1"),
             ("/v1", "http://127.0.0.1:9/v1"),
             ("/v1beta/x", "http://127.0.0.1:9/v1/v1beta/x"),

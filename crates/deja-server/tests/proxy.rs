@@ -5,7 +5,13 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use deja_core::{Cache, Embedder, SystemClock};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use deja_core::{
+    Cache, Counters, Embedder, Entry, EntryId, EntryStore, ExactKey, PartitionKey, StoreError,
+    SystemClock,
+};
 use deja_server::config::Config;
 use deja_server::AppState;
 use deja_testkit::mock_upstream::MockUpstream;
@@ -54,11 +60,21 @@ impl Proxy {
         dir: Arc<tempfile::TempDir>,
         tweak: impl FnOnce(&mut Config),
     ) -> Proxy {
+        Self::start_full(embedder, mock, dir, tweak, |s| s).await
+    }
+
+    async fn start_full(
+        embedder: Arc<dyn Embedder>,
+        mock: MockUpstream,
+        dir: Arc<tempfile::TempDir>,
+        tweak: impl FnOnce(&mut Config),
+        wrap_store: impl FnOnce(Arc<dyn EntryStore>) -> Arc<dyn EntryStore>,
+    ) -> Proxy {
         let mut config = Config::default();
         config.data_dir = dir.path().to_path_buf();
         config.upstream.base_url = mock.base_url();
         tweak(&mut config);
-        let store = Arc::new(deja_server::open_store(&config).unwrap());
+        let store = wrap_store(Arc::new(deja_server::open_store(&config).unwrap()));
         let index = Arc::new(deja_store_local::HnswIndex::new(
             embedder.id(),
             embedder.dim(),
@@ -143,7 +159,9 @@ async fn answer(resp: reqwest::Response) -> String {
 /// response is sent).
 async fn settle(p: &Proxy, body: Value) {
     for _ in 0..200 {
-        let r = p.chat(body.clone(), &[("cache-control", "max-age=3600")]).await;
+        let r = p
+            .chat(body.clone(), &[("cache-control", "max-age=3600")])
+            .await;
         if outcome(&r) == "hit-exact" {
             return;
         }
@@ -171,7 +189,9 @@ async fn exact_hit_makes_no_upstream_call() {
     assert!(first.contains("capital of France"), "{first}");
     settle(&p, ask("What is the capital of France?")).await;
     let calls = p.chat_calls();
-    let r = p.chat(ask("  What is the capital   of France?\n"), &[]).await;
+    let r = p
+        .chat(ask("  What is the capital   of France?\n"), &[])
+        .await;
     assert_eq!(outcome(&r), "hit-exact");
     assert!(r.headers().get("x-deja-entry").is_some());
     assert_eq!(answer(r).await, first);
@@ -187,13 +207,20 @@ async fn paraphrase_is_a_semantic_hit() {
     let calls = p.chat_calls();
     let r = p.chat(ask("how can I reset my password"), &[]).await;
     assert_eq!(outcome(&r), "hit-semantic");
-    let sim: f32 = r.headers()["x-deja-similarity"].to_str().unwrap().parse().unwrap();
+    let sim: f32 = r.headers()["x-deja-similarity"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(sim >= 0.9 && sim < 1.0, "{sim}");
     assert_eq!(answer(r).await, first);
     assert_eq!(p.chat_calls(), calls);
     // A request can raise the threshold above this pair's similarity.
     let r = p
-        .chat(ask("how can I reset my password"), &[("x-deja-min-similarity", "0.9999")])
+        .chat(
+            ask("how can I reset my password"),
+            &[("x-deja-min-similarity", "0.9999")],
+        )
         .await;
     assert_eq!(outcome(&r), "miss");
     p.stop().await;
@@ -239,10 +266,19 @@ async fn tenants_never_share_entries() {
     p.chat(ask("What is 2+2?"), &[]).await;
     settle(&p, ask("What is 2+2?")).await;
     let r = p
-        .chat(ask("What is 2+2?"), &[("authorization", "Bearer sk-test-b")])
+        .chat(
+            ask("What is 2+2?"),
+            &[("authorization", "Bearer sk-test-b")],
+        )
         .await;
-    assert_eq!(outcome(&r), "miss", "tenant B must not see tenant A's entry");
-    let r = p.chat(ask("What is 2+2?"), &[("x-deja-namespace", "team-x")]).await;
+    assert_eq!(
+        outcome(&r),
+        "miss",
+        "tenant B must not see tenant A's entry"
+    );
+    let r = p
+        .chat(ask("What is 2+2?"), &[("x-deja-namespace", "team-x")])
+        .await;
     assert_eq!(outcome(&r), "miss");
     p.stop().await;
 }
@@ -260,7 +296,11 @@ async fn upstream_errors_pass_through_and_are_not_cached() {
         let calls = p.chat_calls();
         let r = p.chat(ask(&prompt), &[]).await;
         assert_eq!(r.status().as_str(), code);
-        assert_eq!(p.chat_calls(), calls + 1, "an error must not be served from cache");
+        assert_eq!(
+            p.chat_calls(),
+            calls + 1,
+            "an error must not be served from cache"
+        );
     }
     p.stop().await;
 }
@@ -272,7 +312,10 @@ async fn streaming_miss_then_replay_and_cut_streams_are_not_cached() {
     body["stream"] = json!(true);
     let r = p.chat(body.clone(), &[]).await;
     assert_eq!(outcome(&r), "miss");
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let text = r.text().await.unwrap();
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
     settle(&p, body.clone()).await;
@@ -291,7 +334,10 @@ async fn streaming_miss_then_replay_and_cut_streams_are_not_cached() {
     let mut cut = ask("Another story, cut short [mock:cut=2]");
     cut["stream"] = json!(true);
     let r = p.chat(cut.clone(), &[]).await;
-    assert!(r.text().await.is_err(), "the client must see the stream break");
+    assert!(
+        r.text().await.is_err(),
+        "the client must see the stream break"
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     let calls = p.chat_calls();
     let r = p.chat(cut, &[]).await;
@@ -332,7 +378,10 @@ async fn concurrent_identical_misses_make_one_upstream_call() {
         let p = Arc::clone(&p);
         tasks.push(tokio::spawn(async move {
             let r = p
-                .chat(ask("Explain coalescing in one line"), &[("x-mock-fault", "slow=400")])
+                .chat(
+                    ask("Explain coalescing in one line"),
+                    &[("x-mock-fault", "slow=400")],
+                )
                 .await;
             assert_eq!(r.status(), 200);
             answer(r).await
@@ -352,12 +401,18 @@ async fn concurrent_identical_misses_make_one_upstream_call() {
 async fn entries_survive_a_restart() {
     let embedder = need_model!();
     let p = Proxy::start(embedder.clone(), |_| {}).await;
-    let first = answer(p.chat(ask("What is the boiling point of water?"), &[]).await).await;
+    let first = answer(
+        p.chat(ask("What is the boiling point of water?"), &[])
+            .await,
+    )
+    .await;
     settle(&p, ask("What is the boiling point of water?")).await;
     let (mock, dir) = p.stop().await;
     let p = Proxy::start_with(embedder, mock, dir, |_| {}).await;
     let calls = p.chat_calls();
-    let r = p.chat(ask("What is the boiling point of water?"), &[]).await;
+    let r = p
+        .chat(ask("What is the boiling point of water?"), &[])
+        .await;
     assert_eq!(outcome(&r), "hit-exact");
     assert_eq!(answer(r).await, first);
     let r = p.chat(ask("what's the boiling point of water"), &[]).await;
@@ -372,7 +427,11 @@ async fn cache_control_no_store_no_cache_and_max_age() {
     let q = ask("What is the speed of light?");
     p.chat(q.clone(), &[("cache-control", "no-store")]).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(outcome(&p.chat(q.clone(), &[]).await), "miss", "no-store stored nothing");
+    assert_eq!(
+        outcome(&p.chat(q.clone(), &[]).await),
+        "miss",
+        "no-store stored nothing"
+    );
     settle(&p, q.clone()).await;
     let calls = p.chat_calls();
     let r = p.chat(q.clone(), &[("cache-control", "no-cache")]).await;
@@ -380,7 +439,11 @@ async fn cache_control_no_store_no_cache_and_max_age() {
     assert_eq!(p.chat_calls(), calls + 1, "no-cache goes upstream");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let r = p.chat(q.clone(), &[("cache-control", "max-age=1")]).await;
-    assert_eq!(outcome(&r), "miss", "an entry older than max-age is not served");
+    assert_eq!(
+        outcome(&r),
+        "miss",
+        "an entry older than max-age is not served"
+    );
     p.stop().await;
 }
 
@@ -390,11 +453,32 @@ async fn bad_input_gets_openai_shaped_4xx() {
     let url = format!("{}/v1/chat/completions", p.base);
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("malformed json", b"{\"model\": ".to_vec(), 400),
-        ("wrong type", br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#.to_vec(), 400),
+        (
+            "wrong type",
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#
+                .to_vec(),
+            400,
+        ),
         ("missing messages", br#"{"model":"m"}"#.to_vec(), 400),
-        ("empty messages", br#"{"model":"m","messages":[]}"#.to_vec(), 400),
-        ("invalid utf-8", b"{\"model\":\"m\xff\",\"messages\":[]}".to_vec(), 400),
-        ("too large", format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(5000)).into_bytes(), 413),
+        (
+            "empty messages",
+            br#"{"model":"m","messages":[]}"#.to_vec(),
+            400,
+        ),
+        (
+            "invalid utf-8",
+            b"{\"model\":\"m\xff\",\"messages\":[]}".to_vec(),
+            400,
+        ),
+        (
+            "too large",
+            format!(
+                r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}]}}"#,
+                "x".repeat(5000)
+            )
+            .into_bytes(),
+            413,
+        ),
     ];
     for (name, body, status) in cases {
         let r = p
@@ -408,9 +492,15 @@ async fn bad_input_gets_openai_shaped_4xx() {
         assert_eq!(r.status().as_u16(), status, "{name}");
         let v: Value = r.json().await.unwrap();
         let err = &v["error"];
-        assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()), "{name}: {v}");
+        assert!(
+            err["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{name}: {v}"
+        );
         assert!(err["type"].is_string(), "{name}: {v}");
-        assert!(err.get("param").is_some() && err.get("code").is_some(), "{name}: {v}");
+        assert!(
+            err.get("param").is_some() && err.get("code").is_some(),
+            "{name}: {v}"
+        );
     }
     assert_eq!(p.chat_calls(), 0, "bad input never reaches the upstream");
     let r = p
@@ -436,11 +526,15 @@ async fn embeddings_cache_sends_only_misses_upstream() {
             .json(&body)
             .send()
     };
-    let r = post(json!({"model": "e", "input": ["a", "b"]})).await.unwrap();
+    let r = post(json!({"model": "e", "input": ["a", "b"]}))
+        .await
+        .unwrap();
     assert_eq!(outcome(&r), "miss");
     let v1: Value = r.json().await.unwrap();
     assert_eq!(p.mock.stats().embedding_items, 2);
-    let r = post(json!({"model": "e", "input": ["b", "c", "a", "c"]})).await.unwrap();
+    let r = post(json!({"model": "e", "input": ["b", "c", "a", "c"]}))
+        .await
+        .unwrap();
     let v2: Value = r.json().await.unwrap();
     let s = p.mock.stats();
     assert_eq!(s.embedding_items, 3, "only 'c' went upstream, once");
@@ -448,23 +542,44 @@ async fn embeddings_cache_sends_only_misses_upstream() {
     assert_eq!(v2["data"][0]["embedding"], v1["data"][1]["embedding"]);
     assert_eq!(v2["data"][2]["embedding"], v1["data"][0]["embedding"]);
     assert_eq!(v2["data"][1]["embedding"], v2["data"][3]["embedding"]);
-    let idx: Vec<u64> = v2["data"].as_array().unwrap().iter().map(|d| d["index"].as_u64().unwrap()).collect();
+    let idx: Vec<u64> = v2["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["index"].as_u64().unwrap())
+        .collect();
     assert_eq!(idx, vec![0, 1, 2, 3]);
-    let r = post(json!({"model": "e", "input": ["a", "b"]})).await.unwrap();
+    let r = post(json!({"model": "e", "input": ["a", "b"]}))
+        .await
+        .unwrap();
     assert_eq!(outcome(&r), "hit-exact");
     assert_eq!(p.mock.stats().embedding_calls, 2);
     // base64 comes back as little-endian float32 of the same vector.
-    let r = post(json!({"model": "e", "input": "a", "encoding_format": "base64"})).await.unwrap();
+    let r = post(json!({"model": "e", "input": "a", "encoding_format": "base64"}))
+        .await
+        .unwrap();
     let v: Value = r.json().await.unwrap();
     let b64 = v["data"][0]["embedding"].as_str().unwrap();
     use base64::Engine;
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
-    let floats: Vec<f32> = raw.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-    let want: Vec<f32> = v1["data"][0]["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let floats: Vec<f32> = raw
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let want: Vec<f32> = v1["data"][0]["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
     assert_eq!(floats, want);
     // Another model or dimensions is another entry.
     post(json!({"model": "e2", "input": ["a"]})).await.unwrap();
-    post(json!({"model": "e", "input": ["a"], "dimensions": 8})).await.unwrap();
+    post(json!({"model": "e", "input": ["a"], "dimensions": 8}))
+        .await
+        .unwrap();
     assert_eq!(p.mock.stats().embedding_calls, 4);
     p.stop().await;
 }
@@ -472,12 +587,138 @@ async fn embeddings_cache_sends_only_misses_upstream() {
 #[tokio::test]
 async fn other_paths_pass_through_and_health_answers() {
     let p = Proxy::start(need_model!(), |_| {}).await;
-    let r = p.client.get(format!("{}/v1/models", p.base)).send().await.unwrap();
+    let r = p
+        .client
+        .get(format!("{}/v1/models", p.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["object"], "list");
     assert_eq!(p.mock.stats().other_calls, 1);
-    let r = p.client.get(format!("{}/health", p.base)).send().await.unwrap();
+    let r = p
+        .client
+        .get(format!("{}/health", p.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
+    p.stop().await;
+}
+
+/// A store that fails every call while `failing` is set, to check that cache faults never
+/// fail requests.
+struct FlakyStore {
+    inner: Arc<dyn EntryStore>,
+    failing: AtomicBool,
+}
+
+impl FlakyStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(StoreError::Backend {
+                backend: "flaky",
+                source: "injected fault".into(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl EntryStore for FlakyStore {
+    async fn get_exact(&self, key: &ExactKey) -> Result<Option<Entry>, StoreError> {
+        self.check()?;
+        self.inner.get_exact(key).await
+    }
+    async fn get(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
+        self.check()?;
+        self.inner.get(id).await
+    }
+    async fn put(&self, entry: &Entry) -> Result<Option<EntryId>, StoreError> {
+        self.check()?;
+        self.inner.put(entry).await
+    }
+    async fn remove(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
+        self.check()?;
+        self.inner.remove(id).await
+    }
+    async fn record_hit(&self, id: EntryId, at_ms: u64) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.record_hit(id, at_ms).await
+    }
+    async fn scan_vectors(
+        &self,
+        visit: &mut (dyn for<'a> FnMut(EntryId, PartitionKey, &'a str, &'a [f32]) + Send),
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.scan_vectors(visit).await
+    }
+    async fn len(&self) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.len().await
+    }
+    async fn add_counters(&self, delta: &Counters) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.add_counters(delta).await
+    }
+    async fn counters(&self) -> Result<Counters, StoreError> {
+        self.check()?;
+        self.inner.counters().await
+    }
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.flush().await
+    }
+}
+
+#[tokio::test]
+async fn a_failing_store_bypasses_and_never_fails_a_request() {
+    let embedder = need_model!();
+    let flaky: Arc<std::sync::Mutex<Option<Arc<FlakyStore>>>> = Arc::default();
+    let slot = flaky.clone();
+    let p = Proxy::start_full(
+        embedder,
+        MockUpstream::start().await.unwrap(),
+        Arc::new(tempfile::tempdir().unwrap()),
+        |_| {},
+        move |inner| {
+            let s = Arc::new(FlakyStore {
+                inner,
+                failing: AtomicBool::new(false),
+            });
+            *slot.lock().unwrap() = Some(s.clone());
+            s
+        },
+    )
+    .await;
+    let store = flaky.lock().unwrap().clone().unwrap();
+    let q = ask("Is the store healthy?");
+    p.chat(q.clone(), &[]).await;
+    settle(&p, q.clone()).await;
+    store.failing.store(true, Ordering::SeqCst);
+    for body in [q.clone(), ask("A question never seen before")] {
+        let calls = p.chat_calls();
+        let r = p.chat(body, &[]).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(outcome(&r), "bypass");
+        assert_eq!(r.headers()["x-deja-bypass-reason"], "store-error");
+        assert!(answer(r).await.starts_with("deja-mock answer to:"));
+        assert_eq!(p.chat_calls(), calls + 1, "a bypass goes upstream");
+    }
+    let r = p
+        .client
+        .post(format!("{}/v1/embeddings", p.base))
+        .json(&json!({"model": "e", "input": ["x"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(outcome(&r), "bypass");
+    // The store recovers, and so does the cache, without a restart.
+    store.failing.store(false, Ordering::SeqCst);
+    assert_eq!(outcome(&p.chat(q, &[]).await), "hit-exact");
     p.stop().await;
 }

@@ -45,7 +45,8 @@ struct Pair {
 }
 
 fn read_pairs(path: &Path, sample: usize) -> anyhow::Result<Vec<Pair>> {
-    let mut rdr = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut rdr =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     let headers = rdr.headers()?.clone();
     let col = |name: &str| {
         headers
@@ -68,7 +69,13 @@ fn read_pairs(path: &Path, sample: usize) -> anyhow::Result<Vec<Pair>> {
         let step = all.len() as f64 / sample as f64;
         all = (0..sample)
             .map(|i| (i as f64 * step) as usize)
-            .filter_map(|i| all.get(i).map(|p| Pair { a: p.a.clone(), b: p.b.clone(), label: p.label }))
+            .filter_map(|i| {
+                all.get(i).map(|p| Pair {
+                    a: p.a.clone(),
+                    b: p.b.clone(),
+                    label: p.label,
+                })
+            })
             .collect();
     }
     Ok(all)
@@ -104,7 +111,8 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
         let mut served: Vec<(bool, Option<f32>)> = Vec::with_capacity(pairs.len());
         for (i, p) in pairs.iter().enumerate() {
             let mut kb = KeyBuilder::new("eval/v1");
-            kb.str("file", &path.display().to_string()).str("pair", &i.to_string());
+            kb.str("file", &path.display().to_string())
+                .str("pair", &i.to_string());
             let partition = kb.finish_partition();
             let a = deja_core::normalize_prompt(&p.a);
             let b = deja_core::normalize_prompt(&p.b);
@@ -152,12 +160,19 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
                     threshold: t,
                     hit_rate: tp as f64 / positives.max(1) as f64,
                     false_hit_rate: fp as f64 / negatives.max(1) as f64,
-                    precision: if tp + fp == 0 { 1.0 } else { tp as f64 / (tp + fp) as f64 },
+                    precision: if tp + fp == 0 {
+                        1.0
+                    } else {
+                        tp as f64 / (tp + fp) as f64
+                    },
                 }
             })
             .collect();
         reports.push(FileReport {
-            file: path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default(),
+            file: path
+                .file_name()
+                .map(|f| f.to_string_lossy().to_string())
+                .unwrap_or_default(),
             pairs: served.len(),
             positives,
             rows,

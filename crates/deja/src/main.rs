@@ -12,7 +12,11 @@ use deja_core::EntryStore;
 use deja_server::config::{Config, Durability};
 
 #[derive(Parser)]
-#[command(name = "deja", version, about = "A semantic cache for LLM APIs: an OpenAI-compatible caching proxy")]
+#[command(
+    name = "deja",
+    version,
+    about = "A semantic cache for LLM APIs: an OpenAI-compatible caching proxy"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,7 +37,11 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         sample: usize,
         /// Thresholds to report.
-        #[arg(long, value_delimiter = ',', default_value = "0.6,0.8,0.85,0.9,0.92,0.94,0.95,0.96,0.97,0.98,0.99")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "0.6,0.8,0.85,0.9,0.92,0.94,0.95,0.96,0.97,0.98,0.99"
+        )]
         thresholds: Vec<f32>,
         /// Directory of the local embedding model.
         #[arg(long)]
@@ -235,7 +243,9 @@ async fn print_stats(config: &Config, json: bool) -> anyhow::Result<()> {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DEJA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {

@@ -189,8 +189,9 @@ fn serve_hit(entry: &Entry, outcome: CacheHeader, want: Shape) -> Option<Respons
             sse::encode_chunks(&sse::replay_chunks(c, want.include_usage, entry.usage)),
             headers,
         )),
-        (Answer::Chunks(c), false) => sse::chunks_to_completion(c)
-            .map(|body| json_response(Bytes::from(body), headers)),
+        (Answer::Chunks(c), false) => {
+            sse::chunks_to_completion(c).map(|body| json_response(Bytes::from(body), headers))
+        }
     };
     match converted {
         Ok(resp) => Some(resp),

@@ -93,11 +93,12 @@ pub async fn embeddings(
             outcome.write(&mut resp_headers);
             return Ok((status, resp_headers, body).into_response());
         }
-        let (fresh, up_usage) = wire::parse_upstream_response(&body, missing.len()).map_err(
-            |e| ApiError::UpstreamUnavailable {
-                detail: format!("upstream embeddings response unusable: {}", e.message),
-            },
-        )?;
+        let (fresh, up_usage) =
+            wire::parse_upstream_response(&body, missing.len()).map_err(|e| {
+                ApiError::UpstreamUnavailable {
+                    detail: format!("upstream embeddings response unusable: {}", e.message),
+                }
+            })?;
         usage = up_usage;
         let per_item_tokens = up_usage.prompt_tokens / missing.len().max(1) as u64;
         let store = store_ok && !controls.skip_store;
