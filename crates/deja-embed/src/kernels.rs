@@ -217,7 +217,11 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
-    let scale = f32::from_bits((((n as i32) + 127) as u32) << 23);
+    // 2^n built in the exponent bits. Adding 2^23 puts the integer n + 127 (in 1..=254 after
+    // the clamp) in the low mantissa bits, avoiding a float-to-int cast that does not
+    // vectorise.
+    let biased = (n + (127.0 + 8_388_608.0)).to_bits();
+    let scale = f32::from_bits(biased << 23);
     er * scale
 }
 

@@ -37,9 +37,6 @@ impl Kernel {
     fn detect() -> Kernel {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::env::var_os("DEJA_EMBED_NO_SIMD").is_some() {
-                return Kernel::Generic;
-            }
             if is_x86_feature_detected!("avx512f") {
                 return Kernel::Avx512;
             }
@@ -73,8 +70,12 @@ pub(crate) struct PackedWeight {
 impl PackedWeight {
     /// Packs a row-major `[k, n]` matrix (`x * w` maps `k` inputs to `n` outputs).
     pub(crate) fn new(w: Vec<f32>, k: usize, n: usize) -> PackedWeight {
+        Self::with_kernel(w, k, n, Kernel::detect())
+    }
+
+    /// `kernel` must be supported by this CPU.
+    fn with_kernel(w: Vec<f32>, k: usize, n: usize, mut kernel: Kernel) -> PackedWeight {
         assert_eq!(w.len(), k * n, "weight size");
-        let mut kernel = Kernel::detect();
         if (n / kernel.panel_width()) * kernel.panel_width() != n {
             kernel = Kernel::Generic;
         }
@@ -177,9 +178,12 @@ macro_rules! simd_gemm {
                     for p in 0..n / NR {
                         // SAFETY (all offsets below): within the bounds the caller promised.
                         let bp = unsafe { b.add(p * k * NR) };
+                        // Rows split evenly over the fewest tiles: 17 rows run as 6+6+5, not
+                        // 8+8+1, whose one-row tile would wait on FMA latency.
+                        let tiles = mc.div_ceil($mr);
                         let mut r = m0;
-                        while r < m0 + mc {
-                            let rows = $mr.min(m0 + mc - r);
+                        for t in 0..tiles {
+                            let rows = mc / tiles + usize::from(t < mc % tiles);
                             let ap = unsafe { a.add(r * lda) };
                             let cp = unsafe { c.add(r * ldc + p * NR) };
                             unsafe {
@@ -277,10 +281,31 @@ simd_gemm!(
 mod tests {
     use super::*;
 
+    fn supported_kernels() -> Vec<Kernel> {
+        #[allow(unused_mut)]
+        let mut kernels = vec![Kernel::Generic];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                kernels.push(Kernel::Avx2);
+            }
+            if is_x86_feature_detected!("avx512f") {
+                kernels.push(Kernel::Avx512);
+            }
+        }
+        kernels
+    }
+
     /// Every kernel this CPU supports agrees with a naive product, for shapes with partial
     /// row blocks and tiles.
     #[test]
     fn packed_product_matches_naive() {
+        for kernel in supported_kernels() {
+            check_kernel(kernel);
+        }
+    }
+
+    fn check_kernel(kernel: Kernel) {
         for &(m, k, n) in &[
             (1, 8, 32),
             (5, 7, 64),
@@ -301,7 +326,7 @@ mod tests {
                     want[i * n + j] += (0..k).map(|p| a[i * k + p] * w[p * n + j]).sum::<f32>();
                 }
             }
-            let packed = PackedWeight::new(w, k, n);
+            let packed = PackedWeight::with_kernel(w, k, n, kernel);
             let mut got = c0;
             packed.matmul_acc(m, &a, k, &mut got, n);
             for (g, w) in got.iter().zip(&want) {

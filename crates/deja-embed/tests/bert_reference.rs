@@ -127,45 +127,60 @@ fn long_text_is_truncated_at_max_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_are_batched_and_answered_in_order() {
-    let Some(embedder) = load(BertOptions {
-        threads: 1,
-        max_batch: 8,
-    }) else {
-        return;
-    };
-    let embedder = Arc::new(embedder);
-    let texts: Vec<String> = (0..40)
-        .map(|i| {
-            format!(
-                "question number {i} about {}",
-                ["cats", "tax", "rust"][i % 3]
-            )
-        })
-        .collect();
-    let mut alone = Vec::new();
-    for t in &texts {
-        alone.push(
-            embedder
-                .embed(std::slice::from_ref(t))
-                .await
-                .unwrap()
-                .remove(0),
-        );
-    }
-    let tasks: Vec<_> = texts
-        .chunks(2)
-        .map(|pair| {
-            let e = Arc::clone(&embedder);
-            let pair = pair.to_vec();
-            tokio::spawn(async move { e.embed(&pair).await.unwrap() })
-        })
-        .collect();
-    let mut together = Vec::new();
-    for t in tasks {
-        together.extend(t.await.unwrap());
-    }
-    for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
-        assert!(cosine(a, b) > 0.99999, "text {i}: cosine {}", cosine(a, b));
+    let options = [
+        BertOptions {
+            threads: 1,
+            max_batch: 8,
+        },
+        BertOptions {
+            threads: 2,
+            max_batch: 3,
+        },
+    ];
+    for opts in options {
+        let Some(embedder) = load(opts.clone()) else {
+            return;
+        };
+        let embedder = Arc::new(embedder);
+        let texts: Vec<String> = (0..40)
+            .map(|i| {
+                format!(
+                    "question number {i} about {}",
+                    ["cats", "tax", "rust"][i % 3]
+                )
+            })
+            .collect();
+        let mut alone = Vec::new();
+        for t in &texts {
+            alone.push(
+                embedder
+                    .embed(std::slice::from_ref(t))
+                    .await
+                    .unwrap()
+                    .remove(0),
+            );
+        }
+        // Twenty tasks of two texts each, all submitted while the worker is busy.
+        let tasks: Vec<_> = texts
+            .chunks(2)
+            .map(|pair| {
+                let e = Arc::clone(&embedder);
+                let pair = pair.to_vec();
+                tokio::spawn(async move { e.embed(&pair).await.unwrap() })
+            })
+            .collect();
+        let mut together = Vec::new();
+        for t in tasks {
+            together.extend(t.await.unwrap());
+        }
+        assert_eq!(together.len(), texts.len());
+        for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
+            assert!(
+                cosine(a, b) > 0.99999,
+                "{opts:?} text {i}: cosine {}",
+                cosine(a, b)
+            );
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `deja` command: parses arguments, sets up logging, and hands over to the server
 //! crate. Errors are printed with their causes and exit non-zero.
 
+mod bench;
 mod eval;
 
 use std::net::SocketAddr;
@@ -47,6 +48,19 @@ enum Command {
         #[arg(long)]
         model_dir: Option<PathBuf>,
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmark the engine on the embedded backend with synthetic entries.
+    Bench {
+        #[arg(long, default_value_t = 100_000)]
+        entries: usize,
+        #[arg(long, default_value_t = 5_000)]
+        queries: usize,
+        #[arg(long, default_value_t = 384)]
+        dim: usize,
+        #[arg(long, default_value_t = 1024)]
+        answer_bytes: usize,
         #[arg(long)]
         json: bool,
     },
@@ -151,6 +165,22 @@ fn run() -> anyhow::Result<()> {
                 json,
             };
             rt.block_on(eval::run(config, args))
+        }
+        Command::Bench {
+            entries,
+            queries,
+            dim,
+            answer_bytes,
+            json,
+        } => {
+            let args = bench::BenchArgs {
+                entries,
+                queries,
+                dim,
+                answer_bytes,
+                json,
+            };
+            rt.block_on(bench::run(Config::default(), args))
         }
         Command::MockUpstream { listen } => {
             init_logging("text");

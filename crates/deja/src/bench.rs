@@ -1,0 +1,281 @@
+//! `deja bench`: the engine on its embedded default backend (redb store + HNSW index) with
+//! synthetic entries — insert rate, exact and semantic lookup latency (embedding excluded:
+//! vectors are precomputed), and memory per entry. The proxy's HTTP throughput is measured
+//! separately with `bench/load/run.sh`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use deja_core::{
+    Answer, Cache, CacheOptions, EmbedError, Embedder, KeyBuilder, Lookup, LookupRequest, NewEntry,
+    SemanticMode, SystemClock, Usage,
+};
+use parking_lot::RwLock;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use deja_server::config::{Config, Durability};
+
+pub struct BenchArgs {
+    pub entries: usize,
+    pub queries: usize,
+    pub dim: usize,
+    pub answer_bytes: usize,
+    pub json: bool,
+}
+
+/// Hands out precomputed vectors, so lookups measure the cache, not the model.
+struct PrecomputedEmbedder {
+    dim: usize,
+    vectors: RwLock<HashMap<String, Vec<f32>>>,
+}
+
+#[async_trait]
+impl Embedder for PrecomputedEmbedder {
+    fn id(&self) -> &str {
+        "bench:precomputed"
+    }
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let map = self.vectors.read();
+        texts
+            .iter()
+            .map(|t| map.get(t).cloned().ok_or(EmbedError::WorkerGone))
+            .collect()
+    }
+}
+
+fn unit(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= n);
+}
+
+/// Embedding-like data: unit vectors around 1,000 cluster centres.
+fn clustered(rng: &mut rand::rngs::StdRng, centres: &[Vec<f32>], spread: f32) -> Vec<f32> {
+    let c = &centres[rng.gen_range(0..centres.len())];
+    let mut v: Vec<f32> = c
+        .iter()
+        .map(|x| x + spread * (rng.gen::<f32>() - 0.5))
+        .collect();
+    unit(&mut v);
+    v
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+#[derive(Serialize)]
+struct Report {
+    entries: usize,
+    queries: usize,
+    insert_per_sec: f64,
+    exact_p50_us: f64,
+    exact_p99_us: f64,
+    semantic_p50_us: f64,
+    semantic_p99_us: f64,
+    semantic_hit_rate: f64,
+    miss_p50_us: f64,
+    miss_p99_us: f64,
+    rss_bytes_per_entry_beyond_answer: f64,
+    disk_bytes_per_entry: f64,
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir().context("creating a scratch data dir")?;
+    let mut config = config;
+    config.data_dir = dir.path().to_path_buf();
+    config.store.durability = Durability::Fast;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let centres: Vec<Vec<f32>> = (0..1000)
+        .map(|_| {
+            let mut v: Vec<f32> = (0..args.dim).map(|_| rng.gen::<f32>() - 0.5).collect();
+            unit(&mut v);
+            v
+        })
+        .collect();
+    let embedder = Arc::new(PrecomputedEmbedder {
+        dim: args.dim,
+        vectors: RwLock::new(HashMap::new()),
+    });
+    let store = Arc::new(deja_server::open_store(&config)?);
+    let index = Arc::new(deja_store_local::HnswIndex::new(
+        embedder.id(),
+        args.dim,
+        deja_store_local::HnswParams::default(),
+    ));
+    let cache = Cache::new(
+        store.clone(),
+        index,
+        embedder.clone(),
+        Arc::new(SystemClock),
+        CacheOptions {
+            min_similarity: 0.9,
+            ..CacheOptions::default()
+        },
+    )?;
+    let mut kb = KeyBuilder::new("bench/v1");
+    kb.str("tenant", "bench");
+    let partition = kb.finish_partition();
+    let answer = vec![b'x'; args.answer_bytes];
+
+    let mut vectors = Vec::with_capacity(args.entries);
+    for _ in 0..args.entries {
+        vectors.push(clustered(&mut rng, &centres, 0.08));
+    }
+    let rss_before = rss_bytes();
+    let started = Instant::now();
+    for (i, v) in vectors.iter().enumerate() {
+        cache
+            .insert(NewEntry {
+                partition,
+                prompt: format!("bench prompt {i}"),
+                model: "bench".into(),
+                answer: Answer::Body(answer.clone()),
+                usage: Usage::default(),
+                semantic: SemanticMode::Allowed,
+                vector: Some(v.clone()),
+            })
+            .await?;
+        if !args.json && (i + 1) % 10_000 == 0 {
+            eprintln!("inserted {}/{}", i + 1, args.entries);
+        }
+    }
+    cache.flush_counters().await?;
+    let insert_secs = started.elapsed().as_secs_f64();
+    let rss_after = rss_bytes();
+
+    let time = |t: Instant| t.elapsed().as_secs_f64() * 1e6;
+    let mut exact = Vec::with_capacity(args.queries);
+    let mut semantic = Vec::with_capacity(args.queries);
+    let mut novel = Vec::with_capacity(args.queries);
+    let mut semantic_hits = 0usize;
+    for q in 0..args.queries {
+        let i = rng.gen_range(0..args.entries);
+        let prompt = format!("bench prompt {i}");
+        let t = Instant::now();
+        let found = cache
+            .lookup(&LookupRequest {
+                partition,
+                prompt: &prompt,
+                semantic: SemanticMode::Allowed,
+                min_similarity: None,
+                max_age_secs: None,
+            })
+            .await;
+        exact.push(time(t));
+        anyhow::ensure!(
+            matches!(found, Lookup::ExactHit(_)),
+            "exact lookup {i} missed"
+        );
+
+        // A near neighbour: the stored vector plus a little noise (cosine ≈ 0.95–0.99).
+        let mut near: Vec<f32> = vectors[i]
+            .iter()
+            .map(|x| x + 0.012 * (rng.gen::<f32>() - 0.5))
+            .collect();
+        unit(&mut near);
+        let near_prompt = format!("near {q}");
+        let mut far = clustered(&mut rng, &centres, 0.6);
+        unit(&mut far);
+        let far_prompt = format!("novel {q}");
+        {
+            let mut map = embedder.vectors.write();
+            map.insert(near_prompt.clone(), near);
+            map.insert(far_prompt.clone(), far);
+        }
+        let t = Instant::now();
+        let found = cache
+            .lookup(&LookupRequest {
+                partition,
+                prompt: &near_prompt,
+                semantic: SemanticMode::Allowed,
+                min_similarity: None,
+                max_age_secs: None,
+            })
+            .await;
+        semantic.push(time(t));
+        if matches!(found, Lookup::SemanticHit { .. }) {
+            semantic_hits += 1;
+        }
+        let t = Instant::now();
+        cache
+            .lookup(&LookupRequest {
+                partition,
+                prompt: &far_prompt,
+                semantic: SemanticMode::Allowed,
+                min_similarity: Some(0.99),
+                max_age_secs: None,
+            })
+            .await;
+        novel.push(time(t));
+    }
+    for v in [&mut exact, &mut semantic, &mut novel] {
+        v.sort_by(f64::total_cmp);
+    }
+    let disk = std::fs::metadata(dir.path().join("deja.redb")).map_or(0, |m| m.len());
+    let n = args.entries.max(1) as f64;
+    let report = Report {
+        entries: args.entries,
+        queries: args.queries,
+        insert_per_sec: args.entries as f64 / insert_secs,
+        exact_p50_us: pct(&exact, 0.5),
+        exact_p99_us: pct(&exact, 0.99),
+        semantic_p50_us: pct(&semantic, 0.5),
+        semantic_p99_us: pct(&semantic, 0.99),
+        semantic_hit_rate: semantic_hits as f64 / args.queries.max(1) as f64,
+        miss_p50_us: pct(&novel, 0.5),
+        miss_p99_us: pct(&novel, 0.99),
+        rss_bytes_per_entry_beyond_answer: (rss_after.saturating_sub(rss_before) as f64
+            - (args.entries * args.answer_bytes) as f64)
+            / n,
+        disk_bytes_per_entry: disk as f64 / n,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "entries {} (answers {} B), queries {}",
+            report.entries, args.answer_bytes, report.queries
+        );
+        println!("insert            {:.0} entries/s", report.insert_per_sec);
+        println!(
+            "exact lookup      p50 {:.1} µs  p99 {:.1} µs",
+            report.exact_p50_us, report.exact_p99_us
+        );
+        println!(
+            "semantic lookup   p50 {:.1} µs  p99 {:.1} µs  (hit rate {:.1}%, embedding excluded)",
+            report.semantic_p50_us,
+            report.semantic_p99_us,
+            report.semantic_hit_rate * 100.0
+        );
+        println!(
+            "semantic miss     p50 {:.1} µs  p99 {:.1} µs",
+            report.miss_p50_us, report.miss_p99_us
+        );
+        println!(
+            "memory            {:.0} B/entry RSS beyond the answer; {:.0} B/entry on disk",
+            report.rss_bytes_per_entry_beyond_answer, report.disk_bytes_per_entry
+        );
+    }
+    Ok(())
+}
