@@ -70,8 +70,10 @@ impl Proxy {
         tweak: impl FnOnce(&mut Config),
         wrap_store: impl FnOnce(Arc<dyn EntryStore>) -> Arc<dyn EntryStore>,
     ) -> Proxy {
-        let mut config = Config::default();
-        config.data_dir = dir.path().to_path_buf();
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
         config.upstream.base_url = mock.base_url();
         tweak(&mut config);
         let store = wrap_store(Arc::new(deja_server::open_store(&config).unwrap()));
@@ -212,7 +214,7 @@ async fn paraphrase_is_a_semantic_hit() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(sim >= 0.9 && sim < 1.0, "{sim}");
+    assert!((0.9..1.0).contains(&sim), "{sim}");
     assert_eq!(answer(r).await, first);
     assert_eq!(p.chat_calls(), calls);
     // A request can raise the threshold above this pair's similarity.
