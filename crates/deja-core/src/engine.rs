@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::entry::{Answer, Counters, Entry, EntryId, Usage};
 use crate::key::{ExactKey, PartitionKey};
 use crate::traits::{EmbedError, Embedder, EntryStore, IndexError, StoreError, VectorIndex};
+use crate::verify::RejectReason;
 
 /// Engine settings that apply to every request.
 #[derive(Debug, Clone)]
@@ -23,6 +24,17 @@ pub struct CacheOptions {
     pub ttl_secs: Option<u64>,
     /// How many index candidates to examine per semantic lookup.
     pub candidates: usize,
+    /// Whether semantic candidates must pass [`crate::verify::verify`].
+    pub verify: VerifyMode,
+}
+
+/// Whether semantic candidates are verified before they are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// Reject candidates that differ in numbers, negation, actions, ... (the default).
+    Rules,
+    /// Serve on similarity alone (for measuring what verification adds).
+    Off,
 }
 
 impl Default for CacheOptions {
@@ -31,6 +43,7 @@ impl Default for CacheOptions {
             min_similarity: 0.95,
             ttl_secs: None,
             candidates: 4,
+            verify: VerifyMode::Rules,
         }
     }
 }
@@ -85,10 +98,12 @@ pub enum Lookup {
     },
     /// Nothing servable. `vector` is the prompt's embedding when one was computed, so the
     /// insert that follows the upstream call does not compute it again; `nearest` is the
-    /// best similarity seen below the threshold (for diagnostics).
+    /// best similarity of a candidate not served (below the threshold, or rejected);
+    /// `rejected` is set when a candidate above the threshold failed verification.
     Miss {
         vector: Option<Vec<f32>>,
         nearest: Option<f32>,
+        rejected: Option<RejectReason>,
     },
     /// A backend failed; the caller should go upstream and not store.
     Bypass(BypassReason),
@@ -240,7 +255,12 @@ impl Cache {
                 pending.prompt_tokens_saved += e.usage.prompt_tokens;
                 pending.completion_tokens_saved += e.usage.completion_tokens;
             }
-            Lookup::Miss { .. } => pending.misses += 1,
+            Lookup::Miss { rejected, .. } => {
+                pending.misses += 1;
+                if rejected.is_some() {
+                    pending.verification_rejects += 1;
+                }
+            }
             Lookup::Bypass(_) => pending.bypasses += 1,
         }
         found
@@ -265,6 +285,7 @@ impl Cache {
             return Lookup::Miss {
                 vector: None,
                 nearest: None,
+                rejected: None,
             };
         }
         let vector = match inner.embedder.embed(&[req.prompt.to_string()]).await {
@@ -300,6 +321,7 @@ impl Cache {
             }
         };
         let mut nearest: Option<f32> = None;
+        let mut rejected = None;
         for n in neighbors {
             if n.similarity < threshold {
                 nearest = Some(nearest.map_or(n.similarity, |b| b.max(n.similarity)));
@@ -311,6 +333,13 @@ impl Cache {
                         && entry.embedder_id == inner.embedder.id()
                         && self.is_fresh(&entry, req.max_age_secs, now) =>
                 {
+                    if inner.options.verify == VerifyMode::Rules {
+                        if let Err(reason) = crate::verify::verify(&entry.prompt, req.prompt) {
+                            rejected.get_or_insert(reason);
+                            nearest = Some(nearest.map_or(n.similarity, |b| b.max(n.similarity)));
+                            continue;
+                        }
+                    }
                     self.note_hit(entry.id, now).await;
                     return Lookup::SemanticHit {
                         entry,
@@ -328,6 +357,7 @@ impl Cache {
         Lookup::Miss {
             vector: Some(vector),
             nearest,
+            rejected,
         }
     }
 
@@ -746,7 +776,10 @@ mod tests {
             .unwrap();
         // "one two three five" shares 3 of 4 words: similar, but below 0.99.
         let mut r = req(P1, "one two three five");
-        let Lookup::Miss { nearest, vector } = f.cache.lookup(&r).await else {
+        let Lookup::Miss {
+            nearest, vector, ..
+        } = f.cache.lookup(&r).await
+        else {
             panic!("expected a miss");
         };
         assert!(nearest.is_some_and(|s| s < 0.99));
@@ -780,7 +813,7 @@ mod tests {
         let f = fixture(CacheOptions {
             min_similarity: 0.9,
             ttl_secs: Some(60),
-            candidates: 4,
+            ..CacheOptions::default()
         });
         f.cache.insert(new_entry(P1, "x y")).await.unwrap();
         f.clock.advance_ms(30_000);
@@ -874,5 +907,21 @@ mod tests {
             CacheOptions::default(),
         );
         assert!(matches!(r, Err(IndexError::Embedder { .. })));
+    }
+
+    #[tokio::test]
+    async fn verification_rejects_a_similar_prompt_with_other_numbers() {
+        let f = fixture(options(0.5));
+        f.cache.insert(new_entry(P1, "where is order 4821")).await.unwrap();
+        match f.cache.lookup(&req(P1, "where is order 4812")).await {
+            Lookup::Miss { rejected, .. } => assert_eq!(rejected, Some(RejectReason::Number)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            f.cache.lookup(&req(P1, "order 4821 where is")).await,
+            Lookup::SemanticHit { .. }
+        ));
+        let c = f.cache.counters().await.unwrap();
+        assert_eq!(c.verification_rejects, 1);
     }
 }

@@ -90,6 +90,8 @@ pub struct Counters {
     /// Embedding-cache items served without the upstream, and items sent upstream.
     pub embedding_hits: u64,
     pub embedding_misses: u64,
+    /// Semantic candidates above the threshold that verification refused to serve.
+    pub verification_rejects: u64,
 }
 
 impl Counters {
@@ -104,6 +106,7 @@ impl Counters {
             completion_tokens_saved,
             embedding_hits,
             embedding_misses,
+            verification_rejects,
         } = other;
         self.exact_hits += exact_hits;
         self.semantic_hits += semantic_hits;
@@ -114,6 +117,7 @@ impl Counters {
         self.completion_tokens_saved += completion_tokens_saved;
         self.embedding_hits += embedding_hits;
         self.embedding_misses += embedding_misses;
+        self.verification_rejects += verification_rejects;
     }
 
     pub fn is_zero(&self) -> bool {

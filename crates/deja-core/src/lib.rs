@@ -10,12 +10,14 @@ pub mod engine;
 pub mod entry;
 pub mod key;
 pub mod traits;
+pub mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    BypassReason, Cache, CacheOptions, ErrorChain, InsertError, Lookup, LookupRequest, NewEntry,
+    BypassReason, Cache, CacheOptions, VerifyMode, ErrorChain, InsertError, Lookup, LookupRequest, NewEntry,
     SemanticMode,
 };
 pub use entry::{Answer, Counters, Entry, EntryId, Usage};
 pub use key::{normalize_prompt, ExactKey, KeyBuilder, PartitionKey};
 pub use traits::{EmbedError, Embedder, EntryStore, IndexError, Neighbor, StoreError, VectorIndex};
+pub use verify::RejectReason;

@@ -87,6 +87,17 @@ pub struct CacheConfig {
     /// Index candidates examined per semantic lookup.
     pub candidates: usize,
     pub tenant: TenantMode,
+    /// `rules`: semantic candidates must pass verification (numbers, negation, ...);
+    /// `off`: similarity alone decides.
+    pub verify: VerifySetting,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifySetting {
+    #[default]
+    Rules,
+    Off,
 }
 
 impl Default for CacheConfig {
@@ -96,6 +107,7 @@ impl Default for CacheConfig {
             ttl_secs: None,
             candidates: 4,
             tenant: TenantMode::PerKey,
+            verify: VerifySetting::Rules,
         }
     }
 }

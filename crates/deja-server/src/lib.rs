@@ -133,6 +133,10 @@ pub fn cache_options(config: &Config) -> CacheOptions {
         min_similarity: config.cache.min_similarity,
         ttl_secs: config.cache.ttl_secs,
         candidates: config.cache.candidates,
+        verify: match config.cache.verify {
+            config::VerifySetting::Rules => deja_core::VerifyMode::Rules,
+            config::VerifySetting::Off => deja_core::VerifyMode::Off,
+        },
     }
 }
 

@@ -410,13 +410,14 @@ impl RedbStore {
             completion_tokens_saved: get("completion_tokens_saved")?,
             embedding_hits: get("embedding_hits")?,
             embedding_misses: get("embedding_misses")?,
+            verification_rejects: get("verification_rejects")?,
         })
     }
 }
 
 /// Every counter with its stored name. Destructured, so a new field does not compile until
 /// it is given a name here (and in `counters_sync`).
-fn counter_fields(c: &Counters) -> [(&'static str, u64); 9] {
+fn counter_fields(c: &Counters) -> [(&'static str, u64); 10] {
     let Counters {
         exact_hits,
         semantic_hits,
@@ -427,6 +428,7 @@ fn counter_fields(c: &Counters) -> [(&'static str, u64); 9] {
         completion_tokens_saved,
         embedding_hits,
         embedding_misses,
+        verification_rejects,
     } = *c;
     [
         ("exact_hits", exact_hits),
@@ -438,6 +440,7 @@ fn counter_fields(c: &Counters) -> [(&'static str, u64); 9] {
         ("completion_tokens_saved", completion_tokens_saved),
         ("embedding_hits", embedding_hits),
         ("embedding_misses", embedding_misses),
+        ("verification_rejects", verification_rejects),
     ]
 }
 

@@ -307,6 +307,7 @@ pub async fn entry_store_suite(store: Arc<dyn EntryStore>) {
         completion_tokens_saved: 7,
         embedding_hits: 8,
         embedding_misses: 9,
+        verification_rejects: 10,
     };
     let b = Counters {
         exact_hits: 10,

@@ -3,7 +3,7 @@
 //! the on-disk store and the vector index. Each pair gets its own partition (pairwise
 //! isolated): `a` is stored, then `b` is looked up; the outcome and similarity are recorded.
 //! The report gives, per threshold, the hit rate on label-1 pairs and the false-hit rate on
-//! label-0 pairs.
+//! label-0 pairs, on similarity alone and after verification.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,14 +20,21 @@ pub struct EvalArgs {
     pub sample: usize,
     pub thresholds: Vec<f32>,
     pub json: bool,
+    /// Append one JSON line per pair (texts, label, similarity, rejection) to this file.
+    pub dump: Option<PathBuf>,
 }
 
 #[derive(serde::Serialize)]
 struct Row {
     threshold: f32,
+    /// Served on similarity alone.
     hit_rate: f64,
     false_hit_rate: f64,
     precision: f64,
+    /// Served after verification (deja's behaviour).
+    verified_hit_rate: f64,
+    verified_false_hit_rate: f64,
+    verified_precision: f64,
 }
 
 #[derive(serde::Serialize)]
@@ -36,6 +43,16 @@ struct FileReport {
     pairs: usize,
     positives: usize,
     rows: Vec<Row>,
+}
+
+/// What the serving path did with one pair (at threshold 0, so every pair has a candidate).
+#[derive(serde::Serialize)]
+struct Outcome {
+    label: bool,
+    /// Similarity of the candidate (1.0 for an exact hit); None when nothing was found.
+    similarity: Option<f32>,
+    /// Why verification refused the candidate, if it did.
+    rejected: Option<&'static str>,
 }
 
 struct Pair {
@@ -93,26 +110,26 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
         embedder.dim(),
         deja_store_local::HnswParams::default(),
     ));
-    let lowest = args.thresholds.iter().copied().fold(1.0f32, f32::min);
     let cache = Cache::new(
         store,
         index,
         embedder,
         Arc::new(SystemClock),
+        // Threshold 0: every pair yields its candidate and similarity; the thresholds are
+        // applied when reporting.
         CacheOptions {
-            min_similarity: lowest,
+            min_similarity: 0.0,
             ..CacheOptions::default()
         },
     )?;
     let mut reports = Vec::new();
     for path in &args.pairs {
         let pairs = read_pairs(path, args.sample)?;
-        // similarity of the served entry (1.0 for exact), or None for a miss
-        let mut served: Vec<(bool, Option<f32>)> = Vec::with_capacity(pairs.len());
+        let mut served: Vec<Outcome> = Vec::with_capacity(pairs.len());
+        let mut dump = Vec::new();
         for (i, p) in pairs.iter().enumerate() {
             let mut kb = KeyBuilder::new("eval/v1");
-            kb.str("file", &path.display().to_string())
-                .str("pair", &i.to_string());
+            kb.str("file", &path.display().to_string()).str("pair", &i.to_string());
             let partition = kb.finish_partition();
             let a = deja_core::normalize_prompt(&p.a);
             let b = deja_core::normalize_prompt(&p.b);
@@ -136,35 +153,66 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
                     max_age_secs: None,
                 })
                 .await;
-            let sim = match found {
-                Lookup::ExactHit(_) => Some(1.0),
-                Lookup::SemanticHit { similarity, .. } => Some(similarity),
-                Lookup::Miss { .. } => None,
+            let outcome = match found {
+                Lookup::ExactHit(_) => Outcome { label: p.label, similarity: Some(1.0), rejected: None },
+                Lookup::SemanticHit { similarity, .. } => Outcome {
+                    label: p.label,
+                    similarity: Some(similarity),
+                    rejected: None,
+                },
+                Lookup::Miss { nearest, rejected, .. } => Outcome {
+                    label: p.label,
+                    similarity: nearest,
+                    rejected: rejected.map(|r| r.as_str()),
+                },
                 Lookup::Bypass(r) => anyhow::bail!("lookup bypassed: {}", r.as_str()),
             };
-            served.push((p.label, sim));
+            if args.dump.is_some() {
+                dump.push(serde_json::json!({
+                    "file": path.file_name().map(|f| f.to_string_lossy().to_string()),
+                    "a": p.a, "b": p.b, "label": p.label as u8,
+                    "similarity": outcome.similarity, "rejected": outcome.rejected,
+                }));
+            }
+            served.push(outcome);
             if !args.json && (i + 1) % 500 == 0 {
                 eprintln!("{}: {}/{}", path.display(), i + 1, pairs.len());
             }
         }
-        let positives = served.iter().filter(|(l, _)| *l).count();
+        if let Some(dump_path) = &args.dump {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dump_path)
+                .with_context(|| format!("opening {}", dump_path.display()))?;
+            for d in dump {
+                writeln!(f, "{d}")?;
+            }
+        }
+        let positives = served.iter().filter(|o| o.label).count();
         let negatives = served.len() - positives;
+        let rate = |n: usize, d: usize| n as f64 / d.max(1) as f64;
+        let precision = |tp: usize, fp: usize| if tp + fp == 0 { 1.0 } else { rate(tp, tp + fp) };
         let rows = args
             .thresholds
             .iter()
             .map(|&t| {
-                let hit = |(_, s): &&(bool, Option<f32>)| s.is_some_and(|s| s >= t);
-                let tp = served.iter().filter(|x| x.0).filter(hit).count();
-                let fp = served.iter().filter(|x| !x.0).filter(hit).count();
+                let above = |o: &&Outcome| o.similarity.is_some_and(|s| s >= t);
+                let verified = |o: &&Outcome| above(o) && o.rejected.is_none();
+                let count = |label: bool, f: &dyn Fn(&&Outcome) -> bool| {
+                    served.iter().filter(|o| o.label == label).filter(|o| f(o)).count()
+                };
+                let (tp, fp) = (count(true, &above), count(false, &above));
+                let (vtp, vfp) = (count(true, &verified), count(false, &verified));
                 Row {
                     threshold: t,
-                    hit_rate: tp as f64 / positives.max(1) as f64,
-                    false_hit_rate: fp as f64 / negatives.max(1) as f64,
-                    precision: if tp + fp == 0 {
-                        1.0
-                    } else {
-                        tp as f64 / (tp + fp) as f64
-                    },
+                    hit_rate: rate(tp, positives),
+                    false_hit_rate: rate(fp, negatives),
+                    precision: precision(tp, fp),
+                    verified_hit_rate: rate(vtp, positives),
+                    verified_false_hit_rate: rate(vfp, negatives),
+                    verified_precision: precision(vtp, vfp),
                 }
             })
             .collect();
@@ -184,15 +232,18 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
     }
     for r in &reports {
         println!("\n{} ({} pairs, {} positive)", r.file, r.pairs, r.positives);
-        println!("| min_similarity | hit rate (label 1) | false-hit rate (label 0) | precision |");
-        println!("|---|---|---|---|");
+        println!("| min_similarity | hits (label 1) | false hits (label 0) | precision | hits, verified | false hits, verified | precision, verified |");
+        println!("|---|---|---|---|---|---|---|");
         for row in &r.rows {
             println!(
-                "| {:.2} | {:.1}% | {:.1}% | {:.1}% |",
+                "| {:.2} | {:.1}% | {:.1}% | {:.1}% | {:.1}% | {:.1}% | {:.1}% |",
                 row.threshold,
                 row.hit_rate * 100.0,
                 row.false_hit_rate * 100.0,
-                row.precision * 100.0
+                row.precision * 100.0,
+                row.verified_hit_rate * 100.0,
+                row.verified_false_hit_rate * 100.0,
+                row.verified_precision * 100.0,
             );
         }
     }

@@ -50,6 +50,9 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Append one JSON line per pair (texts, label, similarity, rejection) to FILE.
+        #[arg(long)]
+        dump: Option<PathBuf>,
     },
     /// Benchmark the engine on the embedded backend with synthetic entries.
     Bench {
@@ -148,6 +151,7 @@ fn run() -> anyhow::Result<()> {
             thresholds,
             model_dir,
             json,
+            dump,
         } => {
             let mut config = Config::default();
             config.apply_env(|k| std::env::var(k).ok())?;
@@ -163,6 +167,7 @@ fn run() -> anyhow::Result<()> {
                 sample,
                 thresholds,
                 json,
+                dump,
             };
             rt.block_on(eval::run(config, args))
         }

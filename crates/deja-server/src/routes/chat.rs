@@ -39,6 +39,7 @@ pub async fn chat_completions(
     let exact = ExactKey::new(&key.partition, &key.prompt);
 
     let mut vector = None;
+    let mut rejected = None;
     let mut outcome = CacheHeader::Miss;
     let mut guard = None;
     if controls.skip_lookup {
@@ -71,7 +72,14 @@ pub async fn chat_completions(
                     outcome = CacheHeader::Bypass("unreadable-entry");
                     break;
                 }
-                Lookup::Miss { vector: v, .. } => vector = v,
+                Lookup::Miss {
+                    vector: v,
+                    rejected: r,
+                    ..
+                } => {
+                    vector = v;
+                    rejected = r;
+                }
                 Lookup::Bypass(reason) => {
                     outcome = CacheHeader::Bypass(reason.as_str());
                     break;
@@ -103,6 +111,10 @@ pub async fn chat_completions(
     let status = upstream.status();
     let mut resp_headers = response_headers(upstream.headers());
     outcome.write(&mut resp_headers);
+    if let Some(r) = rejected {
+        // A similar prompt was found but refused: say why, to guide tuning.
+        resp_headers.insert("x-deja-rejected", HeaderValue::from_static(r.as_str()));
+    }
 
     if !status.is_success() {
         // Upstream errors pass through unchanged and are never stored.
