@@ -112,10 +112,7 @@ impl BertEmbedder {
         let cfg = BertConfig::load(dir)?;
         let tokenizer = load_tokenizer(&dir.join("tokenizer.json"), cfg.max_len)?;
         let model = BertModel::load(dir, cfg)?;
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| dir.display().to_string());
+        let fingerprint = fingerprint(dir)?;
         let dim = model.cfg.hidden;
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
@@ -138,7 +135,7 @@ impl BertEmbedder {
                 })?;
         }
         Ok(BertEmbedder {
-            id: format!("local:{name}"),
+            id: format!("local:bert{dim}-{fingerprint}"),
             dim,
             shared,
         })
@@ -313,3 +310,31 @@ fn embed_texts(
     }
     Ok(out)
 }
+
+/// Identity of a model directory's content (weights, tokenizer, configuration), so stored
+/// vectors stay usable when the directory moves and are never mixed with another model's,
+/// even one installed under the same name: the first 12 hex digits of a BLAKE3 hash.
+fn fingerprint(dir: &Path) -> Result<String, EmbedError> {
+    let mut hasher = blake3::Hasher::new();
+    for name in [
+        "config.json",
+        "tokenizer.json",
+        "1_Pooling/config.json",
+        "model.safetensors",
+    ] {
+        let path = dir.join(name);
+        let file = std::fs::File::open(&path).map_err(|e| EmbedError::ModelInvalid {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        hasher.update(name.as_bytes());
+        hasher
+            .update_reader(std::io::BufReader::with_capacity(1 << 20, file))
+            .map_err(|e| EmbedError::ModelInvalid {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(hasher.finalize().to_hex()[..12].to_string())
+}
+

@@ -73,7 +73,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<RedbStore> {
         Durability::Fast => StoreDurability::Fast,
     };
     let path = config.data_dir.join("deja.redb");
-    RedbStore::open(&path, durability)
+    RedbStore::open_with_cache(&path, durability, config.store.cache_bytes)
         .with_context(|| format!("opening the store at {}", path.display()))
 }
 

@@ -81,9 +81,24 @@ fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
     }
 }
 
+/// Page cache redb keeps in memory by default. Entries are read with one small lookup, so a
+/// modest cache serves hot entries while keeping memory per stored entry low (the OS page
+/// cache holds the rest of the file).
+pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 impl RedbStore {
-    /// Opens (creating if absent, with its parent directory) the store at `path`.
+    /// Opens (creating if absent, with its parent directory) the store at `path`, with the
+    /// default page cache.
     pub fn open(path: &Path, durability: StoreDurability) -> Result<RedbStore, StoreError> {
+        Self::open_with_cache(path, durability, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens the store with a page cache of `cache_bytes`.
+    pub fn open_with_cache(
+        path: &Path,
+        durability: StoreDurability,
+        cache_bytes: usize,
+    ) -> Result<RedbStore, StoreError> {
         let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
             path: path.display().to_string(),
             source,
@@ -91,7 +106,10 @@ impl RedbStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| open_err(Box::new(e)))?;
         }
-        let db = Database::create(path).map_err(|e| open_err(Box::new(e)))?;
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(|e| open_err(Box::new(e)))?;
         let store = RedbStore {
             db,
             path: path.to_path_buf(),
