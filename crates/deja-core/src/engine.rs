@@ -10,6 +10,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::clock::Clock;
+use crate::policy::{CategoryId, CategorySpec, Policy, PolicyError, DEFAULT_CATEGORY};
 use crate::entry::{Answer, Counters, Entry, EntryId, Usage};
 use crate::key::{ExactKey, PartitionKey};
 use crate::traits::{EmbedError, Embedder, EntryStore, IndexError, StoreError, VectorIndex};
@@ -18,10 +19,15 @@ use crate::verify::RejectReason;
 /// Engine settings that apply to every request.
 #[derive(Debug, Clone)]
 pub struct CacheOptions {
-    /// Least cosine similarity for a semantic hit.
+    /// Least cosine similarity for a semantic hit (the `default` category's).
     pub min_similarity: f32,
-    /// Entries older than this are never served; `None` keeps them until removed.
+    /// Entries older than this are never served; `None` keeps them until removed (the
+    /// `default` category's).
     pub ttl_secs: Option<u64>,
+    /// Categories besides `default`, with their own threshold, TTL and cacheability.
+    pub categories: Vec<CategorySpec>,
+    /// Least similarity to a category's example prompt to put a prompt in that category.
+    pub examples_min_similarity: f32,
     /// How many index candidates to examine per semantic lookup.
     pub candidates: usize,
     /// Whether semantic candidates must pass [`crate::verify::verify`].
@@ -42,6 +48,8 @@ impl Default for CacheOptions {
         Self {
             min_similarity: 0.95,
             ttl_secs: None,
+            categories: Vec::new(),
+            examples_min_similarity: 0.7,
             candidates: 4,
             verify: VerifyMode::Rules,
         }
@@ -60,6 +68,8 @@ pub enum SemanticMode {
 /// One cache lookup.
 #[derive(Debug, Clone)]
 pub struct LookupRequest<'a> {
+    /// The category the client named (e.g. a request header); unknown names are ignored.
+    pub category: Option<&'a str>,
     pub partition: PartitionKey,
     /// The normalised prompt (see [`crate::normalize_prompt`]).
     pub prompt: &'a str,
@@ -76,6 +86,8 @@ pub enum BypassReason {
     StoreError,
     IndexError,
     EmbedError,
+    /// The request's category is configured as not cacheable (e.g. transactions).
+    UncacheableCategory,
 }
 
 impl BypassReason {
@@ -84,6 +96,7 @@ impl BypassReason {
             BypassReason::StoreError => "store-error",
             BypassReason::IndexError => "index-error",
             BypassReason::EmbedError => "embed-error",
+            BypassReason::UncacheableCategory => "category",
         }
     }
 }
@@ -104,6 +117,8 @@ pub enum Lookup {
         vector: Option<Vec<f32>>,
         nearest: Option<f32>,
         rejected: Option<RejectReason>,
+        /// The request's category, to be stored with its answer.
+        category: String,
     },
     /// A backend failed; the caller should go upstream and not store.
     Bypass(BypassReason),
@@ -120,6 +135,17 @@ pub struct NewEntry {
     pub semantic: SemanticMode,
     /// The prompt's embedding if the lookup computed it.
     pub vector: Option<Vec<f32>>,
+    /// The category the lookup found (`None`: `default`).
+    pub category: Option<String>,
+}
+
+/// Why a cache could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +170,8 @@ struct Inner {
     embedder: Arc<dyn Embedder>,
     clock: Arc<dyn Clock>,
     options: CacheOptions,
+    /// Replaced once, when [`Cache::embed_category_examples`] has embedded the examples.
+    policy: parking_lot::RwLock<Arc<Policy>>,
     /// Counted since the last [`Cache::flush_counters`].
     pending: Mutex<Counters>,
 }
@@ -157,19 +185,27 @@ impl Cache {
         embedder: Arc<dyn Embedder>,
         clock: Arc<dyn Clock>,
         options: CacheOptions,
-    ) -> Result<Self, IndexError> {
+    ) -> Result<Self, BuildError> {
         if index.embedder_id() != embedder.id() {
             return Err(IndexError::Embedder {
                 want: index.embedder_id().to_string(),
                 got: embedder.id().to_string(),
-            });
+            }
+            .into());
         }
         if index.dim() != embedder.dim() {
             return Err(IndexError::Dimension {
                 want: index.dim(),
                 got: embedder.dim(),
-            });
+            }
+            .into());
         }
+        let policy = Policy::new(
+            options.min_similarity,
+            options.ttl_secs,
+            options.categories.clone(),
+            options.examples_min_similarity,
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -177,6 +213,7 @@ impl Cache {
                 embedder,
                 clock,
                 options,
+                policy: parking_lot::RwLock::new(Arc::new(policy)),
                 pending: Mutex::new(Counters::default()),
             }),
         })
@@ -184,6 +221,37 @@ impl Cache {
 
     pub fn options(&self) -> &CacheOptions {
         &self.inner.options
+    }
+
+    /// The categories in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.inner.policy.read())
+    }
+
+    /// Embeds the categories' example prompts so prompts can be classified by their
+    /// nearest example. Call once at start; until then only hints and keywords classify.
+    pub async fn embed_category_examples(&self) -> Result<usize, EmbedError> {
+        let policy = self.policy();
+        let examples = policy.example_texts();
+        if examples.is_empty() {
+            return Ok(0);
+        }
+        let texts: Vec<String> = examples
+            .iter()
+            .map(|(_, t)| crate::key::normalize_prompt(t))
+            .collect();
+        let vectors = self.inner.embedder.embed(&texts).await?;
+        if vectors.len() != texts.len() {
+            return Err(EmbedError::Shape {
+                want: texts.len(),
+                got: vectors.len(),
+                dim: self.inner.embedder.dim(),
+            });
+        }
+        let mut updated = (*policy).clone();
+        updated.set_example_vectors(examples.into_iter().map(|(id, _)| id).zip(vectors).collect());
+        *self.inner.policy.write() = Arc::new(updated);
+        Ok(texts.len())
     }
 
     pub fn store(&self) -> &Arc<dyn EntryStore> {
@@ -231,9 +299,20 @@ impl Cache {
         Ok(n)
     }
 
-    fn is_fresh(&self, entry: &Entry, max_age_secs: Option<u64>, now_ms: u64) -> bool {
+    /// Whether an entry may still be served: younger than its category's TTL and the
+    /// request's `max-age`.
+    fn is_fresh(
+        &self,
+        policy: &Policy,
+        entry: &Entry,
+        max_age_secs: Option<u64>,
+        now_ms: u64,
+    ) -> bool {
         let age_ms = now_ms.saturating_sub(entry.created_at_ms);
-        let limit = match (self.inner.options.ttl_secs, max_age_secs) {
+        let category = policy
+            .by_name(&entry.category)
+            .unwrap_or(policy.default_id());
+        let limit = match (policy.get(category).ttl_secs, max_age_secs) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -268,10 +347,20 @@ impl Cache {
 
     async fn lookup_inner(&self, req: &LookupRequest<'_>) -> Lookup {
         let inner = &self.inner;
+        let policy = self.policy();
         let now = inner.clock.now_ms();
+        // Hints and keywords decide before anything is looked up, so an uncacheable
+        // category never touches the cache.
+        let mut category: Option<CategoryId> = req
+            .category
+            .and_then(|name| policy.by_name(name))
+            .or_else(|| policy.classify_text(req.prompt));
+        if category.is_some_and(|c| !policy.get(c).cacheable) {
+            return Lookup::Bypass(BypassReason::UncacheableCategory);
+        }
         let exact_key = ExactKey::new(&req.partition, req.prompt);
         match inner.store.get_exact(&exact_key).await {
-            Ok(Some(entry)) if self.is_fresh(&entry, req.max_age_secs, now) => {
+            Ok(Some(entry)) if self.is_fresh(&policy, &entry, req.max_age_secs, now) => {
                 self.note_hit(entry.id, now).await;
                 return Lookup::ExactHit(entry);
             }
@@ -286,6 +375,10 @@ impl Cache {
                 vector: None,
                 nearest: None,
                 rejected: None,
+                category: policy
+                    .get(category.unwrap_or(policy.default_id()))
+                    .name
+                    .clone(),
             };
         }
         let vector = match inner.embedder.embed(&[req.prompt.to_string()]).await {
@@ -304,11 +397,16 @@ impl Cache {
                 return Lookup::Bypass(BypassReason::EmbedError);
             }
         };
+        if category.is_none() {
+            category = policy.classify_vector(&vector);
+            if category.is_some_and(|c| !policy.get(c).cacheable) {
+                return Lookup::Bypass(BypassReason::UncacheableCategory);
+            }
+        }
+        let spec = policy.get(category.unwrap_or(policy.default_id()));
         let threshold = req
             .min_similarity
-            .map_or(inner.options.min_similarity, |m| {
-                m.max(inner.options.min_similarity)
-            });
+            .map_or(spec.min_similarity, |m| m.max(spec.min_similarity));
         let neighbors = match inner
             .index
             .search(req.partition, &vector, inner.options.candidates.max(1))
@@ -331,7 +429,7 @@ impl Cache {
                 Ok(Some(entry))
                     if entry.partition == req.partition
                         && entry.embedder_id == inner.embedder.id()
-                        && self.is_fresh(&entry, req.max_age_secs, now) =>
+                        && self.is_fresh(&policy, &entry, req.max_age_secs, now) =>
                 {
                     if inner.options.verify == VerifyMode::Rules {
                         if let Err(reason) = crate::verify::verify(&entry.prompt, req.prompt) {
@@ -358,6 +456,7 @@ impl Cache {
             vector: Some(vector),
             nearest,
             rejected,
+            category: spec.name.clone(),
         }
     }
 
@@ -379,6 +478,7 @@ impl Cache {
             usage,
             semantic,
             vector,
+            category,
         } = new;
         let vector = match (semantic, vector) {
             (SemanticMode::ExactOnly, _) => Vec::new(),
@@ -409,6 +509,7 @@ impl Cache {
             created_at_ms: now,
             last_hit_ms: now,
             hit_count: 0,
+            category: category.unwrap_or_else(|| DEFAULT_CATEGORY.to_string()),
             embedder_id: if vector.is_empty() {
                 String::new()
             } else {
@@ -715,11 +816,13 @@ mod tests {
             },
             semantic: SemanticMode::Allowed,
             vector: None,
+            category: None,
         }
     }
 
     fn req(partition: PartitionKey, prompt: &str) -> LookupRequest<'_> {
         LookupRequest {
+            category: None,
             partition,
             prompt,
             semantic: SemanticMode::Allowed,
@@ -906,7 +1009,7 @@ mod tests {
             Arc::new(ManualClock::new(0)),
             CacheOptions::default(),
         );
-        assert!(matches!(r, Err(IndexError::Embedder { .. })));
+        assert!(matches!(r, Err(BuildError::Index(IndexError::Embedder { .. }))));
     }
 
     #[tokio::test]
@@ -923,5 +1026,54 @@ mod tests {
         ));
         let c = f.cache.counters().await.unwrap();
         assert_eq!(c.verification_rejects, 1);
+    }
+
+    #[tokio::test]
+    async fn categories_set_threshold_ttl_and_cacheability() {
+        let spec = |name: &str, min: f32, ttl: Option<u64>, cacheable: bool, kw: &str| CategorySpec {
+            name: name.into(),
+            min_similarity: min,
+            ttl_secs: ttl,
+            cacheable,
+            keywords: vec![kw.into()],
+            examples: Vec::new(),
+        };
+        let f = fixture(CacheOptions {
+            min_similarity: 0.99,
+            categories: vec![
+                spec("loose", 0.5, Some(10), true, "loose"),
+                spec("transactional", 0.99, None, false, "transfer"),
+            ],
+            ..CacheOptions::default()
+        });
+        // The keyword puts both prompts in "loose": threshold 0.5 applies.
+        let mut e = new_entry(P1, "loose red green blue");
+        e.category = Some("loose".into());
+        f.cache.insert(e).await.unwrap();
+        assert!(matches!(
+            f.cache.lookup(&req(P1, "blue green loose")).await,
+            Lookup::SemanticHit { .. }
+        ));
+        // The entry's category TTL (10 s) applies to exact hits too.
+        f.clock.advance_ms(11_000);
+        assert!(matches!(
+            f.cache.lookup(&req(P1, "loose red green blue")).await,
+            Lookup::Miss { .. }
+        ));
+        // Uncacheable categories bypass before any lookup; so does a hint naming one.
+        assert!(matches!(
+            f.cache.lookup(&req(P1, "transfer 10 to bob")).await,
+            Lookup::Bypass(BypassReason::UncacheableCategory)
+        ));
+        let mut r = req(P1, "anything at all");
+        r.category = Some("transactional");
+        assert!(matches!(
+            f.cache.lookup(&r).await,
+            Lookup::Bypass(BypassReason::UncacheableCategory)
+        ));
+        match f.cache.lookup(&req(P1, "plain question")).await {
+            Lookup::Miss { category, .. } => assert_eq!(category, "default"),
+            other => panic!("{other:?}"),
+        }
     }
 }

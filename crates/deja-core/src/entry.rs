@@ -67,6 +67,8 @@ pub struct Entry {
     pub created_at_ms: u64,
     pub last_hit_ms: u64,
     pub hit_count: u64,
+    /// The category the request was classified in (its TTL applies to the entry).
+    pub category: String,
     /// Which embedder produced `vector` (e.g. `local:all-MiniLM-L6-v2`); empty when the
     /// entry has no vector (exact-only entries).
     pub embedder_id: String,

@@ -125,6 +125,11 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         .await
         .context("loading the vector index")?;
     tracing::info!(vectors = n, "vector index loaded");
+    let examples = cache
+        .embed_category_examples()
+        .await
+        .context("embedding the categories' example prompts")?;
+    tracing::info!(examples, "category examples embedded");
     AppState::new(config, cache)
 }
 
@@ -133,6 +138,19 @@ pub fn cache_options(config: &Config) -> CacheOptions {
         min_similarity: config.cache.min_similarity,
         ttl_secs: config.cache.ttl_secs,
         candidates: config.cache.candidates,
+        categories: config
+            .categories
+            .iter()
+            .map(|(name, c)| deja_core::CategorySpec {
+                name: name.clone(),
+                min_similarity: c.min_similarity,
+                ttl_secs: c.ttl_secs,
+                cacheable: c.cacheable,
+                keywords: c.keywords.clone(),
+                examples: c.examples.clone(),
+            })
+            .collect(),
+        examples_min_similarity: config.cache.examples_min_similarity,
         verify: match config.cache.verify {
             config::VerifySetting::Rules => deja_core::VerifyMode::Rules,
             config::VerifySetting::Off => deja_core::VerifyMode::Off,

@@ -91,6 +91,7 @@ impl Proxy {
         )
         .unwrap();
         cache.rebuild_index().await.unwrap();
+        cache.embed_category_examples().await.unwrap();
         let state = AppState::new(config, cache).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -722,5 +723,41 @@ async fn a_failing_store_bypasses_and_never_fails_a_request() {
     // The store recovers, and so does the cache, without a restart.
     store.failing.store(false, Ordering::SeqCst);
     assert_eq!(outcome(&p.chat(q, &[]).await), "hit-exact");
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn categories_classify_bypass_and_show_in_headers() {
+    let p = Proxy::start(need_model!(), |_| {}).await;
+    // A transaction (keyword rule, in any of the four languages) is never cached.
+    for text in [
+        "Please transfer money to my landlord",
+        "Je veux faire un virement de 50 euros",
+        "帮我转账一百元",
+        "Ik wil geld overmaken naar mijn zus",
+    ] {
+        let r = p.chat(ask(text), &[]).await;
+        assert_eq!(outcome(&r), "bypass", "{text}");
+        assert_eq!(r.headers()["x-deja-bypass-reason"], "category", "{text}");
+        let calls = p.chat_calls();
+        let _ = r.text().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(outcome(&p.chat(ask(text), &[]).await), "bypass");
+        assert_eq!(p.chat_calls(), calls + 1, "{text}: never stored, never served");
+    }
+    // An explicit category applies and is recorded with the entry.
+    let q = ask("What are the shipping costs to Belgium?");
+    let r = p.chat(q.clone(), &[("x-deja-category", "faq")]).await;
+    assert_eq!(outcome(&r), "miss");
+    assert_eq!(r.headers()["x-deja-category"], "faq");
+    settle(&p, q.clone()).await;
+    let r = p.chat(q, &[]).await;
+    assert_eq!(outcome(&r), "hit-exact");
+    assert_eq!(r.headers()["x-deja-category"], "faq");
+    // An unknown category is a client error.
+    let r = p.chat(ask("hi"), &[("x-deja-category", "nope")]).await;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("faq"), "{body}");
     p.stop().await;
 }

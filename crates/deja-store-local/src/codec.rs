@@ -9,7 +9,7 @@
 //! u8  version (= 1)
 //! u64 created_at_ms, last_hit_ms, hit_count, prompt_tokens, completion_tokens
 //! [u8; 16] partition, [u8; 16] exact_key
-//! str prompt, str model, str embedder_id        (str = u32 length + UTF-8 bytes)
+//! str prompt, str model, str embedder_id, str category   (str = u32 length + UTF-8 bytes)
 //! u8  answer kind: 0 = body (bytes), 1 = chunks (u32 count + count × bytes)
 //!                                               (bytes = u32 length + bytes)
 //! u32 vector dimension (0 = no vector), then if non-zero: f32 scale + dim × i8 codes
@@ -83,6 +83,7 @@ pub(crate) fn encode_entry(e: &Entry) -> Vec<u8> {
         created_at_ms,
         last_hit_ms,
         hit_count,
+        category,
         embedder_id,
         vector,
     } = e;
@@ -93,6 +94,8 @@ pub(crate) fn encode_entry(e: &Entry) -> Vec<u8> {
             + prompt.len()
             + model.len()
             + embedder_id.len()
+            + 4
+            + category.len()
             + 5
             + answer.len_bytes()
             + 8
@@ -113,6 +116,7 @@ pub(crate) fn encode_entry(e: &Entry) -> Vec<u8> {
     put_bytes(&mut out, prompt.as_bytes());
     put_bytes(&mut out, model.as_bytes());
     put_bytes(&mut out, embedder_id.as_bytes());
+    put_bytes(&mut out, category.as_bytes());
     match answer {
         Answer::Body(b) => {
             out.push(ANSWER_BODY);
@@ -159,6 +163,7 @@ pub(crate) fn decode_entry(id: EntryId, bytes: &[u8]) -> Result<Entry, StoreErro
     let prompt = r.string()?;
     let model = r.string()?;
     let embedder_id = r.string()?;
+    let category = r.string()?;
     let answer = match r.u8()? {
         ANSWER_BODY => Answer::Body(r.bytes()?.to_vec()),
         ANSWER_CHUNKS => {
@@ -189,6 +194,7 @@ pub(crate) fn decode_entry(id: EntryId, bytes: &[u8]) -> Result<Entry, StoreErro
         created_at_ms,
         last_hit_ms,
         hit_count,
+        category,
         embedder_id,
         vector,
     })
@@ -213,6 +219,7 @@ pub(crate) fn decode_vector_parts(
     r.bytes()?; // prompt
     r.bytes()?; // model
     let embedder_id = r.str()?;
+    r.bytes()?; // category
     match r.u8()? {
         ANSWER_BODY => {
             r.bytes()?;
@@ -375,6 +382,7 @@ mod tests {
             created_at_ms: 1,
             last_hit_ms: 2,
             hit_count: 3,
+            category: "faq".into(),
             embedder_id: "test:fake".into(),
             vector,
         }

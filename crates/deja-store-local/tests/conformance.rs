@@ -73,6 +73,7 @@ fn entry(i: u64, partition: PartitionKey, dim: usize) -> Entry {
         created_at_ms: 10 + i,
         last_hit_ms: 10 + i,
         hit_count: 0,
+        category: "default".into(),
         embedder_id: "test:emb".into(),
         vector: test_vector(i, dim),
     }

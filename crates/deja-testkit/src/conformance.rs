@@ -63,6 +63,7 @@ fn entry(id: u64, partition: u8, prompt: &str, answer: Answer, vector: Vec<f32>)
         created_at_ms: 1_000 + id,
         last_hit_ms: 2_000 + id,
         hit_count: id % 3,
+        category: format!("cat-{partition}"),
         embedder_id: if vector.is_empty() {
             String::new()
         } else {
@@ -85,9 +86,11 @@ fn assert_same_entry(got: &Entry, want: &Entry, what: &str) {
         created_at_ms,
         last_hit_ms,
         hit_count,
+        category,
         embedder_id,
         vector,
     } = want;
+    assert_eq!(got.category, *category, "{what}: category");
     assert_eq!(got.id, *id, "{what}: id");
     assert_eq!(got.partition, *partition, "{what}: partition");
     assert_eq!(got.exact_key, *exact_key, "{what}: exact_key");

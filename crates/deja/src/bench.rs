@@ -161,6 +161,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
                 usage: Usage::default(),
                 semantic: SemanticMode::Allowed,
                 vector: Some(v.clone()),
+                category: None,
             })
             .await?;
         if !args.json && (i + 1) % 10_000 == 0 {
@@ -182,6 +183,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         let t = Instant::now();
         let found = cache
             .lookup(&LookupRequest {
+                category: None,
                 partition,
                 prompt: &prompt,
                 semantic: SemanticMode::Allowed,
@@ -213,6 +215,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         let t = Instant::now();
         let found = cache
             .lookup(&LookupRequest {
+                category: None,
                 partition,
                 prompt: &near_prompt,
                 semantic: SemanticMode::Allowed,
@@ -227,6 +230,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         let t = Instant::now();
         cache
             .lookup(&LookupRequest {
+                category: None,
                 partition,
                 prompt: &far_prompt,
                 semantic: SemanticMode::Allowed,

@@ -37,9 +37,11 @@ pub async fn chat_completions(
         include_usage: include_usage(&req),
     };
     let exact = ExactKey::new(&key.partition, &key.prompt);
+    let category_hint = category_hint(&app, &headers)?;
 
     let mut vector = None;
     let mut rejected = None;
+    let mut category = None;
     let mut outcome = CacheHeader::Miss;
     let mut guard = None;
     if controls.skip_lookup {
@@ -47,6 +49,7 @@ pub async fn chat_completions(
         app.cache().count(|c| c.bypasses += 1);
     } else {
         let lookup = LookupRequest {
+            category: category_hint.as_deref(),
             partition: key.partition,
             prompt: &key.prompt,
             semantic: key.semantic,
@@ -75,10 +78,12 @@ pub async fn chat_completions(
                 Lookup::Miss {
                     vector: v,
                     rejected: r,
+                    category: c,
                     ..
                 } => {
                     vector = v;
                     rejected = r;
+                    category = Some(c);
                 }
                 Lookup::Bypass(reason) => {
                     outcome = CacheHeader::Bypass(reason.as_str());
@@ -100,6 +105,7 @@ pub async fn chat_completions(
         app: app.clone(),
         key,
         vector,
+        category: category.clone().or(category_hint),
         _guard: guard,
     });
 
@@ -111,6 +117,9 @@ pub async fn chat_completions(
     let status = upstream.status();
     let mut resp_headers = response_headers(upstream.headers());
     outcome.write(&mut resp_headers);
+    if let Some(c) = category.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+        resp_headers.insert("x-deja-category", c);
+    }
     if let Some(r) = rejected {
         // A similar prompt was found but refused: say why, to guide tuning.
         resp_headers.insert("x-deja-rejected", HeaderValue::from_static(r.as_str()));
@@ -141,6 +150,26 @@ pub async fn chat_completions(
     Ok((status, resp_headers, body).into_response())
 }
 
+/// The category named by `x-deja-category`, which must be a configured one.
+fn category_hint(app: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("x-deja-category") else {
+        return Ok(None);
+    };
+    let policy = app.cache().policy();
+    let name = v.to_str().unwrap_or_default().trim();
+    if policy.by_name(name).is_none() {
+        let known: Vec<&str> = policy.names().collect();
+        return Err(ApiError::bad_request(
+            format!(
+                "x-deja-category {name:?} is not a configured category; use one of: {}",
+                known.join(", ")
+            ),
+            None,
+        ));
+    }
+    Ok(Some(name.to_string()))
+}
+
 /// The response shape the client asked for.
 #[derive(Debug, Clone, Copy)]
 struct Shape {
@@ -154,6 +183,7 @@ struct PendingInsert {
     app: AppState,
     key: ChatKey,
     vector: Option<Vec<f32>>,
+    category: Option<String>,
     _guard: Option<LeaderGuard>,
 }
 
@@ -163,6 +193,7 @@ impl PendingInsert {
             app,
             key,
             vector,
+            category,
             _guard,
         } = self;
         let ChatKey {
@@ -179,6 +210,7 @@ impl PendingInsert {
             usage,
             semantic,
             vector,
+            category,
         };
         if let Err(e) = app.cache().insert(new).await {
             app.cache().count(|c| c.bypasses += 1);
@@ -192,6 +224,9 @@ fn serve_hit(entry: &Entry, outcome: CacheHeader, want: Shape) -> Option<Respons
     outcome.write(&mut headers);
     if let Ok(v) = HeaderValue::from_str(&entry.id.to_string()) {
         headers.insert("x-deja-entry", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&entry.category) {
+        headers.insert("x-deja-category", v);
     }
     let converted = match (&entry.answer, want.stream) {
         (Answer::Body(b), false) => Ok(json_response(Bytes::from(b.clone()), headers)),

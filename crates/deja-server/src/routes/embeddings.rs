@@ -115,6 +115,7 @@ pub async fn embeddings(
                     },
                     semantic: SemanticMode::ExactOnly,
                     vector: None,
+                    category: None,
                 };
                 if let Err(e) = app.cache().insert(new).await {
                     tracing::warn!(error = %deja_core::ErrorChain(&e), "storing an embedding failed");

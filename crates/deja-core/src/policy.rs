@@ -1,0 +1,301 @@
+//! Categories: kinds of traffic with their own similarity threshold, TTL and cacheability
+//! (FAQ-style questions tolerate a different threshold than transactions). A request's
+//! category comes from, in order: an explicit hint (request header), keyword rules on the
+//! prompt, the nearest labelled example prompt (embedded once at start), else `default`.
+//!
+//! This module only decides; the engine applies the decision (threshold, freshness,
+//! bypass) and records the category with each entry.
+
+use serde::{Deserialize, Serialize};
+
+/// The name of the category that applies when nothing else does.
+pub const DEFAULT_CATEGORY: &str = "default";
+
+/// One category as configured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategorySpec {
+    pub name: String,
+    /// Least cosine similarity for a semantic hit in this category.
+    pub min_similarity: f32,
+    /// Entries of this category older than this are not served (`None`: no limit).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+    /// `false`: requests of this category always bypass the cache (e.g. transactions).
+    #[serde(default = "yes")]
+    pub cacheable: bool,
+    /// Words or phrases that put a prompt in this category (case-insensitive; whole words
+    /// in space-separated scripts, substrings in Chinese/Japanese).
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// Example prompts; a prompt whose embedding is close to one of them (cosine ≥
+    /// `examples_min_similarity`) belongs to this category.
+    #[serde(default)]
+    pub examples: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Index of a category in its [`Policy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CategoryId(pub u16);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("category {name:?}: {message}")]
+    Invalid { name: String, message: String },
+}
+
+/// The configured categories, compiled for classification.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    categories: Vec<CategorySpec>,
+    /// Lowercased keywords with their category, longest first (a longer phrase wins).
+    keywords: Vec<(String, CategoryId)>,
+    examples: Vec<(CategoryId, Vec<f32>)>,
+    examples_min_similarity: f32,
+}
+
+impl Policy {
+    /// `default` applies when no category matches; `others` are checked for keywords in
+    /// order, and by nearest example.
+    pub fn new(
+        default_min_similarity: f32,
+        default_ttl_secs: Option<u64>,
+        others: Vec<CategorySpec>,
+        examples_min_similarity: f32,
+    ) -> Result<Policy, PolicyError> {
+        let mut categories = vec![CategorySpec {
+            name: DEFAULT_CATEGORY.to_string(),
+            min_similarity: default_min_similarity,
+            ttl_secs: default_ttl_secs,
+            cacheable: true,
+            keywords: Vec::new(),
+            examples: Vec::new(),
+        }];
+        for c in others {
+            let bad = |message: &str| PolicyError::Invalid {
+                name: c.name.clone(),
+                message: message.to_string(),
+            };
+            let valid_name = !c.name.is_empty()
+                && c
+                    .name
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-');
+            if !valid_name {
+                return Err(bad("names use a-z, 0-9, '_' and '-'"));
+            }
+            if !(0.0..=1.0).contains(&c.min_similarity) {
+                return Err(bad("min_similarity must be between 0 and 1"));
+            }
+            if categories.iter().any(|e| e.name == c.name) {
+                return Err(bad("is defined twice (or redefines the default)"));
+            }
+            categories.push(c);
+        }
+        if categories.len() > u16::MAX as usize {
+            return Err(PolicyError::Invalid {
+                name: String::new(),
+                message: "too many categories".into(),
+            });
+        }
+        let mut keywords: Vec<(String, CategoryId)> = categories
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| {
+                c.keywords
+                    .iter()
+                    .filter(|k| !k.trim().is_empty())
+                    .map(move |k| (k.trim().to_lowercase(), CategoryId(i as u16)))
+            })
+            .collect();
+        keywords.sort_by(|a, b| b.0.chars().count().cmp(&a.0.chars().count()));
+        Ok(Policy {
+            categories,
+            keywords,
+            examples: Vec::new(),
+            examples_min_similarity,
+        })
+    }
+
+    /// One default category and nothing else.
+    pub fn single(min_similarity: f32, ttl_secs: Option<u64>) -> Policy {
+        Policy {
+            categories: vec![CategorySpec {
+                name: DEFAULT_CATEGORY.to_string(),
+                min_similarity,
+                ttl_secs,
+                cacheable: true,
+                keywords: Vec::new(),
+                examples: Vec::new(),
+            }],
+            keywords: Vec::new(),
+            examples: Vec::new(),
+            examples_min_similarity: 1.0,
+        }
+    }
+
+    pub fn default_id(&self) -> CategoryId {
+        CategoryId(0)
+    }
+
+    pub fn get(&self, id: CategoryId) -> &CategorySpec {
+        // Ids are only made by this policy, so the index is in range; fall back to the
+        // default rather than panic if one from another policy slips in.
+        self.categories
+            .get(id.0 as usize)
+            .unwrap_or(&self.categories[0])
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<CategoryId> {
+        self.categories
+            .iter()
+            .position(|c| c.name == name)
+            .map(|i| CategoryId(i as u16))
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.categories.iter().map(|c| c.name.as_str())
+    }
+
+    /// The example prompts to embed at start, with their category.
+    pub fn example_texts(&self) -> Vec<(CategoryId, String)> {
+        self.categories
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| c.examples.iter().map(move |e| (CategoryId(i as u16), e.clone())))
+            .collect()
+    }
+
+    /// Installs the embeddings of [`Policy::example_texts`], in the same order.
+    pub fn set_example_vectors(&mut self, vectors: Vec<(CategoryId, Vec<f32>)>) {
+        self.examples = vectors;
+    }
+
+    /// Keyword rules. `None` when no keyword matches.
+    pub fn classify_text(&self, prompt: &str) -> Option<CategoryId> {
+        if self.keywords.is_empty() {
+            return None;
+        }
+        let lower = prompt.to_lowercase();
+        self.keywords
+            .iter()
+            .find(|(k, _)| contains_word(&lower, k))
+            .map(|(_, id)| *id)
+    }
+
+    /// Nearest labelled example, if close enough.
+    pub fn classify_vector(&self, v: &[f32]) -> Option<CategoryId> {
+        let mut best: Option<(f32, CategoryId)> = None;
+        for (id, e) in &self.examples {
+            if e.len() != v.len() {
+                continue;
+            }
+            let s: f32 = e.iter().zip(v).map(|(a, b)| a * b).sum();
+            if s >= self.examples_min_similarity && best.is_none_or(|(b, _)| s > b) {
+                best = Some((s, *id));
+            }
+        }
+        best.map(|(_, id)| id)
+    }
+}
+
+/// Whether `needle` occurs in `haystack` as a whole word (both lowercased). Around a
+/// match there must be a non-alphanumeric character or the text's edge — except next to
+/// CJK characters, which are not separated by spaces.
+fn contains_word(haystack: &str, needle: &str) -> bool {
+    let is_cjk = |c: char| {
+        matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF)
+    };
+    let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric() || is_cjk(c));
+    let mut start = 0;
+    while let Some(pos) = haystack[start..].find(needle) {
+        let at = start + pos;
+        let end = at + needle.len();
+        let before = haystack[..at].chars().next_back();
+        let after = haystack[end..].chars().next();
+        let first = needle.chars().next();
+        let last = needle.chars().next_back();
+        let ok_before = first.is_some_and(is_cjk) || boundary(before);
+        let ok_after = last.is_some_and(is_cjk) || boundary(after);
+        if ok_before && ok_after {
+            return true;
+        }
+        start = at + needle.chars().next().map_or(1, char::len_utf8);
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, keywords: &[&str]) -> CategorySpec {
+        CategorySpec {
+            name: name.into(),
+            min_similarity: 0.9,
+            ttl_secs: None,
+            cacheable: true,
+            keywords: keywords.iter().map(|s| s.to_string()).collect(),
+            examples: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn keywords_match_whole_words_in_four_languages() {
+        let p = Policy::new(
+            0.95,
+            None,
+            vec![
+                spec("pricing", &["price", "prix", "价格", "prijs"]),
+                spec("transactional", &["transfer money", "virement"]),
+            ],
+            0.6,
+        )
+        .unwrap();
+        let cases = [
+            ("What is the price of the pro plan?", Some("pricing")),
+            ("Quel est le prix ?", Some("pricing")),
+            ("这个的价格是多少", Some("pricing")),
+            ("Wat is de prijs?", Some("pricing")),
+            ("priceless art", None),
+            ("Please TRANSFER MONEY to Bob", Some("transactional")),
+            ("Faire un virement de 10 €", Some("transactional")),
+            ("How do I reset my password?", None),
+        ];
+        for (text, want) in cases {
+            let got = p.classify_text(text).map(|id| p.get(id).name.as_str());
+            assert_eq!(got, want, "{text}");
+        }
+    }
+
+    #[test]
+    fn nearest_example_needs_enough_similarity() {
+        let mut p = Policy::new(0.95, None, vec![spec("faq", &[])], 0.8).unwrap();
+        let faq = p.by_name("faq").unwrap();
+        p.set_example_vectors(vec![(faq, vec![1.0, 0.0])]);
+        assert_eq!(p.classify_vector(&[0.9, 0.436]), Some(faq));
+        assert_eq!(p.classify_vector(&[0.5, 0.866]), None);
+    }
+
+    #[test]
+    fn invalid_categories_are_named() {
+        for (c, want) in [
+            (spec("Bad Name", &[]), "Bad Name"),
+            (spec("default", &[]), "default"),
+            (
+                CategorySpec {
+                    min_similarity: 1.5,
+                    ..spec("faq", &[])
+                },
+                "faq",
+            ),
+        ] {
+            let err = Policy::new(0.95, None, vec![c], 0.6).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+}
