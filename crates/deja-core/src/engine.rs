@@ -10,9 +10,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::clock::Clock;
-use crate::policy::{CategoryId, CategorySpec, Policy, PolicyError, DEFAULT_CATEGORY};
 use crate::entry::{Answer, Counters, Entry, EntryId, Usage};
 use crate::key::{ExactKey, PartitionKey};
+use crate::policy::{CategoryId, CategorySpec, Policy, PolicyError, DEFAULT_CATEGORY};
 use crate::traits::{EmbedError, Embedder, EntryStore, IndexError, StoreError, VectorIndex};
 use crate::verify::RejectReason;
 
@@ -249,7 +249,13 @@ impl Cache {
             });
         }
         let mut updated = (*policy).clone();
-        updated.set_example_vectors(examples.into_iter().map(|(id, _)| id).zip(vectors).collect());
+        updated.set_example_vectors(
+            examples
+                .into_iter()
+                .map(|(id, _)| id)
+                .zip(vectors)
+                .collect(),
+        );
         *self.inner.policy.write() = Arc::new(updated);
         Ok(texts.len())
     }
@@ -1009,13 +1015,19 @@ mod tests {
             Arc::new(ManualClock::new(0)),
             CacheOptions::default(),
         );
-        assert!(matches!(r, Err(BuildError::Index(IndexError::Embedder { .. }))));
+        assert!(matches!(
+            r,
+            Err(BuildError::Index(IndexError::Embedder { .. }))
+        ));
     }
 
     #[tokio::test]
     async fn verification_rejects_a_similar_prompt_with_other_numbers() {
         let f = fixture(options(0.5));
-        f.cache.insert(new_entry(P1, "where is order 4821")).await.unwrap();
+        f.cache
+            .insert(new_entry(P1, "where is order 4821"))
+            .await
+            .unwrap();
         match f.cache.lookup(&req(P1, "where is order 4812")).await {
             Lookup::Miss { rejected, .. } => assert_eq!(rejected, Some(RejectReason::Number)),
             other => panic!("{other:?}"),
@@ -1030,14 +1042,15 @@ mod tests {
 
     #[tokio::test]
     async fn categories_set_threshold_ttl_and_cacheability() {
-        let spec = |name: &str, min: f32, ttl: Option<u64>, cacheable: bool, kw: &str| CategorySpec {
-            name: name.into(),
-            min_similarity: min,
-            ttl_secs: ttl,
-            cacheable,
-            keywords: vec![kw.into()],
-            examples: Vec::new(),
-        };
+        let spec =
+            |name: &str, min: f32, ttl: Option<u64>, cacheable: bool, kw: &str| CategorySpec {
+                name: name.into(),
+                min_similarity: min,
+                ttl_secs: ttl,
+                cacheable,
+                keywords: vec![kw.into()],
+                examples: Vec::new(),
+            };
         let f = fixture(CacheOptions {
             min_similarity: 0.99,
             categories: vec![

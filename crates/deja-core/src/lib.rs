@@ -9,15 +9,18 @@ pub mod clock;
 pub mod engine;
 pub mod entry;
 pub mod key;
+pub mod policy;
+pub mod rules;
 pub mod traits;
 pub mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    BypassReason, Cache, CacheOptions, VerifyMode, ErrorChain, InsertError, Lookup, LookupRequest, NewEntry,
-    SemanticMode,
+    BuildError, BypassReason, Cache, CacheOptions, ErrorChain, InsertError, Lookup, LookupRequest,
+    NewEntry, SemanticMode, VerifyMode,
 };
 pub use entry::{Answer, Counters, Entry, EntryId, Usage};
 pub use key::{normalize_prompt, ExactKey, KeyBuilder, PartitionKey};
+pub use policy::{CategoryId, CategorySpec, Policy, DEFAULT_CATEGORY};
 pub use traits::{EmbedError, Embedder, EntryStore, IndexError, Neighbor, StoreError, VectorIndex};
 pub use verify::RejectReason;

@@ -81,10 +81,9 @@ impl Policy {
                 message: message.to_string(),
             };
             let valid_name = !c.name.is_empty()
-                && c
-                    .name
-                    .chars()
-                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-');
+                && c.name.chars().all(|ch| {
+                    ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-'
+                });
             if !valid_name {
                 return Err(bad("names use a-z, 0-9, '_' and '-'"));
             }
@@ -112,7 +111,7 @@ impl Policy {
                     .map(move |k| (k.trim().to_lowercase(), CategoryId(i as u16)))
             })
             .collect();
-        keywords.sort_by(|a, b| b.0.chars().count().cmp(&a.0.chars().count()));
+        keywords.sort_by_key(|k| std::cmp::Reverse(k.0.chars().count()));
         Ok(Policy {
             categories,
             keywords,
@@ -166,7 +165,11 @@ impl Policy {
         self.categories
             .iter()
             .enumerate()
-            .flat_map(|(i, c)| c.examples.iter().map(move |e| (CategoryId(i as u16), e.clone())))
+            .flat_map(|(i, c)| {
+                c.examples
+                    .iter()
+                    .map(move |e| (CategoryId(i as u16), e.clone()))
+            })
             .collect()
     }
 
@@ -207,9 +210,7 @@ impl Policy {
 /// match there must be a non-alphanumeric character or the text's edge — except next to
 /// CJK characters, which are not separated by spaces.
 fn contains_word(haystack: &str, needle: &str) -> bool {
-    let is_cjk = |c: char| {
-        matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF)
-    };
+    let is_cjk = |c: char| matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF);
     let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric() || is_cjk(c));
     let mut start = 0;
     while let Some(pos) = haystack[start..].find(needle) {
@@ -294,7 +295,9 @@ mod tests {
                 "faq",
             ),
         ] {
-            let err = Policy::new(0.95, None, vec![c], 0.6).unwrap_err().to_string();
+            let err = Policy::new(0.95, None, vec![c], 0.6)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{err}");
         }
     }

@@ -23,6 +23,8 @@ pub struct Config {
     /// Kinds of traffic with their own threshold, TTL and cacheability. Configuring any
     /// category replaces the built-in set.
     pub categories: BTreeMap<String, CategoryConfig>,
+    /// What is never cached: personal data, time-sensitive prompts, configured patterns.
+    pub rules: deja_core::rules::RulesConfig,
 }
 
 /// One category (the `default` category takes `cache.min_similarity` and `cache.ttl_secs`).
@@ -143,6 +145,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             limits: LimitsConfig::default(),
             categories: default_categories(),
+            rules: deja_core::rules::RulesConfig::default(),
         }
     }
 }

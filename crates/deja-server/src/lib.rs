@@ -32,6 +32,7 @@ pub struct AppState {
 struct AppInner {
     config: Config,
     cache: Cache,
+    rules: deja_core::rules::NeverCacheRules,
     upstream: Upstream,
     inflight: Inflight,
 }
@@ -40,10 +41,13 @@ impl AppState {
     /// Wires a state from an already-built cache (tests inject their own parts here).
     pub fn new(config: Config, cache: Cache) -> anyhow::Result<AppState> {
         let upstream = Upstream::new(&config.upstream).context("building the upstream client")?;
+        let rules = deja_core::rules::NeverCacheRules::new(&config.rules)
+            .context("compiling the never-cache rules ([rules] in the config)")?;
         Ok(AppState {
             inner: Arc::new(AppInner {
                 config,
                 cache,
+                rules,
                 upstream,
                 inflight: Inflight::default(),
             }),
@@ -55,6 +59,9 @@ impl AppState {
     }
     pub fn cache(&self) -> &Cache {
         &self.inner.cache
+    }
+    pub fn rules(&self) -> &deja_core::rules::NeverCacheRules {
+        &self.inner.rules
     }
     pub fn upstream(&self) -> &Upstream {
         &self.inner.upstream

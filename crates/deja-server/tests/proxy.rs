@@ -761,3 +761,42 @@ async fn categories_classify_bypass_and_show_in_headers() {
     assert!(body["error"]["message"].as_str().unwrap().contains("faq"), "{body}");
     p.stop().await;
 }
+
+#[tokio::test]
+async fn never_cache_rules_bypass_personal_data_and_time_sensitive_prompts() {
+    let p = Proxy::start(need_model!(), |c| {
+        c.rules.patterns.push(deja_core::rules::NamedPattern {
+            name: "classified".into(),
+            regex: "(?i)classified".into(),
+            applies_to: deja_core::rules::AppliesTo::Answer,
+        });
+    })
+    .await;
+    for (text, reason) in [
+        ("Write to jane.doe@example.com about the delay", "personal-data:email"),
+        ("Is my card 4111 1111 1111 1111 still valid?", "personal-data:payment-card"),
+        ("What is the weather today?", "time-sensitive"),
+        ("Quelles sont les dernières nouvelles ?", "time-sensitive"),
+    ] {
+        for _ in 0..2 {
+            let calls = p.chat_calls();
+            let r = p.chat(ask(text), &[]).await;
+            assert_eq!(r.status(), 200, "{text}");
+            assert_eq!(outcome(&r), "bypass", "{text}");
+            assert_eq!(r.headers()["x-deja-bypass-reason"], reason, "{text}");
+            let _ = r.text().await;
+            assert_eq!(p.chat_calls(), calls + 1, "{text}: always upstream");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+    // An answer that matches an answer rule is served but not stored.
+    let q = ask("Tell me about the classified plan");
+    let r = p.chat(q.clone(), &[]).await;
+    assert_eq!(outcome(&r), "miss");
+    let _ = r.text().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let calls = p.chat_calls();
+    assert_eq!(outcome(&p.chat(q, &[]).await), "miss");
+    assert_eq!(p.chat_calls(), calls + 1);
+    p.stop().await;
+}

@@ -201,6 +201,7 @@ fn store_bench(c: &mut Criterion) {
             created_at_ms: 1,
             last_hit_ms: 1,
             hit_count: 0,
+            category: "default".into(),
             embedder_id: "bench".into(),
             vector: unit((0..DIM).map(|_| gaussian(&mut rng)).collect()),
         };

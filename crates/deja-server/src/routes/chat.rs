@@ -44,7 +44,11 @@ pub async fn chat_completions(
     let mut category = None;
     let mut outcome = CacheHeader::Miss;
     let mut guard = None;
-    if controls.skip_lookup {
+    if let Some(rule) = app.rules().check_prompt(&key.prompt) {
+        // Personal data or a time-sensitive question: neither looked up nor stored.
+        outcome = CacheHeader::NeverCache(rule.reason());
+        app.cache().count(|c| c.bypasses += 1);
+    } else if controls.skip_lookup {
         outcome = CacheHeader::Bypass("no-cache");
         app.cache().count(|c| c.bypasses += 1);
     } else {
@@ -60,7 +64,7 @@ pub async fn chat_completions(
             app.inflight().wait(&exact).await;
             match app.cache().lookup(&lookup).await {
                 Lookup::ExactHit(entry) => {
-                    if let Some(resp) = serve_hit(&entry, CacheHeader::HitExact, want) {
+                    if let Some(resp) = serve_hit(&entry, &CacheHeader::HitExact, want) {
                         return Ok(resp);
                     }
                     outcome = CacheHeader::Bypass("unreadable-entry");
@@ -68,7 +72,7 @@ pub async fn chat_completions(
                 }
                 Lookup::SemanticHit { entry, similarity } => {
                     if let Some(resp) =
-                        serve_hit(&entry, CacheHeader::HitSemantic(similarity), want)
+                        serve_hit(&entry, &CacheHeader::HitSemantic(similarity), want)
                     {
                         return Ok(resp);
                     }
@@ -142,7 +146,10 @@ pub async fn chat_completions(
     if let Some(p) = pending {
         // Only a complete JSON answer is stored; storing happens after the response is
         // on its way, and waiters are released once it is stored.
-        if !want.stream && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok() {
+        if !want.stream
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok()
+            && p.answer_may_be_stored(&body)
+        {
             let usage = deja_openai::sse::usage_from_body(&body);
             tokio::spawn(p.insert(Answer::Body(body.to_vec()), usage));
         }
@@ -188,6 +195,20 @@ struct PendingInsert {
 }
 
 impl PendingInsert {
+    /// Whether the never-cache rules allow storing this answer (personal data in it, or a
+    /// configured answer pattern, keep it out). Checked on the raw bytes, which is
+    /// conservative: JSON escaping only hides what it escapes.
+    fn answer_may_be_stored(&self, bytes: &[u8]) -> bool {
+        match self.app.rules().check_answer(&String::from_utf8_lossy(bytes)) {
+            None => true,
+            Some(rule) => {
+                tracing::info!(reason = %rule.reason(), "answer not stored: never-cache rule");
+                self.app.cache().count(|c| c.bypasses += 1);
+                false
+            }
+        }
+    }
+
     async fn insert(self, answer: Answer, usage: deja_core::Usage) {
         let PendingInsert {
             app,
@@ -219,7 +240,7 @@ impl PendingInsert {
     }
 }
 
-fn serve_hit(entry: &Entry, outcome: CacheHeader, want: Shape) -> Option<Response> {
+fn serve_hit(entry: &Entry, outcome: &CacheHeader, want: Shape) -> Option<Response> {
     let mut headers = HeaderMap::new();
     outcome.write(&mut headers);
     if let Ok(v) = HeaderValue::from_str(&entry.id.to_string()) {
@@ -309,7 +330,12 @@ fn stream_through(
         }
         drop(tx);
         if let Some(p) = pending {
-            if !failed && done && sse::stream_completed(&chunks) {
+            if !failed
+                && done
+                && sse::stream_completed(&chunks)
+                // Joined: personal data can be split across chunks.
+                && p.answer_may_be_stored(&chunks.concat())
+            {
                 let usage = sse::usage_from_chunks(&chunks);
                 p.insert(Answer::Chunks(chunks), usage).await;
             }

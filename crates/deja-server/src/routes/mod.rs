@@ -32,13 +32,15 @@ pub fn wire_error(e: deja_openai::error::WireError) -> ApiError {
 }
 
 /// The `x-deja-cache` outcome of a request, and its companion headers.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CacheHeader {
     HitExact,
     HitSemantic(f32),
     Miss,
     /// Not looked up or not storable, with the reason (`x-deja-bypass-reason`).
     Bypass(&'static str),
+    /// A never-cache rule matched (`personal-data:email`, `time-sensitive`, `rule:NAME`).
+    NeverCache(String),
 }
 
 impl CacheHeader {
@@ -47,7 +49,7 @@ impl CacheHeader {
             CacheHeader::HitExact => "hit-exact",
             CacheHeader::HitSemantic(_) => "hit-semantic",
             CacheHeader::Miss => "miss",
-            CacheHeader::Bypass(_) => "bypass",
+            CacheHeader::Bypass(_) | CacheHeader::NeverCache(_) => "bypass",
         };
         headers.insert("x-deja-cache", HeaderValue::from_static(value));
         match self {
@@ -61,6 +63,11 @@ impl CacheHeader {
             }
             CacheHeader::Bypass(reason) => {
                 headers.insert("x-deja-bypass-reason", HeaderValue::from_static(reason));
+            }
+            CacheHeader::NeverCache(reason) => {
+                if let Ok(v) = HeaderValue::from_str(reason) {
+                    headers.insert("x-deja-bypass-reason", v);
+                }
             }
             CacheHeader::Miss => {}
         }
