@@ -1,251 +1,1214 @@
 //! `deja eval`: measures hit quality on labelled prompt pairs (`a,b,label` CSV files)
 //! through the real serving path — normalisation, partitioning, the configured embedder,
-//! the on-disk store and the vector index. Each pair gets its own partition (pairwise
-//! isolated): `a` is stored, then `b` is looked up; the outcome and similarity are recorded.
-//! The report gives, per threshold, the hit rate on label-1 pairs and the false-hit rate on
-//! label-0 pairs, on similarity alone and after verification.
+//! the on-disk store, the vector index and verification.
+//!
+//! Two ways to place the pairs ([`Mode`]):
+//! - *isolated*: each pair gets its own partition; `a` is stored, then `b` is looked up.
+//!   This measures the pair alone.
+//! - *shared*: every `a` of a file goes into one partition first, then every `b` is looked
+//!   up, so the other entries act as distractors. Serving the pair's own `a` (or an entry
+//!   with the same text) on a label-1 pair is a hit; serving anything else is a false hit.
+//!
+//! Lookups run at threshold 0, so each pair yields its candidate and similarity once; the
+//! thresholds are applied when reporting ([`Counts::at`]). That is exact, not an
+//! approximation: the engine serves the first candidate, most similar first, that passes
+//! verification, so at threshold `t` it serves that same candidate if its similarity is at
+//! least `t`, and nothing otherwise.
+//!
+//! The report gives, per file (and per value of a `--by` column), per threshold: hits on
+//! label-1 pairs, false hits on label-0 pairs, precision — on similarity alone and after
+//! verification. [`run_pairs`] and [`load_dump`] are shared with `deja tune`.
+//!
+//! Not here: choosing a threshold (that is `deja tune`), or any change to serving itself.
 
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use deja_core::{
-    Answer, Cache, CacheOptions, KeyBuilder, Lookup, LookupRequest, NewEntry, SemanticMode,
-    SystemClock, Usage,
+    Answer, Cache, CacheOptions, EmbedError, Embedder, Entry, KeyBuilder, Lookup, LookupRequest,
+    NewEntry, SemanticMode, SystemClock, Usage, VerifyMode,
 };
 use deja_server::config::{Config, Durability};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 
+/// `deja eval` arguments.
+#[derive(clap::Args, Debug)]
 pub struct EvalArgs {
+    /// CSV files with columns a, b, label (extra columns may be used with --by).
+    #[arg(long, num_args = 1.., required_unless_present = "from_dump")]
     pub pairs: Vec<PathBuf>,
+    /// Report from a file written by --dump instead of embedding again (with --pairs, only
+    /// those files, and their columns fill in --by when the dump lacks it).
+    #[arg(long)]
+    pub from_dump: Option<PathBuf>,
+    /// Evaluate an evenly spread sample of this many rows per file (0 = all).
+    #[arg(long, default_value_t = 2000)]
     pub sample: usize,
+    /// Thresholds to report.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.6,0.8,0.85,0.9,0.92,0.94,0.95,0.96,0.97,0.98,0.99"
+    )]
     pub thresholds: Vec<f32>,
+    /// isolated: one partition per pair; shared: all `a` of a file in one partition, so the
+    /// others act as distractors.
+    #[arg(long, value_enum, default_value_t = Mode::Isolated)]
+    pub mode: Mode,
+    /// Also report per value of this CSV column (e.g. pair_type, split) where present.
+    #[arg(long, value_name = "COLUMN")]
+    pub by: Option<String>,
+    /// Directory of the local embedding model.
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+    /// Print JSON (everything in the tables; no progress bar).
+    #[arg(long)]
     pub json: bool,
-    /// Append one JSON line per pair (texts, label, similarity, rejection) to this file.
+    /// Append one JSON line per pair (texts, label, similarities, rejection, columns) to FILE.
+    #[arg(long)]
     pub dump: Option<PathBuf>,
 }
 
-#[derive(serde::Serialize)]
-struct Row {
-    threshold: f32,
-    /// Served on similarity alone.
-    hit_rate: f64,
-    false_hit_rate: f64,
-    precision: f64,
-    /// Served after verification (deja's behaviour).
-    verified_hit_rate: f64,
-    verified_false_hit_rate: f64,
-    verified_precision: f64,
+/// Where the pairs of a file are stored before their `b` is looked up.
+#[derive(clap::ValueEnum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// One partition per pair: `a` is the only entry `b` can find.
+    Isolated,
+    /// One partition per file: every `a` is stored, then every `b` is looked up.
+    Shared,
 }
 
-#[derive(serde::Serialize)]
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Isolated => "isolated",
+            Mode::Shared => "shared",
+        }
+    }
+}
+
+/// One labelled pair as read from a CSV file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pair {
+    pub a: String,
+    pub b: String,
+    pub label: bool,
+    /// Every other column of the row, by header (kept in dumps, grouped on by `--by`).
+    pub columns: BTreeMap<String, String>,
+}
+
+/// An entry the serving path returned for a pair's `b`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// Cosine similarity (1.0 for an exact hit).
+    pub similarity: f32,
+    /// Whether it is the pair's own `a` (or an entry with the same normalised text).
+    pub own: bool,
+}
+
+/// What the serving path did with one pair, threshold aside.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairOutcome {
+    pub label: bool,
+    /// The pair's value of the `--by` column, if any.
+    pub group: Option<String>,
+    /// The most similar entry: what serving on similarity alone returns.
+    pub nearest: Option<Candidate>,
+    /// The entry deja serves: the most similar one that passes verification.
+    pub served: Option<Candidate>,
+    /// Why verification refused the nearest entry, if it did.
+    pub rejected: Option<String>,
+}
+
+/// The outcomes of one pairs file.
+#[derive(Debug, Clone)]
+pub struct FileOutcomes {
+    /// The file's name (no directory), as reports and dumps show it.
+    pub file: String,
+    pub outcomes: Vec<PairOutcome>,
+}
+
+/// Which entry counts as served at a threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serving {
+    /// The nearest entry, whatever verification says.
+    SimilarityOnly,
+    /// The entry deja serves (deja's behaviour).
+    Verified,
+}
+
+/// What was served at one threshold, over a set of pairs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub pairs: usize,
+    pub positives: usize,
+    pub negatives: usize,
+    /// Label-1 pairs served their own `a`.
+    pub hits: usize,
+    /// Label-0 pairs served any entry.
+    pub false_hits: usize,
+    /// Label-1 pairs served another pair's `a` (only possible in shared mode).
+    pub wrong_entry_hits: usize,
+}
+
+impl Counts {
+    /// Counts what `serving` serves at `threshold` (a candidate is served when its
+    /// similarity is at least the threshold).
+    pub fn at<'a>(
+        outcomes: impl IntoIterator<Item = &'a PairOutcome>,
+        threshold: f32,
+        serving: Serving,
+    ) -> Counts {
+        let mut c = Counts::default();
+        for o in outcomes {
+            c.pairs += 1;
+            if o.label {
+                c.positives += 1;
+            } else {
+                c.negatives += 1;
+            }
+            let candidate = match serving {
+                Serving::SimilarityOnly => o.nearest,
+                Serving::Verified => o.served,
+            };
+            match candidate {
+                Some(cand) if cand.similarity >= threshold => match (o.label, cand.own) {
+                    (true, true) => c.hits += 1,
+                    (true, false) => c.wrong_entry_hits += 1,
+                    (false, _) => c.false_hits += 1,
+                },
+                _ => {}
+            }
+        }
+        c
+    }
+
+    /// Pairs served any entry.
+    pub fn served(&self) -> usize {
+        self.hits + self.false_hits + self.wrong_entry_hits
+    }
+
+    /// Share of label-1 pairs served their own `a` (recall); `None` without positives.
+    pub fn hit_rate(&self) -> Option<f64> {
+        ratio(self.hits, self.positives)
+    }
+
+    /// Share of label-0 pairs served anything; `None` without negatives.
+    pub fn false_hit_rate(&self) -> Option<f64> {
+        ratio(self.false_hits, self.negatives)
+    }
+
+    /// Share of label-1 pairs served another pair's entry; `None` without positives.
+    pub fn wrong_entry_rate(&self) -> Option<f64> {
+        ratio(self.wrong_entry_hits, self.positives)
+    }
+
+    /// Share of served pairs that were served correctly; `None` when nothing was served.
+    pub fn precision(&self) -> Option<f64> {
+        ratio(self.hits, self.served())
+    }
+
+    /// The 95% Wilson lower bound of [`Counts::precision`]: how low the true precision may
+    /// plausibly be, given how few pairs were served.
+    pub fn precision_lower_bound(&self) -> Option<f64> {
+        wilson_lower_bound(self.hits, self.served())
+    }
+}
+
+fn ratio(n: usize, d: usize) -> Option<f64> {
+    (d > 0).then(|| n as f64 / d as f64)
+}
+
+/// Lower end of the 95% Wilson score interval for `successes` out of `n`.
+pub fn wilson_lower_bound(successes: usize, n: usize) -> Option<f64> {
+    if n == 0 {
+        return None;
+    }
+    let z = 1.959_964_f64;
+    let n = n as f64;
+    let p = successes as f64 / n;
+    let z2n = z * z / n;
+    let centre = p + z2n / 2.0;
+    let margin = z * (p * (1.0 - p) / n + z2n / (4.0 * n)).sqrt();
+    Some(((centre - margin) / (1.0 + z2n)).max(0.0))
+}
+
+/// [`Counts`] with its rates, as the JSON output carries it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ServingRow {
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub served: usize,
+    pub hit_rate: Option<f64>,
+    pub false_hit_rate: Option<f64>,
+    pub wrong_entry_rate: Option<f64>,
+    pub precision: Option<f64>,
+    pub precision_lower_bound: Option<f64>,
+}
+
+impl From<Counts> for ServingRow {
+    fn from(counts: Counts) -> Self {
+        Self {
+            counts,
+            served: counts.served(),
+            hit_rate: counts.hit_rate(),
+            false_hit_rate: counts.false_hit_rate(),
+            wrong_entry_rate: counts.wrong_entry_rate(),
+            precision: counts.precision(),
+            precision_lower_bound: counts.precision_lower_bound(),
+        }
+    }
+}
+
+/// One threshold's line of a table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub threshold: f32,
+    pub similarity_only: ServingRow,
+    /// deja's behaviour.
+    pub verified: ServingRow,
+}
+
+/// The table of one set of pairs (a file, or one `--by` value within it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Table {
+    pub pairs: usize,
+    pub positives: usize,
+    pub negatives: usize,
+    pub rows: Vec<Row>,
+}
+
+impl Table {
+    pub fn new(outcomes: &[&PairOutcome], thresholds: &[f32]) -> Self {
+        let positives = outcomes.iter().filter(|o| o.label).count();
+        Self {
+            pairs: outcomes.len(),
+            positives,
+            negatives: outcomes.len() - positives,
+            rows: thresholds
+                .iter()
+                .map(|&t| Row {
+                    threshold: t,
+                    similarity_only: Counts::at(
+                        outcomes.iter().copied(),
+                        t,
+                        Serving::SimilarityOnly,
+                    )
+                    .into(),
+                    verified: Counts::at(outcomes.iter().copied(), t, Serving::Verified).into(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct GroupReport {
+    /// The `--by` column's value; pairs without the column are left out of the groups.
+    value: String,
+    #[serde(flatten)]
+    table: Table,
+}
+
+#[derive(Debug, Serialize)]
 struct FileReport {
     file: String,
-    pairs: usize,
-    positives: usize,
-    rows: Vec<Row>,
+    #[serde(flatten)]
+    table: Table,
+    /// One table per value of the `--by` column (empty without `--by`, or when the file
+    /// lacks the column).
+    groups: Vec<GroupReport>,
 }
 
-/// What the serving path did with one pair (at threshold 0, so every pair has a candidate).
-#[derive(serde::Serialize)]
-struct Outcome {
-    label: bool,
-    /// Similarity of the candidate (1.0 for an exact hit); None when nothing was found.
-    similarity: Option<f32>,
-    /// Why verification refused the candidate, if it did.
-    rejected: Option<&'static str>,
+#[derive(Debug, Serialize)]
+struct EvalReport {
+    mode: Mode,
+    by: Option<String>,
+    thresholds: Vec<f32>,
+    files: Vec<FileReport>,
 }
 
-struct Pair {
-    a: String,
-    b: String,
-    label: bool,
+pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
+    let source = Source {
+        pairs: &args.pairs,
+        from_dump: args.from_dump.as_deref(),
+        sample: args.sample,
+        mode: args.mode,
+        by: args.by.as_deref(),
+        dump: args.dump.as_deref(),
+        progress: !args.json,
+    };
+    let files = collect(config, &source).await?;
+    let report = EvalReport {
+        mode: args.mode,
+        by: args.by.clone(),
+        thresholds: args.thresholds.clone(),
+        files: files
+            .iter()
+            .map(|f| file_report(f, &args.thresholds))
+            .collect(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    print_report(&mut out, &report)?;
+    Ok(())
 }
 
-fn read_pairs(path: &Path, sample: usize) -> anyhow::Result<Vec<Pair>> {
-    let mut rdr =
+fn file_report(f: &FileOutcomes, thresholds: &[f32]) -> FileReport {
+    let all: Vec<&PairOutcome> = f.outcomes.iter().collect();
+    let mut groups: BTreeMap<&str, Vec<&PairOutcome>> = BTreeMap::new();
+    for o in &f.outcomes {
+        if let Some(g) = &o.group {
+            groups.entry(g).or_default().push(o);
+        }
+    }
+    FileReport {
+        file: f.file.clone(),
+        table: Table::new(&all, thresholds),
+        groups: groups
+            .into_iter()
+            .map(|(value, outcomes)| GroupReport {
+                value: value.to_string(),
+                table: Table::new(&outcomes, thresholds),
+            })
+            .collect(),
+    }
+}
+
+fn print_report(out: &mut impl Write, report: &EvalReport) -> std::io::Result<()> {
+    writeln!(out, "mode: {}", report.mode.as_str())?;
+    for f in &report.files {
+        writeln!(out)?;
+        print_table(out, &f.file, &f.table, report.mode)?;
+        for g in &f.groups {
+            let by = report.by.as_deref().unwrap_or_default();
+            writeln!(out)?;
+            print_table(out, &format!("{} {by}={}", f.file, g.value), &g.table, report.mode)?;
+        }
+    }
+    Ok(())
+}
+
+/// `12.3%`, or `-` when undefined.
+pub fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{:.1}%", v * 100.0))
+}
+
+fn print_table(out: &mut impl Write, title: &str, t: &Table, mode: Mode) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{title} ({} pairs, {} positive, {} negative)",
+        t.pairs, t.positives, t.negatives
+    )?;
+    // Serving another pair's entry is only possible when entries share a partition.
+    let shared = mode == Mode::Shared;
+    let cells = |s: &ServingRow| {
+        let mut v = vec![pct(s.hit_rate), pct(s.false_hit_rate)];
+        if shared {
+            v.push(pct(s.wrong_entry_rate));
+        }
+        v.push(pct(s.precision));
+        v
+    };
+    let mut head = vec!["hits (label 1)", "false hits (label 0)"];
+    if shared {
+        head.push("wrong entry (label 1)");
+    }
+    head.push("precision");
+    let verified: Vec<String> = head.iter().map(|h| format!("{h}, verified")).collect();
+    let head: Vec<String> = std::iter::once("min_similarity".to_string())
+        .chain(head.iter().map(|h| h.to_string()))
+        .chain(verified)
+        .collect();
+    writeln!(out, "| {} |", head.join(" | "))?;
+    writeln!(out, "|{}", "---|".repeat(head.len()))?;
+    for row in &t.rows {
+        let line: Vec<String> = std::iter::once(format!("{:.2}", row.threshold))
+            .chain(cells(&row.similarity_only))
+            .chain(cells(&row.verified))
+            .collect();
+        writeln!(out, "| {} |", line.join(" | "))?;
+    }
+    Ok(())
+}
+
+/// Where outcomes come from, for `eval` and `tune` alike.
+pub struct Source<'a> {
+    pub pairs: &'a [PathBuf],
+    pub from_dump: Option<&'a Path>,
+    pub sample: usize,
+    pub mode: Mode,
+    pub by: Option<&'a str>,
+    /// Append every pair's outcome to this file.
+    pub dump: Option<&'a Path>,
+    pub progress: bool,
+}
+
+/// The outcomes per file: read from a dump, or run through the engine.
+pub async fn collect(config: Config, src: &Source<'_>) -> anyhow::Result<Vec<FileOutcomes>> {
+    if let Some(dump) = src.from_dump {
+        let files = load_dump(dump, src.pairs, src.by)?;
+        if let Some(mode) = dump_mode(dump)? {
+            if mode != src.mode {
+                eprintln!(
+                    "note: {} was recorded in {} mode; --mode {} is ignored",
+                    dump.display(),
+                    mode.as_str(),
+                    src.mode.as_str()
+                );
+            }
+        }
+        return Ok(files);
+    }
+    let engine = EvalEngine::new(config, src.mode)?;
+    let mut files = Vec::new();
+    for path in src.pairs {
+        let pairs = read_pairs(path, src.sample)?;
+        let name = file_name(path);
+        if let Some(by) = src.by {
+            if !pairs.iter().any(|p| p.columns.contains_key(by)) {
+                eprintln!("note: {name} has no column {by:?}; reported as a whole");
+            }
+        }
+        let bar = progress_bar(src.progress, &name, pairs.len(), src.mode);
+        let outcomes = run_pairs(&engine, &name, &pairs, src.by, &bar).await?;
+        bar.finish_and_clear();
+        if let Some(dump) = src.dump {
+            write_dump(dump, &name, src.mode, &pairs, &outcomes)?;
+        }
+        files.push(FileOutcomes {
+            file: name,
+            outcomes,
+        });
+    }
+    Ok(files)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+fn progress_bar(show: bool, name: &str, pairs: usize, mode: Mode) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    // Shared mode stores every `a` before it looks up every `b`: two steps per pair.
+    let steps = match mode {
+        Mode::Isolated => pairs,
+        Mode::Shared => 2 * pairs,
+    };
+    let bar = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>20} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(name.to_string());
+    bar
+}
+
+/// Reads `a,b,label` (label `1` is a duplicate, anything else is not) and keeps the other
+/// columns. With `sample > 0`, keeps an evenly spread, deterministic sample of that many
+/// rows, so runs stay comparable.
+pub fn read_pairs(path: &Path, sample: usize) -> anyhow::Result<Vec<Pair>> {
+    let rdr =
         csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    read_pairs_from(rdr, sample).with_context(|| format!("reading {}", path.display()))
+}
+
+fn read_pairs_from<R: std::io::Read>(
+    mut rdr: csv::Reader<R>,
+    sample: usize,
+) -> anyhow::Result<Vec<Pair>> {
     let headers = rdr.headers()?.clone();
     let col = |name: &str| {
         headers
             .iter()
             .position(|h| h == name)
-            .with_context(|| format!("{}: no column {name:?}", path.display()))
+            .with_context(|| format!("no column {name:?}"))
     };
     let (ia, ib, il) = (col("a")?, col("b")?, col("label")?);
     let mut all = Vec::new();
     for rec in rdr.records() {
         let rec = rec?;
+        let columns = headers
+            .iter()
+            .zip(rec.iter())
+            .enumerate()
+            .filter(|(i, _)| ![ia, ib, il].contains(i))
+            .map(|(_, (h, v))| (h.to_string(), v.to_string()))
+            .collect();
         all.push(Pair {
             a: rec.get(ia).unwrap_or_default().to_string(),
             b: rec.get(ib).unwrap_or_default().to_string(),
-            label: rec.get(il) == Some("1"),
+            label: rec.get(il).map(str::trim) == Some("1"),
+            columns,
         });
     }
-    // A deterministic, evenly spread sample keeps runs comparable.
     if sample > 0 && all.len() > sample {
         let step = all.len() as f64 / sample as f64;
-        all = (0..sample)
-            .map(|i| (i as f64 * step) as usize)
-            .filter_map(|i| {
-                all.get(i).map(|p| Pair {
-                    a: p.a.clone(),
-                    b: p.b.clone(),
-                    label: p.label,
-                })
-            })
-            .collect();
+        let picked: Vec<usize> = (0..sample).map(|i| (i as f64 * step) as usize).collect();
+        let mut all: Vec<Option<Pair>> = all.into_iter().map(Some).collect();
+        return Ok(picked
+            .into_iter()
+            .filter_map(|i| all.get_mut(i).and_then(Option::take))
+            .collect());
     }
     Ok(all)
 }
 
-pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir().context("creating a scratch data dir")?;
-    let mut config = config;
-    config.data_dir = dir.path().to_path_buf();
-    config.store.durability = Durability::Fast;
-    let store = Arc::new(deja_server::open_store(&config)?);
-    let embedder = deja_server::build_embedder(&config)?;
-    let index = Arc::new(deja_store_local::HnswIndex::new(
-        embedder.id(),
-        embedder.dim(),
-        deja_store_local::HnswParams::default(),
-    ));
-    let cache = Cache::new(
-        store,
-        index,
-        embedder,
-        Arc::new(SystemClock),
-        // Threshold 0: every pair yields its candidate and similarity; the thresholds are
-        // applied when reporting.
-        CacheOptions {
-            min_similarity: 0.0,
-            ..CacheOptions::default()
-        },
-    )?;
-    let mut reports = Vec::new();
-    for path in &args.pairs {
-        let pairs = read_pairs(path, args.sample)?;
-        let mut served: Vec<Outcome> = Vec::with_capacity(pairs.len());
-        let mut dump = Vec::new();
-        for (i, p) in pairs.iter().enumerate() {
-            let mut kb = KeyBuilder::new("eval/v1");
-            kb.str("file", &path.display().to_string()).str("pair", &i.to_string());
-            let partition = kb.finish_partition();
-            let a = deja_core::normalize_prompt(&p.a);
-            let b = deja_core::normalize_prompt(&p.b);
-            cache
-                .insert(NewEntry {
-                    partition,
-                    prompt: a,
-                    model: "eval".into(),
-                    answer: Answer::Body(Vec::new()),
-                    usage: Usage::default(),
-                    semantic: SemanticMode::Allowed,
-                    vector: None,
-                })
-                .await?;
-            let found = cache
-                .lookup(&LookupRequest {
-                    partition,
-                    prompt: &b,
-                    semantic: SemanticMode::Allowed,
-                    min_similarity: None,
-                    max_age_secs: None,
-                })
-                .await;
-            let outcome = match found {
-                Lookup::ExactHit(_) => Outcome { label: p.label, similarity: Some(1.0), rejected: None },
-                Lookup::SemanticHit { similarity, .. } => Outcome {
-                    label: p.label,
-                    similarity: Some(similarity),
-                    rejected: None,
-                },
-                Lookup::Miss { nearest, rejected, .. } => Outcome {
-                    label: p.label,
-                    similarity: nearest,
-                    rejected: rejected.map(|r| r.as_str()),
-                },
-                Lookup::Bypass(r) => anyhow::bail!("lookup bypassed: {}", r.as_str()),
-            };
-            if args.dump.is_some() {
-                dump.push(serde_json::json!({
-                    "file": path.file_name().map(|f| f.to_string_lossy().to_string()),
-                    "a": p.a, "b": p.b, "label": p.label as u8,
-                    "similarity": outcome.similarity, "rejected": outcome.rejected,
-                }));
-            }
-            served.push(outcome);
-            if !args.json && (i + 1) % 500 == 0 {
-                eprintln!("{}: {}/{}", path.display(), i + 1, pairs.len());
-            }
-        }
-        if let Some(dump_path) = &args.dump {
-            use std::io::Write;
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dump_path)
-                .with_context(|| format!("opening {}", dump_path.display()))?;
-            for d in dump {
-                writeln!(f, "{d}")?;
-            }
-        }
-        let positives = served.iter().filter(|o| o.label).count();
-        let negatives = served.len() - positives;
-        let rate = |n: usize, d: usize| n as f64 / d.max(1) as f64;
-        let precision = |tp: usize, fp: usize| if tp + fp == 0 { 1.0 } else { rate(tp, tp + fp) };
-        let rows = args
-            .thresholds
-            .iter()
-            .map(|&t| {
-                let above = |o: &&Outcome| o.similarity.is_some_and(|s| s >= t);
-                let verified = |o: &&Outcome| above(o) && o.rejected.is_none();
-                let count = |label: bool, f: &dyn Fn(&&Outcome) -> bool| {
-                    served.iter().filter(|o| o.label == label).filter(|o| f(o)).count()
-                };
-                let (tp, fp) = (count(true, &above), count(false, &above));
-                let (vtp, vfp) = (count(true, &verified), count(false, &verified));
-                Row {
-                    threshold: t,
-                    hit_rate: rate(tp, positives),
-                    false_hit_rate: rate(fp, negatives),
-                    precision: precision(tp, fp),
-                    verified_hit_rate: rate(vtp, positives),
-                    verified_false_hit_rate: rate(vfp, negatives),
-                    verified_precision: precision(vtp, vfp),
-                }
-            })
-            .collect();
-        reports.push(FileReport {
-            file: path
-                .file_name()
-                .map(|f| f.to_string_lossy().to_string())
-                .unwrap_or_default(),
-            pairs: served.len(),
-            positives,
-            rows,
+/// The engine `eval` runs pairs through: the configured embedder, a scratch redb store and
+/// an HNSW index, at threshold 0 so every lookup yields its best candidate.
+pub struct EvalEngine {
+    mode: Mode,
+    /// Serves as deja does: verification on.
+    verified: Cache,
+    /// Verification off, over the same store and index: finds the nearest entry in shared
+    /// mode, where the verified lookup may serve another one.
+    unverified: Cache,
+    /// Kept so the scratch directory lives as long as the store in it.
+    _dir: tempfile::TempDir,
+}
+
+impl EvalEngine {
+    pub fn new(config: Config, mode: Mode) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("creating a scratch data dir")?;
+        let mut config = config;
+        config.data_dir = dir.path().to_path_buf();
+        config.store.durability = Durability::Fast;
+        let store = Arc::new(deja_server::open_store(&config)?);
+        // Both caches embed the same `b` one after the other; the second gets it for free.
+        let embedder: Arc<dyn Embedder> = Arc::new(LastEmbedding {
+            inner: deja_server::build_embedder(&config)?,
+            last: Mutex::new(None),
         });
+        let index = Arc::new(deja_store_local::HnswIndex::new(
+            embedder.id(),
+            embedder.dim(),
+            deja_store_local::HnswParams::default(),
+        ));
+        let cache = |verify| {
+            Cache::new(
+                store.clone(),
+                index.clone(),
+                embedder.clone(),
+                Arc::new(SystemClock),
+                CacheOptions {
+                    min_similarity: 0.0,
+                    verify,
+                    ..CacheOptions::default()
+                },
+            )
+        };
+        Ok(Self {
+            mode,
+            verified: cache(VerifyMode::Rules)?,
+            unverified: cache(VerifyMode::Off)?,
+            _dir: dir,
+        })
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
-        return Ok(());
+}
+
+/// An embedder that remembers its last answer, so looking the same prompt up twice
+/// embeds it once.
+struct LastEmbedding {
+    inner: Arc<dyn Embedder>,
+    last: Mutex<Option<(Vec<String>, Vec<Vec<f32>>)>>,
+}
+
+#[async_trait::async_trait]
+impl Embedder for LastEmbedding {
+    fn id(&self) -> &str {
+        self.inner.id()
     }
-    for r in &reports {
-        println!("\n{} ({} pairs, {} positive)", r.file, r.pairs, r.positives);
-        println!("| min_similarity | hits (label 1) | false hits (label 0) | precision | hits, verified | false hits, verified | precision, verified |");
-        println!("|---|---|---|---|---|---|---|");
-        for row in &r.rows {
-            println!(
-                "| {:.2} | {:.1}% | {:.1}% | {:.1}% | {:.1}% | {:.1}% | {:.1}% |",
-                row.threshold,
-                row.hit_rate * 100.0,
-                row.false_hit_rate * 100.0,
-                row.precision * 100.0,
-                row.verified_hit_rate * 100.0,
-                row.verified_false_hit_rate * 100.0,
-                row.verified_precision * 100.0,
-            );
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if let Some((t, v)) = &*self.last.lock() {
+            if t.as_slice() == texts {
+                return Ok(v.clone());
+            }
+        }
+        let v = self.inner.embed(texts).await?;
+        *self.last.lock() = Some((texts.to_vec(), v.clone()));
+        Ok(v)
+    }
+}
+
+/// Runs `pairs` (all from the file `file`) through the engine and records what it served.
+/// `by` names the column whose value becomes each outcome's group.
+pub async fn run_pairs(
+    engine: &EvalEngine,
+    file: &str,
+    pairs: &[Pair],
+    by: Option<&str>,
+    bar: &ProgressBar,
+) -> anyhow::Result<Vec<PairOutcome>> {
+    let partition_of = |i: usize| {
+        let mut kb = KeyBuilder::new("eval/v1");
+        kb.str("file", file).str("mode", engine.mode.as_str());
+        if engine.mode == Mode::Isolated {
+            kb.str("pair", &i.to_string());
+        }
+        kb.finish_partition()
+    };
+    let insert = |i: usize, p: &Pair| {
+        engine.verified.insert(NewEntry {
+            partition: partition_of(i),
+            prompt: deja_core::normalize_prompt(&p.a),
+            model: "eval".into(),
+            answer: Answer::Body(Vec::new()),
+            usage: Usage::default(),
+            semantic: SemanticMode::Allowed,
+            vector: None,
+            category: None,
+        })
+    };
+    if engine.mode == Mode::Shared {
+        for (i, p) in pairs.iter().enumerate() {
+            insert(i, p).await?;
+            bar.inc(1);
         }
     }
-    Ok(())
+    let mut outcomes = Vec::with_capacity(pairs.len());
+    for (i, p) in pairs.iter().enumerate() {
+        if engine.mode == Mode::Isolated {
+            insert(i, p).await?;
+        }
+        let own_prompt = deja_core::normalize_prompt(&p.a);
+        let b = deja_core::normalize_prompt(&p.b);
+        let req = LookupRequest {
+            category: None,
+            partition: partition_of(i),
+            prompt: &b,
+            semantic: SemanticMode::Allowed,
+            min_similarity: None,
+            max_age_secs: None,
+        };
+        let candidate = |e: &Entry, similarity: f32| Candidate {
+            similarity,
+            own: e.prompt == own_prompt,
+        };
+        let (served, mut rejected, mut nearest) = match engine.verified.lookup(&req).await {
+            Lookup::ExactHit(e) => (Some(candidate(&e, 1.0)), None, None),
+            Lookup::SemanticHit { entry, similarity } => {
+                (Some(candidate(&entry, similarity)), None, None)
+            }
+            Lookup::Miss {
+                nearest, rejected, ..
+            } => (
+                None,
+                rejected.map(|r| r.as_str().to_string()),
+                // In isolated mode the only entry is the pair's own.
+                nearest.map(|similarity| Candidate {
+                    similarity,
+                    own: true,
+                }),
+            ),
+            Lookup::Bypass(r) => anyhow::bail!("{file}: lookup bypassed: {}", r.as_str()),
+        };
+        match engine.mode {
+            // One entry: the nearest is the served one, or the one that was refused.
+            Mode::Isolated => nearest = nearest.or(served),
+            Mode::Shared => {
+                let top = match engine.unverified.lookup(&req).await {
+                    Lookup::ExactHit(e) => Some((candidate(&e, 1.0), e)),
+                    Lookup::SemanticHit { entry, similarity } => {
+                        Some((candidate(&entry, similarity), entry))
+                    }
+                    Lookup::Miss { .. } => None,
+                    Lookup::Bypass(r) => {
+                        anyhow::bail!("{file}: lookup bypassed: {}", r.as_str())
+                    }
+                };
+                if let Some((cand, entry)) = top {
+                    if served.is_some_and(|s| s.similarity < cand.similarity) {
+                        // deja served a less similar entry: verification refused this one.
+                        rejected = deja_core::verify::verify(&entry.prompt, &b)
+                            .err()
+                            .map(|r| r.as_str().to_string());
+                    }
+                    nearest = Some(cand);
+                }
+            }
+        }
+        outcomes.push(PairOutcome {
+            label: p.label,
+            group: by.and_then(|c| p.columns.get(c).cloned()),
+            nearest,
+            served,
+            rejected,
+        });
+        bar.inc(1);
+    }
+    Ok(outcomes)
+}
+
+/// One line of a `--dump` file. Older dumps (isolated mode only) have just `file`, `a`,
+/// `b`, `label`, `similarity` and `rejected`; the other fields default accordingly.
+#[derive(Debug, Serialize, Deserialize)]
+struct DumpLine {
+    file: String,
+    a: String,
+    b: String,
+    label: u8,
+    /// Similarity of the nearest entry.
+    similarity: Option<f32>,
+    /// Why verification refused the nearest entry.
+    rejected: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mode: Option<Mode>,
+    /// Whether the nearest entry is the pair's own `a` (always, in isolated mode).
+    #[serde(default = "yes")]
+    nearest_own: bool,
+    /// What deja served; absent in older dumps, where it is the nearest entry unless
+    /// verification refused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    served: Option<ServedLine>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    columns: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ServedLine {
+    similarity: Option<f32>,
+    own: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn write_dump(
+    path: &Path,
+    file: &str,
+    mode: Mode,
+    pairs: &[Pair],
+    outcomes: &[PairOutcome],
+) -> anyhow::Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    for (p, o) in pairs.iter().zip(outcomes) {
+        let line = DumpLine {
+            file: file.to_string(),
+            a: p.a.clone(),
+            b: p.b.clone(),
+            label: u8::from(p.label),
+            similarity: o.nearest.map(|c| c.similarity),
+            rejected: o.rejected.clone(),
+            mode: Some(mode),
+            nearest_own: o.nearest.is_none_or(|c| c.own),
+            served: Some(ServedLine {
+                similarity: o.served.map(|c| c.similarity),
+                own: o.served.is_some_and(|c| c.own),
+            }),
+            columns: p.columns.clone(),
+        };
+        serde_json::to_writer(&mut w, &line)?;
+        writeln!(w)?;
+    }
+    w.flush()
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The mode a dump was recorded in (`None` for older dumps without it: isolated).
+fn dump_mode(path: &Path) -> anyhow::Result<Option<Mode>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let d: DumpLine = serde_json::from_str(line)?;
+        return Ok(d.mode);
+    }
+    Ok(None)
+}
+
+/// Reads a `--dump` file back into outcomes per file, in the order files first appear.
+/// With `pairs`, keeps only those files, and looks the `by` column up in them for dump
+/// lines that do not carry it (matched on file name, `a` and `b`).
+pub fn load_dump(
+    path: &Path,
+    pairs: &[PathBuf],
+    by: Option<&str>,
+) -> anyhow::Result<Vec<FileOutcomes>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let wanted: Vec<String> = pairs.iter().map(|p| file_name(p)).collect();
+    // Columns from the CSV files, for dumps written before dumps carried them.
+    let mut lookup: HashMap<(String, String, String), String> = HashMap::new();
+    if let Some(by) = by {
+        for p in pairs {
+            for pair in read_pairs(p, 0)? {
+                if let Some(v) = pair.columns.get(by) {
+                    lookup
+                        .entry((file_name(p), pair.a, pair.b))
+                        .or_insert_with(|| v.clone());
+                }
+            }
+        }
+    }
+    let mut files: Vec<FileOutcomes> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let d: DumpLine = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not a dump line", path.display(), n + 1))?;
+        if !wanted.is_empty() && !wanted.contains(&d.file) {
+            continue;
+        }
+        let group = by.and_then(|c| {
+            d.columns.get(c).cloned().or_else(|| {
+                lookup
+                    .get(&(d.file.clone(), d.a.clone(), d.b.clone()))
+                    .cloned()
+            })
+        });
+        let nearest = d.similarity.map(|similarity| Candidate {
+            similarity,
+            own: d.nearest_own,
+        });
+        let served = match &d.served {
+            Some(s) => s.similarity.map(|similarity| Candidate {
+                similarity,
+                own: s.own,
+            }),
+            None if d.rejected.is_none() => nearest,
+            None => None,
+        };
+        let outcome = PairOutcome {
+            label: d.label == 1,
+            group,
+            nearest,
+            served,
+            rejected: d.rejected,
+        };
+        match files.iter_mut().find(|f| f.file == d.file) {
+            Some(f) => f.outcomes.push(outcome),
+            None => files.push(FileOutcomes {
+                file: d.file,
+                outcomes: vec![outcome],
+            }),
+        }
+    }
+    if files.is_empty() {
+        anyhow::bail!("{}: no pairs (for the files asked)", path.display());
+    }
+    if let Some(by) = by {
+        for f in &files {
+            if f.outcomes.iter().all(|o| o.group.is_none()) {
+                eprintln!(
+                    "note: {} has no column {by:?} in the dump{}; reported as a whole",
+                    f.file,
+                    if pairs.is_empty() {
+                        " (pass its CSV with --pairs to look it up)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An outcome whose nearest entry is its own `a` at `similarity`, served unless
+    /// `rejected`.
+    pub(crate) fn isolated(label: bool, similarity: f32, rejected: bool) -> PairOutcome {
+        let c = Candidate {
+            similarity,
+            own: true,
+        };
+        PairOutcome {
+            label,
+            group: None,
+            nearest: Some(c),
+            served: (!rejected).then_some(c),
+            rejected: rejected.then(|| "number".to_string()),
+        }
+    }
+
+    #[test]
+    fn counts_per_threshold() {
+        let outcomes = [
+            isolated(true, 0.99, false),
+            isolated(true, 0.95, false),
+            isolated(true, 0.90, true),
+            isolated(false, 0.97, false),
+            isolated(false, 0.93, true),
+            isolated(false, 0.50, false),
+        ];
+        // (threshold, serving, hits, false hits)
+        let cases = [
+            (0.0, Serving::SimilarityOnly, 3, 3),
+            (0.0, Serving::Verified, 2, 2),
+            (0.92, Serving::SimilarityOnly, 2, 2),
+            (0.92, Serving::Verified, 2, 1),
+            // A similarity equal to the threshold is served.
+            (0.95, Serving::Verified, 2, 1),
+            (0.96, Serving::Verified, 1, 1),
+            (0.98, Serving::Verified, 1, 0),
+            (0.995, Serving::SimilarityOnly, 0, 0),
+        ];
+        for (t, serving, hits, false_hits) in cases {
+            let c = Counts::at(&outcomes, t, serving);
+            assert_eq!(
+                (c.pairs, c.positives, c.negatives),
+                (6, 3, 3),
+                "{t} {serving:?}"
+            );
+            assert_eq!((c.hits, c.false_hits), (hits, false_hits), "{t} {serving:?}");
+            assert_eq!(c.wrong_entry_hits, 0);
+        }
+        let c = Counts::at(&outcomes, 0.92, Serving::Verified);
+        assert_eq!(c.hit_rate(), Some(2.0 / 3.0));
+        assert_eq!(c.false_hit_rate(), Some(1.0 / 3.0));
+        assert_eq!(c.precision(), Some(2.0 / 3.0));
+        let none = Counts::at(&outcomes, 0.995, Serving::Verified);
+        assert_eq!(none.precision(), None, "nothing served: precision undefined");
+        assert_eq!(none.precision_lower_bound(), None);
+    }
+
+    #[test]
+    fn shared_mode_wrong_entry_is_a_false_hit() {
+        let other = Candidate {
+            similarity: 0.97,
+            own: false,
+        };
+        let own = Candidate {
+            similarity: 0.96,
+            own: true,
+        };
+        let outcomes = [
+            // Label 1, nearest is another pair's entry; verification served the own one.
+            PairOutcome {
+                label: true,
+                group: None,
+                nearest: Some(other),
+                served: Some(own),
+                rejected: Some("number".into()),
+            },
+            // Label 0 served its own `a`: a false hit.
+            PairOutcome {
+                label: false,
+                group: None,
+                nearest: Some(own),
+                served: Some(own),
+                rejected: None,
+            },
+            // Label 0 served another entry: a false hit too.
+            PairOutcome {
+                label: false,
+                group: None,
+                nearest: Some(other),
+                served: Some(other),
+                rejected: None,
+            },
+        ];
+        let s = Counts::at(&outcomes, 0.9, Serving::SimilarityOnly);
+        assert_eq!((s.hits, s.false_hits, s.wrong_entry_hits), (0, 2, 1));
+        assert_eq!(s.precision(), Some(0.0));
+        assert_eq!(s.wrong_entry_rate(), Some(1.0));
+        let v = Counts::at(&outcomes, 0.9, Serving::Verified);
+        assert_eq!((v.hits, v.false_hits, v.wrong_entry_hits), (1, 2, 0));
+        assert_eq!(v.precision(), Some(1.0 / 3.0));
+        let v = Counts::at(&outcomes, 0.965, Serving::Verified);
+        assert_eq!((v.hits, v.false_hits, v.wrong_entry_hits), (0, 1, 0));
+    }
+
+    #[test]
+    fn no_positives_and_no_negatives() {
+        let negatives = [isolated(false, 0.99, false), isolated(false, 0.5, false)];
+        let c = Counts::at(&negatives, 0.9, Serving::Verified);
+        assert_eq!(c.hit_rate(), None);
+        assert_eq!(c.false_hit_rate(), Some(0.5));
+        assert_eq!(c.precision(), Some(0.0));
+        let c = Counts::at(&[], 0.9, Serving::Verified);
+        assert_eq!(c, Counts::default());
+        assert_eq!((c.hit_rate(), c.false_hit_rate()), (None, None));
+    }
+
+    #[test]
+    fn wilson_lower_bound_values() {
+        // Reference values of the 95% Wilson interval's lower end.
+        let cases = [
+            (0, 0, None),
+            (10, 10, Some(0.7225)),
+            (99, 100, Some(0.9455)),
+            (0, 5, Some(0.0)),
+            (500, 1000, Some(0.4691)),
+        ];
+        for (k, n, want) in cases {
+            let got = wilson_lower_bound(k, n);
+            match (got, want) {
+                (None, None) => {}
+                (Some(g), Some(w)) => assert!((g - w).abs() < 1e-3, "{k}/{n}: {g} vs {w}"),
+                _ => panic!("{k}/{n}: {got:?} vs {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn csv_quoted_fields_with_commas_newlines_and_quotes() {
+        let text = "a,b,label,pair_type\n\
+            \"Hello, world\",\"line one\nline two\",1,pos\n\
+            \"He said \"\"hi\"\"\",plain,0,neg\n\
+            x,y, 1 ,pos\n";
+        let rdr = csv::Reader::from_reader(text.as_bytes());
+        let pairs = read_pairs_from(rdr, 0).unwrap();
+        assert_eq!(pairs.len(), 3);
+        assert_eq!(pairs[0].a, "Hello, world");
+        assert_eq!(pairs[0].b, "line one\nline two");
+        assert!(pairs[0].label);
+        assert_eq!(pairs[0].columns.get("pair_type").map(String::as_str), Some("pos"));
+        assert_eq!(pairs[1].a, "He said \"hi\"");
+        assert!(!pairs[1].label);
+        assert!(pairs[2].label, "label is read trimmed");
+        assert_eq!(pairs[0].columns.len(), 1, "a, b and label are not columns");
+    }
+
+    #[test]
+    fn csv_without_label_column_names_it() {
+        let rdr = csv::Reader::from_reader("a,b\nx,y\n".as_bytes());
+        let err = read_pairs_from(rdr, 0).unwrap_err();
+        assert!(err.to_string().contains("\"label\""), "{err}");
+    }
+
+    #[test]
+    fn csv_sample_is_evenly_spread() {
+        let mut text = String::from("a,b,label\n");
+        for i in 0..10 {
+            text.push_str(&format!("a{i},b{i},1\n"));
+        }
+        let rdr = csv::Reader::from_reader(text.as_bytes());
+        let got: Vec<String> = read_pairs_from(rdr, 4)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.a)
+            .collect();
+        assert_eq!(got, ["a0", "a2", "a5", "a7"]);
+    }
+
+    #[test]
+    fn dump_round_trip_and_old_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.jsonl");
+        let pairs = vec![
+            Pair {
+                a: "a1".into(),
+                b: "b1".into(),
+                label: true,
+                columns: BTreeMap::from([("split".into(), "dev".into())]),
+            },
+            Pair {
+                a: "a2".into(),
+                b: "b2".into(),
+                label: false,
+                columns: BTreeMap::from([("split".into(), "test".into())]),
+            },
+        ];
+        let outcomes = vec![
+            PairOutcome {
+                group: Some("dev".into()),
+                ..isolated(true, 0.9, true)
+            },
+            PairOutcome {
+                label: false,
+                group: Some("test".into()),
+                nearest: Some(Candidate {
+                    similarity: 0.8,
+                    own: false,
+                }),
+                served: Some(Candidate {
+                    similarity: 0.7,
+                    own: true,
+                }),
+                rejected: Some("negation".into()),
+            },
+        ];
+        write_dump(&path, "f.csv", Mode::Shared, &pairs, &outcomes).unwrap();
+        // An older line: no mode, served or columns.
+        let old = r#"{"file":"g.csv","a":"x","b":"y","label":1,"similarity":0.5,"rejected":null}"#;
+        std::fs::write(
+            &path,
+            format!("{}{old}\n", std::fs::read_to_string(&path).unwrap()),
+        )
+        .unwrap();
+        let files = load_dump(&path, &[], Some("split")).unwrap();
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0].file, "f.csv");
+        assert_eq!(files[0].outcomes, outcomes);
+        assert_eq!(files[1].outcomes, vec![isolated(true, 0.5, false)]);
+        assert_eq!(dump_mode(&path).unwrap(), Some(Mode::Shared));
+        // Only the files asked for.
+        let only = load_dump(&path, &[PathBuf::from("dir/g.csv")], None).unwrap();
+        assert_eq!(only.len(), 1);
+        assert_eq!(only[0].file, "g.csv");
+    }
+
+    #[test]
+    fn dump_columns_come_from_the_csv_when_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv_path = dir.path().join("g.csv");
+        std::fs::write(&csv_path, "a,b,label,split\nx,y,1,dev\nx,z,0,test\n").unwrap();
+        let dump = dir.path().join("dump.jsonl");
+        std::fs::write(
+            &dump,
+            "{\"file\":\"g.csv\",\"a\":\"x\",\"b\":\"y\",\"label\":1,\"similarity\":0.5,\"rejected\":null}\n\
+             {\"file\":\"g.csv\",\"a\":\"x\",\"b\":\"z\",\"label\":0,\"similarity\":0.4,\"rejected\":null}\n",
+        )
+        .unwrap();
+        let files = load_dump(&dump, &[csv_path], Some("split")).unwrap();
+        let groups: Vec<_> = files[0].outcomes.iter().map(|o| o.group.clone()).collect();
+        assert_eq!(groups, [Some("dev".into()), Some("test".into())]);
+    }
+
+    #[test]
+    fn report_tables_have_one_row_per_threshold() {
+        let mut outcomes = vec![isolated(true, 0.99, false), isolated(false, 0.5, false)];
+        outcomes[0].group = Some("pos".into());
+        outcomes[1].group = Some("neg".into());
+        let f = FileOutcomes {
+            file: "f.csv".into(),
+            outcomes,
+        };
+        let report = EvalReport {
+            mode: Mode::Isolated,
+            by: Some("pair_type".into()),
+            thresholds: vec![0.9, 0.95],
+            files: vec![file_report(&f, &[0.9, 0.95])],
+        };
+        let mut out = Vec::new();
+        print_report(&mut out, &report).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("f.csv (2 pairs, 1 positive, 1 negative)"), "{text}");
+        assert!(text.contains("f.csv pair_type=neg (1 pairs, 0 positive, 1 negative)"));
+        assert!(text.contains("| 0.95 | 100.0% | 0.0% | 100.0% | 100.0% | 0.0% | 100.0% |"));
+        assert!(text.contains("| 0.90 | - | 0.0% | - | - | 0.0% | - |"), "{text}");
+        let json = serde_json::to_value(&report).unwrap();
+        let row = &json["files"][0]["rows"][1];
+        assert_eq!(row["verified"]["hits"], 1);
+        assert_eq!(row["verified"]["precision"], 1.0);
+        assert_eq!(json["files"][0]["groups"][0]["value"], "neg");
+        assert_eq!(json["files"][0]["groups"][0]["rows"][0]["verified"]["precision"], serde_json::Value::Null);
+    }
 }
