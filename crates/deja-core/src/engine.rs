@@ -139,6 +139,38 @@ pub struct NewEntry {
     pub category: Option<String>,
 }
 
+/// Who an entry belongs to and what it is about, recorded with it so it can be
+/// invalidated later. Not part of its key: two requests differing only in labels share an
+/// entry (the later answer replaces the earlier, with its labels).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryLabels {
+    /// The tenant label (`None`: stored as the empty string).
+    pub namespace: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// Which entries [`Cache::invalidate`] removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalidate {
+    /// Every entry carrying this tag (found through the store's tag index).
+    Tag(String),
+    /// Every entry answered by this model.
+    Model(String),
+    /// Every entry of this tenant label (`ns:<name>`, `key:<hash>`, `shared`, ...).
+    Namespace(String),
+    Id(EntryId),
+    /// Every entry created `secs` or more seconds ago.
+    OlderThan {
+        secs: u64,
+    },
+    All,
+}
+
+/// How many ids [`Cache::invalidate`] hands the store per transaction: large enough that
+/// a typical invalidation is one transaction, small enough that removing millions of
+/// entries does not hold them all in one transaction's memory.
+const INVALIDATE_BATCH: usize = 10_000;
+
 /// Why a cache could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -475,7 +507,17 @@ impl Cache {
     /// Stores an answer: store first, then index. If indexing fails the stored entry is
     /// removed again, so an entry is either fully in or fully out.
     pub async fn insert(&self, new: NewEntry) -> Result<EntryId, InsertError> {
+        self.insert_labelled(new, EntryLabels::default()).await
+    }
+
+    /// [`Cache::insert`], recording the entry's tenant and tags for invalidation.
+    pub async fn insert_labelled(
+        &self,
+        new: NewEntry,
+        labels: EntryLabels,
+    ) -> Result<EntryId, InsertError> {
         let inner = &self.inner;
+        let EntryLabels { namespace, tags } = labels;
         let NewEntry {
             partition,
             prompt,
@@ -516,6 +558,8 @@ impl Cache {
             last_hit_ms: now,
             hit_count: 0,
             category: category.unwrap_or_else(|| DEFAULT_CATEGORY.to_string()),
+            namespace: namespace.unwrap_or_default(),
+            tags,
             embedder_id: if vector.is_empty() {
                 String::new()
             } else {
@@ -552,6 +596,61 @@ impl Cache {
             }
             None => Ok(false),
         }
+    }
+
+    /// Removes every entry `what` selects; returns how many were removed.
+    ///
+    /// The store is written first: once a batch's removal has committed, no lookup can
+    /// serve its entries (lookups re-read every candidate from the store), whatever the
+    /// index still lists. Their vectors are then dropped from the index; a failure there
+    /// is logged, not returned, because it cannot make a removed entry servable.
+    ///
+    /// Entries stored while an invalidation runs may survive it: it removes what existed
+    /// when it looked.
+    pub async fn invalidate(&self, what: &Invalidate) -> Result<u64, InsertError> {
+        let store = &self.inner.store;
+        let ids: Vec<EntryId> = match what {
+            Invalidate::Id(id) => vec![*id],
+            Invalidate::Tag(tag) => store.ids_with_tag(tag).await?,
+            Invalidate::Model(_)
+            | Invalidate::Namespace(_)
+            | Invalidate::OlderThan { .. }
+            | Invalidate::All => {
+                let now = self.inner.clock.now_ms();
+                let selects = |m: &crate::traits::EntryMeta<'_>| match what {
+                    Invalidate::Model(model) => m.model == model,
+                    Invalidate::Namespace(ns) => m.namespace == ns,
+                    Invalidate::OlderThan { secs } => {
+                        now.saturating_sub(m.created_at_ms) >= secs.saturating_mul(1000)
+                    }
+                    Invalidate::All => true,
+                    Invalidate::Id(_) | Invalidate::Tag(_) => false,
+                };
+                let mut ids = Vec::new();
+                store
+                    .scan_meta(&mut |m| {
+                        if selects(m) {
+                            ids.push(m.id);
+                        }
+                    })
+                    .await?;
+                ids
+            }
+        };
+        let mut removed = 0u64;
+        for batch in ids.chunks(INVALIDATE_BATCH) {
+            let gone = store.remove_many(batch).await?;
+            removed += gone.len() as u64;
+            for (id, partition, had_vector) in gone {
+                if !had_vector {
+                    continue;
+                }
+                if let Err(e) = self.inner.index.remove(partition, id).await {
+                    tracing::warn!(error = %ErrorChain(&e), entry = %id, "index removal failed");
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Counts something the engine does not see itself (upstream calls, embedding-cache
@@ -608,7 +707,7 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::traits::Neighbor;
+    use crate::traits::{EntryMeta, Neighbor};
 
     /// Embeds by hashing words into 8 buckets: texts sharing words are similar.
     #[derive(Default)]
@@ -707,6 +806,46 @@ mod tests {
         }
         async fn len(&self) -> Result<u64, StoreError> {
             Ok(self.entries.lock().len() as u64)
+        }
+        async fn ids_with_tag(&self, tag: &str) -> Result<Vec<EntryId>, StoreError> {
+            Ok(self
+                .entries
+                .lock()
+                .values()
+                .filter(|e| e.tags.iter().any(|t| t == tag))
+                .map(|e| e.id)
+                .collect())
+        }
+        async fn scan_meta(
+            &self,
+            visit: &mut (dyn for<'a> FnMut(&'a EntryMeta<'a>) + Send),
+        ) -> Result<(), StoreError> {
+            for e in self.entries.lock().values() {
+                visit(&EntryMeta {
+                    id: e.id,
+                    partition: e.partition,
+                    model: &e.model,
+                    namespace: &e.namespace,
+                    category: &e.category,
+                    created_at_ms: e.created_at_ms,
+                    last_hit_ms: e.last_hit_ms,
+                    hit_count: e.hit_count,
+                    has_vector: !e.vector.is_empty(),
+                    tags: e.tags.iter().map(String::as_str).collect(),
+                });
+            }
+            Ok(())
+        }
+        async fn remove_many(
+            &self,
+            ids: &[EntryId],
+        ) -> Result<Vec<(EntryId, PartitionKey, bool)>, StoreError> {
+            let mut m = self.entries.lock();
+            Ok(ids
+                .iter()
+                .filter_map(|id| m.remove(id))
+                .map(|e| (e.id, e.partition, !e.vector.is_empty()))
+                .collect())
         }
         async fn add_counters(&self, _: &Counters) -> Result<(), StoreError> {
             Ok(())
@@ -1088,5 +1227,176 @@ mod tests {
             Lookup::Miss { category, .. } => assert_eq!(category, "default"),
             other => panic!("{other:?}"),
         }
+    }
+
+    async fn insert_labelled(f: &Fixture, prompt: &str, model: &str, ns: &str, tags: &[&str]) {
+        let mut e = new_entry(P1, prompt);
+        e.model = model.into();
+        let labels = EntryLabels {
+            namespace: Some(ns.into()),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        };
+        f.cache.insert_labelled(e, labels).await.unwrap();
+    }
+
+    fn stored_prompts(f: &Fixture) -> Vec<String> {
+        let mut p: Vec<String> = f
+            .store
+            .entries
+            .lock()
+            .values()
+            .map(|e| e.prompt.clone())
+            .collect();
+        p.sort();
+        p
+    }
+
+    #[tokio::test]
+    async fn invalidate_removes_exactly_what_it_selects() {
+        let all = ["alpha one", "beta two", "gamma three", "delta four"];
+        let cases: Vec<(Invalidate, Vec<&str>)> = vec![
+            (
+                Invalidate::Tag("product:1".into()),
+                vec!["alpha one", "beta two"],
+            ),
+            (Invalidate::Tag("nobody".into()), vec![]),
+            (Invalidate::Model("m2".into()), vec!["gamma three"]),
+            (Invalidate::Namespace("ns:b".into()), vec!["delta four"]),
+            // Created 100 s before the others.
+            (Invalidate::OlderThan { secs: 50 }, vec!["alpha one"]),
+            (Invalidate::OlderThan { secs: 1000 }, vec![]),
+            (Invalidate::All, all.to_vec()),
+        ];
+        for (what, want_removed) in cases {
+            let f = fixture(options(0.5));
+            insert_labelled(&f, all[0], "m1", "ns:a", &["product:1", "x"]).await;
+            f.clock.advance_ms(100_000);
+            insert_labelled(&f, all[1], "m1", "ns:a", &["product:1"]).await;
+            insert_labelled(&f, all[2], "m2", "ns:a", &["product:2"]).await;
+            insert_labelled(&f, all[3], "m1", "ns:b", &[]).await;
+            let removed = f.cache.invalidate(&what).await.unwrap();
+            assert_eq!(removed, want_removed.len() as u64, "{what:?}");
+            let mut want: Vec<String> = all
+                .iter()
+                .filter(|p| !want_removed.contains(p))
+                .map(|p| p.to_string())
+                .collect();
+            want.sort();
+            assert_eq!(stored_prompts(&f), want, "{what:?}");
+            assert_eq!(
+                f.index.vectors.lock().len(),
+                want.len(),
+                "{what:?}: vectors of removed entries leave the index"
+            );
+            for p in want_removed {
+                assert!(
+                    matches!(f.cache.lookup(&req(P1, p)).await, Lookup::Miss { .. }),
+                    "{what:?}: {p} is still served"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn invalidate_by_id_and_labels_are_stored() {
+        let f = fixture(options(0.5));
+        let labels = EntryLabels {
+            namespace: Some("ns:t".into()),
+            tags: vec!["a".into(), "b".into()],
+        };
+        let id = f
+            .cache
+            .insert_labelled(new_entry(P1, "red green"), labels)
+            .await
+            .unwrap();
+        let e = f.store.entries.lock().get(&id).cloned().unwrap();
+        assert_eq!((e.namespace.as_str(), e.tags.len()), ("ns:t", 2));
+        let plain = f.cache.insert(new_entry(P1, "blue")).await.unwrap();
+        let e = f.store.entries.lock().get(&plain).cloned().unwrap();
+        assert!(e.namespace.is_empty() && e.tags.is_empty());
+        assert_eq!(f.cache.invalidate(&Invalidate::Id(id)).await.unwrap(), 1);
+        assert_eq!(f.cache.invalidate(&Invalidate::Id(id)).await.unwrap(), 0);
+        assert_eq!(stored_prompts(&f), vec!["blue".to_string()]);
+    }
+
+    /// Lookups race an invalidation on other threads; once `invalidate` has returned, no
+    /// lookup that starts afterwards may serve a removed entry, exactly or semantically.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_removed_entry_is_served_after_invalidate_returns() {
+        let f = fixture(options(0.5));
+        let prompts: Vec<String> = (0..200).map(|i| format!("item {i} colour red")).collect();
+        let mut doomed = std::collections::HashSet::new();
+        for (i, p) in prompts.iter().enumerate() {
+            let tags = if i % 2 == 0 {
+                vec!["gone".to_string()]
+            } else {
+                vec![]
+            };
+            let id = f
+                .cache
+                .insert_labelled(
+                    new_entry(P1, p),
+                    EntryLabels {
+                        namespace: None,
+                        tags,
+                    },
+                )
+                .await
+                .unwrap();
+            if i % 2 == 0 {
+                doomed.insert(id);
+            }
+        }
+        let done = Arc::new(AtomicBool::new(false));
+        let doomed = Arc::new(doomed);
+        let mut readers = Vec::new();
+        for r in 0..2 {
+            let (cache, done, doomed, prompts) = (
+                f.cache.clone(),
+                done.clone(),
+                doomed.clone(),
+                prompts.clone(),
+            );
+            readers.push(tokio::spawn(async move {
+                let mut after = 0;
+                // Keep reading for a while after the invalidation finished.
+                while after < 400 {
+                    for p in prompts.iter().skip(r).step_by(3) {
+                        let finished_before = done.load(Ordering::SeqCst);
+                        // Exact, then a reordering of the same words (semantic).
+                        let reordered = p.split(' ').rev().collect::<Vec<_>>().join(" ");
+                        for q in [p.as_str(), reordered.as_str()] {
+                            let served = match cache.lookup(&req(P1, q)).await {
+                                Lookup::ExactHit(e) => Some(e.id),
+                                Lookup::SemanticHit { entry, .. } => Some(entry.id),
+                                _ => None,
+                            };
+                            if let Some(id) = served {
+                                assert!(
+                                    !(finished_before && doomed.contains(&id)),
+                                    "removed entry {id} served after invalidate returned"
+                                );
+                            }
+                        }
+                        if finished_before {
+                            after += 1;
+                        }
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        tokio::task::yield_now().await;
+        let removed = f
+            .cache
+            .invalidate(&Invalidate::Tag("gone".into()))
+            .await
+            .unwrap();
+        done.store(true, Ordering::SeqCst);
+        assert_eq!(removed, 100);
+        for r in readers {
+            r.await.unwrap();
+        }
+        assert_eq!(f.store.entries.lock().len(), 100);
     }
 }

@@ -69,6 +69,13 @@ pub struct Entry {
     pub hit_count: u64,
     /// The category the request was classified in (its TTL applies to the entry).
     pub category: String,
+    /// The tenant the entry belongs to, as the server labels it (`ns:<name>`,
+    /// `key:<hash>`, `shared`, `anonymous`); empty when the caller gave none. Recorded so
+    /// a tenant's entries can be invalidated; the partition already keeps tenants apart.
+    pub namespace: String,
+    /// Labels the client attached (e.g. `product:123`) so every answer about one thing can
+    /// be invalidated at once. Not part of the key.
+    pub tags: Vec<String>,
     /// Which embedder produced `vector` (e.g. `local:all-MiniLM-L6-v2`); empty when the
     /// entry has no vector (exact-only entries).
     pub embedder_id: String,

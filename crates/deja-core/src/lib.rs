@@ -16,11 +16,13 @@ pub mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    BuildError, BypassReason, Cache, CacheOptions, ErrorChain, InsertError, Lookup, LookupRequest,
-    NewEntry, SemanticMode, VerifyMode,
+    BuildError, BypassReason, Cache, CacheOptions, EntryLabels, ErrorChain, InsertError,
+    Invalidate, Lookup, LookupRequest, NewEntry, SemanticMode, VerifyMode,
 };
 pub use entry::{Answer, Counters, Entry, EntryId, Usage};
 pub use key::{normalize_prompt, ExactKey, KeyBuilder, PartitionKey};
 pub use policy::{CategoryId, CategorySpec, Policy, DEFAULT_CATEGORY};
-pub use traits::{EmbedError, Embedder, EntryStore, IndexError, Neighbor, StoreError, VectorIndex};
+pub use traits::{
+    EmbedError, Embedder, EntryMeta, EntryStore, IndexError, Neighbor, StoreError, VectorIndex,
+};
 pub use verify::RejectReason;

@@ -60,11 +60,45 @@ pub trait EntryStore: Send + Sync {
         visit: &mut (dyn for<'a> FnMut(EntryId, PartitionKey, &'a str, &'a [f32]) + Send),
     ) -> Result<(), StoreError>;
     async fn len(&self) -> Result<u64, StoreError>;
+    /// Ids of the entries carrying `tag`, from an index (not a scan of every entry).
+    async fn ids_with_tag(&self, tag: &str) -> Result<Vec<EntryId>, StoreError>;
+    /// Visits every entry's metadata (hit counts current), without copying its answer or
+    /// vector; used to select entries to invalidate, expire or evict. (The reference and
+    /// the metadata share one lifetime because `async_trait` would otherwise name the
+    /// reference's elided lifetime after the method's, which no caller could satisfy.)
+    async fn scan_meta(
+        &self,
+        visit: &mut (dyn for<'a> FnMut(&'a EntryMeta<'a>) + Send),
+    ) -> Result<(), StoreError>;
+    /// Removes every listed entry in one transaction: afterwards none of them is found by
+    /// id, exact key or tag. Returns, for each entry that existed, its id, partition and
+    /// whether it had a vector (so the caller can drop it from the index). Absent ids are
+    /// skipped.
+    async fn remove_many(
+        &self,
+        ids: &[EntryId],
+    ) -> Result<Vec<(EntryId, PartitionKey, bool)>, StoreError>;
     /// Adds to the persisted counters.
     async fn add_counters(&self, delta: &Counters) -> Result<(), StoreError>;
     async fn counters(&self) -> Result<Counters, StoreError>;
     /// Makes everything written so far durable (buffered hit counts included).
     async fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// What [`EntryStore::scan_meta`] shows of an entry: everything but the answer, the
+/// prompt and the vector, borrowed from the stored record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryMeta<'a> {
+    pub id: EntryId,
+    pub partition: PartitionKey,
+    pub model: &'a str,
+    pub namespace: &'a str,
+    pub category: &'a str,
+    pub created_at_ms: u64,
+    pub last_hit_ms: u64,
+    pub hit_count: u64,
+    pub has_vector: bool,
+    pub tags: Vec<&'a str>,
 }
 
 #[derive(Debug, thiserror::Error)]

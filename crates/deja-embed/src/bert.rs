@@ -337,4 +337,3 @@ fn fingerprint(dir: &Path) -> Result<String, EmbedError> {
     }
     Ok(hasher.finalize().to_hex()[..12].to_string())
 }
-

@@ -72,7 +72,11 @@ fn matches_reference_one_by_one_and_as_one_padded_batch() {
         return;
     };
     // The id is the model's content fingerprint, not its directory name.
-    assert!(embedder.id().starts_with("local:bert384-"), "{}", embedder.id());
+    assert!(
+        embedder.id().starts_with("local:bert384-"),
+        "{}",
+        embedder.id()
+    );
     let again = load(BertOptions::default()).unwrap();
     assert_eq!(again.id(), embedder.id());
     assert_eq!(embedder.dim(), 384);

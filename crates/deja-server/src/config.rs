@@ -25,6 +25,16 @@ pub struct Config {
     pub categories: BTreeMap<String, CategoryConfig>,
     /// What is never cached: personal data, time-sensitive prompts, configured patterns.
     pub rules: deja_core::rules::RulesConfig,
+    /// The admin API (`/admin/...`): off unless a token is set.
+    pub admin: AdminConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Bearer token the admin API requires (`Authorization: Bearer <token>`). Unset: the
+    /// admin routes answer 404, as if they did not exist.
+    pub token: Option<String>,
 }
 
 /// One category (the `default` category takes `cache.min_similarity` and `cache.ttl_secs`).
@@ -146,6 +156,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             categories: default_categories(),
             rules: deja_core::rules::RulesConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -361,6 +372,9 @@ impl Config {
         if let Some(v) = lookup("OPENAI_API_KEY").filter(|v| !v.is_empty()) {
             self.upstream.api_key = Some(v);
         }
+        if let Some(v) = lookup("DEJA_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
+            self.admin.token = Some(v);
+        }
         if let Some(v) = lookup("DEJA_MIN_SIMILARITY") {
             self.cache.min_similarity =
                 parse_key("DEJA_MIN_SIMILARITY", &v, "a number between 0 and 1")?;
@@ -390,6 +404,18 @@ impl Config {
 
     /// Checks values serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self
+            .admin
+            .token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(ConfigError::Invalid {
+                key: "admin.token".into(),
+                message: "is empty; set a secret, or remove the key to turn the admin API off"
+                    .into(),
+            });
+        }
         let s = self.cache.min_similarity;
         if !(0.0..=1.0).contains(&s) {
             return Err(ConfigError::Invalid {
@@ -474,6 +500,20 @@ mod tests {
             .apply_env(|k| (k == "DEJA_MIN_SIMILARITY").then(|| "high".into()))
             .unwrap_err();
         assert!(err.to_string().starts_with("DEJA_MIN_SIMILARITY"), "{err}");
+    }
+
+    #[test]
+    fn admin_token_from_file_or_env() {
+        let c = Config::from_toml("[admin]\ntoken = \"s3cret\"\n").unwrap();
+        assert_eq!(c.admin.token.as_deref(), Some("s3cret"));
+        let mut c = Config::default();
+        assert!(c.admin.token.is_none(), "off by default");
+        c.apply_env(|k| (k == "DEJA_ADMIN_TOKEN").then(|| "from-env".into()))
+            .unwrap();
+        assert_eq!(c.admin.token.as_deref(), Some("from-env"));
+        c.admin.token = Some(" ".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.starts_with("admin.token"), "{err}");
     }
 
     #[test]

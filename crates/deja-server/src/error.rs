@@ -12,6 +12,10 @@ pub enum ApiError {
         message: String,
         param: Option<String>,
     },
+    /// An admin request without the configured bearer token.
+    Unauthorized,
+    /// No such route or resource (e.g. the admin API while it is off, an unknown entry).
+    NotFound { message: String },
     /// The body exceeds `limits.max_body_bytes`.
     TooLarge { limit: usize },
     /// The upstream could not be reached or broke off before answering.
@@ -40,6 +44,21 @@ impl IntoResponse for ApiError {
                 "invalid_request_error",
                 param,
                 None,
+            ),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "missing or invalid admin token; send `Authorization: Bearer <admin.token>`"
+                    .to_string(),
+                "invalid_request_error",
+                None,
+                Some("invalid_api_key"),
+            ),
+            ApiError::NotFound { message } => (
+                StatusCode::NOT_FOUND,
+                message,
+                "invalid_request_error",
+                None,
+                Some("not_found"),
             ),
             ApiError::TooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -2,6 +2,7 @@
 //! place that reads configuration and picks the embedder, store and index; everything
 //! below it receives them as trait objects.
 
+pub mod admin;
 pub mod coalesce;
 pub mod config;
 pub mod controls;
@@ -171,6 +172,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chat/completions", post(routes::chat::chat_completions))
         .route("/v1/embeddings", post(routes::embeddings::embeddings))
         .route("/health", get(health))
+        .nest("/admin", admin::router(state.clone()))
         .fallback(routes::passthrough::passthrough)
         .with_state(state)
 }

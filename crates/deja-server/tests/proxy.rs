@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use deja_core::{
-    Cache, Counters, Embedder, Entry, EntryId, EntryStore, ExactKey, PartitionKey, StoreError,
-    SystemClock,
+    Cache, Counters, Embedder, Entry, EntryId, EntryMeta, EntryStore, ExactKey, PartitionKey,
+    StoreError, SystemClock,
 };
 use deja_server::config::Config;
 use deja_server::AppState;
@@ -663,6 +663,24 @@ impl EntryStore for FlakyStore {
         self.check()?;
         self.inner.len().await
     }
+    async fn ids_with_tag(&self, tag: &str) -> Result<Vec<EntryId>, StoreError> {
+        self.check()?;
+        self.inner.ids_with_tag(tag).await
+    }
+    async fn scan_meta(
+        &self,
+        visit: &mut (dyn for<'a> FnMut(&'a EntryMeta<'a>) + Send),
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.scan_meta(visit).await
+    }
+    async fn remove_many(
+        &self,
+        ids: &[EntryId],
+    ) -> Result<Vec<(EntryId, PartitionKey, bool)>, StoreError> {
+        self.check()?;
+        self.inner.remove_many(ids).await
+    }
     async fn add_counters(&self, delta: &Counters) -> Result<(), StoreError> {
         self.check()?;
         self.inner.add_counters(delta).await
@@ -743,7 +761,11 @@ async fn categories_classify_bypass_and_show_in_headers() {
         let _ = r.text().await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(outcome(&p.chat(ask(text), &[]).await), "bypass");
-        assert_eq!(p.chat_calls(), calls + 1, "{text}: never stored, never served");
+        assert_eq!(
+            p.chat_calls(),
+            calls + 1,
+            "{text}: never stored, never served"
+        );
     }
     // An explicit category applies and is recorded with the entry.
     let q = ask("What are the shipping costs to Belgium?");
@@ -758,7 +780,10 @@ async fn categories_classify_bypass_and_show_in_headers() {
     let r = p.chat(ask("hi"), &[("x-deja-category", "nope")]).await;
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("faq"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("faq"),
+        "{body}"
+    );
     p.stop().await;
 }
 
@@ -773,8 +798,14 @@ async fn never_cache_rules_bypass_personal_data_and_time_sensitive_prompts() {
     })
     .await;
     for (text, reason) in [
-        ("Write to jane.doe@example.com about the delay", "personal-data:email"),
-        ("Is my card 4111 1111 1111 1111 still valid?", "personal-data:payment-card"),
+        (
+            "Write to jane.doe@example.com about the delay",
+            "personal-data:email",
+        ),
+        (
+            "Is my card 4111 1111 1111 1111 still valid?",
+            "personal-data:payment-card",
+        ),
         ("What is the weather today?", "time-sensitive"),
         ("Quelles sont les dernières nouvelles ?", "time-sensitive"),
     ] {
@@ -798,5 +829,289 @@ async fn never_cache_rules_bypass_personal_data_and_time_sensitive_prompts() {
     let calls = p.chat_calls();
     assert_eq!(outcome(&p.chat(q, &[]).await), "miss");
     assert_eq!(p.chat_calls(), calls + 1);
+    p.stop().await;
+}
+
+const ADMIN_TOKEN: &str = "admin-test-token";
+
+impl Proxy {
+    /// An admin request; `token` is sent as a bearer token when given.
+    async fn admin(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let url = format!("{}/admin/{path}", self.base);
+        let mut rb = match &body {
+            Some(b) => self.client.post(url).json(b),
+            None => self.client.get(url),
+        };
+        if let Some(t) = token {
+            rb = rb.header("authorization", format!("Bearer {t}"));
+        }
+        rb.send().await.unwrap()
+    }
+
+    /// `POST /admin/invalidate` with the test token; the number removed.
+    async fn invalidate(&self, body: Value) -> u64 {
+        let r = self
+            .admin("invalidate", Some(ADMIN_TOKEN), Some(body))
+            .await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        v["removed"].as_u64().unwrap()
+    }
+}
+
+fn with_admin(c: &mut Config) {
+    c.admin.token = Some(ADMIN_TOKEN.into());
+}
+
+async fn assert_openai_error(r: reqwest::Response, status: u16) -> Value {
+    assert_eq!(r.status(), status);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"]["message"].is_string(), "{v}");
+    assert!(v["error"]["type"].is_string(), "{v}");
+    v
+}
+
+#[tokio::test]
+async fn admin_api_is_off_without_a_token_and_needs_the_right_one() {
+    let p = Proxy::start(need_model!(), |_| {}).await;
+    for path in ["stats", "config", "entries/00000000000000ff", "nope"] {
+        assert_openai_error(p.admin(path, Some("anything"), None).await, 404).await;
+    }
+    assert_openai_error(
+        p.admin("invalidate", None, Some(json!({"all": true})))
+            .await,
+        404,
+    )
+    .await;
+    assert_eq!(
+        p.mock.stats().other_calls,
+        0,
+        "admin paths never reach the upstream"
+    );
+    p.stop().await;
+
+    let p = Proxy::start(need_model!(), with_admin).await;
+    for token in [
+        None,
+        Some("wrong"),
+        Some("admin-test-toke"),
+        Some("admin-test-token2"),
+    ] {
+        let v = assert_openai_error(p.admin("stats", token, None).await, 401).await;
+        assert_eq!(v["error"]["code"], "invalid_api_key");
+        assert_openai_error(
+            p.admin("invalidate", token, Some(json!({"all": true})))
+                .await,
+            401,
+        )
+        .await;
+    }
+    // Another scheme carrying the right token is refused too.
+    let r = p
+        .client
+        .get(format!("{}/admin/stats", p.base))
+        .header("authorization", format!("Basic {ADMIN_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        p.admin("stats", Some(ADMIN_TOKEN), None).await.status(),
+        200
+    );
+    assert_openai_error(p.admin("nope", Some(ADMIN_TOKEN), None).await, 404).await;
+    assert_eq!(p.mock.stats().other_calls, 0);
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn invalidating_a_tag_removes_exactly_the_tagged_entries() {
+    let p = Proxy::start(need_model!(), |c| {
+        with_admin(c);
+        // Only the default category, so the threshold below applies to every prompt.
+        c.categories.clear();
+        c.cache.min_similarity = 0.9;
+    })
+    .await;
+    let returns = "What is your return policy for shoes?";
+    let asks = [
+        (returns, "product:123, policy:returns"),
+        ("How long does delivery to Spain take?", "product:123"),
+        ("Which payment methods do you accept?", "policy:payments"),
+        ("Do you have a store in Amsterdam?", ""),
+    ];
+    for (text, tags) in asks {
+        let r = p.chat(ask(text), &[("x-deja-tags", tags)]).await;
+        assert_eq!(outcome(&r), "miss", "{text}");
+        settle(&p, ask(text)).await;
+    }
+    // A paraphrase is served before the invalidation...
+    let paraphrase = "what is your return policy for shoes";
+    assert_eq!(outcome(&p.chat(ask(paraphrase), &[]).await), "hit-semantic");
+    assert_eq!(p.invalidate(json!({"tag": "product:123"})).await, 2);
+    // ...and neither semantically nor exactly afterwards.
+    assert_eq!(
+        outcome(
+            &p.chat(ask(paraphrase), &[("cache-control", "no-store")])
+                .await
+        ),
+        "miss"
+    );
+    for (text, tags) in asks {
+        let want = if tags.contains("product:123") {
+            "miss"
+        } else {
+            "hit-exact"
+        };
+        let r = p.chat(ask(text), &[("cache-control", "no-store")]).await;
+        assert_eq!(outcome(&r), want, "{text}");
+    }
+    assert_eq!(p.invalidate(json!({"tag": "product:123"})).await, 0);
+    assert_eq!(p.invalidate(json!({"tag": "policy:payments"})).await, 1);
+    // Bad tags are a client error in the OpenAI shape.
+    for bad in ["a,,b", &"x".repeat(129)] {
+        let r = p.chat(ask("anything"), &[("x-deja-tags", bad)]).await;
+        let v = assert_openai_error(r, 400).await;
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("x-deja-tags"),
+            "{v}"
+        );
+    }
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn invalidate_by_model_namespace_id_and_all_and_inspect_entries() {
+    let p = Proxy::start(need_model!(), with_admin).await;
+    let q = "Name three primary colours";
+    let mut other_model = ask(q);
+    other_model["model"] = json!("gpt-4o");
+    let team = [("x-deja-namespace", "team-1")];
+    p.chat(ask(q), &[("x-deja-tags", "colours")]).await;
+    settle(&p, ask(q)).await;
+    p.chat(other_model.clone(), &[]).await;
+    settle(&p, other_model.clone()).await;
+    p.chat(ask(q), &team).await;
+    for _ in 0..200 {
+        if outcome(&p.chat(ask(q), &team).await) == "hit-exact" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The entry as JSON: labels recorded, no vector.
+    let r = p.chat(ask(q), &[("cache-control", "no-store")]).await;
+    assert_eq!(outcome(&r), "hit-exact");
+    let id = r.headers()["x-deja-entry"].to_str().unwrap().to_string();
+    let r = p
+        .admin(&format!("entries/{id}"), Some(ADMIN_TOKEN), None)
+        .await;
+    assert_eq!(r.status(), 200);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["id"], id.as_str());
+    assert_eq!(e["prompt"], q);
+    assert_eq!(e["model"], "gpt-4o-mini");
+    assert_eq!(e["tags"], json!(["colours"]));
+    assert!(e["namespace"].as_str().unwrap().starts_with("key:"), "{e}");
+    assert!(e["answer"]["body"].as_str().unwrap().contains(q), "{e}");
+    assert!(e["usage"]["prompt_tokens"].is_u64());
+    assert!(e.get("vector").is_none());
+    assert_openai_error(p.admin("entries/zz", Some(ADMIN_TOKEN), None).await, 400).await;
+
+    assert_eq!(p.invalidate(json!({"model": "gpt-4o"})).await, 1);
+    assert_eq!(
+        outcome(&p.chat(other_model, &[("cache-control", "no-store")]).await),
+        "miss"
+    );
+    assert_eq!(p.invalidate(json!({"namespace": "team-1"})).await, 1);
+    assert_eq!(
+        outcome(
+            &p.chat(ask(q), &[("cache-control", "no-store"), team[0]])
+                .await
+        ),
+        "miss"
+    );
+    assert_eq!(
+        outcome(&p.chat(ask(q), &[("cache-control", "no-store")]).await),
+        "hit-exact"
+    );
+    assert_eq!(p.invalidate(json!({"id": id})).await, 1);
+    assert_openai_error(
+        p.admin(&format!("entries/{id}"), Some(ADMIN_TOKEN), None)
+            .await,
+        404,
+    )
+    .await;
+    assert_eq!(outcome(&p.chat(ask(q), &[]).await), "miss");
+    settle(&p, ask(q)).await;
+    assert_eq!(p.invalidate(json!({"older_than_secs": 3600})).await, 0);
+    assert_eq!(p.invalidate(json!({"all": true})).await, 1);
+    assert_eq!(
+        outcome(&p.chat(ask(q), &[("cache-control", "no-store")]).await),
+        "miss"
+    );
+    for bad in [
+        json!({}),
+        json!({"tag": "a", "model": "b"}),
+        json!({"all": false}),
+        json!({"id": "12"}),
+    ] {
+        let r = p.admin("invalidate", Some(ADMIN_TOKEN), Some(bad)).await;
+        assert_openai_error(r, 400).await;
+    }
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn admin_stats_and_redacted_config() {
+    let p = Proxy::start(need_model!(), |c| {
+        with_admin(c);
+        c.upstream.api_key = Some("sk-upstream-secret".into());
+    })
+    .await;
+    let q = ask("How many legs does a spider have?");
+    p.chat(q.clone(), &[]).await;
+    settle(&p, q.clone()).await;
+    p.chat(q, &[]).await;
+    let r = p.admin("stats", Some(ADMIN_TOKEN), None).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["entries"], 1);
+    let c = &v["counters"];
+    assert!(c["exact_hits"].as_u64().unwrap() >= 2, "{v}");
+    assert_eq!(c["misses"], 1, "{v}");
+    for field in [
+        "semantic_hits",
+        "bypasses",
+        "upstream_calls",
+        "prompt_tokens_saved",
+        "completion_tokens_saved",
+        "embedding_hits",
+        "embedding_misses",
+        "verification_rejects",
+    ] {
+        assert!(c[field].is_u64(), "{field}: {v}");
+    }
+    let rate = v["hit_rate"].as_f64().unwrap();
+    assert!(rate > 0.5 && rate < 1.0, "{v}");
+
+    let r = p.admin("config", Some(ADMIN_TOKEN), None).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("sk-upstream-secret"), "{text}");
+    assert!(!text.contains(ADMIN_TOKEN), "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["upstream"]["api_key"], "***");
+    assert_eq!(v["admin"]["token"], "***");
+    assert_eq!(v["upstream"]["base_url"], p.mock.base_url());
+    assert!(v["cache"]["min_similarity"].is_number());
     p.stop().await;
 }

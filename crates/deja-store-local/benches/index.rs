@@ -202,6 +202,8 @@ fn store_bench(c: &mut Criterion) {
             last_hit_ms: 1,
             hit_count: 0,
             category: "default".into(),
+            namespace: String::new(),
+            tags: Vec::new(),
             embedder_id: "bench".into(),
             vector: unit((0..DIM).map(|_| gaussian(&mut rng)).collect()),
         };

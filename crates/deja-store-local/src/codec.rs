@@ -10,13 +10,16 @@
 //! u64 created_at_ms, last_hit_ms, hit_count, prompt_tokens, completion_tokens
 //! [u8; 16] partition, [u8; 16] exact_key
 //! str prompt, str model, str embedder_id, str category   (str = u32 length + UTF-8 bytes)
+//! str namespace, u32 tag count + count × str tag
 //! u8  answer kind: 0 = body (bytes), 1 = chunks (u32 count + count × bytes)
 //!                                               (bytes = u32 length + bytes)
 //! u32 vector dimension (0 = no vector), then if non-zero: f32 scale + dim × i8 codes
 //! ```
 //!
 //! The hit fields sit at fixed offsets right after the version byte so the store can read
-//! them without decoding the rest. The entry id is the table key and is not repeated.
+//! them without decoding the rest; everything but the answer and the vector comes before
+//! the answer, so metadata is read without copying either. The entry id is the table key
+//! and is not repeated.
 //!
 //! This module is not the place for table layout or transactions; see `store.rs`.
 
@@ -84,6 +87,8 @@ pub(crate) fn encode_entry(e: &Entry) -> Vec<u8> {
         last_hit_ms,
         hit_count,
         category,
+        namespace,
+        tags,
         embedder_id,
         vector,
     } = e;
@@ -96,6 +101,9 @@ pub(crate) fn encode_entry(e: &Entry) -> Vec<u8> {
             + embedder_id.len()
             + 4
             + category.len()
+            + 8
+            + namespace.len()
+            + tags.iter().map(|t| 4 + t.len()).sum::<usize>()
             + 5
             + answer.len_bytes()
             + 8
@@ -117,6 +125,11 @@ pub(crate) fn encode_entry(e: &Entry) -> Vec<u8> {
     put_bytes(&mut out, model.as_bytes());
     put_bytes(&mut out, embedder_id.as_bytes());
     put_bytes(&mut out, category.as_bytes());
+    put_bytes(&mut out, namespace.as_bytes());
+    put_len(&mut out, tags.len());
+    for t in tags {
+        put_bytes(&mut out, t.as_bytes());
+    }
     match answer {
         Answer::Body(b) => {
             out.push(ANSWER_BODY);
@@ -164,6 +177,8 @@ pub(crate) fn decode_entry(id: EntryId, bytes: &[u8]) -> Result<Entry, StoreErro
     let model = r.string()?;
     let embedder_id = r.string()?;
     let category = r.string()?;
+    let namespace = r.string()?;
+    let tags = r.tags()?.into_iter().map(str::to_string).collect();
     let answer = match r.u8()? {
         ANSWER_BODY => Answer::Body(r.bytes()?.to_vec()),
         ANSWER_CHUNKS => {
@@ -195,6 +210,8 @@ pub(crate) fn decode_entry(id: EntryId, bytes: &[u8]) -> Result<Entry, StoreErro
         last_hit_ms,
         hit_count,
         category,
+        namespace,
+        tags,
         embedder_id,
         vector,
     })
@@ -220,22 +237,61 @@ pub(crate) fn decode_vector_parts(
     r.bytes()?; // model
     let embedder_id = r.str()?;
     r.bytes()?; // category
-    match r.u8()? {
-        ANSWER_BODY => {
-            r.bytes()?;
-        }
-        ANSWER_CHUNKS => {
-            for _ in 0..r.len()? {
-                r.bytes()?;
-            }
-        }
-        other => return Err(r.corrupt(format!("unknown answer kind {other}"))),
-    }
+    r.bytes()?; // namespace
+    r.tags()?;
+    r.skip_answer()?;
     let vector = r.vector()?;
     Ok(VectorParts {
         partition,
         embedder_id,
         vector,
+    })
+}
+
+/// Everything of an entry but its prompt, answer and vector, borrowed from the record.
+#[derive(Debug, PartialEq)]
+pub(crate) struct MetaParts<'a> {
+    pub(crate) created_at_ms: u64,
+    pub(crate) last_hit_ms: u64,
+    pub(crate) hit_count: u64,
+    pub(crate) partition: PartitionKey,
+    pub(crate) exact_key: ExactKey,
+    pub(crate) model: &'a str,
+    pub(crate) category: &'a str,
+    pub(crate) namespace: &'a str,
+    pub(crate) tags: Vec<&'a str>,
+    pub(crate) has_vector: bool,
+}
+
+/// Decodes an entry's metadata; the answer is skipped by its lengths, never copied.
+pub(crate) fn decode_meta(id: EntryId, bytes: &[u8]) -> Result<MetaParts<'_>, StoreError> {
+    let mut r = Reader::new(id, bytes);
+    r.version()?;
+    let created_at_ms = r.u64()?;
+    let last_hit_ms = r.u64()?;
+    let hit_count = r.u64()?;
+    r.skip(2 * 8)?; // usage
+    let partition = PartitionKey(r.array16()?);
+    let exact_key = ExactKey(r.array16()?);
+    r.bytes()?; // prompt
+    let model = r.str()?;
+    r.bytes()?; // embedder id
+    let category = r.str()?;
+    let namespace = r.str()?;
+    let tags = r.tags()?;
+    r.skip_answer()?;
+    let has_vector = r.len()? != 0;
+    Ok(MetaParts {
+        created_at_ms,
+        last_hit_ms,
+        hit_count,
+        partition,
+        exact_key,
+        model,
+        category,
+        namespace,
+        tags,
+        has_vector,
     })
 }
 
@@ -249,10 +305,16 @@ pub(crate) fn read_hits(id: EntryId, bytes: &[u8]) -> Result<(u64, u64), StoreEr
 
 /// Reads the exact key of an encoded entry without decoding it.
 pub(crate) fn read_exact_key(id: EntryId, bytes: &[u8]) -> Result<ExactKey, StoreError> {
+    read_keys(id, bytes).map(|(_, exact)| exact)
+}
+
+/// Reads the partition and exact key of an encoded entry (fixed offsets), so even a
+/// record damaged further on can be unlinked from the exact-key table and the index.
+pub(crate) fn read_keys(id: EntryId, bytes: &[u8]) -> Result<(PartitionKey, ExactKey), StoreError> {
     let mut r = Reader::new(id, bytes);
     r.version()?;
-    r.skip(5 * 8 + 16)?;
-    Ok(ExactKey(r.array16()?))
+    r.skip(5 * 8)?;
+    Ok((PartitionKey(r.array16()?), ExactKey(r.array16()?)))
 }
 
 struct Reader<'a> {
@@ -337,6 +399,31 @@ impl<'a> Reader<'a> {
         self.str().map(str::to_string)
     }
 
+    fn tags(&mut self) -> Result<Vec<&'a str>, StoreError> {
+        let n = self.len()?;
+        // Each tag needs at least its 4-byte length (see the chunks in `decode_entry`).
+        let mut tags = Vec::with_capacity(n.min(self.remaining() / 4));
+        for _ in 0..n {
+            tags.push(self.str()?);
+        }
+        Ok(tags)
+    }
+
+    fn skip_answer(&mut self) -> Result<(), StoreError> {
+        match self.u8()? {
+            ANSWER_BODY => {
+                self.bytes()?;
+            }
+            ANSWER_CHUNKS => {
+                for _ in 0..self.len()? {
+                    self.bytes()?;
+                }
+            }
+            other => return Err(self.corrupt(format!("unknown answer kind {other}"))),
+        }
+        Ok(())
+    }
+
     fn vector(&mut self) -> Result<Vec<f32>, StoreError> {
         let dim = self.len()?;
         if dim == 0 {
@@ -383,6 +470,8 @@ mod tests {
             last_hit_ms: 2,
             hit_count: 3,
             category: "faq".into(),
+            namespace: "ns:team-1".into(),
+            tags: vec!["product:123".into(), "policy:returns".into()],
             embedder_id: "test:fake".into(),
             vector,
         }
@@ -395,7 +484,13 @@ mod tests {
                 .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
                 .collect(),
         );
+        let untagged = Entry {
+            namespace: String::new(),
+            tags: Vec::new(),
+            ..sample(Answer::Body(b"x".to_vec()), Vec::new())
+        };
         let cases = [
+            untagged,
             sample(Answer::Body(b"{\"a\":1}".to_vec()), v.clone()),
             sample(Answer::Body(Vec::new()), Vec::new()),
             sample(
@@ -424,6 +519,22 @@ mod tests {
             assert_eq!(parts.partition, e.partition);
             assert_eq!(parts.embedder_id, e.embedder_id);
             assert_eq!(parts.vector, d.vector);
+            let meta = decode_meta(e.id, &bytes).unwrap();
+            assert_eq!(
+                meta,
+                MetaParts {
+                    created_at_ms: 1,
+                    last_hit_ms: 2,
+                    hit_count: 3,
+                    partition: e.partition,
+                    exact_key: e.exact_key,
+                    model: "gpt-x",
+                    category: "faq",
+                    namespace: &e.namespace,
+                    tags: e.tags.iter().map(String::as_str).collect(),
+                    has_vector: !e.vector.is_empty(),
+                }
+            );
             assert_eq!(read_hits(e.id, &bytes).unwrap(), (2, 3));
             assert_eq!(read_exact_key(e.id, &bytes).unwrap(), e.exact_key);
         }

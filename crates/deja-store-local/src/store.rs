@@ -7,8 +7,14 @@
 //! - `hits_v1`: entry id → (last_hit_ms, hit_count), written only by [`EntryStore::flush`]
 //!   so a hit never rewrites an entry with its (possibly large) answer; when present it
 //!   overrides the hit fields inside the encoded entry;
+//! - `tags_v1` (multimap): tag → ids of the entries carrying it, so invalidating a tag
+//!   reads only its entries;
 //! - `counters_v1`: counter name → value (one row per [`Counters`] field);
 //! - `meta_v1`: `format_version` → 1.
+//!
+//! `entries_v1` is the source of truth; `exact_v1`, `hits_v1` and `tags_v1` are changed in
+//! the same write transaction as the entry they describe, so they never disagree with it
+//! after a commit.
 //!
 //! Hits are buffered in memory and written in one transaction by `flush`; reads add the
 //! buffered hits so `hit_count` is current. A crash loses at most the hits since the last
@@ -22,15 +28,21 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, Durability, MultimapTableDefinition, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
 
-use deja_core::{Counters, Entry, EntryId, EntryStore, ExactKey, PartitionKey, StoreError};
+use deja_core::{
+    Counters, Entry, EntryId, EntryMeta, EntryStore, ExactKey, PartitionKey, StoreError,
+};
 
 use crate::codec;
 
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries_v1");
 const EXACT: TableDefinition<&[u8; 16], u64> = TableDefinition::new("exact_v1");
 const HITS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("hits_v1");
+const TAGS: MultimapTableDefinition<&str, u64> = MultimapTableDefinition::new("tags_v1");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters_v1");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
 
@@ -131,6 +143,7 @@ impl RedbStore {
             txn.open_table(ENTRIES).map_err(backend)?;
             txn.open_table(EXACT).map_err(backend)?;
             txn.open_table(HITS).map_err(backend)?;
+            txn.open_multimap_table(TAGS).map_err(backend)?;
             txn.open_table(COUNTERS).map_err(backend)?;
             let mut meta = txn.open_table(META).map_err(backend)?;
             let found = meta
@@ -222,21 +235,39 @@ impl RedbStore {
             let mut entries = txn.open_table(ENTRIES).map_err(backend)?;
             let mut exact = txn.open_table(EXACT).map_err(backend)?;
             let mut hits = txn.open_table(HITS).map_err(backend)?;
+            let mut tags = txn.open_multimap_table(TAGS).map_err(backend)?;
             let old = exact.get(&key).map_err(backend)?.map(|g| g.value());
             let replaced = match old {
                 Some(old) if old != id => {
-                    entries.remove(old).map_err(backend)?;
+                    let old_tags = match entries.remove(old).map_err(backend)? {
+                        Some(bytes) => tags_of(EntryId(old), bytes.value()),
+                        None => Vec::new(),
+                    };
+                    unlink_tags(&mut tags, &old_tags, old)?;
                     hits.remove(old).map_err(backend)?;
                     Some(EntryId(old))
                 }
                 _ => None,
             };
             // The same id stored before under another exact key: that key must no longer
-            // lead here.
-            let prev_key = match entries.insert(id, bytes.as_slice()).map_err(backend)? {
-                Some(prev) => Some(codec::read_exact_key(entry.id, prev.value())?),
+            // lead here; its former tags no longer either.
+            let prev = match entries.insert(id, bytes.as_slice()).map_err(backend)? {
+                Some(prev) => Some((
+                    codec::read_exact_key(entry.id, prev.value())?,
+                    tags_of(entry.id, prev.value()),
+                )),
                 None => None,
             };
+            let prev_key = match prev {
+                Some((prev_key, prev_tags)) => {
+                    unlink_tags(&mut tags, &prev_tags, id)?;
+                    Some(prev_key)
+                }
+                None => None,
+            };
+            for t in &entry.tags {
+                tags.insert(t.as_str(), id).map_err(backend)?;
+            }
             if let Some(prev_key) = prev_key.filter(|k| k.0 != key) {
                 let points_here = exact.get(&prev_key.0).map_err(backend)?.map(|g| g.value());
                 if points_here == Some(id) {
@@ -263,6 +294,7 @@ impl RedbStore {
             let mut entries = txn.open_table(ENTRIES).map_err(backend)?;
             let mut exact = txn.open_table(EXACT).map_err(backend)?;
             let mut hits = txn.open_table(HITS).map_err(backend)?;
+            let mut tags = txn.open_multimap_table(TAGS).map_err(backend)?;
             let decoded = entries
                 .remove(id.0)
                 .map_err(backend)?
@@ -282,6 +314,7 @@ impl RedbStore {
                     if points_here == Some(id.0) {
                         exact.remove(&e.exact_key.0).map_err(backend)?;
                     }
+                    unlink_tags(&mut tags, &e.tags, id.0)?;
                     Some(e)
                 }
             }
@@ -299,6 +332,133 @@ impl RedbStore {
             }
             e
         }))
+    }
+
+    fn remove_many_sync(
+        &self,
+        ids: &[EntryId],
+    ) -> Result<Vec<(EntryId, PartitionKey, bool)>, StoreError> {
+        let txn = self.begin_write()?;
+        let mut removed = Vec::with_capacity(ids.len());
+        {
+            let mut entries = txn.open_table(ENTRIES).map_err(backend)?;
+            let mut exact = txn.open_table(EXACT).map_err(backend)?;
+            let mut hits = txn.open_table(HITS).map_err(backend)?;
+            let mut tags = txn.open_multimap_table(TAGS).map_err(backend)?;
+            for &id in ids {
+                let Some(bytes) = entries.remove(id.0).map_err(backend)? else {
+                    continue;
+                };
+                let (partition, exact_key, has_vector, entry_tags) = match codec::decode_meta(
+                    id,
+                    bytes.value(),
+                ) {
+                    Ok(m) => (
+                        m.partition,
+                        m.exact_key,
+                        m.has_vector,
+                        m.tags.iter().map(|t| t.to_string()).collect(),
+                    ),
+                    // A damaged record is removed all the same; its keys sit at fixed
+                    // offsets, and "has a vector" is assumed so the index drops it.
+                    Err(e) => {
+                        tracing::warn!(error = %deja_core::ErrorChain(&e), "removing a corrupt entry");
+                        match codec::read_keys(id, bytes.value()) {
+                            Ok((p, k)) => (p, k, true, Vec::new()),
+                            Err(_) => continue,
+                        }
+                    }
+                };
+                drop(bytes);
+                hits.remove(id.0).map_err(backend)?;
+                let points_here = exact.get(&exact_key.0).map_err(backend)?.map(|g| g.value());
+                if points_here == Some(id.0) {
+                    exact.remove(&exact_key.0).map_err(backend)?;
+                }
+                unlink_tags(&mut tags, &entry_tags, id.0)?;
+                removed.push((id, partition, has_vector));
+            }
+        }
+        if removed.is_empty() {
+            txn.abort().map_err(backend)?;
+            return Ok(removed);
+        }
+        txn.commit().map_err(backend)?;
+        let mut pending = self.pending.lock();
+        for (id, ..) in &removed {
+            pending.remove(&id.0);
+        }
+        Ok(removed)
+    }
+
+    fn ids_with_tag_sync(&self, tag: &str) -> Result<Vec<EntryId>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let tags = txn.open_multimap_table(TAGS).map_err(backend)?;
+        let mut ids = Vec::new();
+        for id in tags.get(tag).map_err(backend)? {
+            ids.push(EntryId(id.map_err(backend)?.value()));
+        }
+        Ok(ids)
+    }
+
+    /// Visits every entry's metadata in id order, as [`EntryStore::scan_meta`] does, with
+    /// hit counts current; corrupt entries are skipped with a warning.
+    pub fn scan_meta_with(
+        &self,
+        mut visit: impl for<'a> FnMut(&'a EntryMeta<'a>),
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let entries = txn.open_table(ENTRIES).map_err(backend)?;
+        let hits = txn.open_table(HITS).map_err(backend)?;
+        // Both tables are ordered by id: walk them side by side instead of looking every
+        // entry up in `hits_v1`.
+        let mut hits_iter = hits.iter().map_err(backend)?;
+        let mut next_hit = || -> Result<Option<HitRow>, StoreError> {
+            Ok(hits_iter
+                .next()
+                .transpose()
+                .map_err(backend)?
+                .map(|(k, v)| (k.value(), v.value())))
+        };
+        let mut hit = next_hit()?;
+        for item in entries.iter().map_err(backend)? {
+            let (k, v) = item.map_err(backend)?;
+            let id = k.value();
+            while let Some((hit_id, _)) = hit {
+                if hit_id >= id {
+                    break;
+                }
+                hit = next_hit()?;
+            }
+            let m = match codec::decode_meta(EntryId(id), v.value()) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %deja_core::ErrorChain(&e), "skipping corrupt entry in metadata scan");
+                    continue;
+                }
+            };
+            let (mut last_hit_ms, mut hit_count) = match hit {
+                Some((hit_id, flushed)) if hit_id == id => flushed,
+                _ => (m.last_hit_ms, m.hit_count),
+            };
+            if let Some(p) = self.pending.lock().get(&id) {
+                hit_count += p.count;
+                last_hit_ms = last_hit_ms.max(p.last_ms);
+            }
+            visit(&EntryMeta {
+                id: EntryId(id),
+                partition: m.partition,
+                model: m.model,
+                namespace: m.namespace,
+                category: m.category,
+                created_at_ms: m.created_at_ms,
+                last_hit_ms,
+                hit_count,
+                has_vector: m.has_vector,
+                tags: m.tags,
+            });
+        }
+        Ok(())
     }
 
     fn flush_sync(&self) -> Result<(), StoreError> {
@@ -433,6 +593,33 @@ impl RedbStore {
     }
 }
 
+/// A row of `hits_v1`: entry id, (last_hit_ms, hit_count).
+type HitRow = (u64, (u64, u64));
+
+/// The tags recorded in an encoded entry, to unlink them from `tags_v1`. A record too
+/// damaged to show its tags gives none (logged): its stale tag rows only point at an id
+/// that no longer exists, which removal skips.
+fn tags_of(id: EntryId, bytes: &[u8]) -> Vec<String> {
+    match codec::decode_meta(id, bytes) {
+        Ok(m) => m.tags.into_iter().map(str::to_string).collect(),
+        Err(e) => {
+            tracing::warn!(error = %deja_core::ErrorChain(&e), "tags of a corrupt entry cannot be unlinked");
+            Vec::new()
+        }
+    }
+}
+
+fn unlink_tags(
+    table: &mut redb::MultimapTable<&str, u64>,
+    tags: &[impl AsRef<str>],
+    id: u64,
+) -> Result<(), StoreError> {
+    for t in tags {
+        table.remove(t.as_ref(), id).map_err(backend)?;
+    }
+    Ok(())
+}
+
 /// Every counter with its stored name. Destructured, so a new field does not compile until
 /// it is given a name here (and in `counters_sync`).
 fn counter_fields(c: &Counters) -> [(&'static str, u64); 10] {
@@ -506,6 +693,24 @@ impl EntryStore for RedbStore {
 
     async fn len(&self) -> Result<u64, StoreError> {
         self.len_sync()
+    }
+
+    async fn ids_with_tag(&self, tag: &str) -> Result<Vec<EntryId>, StoreError> {
+        self.ids_with_tag_sync(tag)
+    }
+
+    async fn scan_meta(
+        &self,
+        visit: &mut (dyn for<'a> FnMut(&'a EntryMeta<'a>) + Send),
+    ) -> Result<(), StoreError> {
+        self.scan_meta_with(|m| visit(m))
+    }
+
+    async fn remove_many(
+        &self,
+        ids: &[EntryId],
+    ) -> Result<Vec<(EntryId, PartitionKey, bool)>, StoreError> {
+        self.remove_many_sync(ids)
     }
 
     async fn add_counters(&self, delta: &Counters) -> Result<(), StoreError> {

@@ -74,6 +74,8 @@ fn entry(i: u64, partition: PartitionKey, dim: usize) -> Entry {
         last_hit_ms: 10 + i,
         hit_count: 0,
         category: "default".into(),
+        namespace: "ns:t".into(),
+        tags: vec![format!("t{}", i % 7)],
         embedder_id: "test:emb".into(),
         vector: test_vector(i, dim),
     }
@@ -118,6 +120,11 @@ async fn reopened_store_keeps_everything() {
         assert_eq!((hit.hit_count, hit.last_hit_ms), (1, 99_000));
         let hit = store.get(entries[2].id).await.unwrap().unwrap();
         assert_eq!((hit.hit_count, hit.last_hit_ms), (1, 98_000));
+        // The tag index is persisted with the entries (entry 0, tag t0, was removed).
+        let t0 = store.ids_with_tag("t0").await.unwrap();
+        let want = entries[1..].iter().filter(|e| e.tags[0] == "t0").count();
+        assert_eq!(t0.len(), want);
+        assert!(!t0.contains(&entries[0].id));
         let mut n = 0;
         store.for_each_entry(|_| n += 1).unwrap();
         assert_eq!(n, 199);
@@ -164,4 +171,104 @@ async fn rebuilt_index_finds_every_stored_vector_first() {
             got[0].similarity
         );
     }
+}
+
+/// An embedder that is never called: the perf test hands every vector in.
+struct GivenVectors;
+
+#[async_trait::async_trait]
+impl deja_core::Embedder for GivenVectors {
+    fn id(&self) -> &str {
+        "test:emb"
+    }
+    fn dim(&self) -> usize {
+        384
+    }
+    async fn embed(&self, _: &[String]) -> Result<Vec<Vec<f32>>, deja_core::EmbedError> {
+        Err(deja_core::EmbedError::WorkerGone)
+    }
+}
+
+/// How long invalidating 10,000 tagged entries out of 110,000 takes, through
+/// `Cache::invalidate` (tag index, one store transaction, index removals).
+/// `cargo test --release -p deja-store-local --test conformance -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "timing; run by hand"]
+async fn invalidating_a_tag_is_fast() {
+    use deja_core::{
+        Cache, CacheOptions, EntryLabels, Invalidate, ManualClock, NewEntry, SemanticMode,
+    };
+    let total = 110_000u64;
+    let every = 11; // 10,000 entries carry the campaign's tag
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(RedbStore::open(&dir.path().join("deja.redb"), StoreDurability::Fast).unwrap());
+    let index = Arc::new(HnswIndex::new("test:emb", 384, HnswParams::default()));
+    let cache = Cache::new(
+        store.clone(),
+        index.clone(),
+        Arc::new(GivenVectors),
+        Arc::new(ManualClock::new(1_000)),
+        CacheOptions::default(),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    for i in 0..total {
+        let partition = PartitionKey((i % 1000).to_le_bytes().repeat(2).try_into().unwrap());
+        let new = NewEntry {
+            partition,
+            prompt: format!("question number {i}"),
+            model: "gpt-4o-mini".into(),
+            answer: Answer::Body(vec![b'a'; 1024]),
+            usage: Usage::default(),
+            semantic: SemanticMode::Allowed,
+            vector: Some(test_vector(i, 384)),
+            category: None,
+        };
+        let tags = if i % every == 0 {
+            vec!["campaign:spring".to_string(), format!("batch:{}", i % 5)]
+        } else {
+            vec![format!("product:{i}"), format!("shard:{}", i % 50)]
+        };
+        let labels = EntryLabels {
+            namespace: Some("ns:bench".into()),
+            tags,
+        };
+        cache.insert_labelled(new, labels).await.unwrap();
+    }
+    eprintln!("inserted {total} entries in {:?}", started.elapsed());
+    // Where the time goes, on another set of entries (about 1,800 untagged by the campaign).
+    let t = std::time::Instant::now();
+    let ids = store.ids_with_tag("shard:7").await.unwrap();
+    eprintln!("ids_with_tag: {} ids in {:?}", ids.len(), t.elapsed());
+    let t = std::time::Instant::now();
+    let gone = store.remove_many(&ids).await.unwrap();
+    eprintln!("remove_many: {} in {:?}", gone.len(), t.elapsed());
+    let t = std::time::Instant::now();
+    for (id, p, _) in &gone {
+        index.remove(*p, *id).await.unwrap();
+    }
+    eprintln!("index removals: {:?}", t.elapsed());
+    let total = total - gone.len() as u64;
+    let started = std::time::Instant::now();
+    let removed = cache
+        .invalidate(&Invalidate::Tag("campaign:spring".into()))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    eprintln!("invalidated {removed} tagged entries of {total} in {took:?}");
+    assert_eq!(removed, 10_000);
+    assert_eq!(store.len().await.unwrap(), total - removed);
+    assert_eq!(index.len().await.unwrap(), total - removed);
+    let started = std::time::Instant::now();
+    let removed = cache
+        .invalidate(&Invalidate::Namespace("ns:none".into()))
+        .await
+        .unwrap();
+    eprintln!(
+        "a namespace invalidation (metadata scan of {} entries, nothing removed) took {:?}",
+        store.len().await.unwrap(),
+        started.elapsed()
+    );
+    assert_eq!(removed, 0);
 }

@@ -15,8 +15,8 @@
 use std::sync::Arc;
 
 use deja_core::{
-    Answer, Counters, Entry, EntryId, EntryStore, ExactKey, IndexError, PartitionKey, Usage,
-    VectorIndex,
+    Answer, Counters, Entry, EntryId, EntryMeta, EntryStore, ExactKey, IndexError, PartitionKey,
+    Usage, VectorIndex,
 };
 
 /// Dimension of the indexes [`vector_index_suite`] expects.
@@ -64,6 +64,12 @@ fn entry(id: u64, partition: u8, prompt: &str, answer: Answer, vector: Vec<f32>)
         last_hit_ms: 2_000 + id,
         hit_count: id % 3,
         category: format!("cat-{partition}"),
+        namespace: if id.is_multiple_of(2) {
+            String::new()
+        } else {
+            format!("ns:team-{partition}")
+        },
+        tags: (0..id % 3).map(|t| format!("tag-{t}")).collect(),
         embedder_id: if vector.is_empty() {
             String::new()
         } else {
@@ -87,10 +93,14 @@ fn assert_same_entry(got: &Entry, want: &Entry, what: &str) {
         last_hit_ms,
         hit_count,
         category,
+        namespace,
+        tags,
         embedder_id,
         vector,
     } = want;
     assert_eq!(got.category, *category, "{what}: category");
+    assert_eq!(got.namespace, *namespace, "{what}: namespace");
+    assert_eq!(got.tags, *tags, "{what}: tags");
     assert_eq!(got.id, *id, "{what}: id");
     assert_eq!(got.partition, *partition, "{what}: partition");
     assert_eq!(got.exact_key, *exact_key, "{what}: exact_key");
@@ -295,6 +305,8 @@ pub async fn entry_store_suite(store: Arc<dyn EntryStore>) {
     s.flush().await.unwrap();
     assert!(s.get(doomed.id).await.unwrap().is_none());
 
+    lifecycle_checks(s).await;
+
     // Counters add up, every field separately.
     assert!(
         s.counters().await.unwrap().is_zero(),
@@ -484,4 +496,159 @@ pub async fn vector_index_suite(make: impl Fn() -> Arc<dyn VectorIndex>) {
         );
     }
     assert_eq!(idx.len().await.unwrap(), 0);
+}
+
+/// Owned copy of what `scan_meta` showed, to compare after the visit.
+#[derive(Debug, Clone, PartialEq)]
+struct Meta {
+    id: EntryId,
+    partition: PartitionKey,
+    model: String,
+    namespace: String,
+    category: String,
+    created_at_ms: u64,
+    last_hit_ms: u64,
+    hit_count: u64,
+    has_vector: bool,
+    tags: Vec<String>,
+}
+
+impl Meta {
+    fn of_entry(e: &Entry) -> Meta {
+        Meta {
+            id: e.id,
+            partition: e.partition,
+            model: e.model.clone(),
+            namespace: e.namespace.clone(),
+            category: e.category.clone(),
+            created_at_ms: e.created_at_ms,
+            last_hit_ms: e.last_hit_ms,
+            hit_count: e.hit_count,
+            has_vector: !e.vector.is_empty(),
+            tags: e.tags.clone(),
+        }
+    }
+    fn of_meta(m: &EntryMeta<'_>) -> Meta {
+        Meta {
+            id: m.id,
+            partition: m.partition,
+            model: m.model.to_string(),
+            namespace: m.namespace.to_string(),
+            category: m.category.to_string(),
+            created_at_ms: m.created_at_ms,
+            last_hit_ms: m.last_hit_ms,
+            hit_count: m.hit_count,
+            has_vector: m.has_vector,
+            tags: m.tags.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+}
+
+async fn scan_meta(s: &dyn EntryStore) -> Vec<Meta> {
+    let mut seen = Vec::new();
+    s.scan_meta(&mut |m| seen.push(Meta::of_meta(m)))
+        .await
+        .unwrap();
+    seen.sort_by_key(|m| m.id);
+    seen
+}
+
+async fn tagged(s: &dyn EntryStore, tag: &str) -> Vec<EntryId> {
+    let mut ids = s.ids_with_tag(tag).await.unwrap();
+    ids.sort();
+    ids
+}
+
+/// Tag index, metadata scan and batch removal, on the entries the suite left so far plus
+/// its own (ids 200..).
+async fn lifecycle_checks(s: &dyn EntryStore) {
+    // The metadata scan agrees with reading every entry (hit counts included).
+    let mut ids: Vec<EntryId> = Vec::new();
+    s.scan_vectors(&mut |id, _, _, _| ids.push(id))
+        .await
+        .unwrap();
+    ids.sort();
+    let mut want = Vec::new();
+    for id in &ids {
+        want.push(Meta::of_entry(&s.get(*id).await.unwrap().unwrap()));
+    }
+    assert_eq!(scan_meta(s).await, want, "scan_meta agrees with get");
+
+    let base = s.len().await.unwrap();
+    let mk = |id: u64, prompt: &str, tags: &[&str], vector: bool| {
+        let mut e = entry(
+            id,
+            9,
+            prompt,
+            Answer::Chunks(vec![b"a".to_vec(), b"b".to_vec()]),
+            if vector {
+                test_vector(id, 16)
+            } else {
+                Vec::new()
+            },
+        );
+        e.tags = tags.iter().map(|t| t.to_string()).collect();
+        e
+    };
+    let a = mk(200, "tagged a", &["product:1", "policy:returns"], true);
+    let b = mk(201, "tagged b", &["product:1"], false);
+    let c = mk(202, "tagged c", &["product:2"], true);
+    for e in [&a, &b, &c] {
+        s.put(e).await.unwrap();
+    }
+    assert_eq!(tagged(s, "product:1").await, vec![a.id, b.id]);
+    assert_eq!(tagged(s, "policy:returns").await, vec![a.id]);
+    assert_eq!(tagged(s, "product:3").await, Vec::<EntryId>::new());
+
+    // Re-putting an id with other tags moves it in the tag index.
+    let mut c2 = c.clone();
+    c2.tags = vec!["product:1".into()];
+    s.put(&c2).await.unwrap();
+    assert_eq!(tagged(s, "product:2").await, Vec::<EntryId>::new());
+    assert_eq!(tagged(s, "product:1").await, vec![a.id, b.id, c.id]);
+    // Replacing an entry by exact key drops the old id's tags.
+    let b2 = mk(203, "tagged b", &["product:9"], false);
+    assert_eq!(s.put(&b2).await.unwrap(), Some(b.id));
+    assert_eq!(tagged(s, "product:1").await, vec![a.id, c.id]);
+    assert_eq!(tagged(s, "product:9").await, vec![b2.id]);
+    // Removing one entry drops its tags.
+    s.remove(b2.id).await.unwrap();
+    assert_eq!(tagged(s, "product:9").await, Vec::<EntryId>::new());
+
+    // remove_many: one call, absent ids skipped, gone by id, key and tag.
+    let metas = scan_meta(s).await;
+    let m_a = metas.iter().find(|m| m.id == a.id).unwrap();
+    assert_eq!(m_a.tags, a.tags);
+    assert!(m_a.has_vector);
+    let mut gone = s
+        .remove_many(&[a.id, EntryId(987_654), c.id, b2.id])
+        .await
+        .unwrap();
+    gone.sort_by_key(|(id, ..)| *id);
+    assert_eq!(
+        gone,
+        vec![(a.id, a.partition, true), (c.id, c.partition, true)],
+        "remove_many reports what it removed"
+    );
+    for e in [&a, &c2] {
+        assert!(s.get(e.id).await.unwrap().is_none());
+        assert!(s.get_exact(&e.exact_key).await.unwrap().is_none());
+    }
+    assert_eq!(tagged(s, "product:1").await, Vec::<EntryId>::new());
+    assert_eq!(tagged(s, "policy:returns").await, Vec::<EntryId>::new());
+    assert_eq!(s.len().await.unwrap(), base);
+    assert!(s.remove_many(&[]).await.unwrap().is_empty());
+    assert!(scan_meta(s)
+        .await
+        .iter()
+        .all(|m| m.id != a.id && m.id != c.id));
+    // A hit on a batch-removed entry does not resurrect it.
+    let d = mk(204, "tagged d", &["x"], false);
+    s.put(&d).await.unwrap();
+    s.record_hit(d.id, 90_000).await.unwrap();
+    let gone = s.remove_many(&[d.id]).await.unwrap();
+    assert_eq!(gone, vec![(d.id, d.partition, false)]);
+    s.flush().await.unwrap();
+    assert!(s.get(d.id).await.unwrap().is_none());
+    assert_eq!(s.len().await.unwrap(), base);
 }

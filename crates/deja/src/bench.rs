@@ -289,3 +289,170 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// One query of a peer-benchmark workload (`../shared/bench/peers`, `--dump-workload`).
+#[derive(serde::Deserialize)]
+struct WorkloadQuery {
+    kind: String,
+    text: String,
+    expected_id: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct WorkloadEntry {
+    prompt: String,
+    response: String,
+}
+
+fn read_f32s(path: &std::path::Path) -> anyhow::Result<Vec<f32>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+fn read_jsonl<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<Vec<T>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).with_context(|| format!("parsing {}", path.display())))
+        .collect()
+}
+
+/// Replays a peer workload: the same prompts, answers and vectors the peers were measured
+/// on, through deja's engine (min_similarity 0.9 as RedisVL's default; verification off,
+/// since the synthetic texts differ in numbers by construction).
+pub async fn run_workload(config: Config, dir: &std::path::Path) -> anyhow::Result<()> {
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("meta.json")).context("reading meta.json")?,
+    )?;
+    let dim = meta["dim"].as_u64().context("meta.json: dim")? as usize;
+    let entries: Vec<WorkloadEntry> = read_jsonl(&dir.join("entries.jsonl"))?;
+    let queries: Vec<WorkloadQuery> = read_jsonl(&dir.join("queries.jsonl"))?;
+    let entry_vecs = read_f32s(&dir.join("entry_vectors.f32"))?;
+    let query_vecs = read_f32s(&dir.join("query_vectors.f32"))?;
+    anyhow::ensure!(
+        entry_vecs.len() == entries.len() * dim && query_vecs.len() == queries.len() * dim,
+        "vector files do not match the JSON Lines files"
+    );
+    let tmp = tempfile::tempdir().context("creating a scratch data dir")?;
+    let mut config = config;
+    config.data_dir = tmp.path().to_path_buf();
+    config.store.durability = Durability::Fast;
+    let embedder = Arc::new(PrecomputedEmbedder {
+        dim,
+        vectors: RwLock::new(HashMap::new()),
+    });
+    {
+        let mut map = embedder.vectors.write();
+        for (j, q) in queries.iter().enumerate() {
+            map.insert(q.text.clone(), query_vecs[j * dim..(j + 1) * dim].to_vec());
+        }
+    }
+    let store = Arc::new(deja_server::open_store(&config)?);
+    let index = Arc::new(deja_store_local::HnswIndex::new(
+        embedder.id(),
+        dim,
+        deja_store_local::HnswParams::default(),
+    ));
+    let cache = Cache::new(
+        store,
+        index.clone(),
+        embedder.clone(),
+        Arc::new(SystemClock),
+        CacheOptions {
+            min_similarity: 0.9,
+            verify: deja_core::VerifyMode::Off,
+            ..CacheOptions::default()
+        },
+    )?;
+    let mut kb = KeyBuilder::new("bench/v1");
+    kb.str("tenant", "bench");
+    let partition = kb.finish_partition();
+    let rss_before = rss_bytes();
+    let started = Instant::now();
+    for (i, e) in entries.iter().enumerate() {
+        cache
+            .insert(NewEntry {
+                partition,
+                prompt: deja_core::normalize_prompt(&e.prompt),
+                model: "bench".into(),
+                answer: Answer::Body(e.response.as_bytes().to_vec()),
+                usage: Usage::default(),
+                semantic: SemanticMode::Allowed,
+                vector: Some(entry_vecs[i * dim..(i + 1) * dim].to_vec()),
+                category: None,
+            })
+            .await?;
+    }
+    cache.flush_counters().await?;
+    let insert_secs = started.elapsed().as_secs_f64();
+    let rss_after = rss_bytes();
+    let mut by_kind: HashMap<String, (Vec<f64>, usize, usize)> = HashMap::new();
+    let cpu_started = Instant::now();
+    for q in &queries {
+        let prompt = deja_core::normalize_prompt(&q.text);
+        let t = Instant::now();
+        let found = cache
+            .lookup(&LookupRequest {
+                category: None,
+                partition,
+                prompt: &prompt,
+                semantic: SemanticMode::Allowed,
+                min_similarity: None,
+                max_age_secs: None,
+            })
+            .await;
+        let us = t.elapsed().as_secs_f64() * 1e6;
+        let served = match &found {
+            Lookup::ExactHit(e) | Lookup::SemanticHit { entry: e, .. } => Some(e),
+            _ => None,
+        };
+        let slot = by_kind.entry(q.kind.clone()).or_default();
+        slot.0.push(us);
+        if let Some(e) = served {
+            let expected = usize::try_from(q.expected_id)
+                .ok()
+                .and_then(|i| entries.get(i))
+                .map(|w| w.response.as_bytes());
+            if expected
+                == Some(match &e.answer {
+                    Answer::Body(b) => b.as_slice(),
+                    Answer::Chunks(_) => &[],
+                })
+            {
+                slot.1 += 1;
+            } else {
+                slot.2 += 1;
+            }
+        }
+    }
+    let lookups_per_sec = queries.len() as f64 / cpu_started.elapsed().as_secs_f64();
+    let mut kinds = serde_json::Map::new();
+    for (kind, (mut lat, correct, wrong)) in by_kind {
+        lat.sort_by(f64::total_cmp);
+        kinds.insert(
+            kind,
+            serde_json::json!({
+                "queries": lat.len(), "correct_hits": correct, "wrong_hits": wrong,
+                "p50_us": pct(&lat, 0.5), "p95_us": pct(&lat, 0.95), "p99_us": pct(&lat, 0.99),
+            }),
+        );
+    }
+    let n = entries.len().max(1) as f64;
+    let report = serde_json::json!({
+        "workload": dir.display().to_string(),
+        "entries": entries.len(),
+        "queries": queries.len(),
+        "insert_per_sec": entries.len() as f64 / insert_secs,
+        "lookups_per_sec": lookups_per_sec,
+        "kinds": kinds,
+        "index_bytes_per_entry": index.memory_bytes() as f64 / n,
+        "rss_bytes_per_entry": rss_after.saturating_sub(rss_before) as f64 / n,
+    });
+    // JSON, to sit beside the peers' JSON results.
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

@@ -57,7 +57,7 @@ pub struct EvalArgs {
     )]
     pub thresholds: Vec<f32>,
     /// isolated: one partition per pair; shared: all `a` of a file in one partition, so the
-    /// others act as distractors.
+    /// others act as distractors (with --from-dump, the dump's mode is used).
     #[arg(long, value_enum, default_value_t = Mode::Isolated)]
     pub mode: Mode,
     /// Also report per value of this CSV column (e.g. pair_type, split) where present.
@@ -344,9 +344,9 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
         dump: args.dump.as_deref(),
         progress: !args.json,
     };
-    let files = collect(config, &source).await?;
+    let (mode, files) = collect(config, &source).await?;
     let report = EvalReport {
-        mode: args.mode,
+        mode,
         by: args.by.clone(),
         thresholds: args.thresholds.clone(),
         files: files
@@ -392,7 +392,12 @@ fn print_report(out: &mut impl Write, report: &EvalReport) -> std::io::Result<()
         for g in &f.groups {
             let by = report.by.as_deref().unwrap_or_default();
             writeln!(out)?;
-            print_table(out, &format!("{} {by}={}", f.file, g.value), &g.table, report.mode)?;
+            print_table(
+                out,
+                &format!("{} {by}={}", f.file, g.value),
+                &g.table,
+                report.mode,
+            )?;
         }
     }
     Ok(())
@@ -401,6 +406,16 @@ fn print_report(out: &mut impl Write, report: &EvalReport) -> std::io::Result<()
 /// `12.3%`, or `-` when undefined.
 pub fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), |v| format!("{:.1}%", v * 100.0))
+}
+
+/// `0.95`; more digits only when the threshold has them (`0.955`).
+pub fn threshold_str(t: f32) -> String {
+    let two = format!("{t:.2}");
+    if two.parse::<f32>().ok() == Some(t) {
+        two
+    } else {
+        t.to_string()
+    }
 }
 
 fn print_table(out: &mut impl Write, title: &str, t: &Table, mode: Mode) -> std::io::Result<()> {
@@ -432,7 +447,7 @@ fn print_table(out: &mut impl Write, title: &str, t: &Table, mode: Mode) -> std:
     writeln!(out, "| {} |", head.join(" | "))?;
     writeln!(out, "|{}", "---|".repeat(head.len()))?;
     for row in &t.rows {
-        let line: Vec<String> = std::iter::once(format!("{:.2}", row.threshold))
+        let line: Vec<String> = std::iter::once(threshold_str(row.threshold))
             .chain(cells(&row.similarity_only))
             .chain(cells(&row.verified))
             .collect();
@@ -453,21 +468,16 @@ pub struct Source<'a> {
     pub progress: bool,
 }
 
-/// The outcomes per file: read from a dump, or run through the engine.
-pub async fn collect(config: Config, src: &Source<'_>) -> anyhow::Result<Vec<FileOutcomes>> {
+/// The outcomes per file, read from a dump or run through the engine, and the mode they
+/// were measured in (a dump's own mode wins over `src.mode`).
+pub async fn collect(
+    config: Config,
+    src: &Source<'_>,
+) -> anyhow::Result<(Mode, Vec<FileOutcomes>)> {
     if let Some(dump) = src.from_dump {
         let files = load_dump(dump, src.pairs, src.by)?;
-        if let Some(mode) = dump_mode(dump)? {
-            if mode != src.mode {
-                eprintln!(
-                    "note: {} was recorded in {} mode; --mode {} is ignored",
-                    dump.display(),
-                    mode.as_str(),
-                    src.mode.as_str()
-                );
-            }
-        }
-        return Ok(files);
+        let mode = dump_mode(dump)?.unwrap_or(Mode::Isolated);
+        return Ok((mode, files));
     }
     let engine = EvalEngine::new(config, src.mode)?;
     let mut files = Vec::new();
@@ -490,7 +500,7 @@ pub async fn collect(config: Config, src: &Source<'_>) -> anyhow::Result<Vec<Fil
             outcomes,
         });
     }
-    Ok(files)
+    Ok((src.mode, files))
 }
 
 fn file_name(path: &Path) -> String {
@@ -624,8 +634,11 @@ impl EvalEngine {
 /// embeds it once.
 struct LastEmbedding {
     inner: Arc<dyn Embedder>,
-    last: Mutex<Option<(Vec<String>, Vec<Vec<f32>>)>>,
+    last: Mutex<Option<Remembered>>,
 }
+
+/// Texts and their vectors.
+type Remembered = (Vec<String>, Vec<Vec<f32>>);
 
 #[async_trait::async_trait]
 impl Embedder for LastEmbedding {
@@ -831,11 +844,10 @@ fn write_dump(
 fn dump_mode(path: &Path) -> anyhow::Result<Option<Mode>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let d: DumpLine = serde_json::from_str(line)?;
-        return Ok(d.mode);
+    match text.lines().find(|l| !l.trim().is_empty()) {
+        Some(line) => Ok(serde_json::from_str::<DumpLine>(line)?.mode),
+        None => Ok(None),
     }
-    Ok(None)
 }
 
 /// Reads a `--dump` file back into outcomes per file, in the order files first appear.
@@ -976,7 +988,11 @@ mod tests {
                 (6, 3, 3),
                 "{t} {serving:?}"
             );
-            assert_eq!((c.hits, c.false_hits), (hits, false_hits), "{t} {serving:?}");
+            assert_eq!(
+                (c.hits, c.false_hits),
+                (hits, false_hits),
+                "{t} {serving:?}"
+            );
             assert_eq!(c.wrong_entry_hits, 0);
         }
         let c = Counts::at(&outcomes, 0.92, Serving::Verified);
@@ -984,7 +1000,11 @@ mod tests {
         assert_eq!(c.false_hit_rate(), Some(1.0 / 3.0));
         assert_eq!(c.precision(), Some(2.0 / 3.0));
         let none = Counts::at(&outcomes, 0.995, Serving::Verified);
-        assert_eq!(none.precision(), None, "nothing served: precision undefined");
+        assert_eq!(
+            none.precision(),
+            None,
+            "nothing served: precision undefined"
+        );
         assert_eq!(none.precision_lower_bound(), None);
     }
 
@@ -1068,6 +1088,13 @@ mod tests {
     }
 
     #[test]
+    fn thresholds_print_with_the_digits_they_have() {
+        assert_eq!(threshold_str(0.8), "0.80");
+        assert_eq!(threshold_str(0.95), "0.95");
+        assert_eq!(threshold_str(0.955), "0.955");
+    }
+
+    #[test]
     fn csv_quoted_fields_with_commas_newlines_and_quotes() {
         let text = "a,b,label,pair_type\n\
             \"Hello, world\",\"line one\nline two\",1,pos\n\
@@ -1079,7 +1106,10 @@ mod tests {
         assert_eq!(pairs[0].a, "Hello, world");
         assert_eq!(pairs[0].b, "line one\nline two");
         assert!(pairs[0].label);
-        assert_eq!(pairs[0].columns.get("pair_type").map(String::as_str), Some("pos"));
+        assert_eq!(
+            pairs[0].columns.get("pair_type").map(String::as_str),
+            Some("pos")
+        );
         assert_eq!(pairs[1].a, "He said \"hi\"");
         assert!(!pairs[1].label);
         assert!(pairs[2].label, "label is read trimmed");
@@ -1200,15 +1230,24 @@ mod tests {
         let mut out = Vec::new();
         print_report(&mut out, &report).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("f.csv (2 pairs, 1 positive, 1 negative)"), "{text}");
+        assert!(
+            text.contains("f.csv (2 pairs, 1 positive, 1 negative)"),
+            "{text}"
+        );
         assert!(text.contains("f.csv pair_type=neg (1 pairs, 0 positive, 1 negative)"));
         assert!(text.contains("| 0.95 | 100.0% | 0.0% | 100.0% | 100.0% | 0.0% | 100.0% |"));
-        assert!(text.contains("| 0.90 | - | 0.0% | - | - | 0.0% | - |"), "{text}");
+        assert!(
+            text.contains("| 0.90 | - | 0.0% | - | - | 0.0% | - |"),
+            "{text}"
+        );
         let json = serde_json::to_value(&report).unwrap();
         let row = &json["files"][0]["rows"][1];
         assert_eq!(row["verified"]["hits"], 1);
         assert_eq!(row["verified"]["precision"], 1.0);
         assert_eq!(json["files"][0]["groups"][0]["value"], "neg");
-        assert_eq!(json["files"][0]["groups"][0]["rows"][0]["verified"]["precision"], serde_json::Value::Null);
+        assert_eq!(
+            json["files"][0]["groups"][0]["rows"][0]["verified"]["precision"],
+            serde_json::Value::Null
+        );
     }
 }

@@ -3,6 +3,8 @@
 
 mod bench;
 mod eval;
+mod plot;
+mod tune;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,30 +32,10 @@ enum Command {
     /// Show what the cache holds and what it saved (reads a stopped data directory).
     Stats(StatsArgs),
     /// Measure hit quality on labelled pairs (a,b,label CSV) through the real serving path.
-    Eval {
-        /// CSV files with columns a, b, label.
-        #[arg(long, required = true, num_args = 1..)]
-        pairs: Vec<PathBuf>,
-        /// Evaluate an evenly spread sample of this many rows per file (0 = all).
-        #[arg(long, default_value_t = 2000)]
-        sample: usize,
-        /// Thresholds to report.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "0.6,0.8,0.85,0.9,0.92,0.94,0.95,0.96,0.97,0.98,0.99"
-        )]
-        thresholds: Vec<f32>,
-        /// Directory of the local embedding model.
-        #[arg(long)]
-        model_dir: Option<PathBuf>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        /// Append one JSON line per pair (texts, label, similarity, rejection) to FILE.
-        #[arg(long)]
-        dump: Option<PathBuf>,
-    },
+    Eval(eval::EvalArgs),
+    /// Pick min_similarity from labelled pairs: precision/recall per threshold, the
+    /// recommended threshold per group, a config snippet and a chart.
+    Tune(tune::TuneArgs),
     /// Benchmark the engine on the embedded backend with synthetic entries.
     Bench {
         #[arg(long, default_value_t = 100_000)]
@@ -66,6 +48,10 @@ enum Command {
         answer_bytes: usize,
         #[arg(long)]
         json: bool,
+        /// Replay a peer-benchmark workload (`bench_peer.py --dump-workload DIR`) instead of
+        /// synthetic entries.
+        #[arg(long)]
+        workload: Option<PathBuf>,
     },
     /// Run a deterministic mock OpenAI-compatible upstream (for demos and tests).
     MockUpstream {
@@ -145,31 +131,13 @@ fn run() -> anyhow::Result<()> {
             }
             rt.block_on(print_stats(&config, args.json))
         }
-        Command::Eval {
-            pairs,
-            sample,
-            thresholds,
-            model_dir,
-            json,
-            dump,
-        } => {
-            let mut config = Config::default();
-            config.apply_env(|k| std::env::var(k).ok())?;
-            if let Some(v) = model_dir {
-                if let deja_server::config::EmbedderConfig::Local { model_dir, .. } =
-                    &mut config.embedder
-                {
-                    *model_dir = Some(v);
-                }
-            }
-            let args = eval::EvalArgs {
-                pairs,
-                sample,
-                thresholds,
-                json,
-                dump,
-            };
+        Command::Eval(args) => {
+            let config = eval_config(args.model_dir.clone())?;
             rt.block_on(eval::run(config, args))
+        }
+        Command::Tune(args) => {
+            let config = eval_config(args.model_dir.clone())?;
+            rt.block_on(tune::run(config, args))
         }
         Command::Bench {
             entries,
@@ -177,7 +145,11 @@ fn run() -> anyhow::Result<()> {
             dim,
             answer_bytes,
             json,
+            workload,
         } => {
+            if let Some(dir) = workload {
+                return rt.block_on(bench::run_workload(Config::default(), &dir));
+            }
             let args = bench::BenchArgs {
                 entries,
                 queries,
@@ -203,6 +175,19 @@ fn run() -> anyhow::Result<()> {
             })
         }
     }
+}
+
+/// The configuration `eval` and `tune` run the engine with: defaults, the environment, and
+/// their `--model-dir`.
+fn eval_config(model_dir: Option<PathBuf>) -> anyhow::Result<Config> {
+    let mut config = Config::default();
+    config.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(v) = model_dir {
+        if let deja_server::config::EmbedderConfig::Local { model_dir, .. } = &mut config.embedder {
+            *model_dir = Some(v);
+        }
+    }
+    Ok(config)
 }
 
 fn serve_config(args: &ServeArgs) -> anyhow::Result<Config> {

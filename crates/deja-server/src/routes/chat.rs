@@ -38,6 +38,7 @@ pub async fn chat_completions(
     };
     let exact = ExactKey::new(&key.partition, &key.prompt);
     let category_hint = category_hint(&app, &headers)?;
+    let tags = crate::admin::tags_from_headers(&headers)?;
 
     let mut vector = None;
     let mut rejected = None;
@@ -110,6 +111,10 @@ pub async fn chat_completions(
         key,
         vector,
         category: category.clone().or(category_hint),
+        labels: deja_core::EntryLabels {
+            namespace: Some(tenant),
+            tags,
+        },
         _guard: guard,
     });
 
@@ -121,7 +126,10 @@ pub async fn chat_completions(
     let status = upstream.status();
     let mut resp_headers = response_headers(upstream.headers());
     outcome.write(&mut resp_headers);
-    if let Some(c) = category.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+    if let Some(c) = category
+        .as_deref()
+        .and_then(|c| HeaderValue::from_str(c).ok())
+    {
         resp_headers.insert("x-deja-category", c);
     }
     if let Some(r) = rejected {
@@ -191,6 +199,8 @@ struct PendingInsert {
     key: ChatKey,
     vector: Option<Vec<f32>>,
     category: Option<String>,
+    /// The request's tenant label and `x-deja-tags`, stored for invalidation.
+    labels: deja_core::EntryLabels,
     _guard: Option<LeaderGuard>,
 }
 
@@ -199,7 +209,11 @@ impl PendingInsert {
     /// configured answer pattern, keep it out). Checked on the raw bytes, which is
     /// conservative: JSON escaping only hides what it escapes.
     fn answer_may_be_stored(&self, bytes: &[u8]) -> bool {
-        match self.app.rules().check_answer(&String::from_utf8_lossy(bytes)) {
+        match self
+            .app
+            .rules()
+            .check_answer(&String::from_utf8_lossy(bytes))
+        {
             None => true,
             Some(rule) => {
                 tracing::info!(reason = %rule.reason(), "answer not stored: never-cache rule");
@@ -215,6 +229,7 @@ impl PendingInsert {
             key,
             vector,
             category,
+            labels,
             _guard,
         } = self;
         let ChatKey {
@@ -233,7 +248,7 @@ impl PendingInsert {
             vector,
             category,
         };
-        if let Err(e) = app.cache().insert(new).await {
+        if let Err(e) = app.cache().insert_labelled(new, labels).await {
             app.cache().count(|c| c.bypasses += 1);
             tracing::warn!(error = %deja_core::ErrorChain(&e), "storing an answer failed; it was served but not cached");
         }

@@ -1,0 +1,383 @@
+//! The admin API under `/admin/`, and the request tags it invalidates by.
+//!
+//! Off unless `admin.token` (or `DEJA_ADMIN_TOKEN`) is set: then every admin route answers
+//! 404, as if it did not exist. With a token, a request must carry
+//! `Authorization: Bearer <token>`, else 401. Errors use the OpenAI error shape like every
+//! other route.
+//!
+//! - `GET /admin/stats`: entry count, counters (persisted and pending), hit rate;
+//! - `POST /admin/invalidate`: `{"tag": ..}` | `{"model": ..}` | `{"namespace": ..}` |
+//!   `{"id": ..}` | `{"older_than_secs": N}` | `{"all": true}` → `{"removed": N}`;
+//! - `GET /admin/entries/{id}`: one entry (no vector);
+//! - `GET /admin/config`: the effective configuration, secrets redacted.
+//!
+//! This module is not the place for the invalidation logic itself
+//! ([`deja_core::Cache::invalidate`]) nor for how tags are stored (the store's tag index).
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use deja_core::{Answer, EntryId, ErrorChain, Invalidate};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Request header carrying an entry's tags: `x-deja-tags: product:123, policy:returns`.
+pub const TAGS_HEADER: &str = "x-deja-tags";
+/// Most tags one request may attach.
+pub const MAX_TAGS: usize = 32;
+/// Longest tag, in characters.
+pub const MAX_TAG_CHARS: usize = 128;
+
+/// The tags a request attaches to the entry its answer is stored as: every
+/// `x-deja-tags` header, split on commas, trimmed, duplicates dropped (first kept). Each
+/// tag is 1 to 128 printable characters; at most 32 tags. An absent or blank header means
+/// no tags.
+pub fn tags_from_headers(headers: &HeaderMap) -> Result<Vec<String>, ApiError> {
+    let bad = |why: String| ApiError::bad_request(format!("{TAGS_HEADER}: {why}"), None);
+    let mut tags: Vec<String> = Vec::new();
+    for value in headers.get_all(TAGS_HEADER) {
+        let value = std::str::from_utf8(value.as_bytes())
+            .map_err(|_| bad("the header is not valid UTF-8".into()))?;
+        if value.trim().is_empty() {
+            continue;
+        }
+        for tag in value.split(',').map(str::trim) {
+            let chars = tag.chars().count();
+            if !(1..=MAX_TAG_CHARS).contains(&chars) {
+                return Err(bad(format!(
+                    "each comma-separated tag must be 1 to {MAX_TAG_CHARS} characters, got {chars}"
+                )));
+            }
+            if tag.chars().any(char::is_control) {
+                return Err(bad(format!("tag {tag:?} contains a control character")));
+            }
+            if !tags.iter().any(|t| t == tag) {
+                tags.push(tag.to_string());
+            }
+        }
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(bad(format!(
+            "at most {MAX_TAGS} tags per request, got {}",
+            tags.len()
+        )));
+    }
+    Ok(tags)
+}
+
+/// The admin routes, to be nested under `/admin`; `state` is needed by the token check.
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/stats", get(stats))
+        .route("/invalidate", post(invalidate))
+        .route("/entries/{id}", get(entry))
+        .route("/config", get(config))
+        // Unknown admin paths stay here (and behind the token check) rather than falling
+        // through to the upstream with the admin token in their headers.
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state, require_token))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound {
+        message: "no such admin route".into(),
+    }
+}
+
+/// 404 while the admin API is off; 401 without the right bearer token.
+async fn require_token(
+    State(app): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Some(token) = app.config().admin.token.as_deref() else {
+        return Err(ApiError::NotFound {
+            message: "the admin API is off; set admin.token or DEJA_ADMIN_TOKEN".into(),
+        });
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        });
+    // Comparing hashes takes the same time wherever the tokens differ (blake3's `Hash`
+    // compares in constant time), so the token cannot be guessed byte by byte.
+    match given {
+        Some(g) if blake3::hash(g.as_bytes()) == blake3::hash(token.as_bytes()) => {
+            Ok(next.run(req).await)
+        }
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+fn internal(what: &str, e: &dyn std::error::Error) -> ApiError {
+    ApiError::Internal {
+        detail: format!("{what}: {}", ErrorChain(e)),
+    }
+}
+
+async fn stats(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let cache = app.cache();
+    let entries = cache
+        .store()
+        .len()
+        .await
+        .map_err(|e| internal("counting entries", &e))?;
+    let counters = cache
+        .counters()
+        .await
+        .map_err(|e| internal("reading counters", &e))?;
+    Ok(Json(json!({
+        "entries": entries,
+        "counters": counters,
+        "hit_rate": counters.hit_rate(),
+    })))
+}
+
+/// Body of `POST /admin/invalidate`: exactly one field.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvalidateBody {
+    tag: Option<String>,
+    model: Option<String>,
+    /// As given in `x-deja-namespace` (without the `ns:` the tenant label adds).
+    namespace: Option<String>,
+    id: Option<String>,
+    older_than_secs: Option<u64>,
+    all: Option<bool>,
+}
+
+const INVALIDATE_USAGE: &str = "send exactly one of {\"tag\": \"...\"}, {\"model\": \"...\"}, {\"namespace\": \"...\"}, {\"id\": \"<16 hex digits>\"}, {\"older_than_secs\": N}, {\"all\": true}";
+
+impl InvalidateBody {
+    fn selector(self) -> Result<Invalidate, ApiError> {
+        let InvalidateBody {
+            tag,
+            model,
+            namespace,
+            id,
+            older_than_secs,
+            all,
+        } = self;
+        let given = [
+            tag.is_some(),
+            model.is_some(),
+            namespace.is_some(),
+            id.is_some(),
+            older_than_secs.is_some(),
+            all.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(ApiError::bad_request(INVALIDATE_USAGE, None));
+        }
+        let non_empty = |v: String, field: &str| {
+            let v = v.trim().to_string();
+            if v.is_empty() {
+                Err(ApiError::bad_request(
+                    format!("{field} must not be empty"),
+                    Some(field),
+                ))
+            } else {
+                Ok(v)
+            }
+        };
+        Ok(if let Some(t) = tag {
+            Invalidate::Tag(non_empty(t, "tag")?)
+        } else if let Some(m) = model {
+            Invalidate::Model(non_empty(m, "model")?)
+        } else if let Some(ns) = namespace {
+            Invalidate::Namespace(format!("ns:{}", non_empty(ns, "namespace")?))
+        } else if let Some(id) = id {
+            Invalidate::Id(parse_id(&id)?)
+        } else if let Some(secs) = older_than_secs {
+            Invalidate::OlderThan { secs }
+        } else if all == Some(true) {
+            Invalidate::All
+        } else {
+            return Err(ApiError::bad_request(
+                "\"all\" must be true (to remove every entry)",
+                Some("all"),
+            ));
+        })
+    }
+}
+
+fn parse_id(s: &str) -> Result<EntryId, ApiError> {
+    let s = s.trim();
+    if s.len() != 16 {
+        return Err(ApiError::bad_request(
+            format!("entry id {s:?} is not 16 hex digits"),
+            Some("id"),
+        ));
+    }
+    EntryId::parse_hex(s).ok_or_else(|| {
+        ApiError::bad_request(format!("entry id {s:?} is not 16 hex digits"), Some("id"))
+    })
+}
+
+async fn invalidate(State(app): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let body: InvalidateBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            format!("invalid invalidation request ({e}); {INVALIDATE_USAGE}"),
+            None,
+        )
+    })?;
+    let what = body.selector()?;
+    let removed = app
+        .cache()
+        .invalidate(&what)
+        .await
+        .map_err(|e| internal("invalidating", &e))?;
+    tracing::info!(?what, removed, "invalidated");
+    Ok(Json(json!({ "removed": removed })))
+}
+
+async fn entry(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let Some(e) = app
+        .cache()
+        .store()
+        .get(id)
+        .await
+        .map_err(|e| internal("reading an entry", &e))?
+    else {
+        return Err(ApiError::NotFound {
+            message: format!("no entry {id}"),
+        });
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let answer = match &e.answer {
+        Answer::Body(b) => json!({ "body": text(b) }),
+        Answer::Chunks(c) => json!({ "chunks": c.iter().map(|c| text(c)).collect::<Vec<_>>() }),
+    };
+    Ok(Json(json!({
+        "id": e.id.to_string(),
+        "prompt": e.prompt,
+        "model": e.model,
+        "namespace": e.namespace,
+        "tags": e.tags,
+        "category": e.category,
+        "created_at_ms": e.created_at_ms,
+        "last_hit_ms": e.last_hit_ms,
+        "hit_count": e.hit_count,
+        "usage": e.usage,
+        "embedder_id": e.embedder_id,
+        "answer": answer,
+    })))
+}
+
+async fn config(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let mut v =
+        serde_json::to_value(app.config()).map_err(|e| internal("serialising the config", &e))?;
+    for path in [
+        ["upstream", "api_key"],
+        ["admin", "token"],
+        ["embedder", "api_key"],
+    ] {
+        if let Some(secret) = v
+            .get_mut(path[0])
+            .and_then(|section| section.get_mut(path[1]))
+            .filter(|s| !s.is_null())
+        {
+            *secret = json!("***");
+        }
+    }
+    Ok(Json(v).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn tags_header_table() {
+        let long = "x".repeat(MAX_TAG_CHARS);
+        let too_long = "x".repeat(MAX_TAG_CHARS + 1);
+        let many = (0..=MAX_TAGS)
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let cases: Vec<(Vec<&str>, Option<Vec<&str>>)> = vec![
+            (vec![], Some(vec![])),
+            (vec!["  "], Some(vec![])),
+            (
+                vec!["product:123, policy:returns"],
+                Some(vec!["product:123", "policy:returns"]),
+            ),
+            (vec!["a,a , b"], Some(vec!["a", "b"])),
+            (vec!["a", "b, c"], Some(vec!["a", "b", "c"])),
+            (vec!["produit:é"], Some(vec!["produit:é"])),
+            (vec![&long], Some(vec![&long])),
+            (vec![&too_long], None),
+            (vec!["a,,b"], None),
+            (vec!["a,"], None),
+            (vec!["a\tb"], None),
+            (vec![&many], None),
+        ];
+        for (values, want) in cases {
+            let mut h = HeaderMap::new();
+            for v in &values {
+                h.append(TAGS_HEADER, HeaderValue::from_bytes(v.as_bytes()).unwrap());
+            }
+            let got = tags_from_headers(&h).ok();
+            let want: Option<Vec<String>> = want.map(|w| w.into_iter().map(String::from).collect());
+            assert_eq!(got, want, "{values:?}");
+        }
+    }
+
+    #[test]
+    fn invalidate_body_needs_exactly_one_selector() {
+        let parse = |s: &str| -> Result<Invalidate, String> {
+            let body: InvalidateBody = serde_json::from_str(s).map_err(|e| e.to_string())?;
+            body.selector().map_err(|e| format!("{e:?}"))
+        };
+        let cases: &[(&str, Option<Invalidate>)] = &[
+            (
+                r#"{"tag": "product:1"}"#,
+                Some(Invalidate::Tag("product:1".into())),
+            ),
+            (
+                r#"{"model": "gpt-4o"}"#,
+                Some(Invalidate::Model("gpt-4o".into())),
+            ),
+            (
+                r#"{"namespace": "team-1"}"#,
+                Some(Invalidate::Namespace("ns:team-1".into())),
+            ),
+            (
+                r#"{"id": "00000000000000ff"}"#,
+                Some(Invalidate::Id(EntryId(255))),
+            ),
+            (
+                r#"{"older_than_secs": 60}"#,
+                Some(Invalidate::OlderThan { secs: 60 }),
+            ),
+            (r#"{"all": true}"#, Some(Invalidate::All)),
+            (r#"{"all": false}"#, None),
+            (r#"{}"#, None),
+            (r#"{"tag": "a", "model": "b"}"#, None),
+            (r#"{"tag": " "}"#, None),
+            (r#"{"id": "ff"}"#, None),
+            (r#"{"id": "zzzzzzzzzzzzzzzz"}"#, None),
+            (r#"{"colour": "red"}"#, None),
+            (r#"{"older_than_secs": -1}"#, None),
+        ];
+        for (body, want) in cases {
+            assert_eq!(parse(body).ok(), *want, "{body}");
+        }
+    }
+}
