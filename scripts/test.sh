@@ -31,6 +31,6 @@ cargo test --workspace --locked
 
 step "end to end with the openai Python SDK"
 cargo build --locked -p deja
-.venv/bin/python tests/e2e/test_openai_sdk.py --deja target/debug/deja
+.venv/bin/python tests/e2e/test_openai_sdk.py --deja "${CARGO_TARGET_DIR:-target}/debug/deja"
 
 step "all checks passed"
