@@ -104,11 +104,65 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// The engine under test: the embedded backend in a scratch directory, fed precomputed
+/// vectors. Verification is off: synthetic prompts differ in numbers by construction
+/// ("bench prompt 17" vs "near 3"), which verification would rightly refuse; this measures
+/// the similarity machinery.
+struct Harness {
+    cache: Cache,
+    index: Arc<deja_store_local::HnswIndex>,
+    embedder: Arc<PrecomputedEmbedder>,
+    partition: deja_core::PartitionKey,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    fn new(config: Config, dim: usize) -> anyhow::Result<Harness> {
+        let dir = tempfile::tempdir().context("creating a scratch data dir")?;
+        let mut config = config;
+        config.data_dir = dir.path().to_path_buf();
+        config.store.durability = Durability::Fast;
+        let embedder = Arc::new(PrecomputedEmbedder {
+            dim,
+            vectors: RwLock::new(HashMap::new()),
+        });
+        let store = Arc::new(deja_server::open_store(&config)?);
+        let index = Arc::new(deja_store_local::HnswIndex::new(
+            embedder.id(),
+            dim,
+            deja_store_local::HnswParams::default(),
+        ));
+        let cache = Cache::new(
+            store,
+            index.clone(),
+            embedder.clone(),
+            Arc::new(SystemClock),
+            CacheOptions {
+                min_similarity: 0.9,
+                verify: deja_core::VerifyMode::Off,
+                ..CacheOptions::default()
+            },
+        )?;
+        let mut kb = KeyBuilder::new("bench/v1");
+        kb.str("tenant", "bench");
+        Ok(Harness {
+            cache,
+            index,
+            embedder,
+            partition: kb.finish_partition(),
+            _dir: dir,
+        })
+    }
+}
+
 pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir().context("creating a scratch data dir")?;
-    let mut config = config;
-    config.data_dir = dir.path().to_path_buf();
-    config.store.durability = Durability::Fast;
+    let Harness {
+        cache,
+        index,
+        embedder,
+        partition,
+        _dir: dir,
+    } = Harness::new(config, args.dim)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let centres: Vec<Vec<f32>> = (0..1000)
         .map(|_| {
@@ -117,32 +171,6 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
             v
         })
         .collect();
-    let embedder = Arc::new(PrecomputedEmbedder {
-        dim: args.dim,
-        vectors: RwLock::new(HashMap::new()),
-    });
-    let store = Arc::new(deja_server::open_store(&config)?);
-    let index = Arc::new(deja_store_local::HnswIndex::new(
-        embedder.id(),
-        args.dim,
-        deja_store_local::HnswParams::default(),
-    ));
-    let cache = Cache::new(
-        store.clone(),
-        index.clone(),
-        embedder.clone(),
-        Arc::new(SystemClock),
-        // Synthetic prompts carry numbers ("bench prompt 17" vs "near 3"), which verification
-        // would rightly refuse; this measures the similarity machinery.
-        CacheOptions {
-            min_similarity: 0.9,
-            verify: deja_core::VerifyMode::Off,
-            ..CacheOptions::default()
-        },
-    )?;
-    let mut kb = KeyBuilder::new("bench/v1");
-    kb.str("tenant", "bench");
-    let partition = kb.finish_partition();
     let answer = vec![b'x'; args.answer_bytes];
 
     let mut vectors = Vec::with_capacity(args.entries);
@@ -322,8 +350,7 @@ fn read_jsonl<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow:
 }
 
 /// Replays a peer workload: the same prompts, answers and vectors the peers were measured
-/// on, through deja's engine (min_similarity 0.9 as RedisVL's default; verification off,
-/// since the synthetic texts differ in numbers by construction).
+/// on, through deja's engine (min_similarity 0.9, RedisVL's default).
 pub async fn run_workload(config: Config, dir: &std::path::Path) -> anyhow::Result<()> {
     let meta: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("meta.json")).context("reading meta.json")?,
@@ -337,40 +364,19 @@ pub async fn run_workload(config: Config, dir: &std::path::Path) -> anyhow::Resu
         entry_vecs.len() == entries.len() * dim && query_vecs.len() == queries.len() * dim,
         "vector files do not match the JSON Lines files"
     );
-    let tmp = tempfile::tempdir().context("creating a scratch data dir")?;
-    let mut config = config;
-    config.data_dir = tmp.path().to_path_buf();
-    config.store.durability = Durability::Fast;
-    let embedder = Arc::new(PrecomputedEmbedder {
-        dim,
-        vectors: RwLock::new(HashMap::new()),
-    });
+    let Harness {
+        cache,
+        index,
+        embedder,
+        partition,
+        _dir,
+    } = Harness::new(config, dim)?;
     {
         let mut map = embedder.vectors.write();
         for (j, q) in queries.iter().enumerate() {
             map.insert(q.text.clone(), query_vecs[j * dim..(j + 1) * dim].to_vec());
         }
     }
-    let store = Arc::new(deja_server::open_store(&config)?);
-    let index = Arc::new(deja_store_local::HnswIndex::new(
-        embedder.id(),
-        dim,
-        deja_store_local::HnswParams::default(),
-    ));
-    let cache = Cache::new(
-        store,
-        index.clone(),
-        embedder.clone(),
-        Arc::new(SystemClock),
-        CacheOptions {
-            min_similarity: 0.9,
-            verify: deja_core::VerifyMode::Off,
-            ..CacheOptions::default()
-        },
-    )?;
-    let mut kb = KeyBuilder::new("bench/v1");
-    kb.str("tenant", "bench");
-    let partition = kb.finish_partition();
     let rss_before = rss_bytes();
     let started = Instant::now();
     for (i, e) in entries.iter().enumerate() {
