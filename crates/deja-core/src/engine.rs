@@ -171,6 +171,47 @@ pub enum Invalidate {
 /// entries does not hold them all in one transaction's memory.
 const INVALIDATE_BATCH: usize = 10_000;
 
+/// Which entries [`Cache::enforce_capacity`] removes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Eviction {
+    /// Least recently used: the oldest last hit (or creation, if never hit) goes first.
+    #[default]
+    Lru,
+    /// Least frequently used: the fewest hits go first; among equals, the oldest entry.
+    Lfu,
+}
+
+/// How large the cache may grow, and how long an entry nobody asks for is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CapacityLimits {
+    /// Most entries kept (chat answers and embedding items alike).
+    pub max_entries: Option<u64>,
+    /// Most bytes of prompts plus answers kept (see [`crate::EntryMeta::size_bytes`]).
+    pub max_bytes: Option<u64>,
+    pub eviction: Eviction,
+    /// Entries not hit (or, if never hit, not created) for this long are removed by
+    /// [`Cache::maintain`].
+    pub cold_after_secs: Option<u64>,
+}
+
+/// What one [`Cache::maintain`] pass removed, by cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MaintenanceReport {
+    pub expired: u64,
+    pub cold: u64,
+    pub evicted: u64,
+}
+
+impl MaintenanceReport {
+    pub fn total(&self) -> u64 {
+        self.expired + self.cold + self.evicted
+    }
+}
+
+/// An over-limit cache is trimmed to this share of its limit, so that it is not trimmed
+/// again after every few inserts.
+const EVICT_TO_PERCENT: u64 = 95;
+
 /// Why a cache could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -346,15 +387,11 @@ impl Cache {
         max_age_secs: Option<u64>,
         now_ms: u64,
     ) -> bool {
-        let age_ms = now_ms.saturating_sub(entry.created_at_ms);
-        let category = policy
-            .by_name(&entry.category)
-            .unwrap_or(policy.default_id());
-        let limit = match (policy.get(category).ttl_secs, max_age_secs) {
+        let limit = match (category_ttl_secs(policy, &entry.category), max_age_secs) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        limit.is_none_or(|secs| age_ms < secs.saturating_mul(1000))
+        limit.is_none_or(|secs| younger_than(entry.created_at_ms, now_ms, secs))
     }
 
     /// Exact, then semantic, then miss. Never fails: a backend fault is a bypass.
@@ -637,9 +674,20 @@ impl Cache {
                 ids
             }
         };
+        let removed = self.remove_ids(&ids).await?;
+        self.inner.pending.lock().removed_invalidated += removed;
+        Ok(removed)
+    }
+
+    /// Removes `ids` from the store (in transactions of [`INVALIDATE_BATCH`]), then drops
+    /// the removed entries' vectors from the index; returns how many entries existed and
+    /// were removed. The order is what makes removal safe for concurrent lookups (see
+    /// [`Cache::invalidate`]): an index failure is logged, not returned, because it cannot
+    /// make a removed entry servable.
+    async fn remove_ids(&self, ids: &[EntryId]) -> Result<u64, InsertError> {
         let mut removed = 0u64;
         for batch in ids.chunks(INVALIDATE_BATCH) {
-            let gone = store.remove_many(batch).await?;
+            let gone = self.inner.store.remove_many(batch).await?;
             removed += gone.len() as u64;
             for (id, partition, had_vector) in gone {
                 if !had_vector {
@@ -651,6 +699,123 @@ impl Cache {
             }
         }
         Ok(removed)
+    }
+
+    /// Removes every entry whose category TTL has passed (lookups already refuse to serve
+    /// them; this gives their space back). Entries of a category no longer configured
+    /// follow the `default` category, as lookups do. Returns how many were removed.
+    pub async fn sweep_expired(&self) -> Result<u64, InsertError> {
+        let policy = self.policy();
+        let now = self.inner.clock.now_ms();
+        let mut ids = Vec::new();
+        self.inner
+            .store
+            .scan_meta(&mut |m| {
+                let expired = category_ttl_secs(&policy, m.category)
+                    .is_some_and(|secs| !younger_than(m.created_at_ms, now, secs));
+                if expired {
+                    ids.push(m.id);
+                }
+            })
+            .await?;
+        let removed = self.remove_ids(&ids).await?;
+        self.inner.pending.lock().removed_expired += removed;
+        Ok(removed)
+    }
+
+    /// Removes every entry not hit for `after_secs` (never-hit entries count from their
+    /// creation); counted as evictions. Returns how many were removed.
+    pub async fn remove_cold(&self, after_secs: u64) -> Result<u64, InsertError> {
+        let now = self.inner.clock.now_ms();
+        let mut ids = Vec::new();
+        self.inner
+            .store
+            .scan_meta(&mut |m| {
+                if !younger_than(last_used_ms(m), now, after_secs) {
+                    ids.push(m.id);
+                }
+            })
+            .await?;
+        let removed = self.remove_ids(&ids).await?;
+        self.inner.pending.lock().removed_evicted += removed;
+        Ok(removed)
+    }
+
+    /// If the cache holds more than `limits.max_entries` entries or `limits.max_bytes`
+    /// bytes, removes the least valuable entries (by `limits.eviction`) until it is at
+    /// about 95% of each limit exceeded. One metadata scan collects (score, id, size);
+    /// the victims of an entry limit are selected without sorting every entry, those of
+    /// a byte limit by sorting what remains after them. They are removed store-first, in
+    /// transactions of up to 10,000. Returns how many were removed. (`cold_after_secs` is
+    /// not applied here; see [`Cache::remove_cold`].)
+    pub async fn enforce_capacity(&self, limits: &CapacityLimits) -> Result<u64, InsertError> {
+        if limits.max_entries.is_none() && limits.max_bytes.is_none() {
+            return Ok(0);
+        }
+        // (score, id, size): the smallest score is the least valuable entry.
+        let mut all: Vec<((u64, u64), EntryId, u64)> = Vec::new();
+        let mut total_bytes = 0u64;
+        self.inner
+            .store
+            .scan_meta(&mut |m| {
+                let score = match limits.eviction {
+                    Eviction::Lru => (last_used_ms(m), m.created_at_ms),
+                    Eviction::Lfu => (m.hit_count, m.created_at_ms),
+                };
+                total_bytes = total_bytes.saturating_add(m.size_bytes);
+                all.push((score, m.id, m.size_bytes));
+            })
+            .await?;
+        let count = all.len() as u64;
+        let over_entries = limits.max_entries.is_some_and(|max| count > max);
+        let over_bytes = limits.max_bytes.is_some_and(|max| total_bytes > max);
+        if !over_entries && !over_bytes {
+            return Ok(0);
+        }
+        let target = |max: u64| max / 100 * EVICT_TO_PERCENT + max % 100 * EVICT_TO_PERCENT / 100;
+        // Victims by count: the `k` least valuable, found without sorting everything.
+        let mut k = match limits.max_entries {
+            Some(max) if over_entries => (count - target(max)) as usize,
+            _ => 0,
+        };
+        if k > 0 && k < all.len() {
+            all.select_nth_unstable_by(k - 1, |a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        }
+        // Victims by size: if removing those `k` is not enough, take more in order.
+        if let Some(max) = limits.max_bytes.filter(|_| over_bytes) {
+            let want = target(max);
+            let mut left = total_bytes.saturating_sub(all[..k].iter().map(|v| v.2).sum::<u64>());
+            if left > want {
+                all[k..].sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+                while left > want && k < all.len() {
+                    left = left.saturating_sub(all[k].2);
+                    k += 1;
+                }
+            }
+        }
+        let victims: Vec<EntryId> = all[..k].iter().map(|v| v.1).collect();
+        let removed = self.remove_ids(&victims).await?;
+        self.inner.pending.lock().removed_evicted += removed;
+        Ok(removed)
+    }
+
+    /// One maintenance pass: expired entries, then cold ones, then whatever still exceeds
+    /// the capacity limits. What the server runs periodically.
+    pub async fn maintain(
+        &self,
+        limits: &CapacityLimits,
+    ) -> Result<MaintenanceReport, InsertError> {
+        let expired = self.sweep_expired().await?;
+        let cold = match limits.cold_after_secs {
+            Some(secs) => self.remove_cold(secs).await?,
+            None => 0,
+        };
+        let evicted = self.enforce_capacity(limits).await?;
+        Ok(MaintenanceReport {
+            expired,
+            cold,
+            evicted,
+        })
     }
 
     /// Counts something the engine does not see itself (upstream calls, embedding-cache
@@ -678,6 +843,23 @@ impl Cache {
         c.add(&self.inner.pending.lock());
         Ok(c)
     }
+}
+
+/// The TTL of the category an entry was stored in; a category no longer configured
+/// follows `default`.
+fn category_ttl_secs(policy: &Policy, category: &str) -> Option<u64> {
+    let id = policy.by_name(category).unwrap_or(policy.default_id());
+    policy.get(id).ttl_secs
+}
+
+/// Whether something that happened at `at_ms` is less than `secs` old at `now_ms`.
+fn younger_than(at_ms: u64, now_ms: u64, secs: u64) -> bool {
+    now_ms.saturating_sub(at_ms) < secs.saturating_mul(1000)
+}
+
+/// When an entry was last useful: its last hit, or its creation if it was never hit.
+fn last_used_ms(m: &crate::traits::EntryMeta<'_>) -> u64 {
+    m.last_hit_ms.max(m.created_at_ms)
 }
 
 /// Formats an error with its `source()` chain, for logs.
@@ -832,6 +1014,7 @@ mod tests {
                     hit_count: e.hit_count,
                     has_vector: !e.vector.is_empty(),
                     tags: e.tags.iter().map(String::as_str).collect(),
+                    size_bytes: (e.prompt.len() + e.answer.len_bytes()) as u64,
                 });
             }
             Ok(())
@@ -1398,5 +1581,264 @@ mod tests {
             r.await.unwrap();
         }
         assert_eq!(f.store.entries.lock().len(), 100);
+    }
+
+    /// Every vector in the index belongs to a stored entry that has one, and every stored
+    /// entry with a vector is indexed under its partition.
+    fn assert_store_and_index_agree(f: &Fixture) {
+        let mut stored: Vec<(PartitionKey, EntryId)> = f
+            .store
+            .entries
+            .lock()
+            .values()
+            .filter(|e| !e.vector.is_empty())
+            .map(|e| (e.partition, e.id))
+            .collect();
+        let mut indexed: Vec<(PartitionKey, EntryId)> =
+            f.index.vectors.lock().keys().copied().collect();
+        stored.sort();
+        indexed.sort();
+        assert_eq!(stored, indexed, "store and index disagree");
+    }
+
+    fn category(name: &str, ttl_secs: Option<u64>) -> CategorySpec {
+        CategorySpec {
+            name: name.into(),
+            min_similarity: 0.9,
+            ttl_secs,
+            cacheable: true,
+            keywords: Vec::new(),
+            examples: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn sweep_removes_only_entries_past_their_category_ttl() {
+        let f = fixture(CacheOptions {
+            ttl_secs: Some(100),
+            categories: vec![category("short", Some(10)), category("forever", None)],
+            ..options(0.9)
+        });
+        let insert = |prompt: &'static str, cat: Option<&str>, semantic: SemanticMode| {
+            let mut e = new_entry(P1, prompt);
+            e.category = cat.map(str::to_string);
+            e.semantic = semantic;
+            f.cache.insert(e)
+        };
+        insert("short one", Some("short"), SemanticMode::Allowed)
+            .await
+            .unwrap();
+        insert("short exact", Some("short"), SemanticMode::ExactOnly)
+            .await
+            .unwrap();
+        insert("default one", None, SemanticMode::Allowed)
+            .await
+            .unwrap();
+        insert("forever one", Some("forever"), SemanticMode::Allowed)
+            .await
+            .unwrap();
+        // An entry of a category no longer configured follows `default`.
+        insert("gone category", Some("retired"), SemanticMode::Allowed)
+            .await
+            .unwrap();
+        f.clock.advance_ms(9_999);
+        assert_eq!(f.cache.sweep_expired().await.unwrap(), 0);
+        f.clock.advance_ms(1);
+        assert_eq!(f.cache.sweep_expired().await.unwrap(), 2);
+        assert_eq!(
+            stored_prompts(&f),
+            ["default one", "forever one", "gone category"]
+        );
+        assert_store_and_index_agree(&f);
+        f.clock.advance_ms(90_000);
+        assert_eq!(f.cache.sweep_expired().await.unwrap(), 2);
+        assert_eq!(stored_prompts(&f), ["forever one"]);
+        assert_store_and_index_agree(&f);
+        assert_eq!(f.index.vectors.lock().len(), 1);
+        let c = f.cache.counters().await.unwrap();
+        assert_eq!((c.removed_expired, c.removed_evicted), (4, 0));
+    }
+
+    /// 40 entries created a second apart; entry 0 is hit 5 times right after it is
+    /// created, entries 10..30 once each, later, in order.
+    async fn forty_entries_with_hits(f: &Fixture) {
+        for i in 0..40 {
+            f.cache
+                .insert(new_entry(P1, &format!("entry {i}")))
+                .await
+                .unwrap();
+            if i == 0 {
+                for _ in 0..5 {
+                    f.clock.advance_ms(10);
+                    f.cache.lookup(&req(P1, "entry 0")).await;
+                }
+            }
+            f.clock.advance_ms(1_000);
+        }
+        for i in 10..30 {
+            let p = format!("entry {i}");
+            assert!(matches!(
+                f.cache.lookup(&req(P1, &p)).await,
+                Lookup::ExactHit(_)
+            ));
+            f.clock.advance_ms(1_000);
+        }
+    }
+
+    fn surviving_numbers(f: &Fixture) -> Vec<u32> {
+        let mut n: Vec<u32> = stored_prompts(f)
+            .iter()
+            .map(|p| p.trim_start_matches("entry ").parse().unwrap())
+            .collect();
+        n.sort();
+        n
+    }
+
+    #[tokio::test]
+    async fn lru_and_lfu_choose_their_victims() {
+        // 40 entries over a limit of 20: trimmed to 19 (95%), so 21 go.
+        let cases = [
+            // Least recently used: 0 (hit long ago), 1..10 and 30..40 (never hit), then
+            // the earliest of the later hits (10).
+            (Eviction::Lru, (11..30).collect::<Vec<u32>>()),
+            // Least frequently used: the 19 never hit, then the oldest hit once (10, 11);
+            // entry 0, hit most often, stays although its hits are old.
+            (
+                Eviction::Lfu,
+                std::iter::once(0).chain(12..30).collect::<Vec<u32>>(),
+            ),
+        ];
+        for (eviction, survivors) in cases {
+            let f = fixture(options(0.9));
+            forty_entries_with_hits(&f).await;
+            let limits = CapacityLimits {
+                max_entries: Some(20),
+                eviction,
+                ..CapacityLimits::default()
+            };
+            assert_eq!(f.cache.enforce_capacity(&limits).await.unwrap(), 21);
+            assert_eq!(surviving_numbers(&f), survivors, "{eviction:?}");
+            assert_store_and_index_agree(&f);
+            assert_eq!(f.cache.enforce_capacity(&limits).await.unwrap(), 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn max_entries_and_max_bytes_are_enforced() {
+        // Prompts "entry 100".."entry 149" (9 bytes) with the prompt as answer: 18 bytes.
+        let cases = [
+            (
+                CapacityLimits {
+                    max_entries: Some(30),
+                    ..CapacityLimits::default()
+                },
+                28,
+            ),
+            (
+                CapacityLimits {
+                    max_bytes: Some(500),
+                    ..CapacityLimits::default()
+                },
+                26,
+            ),
+            (
+                CapacityLimits {
+                    max_entries: Some(40),
+                    max_bytes: Some(500),
+                    eviction: Eviction::Lfu,
+                    cold_after_secs: None,
+                },
+                26,
+            ),
+            (
+                CapacityLimits {
+                    max_entries: Some(50),
+                    max_bytes: Some(900),
+                    ..CapacityLimits::default()
+                },
+                50,
+            ),
+        ];
+        for (limits, kept) in cases {
+            let f = fixture(options(0.9));
+            for i in 100..150 {
+                let mut e = new_entry(P1, &format!("entry {i}"));
+                // Embedding-cache items are exact-only; they count the same.
+                if i % 5 == 0 {
+                    e.semantic = SemanticMode::ExactOnly;
+                }
+                f.cache.insert(e).await.unwrap();
+                f.clock.advance_ms(1_000);
+            }
+            let removed = f.cache.enforce_capacity(&limits).await.unwrap();
+            assert_eq!(removed, 50 - kept, "{limits:?}");
+            let entries = f.store.entries.lock().len() as u64;
+            let bytes: u64 = f
+                .store
+                .entries
+                .lock()
+                .values()
+                .map(|e| (e.prompt.len() + e.answer.len_bytes()) as u64)
+                .sum();
+            assert_eq!(entries, kept, "{limits:?}");
+            assert!(limits.max_entries.is_none_or(|m| entries <= m));
+            assert!(limits.max_bytes.is_none_or(|m| bytes <= m));
+            // The oldest went first.
+            assert_eq!(surviving_numbers(&f)[0], 150 - kept as u32, "{limits:?}");
+            assert_store_and_index_agree(&f);
+            assert_eq!(f.cache.counters().await.unwrap().removed_evicted, removed);
+        }
+    }
+
+    #[tokio::test]
+    async fn cold_entries_are_removed_and_maintain_reports_each_cause() {
+        let f = fixture(CacheOptions {
+            ttl_secs: Some(3_600),
+            ..options(0.9)
+        });
+        for p in ["old red", "old green", "old blue"] {
+            f.cache.insert(new_entry(P1, p)).await.unwrap();
+        }
+        f.clock.advance_ms(50_000);
+        f.cache.lookup(&req(P1, "old green")).await;
+        f.cache.insert(new_entry(P1, "new one")).await.unwrap();
+        f.cache.insert(new_entry(P1, "new two")).await.unwrap();
+        f.clock.advance_ms(20_000);
+        assert_eq!(f.cache.remove_cold(60).await.unwrap(), 2);
+        assert_eq!(stored_prompts(&f), ["new one", "new two", "old green"]);
+        assert_store_and_index_agree(&f);
+
+        f.clock.advance_ms(3_600_000 - 20_000);
+        for p in ["fresh a", "fresh b", "fresh c"] {
+            f.cache.insert(new_entry(P1, p)).await.unwrap();
+        }
+        f.clock.advance_ms(1);
+        f.cache.lookup(&req(P1, "fresh b")).await;
+        let limits = CapacityLimits {
+            max_entries: Some(2),
+            cold_after_secs: Some(3_000),
+            ..CapacityLimits::default()
+        };
+        // "new one" and "new two" expired; "old green" too (created 3,650 s ago; hits do
+        // not extend a TTL); nothing is cold; then the limit keeps the most recently used
+        // (95% of 2 is 1).
+        let report = f.cache.maintain(&limits).await.unwrap();
+        assert_eq!(
+            report,
+            MaintenanceReport {
+                expired: 3,
+                cold: 0,
+                evicted: 2
+            }
+        );
+        assert_eq!(report.total(), 5);
+        assert_eq!(stored_prompts(&f), ["fresh b"]);
+        assert_store_and_index_agree(&f);
+        f.cache.invalidate(&Invalidate::All).await.unwrap();
+        let c = f.cache.counters().await.unwrap();
+        assert_eq!(
+            (c.removed_expired, c.removed_evicted, c.removed_invalidated),
+            (3, 4, 1)
+        );
     }
 }

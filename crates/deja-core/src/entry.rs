@@ -101,6 +101,13 @@ pub struct Counters {
     pub embedding_misses: u64,
     /// Semantic candidates above the threshold that verification refused to serve.
     pub verification_rejects: u64,
+    /// Entries removed because their category's TTL had passed ([`crate::Cache::sweep_expired`]).
+    pub removed_expired: u64,
+    /// Entries removed to stay within capacity, or because nobody asked for them for too
+    /// long ([`crate::Cache::enforce_capacity`], [`crate::Cache::remove_cold`]).
+    pub removed_evicted: u64,
+    /// Entries removed by [`crate::Cache::invalidate`].
+    pub removed_invalidated: u64,
 }
 
 impl Counters {
@@ -116,6 +123,9 @@ impl Counters {
             embedding_hits,
             embedding_misses,
             verification_rejects,
+            removed_expired,
+            removed_evicted,
+            removed_invalidated,
         } = other;
         self.exact_hits += exact_hits;
         self.semantic_hits += semantic_hits;
@@ -127,6 +137,9 @@ impl Counters {
         self.embedding_hits += embedding_hits;
         self.embedding_misses += embedding_misses;
         self.verification_rejects += verification_rejects;
+        self.removed_expired += removed_expired;
+        self.removed_evicted += removed_evicted;
+        self.removed_invalidated += removed_invalidated;
     }
 
     pub fn is_zero(&self) -> bool {

@@ -16,8 +16,9 @@ pub mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    BuildError, BypassReason, Cache, CacheOptions, EntryLabels, ErrorChain, InsertError,
-    Invalidate, Lookup, LookupRequest, NewEntry, SemanticMode, VerifyMode,
+    BuildError, BypassReason, Cache, CacheOptions, CapacityLimits, EntryLabels, ErrorChain,
+    Eviction, InsertError, Invalidate, Lookup, LookupRequest, MaintenanceReport, NewEntry,
+    SemanticMode, VerifyMode,
 };
 pub use entry::{Answer, Counters, Entry, EntryId, Usage};
 pub use key::{normalize_prompt, ExactKey, KeyBuilder, PartitionKey};

@@ -99,6 +99,10 @@ pub struct EntryMeta<'a> {
     pub hit_count: u64,
     pub has_vector: bool,
     pub tags: Vec<&'a str>,
+    /// Bytes of the prompt plus the answer (body, or the sum of its chunks): what
+    /// `max_bytes` counts. Approximate by design: the vector, labels and the backend's own
+    /// overhead are not included.
+    pub size_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -9,11 +9,16 @@
 //! - `POST /admin/invalidate`: `{"tag": ..}` | `{"model": ..}` | `{"namespace": ..}` |
 //!   `{"id": ..}` | `{"older_than_secs": N}` | `{"all": true}` → `{"removed": N}`;
 //! - `GET /admin/entries/{id}`: one entry (no vector);
-//! - `GET /admin/config`: the effective configuration, secrets redacted.
+//! - `GET /admin/config`: the effective configuration, secrets redacted;
+//! - `GET /admin/export`: every entry as JSON Lines, streamed ([`transfer`]);
+//! - `POST /admin/import`: JSON Lines in the export's format, streamed → `{"imported": N}`.
 //!
 //! This module is not the place for the invalidation logic itself
 //! ([`deja_core::Cache::invalidate`]) nor for how tags are stored (the store's tag index).
 
+pub mod transfer;
+
+use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
@@ -22,6 +27,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use deja_core::{Answer, EntryId, ErrorChain, Invalidate};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -79,6 +85,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/invalidate", post(invalidate))
         .route("/entries/{id}", get(entry))
         .route("/config", get(config))
+        .route("/export", get(export))
+        .route("/import", post(import))
         // Unknown admin paths stay here (and behind the token check) rather than falling
         // through to the upstream with the admin token in their headers.
         .fallback(not_found)
@@ -296,6 +304,66 @@ async fn config(State(app): State<AppState>) -> Result<Response, ApiError> {
         }
     }
     Ok(Json(v).into_response())
+}
+
+/// Streams every entry as one JSON line. A store failure midway aborts the body, so a
+/// client never mistakes a partial export for a complete one.
+async fn export(State(app): State<AppState>) -> Response {
+    let rx = transfer::export_lines(app.cache().store().clone());
+    let lines = tokio_stream::wrappers::ReceiverStream::new(rx).map(|item| {
+        item.map(Bytes::from).inspect_err(|e| {
+            tracing::error!(error = %ErrorChain(e), "export failed");
+        })
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response()
+}
+
+/// Stores each line of the body as it arrives, then loads the stored vectors of the
+/// current embedder into the index (vectors of another embedder stay exact-only, as at
+/// start). Lines before a bad one stay imported; the error names the bad line.
+async fn import(State(app): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
+    let cache = app.cache();
+    let embedder = cache.embedder();
+    let dims = [(embedder.id().to_string(), embedder.dim())].into();
+    let mut importer = transfer::Importer::new(cache.store().clone(), dims);
+    let mut stream = body.into_data_stream();
+    let result = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::bad_request(format!("reading the request body failed: {e}"), None)
+            })?;
+            importer.push(&chunk).await.map_err(import_error)?;
+        }
+        importer.finish().await.map_err(import_error)
+    }
+    .await;
+    let imported = importer.imported();
+    if imported > 0 {
+        let indexed = cache
+            .rebuild_index()
+            .await
+            .map_err(|e| internal("indexing imported entries", &e))?;
+        tracing::info!(imported, indexed, "entries imported");
+    }
+    match result {
+        Ok(n) => Ok(Json(json!({ "imported": n }))),
+        Err(ApiError::BadRequest { message, param }) => Err(ApiError::BadRequest {
+            message: format!("{message} ({imported} entries before it were imported)"),
+            param,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+fn import_error(e: transfer::ImportError) -> ApiError {
+    match e {
+        transfer::ImportError::Line { .. } => ApiError::bad_request(e.to_string(), None),
+        transfer::ImportError::Store { .. } => internal("importing", &e),
+    }
 }
 
 #[cfg(test)]

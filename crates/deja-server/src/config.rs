@@ -218,6 +218,28 @@ pub struct CacheConfig {
     /// `rules`: semantic candidates must pass verification (numbers, negation, ...);
     /// `off`: similarity alone decides.
     pub verify: VerifySetting,
+    /// Most entries kept (chat answers and embedding items together). Unset: no limit.
+    pub max_entries: Option<u64>,
+    /// Most bytes of prompts plus answers kept (vectors and store overhead are not
+    /// counted, so the file is larger). Unset: no limit.
+    pub max_bytes: Option<u64>,
+    /// Which entries go first when a limit is exceeded: `lru` (least recently hit) or
+    /// `lfu` (fewest hits, then oldest).
+    pub eviction: EvictionSetting,
+    /// Entries not hit for this long (never-hit entries: since stored) are removed.
+    /// Unset: kept until they expire or are evicted.
+    pub cold_after_secs: Option<u64>,
+    /// How often expired and cold entries are removed and the limits enforced. Between
+    /// passes the cache may exceed its limits by what was stored meanwhile.
+    pub sweep_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvictionSetting {
+    #[default]
+    Lru,
+    Lfu,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -237,6 +259,11 @@ impl Default for CacheConfig {
             tenant: TenantMode::PerKey,
             examples_min_similarity: 0.7,
             verify: VerifySetting::Rules,
+            max_entries: None,
+            max_bytes: None,
+            eviction: EvictionSetting::Lru,
+            cold_after_secs: None,
+            sweep_interval_secs: 60,
         }
     }
 }
@@ -429,6 +456,22 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
+        for (key, value) in [
+            ("cache.max_entries", self.cache.max_entries),
+            ("cache.max_bytes", self.cache.max_bytes),
+            ("cache.cold_after_secs", self.cache.cold_after_secs),
+            (
+                "cache.sweep_interval_secs",
+                Some(self.cache.sweep_interval_secs),
+            ),
+        ] {
+            if value == Some(0) {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    message: "must be at least 1 (remove the key for no limit)".into(),
+                });
+            }
+        }
         let url = &self.upstream.base_url;
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(ConfigError::Invalid {
@@ -514,6 +557,36 @@ mod tests {
         c.admin.token = Some(" ".into());
         let err = c.validate().unwrap_err().to_string();
         assert!(err.starts_with("admin.token"), "{err}");
+    }
+
+    #[test]
+    fn capacity_keys_parse_and_zero_is_rejected() {
+        let c = Config::from_toml(
+            "[cache]\nmax_entries = 1000\nmax_bytes = 5000000\neviction = \"lfu\"\n\
+             cold_after_secs = 86400\nsweep_interval_secs = 30\n",
+        )
+        .unwrap();
+        assert_eq!(c.cache.max_entries, Some(1000));
+        assert_eq!(c.cache.max_bytes, Some(5_000_000));
+        assert_eq!(c.cache.eviction, EvictionSetting::Lfu);
+        assert_eq!(c.cache.cold_after_secs, Some(86_400));
+        assert_eq!(c.cache.sweep_interval_secs, 30);
+        c.validate().unwrap();
+        let d = Config::default();
+        assert_eq!(
+            (
+                d.cache.max_entries,
+                d.cache.eviction,
+                d.cache.sweep_interval_secs
+            ),
+            (None, EvictionSetting::Lru, 60)
+        );
+        let err = Config::from_toml("[cache]\neviction = \"fifo\"\n").unwrap_err();
+        assert!(err.contains("fifo"), "{err}");
+        let mut c = Config::default();
+        c.cache.max_entries = Some(0);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.starts_with("cache.max_entries"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::routing::{get, post};
 use axum::Router;
-use deja_core::{Cache, CacheOptions, Clock, Embedder, SystemClock};
+use deja_core::{Cache, CacheOptions, CapacityLimits, Clock, Embedder, Eviction, SystemClock};
 use deja_embed::{BertEmbedder, BertOptions, HttpEmbedder, HttpEmbedderConfig};
 use deja_store_local::{HnswIndex, HnswParams, RedbStore, StoreDurability};
 
@@ -166,6 +166,19 @@ pub fn cache_options(config: &Config) -> CacheOptions {
     }
 }
 
+/// The capacity limits and cold-entry age from `[cache]`.
+pub fn capacity_limits(config: &Config) -> CapacityLimits {
+    CapacityLimits {
+        max_entries: config.cache.max_entries,
+        max_bytes: config.cache.max_bytes,
+        eviction: match config.cache.eviction {
+            config::EvictionSetting::Lru => Eviction::Lru,
+            config::EvictionSetting::Lfu => Eviction::Lfu,
+        },
+        cold_after_secs: config.cache.cold_after_secs,
+    }
+}
+
 /// The proxy's routes. Paths deja does not cache pass through to the upstream.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -195,6 +208,35 @@ pub fn spawn_flusher(cache: Cache) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Every `every` (first after one period), removes expired and cold entries and enforces
+/// the capacity limits, until the returned handle is aborted. A failed pass is logged and
+/// the next one runs as usual.
+pub fn spawn_maintenance(
+    cache: Cache,
+    limits: CapacityLimits,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match cache.maintain(&limits).await {
+                Ok(r) if r.total() > 0 => tracing::info!(
+                    expired = r.expired,
+                    cold = r.cold,
+                    evicted = r.evicted,
+                    "removed entries"
+                ),
+                Ok(_) => tracing::debug!("maintenance removed nothing"),
+                Err(e) => {
+                    tracing::warn!(error = %deja_core::ErrorChain(&e), "cache maintenance failed")
+                }
+            }
+        }
+    })
+}
+
 /// Serves until Ctrl-C / SIGTERM, then drains and flushes.
 pub async fn serve(state: AppState) -> anyhow::Result<()> {
     let addr = state.config().listen;
@@ -212,10 +254,16 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let flusher = spawn_flusher(state.cache().clone());
+    let maintenance = spawn_maintenance(
+        state.cache().clone(),
+        capacity_limits(state.config()),
+        Duration::from_secs(state.config().cache.sweep_interval_secs.max(1)),
+    );
     let result = axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving");
+    maintenance.abort();
     flusher.abort();
     if let Err(e) = state.cache().flush_counters().await {
         tracing::warn!(error = %deja_core::ErrorChain(&e), "final flush failed");
@@ -240,4 +288,66 @@ async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use deja_core::{Answer, EntryStore, NewEntry, PartitionKey, SemanticMode, Usage};
+    use deja_testkit::conformance::{HashEmbedder, INDEX_DIM, INDEX_EMBEDDER};
+
+    use super::*;
+
+    /// The task itself: started, it trims the cache; aborted, it stops. (The engine's
+    /// tests cover what a pass removes, with an injected clock.)
+    #[tokio::test]
+    async fn maintenance_task_enforces_the_limits_until_aborted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            RedbStore::open(&dir.path().join("deja.redb"), StoreDurability::Fast).unwrap(),
+        );
+        let index = Arc::new(HnswIndex::new(
+            INDEX_EMBEDDER,
+            INDEX_DIM,
+            HnswParams::default(),
+        ));
+        let cache = Cache::new(
+            store.clone(),
+            index,
+            Arc::new(HashEmbedder),
+            Arc::new(SystemClock),
+            CacheOptions::default(),
+        )
+        .unwrap();
+        for i in 0..40 {
+            cache
+                .insert(NewEntry {
+                    partition: PartitionKey([1; 16]),
+                    prompt: format!("prompt {i}"),
+                    model: "m".into(),
+                    answer: Answer::Body(b"answer".to_vec()),
+                    usage: Usage::default(),
+                    semantic: SemanticMode::Allowed,
+                    vector: None,
+                    category: None,
+                })
+                .await
+                .unwrap();
+        }
+        let limits = CapacityLimits {
+            max_entries: Some(20),
+            ..CapacityLimits::default()
+        };
+        let task = spawn_maintenance(cache.clone(), limits, Duration::from_millis(5));
+        // Polls a background task; bounded so a broken task fails instead of hanging.
+        for _ in 0..1000 {
+            if store.len().await.unwrap() <= 20 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        assert_eq!(store.len().await.unwrap(), 19);
+        assert_eq!(cache.counters().await.unwrap().removed_evicted, 21);
+    }
 }

@@ -1115,3 +1115,132 @@ async fn admin_stats_and_redacted_config() {
     assert!(v["cache"]["min_similarity"].is_number());
     p.stop().await;
 }
+
+impl Proxy {
+    /// `GET /admin/export` with the test token: the JSON lines.
+    async fn export(&self) -> String {
+        let r = self.admin("export", Some(ADMIN_TOKEN), None).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+        r.text().await.unwrap()
+    }
+
+    /// `POST /admin/import` with the test token and these JSON lines.
+    async fn import(&self, lines: String) -> reqwest::Response {
+        self.client
+            .post(format!("{}/admin/import", self.base))
+            .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+            .body(lines)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn export_then_import_restores_entries_exactly_and_they_are_served() {
+    let setup = |c: &mut Config| {
+        with_admin(c);
+        c.categories.clear();
+        c.cache.min_similarity = 0.9;
+    };
+    let p = Proxy::start(need_model!(), setup).await;
+    let returns = "What is your return policy for shoes?";
+    let asks = [
+        (
+            returns,
+            vec![("x-deja-tags", "product:123, policy:returns")],
+        ),
+        (
+            "How long does delivery to Spain take?",
+            vec![("x-deja-namespace", "team-1")],
+        ),
+        ("Which payment methods do you accept?", vec![]),
+    ];
+    for (text, headers) in &asks {
+        assert_eq!(outcome(&p.chat(ask(text), headers).await), "miss");
+    }
+    settle(&p, ask(returns)).await;
+    for (text, headers) in &asks {
+        for _ in 0..200 {
+            let mut h = headers.clone();
+            h.push(("cache-control", "max-age=3600"));
+            if outcome(&p.chat(ask(text), &h).await) == "hit-exact" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let first = p.export().await;
+    assert_eq!(first.lines().count(), 3, "{first}");
+    let line: Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    for field in ["id", "partition", "exact_key", "vector", "embedder_id"] {
+        assert!(
+            line[field].as_str().is_some_and(|s| !s.is_empty()),
+            "{line}"
+        );
+    }
+    assert!(line["answer"]["body"].is_string(), "{line}");
+    p.stop().await;
+
+    let q = Proxy::start(need_model!(), setup).await;
+    let r = q.import(first.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"imported": 3}));
+    assert_eq!(q.export().await, first, "a second export equals the first");
+    let calls = q.chat_calls();
+    for (text, headers) in &asks {
+        assert_eq!(outcome(&q.chat(ask(text), headers).await), "hit-exact");
+    }
+    let paraphrase = "what is your return policy for shoes";
+    assert_eq!(outcome(&q.chat(ask(paraphrase), &[]).await), "hit-semantic");
+    assert_eq!(q.chat_calls(), calls, "hits make no upstream call");
+    // Imported tags and namespaces are invalidated like any others.
+    assert_eq!(q.invalidate(json!({"tag": "product:123"})).await, 1);
+    assert_eq!(q.invalidate(json!({"namespace": "team-1"})).await, 1);
+    q.stop().await;
+}
+
+#[tokio::test]
+async fn import_refuses_a_bad_line_by_number_keeping_the_lines_before() {
+    let p = Proxy::start(need_model!(), with_admin).await;
+    let q = ask("How many legs does a spider have?");
+    p.chat(q.clone(), &[]).await;
+    settle(&p, q.clone()).await;
+    let good = p.export().await;
+    assert_eq!(p.invalidate(json!({"all": true})).await, 1);
+    let mut wrong_key: Value = serde_json::from_str(good.trim()).unwrap();
+    wrong_key["prompt"] = json!("another prompt");
+    let cases = [
+        format!("{good}not json\n"),
+        format!("{good}\n{wrong_key}\n"),
+        format!("{good}{{\"id\": \"00000000000000ff\"}}"),
+    ];
+    for (body, bad_line) in cases.into_iter().zip([2, 3, 2]) {
+        let v = assert_openai_error(p.import(body).await, 400).await;
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("line {bad_line}:")),
+            "{message}"
+        );
+        assert!(
+            message.contains("1 entries before it were imported"),
+            "{message}"
+        );
+        // The good first line was stored whole and is served.
+        let r = p.chat(q.clone(), &[("cache-control", "no-store")]).await;
+        assert_eq!(outcome(&r), "hit-exact");
+        assert_eq!(p.invalidate(json!({"all": true})).await, 1);
+    }
+    assert_openai_error(
+        p.client
+            .post(format!("{}/admin/import", p.base))
+            .body(good)
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
+    p.stop().await;
+}

@@ -261,6 +261,8 @@ pub(crate) struct MetaParts<'a> {
     pub(crate) namespace: &'a str,
     pub(crate) tags: Vec<&'a str>,
     pub(crate) has_vector: bool,
+    /// Prompt plus answer bytes (see [`deja_core::EntryMeta::size_bytes`]).
+    pub(crate) size_bytes: u64,
 }
 
 /// Decodes an entry's metadata; the answer is skipped by its lengths, never copied.
@@ -273,13 +275,13 @@ pub(crate) fn decode_meta(id: EntryId, bytes: &[u8]) -> Result<MetaParts<'_>, St
     r.skip(2 * 8)?; // usage
     let partition = PartitionKey(r.array16()?);
     let exact_key = ExactKey(r.array16()?);
-    r.bytes()?; // prompt
+    let prompt_len = r.bytes()?.len();
     let model = r.str()?;
     r.bytes()?; // embedder id
     let category = r.str()?;
     let namespace = r.str()?;
     let tags = r.tags()?;
-    r.skip_answer()?;
+    let answer_len = r.skip_answer()?;
     let has_vector = r.len()? != 0;
     Ok(MetaParts {
         created_at_ms,
@@ -292,6 +294,7 @@ pub(crate) fn decode_meta(id: EntryId, bytes: &[u8]) -> Result<MetaParts<'_>, St
         namespace,
         tags,
         has_vector,
+        size_bytes: (prompt_len + answer_len) as u64,
     })
 }
 
@@ -409,19 +412,20 @@ impl<'a> Reader<'a> {
         Ok(tags)
     }
 
-    fn skip_answer(&mut self) -> Result<(), StoreError> {
+    /// Skips the answer; returns its length in bytes (what [`deja_core::Answer::len_bytes`]
+    /// would say).
+    fn skip_answer(&mut self) -> Result<usize, StoreError> {
         match self.u8()? {
-            ANSWER_BODY => {
-                self.bytes()?;
-            }
+            ANSWER_BODY => Ok(self.bytes()?.len()),
             ANSWER_CHUNKS => {
+                let mut n = 0;
                 for _ in 0..self.len()? {
-                    self.bytes()?;
+                    n += self.bytes()?.len();
                 }
+                Ok(n)
             }
-            other => return Err(self.corrupt(format!("unknown answer kind {other}"))),
+            other => Err(self.corrupt(format!("unknown answer kind {other}"))),
         }
-        Ok(())
     }
 
     fn vector(&mut self) -> Result<Vec<f32>, StoreError> {
@@ -533,6 +537,7 @@ mod tests {
                     namespace: &e.namespace,
                     tags: e.tags.iter().map(String::as_str).collect(),
                     has_vector: !e.vector.is_empty(),
+                    size_bytes: (e.prompt.len() + e.answer.len_bytes()) as u64,
                 }
             );
             assert_eq!(read_hits(e.id, &bytes).unwrap(), (2, 3));

@@ -456,6 +456,7 @@ impl RedbStore {
                 hit_count,
                 has_vector: m.has_vector,
                 tags: m.tags,
+                size_bytes: m.size_bytes,
             });
         }
         Ok(())
@@ -589,6 +590,9 @@ impl RedbStore {
             embedding_hits: get("embedding_hits")?,
             embedding_misses: get("embedding_misses")?,
             verification_rejects: get("verification_rejects")?,
+            removed_expired: get("removed_expired")?,
+            removed_evicted: get("removed_evicted")?,
+            removed_invalidated: get("removed_invalidated")?,
         })
     }
 }
@@ -622,7 +626,7 @@ fn unlink_tags(
 
 /// Every counter with its stored name. Destructured, so a new field does not compile until
 /// it is given a name here (and in `counters_sync`).
-fn counter_fields(c: &Counters) -> [(&'static str, u64); 10] {
+fn counter_fields(c: &Counters) -> [(&'static str, u64); 13] {
     let Counters {
         exact_hits,
         semantic_hits,
@@ -634,6 +638,9 @@ fn counter_fields(c: &Counters) -> [(&'static str, u64); 10] {
         embedding_hits,
         embedding_misses,
         verification_rejects,
+        removed_expired,
+        removed_evicted,
+        removed_invalidated,
     } = *c;
     [
         ("exact_hits", exact_hits),
@@ -646,6 +653,9 @@ fn counter_fields(c: &Counters) -> [(&'static str, u64); 10] {
         ("embedding_hits", embedding_hits),
         ("embedding_misses", embedding_misses),
         ("verification_rejects", verification_rejects),
+        ("removed_expired", removed_expired),
+        ("removed_evicted", removed_evicted),
+        ("removed_invalidated", removed_invalidated),
     ]
 }
 

@@ -9,7 +9,8 @@ use deja_core::{
 };
 use deja_store_local::{HnswIndex, HnswParams, RedbStore, StoreDurability};
 use deja_testkit::conformance::{
-    entry_store_suite, test_vector, vector_index_suite, INDEX_DIM, INDEX_EMBEDDER,
+    entry_store_suite, maintenance_suite, test_vector, vector_index_suite, INDEX_DIM,
+    INDEX_EMBEDDER,
 };
 
 #[tokio::test]
@@ -49,6 +50,23 @@ async fn hnsw_index_conforms_graph() {
     };
     vector_index_suite(|| {
         Arc::new(HnswIndex::new(INDEX_EMBEDDER, INDEX_DIM, params)) as Arc<dyn VectorIndex>
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn expiry_and_eviction_keep_redb_and_hnsw_in_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    maintenance_suite(|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = dir.path().join(format!("deja-{i}.redb"));
+        let store = RedbStore::open(&path, StoreDurability::Fast).unwrap();
+        let index = HnswIndex::new(INDEX_EMBEDDER, INDEX_DIM, HnswParams::default());
+        (
+            Arc::new(store) as Arc<dyn EntryStore>,
+            Arc::new(index) as Arc<dyn VectorIndex>,
+        )
     })
     .await;
 }

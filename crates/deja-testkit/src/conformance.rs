@@ -5,6 +5,9 @@
 //! - [`entry_store_suite`] needs an empty store.
 //! - [`vector_index_suite`] needs a factory of empty indexes of dimension [`INDEX_DIM`]
 //!   (8) for embedder [`INDEX_EMBEDDER`] (`test:fake`); it calls the factory once per check.
+//! - [`maintenance_suite`] needs a factory of (empty store, empty index of that kind): it
+//!   runs the engine's expiry, cold cleanup and capacity eviction on the pair and checks
+//!   that store and index agree afterwards ([`assert_store_and_index_agree`]).
 //!
 //! Stores may quantise vectors, so vectors are compared by cosine (≥ 0.999) and unit
 //! length, everything else exactly.
@@ -14,9 +17,11 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use deja_core::{
-    Answer, Counters, Entry, EntryId, EntryMeta, EntryStore, ExactKey, IndexError, PartitionKey,
-    Usage, VectorIndex,
+    Answer, Cache, CacheOptions, CapacityLimits, CategorySpec, Counters, EmbedError, Embedder,
+    Entry, EntryId, EntryMeta, EntryStore, Eviction, ExactKey, IndexError, Lookup, LookupRequest,
+    ManualClock, NewEntry, PartitionKey, SemanticMode, Usage, VectorIndex,
 };
 
 /// Dimension of the indexes [`vector_index_suite`] expects.
@@ -323,6 +328,9 @@ pub async fn entry_store_suite(store: Arc<dyn EntryStore>) {
         embedding_hits: 8,
         embedding_misses: 9,
         verification_rejects: 10,
+        removed_expired: 11,
+        removed_evicted: 12,
+        removed_invalidated: 13,
     };
     let b = Counters {
         exact_hits: 10,
@@ -511,6 +519,7 @@ struct Meta {
     hit_count: u64,
     has_vector: bool,
     tags: Vec<String>,
+    size_bytes: u64,
 }
 
 impl Meta {
@@ -526,6 +535,7 @@ impl Meta {
             hit_count: e.hit_count,
             has_vector: !e.vector.is_empty(),
             tags: e.tags.clone(),
+            size_bytes: (e.prompt.len() + e.answer.len_bytes()) as u64,
         }
     }
     fn of_meta(m: &EntryMeta<'_>) -> Meta {
@@ -540,6 +550,7 @@ impl Meta {
             hit_count: m.hit_count,
             has_vector: m.has_vector,
             tags: m.tags.iter().map(|t| t.to_string()).collect(),
+            size_bytes: m.size_bytes,
         }
     }
 }
@@ -651,4 +662,230 @@ async fn lifecycle_checks(s: &dyn EntryStore) {
     s.flush().await.unwrap();
     assert!(s.get(d.id).await.unwrap().is_none());
     assert_eq!(s.len().await.unwrap(), base);
+}
+
+/// Checks that `index` holds exactly the vectors of the entries in `store` that have one:
+/// every stored vector is found in its partition as its own nearest neighbour, and the
+/// index holds no more vectors than that (so none of a removed entry).
+pub async fn assert_store_and_index_agree(store: &dyn EntryStore, index: &dyn VectorIndex) {
+    let mut stored: Vec<(EntryId, PartitionKey, Vec<f32>)> = Vec::new();
+    store
+        .scan_vectors(&mut |id, p, _, v| {
+            if !v.is_empty() {
+                stored.push((id, p, v.to_vec()));
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        index.len().await.unwrap(),
+        stored.len() as u64,
+        "index and store hold different numbers of vectors"
+    );
+    for (id, p, v) in &stored {
+        let found = index.search(*p, v, 1).await.unwrap();
+        assert_eq!(
+            found.first().map(|n| n.id),
+            Some(*id),
+            "stored entry {id} is not indexed"
+        );
+    }
+}
+
+/// Embeds a text as [`test_vector`] of a hash of it: distinct texts get unrelated vectors.
+/// Its id and dimension are [`INDEX_EMBEDDER`] and [`INDEX_DIM`].
+pub struct HashEmbedder;
+
+#[async_trait]
+impl Embedder for HashEmbedder {
+    fn id(&self) -> &str {
+        INDEX_EMBEDDER
+    }
+    fn dim(&self) -> usize {
+        INDEX_DIM
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let seed = t.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                });
+                test_vector(seed, INDEX_DIM)
+            })
+            .collect())
+    }
+}
+
+const MAINT_PARTITION: PartitionKey = PartitionKey([7; 16]);
+
+fn maint_entry(prompt: &str, category: Option<&str>, semantic: SemanticMode) -> NewEntry {
+    NewEntry {
+        partition: MAINT_PARTITION,
+        prompt: prompt.to_string(),
+        model: "gpt-test".to_string(),
+        answer: Answer::Body(prompt.as_bytes().to_vec()),
+        usage: Usage::default(),
+        semantic,
+        vector: None,
+        category: category.map(str::to_string),
+    }
+}
+
+async fn stored_prompts(store: &dyn EntryStore) -> Vec<String> {
+    let mut ids = Vec::new();
+    store
+        .scan_vectors(&mut |id, _, _, _| ids.push(id))
+        .await
+        .unwrap();
+    let mut prompts = Vec::new();
+    for id in ids {
+        prompts.push(store.get(id).await.unwrap().unwrap().prompt);
+    }
+    prompts.sort();
+    prompts
+}
+
+/// The engine's expiry, cold cleanup and eviction on a real store and index. `make`
+/// returns a new, empty store and an empty index of dimension [`INDEX_DIM`] for embedder
+/// [`INDEX_EMBEDDER`]; it is called once per check.
+pub async fn maintenance_suite(make: impl Fn() -> (Arc<dyn EntryStore>, Arc<dyn VectorIndex>)) {
+    let build = |options: CacheOptions| {
+        let (store, index) = make();
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let cache = Cache::new(
+            store.clone(),
+            index.clone(),
+            Arc::new(HashEmbedder),
+            clock.clone(),
+            options,
+        )
+        .unwrap();
+        (cache, store, index, clock)
+    };
+    let lookup = |cache: &Cache, prompt: &str| {
+        let cache = cache.clone();
+        let prompt = prompt.to_string();
+        async move {
+            cache
+                .lookup(&LookupRequest {
+                    category: None,
+                    partition: MAINT_PARTITION,
+                    prompt: &prompt,
+                    semantic: SemanticMode::ExactOnly,
+                    min_similarity: None,
+                    max_age_secs: None,
+                })
+                .await
+        }
+    };
+
+    // Expiry by category TTL: only expired entries go, with their vectors.
+    let (cache, store, index, clock) = build(CacheOptions {
+        ttl_secs: Some(100),
+        categories: vec![CategorySpec {
+            name: "short".into(),
+            min_similarity: 0.9,
+            ttl_secs: Some(10),
+            cacheable: true,
+            keywords: Vec::new(),
+            examples: Vec::new(),
+        }],
+        ..CacheOptions::default()
+    });
+    for (prompt, category, semantic) in [
+        ("short a", Some("short"), SemanticMode::Allowed),
+        ("short b", Some("short"), SemanticMode::ExactOnly),
+        ("default a", None, SemanticMode::Allowed),
+        ("default b", None, SemanticMode::ExactOnly),
+    ] {
+        cache
+            .insert(maint_entry(prompt, category, semantic))
+            .await
+            .unwrap();
+    }
+    clock.advance_ms(10_000);
+    assert_eq!(cache.sweep_expired().await.unwrap(), 2);
+    assert_eq!(stored_prompts(&*store).await, ["default a", "default b"]);
+    assert_store_and_index_agree(&*store, &*index).await;
+    clock.advance_ms(90_000);
+    assert_eq!(cache.sweep_expired().await.unwrap(), 2);
+    assert_eq!(store.len().await.unwrap(), 0);
+    assert_store_and_index_agree(&*store, &*index).await;
+    cache.flush_counters().await.unwrap();
+    assert_eq!(store.counters().await.unwrap().removed_expired, 4);
+
+    // Capacity: LRU and LFU pick different victims; hit counts come from the store.
+    for (eviction, want) in [
+        // Least recently used: e0 (hit before the others were created) and e2.
+        (Eviction::Lru, ["e1", "e3", "e4"]),
+        // Least frequently used: the oldest never hit, e2 and e3.
+        (Eviction::Lfu, ["e0", "e1", "e4"]),
+    ] {
+        let (cache, store, index, clock) = build(CacheOptions::default());
+        for i in 0..5 {
+            let p = format!("e{i}");
+            let semantic = if i == 2 {
+                SemanticMode::ExactOnly
+            } else {
+                SemanticMode::Allowed
+            };
+            cache.insert(maint_entry(&p, None, semantic)).await.unwrap();
+            if i == 0 {
+                // e0: three hits, long ago.
+                for _ in 0..3 {
+                    assert!(matches!(lookup(&cache, "e0").await, Lookup::ExactHit(_)));
+                }
+            }
+            clock.advance_ms(1_000);
+        }
+        // e1: one recent hit.
+        clock.advance_ms(10_000);
+        assert!(matches!(lookup(&cache, "e1").await, Lookup::ExactHit(_)));
+        // Hits reach the store's persisted fields too.
+        cache.flush_counters().await.unwrap();
+        let limits = CapacityLimits {
+            max_entries: Some(4),
+            eviction,
+            ..CapacityLimits::default()
+        };
+        // 95% of 4 is 3: two of five go.
+        assert_eq!(cache.enforce_capacity(&limits).await.unwrap(), 2);
+        assert_eq!(stored_prompts(&*store).await, want, "{eviction:?}");
+        assert_store_and_index_agree(&*store, &*index).await;
+    }
+
+    // max_bytes and cold cleanup.
+    let (cache, store, index, clock) = build(CacheOptions::default());
+    for i in 10..30 {
+        // "item 10".."item 29": 7 bytes of prompt and 7 of answer.
+        cache
+            .insert(maint_entry(
+                &format!("item {i}"),
+                None,
+                SemanticMode::Allowed,
+            ))
+            .await
+            .unwrap();
+        clock.advance_ms(1_000);
+    }
+    let limits = CapacityLimits {
+        max_bytes: Some(200),
+        ..CapacityLimits::default()
+    };
+    // 280 bytes over a limit of 200: trimmed to 190 (95%), 13 entries of 14 bytes.
+    assert_eq!(cache.enforce_capacity(&limits).await.unwrap(), 7);
+    assert_eq!(store.len().await.unwrap(), 13);
+    assert_eq!(stored_prompts(&*store).await[0], "item 17");
+    assert_store_and_index_agree(&*store, &*index).await;
+    assert!(matches!(
+        lookup(&cache, "item 29").await,
+        Lookup::ExactHit(_)
+    ));
+    clock.advance_ms(30_000);
+    assert_eq!(cache.remove_cold(31).await.unwrap(), 12);
+    assert_eq!(stored_prompts(&*store).await, ["item 29"]);
+    assert_store_and_index_agree(&*store, &*index).await;
+    cache.flush_counters().await.unwrap();
+    assert_eq!(store.counters().await.unwrap().removed_evicted, 19);
 }

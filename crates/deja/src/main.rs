@@ -3,6 +3,7 @@
 
 mod bench;
 mod eval;
+mod manage;
 mod plot;
 mod tune;
 
@@ -11,7 +12,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use deja_core::EntryStore;
 use deja_server::config::{Config, Durability};
 
 #[derive(Parser)]
@@ -29,8 +29,15 @@ struct Cli {
 enum Command {
     /// Run the caching proxy.
     Serve(ServeArgs),
-    /// Show what the cache holds and what it saved (reads a stopped data directory).
+    /// Show what the cache holds and what it saved (a running server with --server, or a
+    /// stopped data directory).
     Stats(StatsArgs),
+    /// Remove entries by tag, model, namespace, id, age, or all of them.
+    Invalidate(manage::InvalidateArgs),
+    /// Write every entry as JSON Lines (standard output, or --out FILE).
+    Export(manage::ExportArgs),
+    /// Store the entries of a `deja export` file.
+    Import(manage::ImportArgs),
     /// Measure hit quality on labelled pairs (a,b,label CSV) through the real serving path.
     Eval(eval::EvalArgs),
     /// Pick min_similarity from labelled pairs: precision/recall per threshold, the
@@ -90,9 +97,8 @@ struct ServeArgs {
 
 #[derive(clap::Args)]
 struct StatsArgs {
-    /// Data directory [default: the user's data dir, `deja/`].
-    #[arg(long, env = "DEJA_DATA_DIR")]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    target: manage::TargetArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -123,14 +129,10 @@ fn run() -> anyhow::Result<()> {
                 deja_server::serve(state).await
             })
         }
-        Command::Stats(args) => {
-            let mut config = Config::default();
-            config.apply_env(|k| std::env::var(k).ok())?;
-            if let Some(d) = args.data_dir {
-                config.data_dir = d;
-            }
-            rt.block_on(print_stats(&config, args.json))
-        }
+        Command::Stats(args) => rt.block_on(manage::stats(args.target, args.json)),
+        Command::Invalidate(args) => rt.block_on(manage::invalidate(args)),
+        Command::Export(args) => rt.block_on(manage::export(args)),
+        Command::Import(args) => rt.block_on(manage::import(args)),
         Command::Eval(args) => {
             let config = eval_config(args.model_dir.clone())?;
             rt.block_on(eval::run(config, args))
@@ -224,12 +226,13 @@ fn serve_config(args: &ServeArgs) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-async fn print_stats(config: &Config, json: bool) -> anyhow::Result<()> {
-    let store = deja_server::open_store(config).context(
-        "is a deja server running on this data directory? stop it first, or pass another --data-dir",
-    )?;
-    let entries = store.len().await?;
-    let c = store.counters().await?;
+/// Prints what `deja stats` shows; `source` is `("data dir", path)` or `("server", url)`.
+fn print_stats(
+    source: (&str, &str),
+    entries: u64,
+    c: &deja_core::Counters,
+    json: bool,
+) -> anyhow::Result<()> {
     if json {
         let mut v = serde_json::to_value(c)?;
         v["entries"] = entries.into();
@@ -237,7 +240,7 @@ async fn print_stats(config: &Config, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("data dir            {}", config.data_dir.display());
+    println!("{:<20}{}", source.0, source.1);
     println!("entries             {entries}");
     println!("exact hits          {}", c.exact_hits);
     println!("semantic hits       {}", c.semantic_hits);

@@ -1,0 +1,463 @@
+//! `deja stats | invalidate | export | import`: each works either against a running server
+//! (`--server URL`, through its admin API with the admin token) or on a stopped data
+//! directory (`--data-dir DIR`, opening the store directly).
+//!
+//! Working on a data directory never loads the embedding model: invalidation and export
+//! only read and remove stored entries, and import stores entries with the vectors they
+//! carry (the server indexes them when it starts).
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use deja_core::{Cache, EmbedError, Embedder, EntryId, EntryStore, Invalidate, SystemClock};
+use deja_server::admin::transfer;
+use deja_server::config::Config;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{json, Value};
+
+/// Where a command acts.
+#[derive(clap::Args, Debug)]
+pub struct TargetArgs {
+    /// A running server's base URL (e.g. http://127.0.0.1:8080): act through its admin API.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// The server's admin token (also `DEJA_ADMIN_TOKEN`); used with --server.
+    #[arg(long, env = "DEJA_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A stopped server's data directory [default: the user's data dir, `deja/`]; ignored
+    /// with --server.
+    #[arg(long, env = "DEJA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(group(
+    clap::ArgGroup::new("what")
+        .required(true)
+        .args(["tag", "model", "namespace", "id", "older_than", "all"])
+))]
+pub struct InvalidateArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Every entry carrying this tag (from `x-deja-tags`).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Every entry answered by this model.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Every entry of this namespace (as given in `x-deja-namespace`).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// One entry, by its 16-hex-digit id.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Every entry created at least this long ago: 30d, 12h, 90m, 45s.
+    #[arg(long, value_parser = parse_duration_secs)]
+    pub older_than: Option<u64>,
+    /// Every entry.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// A JSON Lines file written by `deja export`.
+    pub file: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `30d`, `12h`, `90m`, `45s` (or plain seconds) → seconds.
+pub fn parse_duration_secs(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30d, 12h, 90m or 45s"))?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?}: the unit must be d, h, m or s")),
+    };
+    n.checked_mul(unit_secs)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
+
+/// Configuration for working on a data directory: defaults, the environment, `--data-dir`.
+fn local_config(data_dir: Option<PathBuf>) -> anyhow::Result<Config> {
+    let mut config = Config::default();
+    config.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(d) = data_dir {
+        config.data_dir = d;
+    }
+    Ok(config)
+}
+
+fn open_local(config: &Config) -> anyhow::Result<Arc<dyn EntryStore>> {
+    let store = deja_server::open_store(config).context(
+        "is a deja server running on this data directory? stop it first, or use --server",
+    )?;
+    Ok(Arc::new(store))
+}
+
+/// A client of a running server's admin API.
+struct Remote {
+    base: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl Remote {
+    fn new(server: &str, token: Option<String>) -> anyhow::Result<Remote> {
+        let token = token
+            .context("--server needs the admin token: pass --token or set DEJA_ADMIN_TOKEN")?;
+        Ok(Remote {
+            base: server.trim_end_matches('/').to_string(),
+            token,
+            client: reqwest::Client::new(),
+        })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}/admin/{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    /// The response if it succeeded; otherwise an error carrying the server's message.
+    async fn send(
+        &self,
+        rb: reqwest::RequestBuilder,
+        what: &str,
+    ) -> anyhow::Result<reqwest::Response> {
+        let resp = rb
+            .send()
+            .await
+            .with_context(|| format!("{what}: cannot reach {}", self.base))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let message = body["error"]["message"]
+            .as_str()
+            .unwrap_or("(no error message)")
+            .to_string();
+        bail!("{what}: the server answered {status}: {message}")
+    }
+}
+
+pub async fn stats(target: TargetArgs, json_out: bool) -> anyhow::Result<()> {
+    let (entries, counters, source) = match &target.server {
+        Some(server) => {
+            let remote = Remote::new(server, target.token)?;
+            let v: Value = remote
+                .send(
+                    remote.request(reqwest::Method::GET, "stats"),
+                    "reading stats",
+                )
+                .await?
+                .json()
+                .await
+                .context("reading stats: the answer is not JSON")?;
+            let entries = v["entries"].as_u64().unwrap_or(0);
+            let counters: deja_core::Counters = serde_json::from_value(v["counters"].clone())
+                .context("reading stats: unexpected counters")?;
+            (entries, counters, ("server", server.clone()))
+        }
+        None => {
+            let config = local_config(target.data_dir)?;
+            let store = open_local(&config)?;
+            (
+                store.len().await?,
+                store.counters().await?,
+                ("data dir", config.data_dir.display().to_string()),
+            )
+        }
+    };
+    crate::print_stats((source.0, &source.1), entries, &counters, json_out)
+}
+
+pub async fn invalidate(args: InvalidateArgs) -> anyhow::Result<()> {
+    let InvalidateArgs {
+        target,
+        tag,
+        model,
+        namespace,
+        id,
+        older_than,
+        all,
+    } = args;
+    let removed = match &target.server {
+        Some(server) => {
+            let body = if let Some(t) = tag {
+                json!({ "tag": t })
+            } else if let Some(m) = model {
+                json!({ "model": m })
+            } else if let Some(ns) = namespace {
+                json!({ "namespace": ns })
+            } else if let Some(id) = id {
+                json!({ "id": id })
+            } else if let Some(secs) = older_than {
+                json!({ "older_than_secs": secs })
+            } else if all {
+                json!({ "all": true })
+            } else {
+                bail!("say what to invalidate");
+            };
+            let remote = Remote::new(server, target.token)?;
+            let v: Value = remote
+                .send(
+                    remote
+                        .request(reqwest::Method::POST, "invalidate")
+                        .json(&body),
+                    "invalidating",
+                )
+                .await?
+                .json()
+                .await
+                .context("invalidating: the answer is not JSON")?;
+            v["removed"].as_u64().unwrap_or(0)
+        }
+        None => {
+            let what = if let Some(t) = tag {
+                Invalidate::Tag(t)
+            } else if let Some(m) = model {
+                Invalidate::Model(m)
+            } else if let Some(ns) = namespace {
+                Invalidate::Namespace(format!("ns:{ns}"))
+            } else if let Some(id) = id {
+                let parsed = (id.len() == 16).then(|| EntryId::parse_hex(&id)).flatten();
+                Invalidate::Id(parsed.with_context(|| format!("--id {id:?} is not 16 hex digits"))?)
+            } else if let Some(secs) = older_than {
+                Invalidate::OlderThan { secs }
+            } else if all {
+                Invalidate::All
+            } else {
+                bail!("say what to invalidate");
+            };
+            let config = local_config(target.data_dir)?;
+            let cache = offline_cache(&config)?;
+            let removed = cache.invalidate(&what).await?;
+            cache.flush_counters().await?;
+            cache.store().flush().await?;
+            removed
+        }
+    };
+    println!("removed {removed}");
+    Ok(())
+}
+
+/// A cache over a stopped data directory, without the embedding model: what invalidation
+/// needs (it only reads and removes). Its index starts empty, so nothing is searched.
+fn offline_cache(config: &Config) -> anyhow::Result<Cache> {
+    let embedder = Arc::new(NoEmbedder);
+    let index = Arc::new(deja_store_local::HnswIndex::new(
+        embedder.id(),
+        embedder.dim(),
+        deja_store_local::HnswParams::default(),
+    ));
+    Ok(Cache::new(
+        open_local(config)?,
+        index,
+        embedder,
+        Arc::new(SystemClock),
+        deja_server::cache_options(config),
+    )?)
+}
+
+/// Stands in for the model where no text is ever embedded.
+struct NoEmbedder;
+
+#[async_trait::async_trait]
+impl Embedder for NoEmbedder {
+    fn id(&self) -> &str {
+        "deja-cli:none"
+    }
+    fn dim(&self) -> usize {
+        1
+    }
+    async fn embed(&self, _texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        Err(EmbedError::WorkerGone)
+    }
+}
+
+pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let ExportArgs { target, out } = args;
+    let mut sink: Box<dyn Write> = match &out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let written = |e: std::io::Error| anyhow::Error::new(e).context("writing the export");
+    match &target.server {
+        Some(server) => {
+            let remote = Remote::new(server, target.token)?;
+            let resp = remote
+                .send(remote.request(reqwest::Method::GET, "export"), "exporting")
+                .await?;
+            let mut body = resp.bytes_stream();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.context("exporting: the server broke off")?;
+                sink.write_all(&chunk).map_err(written)?;
+            }
+        }
+        None => {
+            let config = local_config(target.data_dir)?;
+            let mut rx = transfer::export_lines(open_local(&config)?);
+            while let Some(line) = rx.recv().await {
+                sink.write_all(line?.as_bytes()).map_err(written)?;
+            }
+        }
+    }
+    sink.flush().map_err(written)?;
+    Ok(())
+}
+
+/// How much of the file is read per step.
+const IMPORT_CHUNK_BYTES: usize = 256 * 1024;
+
+pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let ImportArgs {
+        target,
+        file,
+        quiet,
+    } = args;
+    let mut input =
+        std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+    let len = input.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = progress_bar(quiet, len);
+    let imported = match &target.server {
+        Some(server) => {
+            let remote = Remote::new(server, target.token)?;
+            let body = file_stream(input, bar.clone());
+            let v: Value = remote
+                .send(
+                    remote
+                        .request(reqwest::Method::POST, "import")
+                        .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+                        .body(reqwest::Body::wrap_stream(body)),
+                    "importing",
+                )
+                .await?
+                .json()
+                .await
+                .context("importing: the answer is not JSON")?;
+            v["imported"].as_u64().unwrap_or(0)
+        }
+        None => {
+            let config = local_config(target.data_dir)?;
+            let store = open_local(&config)?;
+            let dims = transfer::stored_dims(store.as_ref()).await?;
+            let mut importer = transfer::Importer::new(store.clone(), dims);
+            let mut buf = vec![0u8; IMPORT_CHUNK_BYTES];
+            let result = async {
+                loop {
+                    let n = input
+                        .read(&mut buf)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    if n == 0 {
+                        break;
+                    }
+                    importer.push(&buf[..n]).await?;
+                    bar.inc(n as u64);
+                }
+                Ok::<_, anyhow::Error>(importer.finish().await?)
+            }
+            .await;
+            store.flush().await?;
+            result.with_context(|| {
+                format!(
+                    "importing {} ({} entries before the error were imported)",
+                    file.display(),
+                    importer.imported()
+                )
+            })?
+        }
+    };
+    bar.finish_and_clear();
+    eprintln!("imported {imported} entries");
+    Ok(())
+}
+
+fn progress_bar(quiet: bool, len: u64) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "importing [{bar:30}] {bytes}/{total_bytes} {elapsed_precise} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// The file as a stream of chunks for a request body, advancing `bar` as they are sent.
+fn file_stream(
+    file: std::fs::File,
+    bar: ProgressBar,
+) -> impl futures::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static {
+    futures::stream::unfold(Some(file), move |file| {
+        let bar = bar.clone();
+        async move {
+            let mut file = file?;
+            let mut buf = vec![0u8; IMPORT_CHUNK_BYTES];
+            match file.read(&mut buf) {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    bar.inc(n as u64);
+                    Some((Ok(buf), Some(file)))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let cases: &[(&str, Option<u64>)] = &[
+            ("30d", Some(30 * 86_400)),
+            ("12h", Some(12 * 3_600)),
+            ("90m", Some(5_400)),
+            ("45s", Some(45)),
+            ("45", Some(45)),
+            ("0s", Some(0)),
+            ("", None),
+            ("d", None),
+            ("3w", None),
+            ("-1s", None),
+            ("1.5h", None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse_duration_secs(s).ok(), *want, "{s}");
+        }
+    }
+}
