@@ -1244,3 +1244,28 @@ async fn import_refuses_a_bad_line_by_number_keeping_the_lines_before() {
     .await;
     p.stop().await;
 }
+
+#[tokio::test]
+async fn strict_durability_stores_before_the_response_completes() {
+    let p = Proxy::start(need_model!(), |c| {
+        c.store.durability = deja_server::config::Durability::Strict;
+    })
+    .await;
+    let q = ask("Which planet is the largest?");
+    assert_eq!(outcome(&p.chat(q.clone(), &[]).await), "miss");
+    // No settling: the answer was durable before the response was sent.
+    assert_eq!(outcome(&p.chat(q, &[]).await), "hit-exact");
+    let mut s = ask("Stream the names of three rivers");
+    s["stream"] = json!(true);
+    let r = p.chat(s.clone(), &[]).await;
+    assert_eq!(outcome(&r), "miss");
+    assert!(r.text().await.unwrap().trim_end().ends_with("data: [DONE]"));
+    let r = p.chat(s, &[]).await;
+    assert_eq!(
+        outcome(&r),
+        "hit-exact",
+        "stored before the client saw [DONE]"
+    );
+    let _ = r.text().await;
+    p.stop().await;
+}

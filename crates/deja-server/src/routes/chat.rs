@@ -152,14 +152,19 @@ pub async fn chat_completions(
     }
     let body = upstream.bytes().await.map_err(map_send_error)?;
     if let Some(p) = pending {
-        // Only a complete JSON answer is stored; storing happens after the response is
-        // on its way, and waiters are released once it is stored.
+        // Only a complete JSON answer is stored. Waiters are released once it is stored.
         if !want.stream
             && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok()
             && p.answer_may_be_stored(&body)
         {
             let usage = deja_openai::sse::usage_from_body(&body);
-            tokio::spawn(p.insert(Answer::Body(body.to_vec()), usage));
+            let insert = p.insert(Answer::Body(body.to_vec()), usage);
+            if ack_after_store(&app) {
+                // Strict durability: the response is sent once the entry is durable.
+                insert.await;
+            } else {
+                tokio::spawn(insert);
+            }
         }
     }
     Ok((status, resp_headers, body).into_response())
@@ -311,6 +316,8 @@ fn stream_through(
     pending: Option<PendingInsert>,
 ) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(32);
+    let mut pending = pending;
+    let strict = pending.as_ref().is_some_and(|p| ack_after_store(&p.app));
     tokio::spawn(async move {
         let mut parser = sse::SseParser::default();
         let mut chunks: Vec<Vec<u8>> = Vec::new();
@@ -326,6 +333,12 @@ fn stream_through(
                                 sse::SseEvent::Data(d) => chunks.push(d),
                                 sse::SseEvent::Done => done = true,
                             }
+                        }
+                    }
+                    if done && strict {
+                        // Strict durability: store before the client sees `[DONE]`.
+                        if let Some(p) = pending.take() {
+                            store_stream(p, std::mem::take(&mut chunks)).await;
                         }
                     }
                     if tx.send(Ok(bytes)).await.is_err() {
@@ -345,17 +358,26 @@ fn stream_through(
         }
         drop(tx);
         if let Some(p) = pending {
-            if !failed
-                && done
-                && sse::stream_completed(&chunks)
-                // Joined: personal data can be split across chunks.
-                && p.answer_may_be_stored(&chunks.concat())
-            {
-                let usage = sse::usage_from_chunks(&chunks);
-                p.insert(Answer::Chunks(chunks), usage).await;
+            if !failed && done {
+                store_stream(p, chunks).await;
             }
         }
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     (status, headers, body).into_response()
+}
+
+/// Whether a stored answer must be durable before the client sees the end of the response
+/// (`store.durability = "strict"`), so that an acknowledged answer survives a crash.
+fn ack_after_store(app: &AppState) -> bool {
+    app.config().store.durability == crate::config::Durability::Strict
+}
+
+/// Stores a recorded stream if it completed normally and no never-cache rule objects.
+async fn store_stream(p: PendingInsert, chunks: Vec<Vec<u8>>) {
+    // Joined: personal data can be split across chunks.
+    if sse::stream_completed(&chunks) && p.answer_may_be_stored(&chunks.concat()) {
+        let usage = sse::usage_from_chunks(&chunks);
+        p.insert(Answer::Chunks(chunks), usage).await;
+    }
 }
