@@ -15,6 +15,9 @@ pub const DEFAULT_CATEGORY: &str = "default";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CategorySpec {
+    /// In a config file, the name is the table's key (`[categories.faq]`) and may be left
+    /// out here.
+    #[serde(default)]
     pub name: String,
     /// Least cosine similarity for a semantic hit in this category.
     pub min_similarity: f32,

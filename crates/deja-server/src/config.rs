@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use deja_core::CategorySpec;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,7 +23,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Kinds of traffic with their own threshold, TTL and cacheability. Configuring any
     /// category replaces the built-in set.
-    pub categories: BTreeMap<String, CategoryConfig>,
+    pub categories: BTreeMap<String, CategorySpec>,
     /// What is never cached: personal data, time-sensitive prompts, configured patterns.
     pub rules: deja_core::rules::RulesConfig,
     /// The admin API (`/admin/...`): off unless a token is set.
@@ -37,29 +38,6 @@ pub struct AdminConfig {
     pub token: Option<String>,
 }
 
-/// One category (the `default` category takes `cache.min_similarity` and `cache.ttl_secs`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CategoryConfig {
-    pub min_similarity: f32,
-    #[serde(default)]
-    pub ttl_secs: Option<u64>,
-    /// `false`: requests in this category always bypass the cache.
-    #[serde(default = "yes")]
-    pub cacheable: bool,
-    /// Words or phrases that put a prompt in this category.
-    #[serde(default)]
-    pub keywords: Vec<String>,
-    /// Example prompts; a prompt close enough to one (cosine ≥
-    /// `cache.examples_min_similarity`) belongs to this category.
-    #[serde(default)]
-    pub examples: Vec<String>,
-}
-
-fn yes() -> bool {
-    true
-}
-
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
@@ -68,12 +46,13 @@ fn strings(items: &[&str]) -> Vec<String> {
 /// (all-MiniLM-L6-v2) with verification, at about 1% false hits: `faq` on Quora question
 /// pairs, `support` on BANKING77; `search` has no labelled data yet and keeps the default.
 /// Transactions are never cached.
-pub fn default_categories() -> BTreeMap<String, CategoryConfig> {
+pub fn default_categories() -> BTreeMap<String, CategorySpec> {
     let day = 24 * 3600;
     BTreeMap::from([
         (
             "faq".to_string(),
-            CategoryConfig {
+            CategorySpec {
+                name: "faq".to_string(),
                 min_similarity: 0.96,
                 ttl_secs: Some(14 * day),
                 cacheable: true,
@@ -87,7 +66,8 @@ pub fn default_categories() -> BTreeMap<String, CategoryConfig> {
         ),
         (
             "support".to_string(),
-            CategoryConfig {
+            CategorySpec {
+                name: "support".to_string(),
                 min_similarity: 0.92,
                 ttl_secs: Some(7 * day),
                 cacheable: true,
@@ -101,7 +81,8 @@ pub fn default_categories() -> BTreeMap<String, CategoryConfig> {
         ),
         (
             "search".to_string(),
-            CategoryConfig {
+            CategorySpec {
+                name: "search".to_string(),
                 min_similarity: DEFAULT_MIN_SIMILARITY,
                 ttl_secs: Some(day),
                 cacheable: true,
@@ -114,7 +95,8 @@ pub fn default_categories() -> BTreeMap<String, CategoryConfig> {
         ),
         (
             "transactional".to_string(),
-            CategoryConfig {
+            CategorySpec {
+                name: "transactional".to_string(),
                 min_similarity: 0.97,
                 ttl_secs: None,
                 cacheable: false,
@@ -587,6 +569,24 @@ mod tests {
         c.cache.max_entries = Some(0);
         let err = c.validate().unwrap_err().to_string();
         assert!(err.starts_with("cache.max_entries"), "{err}");
+    }
+
+    #[test]
+    fn configured_categories_replace_the_built_in_set() {
+        assert!(Config::default().categories.contains_key("transactional"));
+        let c = Config::from_toml(
+            "[categories.pricing]\nmin_similarity = 0.97\nttl_secs = 14400\nkeywords = [\"price\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.categories.len(), 1);
+        let pricing = &c.categories["pricing"];
+        assert_eq!(
+            (pricing.min_similarity, pricing.ttl_secs),
+            (0.97, Some(14400))
+        );
+        assert!(pricing.cacheable, "cacheable by default");
+        let err = Config::from_toml("[categories.x]\nmin_similarity = 0.9\nttl = 5\n").unwrap_err();
+        assert!(err.contains("ttl"), "{err}");
     }
 
     #[test]

@@ -149,13 +149,10 @@ pub fn cache_options(config: &Config) -> CacheOptions {
         categories: config
             .categories
             .iter()
+            // In the config a category's name is its table's key.
             .map(|(name, c)| deja_core::CategorySpec {
                 name: name.clone(),
-                min_similarity: c.min_similarity,
-                ttl_secs: c.ttl_secs,
-                cacheable: c.cacheable,
-                keywords: c.keywords.clone(),
-                examples: c.examples.clone(),
+                ..c.clone()
             })
             .collect(),
         examples_min_similarity: config.cache.examples_min_similarity,
