@@ -46,7 +46,7 @@ pub enum VerifyMode {
 impl Default for CacheOptions {
     fn default() -> Self {
         Self {
-            min_similarity: 0.95,
+            min_similarity: 0.96,
             ttl_secs: None,
             categories: Vec::new(),
             examples_min_similarity: 0.7,

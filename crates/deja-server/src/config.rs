@@ -251,7 +251,7 @@ impl Default for CacheConfig {
 }
 
 /// Chosen from measurements on labelled pairs; see the README's table.
-pub const DEFAULT_MIN_SIMILARITY: f32 = 0.95;
+pub const DEFAULT_MIN_SIMILARITY: f32 = 0.96;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
