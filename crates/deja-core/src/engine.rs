@@ -622,6 +622,32 @@ impl Cache {
         Ok(entry.id)
     }
 
+    /// Stores an entry exactly as given (id, keys, times, counts), e.g. from an export, and
+    /// indexes its vector if this cache's embedder made it (others stay exact-only, as at
+    /// start). Store first, then index, as [`Cache::insert`] does.
+    pub async fn restore(&self, entry: &Entry) -> Result<(), InsertError> {
+        let inner = &self.inner;
+        if let Some(replaced) = inner.store.put(entry).await? {
+            if let Err(e) = inner.index.remove(entry.partition, replaced).await {
+                // Harmless for correctness: lookups re-read the store.
+                tracing::warn!(error = %ErrorChain(&e), entry = %replaced, "index removal failed");
+            }
+        }
+        if !entry.vector.is_empty() && entry.embedder_id == inner.embedder.id() {
+            if let Err(e) = inner
+                .index
+                .insert(entry.partition, entry.id, &entry.vector)
+                .await
+            {
+                if let Err(e2) = inner.store.remove(entry.id).await {
+                    tracing::error!(error = %ErrorChain(&e2), entry = %entry.id, "rollback of an unindexed entry failed");
+                }
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
     /// Removes an entry from store and index.
     pub async fn remove(&self, id: EntryId) -> Result<bool, InsertError> {
         match self.inner.store.remove(id).await? {
@@ -1840,5 +1866,34 @@ mod tests {
             (c.removed_expired, c.removed_evicted, c.removed_invalidated),
             (3, 4, 1)
         );
+    }
+
+    #[tokio::test]
+    async fn restore_keeps_the_entry_as_given_and_indexes_own_vectors_only() {
+        let f = fixture(options(0.5));
+        let id = f
+            .cache
+            .insert(new_entry(P1, "alpha beta gamma"))
+            .await
+            .unwrap();
+        let mut entry = f.store.entries.lock().get(&id).cloned().unwrap();
+        f.cache.remove(id).await.unwrap();
+        assert!(f.index.vectors.lock().is_empty());
+        entry.hit_count = 7;
+        f.cache.restore(&entry).await.unwrap();
+        assert_eq!(f.store.entries.lock()[&id].hit_count, 7);
+        assert!(matches!(
+            f.cache.lookup(&req(P1, "gamma beta alpha")).await,
+            Lookup::SemanticHit { .. }
+        ));
+        // A vector from another embedder is stored but not indexed.
+        let mut other = entry.clone();
+        other.id = EntryId(42);
+        other.partition = P2;
+        other.exact_key = ExactKey::new(&P2, &other.prompt);
+        other.embedder_id = "test:other".into();
+        f.cache.restore(&other).await.unwrap();
+        assert!(f.store.entries.lock().contains_key(&EntryId(42)));
+        assert_eq!(f.index.vectors.lock().len(), 1);
     }
 }

@@ -322,14 +322,14 @@ async fn export(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Stores each line of the body as it arrives, then loads the stored vectors of the
-/// current embedder into the index (vectors of another embedder stay exact-only, as at
-/// start). Lines before a bad one stay imported; the error names the bad line.
+/// Stores and indexes each line of the body as it arrives (vectors of another embedder
+/// stay exact-only, as at start). Lines before a bad one stay imported; the error names
+/// the bad line.
 async fn import(State(app): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
     let cache = app.cache();
     let embedder = cache.embedder();
     let dims = [(embedder.id().to_string(), embedder.dim())].into();
-    let mut importer = transfer::Importer::new(cache.store().clone(), dims);
+    let mut importer = transfer::Importer::new(transfer::ImportTarget::Cache(cache.clone()), dims);
     let mut stream = body.into_data_stream();
     let result = async {
         while let Some(chunk) = stream.next().await {
@@ -343,11 +343,7 @@ async fn import(State(app): State<AppState>, body: Body) -> Result<Json<Value>, 
     .await;
     let imported = importer.imported();
     if imported > 0 {
-        let indexed = cache
-            .rebuild_index()
-            .await
-            .map_err(|e| internal("indexing imported entries", &e))?;
-        tracing::info!(imported, indexed, "entries imported");
+        tracing::info!(imported, "entries imported");
     }
     match result {
         Ok(n) => Ok(Json(json!({ "imported": n }))),
@@ -362,7 +358,9 @@ async fn import(State(app): State<AppState>, body: Body) -> Result<Json<Value>, 
 fn import_error(e: transfer::ImportError) -> ApiError {
     match e {
         transfer::ImportError::Line { .. } => ApiError::bad_request(e.to_string(), None),
-        transfer::ImportError::Store { .. } => internal("importing", &e),
+        transfer::ImportError::Store { .. } | transfer::ImportError::Index { .. } => {
+            internal("importing", &e)
+        }
     }
 }
 

@@ -370,7 +370,8 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
             let config = local_config(target.data_dir)?;
             let store = open_local(&config)?;
             let dims = transfer::stored_dims(store.as_ref()).await?;
-            let mut importer = transfer::Importer::new(store.clone(), dims);
+            let mut importer =
+                transfer::Importer::new(transfer::ImportTarget::Store(store.clone()), dims);
             let mut buf = vec![0u8; IMPORT_CHUNK_BYTES];
             let result = async {
                 loop {

@@ -7,10 +7,9 @@
 //! admin API (`GET /admin/export`, `POST /admin/import`) and the `deja export` / `deja
 //! import` commands share this module.
 //!
-//! This module does not index what it imports: entries are written to the store whole (one
-//! transaction each), and the caller rebuilds the index from the store afterwards
-//! ([`deja_core::Cache::rebuild_index`]), which indexes vectors of the current embedder and
-//! leaves entries embedded by another model exact-only, as at start.
+//! Imported entries go either through a running cache ([`deja_core::Cache::restore`]: store,
+//! then index the current embedder's vectors; others stay exact-only, as at start) or
+//! straight into a stopped store, which indexes them when a server next starts.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -266,12 +265,14 @@ pub enum ImportError {
         #[source]
         source: StoreError,
     },
+    #[error("storing or indexing the entry of line {line} failed: {reason}")]
+    Index { line: u64, reason: String },
 }
 
 /// Stores JSON lines one by one as they arrive. Each entry is written whole, in one store
 /// transaction; an entry with the same id or exact key as a stored one replaces it.
 pub struct Importer {
-    store: Arc<dyn EntryStore>,
+    target: ImportTarget,
     /// Vector dimension per embedder id, from the caller (the current embedder, what is
     /// stored) and from earlier lines: a vector of another dimension under a known
     /// embedder id would make the index refuse the store's vectors at the next start.
@@ -284,10 +285,18 @@ pub struct Importer {
     imported: u64,
 }
 
+/// Where imported entries go.
+pub enum ImportTarget {
+    /// A running cache: each entry is stored and indexed.
+    Cache(deja_core::Cache),
+    /// A stopped store: entries are indexed when a server opens it.
+    Store(Arc<dyn EntryStore>),
+}
+
 impl Importer {
-    pub fn new(store: Arc<dyn EntryStore>, dims: HashMap<String, usize>) -> Importer {
+    pub fn new(target: ImportTarget, dims: HashMap<String, usize>) -> Importer {
         Importer {
-            store,
+            target,
             dims,
             pending: Vec::new(),
             scanned: 0,
@@ -358,10 +367,22 @@ impl Importer {
                 )));
             }
         }
-        self.store
-            .put(&entry)
-            .await
-            .map_err(|source| ImportError::Store { line, source })?;
+        match &self.target {
+            ImportTarget::Store(store) => store
+                .put(&entry)
+                .await
+                .map(drop)
+                .map_err(|source| ImportError::Store { line, source })?,
+            ImportTarget::Cache(cache) => {
+                cache
+                    .restore(&entry)
+                    .await
+                    .map_err(|e| ImportError::Index {
+                        line,
+                        reason: deja_core::ErrorChain(&e).to_string(),
+                    })?
+            }
+        }
         self.imported += 1;
         Ok(())
     }
@@ -445,7 +466,7 @@ mod tests {
         let line = |e: &Entry| serde_json::to_string(&ExportLine::from_entry(e)).unwrap();
         // CRLF, a blank line, and no newline at the end.
         let input = format!("{}\r\n\n{}", line(&a), line(&b));
-        let mut imp = Importer::new(store.clone(), HashMap::new());
+        let mut imp = Importer::new(ImportTarget::Store(store.clone()), HashMap::new());
         for byte in input.as_bytes() {
             imp.push(std::slice::from_ref(byte)).await.unwrap();
         }
@@ -455,7 +476,10 @@ mod tests {
 
         // A known embedder's vectors must keep its dimension.
         a.vector = vec![1.0, 0.0, 0.0];
-        let mut imp = Importer::new(store.clone(), [("test:e".to_string(), 2)].into());
+        let mut imp = Importer::new(
+            ImportTarget::Store(store.clone()),
+            [("test:e".to_string(), 2)].into(),
+        );
         let err = imp.push(format!("{}\n", line(&a)).as_bytes()).await;
         let err = err.unwrap_err().to_string();
         assert!(err.starts_with("line 1: vector of dimension 3"), "{err}");
