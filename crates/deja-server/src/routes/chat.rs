@@ -65,7 +65,7 @@ pub async fn chat_completions(
             app.inflight().wait(&exact).await;
             match app.cache().lookup(&lookup).await {
                 Lookup::ExactHit(entry) => {
-                    if let Some(resp) = serve_hit(&entry, &CacheHeader::HitExact, want) {
+                    if let Some(resp) = serve_hit(entry, &CacheHeader::HitExact, want) {
                         return Ok(resp);
                     }
                     outcome = CacheHeader::Bypass("unreadable-entry");
@@ -73,7 +73,7 @@ pub async fn chat_completions(
                 }
                 Lookup::SemanticHit { entry, similarity } => {
                     if let Some(resp) =
-                        serve_hit(&entry, &CacheHeader::HitSemantic(similarity), want)
+                        serve_hit(entry, &CacheHeader::HitSemantic(similarity), want)
                     {
                         return Ok(resp);
                     }
@@ -260,7 +260,8 @@ impl PendingInsert {
     }
 }
 
-fn serve_hit(entry: &Entry, outcome: &CacheHeader, want: Shape) -> Option<Response> {
+/// Answers from a stored entry, taken by value so a JSON body is served without a copy.
+fn serve_hit(entry: Entry, outcome: &CacheHeader, want: Shape) -> Option<Response> {
     let mut headers = HeaderMap::new();
     outcome.write(&mut headers);
     if let Ok(v) = HeaderValue::from_str(&entry.id.to_string()) {
@@ -269,22 +270,25 @@ fn serve_hit(entry: &Entry, outcome: &CacheHeader, want: Shape) -> Option<Respon
     if let Ok(v) = HeaderValue::from_str(&entry.category) {
         headers.insert("x-deja-category", v);
     }
-    let converted = match (&entry.answer, want.stream) {
-        (Answer::Body(b), false) => Ok(json_response(Bytes::from(b.clone()), headers)),
-        (Answer::Body(b), true) => sse::completion_to_chunks(b, want.include_usage)
+    let Entry {
+        id, answer, usage, ..
+    } = entry;
+    let converted = match (answer, want.stream) {
+        (Answer::Body(b), false) => Ok(json_response(Bytes::from(b), headers)),
+        (Answer::Body(b), true) => sse::completion_to_chunks(&b, want.include_usage)
             .map(|chunks| sse_response(sse::encode_chunks(&chunks), headers)),
         (Answer::Chunks(c), true) => Ok(sse_response(
-            sse::encode_chunks(&sse::replay_chunks(c, want.include_usage, entry.usage)),
+            sse::encode_chunks(&sse::replay_chunks(&c, want.include_usage, usage)),
             headers,
         )),
         (Answer::Chunks(c), false) => {
-            sse::chunks_to_completion(c).map(|body| json_response(Bytes::from(body), headers))
+            sse::chunks_to_completion(&c).map(|body| json_response(Bytes::from(body), headers))
         }
     };
     match converted {
         Ok(resp) => Some(resp),
         Err(e) => {
-            tracing::warn!(entry = %entry.id, error = %e, "stored answer could not be converted; going upstream");
+            tracing::warn!(entry = %id, error = %e, "stored answer could not be converted; going upstream");
             None
         }
     }
