@@ -648,6 +648,40 @@ impl Cache {
         Ok(())
     }
 
+    /// [`Cache::restore`] for a batch: one store write for all of them (one transaction
+    /// where the backend has them), then the index. An entry the index refuses is removed
+    /// from the store again before the error is returned, so each entry is fully in or
+    /// fully out; entries before it in the batch stay.
+    pub async fn restore_many(&self, entries: &[Entry]) -> Result<(), InsertError> {
+        let inner = &self.inner;
+        let replaced = inner.store.put_many(entries).await?;
+        for (entry, replaced) in entries.iter().zip(replaced) {
+            if let Some(replaced) = replaced {
+                if let Err(e) = inner.index.remove(entry.partition, replaced).await {
+                    // Harmless for correctness: lookups re-read the store.
+                    tracing::warn!(error = %ErrorChain(&e), entry = %replaced, "index removal failed");
+                }
+            }
+        }
+        for (i, entry) in entries.iter().enumerate() {
+            if entry.vector.is_empty() || entry.embedder_id != inner.embedder.id() {
+                continue;
+            }
+            if let Err(e) = inner
+                .index
+                .insert(entry.partition, entry.id, &entry.vector)
+                .await
+            {
+                let unindexed: Vec<EntryId> = entries[i..].iter().map(|e| e.id).collect();
+                if let Err(e2) = inner.store.remove_many(&unindexed).await {
+                    tracing::error!(error = %ErrorChain(&e2), entry = %entry.id, "rollback of unindexed entries failed");
+                }
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
     /// Removes an entry from store and index.
     pub async fn remove(&self, id: EntryId) -> Result<bool, InsertError> {
         match self.inner.store.remove(id).await? {

@@ -48,6 +48,18 @@ pub trait EntryStore: Send + Sync {
     /// Stores an entry. An entry already stored under the same exact key is replaced,
     /// and its id is returned so the caller can drop it from the index.
     async fn put(&self, entry: &Entry) -> Result<Option<EntryId>, StoreError>;
+    /// [`EntryStore::put`] for many entries, in order, returning what each one replaced.
+    /// Backends that can should write the batch in one transaction (bulk import writes
+    /// thousands of entries a second this way); this default stores them one by one, so a
+    /// failure may leave a prefix of the batch stored — harmless for an import, which can
+    /// be run again (entries replace their namesakes).
+    async fn put_many(&self, entries: &[Entry]) -> Result<Vec<Option<EntryId>>, StoreError> {
+        let mut replaced = Vec::with_capacity(entries.len());
+        for e in entries {
+            replaced.push(self.put(e).await?);
+        }
+        Ok(replaced)
+    }
     /// Removes an entry; returns it if it existed.
     async fn remove(&self, id: EntryId) -> Result<Option<Entry>, StoreError>;
     /// Notes a hit. Must be cheap (called on every hit): implementations may buffer and

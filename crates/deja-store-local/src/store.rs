@@ -227,63 +227,34 @@ impl RedbStore {
     }
 
     fn put_sync(&self, entry: &Entry) -> Result<Option<EntryId>, StoreError> {
-        let id = entry.id.0;
-        let key = entry.exact_key.0;
-        let bytes = codec::encode_entry(entry);
+        self.put_many_sync(std::slice::from_ref(entry))
+            .map(|replaced| replaced.into_iter().next().flatten())
+    }
+
+    /// Stores `entries` in one write transaction (one commit, one fsync in strict mode):
+    /// the batch is stored whole or not at all. Later entries of the batch see earlier
+    /// ones, so a repeated exact key replaces within the batch too.
+    fn put_many_sync(&self, entries: &[Entry]) -> Result<Vec<Option<EntryId>>, StoreError> {
         let txn = self.begin_write()?;
         let replaced = {
-            let mut entries = txn.open_table(ENTRIES).map_err(backend)?;
-            let mut exact = txn.open_table(EXACT).map_err(backend)?;
-            let mut hits = txn.open_table(HITS).map_err(backend)?;
-            let mut tags = txn.open_multimap_table(TAGS).map_err(backend)?;
-            let old = exact.get(&key).map_err(backend)?.map(|g| g.value());
-            let replaced = match old {
-                Some(old) if old != id => {
-                    let old_tags = match entries.remove(old).map_err(backend)? {
-                        Some(bytes) => tags_of(EntryId(old), bytes.value()),
-                        None => Vec::new(),
-                    };
-                    unlink_tags(&mut tags, &old_tags, old)?;
-                    hits.remove(old).map_err(backend)?;
-                    Some(EntryId(old))
-                }
-                _ => None,
+            let mut t = WriteTables {
+                entries: txn.open_table(ENTRIES).map_err(backend)?,
+                exact: txn.open_table(EXACT).map_err(backend)?,
+                hits: txn.open_table(HITS).map_err(backend)?,
+                tags: txn.open_multimap_table(TAGS).map_err(backend)?,
             };
-            // The same id stored before under another exact key: that key must no longer
-            // lead here; its former tags no longer either.
-            let prev = match entries.insert(id, bytes.as_slice()).map_err(backend)? {
-                Some(prev) => Some((
-                    codec::read_exact_key(entry.id, prev.value())?,
-                    tags_of(entry.id, prev.value()),
-                )),
-                None => None,
-            };
-            let prev_key = match prev {
-                Some((prev_key, prev_tags)) => {
-                    unlink_tags(&mut tags, &prev_tags, id)?;
-                    Some(prev_key)
-                }
-                None => None,
-            };
-            for t in &entry.tags {
-                tags.insert(t.as_str(), id).map_err(backend)?;
-            }
-            if let Some(prev_key) = prev_key.filter(|k| k.0 != key) {
-                let points_here = exact.get(&prev_key.0).map_err(backend)?.map(|g| g.value());
-                if points_here == Some(id) {
-                    exact.remove(&prev_key.0).map_err(backend)?;
-                }
-            }
-            exact.insert(&key, id).map_err(backend)?;
-            // The entry's own hit fields are the truth for a freshly put entry.
-            hits.remove(id).map_err(backend)?;
-            replaced
+            entries
+                .iter()
+                .map(|e| put_in(&mut t, e))
+                .collect::<Result<Vec<_>, _>>()?
         };
         txn.commit().map_err(backend)?;
         let mut pending = self.pending.lock();
-        pending.remove(&id);
-        if let Some(r) = replaced {
-            pending.remove(&r.0);
+        for (e, r) in entries.iter().zip(&replaced) {
+            pending.remove(&e.id.0);
+            if let Some(r) = r {
+                pending.remove(&r.0);
+            }
         }
         Ok(replaced)
     }
@@ -668,6 +639,68 @@ impl Drop for RedbStore {
     }
 }
 
+/// The tables one stored entry touches, open in one write transaction.
+struct WriteTables<'txn> {
+    entries: redb::Table<'txn, u64, &'static [u8]>,
+    exact: redb::Table<'txn, &'static [u8; 16], u64>,
+    hits: redb::Table<'txn, u64, (u64, u64)>,
+    tags: redb::MultimapTable<'txn, &'static str, u64>,
+}
+
+/// Stores one entry inside an open write transaction; returns the id of the entry it
+/// replaced under the same exact key, if any.
+fn put_in(t: &mut WriteTables<'_>, entry: &Entry) -> Result<Option<EntryId>, StoreError> {
+    let id = entry.id.0;
+    let key = entry.exact_key.0;
+    let bytes = codec::encode_entry(entry);
+    let old = t.exact.get(&key).map_err(backend)?.map(|g| g.value());
+    let replaced = match old {
+        Some(old) if old != id => {
+            let old_tags = match t.entries.remove(old).map_err(backend)? {
+                Some(bytes) => tags_of(EntryId(old), bytes.value()),
+                None => Vec::new(),
+            };
+            unlink_tags(&mut t.tags, &old_tags, old)?;
+            t.hits.remove(old).map_err(backend)?;
+            Some(EntryId(old))
+        }
+        _ => None,
+    };
+    // The same id stored before under another exact key: that key must no longer lead
+    // here; its former tags no longer either.
+    let prev = match t.entries.insert(id, bytes.as_slice()).map_err(backend)? {
+        Some(prev) => Some((
+            codec::read_exact_key(entry.id, prev.value())?,
+            tags_of(entry.id, prev.value()),
+        )),
+        None => None,
+    };
+    let prev_key = match prev {
+        Some((prev_key, prev_tags)) => {
+            unlink_tags(&mut t.tags, &prev_tags, id)?;
+            Some(prev_key)
+        }
+        None => None,
+    };
+    for tag in &entry.tags {
+        t.tags.insert(tag.as_str(), id).map_err(backend)?;
+    }
+    if let Some(prev_key) = prev_key.filter(|k| k.0 != key) {
+        let points_here = t
+            .exact
+            .get(&prev_key.0)
+            .map_err(backend)?
+            .map(|g| g.value());
+        if points_here == Some(id) {
+            t.exact.remove(&prev_key.0).map_err(backend)?;
+        }
+    }
+    t.exact.insert(&key, id).map_err(backend)?;
+    // The entry's own hit fields are the truth for a freshly put entry.
+    t.hits.remove(id).map_err(backend)?;
+    Ok(replaced)
+}
+
 #[async_trait]
 impl EntryStore for RedbStore {
     async fn get_exact(&self, key: &ExactKey) -> Result<Option<Entry>, StoreError> {
@@ -680,6 +713,10 @@ impl EntryStore for RedbStore {
 
     async fn put(&self, entry: &Entry) -> Result<Option<EntryId>, StoreError> {
         self.put_sync(entry)
+    }
+
+    async fn put_many(&self, entries: &[Entry]) -> Result<Vec<Option<EntryId>>, StoreError> {
+        self.put_many_sync(entries)
     }
 
     async fn remove(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {

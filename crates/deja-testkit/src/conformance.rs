@@ -346,6 +346,94 @@ pub async fn entry_store_suite(store: Arc<dyn EntryStore>) {
     assert_eq!(s.counters().await.unwrap(), want);
     s.flush().await.unwrap();
     assert_eq!(s.counters().await.unwrap(), want);
+
+    batch_checks(s).await;
+}
+
+/// `put_many` stores like `put` one by one: in order, later entries replacing earlier
+/// ones of the batch or of the store under the same exact key (ids 300.., partition 9).
+async fn batch_checks(s: &dyn EntryStore) {
+    let dim = 384;
+    let before = s.len().await.unwrap();
+    let old = entry(
+        300,
+        9,
+        "batch replaced",
+        Answer::Body(b"old".to_vec()),
+        test_vector(300, dim),
+    );
+    assert_eq!(s.put(&old).await.unwrap(), None);
+    let mut batch: Vec<Entry> = (301..311)
+        .map(|id| {
+            entry(
+                id,
+                9,
+                &format!("batch {id}"),
+                Answer::Body(id.to_le_bytes().to_vec()),
+                test_vector(id, dim),
+            )
+        })
+        .collect();
+    // Replaces the stored entry 300 ...
+    batch.push(entry(
+        311,
+        9,
+        "batch replaced",
+        Answer::Body(b"new".to_vec()),
+        Vec::new(),
+    ));
+    // ... and an entry of this same batch.
+    batch.push(entry(
+        312,
+        9,
+        "batch 301",
+        Answer::Body(b"again".to_vec()),
+        test_vector(312, dim),
+    ));
+    let replaced = s.put_many(&batch).await.unwrap();
+    let mut want_replaced = vec![None; batch.len()];
+    want_replaced[10] = Some(EntryId(300));
+    want_replaced[11] = Some(EntryId(301));
+    assert_eq!(replaced, want_replaced, "what each batched entry replaced");
+    assert_eq!(
+        s.len().await.unwrap(),
+        before + 11,
+        "300 and 301 were replaced"
+    );
+    assert!(s.get(EntryId(300)).await.unwrap().is_none());
+    assert!(s.get(EntryId(301)).await.unwrap().is_none());
+    for e in batch.iter().filter(|e| e.id != EntryId(301)) {
+        let got = s
+            .get(e.id)
+            .await
+            .unwrap()
+            .expect("a batched entry is stored");
+        assert_same_entry(&got, e, "put_many, by id");
+        let got = s
+            .get_exact(&e.exact_key)
+            .await
+            .unwrap()
+            .expect("and by exact key");
+        assert_eq!(got.id, e.id, "exact key of {}", e.prompt);
+    }
+    for tag in ["tag-0", "tag-1"] {
+        let ids = tagged(s, tag).await;
+        for e in &batch {
+            let carries = e.tags.iter().any(|t| t == tag);
+            let stored = e.id != EntryId(301);
+            assert_eq!(
+                ids.contains(&e.id),
+                carries && stored,
+                "tag {tag} of entry {}",
+                e.id
+            );
+        }
+        assert!(
+            !ids.contains(&EntryId(300)),
+            "a replaced entry leaves its tags"
+        );
+    }
+    assert_eq!(s.put_many(&[]).await.unwrap(), Vec::new(), "an empty batch");
 }
 
 /// Every `VectorIndex` must pass this. `make` returns a new, empty index of dimension

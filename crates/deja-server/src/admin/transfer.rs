@@ -259,18 +259,30 @@ pub fn export_lines(
 pub enum ImportError {
     #[error("line {line}: {reason}")]
     Line { line: u64, reason: String },
-    #[error("storing the entry of line {line} failed")]
+    #[error("storing the entries of lines {line} to {last} failed")]
     Store {
         line: u64,
+        last: u64,
         #[source]
         source: StoreError,
     },
-    #[error("storing or indexing the entry of line {line} failed: {reason}")]
-    Index { line: u64, reason: String },
+    #[error("storing or indexing the entries of lines {line} to {last} failed: {reason}")]
+    Index {
+        line: u64,
+        last: u64,
+        reason: String,
+    },
 }
 
-/// Stores JSON lines one by one as they arrive. Each entry is written whole, in one store
-/// transaction; an entry with the same id or exact key as a stored one replaces it.
+/// Entries [`Importer`] writes in one store transaction: one commit per entry would cap an
+/// import at the commit rate (about a thousand a second), far below what parsing allows.
+const IMPORT_BATCH_ENTRIES: usize = 1024;
+/// ... or fewer, when their answers are large, so a batch's memory stays bounded.
+const IMPORT_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+/// Stores JSON lines as they arrive, in batches written whole (one store transaction
+/// each); an entry with the same id or exact key as a stored one replaces it. Lines are
+/// checked as they arrive, so a bad line stops the import before its batch is written.
 pub struct Importer {
     target: ImportTarget,
     /// Vector dimension per embedder id, from the caller (the current embedder, what is
@@ -283,6 +295,10 @@ pub struct Importer {
     scanned: usize,
     line: u64,
     imported: u64,
+    /// Parsed entries not yet written, and the lines of the first and last of them.
+    batch: Vec<Entry>,
+    batch_bytes: usize,
+    batch_lines: (u64, u64),
 }
 
 /// Where imported entries go.
@@ -302,6 +318,9 @@ impl Importer {
             scanned: 0,
             line: 0,
             imported: 0,
+            batch: Vec::new(),
+            batch_bytes: 0,
+            batch_lines: (0, 0),
         }
     }
 
@@ -324,6 +343,7 @@ impl Importer {
         }
         self.scanned = self.pending.len();
         if self.pending.len() > MAX_LINE_BYTES {
+            self.write_batch().await?;
             return Err(ImportError::Line {
                 line: self.line + 1,
                 reason: format!("longer than {MAX_LINE_BYTES} bytes"),
@@ -332,24 +352,80 @@ impl Importer {
         Ok(())
     }
 
-    /// Stores the last line if the input did not end with a newline.
+    /// Stores the last line if the input did not end with a newline, and every entry
+    /// still batched.
     pub async fn finish(&mut self) -> Result<u64, ImportError> {
         if !self.pending.is_empty() {
             let line = std::mem::take(&mut self.pending);
             self.scanned = 0;
             self.store_line(&line).await?;
         }
+        self.write_batch().await?;
         Ok(self.imported)
     }
 
+    /// Writes the batched entries in one store transaction (then indexes them, for a
+    /// running cache).
+    async fn write_batch(&mut self) -> Result<(), ImportError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let (line, last) = self.batch_lines;
+        match &self.target {
+            ImportTarget::Store(store) => store
+                .put_many(&self.batch)
+                .await
+                .map(drop)
+                .map_err(|source| ImportError::Store { line, last, source })?,
+            ImportTarget::Cache(cache) => {
+                cache
+                    .restore_many(&self.batch)
+                    .await
+                    .map_err(|e| ImportError::Index {
+                        line,
+                        last,
+                        reason: deja_core::ErrorChain(&e).to_string(),
+                    })?
+            }
+        }
+        self.imported += self.batch.len() as u64;
+        self.batch.clear();
+        self.batch_bytes = 0;
+        Ok(())
+    }
+
+    /// Batches the entry of the next line. A bad line stops the import, after the entries
+    /// of the lines before it have been written.
     async fn store_line(&mut self, bytes: &[u8]) -> Result<(), ImportError> {
         self.line += 1;
+        let entry = match self.parse_line(bytes) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                self.write_batch().await?;
+                return Err(e);
+            }
+        };
+        if self.batch.is_empty() {
+            self.batch_lines.0 = self.line;
+        }
+        self.batch_lines.1 = self.line;
+        self.batch_bytes += bytes.len();
+        self.batch.push(entry);
+        if self.batch.len() >= IMPORT_BATCH_ENTRIES || self.batch_bytes >= IMPORT_BATCH_BYTES {
+            self.write_batch().await?;
+        }
+        Ok(())
+    }
+
+    /// The entry of line `self.line`, checked; `None` for a blank line.
+    fn parse_line(&mut self, bytes: &[u8]) -> Result<Option<Entry>, ImportError> {
         let line = self.line;
         let bad = |reason: String| ImportError::Line { line, reason };
         let text = std::str::from_utf8(bytes).map_err(|_| bad("not valid UTF-8".into()))?;
         let text = text.trim();
         if text.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let parsed: ExportLine =
             serde_json::from_str(text).map_err(|e| bad(format!("invalid entry: {e}")))?;
@@ -367,24 +443,7 @@ impl Importer {
                 )));
             }
         }
-        match &self.target {
-            ImportTarget::Store(store) => store
-                .put(&entry)
-                .await
-                .map(drop)
-                .map_err(|source| ImportError::Store { line, source })?,
-            ImportTarget::Cache(cache) => {
-                cache
-                    .restore(&entry)
-                    .await
-                    .map_err(|e| ImportError::Index {
-                        line,
-                        reason: deja_core::ErrorChain(&e).to_string(),
-                    })?
-            }
-        }
-        self.imported += 1;
-        Ok(())
+        Ok(Some(entry))
     }
 }
 
@@ -483,6 +542,48 @@ mod tests {
         let err = imp.push(format!("{}\n", line(&a)).as_bytes()).await;
         let err = err.unwrap_err().to_string();
         assert!(err.starts_with("line 1: vector of dimension 3"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn importer_writes_in_batches_and_keeps_the_lines_before_a_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn EntryStore> = Arc::new(
+            deja_store_local::RedbStore::open(
+                &dir.path().join("s.redb"),
+                deja_store_local::StoreDurability::Fast,
+            )
+            .unwrap(),
+        );
+        let n = IMPORT_BATCH_ENTRIES * 2 + 10;
+        let bad_at = IMPORT_BATCH_ENTRIES + 7;
+        let mut input = String::new();
+        for i in 0..n {
+            if i + 1 == bad_at {
+                input.push_str("{\"id\": \"oops\"}\n");
+                continue;
+            }
+            let mut e = entry(Answer::Body(i.to_string().into_bytes()), vec![0.6, 0.8]);
+            e.id = EntryId(i as u64 + 1);
+            e.prompt = format!("prompt {i}");
+            e.exact_key = ExactKey::new(&e.partition, &e.prompt);
+            input.push_str(&serde_json::to_string(&ExportLine::from_entry(&e)).unwrap());
+            input.push('\n');
+        }
+        let mut imp = Importer::new(ImportTarget::Store(store.clone()), HashMap::new());
+        let err = imp.push(input.as_bytes()).await.unwrap_err().to_string();
+        assert!(err.starts_with(&format!("line {bad_at}:")), "{err}");
+        // Every line before the bad one was written, in batches, and nothing after it.
+        assert_eq!(imp.imported(), bad_at as u64 - 1);
+        assert_eq!(store.len().await.unwrap(), bad_at as u64 - 1);
+        for id in [1, IMPORT_BATCH_ENTRIES as u64, bad_at as u64 - 1] {
+            let e = store.get(EntryId(id)).await.unwrap().unwrap();
+            assert_eq!(e.answer, Answer::Body((id - 1).to_string().into_bytes()));
+        }
+        assert!(store
+            .get(EntryId(bad_at as u64 + 1))
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[test]
