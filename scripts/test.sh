@@ -17,8 +17,14 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
 
+step "installing Redis, Redis Cluster tools and Redis Stack (skipped when present)"
+scripts/install-redis.sh
+
 # Tests that need the model fail (instead of skipping) when it is missing.
 export DEJA_REQUIRE_MODEL=1
+# Tests that need Redis start their own servers on 127.0.0.1 (deja-testkit's
+# redis_server.rs, stopped by PID); here they fail instead of skipping when they cannot.
+export DEJA_REQUIRE_REDIS=1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -3,3 +3,4 @@
 
 pub mod conformance;
 pub mod mock_upstream;
+pub mod redis_server;
