@@ -21,7 +21,8 @@
 //! the answer, so metadata is read without copying either. The entry id is the table key
 //! and is not repeated.
 //!
-//! This module is not the place for table layout or transactions; see `store.rs`.
+//! This module is not the place for table layout or transactions; see `store.rs`. Other
+//! backends (`deja-store-redis`) store the same records, so one format is read everywhere.
 
 use deja_core::{Answer, Entry, EntryId, ExactKey, PartitionKey, StoreError, Usage};
 
@@ -35,21 +36,21 @@ const HITS_OFFSET: usize = 1 + 8;
 
 /// A vector quantised to int8: `x[i] ≈ codes[i] * scale`.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Quantized {
-    pub(crate) scale: f32,
-    pub(crate) codes: Vec<i8>,
+pub struct Quantized {
+    pub scale: f32,
+    pub codes: Vec<i8>,
 }
 
 /// Quantises symmetrically so the largest component maps to ±127. A zero (or non-finite)
 /// vector quantises to all zeros with scale 0.
-pub(crate) fn quantize(v: &[f32]) -> Quantized {
+pub fn quantize(v: &[f32]) -> Quantized {
     let mut codes = vec![0i8; v.len()];
     let scale = quantize_into(v, &mut codes);
     Quantized { scale, codes }
 }
 
 /// [`quantize`] into a caller-provided buffer of the same length; returns the scale.
-pub(crate) fn quantize_into(v: &[f32], codes: &mut [i8]) -> f32 {
+pub fn quantize_into(v: &[f32], codes: &mut [i8]) -> f32 {
     let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
     if !(max.is_finite() && max > 0.0) {
         codes.iter_mut().for_each(|c| *c = 0);
@@ -65,7 +66,7 @@ pub(crate) fn quantize_into(v: &[f32], codes: &mut [i8]) -> f32 {
 
 /// Dequantises and rescales to unit length (the traits promise unit-length vectors). The
 /// scale cancels out in the normalisation; it is kept on disk for other readers.
-pub(crate) fn dequantize_unit(codes: &[i8]) -> Vec<f32> {
+pub fn dequantize_unit(codes: &[i8]) -> Vec<f32> {
     let norm_sq: i64 = codes.iter().map(|&c| i64::from(c) * i64::from(c)).sum();
     if norm_sq == 0 {
         return vec![0.0; codes.len()];
@@ -74,7 +75,7 @@ pub(crate) fn dequantize_unit(codes: &[i8]) -> Vec<f32> {
     codes.iter().map(|&c| (f64::from(c) * inv) as f32).collect()
 }
 
-pub(crate) fn encode_entry(e: &Entry) -> Vec<u8> {
+pub fn encode_entry(e: &Entry) -> Vec<u8> {
     let Entry {
         id: _,
         partition,
@@ -163,7 +164,7 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 }
 
 /// Decodes a whole entry; `id` is the table key it was stored under.
-pub(crate) fn decode_entry(id: EntryId, bytes: &[u8]) -> Result<Entry, StoreError> {
+pub fn decode_entry(id: EntryId, bytes: &[u8]) -> Result<Entry, StoreError> {
     let mut r = Reader::new(id, bytes);
     r.version()?;
     let created_at_ms = r.u64()?;
@@ -218,13 +219,13 @@ pub(crate) fn decode_entry(id: EntryId, bytes: &[u8]) -> Result<Entry, StoreErro
 }
 
 /// The parts of an entry the index needs, without copying the answer.
-pub(crate) struct VectorParts<'a> {
-    pub(crate) partition: PartitionKey,
-    pub(crate) embedder_id: &'a str,
-    pub(crate) vector: Vec<f32>,
+pub struct VectorParts<'a> {
+    pub partition: PartitionKey,
+    pub embedder_id: &'a str,
+    pub vector: Vec<f32>,
 }
 
-pub(crate) fn decode_vector_parts(
+pub fn decode_vector_parts(
     id: EntryId,
     bytes: &[u8],
 ) -> Result<VectorParts<'_>, StoreError> {
@@ -250,23 +251,23 @@ pub(crate) fn decode_vector_parts(
 
 /// Everything of an entry but its prompt, answer and vector, borrowed from the record.
 #[derive(Debug, PartialEq)]
-pub(crate) struct MetaParts<'a> {
-    pub(crate) created_at_ms: u64,
-    pub(crate) last_hit_ms: u64,
-    pub(crate) hit_count: u64,
-    pub(crate) partition: PartitionKey,
-    pub(crate) exact_key: ExactKey,
-    pub(crate) model: &'a str,
-    pub(crate) category: &'a str,
-    pub(crate) namespace: &'a str,
-    pub(crate) tags: Vec<&'a str>,
-    pub(crate) has_vector: bool,
+pub struct MetaParts<'a> {
+    pub created_at_ms: u64,
+    pub last_hit_ms: u64,
+    pub hit_count: u64,
+    pub partition: PartitionKey,
+    pub exact_key: ExactKey,
+    pub model: &'a str,
+    pub category: &'a str,
+    pub namespace: &'a str,
+    pub tags: Vec<&'a str>,
+    pub has_vector: bool,
     /// Prompt plus answer bytes (see [`deja_core::EntryMeta::size_bytes`]).
-    pub(crate) size_bytes: u64,
+    pub size_bytes: u64,
 }
 
 /// Decodes an entry's metadata; the answer is skipped by its lengths, never copied.
-pub(crate) fn decode_meta(id: EntryId, bytes: &[u8]) -> Result<MetaParts<'_>, StoreError> {
+pub fn decode_meta(id: EntryId, bytes: &[u8]) -> Result<MetaParts<'_>, StoreError> {
     let mut r = Reader::new(id, bytes);
     r.version()?;
     let created_at_ms = r.u64()?;
@@ -299,7 +300,7 @@ pub(crate) fn decode_meta(id: EntryId, bytes: &[u8]) -> Result<MetaParts<'_>, St
 }
 
 /// Reads `(last_hit_ms, hit_count)` from an encoded entry without decoding it.
-pub(crate) fn read_hits(id: EntryId, bytes: &[u8]) -> Result<(u64, u64), StoreError> {
+pub fn read_hits(id: EntryId, bytes: &[u8]) -> Result<(u64, u64), StoreError> {
     let mut r = Reader::new(id, bytes);
     r.version()?;
     r.skip(HITS_OFFSET - 1)?;
@@ -307,13 +308,13 @@ pub(crate) fn read_hits(id: EntryId, bytes: &[u8]) -> Result<(u64, u64), StoreEr
 }
 
 /// Reads the exact key of an encoded entry without decoding it.
-pub(crate) fn read_exact_key(id: EntryId, bytes: &[u8]) -> Result<ExactKey, StoreError> {
+pub fn read_exact_key(id: EntryId, bytes: &[u8]) -> Result<ExactKey, StoreError> {
     read_keys(id, bytes).map(|(_, exact)| exact)
 }
 
 /// Reads the partition and exact key of an encoded entry (fixed offsets), so even a
 /// record damaged further on can be unlinked from the exact-key table and the index.
-pub(crate) fn read_keys(id: EntryId, bytes: &[u8]) -> Result<(PartitionKey, ExactKey), StoreError> {
+pub fn read_keys(id: EntryId, bytes: &[u8]) -> Result<(PartitionKey, ExactKey), StoreError> {
     let mut r = Reader::new(id, bytes);
     r.version()?;
     r.skip(5 * 8)?;

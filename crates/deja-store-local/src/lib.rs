@@ -9,7 +9,8 @@
 //! ([`deja_core::Cache::rebuild_index`]). Nothing here is shared between processes; two
 //! servers on one data directory is not supported (redb locks the file).
 
-mod codec;
+/// The binary entry encoding, public so other backends (Redis) store the same records.
+pub mod codec;
 mod hnsw;
 mod simd;
 mod store;
