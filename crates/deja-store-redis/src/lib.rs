@@ -1,0 +1,13 @@
+//! deja's shared backend on Redis, for several deja replicas behind a load balancer:
+//!
+//! - [`RedisStore`]: the [`deja_core::EntryStore`] on a standalone Redis (any Redis 7,
+//!   Valkey) or a Redis Cluster, storing the same binary records as the embedded store
+//!   (`deja_store_local::codec`, int8 vectors).
+//!
+//! Each replica keeps its own in-process vector index (`deja_store_local::HnswIndex`),
+//! rebuilt from this store at start. Nothing here reads configuration: the server picks
+//! this backend and passes its options.
+
+mod store;
+
+pub use store::{RedisStore, RedisStoreOptions};

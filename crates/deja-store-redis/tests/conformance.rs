@@ -1,0 +1,144 @@
+//! The shared conformance suites run against `RedisStore` on a real standalone Redis and
+//! a real 3-master Redis Cluster (started by deja-testkit on 127.0.0.1, stopped by PID),
+//! plus what only a shared store promises: two handles on one Redis see each other's
+//! writes, and a cluster spreads the keys over its shards.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use deja_core::{Answer, Entry, EntryStore, ExactKey, PartitionKey, Usage, VectorIndex};
+use deja_store_local::{HnswIndex, HnswParams};
+use deja_store_redis::{RedisStore, RedisStoreOptions};
+use deja_testkit::conformance::{
+    entry_store_suite, maintenance_suite, test_vector, INDEX_DIM, INDEX_EMBEDDER,
+};
+use deja_testkit::redis_server::{RedisCluster, RedisServer};
+
+fn opts(prefix: &str) -> RedisStoreOptions {
+    RedisStoreOptions {
+        prefix: format!("{prefix}-{:08x}", rand::random::<u32>()),
+        ..RedisStoreOptions::default()
+    }
+}
+
+async fn connect(url: &str, prefix: &str) -> RedisStore {
+    RedisStore::connect(url, opts(prefix)).await.unwrap()
+}
+
+#[tokio::test]
+async fn redis_store_conforms_standalone() {
+    let Some(server) = RedisServer::standalone_or_skip() else {
+        return;
+    };
+    entry_store_suite(Arc::new(connect(&server.url(), "suite").await)).await;
+}
+
+#[tokio::test]
+async fn redis_store_conforms_cluster() {
+    let Some(cluster) = RedisCluster::start_or_skip() else {
+        return;
+    };
+    entry_store_suite(Arc::new(connect(&cluster.url(), "suite").await)).await;
+}
+
+#[tokio::test]
+async fn expiry_and_eviction_keep_redis_and_hnsw_in_step() {
+    let Some(server) = RedisServer::standalone_or_skip() else {
+        return;
+    };
+    let url = server.url();
+    // maintenance_suite builds each store synchronously; connect them all up front.
+    let mut stores = Vec::new();
+    for _ in 0..16 {
+        stores.push(Arc::new(connect(&url, "maint").await));
+    }
+    let stores = parking_lot::Mutex::new(stores);
+    maintenance_suite(|| {
+        let store = stores.lock().pop().expect("enough stores for the suite");
+        let index = HnswIndex::new(INDEX_EMBEDDER, INDEX_DIM, HnswParams::default());
+        (
+            store as Arc<dyn EntryStore>,
+            Arc::new(index) as Arc<dyn VectorIndex>,
+        )
+    })
+    .await;
+}
+
+/// A test entry, built through serde so fields the engine adds later (with defaults) do
+/// not break this file.
+fn entry(i: u64, partition: PartitionKey, dim: usize) -> Entry {
+    let prompt = format!("prompt {i}");
+    let exact_key = ExactKey::new(&partition, &prompt);
+    serde_json::from_value(serde_json::json!({
+        "id": i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        "partition": partition,
+        "exact_key": exact_key,
+        "prompt": prompt,
+        "model": "m",
+        "answer": Answer::Body(format!("answer {i}").into_bytes()),
+        "usage": Usage::default(),
+        "created_at_ms": 10 + i,
+        "last_hit_ms": 10 + i,
+        "hit_count": 0,
+        "category": "default",
+        "namespace": "ns:t",
+        "tags": [format!("t{}", i % 7)],
+        "embedder_id": "test:emb",
+        "vector": test_vector(i, dim),
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn two_handles_share_entries_hits_and_removals() {
+    let Some(server) = RedisServer::standalone_or_skip() else {
+        return;
+    };
+    let o = opts("shared");
+    let a = RedisStore::connect(&server.url(), o.clone()).await.unwrap();
+    let b = RedisStore::connect(&server.url(), o).await.unwrap();
+    let p = PartitionKey([3; 16]);
+    let entries: Vec<Entry> = (0..50).map(|i| entry(i, p, 64)).collect();
+    for e in &entries {
+        a.put(e).await.unwrap();
+    }
+    assert_eq!(b.len().await.unwrap(), 50);
+    let got = b.get_exact(&entries[7].exact_key).await.unwrap().unwrap();
+    assert_eq!(got.answer, entries[7].answer);
+    a.record_hit(entries[7].id, 99_000).await.unwrap();
+    a.flush().await.unwrap();
+    let got = b.get(entries[7].id).await.unwrap().unwrap();
+    assert_eq!((got.hit_count, got.last_hit_ms), (1, 99_000));
+    let t0 = b.ids_with_tag("t0").await.unwrap();
+    assert_eq!(
+        t0.len(),
+        entries.iter().filter(|e| e.tags[0] == "t0").count()
+    );
+    let gone = b.remove_many(&t0).await.unwrap();
+    assert_eq!(gone.len(), t0.len());
+    for id in &t0 {
+        assert!(a.get(*id).await.unwrap().is_none());
+    }
+    let mut seen = 0;
+    a.scan_vectors(&mut |_, _, _, _| seen += 1).await.unwrap();
+    assert_eq!(seen, 50 - t0.len());
+}
+
+#[tokio::test]
+async fn cluster_spreads_entries_over_every_shard() {
+    let Some(cluster) = RedisCluster::start_or_skip() else {
+        return;
+    };
+    let store = connect(&cluster.url(), "spread").await;
+    let p = PartitionKey([4; 16]);
+    for i in 0..300 {
+        store.put(&entry(i, p, 32)).await.unwrap();
+    }
+    assert_eq!(store.len().await.unwrap(), 300);
+    for n in &cluster.nodes {
+        let reply = n.command("DBSIZE").unwrap();
+        let keys: u64 = reply.trim().trim_start_matches(':').parse().unwrap();
+        assert!(keys > 100, "node {} holds only {keys} keys", n.port());
+    }
+}
