@@ -303,6 +303,12 @@ async fn config(State(app): State<AppState>) -> Result<Response, ApiError> {
             *secret = json!("***");
         }
     }
+    // A Redis URL may carry a password; the rest of it is worth showing.
+    if let Some(url) = v.pointer_mut("/store/url") {
+        if let Some(s) = url.as_str() {
+            *url = json!(crate::config::redact_url(s));
+        }
+    }
     Ok(Json(v).into_response())
 }
 

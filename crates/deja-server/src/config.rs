@@ -298,20 +298,92 @@ pub enum Durability {
     Fast,
 }
 
+/// Where entries are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreKind {
+    /// The embedded store in `data_dir` (one process).
+    #[default]
+    Local,
+    /// A Redis server or Redis Cluster at `store.url`, shared by every replica.
+    Redis,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    pub kind: StoreKind,
+    /// Local store: when a stored entry is durable.
     pub durability: Durability,
-    /// Memory for the store's page cache, in bytes.
+    /// Local store: memory for the store's page cache, in bytes.
     pub cache_bytes: usize,
+    /// Redis store: `redis://HOST:PORT[/DB]`, `rediss://…`, or a cluster through any of
+    /// its nodes, `redis+cluster://HOST:PORT,HOST:PORT`. May hold a password; it is
+    /// redacted wherever the config is shown.
+    pub url: Option<String>,
+    /// Redis store: prefix of every key, so several caches can share one Redis.
+    pub key_prefix: String,
+    /// Redis store: Redis expiry of every entry, a backstop beside the category TTLs
+    /// (unset: entries stay until deja removes them).
+    pub entry_ttl_secs: Option<u64>,
+    /// Redis store: longest wait for one command before the request bypasses the cache.
+    pub response_timeout_ms: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            kind: StoreKind::default(),
             durability: Durability::default(),
             cache_bytes: 64 * 1024 * 1024,
+            url: None,
+            key_prefix: "deja".into(),
+            entry_ttl_secs: None,
+            response_timeout_ms: 2_000,
         }
+    }
+}
+
+impl StoreConfig {
+    /// Selects the store from a `--store` / `DEJA_STORE` value: `local`, or a Redis URL.
+    pub fn select(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        if value == "local" {
+            self.kind = StoreKind::Local;
+            self.url = None;
+        } else if is_redis_url(value) {
+            self.kind = StoreKind::Redis;
+            self.url = Some(value.to_string());
+        } else {
+            return Err(ConfigError::Invalid {
+                key: key.into(),
+                message: format!(
+                    "{:?} is not valid; use \"local\", redis://HOST:PORT or redis+cluster://HOST:PORT,HOST:PORT",
+                    redact_url(value)
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn is_redis_url(v: &str) -> bool {
+    [
+        "redis://",
+        "rediss://",
+        "redis+cluster://",
+        "rediss+cluster://",
+    ]
+    .iter()
+    .any(|s| v.starts_with(s))
+}
+
+/// A URL with its credentials replaced, for messages and the admin API's config view.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -403,6 +475,9 @@ impl Config {
                 }
             };
         }
+        if let Some(v) = lookup("DEJA_STORE") {
+            self.store.select("DEJA_STORE", &v)?;
+        }
         if let Some(v) = lookup("DEJA_MODEL_DIR") {
             if let EmbedderConfig::Local { model_dir, .. } = &mut self.embedder {
                 *model_dir = Some(PathBuf::from(v));
@@ -461,6 +536,37 @@ impl Config {
                 message: format!("{url:?} is not an http(s) URL"),
             });
         }
+        match (self.store.kind, self.store.url.as_deref()) {
+            (StoreKind::Redis, None) => {
+                return Err(ConfigError::Invalid {
+                    key: "store.url".into(),
+                    message: "is required with store.kind = \"redis\", e.g. redis://127.0.0.1:6379"
+                        .into(),
+                })
+            }
+            (StoreKind::Redis, Some(url)) if !is_redis_url(url) => {
+                return Err(ConfigError::Invalid {
+                    key: "store.url".into(),
+                    message: format!(
+                        "{:?} is not a Redis URL; use redis://HOST:PORT, rediss://HOST:PORT or redis+cluster://HOST:PORT,HOST:PORT",
+                        redact_url(url)
+                    ),
+                })
+            }
+            (StoreKind::Local, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    key: "store.url".into(),
+                    message: "is only used with store.kind = \"redis\"".into(),
+                })
+            }
+            _ => {}
+        }
+        if self.store.response_timeout_ms == 0 {
+            return Err(ConfigError::Invalid {
+                key: "store.response_timeout_ms".into(),
+                message: "must be at least 1".into(),
+            });
+        }
         if let EmbedderConfig::Openai { dim: 0, .. } = self.embedder {
             return Err(ConfigError::Invalid {
                 key: "embedder.dim".into(),
@@ -488,6 +594,77 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.cache.min_similarity, DEFAULT_MIN_SIMILARITY);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn store_is_local_unless_redis_is_selected() {
+        // (config text, env DEJA_STORE, expected kind and url, or the key an error names)
+        type Want = Result<(StoreKind, Option<&'static str>), &'static str>;
+        let cases: &[(&str, Option<&str>, Want)] = &[
+            ("", None, Ok((StoreKind::Local, None))),
+            (
+                "[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n",
+                None,
+                Ok((StoreKind::Redis, Some("redis://127.0.0.1:6379"))),
+            ),
+            (
+                "",
+                Some("redis+cluster://127.0.0.1:7000,127.0.0.1:7001"),
+                Ok((
+                    StoreKind::Redis,
+                    Some("redis+cluster://127.0.0.1:7000,127.0.0.1:7001"),
+                )),
+            ),
+            (
+                "[store]\nkind = \"redis\"\nurl = \"redis://h:1\"\n",
+                Some("local"),
+                Ok((StoreKind::Local, None)),
+            ),
+            ("[store]\nkind = \"redis\"\n", None, Err("store.url")),
+            (
+                "[store]\nkind = \"redis\"\nurl = \"http://h:1\"\n",
+                None,
+                Err("store.url"),
+            ),
+            ("[store]\nurl = \"redis://h:1\"\n", None, Err("store.url")),
+            ("", Some("memcached://h:1"), Err("DEJA_STORE")),
+        ];
+        for (toml, env, want) in cases {
+            let mut c = Config::from_toml(toml).unwrap();
+            let got = c
+                .apply_env(|k| {
+                    (k == "DEJA_STORE")
+                        .then(|| env.map(str::to_string))
+                        .flatten()
+                })
+                .and_then(|()| c.validate());
+            match (got, want) {
+                (Ok(()), Ok((kind, url))) => {
+                    assert_eq!(c.store.kind, *kind, "{toml:?} {env:?}");
+                    assert_eq!(c.store.url.as_deref(), *url, "{toml:?} {env:?}");
+                }
+                (Err(e), Err(key)) => {
+                    assert!(e.to_string().starts_with(key), "{toml:?} {env:?}: {e}")
+                }
+                (got, want) => panic!("{toml:?} {env:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        let err = Config::from_toml("[store]\nkind = \"memcached\"\n").unwrap_err();
+        assert!(err.contains("memcached"), "{err}");
+    }
+
+    #[test]
+    fn redis_passwords_are_redacted() {
+        for (url, want) in [
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            ("redis://:pw@h:1/0", "redis://***@h:1/0"),
+            (
+                "redis+cluster://u:pw@a:1,b:2",
+                "redis+cluster://***@a:1,b:2",
+            ),
+        ] {
+            assert_eq!(redact_url(url), want);
+        }
     }
 
     #[test]

@@ -16,12 +16,15 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::routing::{get, post};
 use axum::Router;
-use deja_core::{Cache, CacheOptions, CapacityLimits, Clock, Embedder, Eviction, SystemClock};
+use deja_core::{
+    Cache, CacheOptions, CapacityLimits, Clock, Embedder, EntryStore, Eviction, SystemClock,
+};
 use deja_embed::{BertEmbedder, BertOptions, HttpEmbedder, HttpEmbedderConfig};
 use deja_store_local::{HnswIndex, HnswParams, RedbStore, StoreDurability};
+use deja_store_redis::{RedisStore, RedisStoreOptions};
 
 use crate::coalesce::Inflight;
-use crate::config::{Config, Durability, EmbedderConfig};
+use crate::config::{Config, Durability, EmbedderConfig, StoreKind};
 use crate::upstream::Upstream;
 
 /// Everything a request handler needs; cheap to clone.
@@ -85,6 +88,31 @@ pub fn open_store(config: &Config) -> anyhow::Result<RedbStore> {
         .with_context(|| format!("opening the store at {}", path.display()))
 }
 
+/// Opens the configured store: the embedded one in `data_dir`, or Redis (standalone or
+/// Cluster) shared with other replicas.
+pub async fn build_store(config: &Config) -> anyhow::Result<Arc<dyn EntryStore>> {
+    Ok(match config.store.kind {
+        StoreKind::Local => Arc::new(open_store(config)?),
+        StoreKind::Redis => {
+            let url = config
+                .store
+                .url
+                .as_deref()
+                .context("store.url is required with store.kind = \"redis\"")?;
+            let options = RedisStoreOptions {
+                prefix: config.store.key_prefix.clone(),
+                entry_ttl_secs: config.store.entry_ttl_secs,
+                response_timeout: Duration::from_millis(config.store.response_timeout_ms),
+                ..RedisStoreOptions::default()
+            };
+            let store = RedisStore::connect(url, options)
+                .await
+                .with_context(|| format!("connecting to Redis at {}", config::redact_url(url)))?;
+            Arc::new(store)
+        }
+    })
+}
+
 /// Builds the configured embedder.
 pub fn build_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
     Ok(match &config.embedder {
@@ -116,10 +144,11 @@ pub fn build_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
     })
 }
 
-/// Builds the cache on the embedded default backend and loads the index from the store.
+/// Builds the cache on the configured store and loads the in-process index from it (with
+/// Redis: every replica loads the shared entries at start).
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     config.validate()?;
-    let store = Arc::new(open_store(&config)?);
+    let store = build_store(&config).await?;
     let embedder = build_embedder(&config)?;
     let index = Arc::new(HnswIndex::new(
         embedder.id(),

@@ -90,6 +90,11 @@ struct ServeArgs {
     /// strict: every stored entry is fsynced; fast: durable within about a second.
     #[arg(long, value_parser = ["strict", "fast"])]
     durability: Option<String>,
+    /// Where entries are kept: `local` (the data dir) or a Redis shared by every
+    /// replica, `redis://HOST:PORT` or `redis+cluster://HOST:PORT,HOST:PORT` (also
+    /// `DEJA_STORE`).
+    #[arg(long, value_name = "local|URL")]
+    store: Option<String>,
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -221,6 +226,9 @@ fn serve_config(args: &ServeArgs) -> anyhow::Result<Config> {
         } else {
             Durability::Strict
         };
+    }
+    if let Some(v) = &args.store {
+        config.store.select("--store", v)?;
     }
     config.validate()?;
     Ok(config)

@@ -1,0 +1,268 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! deja replicas on one Redis, built the way `deja serve --store redis://…` builds them
+//! (`build_state`: config → Redis store, real embedder, index loaded from Redis), each on
+//! a real listener in front of the mock upstream, which counts its calls. Redis is a real
+//! server started on 127.0.0.1 by deja-testkit and stopped (or killed) by its PID.
+
+use std::time::Duration;
+
+use deja_server::config::{Config, StoreKind};
+use deja_testkit::mock_upstream::MockUpstream;
+use deja_testkit::redis_server::{RedisCluster, RedisServer};
+use serde_json::{json, Value};
+
+const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// Whether the real model is installed; prints "skipped" (or panics under
+/// `DEJA_REQUIRE_MODEL=1`) when it is not.
+fn model_available() -> bool {
+    let dir = deja_embed::default_model_dir();
+    if dir.join("model.safetensors").is_file() {
+        return true;
+    }
+    if std::env::var("DEJA_REQUIRE_MODEL").as_deref() == Ok("1") {
+        panic!("DEJA_REQUIRE_MODEL=1 but no model at {}", dir.display());
+    }
+    eprintln!("skipped: no model at {}", dir.display());
+    false
+}
+
+struct Replica {
+    base: String,
+    client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Replica {
+    async fn start(redis_url: &str, prefix: &str, upstream: &MockUpstream) -> Replica {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.upstream.base_url = upstream.base_url();
+        config.store.select("--store", redis_url).unwrap();
+        assert_eq!(config.store.kind, StoreKind::Redis);
+        config.store.key_prefix = prefix.to_string();
+        config.store.response_timeout_ms = 500;
+        config.admin.token = Some(ADMIN_TOKEN.into());
+        let state = deja_server::build_state(config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(deja_server::serve_on(listener, state, async {
+            let _ = rx.await;
+        }));
+        Replica {
+            base,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    async fn chat(&self, text: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/chat/completions", self.base))
+            .header("authorization", "Bearer sk-test-a")
+            .header("x-deja-tags", "replicas")
+            .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn admin(&self, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/admin/{path}", self.base);
+        let rb = match body {
+            Some(b) => self.client.post(url).json(&b),
+            None => self.client.get(url),
+        };
+        let r = rb.bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        assert_eq!(r.status(), 200, "admin {path}");
+        r.json().await.unwrap()
+    }
+
+    /// Waits until the insert after a miss (done after the response) is visible here.
+    async fn settle(&self, text: &str) {
+        for _ in 0..300 {
+            if outcome(&self.chat(text).await) == "hit-exact" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("entry for {text:?} never became visible");
+    }
+}
+
+fn outcome(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("x-deja-cache")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// A key prefix no other test uses (tests share nothing, but keep keys apart anyway).
+fn prefix() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("replicas-{}-{n}", std::process::id())
+}
+
+/// A miss on A is an exact hit on B at once (the store is shared) and a semantic hit on a
+/// replica started afterwards (its index is loaded from Redis); an invalidation on A is
+/// honoured by B, exactly and semantically.
+async fn replicas_share_entries(url: &str) {
+    let upstream = MockUpstream::start().await.unwrap();
+    let prefix = prefix();
+    let a = Replica::start(url, &prefix, &upstream).await;
+    let b = Replica::start(url, &prefix, &upstream).await;
+    let question = "How do I reset my password?";
+    let r = a.chat(question).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(outcome(&r), "miss");
+    a.settle(question).await;
+    let calls = upstream.stats().chat_calls;
+    let r = b.chat(question).await;
+    assert_eq!(outcome(&r), "hit-exact", "A's answer is served by B");
+    assert_eq!(
+        upstream.stats().chat_calls,
+        calls,
+        "a hit calls no upstream"
+    );
+
+    let c = Replica::start(url, &prefix, &upstream).await;
+    let r = c.chat("how can I reset my password").await;
+    assert_eq!(
+        outcome(&r),
+        "hit-semantic",
+        "C loaded A's vector from Redis"
+    );
+    assert_eq!(upstream.stats().chat_calls, calls);
+
+    let removed = a
+        .admin("invalidate", Some(json!({"tag": "replicas"})))
+        .await;
+    assert_eq!(removed["removed"], 1, "{removed}");
+    assert_eq!(
+        outcome(&b.chat(question).await),
+        "miss",
+        "B honours A's invalidation"
+    );
+    let r = c.chat("how can I reset my password").await;
+    assert_ne!(
+        outcome(&r),
+        "hit-semantic",
+        "C's index still lists the entry, but the store no longer has it"
+    );
+    a.stop().await;
+    b.stop().await;
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn replicas_share_one_redis() {
+    if !model_available() {
+        return;
+    }
+    let Some(server) = RedisServer::standalone_or_skip() else {
+        return;
+    };
+    replicas_share_entries(&server.url()).await;
+}
+
+#[tokio::test]
+async fn replicas_share_one_redis_cluster() {
+    if !model_available() {
+        return;
+    }
+    let Some(cluster) = RedisCluster::start_or_skip() else {
+        return;
+    };
+    replicas_share_entries(&cluster.url()).await;
+}
+
+/// Redis killed during load: every request is still answered (bypassing the cache), the
+/// bypasses are counted, and once Redis is back the cache works again without a restart.
+#[tokio::test]
+async fn redis_killed_during_load_fails_no_request_and_recovers() {
+    if !model_available() {
+        return;
+    }
+    let Some(mut server) = RedisServer::standalone_or_skip() else {
+        return;
+    };
+    let upstream = MockUpstream::start().await.unwrap();
+    let replica = Replica::start(&server.url(), &prefix(), &upstream).await;
+    replica.chat("What is the capital of France?").await;
+    replica.settle("What is the capital of France?").await;
+
+    // Load: 8 clients, each asking a cached and a fresh question in turn, while Redis is
+    // killed after the first round.
+    let replica = std::sync::Arc::new(replica);
+    let rounds = 6;
+    let mut statuses = Vec::new();
+    for round in 0..rounds {
+        if round == 1 {
+            server.kill();
+        }
+        let mut tasks = Vec::new();
+        for client in 0..8 {
+            let r = replica.clone();
+            tasks.push(tokio::spawn(async move {
+                let cached = r.chat("What is the capital of France?").await.status();
+                let fresh = r
+                    .chat(&format!("Question {client} of round {round}?"))
+                    .await
+                    .status();
+                [cached, fresh]
+            }));
+        }
+        for t in tasks {
+            statuses.extend(t.await.unwrap());
+        }
+    }
+    let failed = statuses.iter().filter(|s| !s.is_success()).count();
+    assert_eq!(failed, 0, "{failed} of {} requests failed", statuses.len());
+
+    // Redis returns (empty: the test server keeps no data on disk); the same replica
+    // stores and serves again.
+    server.restart().unwrap();
+    let question = "Which payment methods do you accept?";
+    let mut recovered = false;
+    for _ in 0..300 {
+        let r = replica.chat(question).await;
+        assert!(r.status().is_success());
+        if outcome(&r) == "hit-exact" {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        recovered,
+        "the cache never served a hit after Redis returned"
+    );
+    // The bypasses while Redis was away are counted (kept in memory until a flush to
+    // Redis succeeds).
+    let stats = replica.admin("stats", None).await;
+    let bypasses = stats["counters"]["bypasses"].as_u64().unwrap();
+    assert!(bypasses >= 8, "bypasses are counted: {stats}");
+    std::sync::Arc::try_unwrap(replica)
+        .ok()
+        .expect("no request in flight")
+        .stop()
+        .await;
+}
