@@ -142,3 +142,49 @@ async fn cluster_spreads_entries_over_every_shard() {
         assert!(keys > 100, "node {} holds only {keys} keys", n.port());
     }
 }
+
+/// Redis memory per entry beyond its answer text stays under the 1.5 KB (RedisVL's
+/// SemanticCache used 7.7 KB): 384-dimension vectors, a realistic prompt, tenant
+/// namespace, one tag, and hits flushed for half of the entries.
+#[tokio::test]
+async fn redis_memory_per_entry_beyond_the_answer_is_under_1_5_kb() {
+    let Some(server) = RedisServer::standalone_or_skip() else {
+        return;
+    };
+    let used = || -> u64 {
+        let info = server.command("INFO memory").unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let store = connect(&server.url(), "mem").await;
+    let n = 2_000u64;
+    let answer_bytes = 600;
+    let before = used();
+    for i in 0..n {
+        let p = PartitionKey([(i % 50) as u8; 16]);
+        let mut e = entry(i, p, 384);
+        e.prompt = format!("How do I configure the {i}th widget of my account settings page?");
+        e.exact_key = ExactKey::new(&p, &e.prompt);
+        e.model = "gpt-4o-mini-2024-07-18".into();
+        e.namespace = "ns:3f9a1c0e5b7d2468".into();
+        e.embedder_id = "local:all-MiniLM-L6-v2:0123456789abcdef".into();
+        e.tags = vec![format!("product:{}", i % 100)];
+        e.answer = Answer::Body(vec![b'a'; answer_bytes]);
+        store.put(&e).await.unwrap();
+        if i % 2 == 0 {
+            store.record_hit(e.id, 1_000 + i).await.unwrap();
+        }
+    }
+    store.flush().await.unwrap();
+    let after = used();
+    let per_entry = after.saturating_sub(before) / n;
+    let beyond = per_entry.saturating_sub(answer_bytes as u64);
+    eprintln!(
+        "redis memory: {per_entry} bytes per entry, {beyond} beyond the {answer_bytes}-byte answer"
+    );
+    assert!(beyond <= 1536, "{beyond} bytes per entry beyond the answer");
+}
