@@ -2,12 +2,16 @@
 //!
 //! - [`RedisStore`]: the [`deja_core::EntryStore`] on a standalone Redis (any Redis 7,
 //!   Valkey) or a Redis Cluster, storing the same binary records as the embedded store
-//!   (`deja_store_local::codec`, int8 vectors).
+//!   (`deja_store_local::codec`, int8 vectors), and announcing every store and removal
+//!   in a Redis Stream;
+//! - [`RedisStore::follow_events`]: keeps a replica's in-process index current from that
+//!   stream (`follow.rs`).
 //!
 //! Each replica keeps its own in-process vector index (`deja_store_local::HnswIndex`),
 //! rebuilt from this store at start. Nothing here reads configuration: the server picks
 //! this backend and passes its options.
 
+mod follow;
 mod store;
 
-pub use store::{RedisStore, RedisStoreOptions};
+pub use store::{RedisStore, RedisStoreOptions, EVENTS_MAXLEN};

@@ -11,7 +11,11 @@
 //! - `P:t:{TAG}` set: ids of the entries carrying the tag;
 //! - `P:ids:{P/B}` set, B in 0..64: every id, sharded so a scan walks 64 sets spread over
 //!   the cluster's shards instead of a `SCAN` of every node;
-//! - `P:counters` hash: one field per counter.
+//! - `P:counters` hash: one field per counter;
+//! - `P:events` stream: one event per stored (`op put`) or removed (`op del`, with the
+//!   partition) entry, tagged with the writing handle's origin, trimmed to about
+//!   [`EVENTS_MAXLEN`] events; replicas follow it to keep their in-process index current
+//!   (`follow.rs`).
 //!
 //! The braces are Redis Cluster hash tags: an entry's record and its hits share a slot, so
 //! the scripts that read-and-change both are atomic on a cluster too. Keys of other slots
@@ -52,6 +56,11 @@ const SCAN_CHUNK: usize = 512;
 
 /// Pipelines in flight at once on a cluster (each goes to its slot's node).
 const CLUSTER_CONCURRENCY: usize = 64;
+
+/// Events kept in `P:events` (approximately: trimmed with `MAXLEN ~`). A replica that
+/// falls further behind than this misses index updates; it serves exact hits all the
+/// same, and its index is complete again after a restart.
+pub const EVENTS_MAXLEN: u64 = 1_000_000;
 
 /// Stores the record, drops the hits of an earlier record under the same id, and returns
 /// that earlier record (nil if none). KEYS: record, hits. ARGV: bytes, ttl in ms (0: none).
@@ -125,7 +134,7 @@ impl Default for RedisStoreOptions {
 
 /// A connection to a standalone server (reconnecting on failure) or to a cluster.
 #[derive(Clone)]
-enum Conn {
+pub(crate) enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
@@ -168,9 +177,14 @@ struct PendingHit {
 /// The shared entry store on Redis (see the module docs for the key layout).
 pub struct RedisStore {
     conn: Conn,
+    /// The URL as given, to open the follower's own connection.
+    url: String,
     /// The URL without credentials, for messages.
     display_url: String,
     opts: RedisStoreOptions,
+    /// Identifies this handle's events in `P:events`, so its own follower skips them (its
+    /// engine has already updated its index).
+    origin: String,
     pending: Mutex<HashMap<u64, PendingHit>>,
 }
 
@@ -233,6 +247,66 @@ fn cluster_nodes(url: &str) -> Option<Vec<String>> {
     (!nodes.is_empty()).then_some(nodes)
 }
 
+/// A random 64-bit value (the origin of a handle's events), from the standard library's
+/// randomly seeded hasher, so no RNG crate is needed for one number.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// Connects to `redis://HOST:PORT[/DB]` (or `rediss://`), or to a cluster through any of
+/// its nodes: `redis+cluster://HOST:PORT,HOST:PORT`.
+pub(crate) async fn open_conn(url: &str, opts: &RedisStoreOptions) -> Result<Conn, StoreError> {
+    let display_url = redact(url);
+    let open_err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+        path: display_url.clone(),
+        source: e,
+    };
+    if let Some(nodes) = cluster_nodes(url) {
+        let client = redis::cluster::ClusterClientBuilder::new(nodes)
+            .connection_timeout(opts.connection_timeout)
+            .response_timeout(opts.response_timeout)
+            // A dead shard fails the command quickly (the request bypasses) instead of
+            // being retried for seconds.
+            .retries(2)
+            .max_retry_wait(200)
+            .build()
+            .map_err(|e| open_err(Box::new(e)))?;
+        Ok(Conn::Cluster(
+            client
+                .get_async_connection()
+                .await
+                .map_err(|e| open_err(Box::new(e)))?,
+        ))
+    } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+        let client = redis::Client::open(url).map_err(|e| open_err(Box::new(e)))?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(opts.response_timeout)
+            .set_connection_timeout(opts.connection_timeout)
+            // Reconnection is retried in the background on the next command; a short
+            // backoff lets a returning Redis be used again within a second.
+            .set_number_of_retries(2)
+            .set_factor(50)
+            .set_max_delay(500);
+        Ok(Conn::Single(
+            ConnectionManager::new_with_config(client, config)
+                .await
+                .map_err(|e| open_err(Box::new(e)))?,
+        ))
+    } else {
+        Err(open_err(Box::new(UrlError(
+            "expected redis://HOST:PORT, rediss://HOST:PORT or redis+cluster://HOST:PORT,HOST:PORT"
+                .into(),
+        ))))
+    }
+}
+
 fn id_hex(id: EntryId) -> String {
     format!("{:016x}", id.0)
 }
@@ -292,58 +366,88 @@ impl RedisStore {
     /// Connects to `redis://HOST:PORT[/DB]` (or `rediss://`), or to a cluster through any
     /// of its nodes: `redis+cluster://HOST:PORT,HOST:PORT`.
     pub async fn connect(url: &str, opts: RedisStoreOptions) -> Result<RedisStore, StoreError> {
-        let display_url = redact(url);
-        let open_err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
-            path: display_url.clone(),
-            source: e,
-        };
-        let conn = if let Some(nodes) = cluster_nodes(url) {
-            let client = redis::cluster::ClusterClientBuilder::new(nodes)
-                .connection_timeout(opts.connection_timeout)
-                .response_timeout(opts.response_timeout)
-                // A dead shard fails the command quickly (the request bypasses) instead
-                // of being retried for seconds.
-                .retries(2)
-                .max_retry_wait(200)
-                .build()
-                .map_err(|e| open_err(Box::new(e)))?;
-            Conn::Cluster(
-                client
-                    .get_async_connection()
-                    .await
-                    .map_err(|e| open_err(Box::new(e)))?,
-            )
-        } else if url.starts_with("redis://") || url.starts_with("rediss://") {
-            let client = redis::Client::open(url).map_err(|e| open_err(Box::new(e)))?;
-            let config = ConnectionManagerConfig::new()
-                .set_response_timeout(opts.response_timeout)
-                .set_connection_timeout(opts.connection_timeout)
-                // Reconnection is retried in the background on the next command; a short
-                // backoff lets a returning Redis be used again within a second.
-                .set_number_of_retries(2)
-                .set_factor(50)
-                .set_max_delay(500);
-            Conn::Single(
-                ConnectionManager::new_with_config(client, config)
-                    .await
-                    .map_err(|e| open_err(Box::new(e)))?,
-            )
-        } else {
-            return Err(open_err(Box::new(UrlError(
-                "expected redis://HOST:PORT, rediss://HOST:PORT or redis+cluster://HOST:PORT,HOST:PORT"
-                    .into(),
-            ))));
-        };
+        let conn = open_conn(url, &opts).await?;
         Ok(RedisStore {
             conn,
-            display_url,
+            url: url.to_string(),
+            display_url: redact(url),
             opts,
+            origin: format!("{:016x}", rand_u64()),
             pending: Mutex::new(HashMap::new()),
         })
     }
 
+    /// A second connection to the same Redis, for commands that block (`XREAD BLOCK`)
+    /// and must not hold up the requests multiplexed on the main one.
+    pub(crate) async fn open_another(&self) -> Result<Conn, StoreError> {
+        let mut opts = self.opts.clone();
+        // A blocking read waits up to its own timeout; the response may take that long.
+        opts.response_timeout = opts.response_timeout.max(Duration::from_secs(5));
+        open_conn(&self.url, &opts).await
+    }
+
+    pub(crate) fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub(crate) fn events_key(&self) -> String {
+        format!("{}:events", self.opts.prefix)
+    }
+
+    /// The record of `id`, if stored (for the follower).
+    pub(crate) async fn get_record(&self, id: EntryId) -> Result<Option<Vec<u8>>, StoreError> {
+        let v = self
+            .query(redis::cmd("GET").arg(self.record_key(id)).clone())
+            .await?;
+        Ok(bulk(&v).map(<[u8]>::to_vec))
+    }
+
+    /// The id of the newest event (`0-0` if none): a replica that loads its index after
+    /// reading this follows the events from here, so nothing written during the load is
+    /// missed (events replayed twice are harmless: inserts replace, removals of absent
+    /// ids are no-ops).
+    pub async fn events_tail(&self) -> Result<String, StoreError> {
+        let v = self
+            .query(
+                redis::cmd("XREVRANGE")
+                    .arg(self.events_key())
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .clone(),
+            )
+            .await?;
+        let reply: redis::streams::StreamRangeReply =
+            redis::from_redis_value(&v).map_err(backend)?;
+        Ok(reply
+            .ids
+            .first()
+            .map_or_else(|| "0-0".to_string(), |e| e.id.clone()))
+    }
+
+    /// `XADD P:events` of one event.
+    fn event(&self, op: &str, id: EntryId, partition: Option<&PartitionKey>) -> Pipeline {
+        let mut c = redis::cmd("XADD");
+        c.arg(self.events_key())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(EVENTS_MAXLEN)
+            .arg("*")
+            .arg("o")
+            .arg(&self.origin)
+            .arg("op")
+            .arg(op)
+            .arg("id")
+            .arg(id_hex(id));
+        if let Some(p) = partition {
+            c.arg("p").arg(hex16(&p.0));
+        }
+        one(c)
+    }
+
     /// The URL this store talks to, without credentials.
-    pub fn url(&self) -> &str {
+    pub fn display_url(&self) -> &str {
         &self.display_url
     }
 
@@ -468,13 +572,19 @@ impl RedisStore {
 
     /// Cleans up after records removed from their slot: exact keys that still point at
     /// them, their tags and their id shard.
-    async fn unlink(
-        &self,
-        removed: &[(EntryId, Option<ExactKey>, Vec<String>)],
-    ) -> Result<(), StoreError> {
-        let mut groups = Vec::with_capacity(removed.len() * 3);
-        for (id, exact, tags) in removed {
+    async fn unlink(&self, removed: &[Unlink]) -> Result<(), StoreError> {
+        let mut groups = Vec::with_capacity(removed.len() * 4);
+        for Unlink {
+            id,
+            partition,
+            exact,
+            tags,
+        } in removed
+        {
             let hex = id_hex(*id);
+            if let Some(p) = partition {
+                groups.push(self.event("del", *id, Some(p)));
+            }
             if let Some(exact) = exact {
                 groups.push(one(script(
                     DEL_IF_EQUAL,
@@ -586,6 +696,16 @@ impl RedisStore {
             })
             .collect())
     }
+}
+
+/// What removing one record leaves to clean up in other slots.
+struct Unlink {
+    id: EntryId,
+    /// Announced in the events stream so replicas drop the vector; `None` when unknown.
+    partition: Option<PartitionKey>,
+    /// Deleted if it still points at `id`.
+    exact: Option<ExactKey>,
+    tags: Vec<String>,
 }
 
 /// The ids in a set reply.
@@ -711,17 +831,24 @@ impl EntryStore for RedisStore {
                 }
             }
         }
+        // Replicas add the vector once the record and its exact key are in place.
+        groups.push(self.event("put", id, None));
         self.exec(groups).await?;
         // 4. The replaced entry goes, with its links (its exact key already points here).
         if let Some(old_id) = replaced {
             for (old_id, parts) in self.take_records(&[old_id]).await? {
-                let tags = parts
-                    .first()
-                    .and_then(bulk)
-                    .and_then(|rec| codec::decode_meta(old_id, rec).ok())
+                let rec = parts.first().and_then(bulk).unwrap_or_default();
+                let tags = codec::decode_meta(old_id, rec)
                     .map(|m| m.tags.iter().map(|t| t.to_string()).collect())
                     .unwrap_or_default();
-                self.unlink(&[(old_id, None, tags)]).await?;
+                let partition = codec::read_keys(old_id, rec).ok().map(|(p, _)| p);
+                self.unlink(&[Unlink {
+                    id: old_id,
+                    partition,
+                    exact: None,
+                    tags,
+                }])
+                .await?;
             }
         }
         let mut pending = self.pending.lock();
@@ -748,13 +875,24 @@ impl EntryStore for RedisStore {
         self.pending.lock().remove(&id.0);
         match decoded {
             Ok(e) => {
-                self.unlink(&[(id, Some(e.exact_key), e.tags.clone())])
-                    .await?;
+                self.unlink(&[Unlink {
+                    id,
+                    partition: Some(e.partition),
+                    exact: Some(e.exact_key),
+                    tags: e.tags.clone(),
+                }])
+                .await?;
                 Ok(Some(e))
             }
             Err(err) => {
-                let exact = codec::read_keys(id, rec).ok().map(|(_, k)| k);
-                self.unlink(&[(id, exact, Vec::new())]).await?;
+                let keys = codec::read_keys(id, rec).ok();
+                self.unlink(&[Unlink {
+                    id,
+                    partition: keys.map(|(p, _)| p),
+                    exact: keys.map(|(_, k)| k),
+                    tags: Vec::new(),
+                }])
+                .await?;
                 Err(err)
             }
         }
@@ -845,11 +983,12 @@ impl EntryStore for RedisStore {
                 match codec::decode_meta(*id, rec) {
                     Ok(m) => {
                         removed.push((*id, m.partition, m.has_vector));
-                        links.push((
-                            *id,
-                            Some(m.exact_key),
-                            m.tags.iter().map(|t| t.to_string()).collect(),
-                        ));
+                        links.push(Unlink {
+                            id: *id,
+                            partition: Some(m.partition),
+                            exact: Some(m.exact_key),
+                            tags: m.tags.iter().map(|t| t.to_string()).collect(),
+                        });
                     }
                     // A damaged record is removed all the same; its keys sit at fixed
                     // offsets, and "has a vector" is assumed so the index drops it.
@@ -857,7 +996,12 @@ impl EntryStore for RedisStore {
                         tracing::warn!(error = %deja_core::ErrorChain(&e), "removing a corrupt entry");
                         if let Ok((p, k)) = codec::read_keys(*id, rec) {
                             removed.push((*id, p, true));
-                            links.push((*id, Some(k), Vec::new()));
+                            links.push(Unlink {
+                                id: *id,
+                                partition: Some(p),
+                                exact: Some(k),
+                                tags: Vec::new(),
+                            });
                         }
                     }
                 }
