@@ -18,6 +18,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use deja_core::{
     Cache, CacheOptions, CapacityLimits, Clock, Embedder, EntryStore, Eviction, SystemClock,
+    VectorIndex,
 };
 use deja_embed::{BertEmbedder, BertOptions, HttpEmbedder, HttpEmbedderConfig};
 use deja_store_local::{HnswIndex, HnswParams, RedbStore, StoreDurability};
@@ -93,24 +94,27 @@ pub fn open_store(config: &Config) -> anyhow::Result<RedbStore> {
 pub async fn build_store(config: &Config) -> anyhow::Result<Arc<dyn EntryStore>> {
     Ok(match config.store.kind {
         StoreKind::Local => Arc::new(open_store(config)?),
-        StoreKind::Redis => {
-            let url = config
-                .store
-                .url
-                .as_deref()
-                .context("store.url is required with store.kind = \"redis\"")?;
-            let options = RedisStoreOptions {
-                prefix: config.store.key_prefix.clone(),
-                entry_ttl_secs: config.store.entry_ttl_secs,
-                response_timeout: Duration::from_millis(config.store.response_timeout_ms),
-                ..RedisStoreOptions::default()
-            };
-            let store = RedisStore::connect(url, options)
-                .await
-                .with_context(|| format!("connecting to Redis at {}", config::redact_url(url)))?;
-            Arc::new(store)
-        }
+        StoreKind::Redis => connect_redis(config).await?,
     })
+}
+
+/// Connects to the Redis (standalone or Cluster) of `store.url`.
+pub async fn connect_redis(config: &Config) -> anyhow::Result<Arc<RedisStore>> {
+    let url = config
+        .store
+        .url
+        .as_deref()
+        .context("store.url is required with store.kind = \"redis\"")?;
+    let options = RedisStoreOptions {
+        prefix: config.store.key_prefix.clone(),
+        entry_ttl_secs: config.store.entry_ttl_secs,
+        response_timeout: Duration::from_millis(config.store.response_timeout_ms),
+        ..RedisStoreOptions::default()
+    };
+    let store = RedisStore::connect(url, options)
+        .await
+        .with_context(|| format!("connecting to Redis at {}", config::redact_url(url)))?;
+    Ok(Arc::new(store))
 }
 
 /// Builds the configured embedder.
@@ -148,20 +152,47 @@ pub fn build_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
 /// Redis: every replica loads the shared entries at start).
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     config.validate()?;
-    let store = build_store(&config).await?;
+    let redis = match config.store.kind {
+        StoreKind::Redis => Some(connect_redis(&config).await?),
+        StoreKind::Local => None,
+    };
+    let store: Arc<dyn EntryStore> = match &redis {
+        Some(r) => r.clone(),
+        None => build_store(&config).await?,
+    };
+    // Other replicas' writes are followed from the events stream's position before the
+    // index is loaded, so nothing written during the load is missed.
+    let events_from = match &redis {
+        Some(r) => Some(
+            r.events_tail()
+                .await
+                .context("reading the position of the Redis events stream")?,
+        ),
+        None => None,
+    };
     let embedder = build_embedder(&config)?;
-    let index = Arc::new(HnswIndex::new(
+    let index: Arc<dyn VectorIndex> = Arc::new(HnswIndex::new(
         embedder.id(),
         embedder.dim(),
         HnswParams::default(),
     ));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let cache = Cache::new(store, index, embedder, clock, cache_options(&config))?;
+    let cache = Cache::new(
+        store,
+        index.clone(),
+        embedder,
+        clock,
+        cache_options(&config),
+    )?;
     let n = cache
         .rebuild_index()
         .await
         .context("loading the vector index")?;
     tracing::info!(vectors = n, "vector index loaded");
+    if let (Some(r), Some(from)) = (&redis, events_from) {
+        // Runs as long as the cache (which owns the index) exists.
+        r.follow_events(Arc::downgrade(&index), from);
+    }
     let examples = cache
         .embed_category_examples()
         .await

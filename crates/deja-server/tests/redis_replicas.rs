@@ -84,6 +84,18 @@ impl Replica {
             .unwrap()
     }
 
+    /// A request whose answer is not stored (`cache-control: no-store`); still looked up.
+    async fn chat_no_store(&self, text: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/chat/completions", self.base))
+            .header("authorization", "Bearer sk-test-a")
+            .header("cache-control", "no-store")
+            .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}))
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn admin(&self, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}/admin/{path}", self.base);
         let rb = match body {
@@ -121,15 +133,17 @@ fn prefix() -> String {
     format!("replicas-{}-{n}", std::process::id())
 }
 
-/// A miss on A is an exact hit on B at once (the store is shared) and a semantic hit on a
-/// replica started afterwards (its index is loaded from Redis); an invalidation on A is
-/// honoured by B, exactly and semantically.
+/// A miss on A is an exact hit on B at once (the store is shared), a semantic hit on B
+/// within a second (B's index follows the events stream) and on a replica started
+/// afterwards (its index is loaded from Redis); an invalidation on A is honoured by B and
+/// C, exactly and semantically.
 async fn replicas_share_entries(url: &str) {
     let upstream = MockUpstream::start().await.unwrap();
     let prefix = prefix();
     let a = Replica::start(url, &prefix, &upstream).await;
     let b = Replica::start(url, &prefix, &upstream).await;
     let question = "How do I reset my password?";
+    let paraphrase = "how can I reset my password";
     let r = a.chat(question).await;
     assert_eq!(r.status(), 200);
     assert_eq!(outcome(&r), "miss");
@@ -143,8 +157,26 @@ async fn replicas_share_entries(url: &str) {
         "a hit calls no upstream"
     );
 
+    // B started before A stored the entry: only the events stream brings the vector.
+    let started = std::time::Instant::now();
+    let mut semantic = false;
+    while started.elapsed() < Duration::from_secs(1) {
+        // no-store: a miss here must not store the paraphrase itself.
+        if outcome(&b.chat_no_store(paraphrase).await) == "hit-semantic" {
+            semantic = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(semantic, "A's vector did not reach B's index within 1 s");
+    eprintln!(
+        "semantic hit on B {:?} after A's entry was visible",
+        started.elapsed()
+    );
+    assert_eq!(upstream.stats().chat_calls, calls);
+
     let c = Replica::start(url, &prefix, &upstream).await;
-    let r = c.chat("how can I reset my password").await;
+    let r = c.chat_no_store(paraphrase).await;
     assert_eq!(
         outcome(&r),
         "hit-semantic",
@@ -156,17 +188,18 @@ async fn replicas_share_entries(url: &str) {
         .admin("invalidate", Some(json!({"tag": "replicas"})))
         .await;
     assert_eq!(removed["removed"], 1, "{removed}");
-    assert_eq!(
-        outcome(&b.chat(question).await),
-        "miss",
-        "B honours A's invalidation"
-    );
-    let r = c.chat("how can I reset my password").await;
-    assert_ne!(
-        outcome(&r),
-        "hit-semantic",
-        "C's index still lists the entry, but the store no longer has it"
-    );
+    for (name, r) in [("B", &b), ("C", &c)] {
+        assert_eq!(
+            outcome(&r.chat_no_store(question).await),
+            "miss",
+            "{name} honours A's invalidation (exact)"
+        );
+        assert_eq!(
+            outcome(&r.chat_no_store(paraphrase).await),
+            "miss",
+            "{name} honours A's invalidation (semantic)"
+        );
+    }
     a.stop().await;
     b.stop().await;
     c.stop().await;
