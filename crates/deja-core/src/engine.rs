@@ -16,6 +16,9 @@ use crate::policy::{CategoryId, CategorySpec, Policy, PolicyError, DEFAULT_CATEG
 use crate::traits::{EmbedError, Embedder, EntryStore, IndexError, StoreError, VectorIndex};
 use crate::verify::RejectReason;
 
+mod stale;
+pub use stale::StaleCheck;
+
 /// Engine settings that apply to every request.
 #[derive(Debug, Clone)]
 pub struct CacheOptions {
@@ -553,6 +556,17 @@ impl Cache {
         new: NewEntry,
         labels: EntryLabels,
     ) -> Result<EntryId, InsertError> {
+        self.insert_recorded(new, labels, None).await
+    }
+
+    /// [`Cache::insert_labelled`], also recording the request the answer was given to (the
+    /// client's JSON body), so a staleness check can ask the upstream again.
+    pub async fn insert_recorded(
+        &self,
+        new: NewEntry,
+        labels: EntryLabels,
+        request: Option<Vec<u8>>,
+    ) -> Result<EntryId, InsertError> {
         let inner = &self.inner;
         let EntryLabels { namespace, tags } = labels;
         let NewEntry {
@@ -603,6 +617,7 @@ impl Cache {
                 inner.embedder.id().to_string()
             },
             vector,
+            request,
         };
         if let Some(replaced) = inner.store.put(&entry).await? {
             if let Err(e) = inner.index.remove(partition, replaced).await {
@@ -986,9 +1001,10 @@ mod tests {
         }
     }
 
+    // `pub(super)`: the engine's submodules' tests (`stale.rs`) use the same fakes.
     #[derive(Default)]
-    struct MemStore {
-        entries: Mutex<HashMap<EntryId, Entry>>,
+    pub(super) struct MemStore {
+        pub(super) entries: Mutex<HashMap<EntryId, Entry>>,
         fail: AtomicBool,
     }
 
@@ -1102,8 +1118,8 @@ mod tests {
     }
 
     #[derive(Default)]
-    struct FlatIndex {
-        vectors: Mutex<HashMap<(PartitionKey, EntryId), Vec<f32>>>,
+    pub(super) struct FlatIndex {
+        pub(super) vectors: Mutex<HashMap<(PartitionKey, EntryId), Vec<f32>>>,
         fail_inserts: AtomicBool,
     }
 
@@ -1159,15 +1175,15 @@ mod tests {
         }
     }
 
-    struct Fixture {
-        cache: Cache,
-        store: Arc<MemStore>,
-        index: Arc<FlatIndex>,
+    pub(super) struct Fixture {
+        pub(super) cache: Cache,
+        pub(super) store: Arc<MemStore>,
+        pub(super) index: Arc<FlatIndex>,
         embedder: Arc<WordsEmbedder>,
-        clock: Arc<ManualClock>,
+        pub(super) clock: Arc<ManualClock>,
     }
 
-    fn fixture(options: CacheOptions) -> Fixture {
+    pub(super) fn fixture(options: CacheOptions) -> Fixture {
         let store = Arc::new(MemStore::default());
         let index = Arc::new(FlatIndex::default());
         let embedder = Arc::new(WordsEmbedder::default());
@@ -1189,10 +1205,10 @@ mod tests {
         }
     }
 
-    const P1: PartitionKey = PartitionKey([1; 16]);
+    pub(super) const P1: PartitionKey = PartitionKey([1; 16]);
     const P2: PartitionKey = PartitionKey([2; 16]);
 
-    fn new_entry(partition: PartitionKey, prompt: &str) -> NewEntry {
+    pub(super) fn new_entry(partition: PartitionKey, prompt: &str) -> NewEntry {
         NewEntry {
             partition,
             prompt: prompt.into(),
@@ -1208,7 +1224,7 @@ mod tests {
         }
     }
 
-    fn req(partition: PartitionKey, prompt: &str) -> LookupRequest<'_> {
+    pub(super) fn req(partition: PartitionKey, prompt: &str) -> LookupRequest<'_> {
         LookupRequest {
             category: None,
             partition,
@@ -1219,7 +1235,7 @@ mod tests {
         }
     }
 
-    fn options(min_similarity: f32) -> CacheOptions {
+    pub(super) fn options(min_similarity: f32) -> CacheOptions {
         CacheOptions {
             min_similarity,
             ..CacheOptions::default()

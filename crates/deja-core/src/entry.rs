@@ -82,11 +82,19 @@ pub struct Entry {
     /// The prompt's unit-length embedding; empty for exact-only entries. Backends may
     /// store it quantised; what they return must still be unit length.
     pub vector: Vec<f32>,
+    /// The request the answer was given to, as the client sent it (JSON bytes), so a
+    /// staleness check can ask the upstream again. Recorded only while staleness checks
+    /// are on (it makes an entry larger); `None` for other entries, embedding items and
+    /// entries stored before it existed. Never holds a credential: those travel in
+    /// headers, which are not recorded.
+    #[serde(default)]
+    pub request: Option<Vec<u8>>,
 }
 
 /// Running totals the cache keeps about itself. Backends persist them so `deja stats`
-/// can read them from a stopped data directory.
+/// can read them from a stopped data directory. Missing fields read as zero, so a newer `deja stats` can read an older server's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Counters {
     pub exact_hits: u64,
     pub semantic_hits: u64,
@@ -108,6 +116,18 @@ pub struct Counters {
     pub removed_evicted: u64,
     /// Entries removed by [`crate::Cache::invalidate`].
     pub removed_invalidated: u64,
+    /// Entries a staleness check re-asked the upstream about (answers compared).
+    pub stale_checks: u64,
+    /// Tokens the upstream reported for those checks (prompt plus completion).
+    pub stale_check_tokens: u64,
+    /// Checks that could not compare (upstream error, unreadable answer, embedder fault).
+    pub stale_check_failures: u64,
+    /// Entries removed because the upstream's answer had changed
+    /// ([`crate::Cache::remove_stale`]).
+    pub removed_stale: u64,
+    /// Entries whose answer was replaced by the upstream's changed one
+    /// ([`crate::Cache::replace_answer`]).
+    pub stale_replaced: u64,
 }
 
 impl Counters {
@@ -126,6 +146,11 @@ impl Counters {
             removed_expired,
             removed_evicted,
             removed_invalidated,
+            stale_checks,
+            stale_check_tokens,
+            stale_check_failures,
+            removed_stale,
+            stale_replaced,
         } = other;
         self.exact_hits += exact_hits;
         self.semantic_hits += semantic_hits;
@@ -140,6 +165,11 @@ impl Counters {
         self.removed_expired += removed_expired;
         self.removed_evicted += removed_evicted;
         self.removed_invalidated += removed_invalidated;
+        self.stale_checks += stale_checks;
+        self.stale_check_tokens += stale_check_tokens;
+        self.stale_check_failures += stale_check_failures;
+        self.removed_stale += removed_stale;
+        self.stale_replaced += stale_replaced;
     }
 
     pub fn is_zero(&self) -> bool {

@@ -5,9 +5,13 @@
 //! `Authorization: Bearer <token>`, else 401. Errors use the OpenAI error shape like every
 //! other route.
 //!
-//! - `GET /admin/stats`: entry count, counters (persisted and pending), hit rate;
+//! - `GET /admin/stats`: entry count, counters (persisted and pending), hit rate, and the
+//!   staleness job's settings and spending today;
 //! - `POST /admin/invalidate`: `{"tag": ..}` | `{"model": ..}` | `{"namespace": ..}` |
-//!   `{"id": ..}` | `{"older_than_secs": N}` | `{"all": true}` → `{"removed": N}`;
+//!   `{"tenant": ..}` | `{"id": ..}` | `{"older_than_secs": N}` | `{"all": true}` →
+//!   `{"removed": N}`;
+//! - `GET /admin/entries?q=&tag=&model=&namespace=&tenant=&limit=&cursor=`: a page of
+//!   entries' metadata, with the cursor of the next page ([`entries`]);
 //! - `GET /admin/entries/{id}`: one entry (no vector);
 //! - `GET /admin/config`: the effective configuration, secrets redacted;
 //! - `GET /admin/export`: every entry as JSON Lines, streamed ([`transfer`]);
@@ -16,10 +20,11 @@
 //! This module is not the place for the invalidation logic itself
 //! ([`deja_core::Cache::invalidate`]) nor for how tags are stored (the store's tag index).
 
+pub mod entries;
 pub mod transfer;
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -83,6 +88,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/stats", get(stats))
         .route("/invalidate", post(invalidate))
+        .route("/entries", get(list_entries))
         .route("/entries/{id}", get(entry))
         .route("/config", get(config))
         .route("/export", get(export))
@@ -149,7 +155,30 @@ async fn stats(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
         "entries": entries,
         "counters": counters,
         "hit_rate": counters.hit_rate(),
+        "staleness": staleness_status(app.config(), cache.now_ms()),
     })))
+}
+
+/// The staleness job's settings and today's spending (from its state file, which it
+/// writes after every check).
+pub fn staleness_status(config: &crate::config::Config, now_ms: u64) -> Value {
+    let s = &config.staleness;
+    let state =
+        crate::staleness::BudgetState::load(&config.data_dir.join(crate::staleness::STATE_FILE));
+    let today = now_ms / (24 * 3600 * 1000);
+    let (calls, tokens) = if state.day == today {
+        (state.calls, state.tokens)
+    } else {
+        (0, 0)
+    };
+    json!({
+        "enabled": s.enabled,
+        "action": s.action,
+        "calls_today": calls,
+        "tokens_today": tokens,
+        "max_calls_per_day": s.max_calls_per_day,
+        "max_tokens_per_day": s.max_tokens_per_day,
+    })
 }
 
 /// Body of `POST /admin/invalidate`: exactly one field.
@@ -160,12 +189,15 @@ struct InvalidateBody {
     model: Option<String>,
     /// As given in `x-deja-namespace` (without the `ns:` the tenant label adds).
     namespace: Option<String>,
+    /// A tenant label as stored and listed: `ns:<name>`, `key:<hash>` (per-key tenants),
+    /// `shared` or `anonymous`.
+    tenant: Option<String>,
     id: Option<String>,
     older_than_secs: Option<u64>,
     all: Option<bool>,
 }
 
-const INVALIDATE_USAGE: &str = "send exactly one of {\"tag\": \"...\"}, {\"model\": \"...\"}, {\"namespace\": \"...\"}, {\"id\": \"<16 hex digits>\"}, {\"older_than_secs\": N}, {\"all\": true}";
+const INVALIDATE_USAGE: &str = "send exactly one of {\"tag\": \"...\"}, {\"model\": \"...\"}, {\"namespace\": \"...\"}, {\"tenant\": \"ns:...|key:...|shared|anonymous\"}, {\"id\": \"<16 hex digits>\"}, {\"older_than_secs\": N}, {\"all\": true}";
 
 impl InvalidateBody {
     fn selector(self) -> Result<Invalidate, ApiError> {
@@ -173,6 +205,7 @@ impl InvalidateBody {
             tag,
             model,
             namespace,
+            tenant,
             id,
             older_than_secs,
             all,
@@ -181,6 +214,7 @@ impl InvalidateBody {
             tag.is_some(),
             model.is_some(),
             namespace.is_some(),
+            tenant.is_some(),
             id.is_some(),
             older_than_secs.is_some(),
             all.is_some(),
@@ -205,6 +239,8 @@ impl InvalidateBody {
             Invalidate::Model(non_empty(m, "model")?)
         } else if let Some(ns) = namespace {
             Invalidate::Namespace(format!("ns:{}", non_empty(ns, "namespace")?))
+        } else if let Some(t) = tenant {
+            Invalidate::Namespace(parse_tenant(&non_empty(t, "tenant")?)?)
         } else if let Some(id) = id {
             Invalidate::Id(parse_id(&id)?)
         } else if let Some(secs) = older_than_secs {
@@ -220,17 +256,38 @@ impl InvalidateBody {
     }
 }
 
-fn parse_id(s: &str) -> Result<EntryId, ApiError> {
-    let s = s.trim();
-    if s.len() != 16 {
-        return Err(ApiError::bad_request(
-            format!("entry id {s:?} is not 16 hex digits"),
-            Some("id"),
-        ));
+/// A tenant label as the server writes it (see `controls::tenant`); anything else would
+/// match no entry, so it is refused rather than silently removing nothing.
+pub fn parse_tenant(label: &str) -> Result<String, ApiError> {
+    let ok = label == "shared"
+        || label == "anonymous"
+        || label.strip_prefix("ns:").is_some_and(|n| !n.is_empty())
+        || label
+            .strip_prefix("key:")
+            .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(label.to_string())
+    } else {
+        Err(ApiError::bad_request(
+            format!("tenant {label:?} is not a tenant label; use ns:<namespace>, key:<64 hex digits>, shared or anonymous"),
+            Some("tenant"),
+        ))
     }
-    EntryId::parse_hex(s).ok_or_else(|| {
-        ApiError::bad_request(format!("entry id {s:?} is not 16 hex digits"), Some("id"))
-    })
+}
+
+fn parse_id(s: &str) -> Result<EntryId, ApiError> {
+    parse_hex_id(s, "id")
+}
+
+/// An entry id (or a cursor, which is one): 16 hex digits.
+fn parse_hex_id(s: &str, param: &str) -> Result<EntryId, ApiError> {
+    let s = s.trim();
+    (s.len() == 16)
+        .then(|| EntryId::parse_hex(s))
+        .flatten()
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("{param} {s:?} is not 16 hex digits"), Some(param))
+        })
 }
 
 async fn invalidate(State(app): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -248,6 +305,88 @@ async fn invalidate(State(app): State<AppState>, body: Bytes) -> Result<Json<Val
         .map_err(|e| internal("invalidating", &e))?;
     tracing::info!(?what, removed, "invalidated");
     Ok(Json(json!({ "removed": removed })))
+}
+
+/// The filter, cursor and limit of `GET /admin/entries`, from its query string.
+fn list_params(
+    query: Option<&str>,
+) -> Result<(entries::EntryFilter, Option<EntryId>, usize), ApiError> {
+    let pairs = entries::parse_query(query.unwrap_or_default())
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}"), None))?;
+    let mut filter = entries::EntryFilter::default();
+    let mut cursor = None;
+    let mut limit = entries::DEFAULT_LIMIT;
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, value) in &pairs {
+        if seen.contains(&name.as_str()) {
+            return Err(ApiError::bad_request(
+                format!("query parameter {name:?} is given more than once"),
+                Some(name),
+            ));
+        }
+        seen.push(name);
+        let non_empty = || {
+            let v = value.trim();
+            if v.is_empty() {
+                Err(ApiError::bad_request(
+                    format!("{name} must not be empty"),
+                    Some(name),
+                ))
+            } else {
+                Ok(v.to_string())
+            }
+        };
+        match name.as_str() {
+            "q" => filter.text = Some(non_empty()?),
+            "tag" => filter.tag = Some(non_empty()?),
+            "model" => filter.model = Some(non_empty()?),
+            "namespace" => filter.tenant = Some(format!("ns:{}", non_empty()?)),
+            "tenant" => filter.tenant = Some(non_empty()?),
+            "cursor" => cursor = Some(parse_hex_id(value, "cursor")?),
+            "limit" => {
+                limit = value
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=entries::MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            format!(
+                                "limit must be a whole number from 1 to {}, got {value:?}",
+                                entries::MAX_LIMIT
+                            ),
+                            Some("limit"),
+                        )
+                    })?
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    format!(
+                        "unknown query parameter {other:?}; use q, tag, model, namespace, tenant, limit, cursor"
+                    ),
+                    Some(other),
+                ))
+            }
+        }
+    }
+    if seen.contains(&"namespace") && seen.contains(&"tenant") {
+        return Err(ApiError::bad_request(
+            "give namespace (as in x-deja-namespace) or tenant (the stored label), not both",
+            Some("tenant"),
+        ));
+    }
+    Ok((filter, cursor, limit))
+}
+
+async fn list_entries(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<entries::Page>, ApiError> {
+    let (filter, cursor, limit) = list_params(query.as_deref())?;
+    let page = entries::list(app.cache().store().as_ref(), &filter, cursor, limit)
+        .await
+        .map_err(|e| internal("listing entries", &e))?;
+    Ok(Json(page))
 }
 
 async fn entry(
@@ -411,6 +550,9 @@ mod tests {
         }
     }
 
+    const KEY_TENANT_BODY: &str =
+        r#"{"tenant": "key:abababababababababababababababababababababababababababababababab"}"#;
+
     #[test]
     fn invalidate_body_needs_exactly_one_selector() {
         let parse = |s: &str| -> Result<Invalidate, String> {
@@ -430,6 +572,22 @@ mod tests {
                 r#"{"namespace": "team-1"}"#,
                 Some(Invalidate::Namespace("ns:team-1".into())),
             ),
+            (
+                r#"{"tenant": "shared"}"#,
+                Some(Invalidate::Namespace("shared".into())),
+            ),
+            (
+                r#"{"tenant": "ns:team-1"}"#,
+                Some(Invalidate::Namespace("ns:team-1".into())),
+            ),
+            (
+                KEY_TENANT_BODY,
+                Some(Invalidate::Namespace(format!("key:{}", "ab".repeat(32)))),
+            ),
+            (r#"{"tenant": "team-1"}"#, None),
+            (r#"{"tenant": "key:abc"}"#, None),
+            (r#"{"tenant": "ns:"}"#, None),
+            (r#"{"tenant": "shared", "namespace": "x"}"#, None),
             (
                 r#"{"id": "00000000000000ff"}"#,
                 Some(Invalidate::Id(EntryId(255))),

@@ -28,6 +28,63 @@ pub struct Config {
     pub rules: deja_core::rules::RulesConfig,
     /// The admin API (`/admin/...`): off unless a token is set.
     pub admin: AdminConfig,
+    /// The background job that re-asks the upstream whether cached answers still hold.
+    pub staleness: StalenessConfig,
+}
+
+/// `[staleness]`: a background job samples entries, re-sends each one's recorded request
+/// to the upstream, and compares the fresh answer with the cached one by embedding
+/// similarity; an answer that changed is replaced or its entry invalidated. Off by
+/// default: every check is a paid upstream call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StalenessConfig {
+    /// Turns the job on. While on, chat entries also record their request (so they can be
+    /// re-sent); entries stored while it was off cannot be checked and are skipped.
+    pub enabled: bool,
+    /// Time between two check passes.
+    pub interval_secs: u64,
+    /// Entries re-asked per pass: the sampling rate is `entries_per_pass` per
+    /// `interval_secs`, within the daily budget.
+    pub entries_per_pass: usize,
+    /// Most upstream calls the checks make per UTC day.
+    pub max_calls_per_day: u64,
+    /// Most tokens (prompt plus completion) the checks spend per UTC day. A check is only
+    /// started if the entry's recorded usage still fits.
+    pub max_tokens_per_day: u64,
+    /// Entries younger than this are not checked.
+    pub min_age_secs: u64,
+    /// Least cosine similarity between the cached and the fresh answer's embeddings for
+    /// the answer to count as unchanged.
+    pub min_similarity: f32,
+    /// What happens to an entry whose answer changed.
+    pub action: StaleAction,
+}
+
+impl Default for StalenessConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            interval_secs: 600,
+            entries_per_pass: 5,
+            max_calls_per_day: 200,
+            max_tokens_per_day: 200_000,
+            min_age_secs: 3_600,
+            min_similarity: 0.9,
+            action: StaleAction::Invalidate,
+        }
+    }
+}
+
+/// What the staleness job does with an entry whose answer changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum StaleAction {
+    /// Remove it; the next request asks the upstream and stores the new answer.
+    #[default]
+    Invalidate,
+    /// Store the fresh answer in its place (same id, labels and hit counts).
+    Replace,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -139,6 +196,7 @@ impl Default for Config {
             categories: default_categories(),
             rules: deja_core::rules::RulesConfig::default(),
             admin: AdminConfig::default(),
+            staleness: StalenessConfig::default(),
         }
     }
 }
@@ -529,6 +587,7 @@ impl Config {
                 });
             }
         }
+        self.validate_staleness()?;
         let url = &self.upstream.base_url;
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(ConfigError::Invalid {
@@ -572,6 +631,41 @@ impl Config {
                 key: "embedder.dim".into(),
                 message: "must be the embedding length, e.g. 1536".into(),
             });
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_staleness(&self) -> Result<(), ConfigError> {
+        let s = &self.staleness;
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            key: format!("staleness.{key}"),
+            message: message.into(),
+        };
+        if s.interval_secs == 0 {
+            return Err(invalid("interval_secs", "must be at least 1"));
+        }
+        if s.entries_per_pass == 0 {
+            return Err(invalid(
+                "entries_per_pass",
+                "must be at least 1 (set enabled = false to stop checking)",
+            ));
+        }
+        if !(0.0..=1.0).contains(&s.min_similarity) {
+            return Err(invalid(
+                "min_similarity",
+                &format!(
+                    "{} is out of range; use a cosine similarity between 0 and 1",
+                    s.min_similarity
+                ),
+            ));
+        }
+        if s.enabled && self.upstream.api_key.is_none() {
+            return Err(invalid(
+                "enabled",
+                "staleness checks need upstream.api_key (or OPENAI_API_KEY): clients' keys are never stored, so the job has no other credential",
+            ));
         }
         Ok(())
     }
@@ -764,6 +858,59 @@ mod tests {
         assert!(pricing.cacheable, "cacheable by default");
         let err = Config::from_toml("[categories.x]\nmin_similarity = 0.9\nttl = 5\n").unwrap_err();
         assert!(err.contains("ttl"), "{err}");
+    }
+
+    #[test]
+    fn staleness_section_parses_and_is_checked() {
+        let d = Config::default();
+        assert!(!d.staleness.enabled, "off by default");
+        d.validate().unwrap();
+        let c = Config::from_toml(
+            "[upstream]\napi_key = \"sk-x\"\n[staleness]\nenabled = true\ninterval_secs = 60\n\
+             entries_per_pass = 3\nmax_calls_per_day = 10\nmax_tokens_per_day = 5000\n\
+             min_age_secs = 0\nmin_similarity = 0.8\naction = \"replace\"\n",
+        )
+        .unwrap();
+        let s = &c.staleness;
+        assert_eq!(
+            (
+                s.interval_secs,
+                s.entries_per_pass,
+                s.max_calls_per_day,
+                s.max_tokens_per_day
+            ),
+            (60, 3, 10, 5000)
+        );
+        assert_eq!(
+            (s.min_age_secs, s.min_similarity, s.action),
+            (0, 0.8, StaleAction::Replace)
+        );
+        c.validate().unwrap();
+        let err = Config::from_toml("[staleness]\naction = \"delete\"\n").unwrap_err();
+        assert!(err.contains("delete"), "{err}");
+        let cases: &[(&str, &str)] = &[
+            ("[staleness]\nenabled = true\n", "staleness.enabled"),
+            (
+                "[staleness]\ninterval_secs = 0\n",
+                "staleness.interval_secs",
+            ),
+            (
+                "[staleness]\nentries_per_pass = 0\n",
+                "staleness.entries_per_pass",
+            ),
+            (
+                "[staleness]\nmin_similarity = 1.5\n",
+                "staleness.min_similarity",
+            ),
+        ];
+        for (toml, key) in cases {
+            let err = Config::from_toml(toml)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(key), "{toml}: {err}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod config;
 pub mod controls;
 pub mod error;
 pub mod routes;
+pub mod staleness;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -316,11 +317,15 @@ pub async fn serve_on(
         capacity_limits(state.config()),
         Duration::from_secs(state.config().cache.sweep_interval_secs.max(1)),
     );
+    let staleness = staleness::spawn(state.clone());
     let result = axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving");
     maintenance.abort();
+    if let Some(s) = staleness {
+        s.abort();
+    }
     flusher.abort();
     if let Err(e) = state.cache().flush_counters().await {
         tracing::warn!(error = %deja_core::ErrorChain(&e), "final flush failed");

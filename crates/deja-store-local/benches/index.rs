@@ -206,6 +206,7 @@ fn store_bench(c: &mut Criterion) {
             tags: Vec::new(),
             embedder_id: "bench".into(),
             vector: unit((0..DIM).map(|_| gaussian(&mut rng)).collect()),
+            request: None,
         };
         rt.block_on(store.put(&e)).unwrap();
         keys.push(key);

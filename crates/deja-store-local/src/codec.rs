@@ -3,10 +3,10 @@
 //!
 //! An encoded entry is a small versioned binary record, not JSON: answers are stored as raw
 //! bytes (no escaping, no base64), and the vector as int8 codes plus one f32 scale, about a
-//! quarter of its f32 size. Layout of version 1 (all integers little-endian):
+//! quarter of its f32 size. Layout of version 2 (all integers little-endian):
 //!
 //! ```text
-//! u8  version (= 1)
+//! u8  version (= 2; 1 is still read)
 //! u64 created_at_ms, last_hit_ms, hit_count, prompt_tokens, completion_tokens
 //! [u8; 16] partition, [u8; 16] exact_key
 //! str prompt, str model, str embedder_id, str category   (str = u32 length + UTF-8 bytes)
@@ -14,7 +14,13 @@
 //! u8  answer kind: 0 = body (bytes), 1 = chunks (u32 count + count × bytes)
 //!                                               (bytes = u32 length + bytes)
 //! u32 vector dimension (0 = no vector), then if non-zero: f32 scale + dim × i8 codes
+//! u8  request recorded: 0 = no, 1 = yes, then bytes request         (version 2 only)
 //! ```
+//!
+//! Version 1 records (written before requests were recorded) end after the vector and
+//! decode with no request; new records are always written as version 2. The request comes
+//! last so that every reader that stops before it (metadata, vectors, hits) reads both
+//! versions the same way.
 //!
 //! The hit fields sit at fixed offsets right after the version byte so the store can read
 //! them without decoding the rest; everything but the answer and the vector comes before
@@ -26,7 +32,9 @@
 
 use deja_core::{Answer, Entry, EntryId, ExactKey, PartitionKey, StoreError, Usage};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// Records without the trailing request, still read.
+const VERSION_1: u8 = 1;
 const ANSWER_BODY: u8 = 0;
 const ANSWER_CHUNKS: u8 = 1;
 
@@ -92,6 +100,7 @@ pub fn encode_entry(e: &Entry) -> Vec<u8> {
         tags,
         embedder_id,
         vector,
+        request,
     } = e;
     let mut out = Vec::with_capacity(
         1 + 5 * 8
@@ -108,7 +117,9 @@ pub fn encode_entry(e: &Entry) -> Vec<u8> {
             + 5
             + answer.len_bytes()
             + 8
-            + vector.len(),
+            + vector.len()
+            + 5
+            + request.as_ref().map_or(0, Vec::len),
     );
     out.push(VERSION);
     for n in [
@@ -150,6 +161,13 @@ pub fn encode_entry(e: &Entry) -> Vec<u8> {
         out.extend_from_slice(&q.scale.to_le_bytes());
         out.extend(q.codes.iter().map(|&c| c as u8));
     }
+    match request {
+        None => out.push(0),
+        Some(r) => {
+            out.push(1);
+            put_bytes(&mut out, r);
+        }
+    }
     out
 }
 
@@ -166,7 +184,7 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 /// Decodes a whole entry; `id` is the table key it was stored under.
 pub fn decode_entry(id: EntryId, bytes: &[u8]) -> Result<Entry, StoreError> {
     let mut r = Reader::new(id, bytes);
-    r.version()?;
+    let version = r.version()?;
     let created_at_ms = r.u64()?;
     let last_hit_ms = r.u64()?;
     let hit_count = r.u64()?;
@@ -195,6 +213,14 @@ pub fn decode_entry(id: EntryId, bytes: &[u8]) -> Result<Entry, StoreError> {
         other => return Err(r.corrupt(format!("unknown answer kind {other}"))),
     };
     let vector = r.vector()?;
+    let request = match version {
+        VERSION_1 => None,
+        _ => match r.u8()? {
+            0 => None,
+            1 => Some(r.bytes()?.to_vec()),
+            other => return Err(r.corrupt(format!("unknown request flag {other}"))),
+        },
+    };
     r.end()?;
     Ok(Entry {
         id,
@@ -215,6 +241,7 @@ pub fn decode_entry(id: EntryId, bytes: &[u8]) -> Result<Entry, StoreError> {
         tags,
         embedder_id,
         vector,
+        request,
     })
 }
 
@@ -225,10 +252,7 @@ pub struct VectorParts<'a> {
     pub vector: Vec<f32>,
 }
 
-pub fn decode_vector_parts(
-    id: EntryId,
-    bytes: &[u8],
-) -> Result<VectorParts<'_>, StoreError> {
+pub fn decode_vector_parts(id: EntryId, bytes: &[u8]) -> Result<VectorParts<'_>, StoreError> {
     let mut r = Reader::new(id, bytes);
     r.version()?;
     r.skip(5 * 8)?;
@@ -360,9 +384,10 @@ impl<'a> Reader<'a> {
         self.take(n).map(|_| ())
     }
 
-    fn version(&mut self) -> Result<(), StoreError> {
+    /// The record's version, if it is one this code reads.
+    fn version(&mut self) -> Result<u8, StoreError> {
         match self.u8()? {
-            VERSION => Ok(()),
+            v @ (VERSION | VERSION_1) => Ok(v),
             v => Err(self.corrupt(format!("unknown record version {v}"))),
         }
     }
@@ -479,6 +504,7 @@ mod tests {
             tags: vec!["product:123".into(), "policy:returns".into()],
             embedder_id: "test:fake".into(),
             vector,
+            request: None,
         }
     }
 
@@ -503,6 +529,14 @@ mod tests {
                 v.clone(),
             ),
             sample(Answer::Chunks(Vec::new()), unit(vec![1.0, 0.0, 0.0])),
+            Entry {
+                request: Some(br#"{"model":"gpt-x","messages":[]}"#.to_vec()),
+                ..sample(Answer::Body(b"y".to_vec()), v.clone())
+            },
+            Entry {
+                request: Some(Vec::new()),
+                ..sample(Answer::Chunks(vec![b"z".to_vec()]), Vec::new())
+            },
         ];
         for e in cases {
             let bytes = encode_entry(&e);
@@ -561,6 +595,38 @@ mod tests {
             decode_entry(EntryId(1), &bad),
             Err(StoreError::Corrupt { .. })
         ));
+    }
+
+    /// A record written before requests were recorded (version 1: no trailing request
+    /// flag) still decodes, with no request, through every reader.
+    #[test]
+    fn version_1_records_still_decode() {
+        for vector in [Vec::new(), vec![0.6, 0.8]] {
+            let e = sample(Answer::Chunks(vec![b"abc".to_vec()]), vector);
+            let mut v1 = encode_entry(&e);
+            assert_eq!(v1.pop(), Some(0), "the v2 record ends in its request flag");
+            v1[0] = VERSION_1;
+            let d = decode_entry(e.id, &v1).unwrap();
+            assert_eq!(d.request, None);
+            assert_eq!(d.answer, e.answer);
+            assert_eq!(d.prompt, e.prompt);
+            assert_eq!(
+                decode_meta(e.id, &v1).unwrap().tags,
+                ["product:123", "policy:returns"]
+            );
+            assert_eq!(
+                decode_vector_parts(e.id, &v1).unwrap().vector.len(),
+                e.vector.len()
+            );
+            assert_eq!(read_hits(e.id, &v1).unwrap(), (2, 3));
+            // A version 1 record with anything after its vector is corrupt.
+            let mut extra = v1.clone();
+            extra.push(0);
+            assert!(decode_entry(e.id, &extra).is_err());
+        }
+        let mut bad_flag = encode_entry(&sample(Answer::Body(b"x".to_vec()), Vec::new()));
+        *bad_flag.last_mut().unwrap() = 7;
+        assert!(decode_entry(EntryId(7), &bad_flag).is_err());
     }
 
     #[test]

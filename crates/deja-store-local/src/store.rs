@@ -564,6 +564,11 @@ impl RedbStore {
             removed_expired: get("removed_expired")?,
             removed_evicted: get("removed_evicted")?,
             removed_invalidated: get("removed_invalidated")?,
+            stale_checks: get("stale_checks")?,
+            stale_check_tokens: get("stale_check_tokens")?,
+            stale_check_failures: get("stale_check_failures")?,
+            removed_stale: get("removed_stale")?,
+            stale_replaced: get("stale_replaced")?,
         })
     }
 }
@@ -597,7 +602,7 @@ fn unlink_tags(
 
 /// Every counter with its stored name. Destructured, so a new field does not compile until
 /// it is given a name here (and in `counters_sync`).
-fn counter_fields(c: &Counters) -> [(&'static str, u64); 13] {
+fn counter_fields(c: &Counters) -> [(&'static str, u64); 18] {
     let Counters {
         exact_hits,
         semantic_hits,
@@ -612,6 +617,11 @@ fn counter_fields(c: &Counters) -> [(&'static str, u64); 13] {
         removed_expired,
         removed_evicted,
         removed_invalidated,
+        stale_checks,
+        stale_check_tokens,
+        stale_check_failures,
+        removed_stale,
+        stale_replaced,
     } = *c;
     [
         ("exact_hits", exact_hits),
@@ -627,6 +637,11 @@ fn counter_fields(c: &Counters) -> [(&'static str, u64); 13] {
         ("removed_expired", removed_expired),
         ("removed_evicted", removed_evicted),
         ("removed_invalidated", removed_invalidated),
+        ("stale_checks", stale_checks),
+        ("stale_check_tokens", stale_check_tokens),
+        ("stale_check_failures", stale_check_failures),
+        ("removed_stale", removed_stale),
+        ("stale_replaced", stale_replaced),
     ]
 }
 

@@ -96,6 +96,7 @@ fn entry(i: u64, partition: PartitionKey, dim: usize) -> Entry {
         tags: vec![format!("t{}", i % 7)],
         embedder_id: "test:emb".into(),
         vector: test_vector(i, dim),
+        request: None,
     }
 }
 

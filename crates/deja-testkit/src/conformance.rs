@@ -81,6 +81,9 @@ fn entry(id: u64, partition: u8, prompt: &str, answer: Answer, vector: Vec<f32>)
             "test:fake".to_string()
         },
         vector,
+        // Some entries carry their request (staleness checks re-send it), some not.
+        request: (id % 2 == 1)
+            .then(|| format!("{{\"model\":\"gpt-test\",\"n\":{id}}}").into_bytes()),
     }
 }
 
@@ -102,7 +105,9 @@ fn assert_same_entry(got: &Entry, want: &Entry, what: &str) {
         tags,
         embedder_id,
         vector,
+        request,
     } = want;
+    assert_eq!(got.request, *request, "{what}: request");
     assert_eq!(got.category, *category, "{what}: category");
     assert_eq!(got.namespace, *namespace, "{what}: namespace");
     assert_eq!(got.tags, *tags, "{what}: tags");
@@ -331,6 +336,11 @@ pub async fn entry_store_suite(store: Arc<dyn EntryStore>) {
         removed_expired: 11,
         removed_evicted: 12,
         removed_invalidated: 13,
+        stale_checks: 14,
+        stale_check_tokens: 15,
+        stale_check_failures: 16,
+        removed_stale: 17,
+        stale_replaced: 18,
     };
     let b = Counters {
         exact_hits: 10,

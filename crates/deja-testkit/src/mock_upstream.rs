@@ -27,7 +27,9 @@
 //! # Answers
 //!
 //! A chat answer is `"deja-mock answer to: <last user message>"`; when the content is an array
-//! of parts, the `text` parts are joined with a single space. With `n > 1`, choice `i > 0`
+//! of parts, the `text` parts are joined with a single space. A test can make the mock
+//! change its mind: [`MockState::set_answer`] replaces the answer to one question (for
+//! staleness checks), and [`MockState::chat_questions`] lists the questions asked, in order. With `n > 1`, choice `i > 0`
 //! appends `" (choice i)"`. Token usage counts whitespace-separated words.
 //!
 //! An embedding is a normal-ish vector drawn from a PRNG seeded with an FNV-1a hash of the
@@ -123,6 +125,10 @@ struct Counters {
     /// The `authorization` header of the most recent counted call (`None` if it had none), so
     /// tests can check which key the proxy forwarded.
     last_authorization: Mutex<Option<String>>,
+    /// Answers that replace the default one, by question (last user message).
+    answers: Mutex<std::collections::HashMap<String, String>>,
+    /// The last user message of every chat call, in order.
+    questions: Mutex<Vec<String>>,
 }
 
 /// Which counter a call bumps.
@@ -165,11 +171,27 @@ impl MockState {
             counter.store(0, Ordering::SeqCst);
         }
         *c.last_authorization.lock() = None;
+        c.questions.lock().clear();
     }
 
     /// The `authorization` header of the most recent counted call, if it had one.
     pub fn last_authorization(&self) -> Option<String> {
         self.inner.last_authorization.lock().clone()
+    }
+
+    /// From now on, answers `question` (a last user message) with `answer` instead of the
+    /// default text, as a model would after an update.
+    pub fn set_answer(&self, question: &str, answer: &str) {
+        self.inner
+            .answers
+            .lock()
+            .insert(question.to_string(), answer.to_string());
+    }
+
+    /// The last user message of every chat call so far, in order (reset by
+    /// [`MockState::reset`]).
+    pub fn chat_questions(&self) -> Vec<String> {
+        self.inner.questions.lock().clone()
     }
 
     /// Counts one call and records its `authorization` header. Returns the call's ordinal
@@ -520,6 +542,7 @@ async fn chat_completions(
         .and_then(|m| m.get("content"))
         .map(content_text)
         .unwrap_or_default();
+    state.inner.questions.lock().push(question.clone());
     let faults = match Faults::collect(&headers, [question.as_str()]) {
         Ok(faults) => faults,
         Err(message) => return invalid_request(&message),
@@ -538,7 +561,10 @@ async fn chat_completions(
         .and_then(Value::as_u64)
         .unwrap_or(1)
         .clamp(1, 128);
-    let answer = format!("deja-mock answer to: {question}");
+    let answer = match state.inner.answers.lock().get(&question) {
+        Some(a) => a.clone(),
+        None => format!("deja-mock answer to: {question}"),
+    };
     let texts: Vec<String> = (0..n)
         .map(|i| match i {
             0 => answer.clone(),

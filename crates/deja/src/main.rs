@@ -38,6 +38,8 @@ enum Command {
     Export(manage::ExportArgs),
     /// Store the entries of a `deja export` file.
     Import(manage::ImportArgs),
+    /// List or search entries (by prompt text, tag, model, namespace), a page at a time.
+    Entries(manage::EntriesArgs),
     /// Measure hit quality on labelled pairs (a,b,label CSV) through the real serving path.
     Eval(eval::EvalArgs),
     /// Pick min_similarity from labelled pairs: precision/recall per threshold, the
@@ -138,6 +140,7 @@ fn run() -> anyhow::Result<()> {
         Command::Invalidate(args) => rt.block_on(manage::invalidate(args)),
         Command::Export(args) => rt.block_on(manage::export(args)),
         Command::Import(args) => rt.block_on(manage::import(args)),
+        Command::Entries(args) => rt.block_on(manage::entries(args)),
         Command::Eval(args) => {
             let config = eval_config(args.model_dir.clone())?;
             rt.block_on(eval::run(config, args))
@@ -267,6 +270,19 @@ fn print_stats(
     println!(
         "embedding cache     {} hits, {} misses",
         c.embedding_hits, c.embedding_misses
+    );
+    println!(
+        "removed             {} expired, {} evicted, {} invalidated, {} stale",
+        c.removed_expired, c.removed_evicted, c.removed_invalidated, c.removed_stale
+    );
+    println!(
+        "staleness checks    {} ({} tokens), {} changed ({} removed, {} replaced), {} failed",
+        c.stale_checks,
+        c.stale_check_tokens,
+        c.removed_stale + c.stale_replaced,
+        c.removed_stale,
+        c.stale_replaced,
+        c.stale_check_failures
     );
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! `deja stats | invalidate | export | import`: each works either against a running server
+//! `deja stats | invalidate | export | import | entries`: each works either against a running server
 //! (`--server URL`, through its admin API with the admin token) or on a stopped data
 //! directory (`--data-dir DIR`, opening the store directly).
 //!
@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use deja_core::{Cache, EmbedError, Embedder, EntryId, EntryStore, Invalidate, SystemClock};
-use deja_server::admin::transfer;
+use deja_core::{Cache, Clock, EmbedError, Embedder, EntryId, EntryStore, Invalidate, SystemClock};
+use deja_server::admin::{entries, transfer};
 use deja_server::config::Config;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -37,7 +37,7 @@ pub struct TargetArgs {
 #[command(group(
     clap::ArgGroup::new("what")
         .required(true)
-        .args(["tag", "model", "namespace", "id", "older_than", "all"])
+        .args(["tag", "model", "namespace", "tenant", "id", "older_than", "all"])
 ))]
 pub struct InvalidateArgs {
     #[command(flatten)]
@@ -51,6 +51,10 @@ pub struct InvalidateArgs {
     /// Every entry of this namespace (as given in `x-deja-namespace`).
     #[arg(long)]
     pub namespace: Option<String>,
+    /// Every entry of this tenant label, as `deja entries` shows it: ns:NAME, key:HASH
+    /// (a per-key tenant), shared or anonymous.
+    #[arg(long)]
+    pub tenant: Option<String>,
     /// One entry, by its 16-hex-digit id.
     #[arg(long)]
     pub id: Option<String>,
@@ -80,6 +84,39 @@ pub struct ImportArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EntriesArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Entries whose prompt contains this text (case-insensitive).
+    #[arg(long, short = 'q')]
+    pub query: Option<String>,
+    /// Entries carrying this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Entries answered by this model.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Entries of this namespace (as given in `x-deja-namespace`).
+    #[arg(long, conflicts_with = "tenant")]
+    pub namespace: Option<String>,
+    /// Entries of this tenant label (ns:NAME, key:HASH, shared, anonymous).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Entries per page (1 to 1000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub limit: u64,
+    /// Start after this cursor (the `next` a previous page printed).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Follow the cursor to the end instead of printing one page.
+    #[arg(long)]
+    pub all: bool,
+    /// Print each page as JSON (`{"entries": [...], "next_cursor": ...}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `30d`, `12h`, `90m`, `45s` (or plain seconds) → seconds.
@@ -168,7 +205,7 @@ impl Remote {
 }
 
 pub async fn stats(target: TargetArgs, json_out: bool) -> anyhow::Result<()> {
-    let (entries, counters, source) = match &target.server {
+    let (entries, counters, source, staleness_today) = match &target.server {
         Some(server) => {
             let remote = Remote::new(server, target.token)?;
             let v: Value = remote
@@ -183,19 +220,39 @@ pub async fn stats(target: TargetArgs, json_out: bool) -> anyhow::Result<()> {
             let entries = v["entries"].as_u64().unwrap_or(0);
             let counters: deja_core::Counters = serde_json::from_value(v["counters"].clone())
                 .context("reading stats: unexpected counters")?;
-            (entries, counters, ("server", server.clone()))
+            let today = match v.get("staleness") {
+                Some(s) if s["enabled"] == true => format!(
+                    "{}/{} calls, {}/{} tokens",
+                    s["calls_today"],
+                    s["max_calls_per_day"],
+                    s["tokens_today"],
+                    s["max_tokens_per_day"]
+                ),
+                Some(_) => "off".to_string(),
+                None => "unknown (older server)".to_string(),
+            };
+            (entries, counters, ("server", server.clone()), today)
         }
         None => {
             let config = local_config(target.data_dir)?;
             let store = open_local(&config)?;
+            // The data dir does not say whether the job is on or what its limits are (that
+            // is the server's config); its state file says what it spent today.
+            let s = deja_server::admin::staleness_status(&config, deja_core::SystemClock.now_ms());
+            let today = format!("{} calls, {} tokens", s["calls_today"], s["tokens_today"]);
             (
                 store.len().await?,
                 store.counters().await?,
                 ("data dir", config.data_dir.display().to_string()),
+                today,
             )
         }
     };
-    crate::print_stats((source.0, &source.1), entries, &counters, json_out)
+    crate::print_stats((source.0, &source.1), entries, &counters, json_out)?;
+    if !json_out {
+        println!("staleness today     {}", staleness_today);
+    }
+    Ok(())
 }
 
 pub async fn invalidate(args: InvalidateArgs) -> anyhow::Result<()> {
@@ -204,6 +261,7 @@ pub async fn invalidate(args: InvalidateArgs) -> anyhow::Result<()> {
         tag,
         model,
         namespace,
+        tenant,
         id,
         older_than,
         all,
@@ -216,6 +274,8 @@ pub async fn invalidate(args: InvalidateArgs) -> anyhow::Result<()> {
                 json!({ "model": m })
             } else if let Some(ns) = namespace {
                 json!({ "namespace": ns })
+            } else if let Some(t) = tenant {
+                json!({ "tenant": t })
             } else if let Some(id) = id {
                 json!({ "id": id })
             } else if let Some(secs) = older_than {
@@ -246,6 +306,11 @@ pub async fn invalidate(args: InvalidateArgs) -> anyhow::Result<()> {
                 Invalidate::Model(m)
             } else if let Some(ns) = namespace {
                 Invalidate::Namespace(format!("ns:{ns}"))
+            } else if let Some(t) = tenant {
+                Invalidate::Namespace(
+                    deja_server::admin::parse_tenant(&t)
+                        .map_err(|_| anyhow::anyhow!("--tenant {t:?} is not a tenant label; use ns:NAME, key:HASH, shared or anonymous"))?,
+                )
             } else if let Some(id) = id {
                 let parsed = (id.len() == 16).then(|| EntryId::parse_hex(&id)).flatten();
                 Invalidate::Id(parsed.with_context(|| format!("--id {id:?} is not 16 hex digits"))?)
@@ -266,6 +331,148 @@ pub async fn invalidate(args: InvalidateArgs) -> anyhow::Result<()> {
     };
     println!("removed {removed}");
     Ok(())
+}
+
+pub async fn entries(args: EntriesArgs) -> anyhow::Result<()> {
+    let EntriesArgs {
+        target,
+        query,
+        tag,
+        model,
+        namespace,
+        tenant,
+        limit,
+        cursor,
+        all,
+        json: json_out,
+    } = args;
+    let tenant = match (namespace, tenant) {
+        (Some(ns), _) => Some(format!("ns:{ns}")),
+        (None, Some(t)) => Some(deja_server::admin::parse_tenant(&t).map_err(|_| {
+            anyhow::anyhow!(
+                "--tenant {t:?} is not a tenant label; use ns:NAME, key:HASH, shared or anonymous"
+            )
+        })?),
+        (None, None) => None,
+    };
+    let filter = entries::EntryFilter {
+        text: query,
+        tag,
+        model,
+        tenant,
+    };
+    let mut cursor = match cursor {
+        Some(c) => Some(
+            (c.len() == 16)
+                .then(|| EntryId::parse_hex(&c))
+                .flatten()
+                .with_context(|| format!("--cursor {c:?} is not 16 hex digits"))?,
+        ),
+        None => None,
+    };
+    let source = match &target.server {
+        Some(server) => ListSource::Remote(Remote::new(server, target.token.clone())?),
+        None => ListSource::Local(open_local(&local_config(target.data_dir.clone())?)?),
+    };
+    let mut shown = 0u64;
+    loop {
+        let page = source.page(&filter, cursor, limit as usize).await?;
+        if json_out {
+            println!("{}", serde_json::to_string(&page)?);
+        } else {
+            for e in &page.entries {
+                print_entry_line(e);
+            }
+        }
+        shown += page.entries.len() as u64;
+        cursor = match &page.next_cursor {
+            Some(c) if all => Some(
+                EntryId::parse_hex(c).with_context(|| format!("the server sent cursor {c:?}"))?,
+            ),
+            Some(c) => {
+                if !json_out {
+                    eprintln!("{shown} shown; more with --cursor {c} (or --all)");
+                }
+                break;
+            }
+            None => {
+                if !json_out {
+                    eprintln!("{shown} shown; no more");
+                }
+                break;
+            }
+        };
+    }
+    Ok(())
+}
+
+/// One entry per line: id, hits, size, model, tenant, category, tags, prompt.
+fn print_entry_line(e: &entries::EntrySummary) {
+    let prompt: String = e
+        .prompt
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(80)
+        .collect();
+    let tags = if e.tags.is_empty() {
+        "-".to_string()
+    } else {
+        e.tags.join(",")
+    };
+    // Per-key tenants are long hashes; the start is enough to tell them apart on screen.
+    let tenant: String = e.namespace.chars().take(20).collect();
+    println!(
+        "{}  {:>6} hits  {:>8} B  {:<16} {:<20} {:<12} {:<20} {}",
+        e.id, e.hit_count, e.size_bytes, e.model, tenant, e.category, tags, prompt
+    );
+}
+
+/// Where `deja entries` reads pages from.
+enum ListSource {
+    Remote(Remote),
+    Local(Arc<dyn EntryStore>),
+}
+
+impl ListSource {
+    async fn page(
+        &self,
+        filter: &entries::EntryFilter,
+        cursor: Option<EntryId>,
+        limit: usize,
+    ) -> anyhow::Result<entries::Page> {
+        match self {
+            ListSource::Local(store) => {
+                Ok(entries::list(store.as_ref(), filter, cursor, limit).await?)
+            }
+            ListSource::Remote(remote) => {
+                let mut params: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+                for (name, value) in [
+                    ("q", &filter.text),
+                    ("tag", &filter.tag),
+                    ("model", &filter.model),
+                    ("tenant", &filter.tenant),
+                ] {
+                    if let Some(v) = value {
+                        params.push((name, v.clone()));
+                    }
+                }
+                if let Some(c) = cursor {
+                    params.push(("cursor", c.to_string()));
+                }
+                remote
+                    .send(
+                        remote
+                            .request(reqwest::Method::GET, "entries")
+                            .query(&params),
+                        "listing entries",
+                    )
+                    .await?
+                    .json()
+                    .await
+                    .context("listing entries: unexpected answer")
+            }
+        }
+    }
 }
 
 /// A cache over a stopped data directory, without the embedding model: what invalidation

@@ -64,6 +64,7 @@ fn entry(i: u64, tags: &[&str], created_at_ms: u64) -> Entry {
         tags: tags.iter().map(|t| t.to_string()).collect(),
         embedder_id: "test:fake".into(),
         vector: v.to_vec(),
+        request: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Export and import of cache entries as JSON Lines: one self-contained JSON object per
 //! entry, carrying everything needed to restore it exactly (id, keys, labels, times, hit
-//! counts, usage, the vector as base64 little-endian f32, the answer as base64).
+//! counts, usage, the vector as base64 little-endian f32, the answer as base64, and the
+//! recorded request as base64 when there is one).
 //!
 //! Both directions stream: [`export_lines`] feeds a bounded channel from a blocking task
 //! that reads one entry at a time, and [`Importer`] stores each line as it arrives. The
@@ -52,6 +53,10 @@ pub struct ExportLine {
     /// Base64 of the little-endian f32 components; empty for exact-only entries.
     pub vector: String,
     pub answer: ExportAnswer,
+    /// Base64 of the request the answer was given to, when it was recorded (for staleness
+    /// checks). Absent in older exports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
 }
 
 /// An answer's bytes, base64-encoded: `{"body": ".."}` or `{"chunks": [..]}`.
@@ -80,6 +85,7 @@ impl ExportLine {
             tags,
             embedder_id,
             vector,
+            request,
         } = e;
         let vector_bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
         ExportLine {
@@ -103,6 +109,7 @@ impl ExportLine {
                     ExportAnswer::Chunks(c.iter().map(|c| B64.encode(c)).collect())
                 }
             },
+            request: request.as_ref().map(|r| B64.encode(r)),
         }
     }
 
@@ -126,6 +133,7 @@ impl ExportLine {
             embedder_id,
             vector,
             answer,
+            request,
         } = self;
         let id = (id.len() == 16)
             .then(|| EntryId::parse_hex(&id))
@@ -179,6 +187,12 @@ impl ExportLine {
                 Answer::Chunks(c.iter().map(|c| b64(c)).collect::<Result<_, _>>()?)
             }
         };
+        let request = request
+            .map(|r| {
+                B64.decode(&r)
+                    .map_err(|e| format!("request is not base64: {e}"))
+            })
+            .transpose()?;
         Ok(Entry {
             id,
             partition,
@@ -195,6 +209,7 @@ impl ExportLine {
             tags,
             embedder_id,
             vector,
+            request,
         })
     }
 }
@@ -491,6 +506,7 @@ mod tests {
                 "test:e".into()
             },
             vector,
+            request: None,
         }
     }
 
@@ -499,6 +515,10 @@ mod tests {
         for e in [
             entry(Answer::Body(b"{\"x\":1}".to_vec()), vec![0.6, 0.8]),
             entry(Answer::Chunks(vec![b"a".to_vec(), vec![0xff, 0]]), vec![]),
+            Entry {
+                request: Some(br#"{"model":"gpt-4o","messages":[]}"#.to_vec()),
+                ..entry(Answer::Body(b"r".to_vec()), vec![])
+            },
         ] {
             let line = serde_json::to_string(&ExportLine::from_entry(&e)).unwrap();
             let back: ExportLine = serde_json::from_str(&line).unwrap();
@@ -600,6 +620,7 @@ mod tests {
             (|l| l.embedder_id = String::new(), "embedder_id"),
             (|l| l.tags = vec![String::new()], "tag"),
             (|l| l.answer = ExportAnswer::Body("%".into()), "answer"),
+            (|l| l.request = Some("%".into()), "request"),
         ];
         for (edit, want) in cases {
             let mut l = good.clone();

@@ -115,6 +115,8 @@ pub async fn chat_completions(
             namespace: Some(tenant),
             tags,
         },
+        // Kept so the staleness job can ask again (see `crate::staleness`).
+        request: app.config().staleness.enabled.then(|| bytes.to_vec()),
         _guard: guard,
     });
 
@@ -206,6 +208,8 @@ struct PendingInsert {
     category: Option<String>,
     /// The request's tenant label and `x-deja-tags`, stored for invalidation.
     labels: deja_core::EntryLabels,
+    /// The request body, recorded while staleness checks are on.
+    request: Option<Vec<u8>>,
     _guard: Option<LeaderGuard>,
 }
 
@@ -235,6 +239,7 @@ impl PendingInsert {
             vector,
             category,
             labels,
+            request,
             _guard,
         } = self;
         let ChatKey {
@@ -253,7 +258,7 @@ impl PendingInsert {
             vector,
             category,
         };
-        if let Err(e) = app.cache().insert_labelled(new, labels).await {
+        if let Err(e) = app.cache().insert_recorded(new, labels, request).await {
             app.cache().count(|c| c.bypasses += 1);
             tracing::warn!(error = %deja_core::ErrorChain(&e), "storing an answer failed; it was served but not cached");
         }

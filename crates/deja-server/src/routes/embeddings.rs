@@ -1,7 +1,8 @@
 //! `POST /v1/embeddings`: the embedding cache. One entry per input item (and model,
 //! `dimensions`, tenant), stored as compact little-endian float32; only the misses go
 //! upstream, in one batched call, each distinct item once; the response keeps the
-//! request's order and `encoding_format`.
+//! request's order and `encoding_format`. Each stored item carries the request's tenant
+//! label and `x-deja-tags`, so invalidation by namespace, tenant or tag reaches it.
 
 use std::collections::HashMap;
 
@@ -29,6 +30,7 @@ pub async fn embeddings(
     let req = wire::parse_embeddings(&bytes).map_err(wire_error)?;
     let controls = Controls::from_headers(&headers)?;
     let tenant = tenant(&headers, app.config().cache.tenant)?;
+    let tags = crate::admin::tags_from_headers(&headers)?;
     let partition = wire::partition_key(&req, &tenant);
     let items = wire::items(&req);
     let prompts: Vec<String> = items.iter().map(wire::item_prompt).collect();
@@ -117,7 +119,11 @@ pub async fn embeddings(
                     vector: None,
                     category: None,
                 };
-                if let Err(e) = app.cache().insert(new).await {
+                let labels = deja_core::EntryLabels {
+                    namespace: Some(tenant.clone()),
+                    tags: tags.clone(),
+                };
+                if let Err(e) = app.cache().insert_labelled(new, labels).await {
                     tracing::warn!(error = %deja_core::ErrorChain(&e), "storing an embedding failed");
                 }
             }
