@@ -410,3 +410,31 @@ async fn failed_checks_leave_entries_alone() {
     assert_eq!((c.stale_checks, c.stale_check_failures), (1, 1));
     s.stop().await;
 }
+
+/// `serve_on` starts the job when `[staleness] enabled = true`: with a one-second interval
+/// the mock sees the stored entry's question again without any client request. (Polls
+/// the mock, bounded, because this is about the real timer.)
+#[tokio::test]
+async fn serve_on_starts_the_job_when_enabled() {
+    let s = Server::start(|c| {
+        c.staleness.interval_secs = 1;
+        c.staleness.min_age_secs = 0;
+    })
+    .await;
+    s.chat(ask(QUESTIONS[0])).await;
+    s.mock.reset();
+    let mut asked = Vec::new();
+    for _ in 0..100 {
+        asked = s.mock.state().chat_questions();
+        if !asked.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(asked.first().map(String::as_str), Some(QUESTIONS[0]));
+    s.stop().await;
+    // Off (the default): no job.
+    let s = Server::start(|c| c.staleness.enabled = false).await;
+    assert!(deja_server::staleness::spawn(s.app.clone()).is_none());
+    s.stop().await;
+}
