@@ -14,8 +14,10 @@
 //! but are never returned. When tombstones outnumber live vectors the partition is rebuilt
 //! without them. Inserting an id that is present tombstones its old slot and adds a new one.
 //!
-//! Not here: persistence (the index is rebuilt from the entry store at start) and
-//! embedder checks on insert (the trait carries no embedder id; the engine checks it once).
+//! Persistence is a snapshot file (`snapshot.rs`) written at a clean shutdown and used at
+//! the next start only if the store has not changed since; otherwise the index is rebuilt
+//! from the entry store. Not here: embedder checks on insert (the trait carries no
+//! embedder id; the engine checks it once).
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
@@ -27,6 +29,9 @@ use deja_core::{EntryId, IndexError, Neighbor, PartitionKey, VectorIndex};
 
 use crate::codec::quantize_into;
 use crate::simd::Kernels;
+
+mod snapshot;
+pub use snapshot::SnapshotError;
 
 /// HNSW tuning. The defaults give recall@1 ≥ 0.99 on 384-d embeddings at 100k vectors per
 /// partition with sub-millisecond searches.

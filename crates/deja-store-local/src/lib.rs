@@ -5,8 +5,9 @@
 //! - [`HnswIndex`]: the in-process [`deja_core::VectorIndex`], per-partition int8 vectors,
 //!   brute force for small partitions and an HNSW graph for big ones.
 //!
-//! The index is not persisted: the server rebuilds it from the store at start
-//! ([`deja_core::Cache::rebuild_index`]). Nothing here is shared between processes; two
+//! The index is kept across clean restarts as a snapshot file tagged with the store's
+//! write sequence ([`RedbStore::write_seq`]); after a crash, or any write since, the server
+//! rebuilds it from the store ([`deja_core::Cache::rebuild_index`]). Nothing here is shared between processes; two
 //! servers on one data directory is not supported (redb locks the file).
 
 /// The binary entry encoding, public so other backends (Redis) store the same records.
@@ -15,5 +16,5 @@ mod hnsw;
 mod simd;
 mod store;
 
-pub use hnsw::{HnswIndex, HnswParams};
+pub use hnsw::{HnswIndex, HnswParams, SnapshotError};
 pub use store::{RedbStore, StoreDurability};

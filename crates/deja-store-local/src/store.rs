@@ -10,7 +10,8 @@
 //! - `tags_v1` (multimap): tag → ids of the entries carrying it, so invalidating a tag
 //!   reads only its entries;
 //! - `counters_v1`: counter name → value (one row per [`Counters`] field);
-//! - `meta_v1`: `format_version` → 1.
+//! - `meta_v1`: `format_version` → 1; `write_seq` → how many write transactions have
+//!   changed entries (see [`RedbStore::write_seq`]).
 //!
 //! `entries_v1` is the source of truth; `exact_v1`, `hits_v1` and `tags_v1` are changed in
 //! the same write transaction as the entry they describe, so they never disagree with it
@@ -47,6 +48,7 @@ const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters_v1")
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
 
 const FORMAT_VERSION: u64 = 1;
+const WRITE_SEQ: &str = "write_seq";
 const BACKEND: &str = "redb";
 
 /// When a write is durable.
@@ -169,6 +171,20 @@ impl RedbStore {
         txn.commit().map_err(backend)
     }
 
+    /// A number that changes whenever entries change: it counts the committed write
+    /// transactions that stored or removed entries (hits and counters do not count). A
+    /// copy of the index taken when it had some value is current exactly while it still
+    /// has that value.
+    pub fn write_seq(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let meta = txn.open_table(META).map_err(backend)?;
+        let seq = meta
+            .get(WRITE_SEQ)
+            .map_err(backend)?
+            .map_or(0, |g| g.value());
+        Ok(seq)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -248,6 +264,7 @@ impl RedbStore {
                 .map(|e| put_in(&mut t, e))
                 .collect::<Result<Vec<_>, _>>()?
         };
+        bump_write_seq(&txn)?;
         txn.commit().map_err(backend)?;
         let mut pending = self.pending.lock();
         for (e, r) in entries.iter().zip(&replaced) {
@@ -294,6 +311,7 @@ impl RedbStore {
             txn.abort().map_err(backend)?;
             return Ok(None);
         }
+        bump_write_seq(&txn)?;
         txn.commit().map_err(backend)?;
         let pending = self.pending.lock().remove(&id.0);
         Ok(removed.map(|mut e| {
@@ -354,6 +372,7 @@ impl RedbStore {
             txn.abort().map_err(backend)?;
             return Ok(removed);
         }
+        bump_write_seq(&txn)?;
         txn.commit().map_err(backend)?;
         let mut pending = self.pending.lock();
         for (id, ..) in &removed {
@@ -652,6 +671,18 @@ impl Drop for RedbStore {
             tracing::warn!(error = %deja_core::ErrorChain(&e), path = %self.path.display(), "final flush of the store failed");
         }
     }
+}
+
+/// Counts a write transaction that changes entries, inside it (see
+/// [`RedbStore::write_seq`]).
+fn bump_write_seq(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META).map_err(backend)?;
+    let seq = meta
+        .get(WRITE_SEQ)
+        .map_err(backend)?
+        .map_or(0, |g| g.value());
+    meta.insert(WRITE_SEQ, seq + 1).map_err(backend)?;
+    Ok(())
 }
 
 /// The tables one stored entry touches, open in one write transaction.

@@ -291,3 +291,36 @@ async fn invalidating_a_tag_is_fast() {
     );
     assert_eq!(removed, 0);
 }
+
+/// The index snapshot is trusted only while `write_seq` is unchanged: every change of
+/// entries must move it, and it must survive a reopen; hits and counters need not move it.
+#[tokio::test]
+async fn write_seq_moves_with_every_change_of_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deja.redb");
+    let p = PartitionKey([6; 16]);
+    let es: Vec<Entry> = (0..4).map(|i| entry(i, p, 16)).collect();
+    let store = RedbStore::open(&path, StoreDurability::Fast).unwrap();
+    let mut seen = vec![store.write_seq().unwrap()];
+    let mut moved = |store: &RedbStore, what: &str| {
+        let now = store.write_seq().unwrap();
+        assert!(!seen.contains(&now), "{what} did not move write_seq");
+        seen.push(now);
+    };
+    store.put(&es[0]).await.unwrap();
+    moved(&store, "put");
+    store.put_many(&es[1..]).await.unwrap();
+    moved(&store, "put_many");
+    store.remove(es[0].id).await.unwrap();
+    moved(&store, "remove");
+    store.remove_many(&[es[1].id, es[2].id]).await.unwrap();
+    moved(&store, "remove_many");
+    let before = store.write_seq().unwrap();
+    store.record_hit(es[3].id, 5).await.unwrap();
+    store.flush().await.unwrap();
+    store.add_counters(&Counters::default()).await.unwrap();
+    assert_eq!(store.write_seq().unwrap(), before, "hits and counters");
+    drop(store);
+    let store = RedbStore::open(&path, StoreDurability::Fast).unwrap();
+    assert_eq!(store.write_seq().unwrap(), before, "after a reopen");
+}
