@@ -17,7 +17,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use deja_core::{EntryId, PartitionKey, StoreError, VectorIndex};
+use deja_core::{EntryId, ExactKey, PartitionKey, StoreError, VectorIndex};
 use deja_store_local::codec;
 use redis::Value;
 
@@ -36,8 +36,10 @@ const BATCH: usize = 512;
 /// One event of `P:events`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Event {
-    Put(EntryId),
-    Del(EntryId, PartitionKey),
+    /// Stored (or replaced) under an exact key.
+    Put(EntryId, Option<ExactKey>),
+    /// Removed; its exact key, when known, leaves the L1.
+    Del(EntryId, PartitionKey, Option<ExactKey>),
 }
 
 fn field<'a>(map: &'a std::collections::HashMap<String, Value>, name: &str) -> Option<&'a [u8]> {
@@ -68,9 +70,14 @@ fn parse_event(map: &std::collections::HashMap<String, Value>, origin: &str) -> 
     let id = std::str::from_utf8(field(map, "id")?)
         .ok()
         .and_then(EntryId::parse_hex)?;
+    let exact = field(map, "x").and_then(parse_hex16).map(ExactKey);
     match field(map, "op")? {
-        b"put" => Some(Event::Put(id)),
-        b"del" => Some(Event::Del(id, PartitionKey(parse_hex16(field(map, "p")?)?))),
+        b"put" => Some(Event::Put(id, exact)),
+        b"del" => Some(Event::Del(
+            id,
+            PartitionKey(parse_hex16(field(map, "p")?)?),
+            exact,
+        )),
         _ => None,
     }
 }
@@ -83,7 +90,10 @@ async fn apply(
     event: Event,
 ) -> Result<(), StoreError> {
     match event {
-        Event::Put(id) => {
+        Event::Put(id, exact) => {
+            if let Some(x) = exact {
+                store.forget_exact(&x);
+            }
             let Some(rec) = store.get_record(id).await? else {
                 return Ok(());
             };
@@ -98,7 +108,10 @@ async fn apply(
                 tracing::warn!(error = %deja_core::ErrorChain(&e), %id, "indexing a replicated entry failed");
             }
         }
-        Event::Del(id, partition) => {
+        Event::Del(id, partition, exact) => {
+            if let Some(x) = exact {
+                store.forget_exact(&x);
+            }
             if let Err(e) = index.remove(partition, id).await {
                 tracing::warn!(error = %deja_core::ErrorChain(&e), %id, "dropping a replicated removal failed");
             }
@@ -209,7 +222,7 @@ mod tests {
         let cases = [
             (
                 map(&[("o", "them"), ("op", "put"), ("id", "00000000000000ff")]),
-                Some(Event::Put(EntryId(255))),
+                Some(Event::Put(EntryId(255), None)),
             ),
             (
                 map(&[
@@ -221,6 +234,21 @@ mod tests {
                 Some(Event::Del(
                     EntryId(1),
                     PartitionKey([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]),
+                    None,
+                )),
+            ),
+            (
+                map(&[
+                    ("o", "them"),
+                    ("op", "put"),
+                    ("id", "0000000000000002"),
+                    ("x", p),
+                ]),
+                Some(Event::Put(
+                    EntryId(2),
+                    Some(ExactKey([
+                        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                    ])),
                 )),
             ),
             (

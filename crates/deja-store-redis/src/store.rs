@@ -32,6 +32,7 @@
 //! like the embedded store; reads add the buffered hits of this process.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -119,6 +120,13 @@ pub struct RedisStoreOptions {
     pub response_timeout: Duration,
     /// How long connecting may take.
     pub connection_timeout: Duration,
+    /// Entries kept in the in-process L1 in front of Redis for exact lookups (0: none).
+    /// An L1 hit costs no round trip; entries removed or replaced by any replica leave
+    /// it through the events stream (when followed) within milliseconds.
+    pub l1_max_entries: u64,
+    /// How long an entry stays in the L1: the bound on serving an entry removed by another
+    /// replica whose removal event was missed (Redis unreachable at that moment).
+    pub l1_ttl: Duration,
 }
 
 impl Default for RedisStoreOptions {
@@ -128,6 +136,8 @@ impl Default for RedisStoreOptions {
             entry_ttl_secs: None,
             response_timeout: Duration::from_secs(5),
             connection_timeout: Duration::from_secs(2),
+            l1_max_entries: 0,
+            l1_ttl: Duration::from_secs(10),
         }
     }
 }
@@ -186,6 +196,54 @@ pub struct RedisStore {
     /// engine has already updated its index).
     origin: String,
     pending: Mutex<HashMap<u64, PendingHit>>,
+    /// Exact key → entry, for exact lookups without a round trip (see
+    /// [`RedisStoreOptions::l1_max_entries`]).
+    l1: Option<L1>,
+}
+
+/// The in-process L1: entries as read from Redis, plus the hits this process recorded
+/// on them since, so an L1 hit reports the same hit counts a Redis read would (other
+/// replicas' hits since it was cached excepted).
+struct L1 {
+    entries: moka::sync::Cache<[u8; 16], Arc<Entry>>,
+    since: Arc<Mutex<HashMap<u64, PendingHit>>>,
+}
+
+impl L1 {
+    fn new(max_entries: u64, ttl: Duration) -> L1 {
+        let since: Arc<Mutex<HashMap<u64, PendingHit>>> = Arc::default();
+        let on_evict = since.clone();
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(max_entries)
+            .time_to_live(ttl)
+            .eviction_listener(move |_key, e: Arc<Entry>, _cause| {
+                on_evict.lock().remove(&e.id.0);
+            })
+            .build();
+        L1 { entries, since }
+    }
+
+    fn get(&self, key: &ExactKey) -> Option<Entry> {
+        let cached = self.entries.get(&key.0)?;
+        let mut e = Entry::clone(&cached);
+        if let Some(h) = self.since.lock().get(&e.id.0) {
+            e.hit_count += h.count;
+            e.last_hit_ms = e.last_hit_ms.max(h.last_ms);
+        }
+        Some(e)
+    }
+
+    fn insert(&self, e: &Entry) {
+        self.since.lock().insert(e.id.0, PendingHit::default());
+        self.entries.insert(e.exact_key.0, Arc::new(e.clone()));
+    }
+
+    fn record_hit(&self, id: EntryId, at_ms: u64) {
+        if let Some(h) = self.since.lock().get_mut(&id.0) {
+            h.count += 1;
+            h.last_ms = h.last_ms.max(at_ms);
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -367,7 +425,9 @@ impl RedisStore {
     /// of its nodes: `redis+cluster://HOST:PORT,HOST:PORT`.
     pub async fn connect(url: &str, opts: RedisStoreOptions) -> Result<RedisStore, StoreError> {
         let conn = open_conn(url, &opts).await?;
+        let l1 = (opts.l1_max_entries > 0).then(|| L1::new(opts.l1_max_entries, opts.l1_ttl));
         Ok(RedisStore {
+            l1,
             conn,
             url: url.to_string(),
             display_url: redact(url),
@@ -384,6 +444,13 @@ impl RedisStore {
         // A blocking read waits up to its own timeout; the response may take that long.
         opts.response_timeout = opts.response_timeout.max(Duration::from_secs(5));
         open_conn(&self.url, &opts).await
+    }
+
+    /// Drops an exact key from the L1 (after a removal or replacement, here or elsewhere).
+    pub(crate) fn forget_exact(&self, key: &ExactKey) {
+        if let Some(l1) = &self.l1 {
+            l1.entries.invalidate(&key.0);
+        }
     }
 
     pub(crate) fn origin(&self) -> &str {
@@ -427,7 +494,13 @@ impl RedisStore {
     }
 
     /// `XADD P:events` of one event.
-    fn event(&self, op: &str, id: EntryId, partition: Option<&PartitionKey>) -> Pipeline {
+    fn event(
+        &self,
+        op: &str,
+        id: EntryId,
+        partition: Option<&PartitionKey>,
+        exact: Option<&ExactKey>,
+    ) -> Pipeline {
         let mut c = redis::cmd("XADD");
         c.arg(self.events_key())
             .arg("MAXLEN")
@@ -442,6 +515,9 @@ impl RedisStore {
             .arg(id_hex(id));
         if let Some(p) = partition {
             c.arg("p").arg(hex16(&p.0));
+        }
+        if let Some(x) = exact {
+            c.arg("x").arg(hex16(&x.0));
         }
         one(c)
     }
@@ -531,6 +607,19 @@ impl RedisStore {
             .map_err(backend)
     }
 
+    /// [`EntryStore::get_exact`] from Redis, bypassing the L1.
+    async fn get_exact_remote(&self, key: &ExactKey) -> Result<Option<Entry>, StoreError> {
+        let v = self
+            .query(redis::cmd("GET").arg(self.exact_key(key)).clone())
+            .await?;
+        let Some(id) = bulk(&v).and_then(parse_id) else {
+            return Ok(None);
+        };
+        // The exact key may lag behind a concurrent replacement or removal: only a record
+        // that carries this key answers for it.
+        Ok(self.get(id).await?.filter(|e| e.exact_key == *key))
+    }
+
     /// The pending (unflushed) hits of this process for `id`.
     fn pending_of(&self, id: EntryId) -> Option<PendingHit> {
         self.pending.lock().get(&id.0).copied()
@@ -582,8 +671,11 @@ impl RedisStore {
         } in removed
         {
             let hex = id_hex(*id);
-            if let Some(p) = partition {
-                groups.push(self.event("del", *id, Some(p)));
+            if let Some(exact) = exact {
+                self.forget_exact(exact);
+            }
+            if partition.is_some() || exact.is_some() {
+                groups.push(self.event("del", *id, partition.as_ref(), exact.as_ref()));
             }
             if let Some(exact) = exact {
                 groups.push(one(script(
@@ -751,15 +843,14 @@ fn counters_from(stored: &HashMap<String, u64>) -> Result<Counters, StoreError> 
 #[async_trait]
 impl EntryStore for RedisStore {
     async fn get_exact(&self, key: &ExactKey) -> Result<Option<Entry>, StoreError> {
-        let v = self
-            .query(redis::cmd("GET").arg(self.exact_key(key)).clone())
-            .await?;
-        let Some(id) = bulk(&v).and_then(parse_id) else {
-            return Ok(None);
-        };
-        // The exact key may lag behind a concurrent replacement or removal: only a record
-        // that carries this key answers for it.
-        Ok(self.get(id).await?.filter(|e| e.exact_key == *key))
+        if let Some(e) = self.l1.as_ref().and_then(|l1| l1.get(key)) {
+            return Ok(Some(e));
+        }
+        let found = self.get_exact_remote(key).await?;
+        if let (Some(l1), Some(e)) = (&self.l1, &found) {
+            l1.insert(e);
+        }
+        Ok(found)
     }
 
     async fn get(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
@@ -832,7 +923,8 @@ impl EntryStore for RedisStore {
             }
         }
         // Replicas add the vector once the record and its exact key are in place.
-        groups.push(self.event("put", id, None));
+        groups.push(self.event("put", id, None, Some(&entry.exact_key)));
+        self.forget_exact(&entry.exact_key);
         self.exec(groups).await?;
         // 4. The replaced entry goes, with its links (its exact key already points here).
         if let Some(old_id) = replaced {
@@ -841,11 +933,13 @@ impl EntryStore for RedisStore {
                 let tags = codec::decode_meta(old_id, rec)
                     .map(|m| m.tags.iter().map(|t| t.to_string()).collect())
                     .unwrap_or_default();
-                let partition = codec::read_keys(old_id, rec).ok().map(|(p, _)| p);
+                let keys = codec::read_keys(old_id, rec).ok();
+                // The exact key now points at the new entry; deleting it only if it
+                // still names the old one leaves it alone.
                 self.unlink(&[Unlink {
                     id: old_id,
-                    partition,
-                    exact: None,
+                    partition: keys.map(|(p, _)| p),
+                    exact: keys.map(|(_, k)| k),
                     tags,
                 }])
                 .await?;
@@ -899,6 +993,9 @@ impl EntryStore for RedisStore {
     }
 
     async fn record_hit(&self, id: EntryId, at_ms: u64) -> Result<(), StoreError> {
+        if let Some(l1) = &self.l1 {
+            l1.record_hit(id, at_ms);
+        }
         let mut pending = self.pending.lock();
         let p = pending.entry(id.0).or_default();
         p.count += 1;

@@ -124,3 +124,103 @@ async fn index_follows_events_cluster() {
     };
     follows(&cluster.url()).await;
 }
+
+/// B's L1 serves exact hits without a round trip, and loses an entry as soon as another
+/// replica removes or replaces it (through the events B follows).
+async fn l1_follows(url: &str) {
+    let prefix = format!("l1-{:08x}", rand::random::<u32>());
+    let a = RedisStore::connect(
+        url,
+        RedisStoreOptions {
+            prefix: prefix.clone(),
+            ..RedisStoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let b = Arc::new(
+        RedisStore::connect(
+            url,
+            RedisStoreOptions {
+                prefix,
+                l1_max_entries: 100,
+                ..RedisStoreOptions::default()
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    let index: Arc<dyn VectorIndex> =
+        Arc::new(HnswIndex::new("test:emb", DIM, HnswParams::default()));
+    let task = b.follow_events(Arc::downgrade(&index), b.events_tail().await.unwrap());
+    let p = PartitionKey([8; 16]);
+    let first = entry(10, p);
+    a.put(&first).await.unwrap();
+    assert_eq!(
+        b.get_exact(&first.exact_key).await.unwrap().unwrap().id,
+        first.id
+    );
+    // Hits recorded here show on L1 hits too.
+    b.record_hit(first.id, 5_000).await.unwrap();
+    b.flush().await.unwrap();
+    let e = b.get_exact(&first.exact_key).await.unwrap().unwrap();
+    assert_eq!((e.hit_count, e.last_hit_ms), (1, 5_000));
+
+    // Replaced on A under the same exact key: B serves the new entry.
+    let mut second = entry(11, p);
+    second.exact_key = first.exact_key;
+    a.put(&second).await.unwrap();
+    let took = until("A's replacement reaching B's L1", async || {
+        b.get_exact(&first.exact_key).await.unwrap().map(|e| e.id) == Some(second.id)
+    })
+    .await;
+    eprintln!("L1 replacement converged in {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    // Removed on A: gone from B's L1.
+    a.remove(second.id).await.unwrap();
+    let took = until("A's removal reaching B's L1", async || {
+        b.get_exact(&first.exact_key).await.unwrap().is_none()
+    })
+    .await;
+    eprintln!("L1 removal converged in {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    drop(index);
+    tokio::time::timeout(Duration::from_secs(3), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn l1_follows_other_replicas_standalone() {
+    let Some(server) = RedisServer::standalone_or_skip() else {
+        return;
+    };
+    l1_follows(&server.url()).await;
+}
+
+#[tokio::test]
+async fn l1_follows_other_replicas_cluster() {
+    let Some(cluster) = RedisCluster::start_or_skip() else {
+        return;
+    };
+    l1_follows(&cluster.url()).await;
+}
+
+#[tokio::test]
+async fn redis_store_with_l1_conforms() {
+    let Some(server) = RedisServer::standalone_or_skip() else {
+        return;
+    };
+    let store = RedisStore::connect(
+        &server.url(),
+        RedisStoreOptions {
+            prefix: format!("suite-l1-{:08x}", rand::random::<u32>()),
+            l1_max_entries: 1_000,
+            ..RedisStoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    deja_testkit::conformance::entry_store_suite(Arc::new(store)).await;
+}
