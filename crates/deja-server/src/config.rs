@@ -386,6 +386,12 @@ pub struct StoreConfig {
     pub entry_ttl_secs: Option<u64>,
     /// Redis store: longest wait for one command before the request bypasses the cache.
     pub response_timeout_ms: u64,
+    /// Redis store: entries kept in the in-process L1 for exact hits without a round trip
+    /// (0: none).
+    pub l1_max_entries: u64,
+    /// Redis store: longest an entry stays in the L1, which bounds how long an entry
+    /// removed by another replica could still be served if its removal event was missed.
+    pub l1_ttl_secs: u64,
 }
 
 impl Default for StoreConfig {
@@ -398,6 +404,8 @@ impl Default for StoreConfig {
             key_prefix: "deja".into(),
             entry_ttl_secs: None,
             response_timeout_ms: 2_000,
+            l1_max_entries: 10_000,
+            l1_ttl_secs: 10,
         }
     }
 }

@@ -110,6 +110,8 @@ pub async fn connect_redis(config: &Config) -> anyhow::Result<Arc<RedisStore>> {
         prefix: config.store.key_prefix.clone(),
         entry_ttl_secs: config.store.entry_ttl_secs,
         response_timeout: Duration::from_millis(config.store.response_timeout_ms),
+        l1_max_entries: config.store.l1_max_entries,
+        l1_ttl: Duration::from_secs(config.store.l1_ttl_secs),
         ..RedisStoreOptions::default()
     };
     let store = RedisStore::connect(url, options)
