@@ -14,6 +14,7 @@ use crate::entry::{Answer, Counters, Entry, EntryId, Usage};
 use crate::key::{ExactKey, PartitionKey};
 use crate::policy::{CategoryId, CategorySpec, Policy, PolicyError, DEFAULT_CATEGORY};
 use crate::traits::{EmbedError, Embedder, EntryStore, IndexError, StoreError, VectorIndex};
+use crate::verify::model::{Model, ModelError};
 use crate::verify::RejectReason;
 
 mod stale;
@@ -22,8 +23,12 @@ pub use stale::StaleCheck;
 /// Engine settings that apply to every request.
 #[derive(Debug, Clone)]
 pub struct CacheOptions {
-    /// Least cosine similarity for a semantic hit (the `default` category's).
+    /// Least cosine similarity for a semantic hit (the `default` category's). With the
+    /// learned verifier this is the candidate gate; `min_confidence` decides.
     pub min_similarity: f32,
+    /// Least probability from the learned verifier for a semantic hit (the `default`
+    /// category's); `None`: the model's own recommendation.
+    pub min_confidence: Option<f32>,
     /// Entries older than this are never served; `None` keeps them until removed (the
     /// `default` category's).
     pub ttl_secs: Option<u64>,
@@ -33,14 +38,20 @@ pub struct CacheOptions {
     pub examples_min_similarity: f32,
     /// How many index candidates to examine per semantic lookup.
     pub candidates: usize,
-    /// Whether semantic candidates must pass [`crate::verify::verify`].
+    /// How semantic candidates are verified before they are served.
     pub verify: VerifyMode,
+    /// The learned verifier to use instead of the shipped one (for evaluating a freshly
+    /// trained model).
+    pub verifier: Option<Arc<Model>>,
 }
 
 /// Whether semantic candidates are verified before they are served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyMode {
-    /// Reject candidates that differ in numbers, negation, actions, ... (the default).
+    /// Veto rules, then the learned verifier's probability against the category's
+    /// `min_confidence` ([`crate::verify::verify_model`]; the default).
+    Model,
+    /// Reject candidates that differ in numbers, negation, actions, ... ([`crate::verify::verify`]).
     Rules,
     /// Serve on similarity alone (for measuring what verification adds).
     Off,
@@ -49,15 +60,21 @@ pub enum VerifyMode {
 impl Default for CacheOptions {
     fn default() -> Self {
         Self {
-            min_similarity: 0.96,
+            min_similarity: DEFAULT_GATE,
+            min_confidence: None,
             ttl_secs: None,
             categories: Vec::new(),
             examples_min_similarity: 0.7,
             candidates: 4,
-            verify: VerifyMode::Rules,
+            verify: VerifyMode::Model,
+            verifier: None,
         }
     }
 }
+
+/// The default candidate gate (`min_similarity`) with the learned verifier: the shipped
+/// model's (see [`crate::verify::model`]).
+pub const DEFAULT_GATE: f32 = 0.8;
 
 /// Whether a request may be answered by a similar prompt, or only by the identical one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +239,8 @@ pub enum BuildError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error("loading the learned verifier")]
+    Verifier(#[source] &'static ModelError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -246,6 +265,8 @@ struct Inner {
     embedder: Arc<dyn Embedder>,
     clock: Arc<dyn Clock>,
     options: CacheOptions,
+    /// The learned verifier, when `options.verify` is [`VerifyMode::Model`].
+    verifier: Option<Arc<Model>>,
     /// Replaced once, when [`Cache::embed_category_examples`] has embedded the examples.
     policy: parking_lot::RwLock<Arc<Policy>>,
     /// Counted since the last [`Cache::flush_counters`].
@@ -276,8 +297,16 @@ impl Cache {
             }
             .into());
         }
+        let verifier = match (&options.verify, &options.verifier) {
+            (VerifyMode::Model, Some(m)) => Some(m.clone()),
+            (VerifyMode::Model, None) => Some(Arc::new(
+                Model::shipped().map_err(BuildError::Verifier)?.clone(),
+            )),
+            _ => None,
+        };
         let policy = Policy::new(
             options.min_similarity,
+            options.min_confidence,
             options.ttl_secs,
             options.categories.clone(),
             options.examples_min_similarity,
@@ -289,6 +318,7 @@ impl Cache {
                 embedder,
                 clock,
                 options,
+                verifier,
                 policy: parking_lot::RwLock::new(Arc::new(policy)),
                 pending: Mutex::new(Counters::default()),
             }),
@@ -509,12 +539,27 @@ impl Cache {
                         && entry.embedder_id == inner.embedder.id()
                         && self.is_fresh(&policy, &entry, req.max_age_secs, now) =>
                 {
-                    if inner.options.verify == VerifyMode::Rules {
-                        if let Err(reason) = crate::verify::verify(&entry.prompt, req.prompt) {
-                            rejected.get_or_insert(reason);
-                            nearest = Some(nearest.map_or(n.similarity, |b| b.max(n.similarity)));
-                            continue;
+                    let verdict = match (inner.options.verify, &inner.verifier) {
+                        (VerifyMode::Model, Some(model)) => {
+                            let confidence =
+                                spec.min_confidence.unwrap_or(model.file().min_confidence);
+                            crate::verify::verify_model(
+                                model,
+                                &entry.prompt,
+                                req.prompt,
+                                n.similarity,
+                                confidence,
+                            )
+                            .map(|_| ())
                         }
+                        (VerifyMode::Rules, _) => crate::verify::verify(&entry.prompt, req.prompt),
+                        // `Cache::new` loads a model for `Model`.
+                        (VerifyMode::Model, None) | (VerifyMode::Off, _) => Ok(()),
+                    };
+                    if let Err(reason) = verdict {
+                        rejected.get_or_insert(reason);
+                        nearest = Some(nearest.map_or(n.similarity, |b| b.max(n.similarity)));
+                        continue;
                     }
                     self.note_hit(entry.id, now).await;
                     return Lookup::SemanticHit {
@@ -1235,11 +1280,74 @@ mod tests {
         }
     }
 
+    /// The fake embedder is a bag of words, so these tests pair reorderings of the same
+    /// words ("order 4821 where is"); the learned verifier rightly refuses those (swapped
+    /// roles), so tests about partitions, categories and storage verify with the rules.
+    /// `the_learned_verifier_refuses_swapped_roles` covers the model.
     pub(super) fn options(min_similarity: f32) -> CacheOptions {
         CacheOptions {
             min_similarity,
+            verify: VerifyMode::Rules,
             ..CacheOptions::default()
         }
+    }
+
+    #[tokio::test]
+    async fn the_learned_verifier_refuses_swapped_roles() {
+        let f = fixture(CacheOptions {
+            min_similarity: 0.5,
+            ..CacheOptions::default()
+        });
+        assert_eq!(f.cache.options().verify, VerifyMode::Model);
+        f.cache
+            .insert(new_entry(P1, "Germany beat Brazil in the final"))
+            .await
+            .unwrap();
+        // The same words, so the bag-of-words embedder gives cosine 1.
+        match f
+            .cache
+            .lookup(&req(P1, "Brazil beat Germany in the final"))
+            .await
+        {
+            Lookup::Miss { rejected, .. } => assert_eq!(rejected, Some(RejectReason::Model)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            f.cache
+                .lookup(&req(P1, "germany beat brazil in the final"))
+                .await,
+            Lookup::SemanticHit { .. }
+        ));
+        // Veto rules still name their reason.
+        f.cache
+            .insert(new_entry(P1, "where is order 4821"))
+            .await
+            .unwrap();
+        match f.cache.lookup(&req(P1, "where is order 4812")).await {
+            Lookup::Miss { rejected, .. } => assert_eq!(rejected, Some(RejectReason::Number)),
+            other => panic!("{other:?}"),
+        }
+        // A category may ask for more confidence than the model's default.
+        let strict = fixture(CacheOptions {
+            min_similarity: 0.5,
+            min_confidence: Some(1.0),
+            ..CacheOptions::default()
+        });
+        strict
+            .cache
+            .insert(new_entry(P1, "Germany beat Brazil in the final"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            strict
+                .cache
+                .lookup(&req(P1, "germany beat brazil in the final"))
+                .await,
+            Lookup::Miss {
+                rejected: Some(RejectReason::Model),
+                ..
+            }
+        ));
     }
 
     #[tokio::test]
@@ -1444,6 +1552,7 @@ mod tests {
             |name: &str, min: f32, ttl: Option<u64>, cacheable: bool, kw: &str| CategorySpec {
                 name: name.into(),
                 min_similarity: min,
+                min_confidence: None,
                 ttl_secs: ttl,
                 cacheable,
                 keywords: vec![kw.into()],
@@ -1451,6 +1560,7 @@ mod tests {
             };
         let f = fixture(CacheOptions {
             min_similarity: 0.99,
+            verify: VerifyMode::Rules,
             categories: vec![
                 spec("loose", 0.5, Some(10), true, "loose"),
                 spec("transactional", 0.99, None, false, "transfer"),
@@ -1681,6 +1791,7 @@ mod tests {
         CategorySpec {
             name: name.into(),
             min_similarity: 0.9,
+            min_confidence: None,
             ttl_secs,
             cacheable: true,
             keywords: Vec::new(),

@@ -19,8 +19,13 @@ pub struct CategorySpec {
     /// out here.
     #[serde(default)]
     pub name: String,
-    /// Least cosine similarity for a semantic hit in this category.
+    /// Least cosine similarity for a semantic hit in this category (with the learned
+    /// verifier: for a candidate to be judged at all).
     pub min_similarity: f32,
+    /// Least probability from the learned verifier for a semantic hit in this category
+    /// (unset: the model's recommendation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_confidence: Option<f32>,
     /// Entries of this category older than this are not served (`None`: no limit).
     #[serde(default)]
     pub ttl_secs: Option<u64>,
@@ -66,6 +71,7 @@ impl Policy {
     /// order, and by nearest example.
     pub fn new(
         default_min_similarity: f32,
+        default_min_confidence: Option<f32>,
         default_ttl_secs: Option<u64>,
         others: Vec<CategorySpec>,
         examples_min_similarity: f32,
@@ -73,6 +79,7 @@ impl Policy {
         let mut categories = vec![CategorySpec {
             name: DEFAULT_CATEGORY.to_string(),
             min_similarity: default_min_similarity,
+            min_confidence: default_min_confidence,
             ttl_secs: default_ttl_secs,
             cacheable: true,
             keywords: Vec::new(),
@@ -92,6 +99,9 @@ impl Policy {
             }
             if !(0.0..=1.0).contains(&c.min_similarity) {
                 return Err(bad("min_similarity must be between 0 and 1"));
+            }
+            if c.min_confidence.is_some_and(|m| !(0.0..=1.0).contains(&m)) {
+                return Err(bad("min_confidence must be between 0 and 1"));
             }
             if categories.iter().any(|e| e.name == c.name) {
                 return Err(bad("is defined twice (or redefines the default)"));
@@ -129,6 +139,7 @@ impl Policy {
             categories: vec![CategorySpec {
                 name: DEFAULT_CATEGORY.to_string(),
                 min_similarity,
+                min_confidence: None,
                 ttl_secs,
                 cacheable: true,
                 keywords: Vec::new(),
@@ -241,6 +252,7 @@ mod tests {
         CategorySpec {
             name: name.into(),
             min_similarity: 0.9,
+            min_confidence: None,
             ttl_secs: None,
             cacheable: true,
             keywords: keywords.iter().map(|s| s.to_string()).collect(),
@@ -252,6 +264,7 @@ mod tests {
     fn keywords_match_whole_words_in_four_languages() {
         let p = Policy::new(
             0.95,
+            None,
             None,
             vec![
                 spec("pricing", &["price", "prix", "价格", "prijs"]),
@@ -278,7 +291,7 @@ mod tests {
 
     #[test]
     fn nearest_example_needs_enough_similarity() {
-        let mut p = Policy::new(0.95, None, vec![spec("faq", &[])], 0.8).unwrap();
+        let mut p = Policy::new(0.95, None, None, vec![spec("faq", &[])], 0.8).unwrap();
         let faq = p.by_name("faq").unwrap();
         p.set_example_vectors(vec![(faq, vec![1.0, 0.0])]);
         assert_eq!(p.classify_vector(&[0.9, 0.436]), Some(faq));
@@ -297,8 +310,15 @@ mod tests {
                 },
                 "faq",
             ),
+            (
+                CategorySpec {
+                    min_confidence: Some(-0.1),
+                    ..spec("support", &[])
+                },
+                "min_confidence",
+            ),
         ] {
-            let err = Policy::new(0.95, None, vec![c], 0.6)
+            let err = Policy::new(0.95, None, None, vec![c], 0.6)
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(want), "{err}");

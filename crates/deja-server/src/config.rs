@@ -99,10 +99,11 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-/// The built-in categories. Thresholds were measured for the default embedder
-/// (all-MiniLM-L6-v2) with verification, at about 1% false hits: `faq` on Quora question
-/// pairs, `support` on BANKING77; `search` has no labelled data yet and keeps the default.
-/// Transactions are never cached.
+/// The built-in categories. With the learned verifier (the default) every cacheable
+/// category gates candidates at the default `min_similarity` and leaves the decision to the
+/// model's recommended confidence, which was chosen for Quora questions and PAWS
+/// (see the README's hit-quality section); `deja tune` can set `min_confidence` per category
+/// from labelled pairs. Transactions are never cached.
 pub fn default_categories() -> BTreeMap<String, CategorySpec> {
     let day = 24 * 3600;
     BTreeMap::from([
@@ -110,7 +111,8 @@ pub fn default_categories() -> BTreeMap<String, CategorySpec> {
             "faq".to_string(),
             CategorySpec {
                 name: "faq".to_string(),
-                min_similarity: 0.96,
+                min_similarity: DEFAULT_MIN_SIMILARITY,
+                min_confidence: None,
                 ttl_secs: Some(14 * day),
                 cacheable: true,
                 keywords: Vec::new(),
@@ -125,7 +127,8 @@ pub fn default_categories() -> BTreeMap<String, CategorySpec> {
             "support".to_string(),
             CategorySpec {
                 name: "support".to_string(),
-                min_similarity: 0.92,
+                min_similarity: DEFAULT_MIN_SIMILARITY,
+                min_confidence: None,
                 ttl_secs: Some(7 * day),
                 cacheable: true,
                 keywords: Vec::new(),
@@ -141,6 +144,7 @@ pub fn default_categories() -> BTreeMap<String, CategorySpec> {
             CategorySpec {
                 name: "search".to_string(),
                 min_similarity: DEFAULT_MIN_SIMILARITY,
+                min_confidence: None,
                 ttl_secs: Some(day),
                 cacheable: true,
                 keywords: Vec::new(),
@@ -155,6 +159,7 @@ pub fn default_categories() -> BTreeMap<String, CategorySpec> {
             CategorySpec {
                 name: "transactional".to_string(),
                 min_similarity: 0.97,
+                min_confidence: None,
                 ttl_secs: None,
                 cacheable: false,
                 keywords: strings(&[
@@ -247,7 +252,11 @@ pub enum TenantMode {
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
     /// Least cosine similarity for a semantic hit (a request can raise it, not lower it).
+    /// With `verify = "model"` this is the gate for a candidate to be judged at all.
     pub min_similarity: f32,
+    /// With `verify = "model"`: least probability from the learned verifier for a semantic
+    /// hit. Unset: the shipped model's recommendation.
+    pub min_confidence: Option<f32>,
     /// Entries older than this are not served. Unset: kept until removed.
     pub ttl_secs: Option<u64>,
     /// Index candidates examined per semantic lookup.
@@ -255,8 +264,9 @@ pub struct CacheConfig {
     pub tenant: TenantMode,
     /// Least similarity to a category's example prompt to classify a prompt by it.
     pub examples_min_similarity: f32,
-    /// `rules`: semantic candidates must pass verification (numbers, negation, ...);
-    /// `off`: similarity alone decides.
+    /// `model`: veto rules, then the learned verifier's confidence (the default);
+    /// `rules`: semantic candidates must pass the verification rules (numbers, negation,
+    /// ...); `off`: similarity alone decides.
     pub verify: VerifySetting,
     /// Most entries kept (chat answers and embedding items together). Unset: no limit.
     pub max_entries: Option<u64>,
@@ -286,6 +296,7 @@ pub enum EvictionSetting {
 #[serde(rename_all = "kebab-case")]
 pub enum VerifySetting {
     #[default]
+    Model,
     Rules,
     Off,
 }
@@ -294,11 +305,12 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             min_similarity: DEFAULT_MIN_SIMILARITY,
+            min_confidence: None,
             ttl_secs: None,
             candidates: 4,
             tenant: TenantMode::PerKey,
             examples_min_similarity: 0.7,
-            verify: VerifySetting::Rules,
+            verify: VerifySetting::Model,
             max_entries: None,
             max_bytes: None,
             eviction: EvictionSetting::Lru,
@@ -308,8 +320,9 @@ impl Default for CacheConfig {
     }
 }
 
-/// Chosen from measurements on labelled pairs; see the README's table.
-pub const DEFAULT_MIN_SIMILARITY: f32 = 0.96;
+/// The learned verifier's candidate gate ([`deja_core::engine::DEFAULT_GATE`]): below
+/// it, no candidate is judged. Chosen with the model on labelled pairs; see the README.
+pub const DEFAULT_MIN_SIMILARITY: f32 = deja_core::engine::DEFAULT_GATE;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]

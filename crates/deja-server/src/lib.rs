@@ -207,6 +207,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 pub fn cache_options(config: &Config) -> CacheOptions {
     CacheOptions {
         min_similarity: config.cache.min_similarity,
+        min_confidence: config.cache.min_confidence,
         ttl_secs: config.cache.ttl_secs,
         candidates: config.cache.candidates,
         categories: config
@@ -220,9 +221,11 @@ pub fn cache_options(config: &Config) -> CacheOptions {
             .collect(),
         examples_min_similarity: config.cache.examples_min_similarity,
         verify: match config.cache.verify {
+            config::VerifySetting::Model => deja_core::VerifyMode::Model,
             config::VerifySetting::Rules => deja_core::VerifyMode::Rules,
             config::VerifySetting::Off => deja_core::VerifyMode::Off,
         },
+        verifier: None,
     }
 }
 

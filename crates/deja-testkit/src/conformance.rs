@@ -884,6 +884,7 @@ pub async fn maintenance_suite(make: impl Fn() -> (Arc<dyn EntryStore>, Arc<dyn 
         categories: vec![CategorySpec {
             name: "short".into(),
             min_similarity: 0.9,
+            min_confidence: None,
             ttl_secs: Some(10),
             cacheable: true,
             keywords: Vec::new(),

@@ -269,6 +269,25 @@ impl RedisCluster {
     }
 
     pub fn start(masters: usize) -> Result<RedisCluster, String> {
+        Self::start_with(masters, &[])
+    }
+
+    /// Three masters that persist every write (append-only file, fsync always), so a
+    /// node killed and restarted comes back with its data; `None` (after "skipped: …") if
+    /// they cannot be started.
+    pub fn start_persistent_or_skip() -> Option<RedisCluster> {
+        match Self::start_with(3, &["--appendonly", "yes", "--appendfsync", "always"]) {
+            Ok(c) => Some(c),
+            Err(why) => {
+                skip(&format!("a Redis Cluster could not be started: {why}"));
+                None
+            }
+        }
+    }
+
+    /// `masters` masters with `extra` server arguments (later arguments override the
+    /// defaults, e.g. `--appendonly yes`).
+    pub fn start_with(masters: usize, extra: &[&str]) -> Result<RedisCluster, String> {
         let mut nodes = Vec::with_capacity(masters);
         for i in 0..masters {
             let dir = TempDir::new("redis-cluster").map_err(|e| format!("temp dir: {e}"))?;
@@ -282,7 +301,10 @@ impl RedisCluster {
                     format!("nodes-{i}.conf"),
                     "--cluster-node-timeout".into(),
                     "2000".into(),
-                ],
+                ]
+                .into_iter()
+                .chain(extra.iter().map(|a| a.to_string()))
+                .collect(),
                 port,
                 child: None,
                 _dir: dir,
@@ -309,7 +331,13 @@ impl RedisCluster {
             ));
         }
         let cluster = RedisCluster { nodes };
-        for n in &cluster.nodes {
+        cluster.wait_ok()?;
+        Ok(cluster)
+    }
+
+    /// Waits until every node reports `cluster_state:ok` (after a node restart).
+    pub fn wait_ok(&self) -> Result<(), String> {
+        for n in &self.nodes {
             wait_until(
                 &format!("cluster node {} reporting cluster_state:ok", n.port),
                 || {
@@ -318,7 +346,7 @@ impl RedisCluster {
                 },
             )?;
         }
-        Ok(cluster)
+        Ok(())
     }
 
     /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,…`.

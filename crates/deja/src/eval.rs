@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use deja_core::rules::NeverCacheRules;
+use deja_core::verify::model::Model;
 use deja_core::{
     Answer, Cache, CacheOptions, EmbedError, Embedder, Entry, KeyBuilder, Lookup, LookupRequest,
     NewEntry, SemanticMode, SystemClock, Usage, VerifyMode,
@@ -72,6 +74,15 @@ pub struct EvalArgs {
     /// Append one JSON line per pair (texts, label, similarities, rejection, columns) to FILE.
     #[arg(long)]
     pub dump: Option<PathBuf>,
+    /// A learned-verifier model file (from `deja train-verifier`) to use instead of the
+    /// shipped one.
+    #[arg(long)]
+    pub verifier: Option<PathBuf>,
+    /// Only the pairs `deja train-verifier` holds out (PAWS: split=test; other files: 30%
+    /// by a hash of the pair), so the shipped model is measured on pairs it was not
+    /// trained on. Applied before --sample.
+    #[arg(long)]
+    pub held_out: bool,
 }
 
 /// Where the pairs of a file are stored before their `b` is looked up.
@@ -124,6 +135,26 @@ pub struct PairOutcome {
     pub served: Option<Candidate>,
     /// Why verification refused the nearest entry, if it did.
     pub rejected: Option<String>,
+    /// The learned verifier's probability for the nearest entry (`None`: a veto rule
+    /// refused it, or no model).
+    pub confidence: Option<f32>,
+    /// What deja does with its configuration as it stands: categories with their own
+    /// thresholds, never-cache rules, verification (`None` in dumps made before).
+    pub deja: Option<Decision>,
+}
+
+/// What the serving path, configured as deja runs, did with a pair's `b`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    /// Served the pair's own `a` (or an entry with the same text).
+    Hit,
+    /// Served another entry (shared mode).
+    OtherEntry,
+    Miss,
+    /// Neither looked up nor stored, with the reason (a never-cache rule, an uncacheable
+    /// category).
+    Bypass(String),
 }
 
 /// The outcomes of one pairs file.
@@ -239,6 +270,48 @@ pub fn wilson_lower_bound(successes: usize, n: usize) -> Option<f64> {
     Some(((centre - margin) / (1.0 + z2n)).max(0.0))
 }
 
+/// What deja's configuration as it stands does over a set of pairs ([`Decision`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Defaults {
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub hit_rate: Option<f64>,
+    pub false_hit_rate: Option<f64>,
+    /// Pairs bypassed, by reason (label 0 and 1 together).
+    pub bypasses: BTreeMap<String, usize>,
+}
+
+impl Defaults {
+    /// `None` when no outcome carries a decision (dumps made before there were any).
+    pub fn of<'a>(outcomes: impl IntoIterator<Item = &'a PairOutcome>) -> Option<Defaults> {
+        let mut d = Defaults::default();
+        let mut any = false;
+        for o in outcomes {
+            let c = &mut d.counts;
+            c.pairs += 1;
+            if o.label {
+                c.positives += 1;
+            } else {
+                c.negatives += 1;
+            }
+            let Some(decision) = &o.deja else { continue };
+            any = true;
+            match (decision, o.label) {
+                (Decision::Hit, true) => c.hits += 1,
+                (Decision::OtherEntry, true) => c.wrong_entry_hits += 1,
+                (Decision::Hit | Decision::OtherEntry, false) => c.false_hits += 1,
+                (Decision::Miss, _) => {}
+                (Decision::Bypass(reason), _) => {
+                    *d.bypasses.entry(reason.clone()).or_default() += 1
+                }
+            }
+        }
+        d.hit_rate = d.counts.hit_rate();
+        d.false_hit_rate = d.counts.false_hit_rate();
+        any.then_some(d)
+    }
+}
+
 /// [`Counts`] with its rates, as the JSON output carries it.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct ServingRow {
@@ -282,6 +355,8 @@ pub struct Table {
     pub positives: usize,
     pub negatives: usize,
     pub rows: Vec<Row>,
+    /// deja's configuration as it stands (categories, never-cache rules, verification).
+    pub defaults: Option<Defaults>,
 }
 
 impl Table {
@@ -304,6 +379,7 @@ impl Table {
                     verified: Counts::at(outcomes.iter().copied(), t, Serving::Verified).into(),
                 })
                 .collect(),
+            defaults: Defaults::of(outcomes.iter().copied()),
         }
     }
 }
@@ -343,6 +419,8 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
         by: args.by.as_deref(),
         dump: args.dump.as_deref(),
         progress: !args.json,
+        verifier: args.verifier.as_deref(),
+        held_out: args.held_out,
     };
     let (mode, files) = collect(config, &source).await?;
     let report = EvalReport {
@@ -453,12 +531,30 @@ fn print_table(out: &mut impl Write, title: &str, t: &Table, mode: Mode) -> std:
             .collect();
         writeln!(out, "| {} |", line.join(" | "))?;
     }
+    if let Some(d) = &t.defaults {
+        let bypasses: Vec<String> = d.bypasses.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        writeln!(
+            out,
+            "deja as configured (categories, never-cache rules, verification): hits {}, false hits {}, bypassed {}",
+            pct(d.hit_rate),
+            pct(d.false_hit_rate),
+            if bypasses.is_empty() {
+                "0".to_string()
+            } else {
+                bypasses.join(", ")
+            }
+        )?;
+    }
     Ok(())
 }
 
 /// Where outcomes come from, for `eval` and `tune` alike.
 pub struct Source<'a> {
     pub pairs: &'a [PathBuf],
+    /// A model file to verify with instead of the shipped model.
+    pub verifier: Option<&'a Path>,
+    /// Keep only the pairs the verifier's trainer holds out.
+    pub held_out: bool,
     pub from_dump: Option<&'a Path>,
     pub sample: usize,
     pub mode: Mode,
@@ -479,11 +575,29 @@ pub async fn collect(
         let mode = dump_mode(dump)?.unwrap_or(Mode::Isolated);
         return Ok((mode, files));
     }
-    let engine = EvalEngine::new(config, src.mode)?;
+    let verifier = match src.verifier {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let model = deja_core::verify::model::Model::parse(&text)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(Arc::new(model))
+        }
+        None => None,
+    };
+    let engine = EvalEngine::new(config, src.mode, verifier).await?;
     let mut files = Vec::new();
     for path in src.pairs {
-        let pairs = read_pairs(path, src.sample)?;
         let name = file_name(path);
+        let pairs = if src.held_out {
+            let all = read_pairs(path, 0)?
+                .into_iter()
+                .filter(|p| crate::train::is_held_out(&name, &p.a, &p.b, &p.columns, HOLDOUT_PCT))
+                .collect();
+            spread_sample(all, src.sample)
+        } else {
+            read_pairs(path, src.sample)?
+        };
         if let Some(by) = src.by {
             if !pairs.iter().any(|p| p.columns.contains_key(by)) {
                 eprintln!("note: {name} has no column {by:?}; reported as a whole");
@@ -566,23 +680,38 @@ fn read_pairs_from<R: std::io::Read>(
             columns,
         });
     }
+    Ok(spread_sample(all, sample))
+}
+
+/// The share of each file (other than PAWS) `deja train-verifier` holds out, in percent.
+pub const HOLDOUT_PCT: u64 = 30;
+
+/// An evenly spread, deterministic sample of `sample` pairs (all of them for 0).
+fn spread_sample(all: Vec<Pair>, sample: usize) -> Vec<Pair> {
     if sample > 0 && all.len() > sample {
         let step = all.len() as f64 / sample as f64;
         let picked: Vec<usize> = (0..sample).map(|i| (i as f64 * step) as usize).collect();
         let mut all: Vec<Option<Pair>> = all.into_iter().map(Some).collect();
-        return Ok(picked
+        return picked
             .into_iter()
             .filter_map(|i| all.get_mut(i).and_then(Option::take))
-            .collect());
+            .collect();
     }
-    Ok(all)
+    all
 }
 
 /// The engine `eval` runs pairs through: the configured embedder, a scratch redb store and
 /// an HNSW index, at threshold 0 so every lookup yields its best candidate.
 pub struct EvalEngine {
     mode: Mode,
-    /// Serves as deja does: verification on.
+    /// Serves as deja is configured: categories with their thresholds, verification.
+    serving: Cache,
+    /// The never-cache rules the proxy applies before any lookup.
+    rules: NeverCacheRules,
+    /// The learned verifier, to record each nearest entry's probability.
+    model: Option<Arc<Model>>,
+    /// Verification as configured but at threshold 0 and without categories, so every
+    /// lookup yields its best candidate and thresholds apply when reporting.
     verified: Cache,
     /// Verification off, over the same store and index: finds the nearest entry in shared
     /// mode, where the verified lookup may serve another one.
@@ -592,7 +721,11 @@ pub struct EvalEngine {
 }
 
 impl EvalEngine {
-    pub fn new(config: Config, mode: Mode) -> anyhow::Result<Self> {
+    pub async fn new(
+        config: Config,
+        mode: Mode,
+        verifier: Option<Arc<Model>>,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("creating a scratch data dir")?;
         let mut config = config;
         config.data_dir = dir.path().to_path_buf();
@@ -608,23 +741,48 @@ impl EvalEngine {
             embedder.dim(),
             deja_store_local::HnswParams::default(),
         ));
-        let cache = |verify| {
+        let configured = CacheOptions {
+            verifier: verifier.clone(),
+            ..deja_server::cache_options(&config)
+        };
+        let model = match (configured.verify, verifier) {
+            (VerifyMode::Model, Some(m)) => Some(m),
+            (VerifyMode::Model, None) => Some(Arc::new(
+                Model::shipped()
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+                    .context("loading the learned verifier")?
+                    .clone(),
+            )),
+            _ => None,
+        };
+        let cache = |options: CacheOptions| {
             Cache::new(
                 store.clone(),
                 index.clone(),
                 embedder.clone(),
                 Arc::new(SystemClock),
-                CacheOptions {
-                    min_similarity: 0.0,
-                    verify,
-                    ..CacheOptions::default()
-                },
+                options,
             )
         };
+        let at_zero = |verify| CacheOptions {
+            min_similarity: 0.0,
+            categories: Vec::new(),
+            verify,
+            ..configured.clone()
+        };
+        let serving = cache(configured.clone())?;
+        serving
+            .embed_category_examples()
+            .await
+            .context("embedding the categories' example prompts")?;
         Ok(Self {
             mode,
-            verified: cache(VerifyMode::Rules)?,
-            unverified: cache(VerifyMode::Off)?,
+            rules: NeverCacheRules::new(&config.rules)
+                .context("compiling the never-cache rules ([rules] in the config)")?,
+            model,
+            verified: cache(at_zero(configured.verify))?,
+            unverified: cache(at_zero(VerifyMode::Off))?,
+            serving,
             _dir: dir,
         })
     }
@@ -732,6 +890,8 @@ pub async fn run_pairs(
             ),
             Lookup::Bypass(r) => anyhow::bail!("{file}: lookup bypassed: {}", r.as_str()),
         };
+        // The nearest entry's prompt, for its model probability.
+        let mut nearest_prompt = Some(own_prompt.clone());
         match engine.mode {
             // One entry: the nearest is the served one, or the one that was refused.
             Mode::Isolated => nearest = nearest.or(served),
@@ -746,23 +906,61 @@ pub async fn run_pairs(
                         anyhow::bail!("{file}: lookup bypassed: {}", r.as_str())
                     }
                 };
+                nearest_prompt = None;
                 if let Some((cand, entry)) = top {
                     if served.is_some_and(|s| s.similarity < cand.similarity) {
                         // deja served a less similar entry: verification refused this one.
-                        rejected = deja_core::verify::verify(&entry.prompt, &b)
-                            .err()
-                            .map(|r| r.as_str().to_string());
+                        rejected = match &engine.model {
+                            Some(m) => deja_core::verify::verify_model(
+                                m,
+                                &entry.prompt,
+                                &b,
+                                cand.similarity,
+                                m.file().min_confidence,
+                            )
+                            .err(),
+                            None => deja_core::verify::verify(&entry.prompt, &b).err(),
+                        }
+                        .map(|r| r.as_str().to_string());
                     }
                     nearest = Some(cand);
+                    nearest_prompt = Some(entry.prompt);
                 }
             }
         }
+        let confidence = match (&engine.model, nearest, &nearest_prompt) {
+            (Some(m), Some(n), Some(prompt)) => {
+                deja_core::verify::verify_model(m, prompt, &b, n.similarity, 0.0).ok()
+            }
+            _ => None,
+        };
+        let deja = if let Some(rule) = engine.rules.check_prompt(&b) {
+            Decision::Bypass(rule.reason())
+        } else if engine.mode == Mode::Isolated && engine.rules.check_prompt(&own_prompt).is_some()
+        {
+            // The proxy would not have stored `a`, so there is nothing to find.
+            Decision::Miss
+        } else {
+            match engine.serving.lookup(&req).await {
+                Lookup::ExactHit(e) | Lookup::SemanticHit { entry: e, .. } => {
+                    if e.prompt == own_prompt {
+                        Decision::Hit
+                    } else {
+                        Decision::OtherEntry
+                    }
+                }
+                Lookup::Miss { .. } => Decision::Miss,
+                Lookup::Bypass(r) => Decision::Bypass(r.as_str().to_string()),
+            }
+        };
         outcomes.push(PairOutcome {
             label: p.label,
             group: by.and_then(|c| p.columns.get(c).cloned()),
             nearest,
             served,
             rejected,
+            confidence,
+            deja: Some(deja),
         });
         bar.inc(1);
     }
@@ -792,6 +990,12 @@ struct DumpLine {
     served: Option<ServedLine>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     columns: BTreeMap<String, String>,
+    /// The learned verifier's probability for the nearest entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    confidence: Option<f32>,
+    /// What deja as configured did (absent in older dumps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deja: Option<Decision>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -832,6 +1036,8 @@ fn write_dump(
                 own: o.served.is_some_and(|c| c.own),
             }),
             columns: p.columns.clone(),
+            confidence: o.confidence,
+            deja: o.deja.clone(),
         };
         serde_json::to_writer(&mut w, &line)?;
         writeln!(w)?;
@@ -909,6 +1115,8 @@ pub fn load_dump(
             nearest,
             served,
             rejected: d.rejected,
+            confidence: d.confidence,
+            deja: d.deja,
         };
         match files.iter_mut().find(|f| f.file == d.file) {
             Some(f) => f.outcomes.push(outcome),
@@ -956,6 +1164,8 @@ mod tests {
             nearest: Some(c),
             served: (!rejected).then_some(c),
             rejected: rejected.then(|| "number".to_string()),
+            confidence: None,
+            deja: None,
         }
     }
 
@@ -1026,6 +1236,8 @@ mod tests {
                 nearest: Some(other),
                 served: Some(own),
                 rejected: Some("number".into()),
+                confidence: None,
+                deja: None,
             },
             // Label 0 served its own `a`: a false hit.
             PairOutcome {
@@ -1034,6 +1246,8 @@ mod tests {
                 nearest: Some(own),
                 served: Some(own),
                 rejected: None,
+                confidence: None,
+                deja: None,
             },
             // Label 0 served another entry: a false hit too.
             PairOutcome {
@@ -1042,6 +1256,8 @@ mod tests {
                 nearest: Some(other),
                 served: Some(other),
                 rejected: None,
+                confidence: None,
+                deja: None,
             },
         ];
         let s = Counts::at(&outcomes, 0.9, Serving::SimilarityOnly);
@@ -1173,6 +1389,8 @@ mod tests {
                     own: true,
                 }),
                 rejected: Some("negation".into()),
+                confidence: None,
+                deja: None,
             },
         ];
         write_dump(&path, "f.csv", Mode::Shared, &pairs, &outcomes).unwrap();

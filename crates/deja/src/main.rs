@@ -5,6 +5,7 @@ mod bench;
 mod eval;
 mod manage;
 mod plot;
+mod train;
 mod tune;
 
 use std::net::SocketAddr;
@@ -45,6 +46,8 @@ enum Command {
     /// Pick min_similarity from labelled pairs: precision/recall per threshold, the
     /// recommended threshold per group, a config snippet and a chart.
     Tune(tune::TuneArgs),
+    /// Fit the learned pair verifier on `deja eval --dump` files and write its model file.
+    TrainVerifier(train::TrainArgs),
     /// Benchmark the engine on the embedded backend with synthetic entries.
     Bench {
         #[arg(long, default_value_t = 100_000)]
@@ -145,6 +148,7 @@ fn run() -> anyhow::Result<()> {
             let config = eval_config(args.model_dir.clone())?;
             rt.block_on(eval::run(config, args))
         }
+        Command::TrainVerifier(args) => train::run(args),
         Command::Tune(args) => {
             let config = eval_config(args.model_dir.clone())?;
             rt.block_on(tune::run(config, args))

@@ -225,6 +225,8 @@ pub async fn run(config: Config, args: TuneArgs) -> anyhow::Result<()> {
         by: args.by.as_deref(),
         dump: None,
         progress: !args.json,
+        verifier: None,
+        held_out: false,
     };
     let (mode, files) = eval::collect(config, &source).await?;
     let thresholds = args.thresholds.clone().unwrap_or_else(default_grid);
@@ -539,6 +541,8 @@ mod tests {
             nearest: Some(c),
             served: Some(c),
             rejected: None,
+            confidence: None,
+            deja: None,
         }
     }
 

@@ -13,7 +13,9 @@
 //! found similar, and it errs towards serving (a missed veto costs a wrong answer the
 //! threshold already allowed; a false veto costs one upstream call).
 
+pub mod features;
 mod lexicon;
+pub mod model;
 mod text;
 
 use std::ops::BitOr;
@@ -34,6 +36,8 @@ pub enum RejectReason {
     Direction,
     /// A name, product, identifier or quoted string was replaced by another.
     Entity,
+    /// The learned verifier ([`model`]) is not confident enough that they ask the same.
+    Model,
 }
 
 impl RejectReason {
@@ -44,6 +48,7 @@ impl RejectReason {
             RejectReason::Antonym => "antonym",
             RejectReason::Direction => "direction",
             RejectReason::Entity => "entity",
+            RejectReason::Model => "model",
         }
     }
 }
@@ -102,7 +107,7 @@ impl Rules {
         self.0 & other.0 == other.0
     }
 
-    const fn intersects(self, other: Rules) -> bool {
+    pub const fn intersects(self, other: Rules) -> bool {
         self.0 & other.0 != 0
     }
 }
@@ -127,27 +132,93 @@ pub fn verify_with(cached: &str, query: &str, rules: Rules) -> Result<(), Reject
     }
     let a = Text::parse(cached);
     let b = Text::parse(query);
-    if rules.intersects(Rules::NUMBER_CHANGED | Rules::NUMBER_ADDED) {
-        numbers(&a, &b, rules)?;
-    }
     let diff = Diff::new(&a, &b);
+    check(&a, &b, &diff, rules)
+}
+
+/// Every rule of [`Rules::EACH`] that would reject `query` for `cached`, each checked on
+/// its own: the learned verifier ([`model`]) uses them as features.
+pub fn fired(cached: &str, query: &str) -> Rules {
+    if cached == query {
+        return Rules::NONE;
+    }
+    let a = Text::parse(cached);
+    let b = Text::parse(query);
+    let diff = Diff::new(&a, &b);
+    Rules::EACH
+        .iter()
+        .filter(|(rule, _)| check(&a, &b, &diff, *rule).is_err())
+        .fold(Rules::NONE, |acc, (rule, _)| acc | *rule)
+}
+
+/// The rules that still veto a candidate outright when the learned verifier decides: on
+/// every development file, nearly every pair they fire on above the candidate gate asks
+/// something else, so no model weight should be able to outvote them. The other rules are
+/// only features.
+pub const MODEL_VETOES: Rules = Rules::SHIPPED;
+
+/// The learned verifier's decision on a candidate the vector search found: a veto rule
+/// ([`MODEL_VETOES`]) rejects it with that rule's reason; otherwise the model's probability
+/// that it asks the same thing must reach `min_confidence`. On success, returns that
+/// probability. A model rejection names a rule that fired when one did (a feature the
+/// model weighed), else [`RejectReason::Model`].
+pub fn verify_model(
+    model: &model::Model,
+    cached: &str,
+    query: &str,
+    cosine: f32,
+    min_confidence: f32,
+) -> Result<f32, RejectReason> {
+    if cached == query {
+        return Ok(1.0);
+    }
+    let rules = fired(cached, query);
+    if let Some(reason) = reason_of(Rules(rules.0 & MODEL_VETOES.0)) {
+        return Err(reason);
+    }
+    let p = model.probability_of(&features::extract_with(cached, query, cosine, rules));
+    if p >= min_confidence {
+        Ok(p)
+    } else {
+        Err(reason_of(rules).unwrap_or(RejectReason::Model))
+    }
+}
+
+/// The reason to report for the first rule of `rules`, if any.
+fn reason_of(rules: Rules) -> Option<RejectReason> {
+    Rules::EACH
+        .iter()
+        .find(|(r, _)| rules.contains(*r))
+        .map(|(r, _)| match *r {
+            Rules::NEGATION => RejectReason::Negation,
+            Rules::ANTONYM | Rules::ANTONYM_PREFIX => RejectReason::Antonym,
+            Rules::DIRECTION => RejectReason::Direction,
+            Rules::ENTITY_CHANGED | Rules::ENTITY_ADDED => RejectReason::Entity,
+            _ => RejectReason::Number,
+        })
+}
+
+fn check(a: &Text, b: &Text, diff: &Diff, rules: Rules) -> Result<(), RejectReason> {
+    if rules.intersects(Rules::NUMBER_CHANGED | Rules::NUMBER_ADDED) {
+        numbers(a, b, rules)?;
+    }
     if rules.intersects(Rules::DATE | Rules::ANTONYM) {
-        groups(&a, &b, &diff, rules)?;
+        groups(a, b, diff, rules)?;
     }
     if rules.contains(Rules::NEGATION)
-        && negations(&a) % 2 != negations(&b) % 2
-        && mostly_same(&a, &b, &diff)
+        && negations(a) % 2 != negations(b) % 2
+        && mostly_same(a, b, diff)
     {
         return Err(RejectReason::Negation);
     }
     if rules.contains(Rules::ANTONYM_PREFIX) {
-        prefixed_opposites(&a, &b, &diff)?;
+        prefixed_opposites(a, b, diff)?;
     }
     if rules.contains(Rules::DIRECTION) {
-        direction(&a, &b)?;
+        direction(a, b)?;
     }
     if rules.intersects(Rules::ENTITY_CHANGED | Rules::ENTITY_ADDED) {
-        entities(&a, &b, &diff, rules)?;
+        entities(a, b, diff, rules)?;
     }
     Ok(())
 }
@@ -963,13 +1034,20 @@ mod tests {
 
     #[test]
     fn reasons_have_stable_names() {
-        let names: Vec<&str> = [Number, Negation, Antonym, Direction, Entity]
+        let names: Vec<&str> = [Number, Negation, Antonym, Direction, Entity, Model]
             .iter()
             .map(RejectReason::as_str)
             .collect();
         assert_eq!(
             names,
-            ["number", "negation", "antonym", "direction", "entity"]
+            [
+                "number",
+                "negation",
+                "antonym",
+                "direction",
+                "entity",
+                "model"
+            ]
         );
     }
 }
