@@ -5,13 +5,17 @@
 //!   (`deja_store_local::codec`, int8 vectors), and announcing every store and removal
 //!   in a Redis Stream;
 //! - [`RedisStore::follow_events`]: keeps a replica's in-process index current from that
-//!   stream (`follow.rs`).
+//!   stream (`follow.rs`);
+//! - [`RedisSearchIndex`]: the [`deja_core::VectorIndex`] on Redis Stack's query engine
+//!   (`FT.SEARCH … KNN`), shared by every replica, for teams that run it (`search.rs`).
 //!
 //! Each replica keeps its own in-process vector index (`deja_store_local::HnswIndex`),
 //! rebuilt from this store at start. Nothing here reads configuration: the server picks
 //! this backend and passes its options.
 
 mod follow;
+mod search;
 mod store;
 
+pub use search::RedisSearchIndex;
 pub use store::{RedisStore, RedisStoreOptions, EVENTS_MAXLEN};
