@@ -166,12 +166,16 @@ pub struct FileOutcomes {
 }
 
 /// Which entry counts as served at a threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Serving {
     /// The nearest entry, whatever verification says.
     SimilarityOnly,
     /// The entry deja serves (deja's behaviour).
     Verified,
+    /// The nearest entry when its similarity reaches `gate` and the learned verifier's
+    /// probability reaches the threshold (a veto rule refuses it outright): what
+    /// `min_confidence` decides, in isolated mode.
+    Confidence { gate: f32 },
 }
 
 /// What was served at one threshold, over a set of pairs.
@@ -207,9 +211,17 @@ impl Counts {
             let candidate = match serving {
                 Serving::SimilarityOnly => o.nearest,
                 Serving::Verified => o.served,
+                Serving::Confidence { gate } => o.nearest.filter(|n| {
+                    n.similarity >= gate && o.confidence.is_some_and(|c| c >= threshold)
+                }),
+            };
+            // For the confidence the threshold applies to the probability, checked above.
+            let reaches = |cand: &Candidate| match serving {
+                Serving::Confidence { .. } => true,
+                _ => cand.similarity >= threshold,
             };
             match candidate {
-                Some(cand) if cand.similarity >= threshold => match (o.label, cand.own) {
+                Some(cand) if reaches(&cand) => match (o.label, cand.own) {
                     (true, true) => c.hits += 1,
                     (true, false) => c.wrong_entry_hits += 1,
                     (false, _) => c.false_hits += 1,

@@ -66,7 +66,12 @@ fn tick_step(span: f64) -> f64 {
 }
 
 /// The chart. `target` draws a dashed horizontal line at that precision.
-pub fn precision_recall_svg(title: &str, series: &[Series], target: Option<f64>) -> String {
+pub fn precision_recall_svg(
+    title: &str,
+    knob: &str,
+    series: &[Series],
+    target: Option<f64>,
+) -> String {
     let points = || series.iter().flat_map(|s| s.points.iter());
     let max_recall = points().map(|p| p.recall).fold(0.0_f64, f64::max);
     let x_max = ((max_recall * 10.0).ceil() / 10.0).clamp(0.1, 1.0);
@@ -189,7 +194,7 @@ pub fn precision_recall_svg(title: &str, series: &[Series], target: Option<f64>)
         for p in &ser.points {
             let _ = writeln!(
                 s,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="2.5"><title>{}: min_similarity {} recall {:.1}% precision {:.1}%</title></circle>"#,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="2.5"><title>{}: {knob} {} recall {:.1}% precision {:.1}%</title></circle>"#,
                 x(p.recall),
                 y(p.precision),
                 escape(&ser.name),
@@ -201,7 +206,7 @@ pub fn precision_recall_svg(title: &str, series: &[Series], target: Option<f64>)
         if let Some(p) = ser.chosen.and_then(|c| ser.points.get(c)) {
             let _ = writeln!(
                 s,
-                r##"<circle class="chosen" cx="{:.1}" cy="{:.1}" r="7" fill="none" stroke="#000" stroke-width="2"><title>{}: recommended min_similarity {}</title></circle>"##,
+                r##"<circle class="chosen" cx="{:.1}" cy="{:.1}" r="7" fill="none" stroke="#000" stroke-width="2"><title>{}: recommended {knob} {}</title></circle>"##,
                 x(p.recall),
                 y(p.precision),
                 escape(&ser.name),
@@ -273,6 +278,7 @@ mod tests {
     fn svg_is_well_formed_and_has_every_part() {
         let svg = precision_recall_svg(
             "tune <test> & \"quotes\"",
+            "min_similarity",
             &[
                 series("faq", Some(1)),
                 series("a<b>&c", None),
@@ -321,13 +327,13 @@ mod tests {
 
     #[test]
     fn svg_without_series_is_still_well_formed() {
-        let svg = precision_recall_svg("empty", &[], None);
+        let svg = precision_recall_svg("empty", "min_similarity", &[], None);
         roxmltree::Document::parse(&svg).unwrap();
     }
 
     #[test]
     fn points_stay_inside_the_plot() {
-        let svg = precision_recall_svg("t", &[series("s", Some(0))], Some(0.5));
+        let svg = precision_recall_svg("t", "min_similarity", &[series("s", Some(0))], Some(0.5));
         let doc = roxmltree::Document::parse(&svg).unwrap();
         let in_legend = |n: &roxmltree::Node| {
             n.ancestors()

@@ -60,11 +60,41 @@ pub struct TuneArgs {
     /// Print JSON (tables, recommendations, the TOML snippet; no progress bar).
     #[arg(long)]
     pub json: bool,
+    /// What to tune: `min-similarity` (the candidate gate, with verification as
+    /// configured) or `min-confidence` (the learned verifier's confidence, at the gate
+    /// `--gate`; isolated mode).
+    #[arg(long, value_enum, default_value_t = Knob::MinSimilarity)]
+    pub knob: Knob,
+    /// With `--knob min-confidence`: the candidate gate the confidence is tuned at.
+    #[arg(long, default_value_t = deja_core::engine::DEFAULT_GATE)]
+    pub gate: f32,
+}
+
+/// The setting `tune` picks.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Knob {
+    MinSimilarity,
+    MinConfidence,
+}
+
+impl Knob {
+    /// The config key it sets.
+    pub fn key(self) -> &'static str {
+        match self {
+            Knob::MinSimilarity => "min_similarity",
+            Knob::MinConfidence => "min_confidence",
+        }
+    }
 }
 
 /// 0.80, 0.81, ..., 0.99.
 pub fn default_grid() -> Vec<f32> {
     (80..=99).map(|i| i as f32 / 100.0).collect()
+}
+
+/// Confidences 0.50, 0.52, ..., 0.98.
+pub fn confidence_grid() -> Vec<f32> {
+    (25..=49).map(|i| i as f32 / 50.0).collect()
 }
 
 /// What `tune` recommends for one group.
@@ -174,7 +204,12 @@ struct TuneRow {
 
 #[derive(Debug, Serialize)]
 struct Pick {
+    /// The picked value of the knob.
+    #[serde(skip)]
     min_similarity: f32,
+    /// The same, under the knob's config key (`min_similarity` or `min_confidence`).
+    #[serde(flatten)]
+    setting: BTreeMap<&'static str, f32>,
     precision: Option<f64>,
     precision_lower_bound: Option<f64>,
     recall: Option<f64>,
@@ -202,6 +237,8 @@ struct GroupReport {
 struct TuneReport {
     mode: Mode,
     serving: &'static str,
+    /// The config key tuned.
+    knob: &'static str,
     target_precision: f64,
     by: Option<String>,
     thresholds: Vec<f32>,
@@ -229,7 +266,10 @@ pub async fn run(config: Config, args: TuneArgs) -> anyhow::Result<()> {
         held_out: false,
     };
     let (mode, files) = eval::collect(config, &source).await?;
-    let thresholds = args.thresholds.clone().unwrap_or_else(default_grid);
+    let thresholds = args.thresholds.clone().unwrap_or_else(|| match args.knob {
+        Knob::MinSimilarity => default_grid(),
+        Knob::MinConfidence => confidence_grid(),
+    });
     let mut report = build_report(&files, &args, thresholds);
     report.mode = mode;
     write_plot(&args.plot, &report)?;
@@ -248,23 +288,23 @@ fn build_report(files: &[FileOutcomes], args: &TuneArgs, thresholds: Vec<f32>) -
     thresholds.sort_by(f32::total_cmp);
     thresholds.dedup();
     let mut keys_seen: BTreeMap<String, usize> = BTreeMap::new();
+    let serving = match args.knob {
+        Knob::MinSimilarity => Serving::Verified,
+        Knob::MinConfidence => Serving::Confidence { gate: args.gate },
+    };
     let groups = groups(files, args.by.as_deref())
         .into_iter()
         .map(|g| {
             let counts: Vec<(f32, Counts)> = thresholds
                 .iter()
-                .map(|&t| {
-                    (
-                        t,
-                        Counts::at(g.outcomes.iter().copied(), t, Serving::Verified),
-                    )
-                })
+                .map(|&t| (t, Counts::at(g.outcomes.iter().copied(), t, serving)))
                 .collect();
             let recommendation = recommend(&counts, args.target_precision);
             let (recommended, reason) = match recommendation {
                 Recommendation::Threshold { threshold, counts } => (
                     Some(Pick {
                         min_similarity: threshold,
+                        setting: BTreeMap::from([(args.knob.key(), threshold)]),
                         precision: counts.precision(),
                         precision_lower_bound: counts.precision_lower_bound(),
                         recall: counts.hit_rate(),
@@ -305,10 +345,11 @@ fn build_report(files: &[FileOutcomes], args: &TuneArgs, thresholds: Vec<f32>) -
             }
         })
         .collect::<Vec<_>>();
-    let toml = toml_snippet(&groups, &thresholds, args.target_precision);
+    let toml = toml_snippet(&groups, &thresholds, args.target_precision, args.knob);
     TuneReport {
         mode: args.mode,
         serving: "verified",
+        knob: args.knob.key(),
         target_precision: args.target_precision,
         by: args.by.clone(),
         thresholds,
@@ -318,7 +359,8 @@ fn build_report(files: &[FileOutcomes], args: &TuneArgs, thresholds: Vec<f32>) -
     }
 }
 
-fn toml_snippet(groups: &[GroupReport], thresholds: &[f32], target: f64) -> String {
+fn toml_snippet(groups: &[GroupReport], thresholds: &[f32], target: f64, knob: Knob) -> String {
+    let key = knob.key();
     let range = match (thresholds.first(), thresholds.last()) {
         (Some(lo), Some(hi)) => format!("{lo:.2}..{hi:.2}"),
         _ => "the grid".to_string(),
@@ -337,7 +379,7 @@ fn toml_snippet(groups: &[GroupReport], thresholds: &[f32], target: f64) -> Stri
     if let [g] = groups {
         match &g.recommended {
             Some(p) => s.push_str(&format!(
-                "[cache]\nmin_similarity = {}\n",
+                "[cache]\n{key} = {}\n",
                 threshold_str(p.min_similarity)
             )),
             None => s.push_str(&missing(g)),
@@ -347,7 +389,7 @@ fn toml_snippet(groups: &[GroupReport], thresholds: &[f32], target: f64) -> Stri
     for g in groups {
         match &g.recommended {
             Some(p) => s.push_str(&format!(
-                "[categories.{}]\nmin_similarity = {}\n",
+                "[categories.{}]\n{key} = {}\n",
                 g.key,
                 threshold_str(p.min_similarity)
             )),
@@ -397,7 +439,8 @@ fn write_plot(path: &Path, report: &TuneReport) -> anyhow::Result<()> {
         "deja tune: precision vs recall, verified serving ({} mode)",
         report.mode.as_str()
     );
-    let svg = plot::precision_recall_svg(&title, &series, Some(report.target_precision));
+    let svg =
+        plot::precision_recall_svg(&title, report.knob, &series, Some(report.target_precision));
     std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))
 }
 
@@ -416,11 +459,7 @@ fn print_report(out: &mut impl Write, r: &TuneReport) -> std::io::Result<()> {
             "{} ({} pairs, {} positive, {} negative)",
             g.name, g.pairs, g.positives, g.negatives
         )?;
-        let mut head = vec![
-            "min_similarity",
-            "recall (hits, label 1)",
-            "false hits (label 0)",
-        ];
+        let mut head = vec![r.knob, "recall (hits, label 1)", "false hits (label 0)"];
         if shared {
             head.push("wrong entry (label 1)");
         }
@@ -458,12 +497,14 @@ fn print_report(out: &mut impl Write, r: &TuneReport) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "Recommended min_similarity: the lowest threshold from which precision stays ≥ {}",
+        "Recommended {}: the lowest threshold from which precision stays ≥ {}",
+        r.knob,
         pct(Some(r.target_precision))
     )?;
     writeln!(
         out,
-        "| group | min_similarity | precision | precision, 95% lower bound | recall | false-hit rate | served |"
+        "| group | {} | precision | precision, 95% lower bound | recall | false-hit rate | served |",
+        r.knob
     )?;
     writeln!(out, "|---|---|---|---|---|---|---|")?;
     let mut weak = false;
@@ -690,7 +731,51 @@ mod tests {
             mode: Mode::Isolated,
             model_dir: None,
             json: false,
+            knob: Knob::MinSimilarity,
+            gate: 0.8,
         }
+    }
+
+    #[test]
+    fn confidence_is_tuned_at_the_gate() {
+        // (label, similarity, confidence): below the gate nothing is served; a veto
+        // (no confidence) is never served.
+        let cases = [
+            (true, 0.95, Some(0.9)),
+            (true, 0.90, Some(0.7)),
+            (false, 0.97, Some(0.6)),
+            (false, 0.99, None),
+            (true, 0.70, Some(0.99)),
+        ];
+        let outcomes: Vec<PairOutcome> = cases
+            .iter()
+            .map(|&(label, sim, confidence)| PairOutcome {
+                confidence,
+                ..outcome(label, sim)
+            })
+            .collect();
+        let file = FileOutcomes {
+            file: "f.csv".into(),
+            outcomes,
+        };
+        let a = TuneArgs {
+            knob: Knob::MinConfidence,
+            ..args(None)
+        };
+        let r = build_report(std::slice::from_ref(&file), &a, vec![0.5, 0.65, 0.8]);
+        let g = &r.groups[0];
+        let served: Vec<(usize, usize)> = g
+            .rows
+            .iter()
+            .map(|row| (row.verified.counts.hits, row.verified.counts.false_hits))
+            .collect();
+        assert_eq!(served, [(2, 1), (2, 0), (1, 0)]);
+        assert_eq!(r.toml, "[cache]\nmin_confidence = 0.65\n");
+        let json = serde_json::to_value(&g.recommended).unwrap();
+        assert_eq!(
+            json["min_confidence"].as_f64().map(|v| v as f32),
+            Some(0.65)
+        );
     }
 
     #[test]
