@@ -413,3 +413,108 @@ async fn embedding_items_are_labelled_and_tenants_can_be_invalidated() {
     .await;
     s.stop().await;
 }
+
+/// How long a listing page takes on a large store (`DEJA_LIST_BENCH_N` entries, default
+/// 1,000,000): the first page, a page from a cursor in the middle, filtered pages, and a
+/// prompt search. Run by hand: `cargo test --release -p deja-server --test admin_entries
+/// -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn listing_pages_on_a_large_store() {
+    use deja_core::{Entry, EntryId, EntryStore, ExactKey};
+    use deja_server::admin::entries::{list, EntryFilter};
+    let n: u64 = std::env::var("DEJA_LIST_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let store = deja_store_local::RedbStore::open(
+        &dir.path().join("deja.redb"),
+        deja_store_local::StoreDurability::Fast,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let partition = PartitionKey([5; 16]);
+    let mut batch = Vec::with_capacity(1024);
+    for i in 0..n {
+        let prompt = format!("how do I configure feature {i} of product {}", i % 1000);
+        batch.push(Entry {
+            id: EntryId(rand_id(i)),
+            exact_key: ExactKey::new(&partition, &prompt),
+            partition,
+            prompt,
+            model: if i % 10 == 0 { "gpt-big" } else { "gpt-small" }.into(),
+            answer: Answer::Body(vec![b'x'; 200]),
+            usage: Usage::default(),
+            created_at_ms: i,
+            last_hit_ms: i,
+            hit_count: 0,
+            category: "default".into(),
+            namespace: "ns:bench".into(),
+            tags: vec![format!("product:{}", i % 1000)],
+            embedder_id: String::new(),
+            vector: Vec::new(),
+            request: None,
+        });
+        if batch.len() == 1024 {
+            store.put_many(&batch).await.unwrap();
+            batch.clear();
+        }
+    }
+    store.put_many(&batch).await.unwrap();
+    store.flush().await.unwrap();
+    println!("stored {n} entries in {:.1?}", started.elapsed());
+    let time = |what: &str, filter: EntryFilter, after: Option<EntryId>| {
+        let store = &store;
+        let what = what.to_string();
+        async move {
+            let t = std::time::Instant::now();
+            let page = list(store, &filter, after, 100).await.unwrap();
+            println!(
+                "{what}: {} entries in {:.1?} (next cursor: {})",
+                page.entries.len(),
+                t.elapsed(),
+                page.next_cursor.is_some()
+            );
+        }
+    };
+    time("first page", EntryFilter::default(), None).await;
+    time(
+        "page from the middle",
+        EntryFilter::default(),
+        Some(EntryId(u64::MAX / 2)),
+    )
+    .await;
+    time(
+        "model filter (10%)",
+        EntryFilter {
+            model: Some("gpt-big".into()),
+            ..EntryFilter::default()
+        },
+        None,
+    )
+    .await;
+    time(
+        "tag filter (0.1%)",
+        EntryFilter {
+            tag: Some("product:7".into()),
+            ..EntryFilter::default()
+        },
+        None,
+    )
+    .await;
+    time(
+        "prompt search (11% match)",
+        EntryFilter {
+            text: Some("of product 7".into()),
+            ..EntryFilter::default()
+        },
+        None,
+    )
+    .await;
+}
+
+/// A well-spread id per index (a fixed permutation, so runs are comparable).
+fn rand_id(i: u64) -> u64 {
+    (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}

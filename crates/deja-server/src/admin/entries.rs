@@ -4,11 +4,12 @@
 //! Pages are ordered by entry id and the cursor is the last id a page looked at, so paging
 //! is stable while entries come and go: every entry that exists from the first page to the
 //! last is listed exactly once (ids are random, so new entries land anywhere in the order
-//! and may or may not be seen; removed ones are skipped). Each page scans the entries'
-//! metadata once, keeping only the next few ids in memory, then reads just the entries it
-//! shows. A prompt-text search reads candidate entries whole, so a page examines at most
-//! [`TEXT_SCAN_LIMIT`] of them and may come back short (even empty) with a cursor to go on
-//! from.
+//! and may or may not be seen; removed ones are skipped). A page with a tag filter starts
+//! from the store's tag index; any other page scans the entries' metadata once, keeping
+//! only the next few ids in memory. Then it reads just the entries it examines. A
+//! prompt-text search (or a tag listing) reads candidate entries whole, so a page examines
+//! at most [`TEXT_SCAN_LIMIT`] of them and may come back short (even empty) with a cursor
+//! to go on from.
 //!
 //! This module is not the place for the HTTP handler (`admin.rs`) nor for invalidation.
 
@@ -79,44 +80,48 @@ pub async fn list(
         .as_deref()
         .map(str::to_lowercase)
         .filter(|t| !t.is_empty());
-    // How many candidates to read whole; one more is kept to learn whether any is left.
-    let examine = if needle.is_some() {
-        TEXT_SCAN_LIMIT
-    } else {
-        limit
+    let (ids, more_beyond) = match &filter.tag {
+        // The store's tag index lists the tag's entries without a scan; the other filters
+        // are then checked on each entry read.
+        Some(tag) => {
+            let mut ids = store.ids_with_tag(tag).await?;
+            ids.retain(|id| after.is_none_or(|a| *id > a));
+            ids.sort_unstable();
+            ids.dedup();
+            let more_beyond = ids.len() > TEXT_SCAN_LIMIT;
+            ids.truncate(TEXT_SCAN_LIMIT);
+            (ids, more_beyond)
+        }
+        None => {
+            // How many candidates to read whole: the metadata scan applies every filter but
+            // the text one.
+            let examine = if needle.is_some() {
+                TEXT_SCAN_LIMIT
+            } else {
+                limit
+            };
+            next_ids(store, filter, after, examine).await?
+        }
     };
-    let mut heap: BinaryHeap<EntryId> = BinaryHeap::with_capacity(examine + 2);
-    store
-        .scan_meta(&mut |m| {
-            if after.is_some_and(|a| m.id <= a)
-                || filter.model.as_deref().is_some_and(|x| m.model != x)
-                || filter.tenant.as_deref().is_some_and(|x| m.namespace != x)
-                || filter.tag.as_deref().is_some_and(|x| !m.tags.contains(&x))
-            {
-                return;
-            }
-            // A max-heap of the smallest ids seen: the largest is dropped when full.
-            heap.push(m.id);
-            if heap.len() > examine + 1 {
-                heap.pop();
-            }
-        })
-        .await?;
-    let more_beyond = heap.len() > examine;
-    let mut ids = heap.into_sorted_vec();
-    ids.truncate(examine);
     let mut entries = Vec::new();
     let mut last_examined = None;
     for (i, id) in ids.iter().enumerate() {
         last_examined = Some(*id);
         let Some(e) = store.get(*id).await? else {
-            // Removed since the scan.
+            // Removed since it was listed.
             continue;
         };
-        if let Some(n) = &needle {
-            if !e.prompt.to_lowercase().contains(n.as_str()) {
-                continue;
-            }
+        let matches = filter.model.as_deref().is_none_or(|x| e.model == x)
+            && filter.tenant.as_deref().is_none_or(|x| e.namespace == x)
+            && filter
+                .tag
+                .as_deref()
+                .is_none_or(|x| e.tags.iter().any(|t| t == x))
+            && needle
+                .as_deref()
+                .is_none_or(|n| e.prompt.to_lowercase().contains(n));
+        if !matches {
+            continue;
         }
         entries.push(EntrySummary {
             id: e.id.to_string(),
@@ -147,6 +152,38 @@ pub async fn list(
             None
         },
     })
+}
+
+/// The `examine` smallest ids after `after` whose metadata matches the model and tenant
+/// filters, in order, from one metadata scan; and whether more match beyond them.
+async fn next_ids(
+    store: &dyn EntryStore,
+    filter: &EntryFilter,
+    after: Option<EntryId>,
+    examine: usize,
+) -> Result<(Vec<EntryId>, bool), StoreError> {
+    // One more than asked is kept, to learn whether any is left.
+    let mut heap: BinaryHeap<EntryId> = BinaryHeap::with_capacity(examine + 2);
+    store
+        .scan_meta(&mut |m| {
+            if after.is_some_and(|a| m.id <= a)
+                || filter.model.as_deref().is_some_and(|x| m.model != x)
+                || filter.tenant.as_deref().is_some_and(|x| m.namespace != x)
+                || filter.tag.as_deref().is_some_and(|x| !m.tags.contains(&x))
+            {
+                return;
+            }
+            // A max-heap of the smallest ids seen: the largest is dropped when full.
+            heap.push(m.id);
+            if heap.len() > examine + 1 {
+                heap.pop();
+            }
+        })
+        .await?;
+    let more_beyond = heap.len() > examine;
+    let mut ids = heap.into_sorted_vec();
+    ids.truncate(examine);
+    Ok((ids, more_beyond))
 }
 
 /// Decodes an `application/x-www-form-urlencoded` query string into (name, value) pairs:
