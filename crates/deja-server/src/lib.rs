@@ -8,6 +8,7 @@ pub mod config;
 pub mod controls;
 pub mod error;
 pub mod routes;
+pub mod snapshot;
 pub mod staleness;
 pub mod upstream;
 
@@ -41,11 +42,22 @@ struct AppInner {
     rules: deja_core::rules::NeverCacheRules,
     upstream: Upstream,
     inflight: Inflight,
+    /// Where the embedded backend keeps its index between runs (written at shutdown).
+    index_snapshot: Option<snapshot::IndexSnapshot>,
 }
 
 impl AppState {
     /// Wires a state from an already-built cache (tests inject their own parts here).
     pub fn new(config: Config, cache: Cache) -> anyhow::Result<AppState> {
+        Self::with_index_snapshot(config, cache, None)
+    }
+
+    /// [`AppState::new`], with the index snapshot [`serve_on`] writes when it stops.
+    pub fn with_index_snapshot(
+        config: Config,
+        cache: Cache,
+        index_snapshot: Option<snapshot::IndexSnapshot>,
+    ) -> anyhow::Result<AppState> {
         let upstream = Upstream::new(&config.upstream).context("building the upstream client")?;
         let rules = deja_core::rules::NeverCacheRules::new(&config.rules)
             .context("compiling the never-cache rules ([rules] in the config)")?;
@@ -56,6 +68,7 @@ impl AppState {
                 rules,
                 upstream,
                 inflight: Inflight::default(),
+                index_snapshot,
             }),
         })
     }
@@ -110,8 +123,6 @@ pub async fn connect_redis(config: &Config) -> anyhow::Result<Arc<RedisStore>> {
         prefix: config.store.key_prefix.clone(),
         entry_ttl_secs: config.store.entry_ttl_secs,
         response_timeout: Duration::from_millis(config.store.response_timeout_ms),
-        l1_max_entries: config.store.l1_max_entries,
-        l1_ttl: Duration::from_secs(config.store.l1_ttl_secs),
         ..RedisStoreOptions::default()
     };
     let store = RedisStore::connect(url, options)
@@ -159,9 +170,12 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         StoreKind::Redis => Some(connect_redis(&config).await?),
         StoreKind::Local => None,
     };
-    let store: Arc<dyn EntryStore> = match &redis {
-        Some(r) => r.clone(),
-        None => build_store(&config).await?,
+    let (store, local): (Arc<dyn EntryStore>, Option<Arc<RedbStore>>) = match &redis {
+        Some(r) => (r.clone(), None),
+        None => {
+            let local = Arc::new(open_store(&config)?);
+            (local.clone(), Some(local))
+        }
     };
     // Other replicas' writes are followed from the events stream's position before the
     // index is loaded, so nothing written during the load is missed.
@@ -174,11 +188,15 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         None => None,
     };
     let embedder = build_embedder(&config)?;
-    let index: Arc<dyn VectorIndex> = Arc::new(HnswIndex::new(
-        embedder.id(),
-        embedder.dim(),
-        HnswParams::default(),
-    ));
+    let snapshot_path = config.data_dir.join(snapshot::SNAPSHOT_FILE);
+    let params = HnswParams::default();
+    let loaded = local
+        .as_ref()
+        .and_then(|l| snapshot::load(&snapshot_path, l, embedder.id(), embedder.dim(), params));
+    let from_snapshot = loaded.is_some();
+    let hnsw =
+        Arc::new(loaded.unwrap_or_else(|| HnswIndex::new(embedder.id(), embedder.dim(), params)));
+    let index: Arc<dyn VectorIndex> = hnsw.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let cache = Cache::new(
         store,
@@ -187,11 +205,18 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         clock,
         cache_options(&config),
     )?;
-    let n = cache
-        .rebuild_index()
-        .await
-        .context("loading the vector index")?;
-    tracing::info!(vectors = n, "vector index loaded");
+    if !from_snapshot {
+        let started = std::time::Instant::now();
+        let n = cache
+            .rebuild_index()
+            .await
+            .context("loading the vector index")?;
+        tracing::info!(
+            vectors = n,
+            millis = started.elapsed().as_millis() as u64,
+            "vector index rebuilt from the store"
+        );
+    }
     if let (Some(r), Some(from)) = (&redis, events_from) {
         // Runs as long as the cache (which owns the index) exists.
         r.follow_events(Arc::downgrade(&index), from);
@@ -201,13 +226,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         .await
         .context("embedding the categories' example prompts")?;
     tracing::info!(examples, "category examples embedded");
-    AppState::new(config, cache)
+    let index_snapshot =
+        local.map(|l| snapshot::IndexSnapshot::new(snapshot_path, l, hnsw.clone()));
+    AppState::with_index_snapshot(config, cache, index_snapshot)
 }
 
 pub fn cache_options(config: &Config) -> CacheOptions {
     CacheOptions {
         min_similarity: config.cache.min_similarity,
-        min_confidence: config.cache.min_confidence,
         ttl_secs: config.cache.ttl_secs,
         candidates: config.cache.candidates,
         categories: config
@@ -221,11 +247,9 @@ pub fn cache_options(config: &Config) -> CacheOptions {
             .collect(),
         examples_min_similarity: config.cache.examples_min_similarity,
         verify: match config.cache.verify {
-            config::VerifySetting::Model => deja_core::VerifyMode::Model,
             config::VerifySetting::Rules => deja_core::VerifyMode::Rules,
             config::VerifySetting::Off => deja_core::VerifyMode::Off,
         },
-        verifier: None,
     }
 }
 
@@ -334,6 +358,17 @@ pub async fn serve_on(
     flusher.abort();
     if let Err(e) = state.cache().flush_counters().await {
         tracing::warn!(error = %deja_core::ErrorChain(&e), "final flush failed");
+    }
+    let writer = state.clone();
+    let saved =
+        tokio::task::spawn_blocking(move || writer.inner.index_snapshot.as_ref().map(|s| s.save()))
+            .await;
+    match saved {
+        Ok(Some(Err(e))) => {
+            tracing::warn!(error = %format!("{e:#}"), "index snapshot not written; the next start rebuilds the index")
+        }
+        Err(e) => tracing::warn!(error = %e, "index snapshot task failed"),
+        Ok(_) => {}
     }
     result
 }

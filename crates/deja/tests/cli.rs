@@ -492,3 +492,78 @@ async fn acknowledged_entries_survive_kill_9_and_the_index_agrees_with_the_store
     }
     drop(_mock);
 }
+
+/// Stops a server as a service manager does (SIGTERM) and waits for it to exit.
+fn terminate(mut p: Proc) {
+    let pid = p.0.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = p.0.try_wait().unwrap() {
+            assert!(status.success(), "the server exited with {status}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_keeps_the_index_for_the_next_start_until_entries_change() {
+    if !have_model() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let snapshot = data.join("index.snapshot");
+    let s = Server::start(&data, "strict").await;
+    let prompts: Vec<String> = (0..12)
+        .map(|i| format!("How many moons does planet number {i} have?"))
+        .collect();
+    for p in &prompts {
+        assert_eq!(s.ask(p, None).await.unwrap(), "miss");
+    }
+    let Server {
+        server,
+        _mock,
+        upstream,
+        client,
+        ..
+    } = s;
+    terminate(server);
+    assert!(snapshot.exists(), "a clean stop writes the index snapshot");
+
+    // Unchanged store: the snapshot is used (and kept), and it finds every entry.
+    let s = Server::serve(&data, "strict", &upstream, client.clone()).await;
+    for p in &prompts {
+        let lower = p.to_lowercase();
+        assert_eq!(
+            s.ask(&lower, Some("no-store")).await.unwrap(),
+            "hit-semantic",
+            "{p}"
+        );
+    }
+    assert!(snapshot.exists(), "a current snapshot is kept");
+    // A new entry, then a crash: the snapshot no longer matches the store, so the next
+    // start deletes it and rebuilds the index, which has the new entry too.
+    let extra = "Which river is the longest in country number 9?";
+    assert_eq!(s.ask(extra, None).await.unwrap(), "miss");
+    let Server { mut server, .. } = s;
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    let s = Server::serve(&data, "strict", &upstream, client).await;
+    assert!(!snapshot.exists(), "a stale snapshot is deleted");
+    for p in prompts.iter().map(String::as_str).chain([extra]) {
+        let lower = p.to_lowercase();
+        assert_eq!(
+            s.ask(&lower, Some("no-store")).await.unwrap(),
+            "hit-semantic",
+            "{p}"
+        );
+    }
+    drop(_mock);
+}

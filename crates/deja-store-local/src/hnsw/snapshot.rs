@@ -9,9 +9,9 @@
 //! hash of everything before it, so a truncated, corrupt or foreign file is refused rather
 //! than half-loaded. Files are written to a temporary name and renamed into place.
 //!
-//! Layout (little-endian): magic `DEJAHNSW`, format version (u32), embedder id (u32 length
-//! + bytes), dim, m, ef_construction, ef_search, flat_below (u32 each), state (u64),
-//! partition count (u64), the partitions, then the 32-byte hash. A partition: key (16
+//! Layout (little-endian): magic `DEJAHNSW`, format version (u32), embedder id (its u32
+//! length, then its bytes), dim, m, ef_construction, ef_search, flat_below (u32 each),
+//! state (u64), partition count (u64), the partitions, then the 32-byte hash. A partition: key (16
 //! bytes), seed (u64), slots (u64), ids (u64 each), deleted flags (u8 each), codes (`dim`
 //! i8 each), inverse norms (f32 each), then 0 (no graph) or 1 and the graph: rng (u64),
 //! entry (u32), max_level (u8), graph slots (u64), levels (u8 each), layer-0 links
