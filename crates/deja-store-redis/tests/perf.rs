@@ -157,3 +157,84 @@ async fn redis_backend_figures() {
         percentile(&lat, 0.99)
     );
 }
+
+/// Mode b against mode a at the same size: N vectors (default 100,000, 1,000 partitions)
+/// in Redis Stack's query engine (`RedisSearchIndex`) and in a local `HnswIndex`; insert
+/// rate and search latency (top-4 in the query's partition), one search at a time.
+///
+/// `cargo test --release -p deja-store-redis --test perf redis_search -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run by hand in release"]
+async fn redis_search_against_local_index() {
+    let Some(server) = RedisServer::stack_or_skip() else {
+        return;
+    };
+    let n: u64 = std::env::var("DEJA_REDIS_PERF_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let shared = Arc::new(
+        deja_store_redis::RedisSearchIndex::connect(
+            &server.url(),
+            &RedisStoreOptions::default(),
+            "local:all-MiniLM-L6-v2",
+            DIM,
+        )
+        .await
+        .unwrap(),
+    );
+    let local = Arc::new(HnswIndex::new(
+        "local:all-MiniLM-L6-v2",
+        DIM,
+        HnswParams::default(),
+    ));
+    let before = used_memory(&server);
+    for (name, index) in [
+        ("redis-search", shared.clone() as Arc<dyn VectorIndex>),
+        ("local hnsw", local.clone() as Arc<dyn VectorIndex>),
+    ] {
+        let started = Instant::now();
+        futures::stream::iter(0..n)
+            .map(|i| {
+                let index = index.clone();
+                async move {
+                    index
+                        .insert(
+                            partition(i),
+                            deja_core::EntryId(i + 1),
+                            &test_vector(i, DIM),
+                        )
+                        .await
+                        .unwrap()
+                }
+            })
+            .buffer_unordered(32)
+            .for_each(|_| async {})
+            .await;
+        let took = started.elapsed();
+        assert_eq!(index.len().await.unwrap(), n);
+        let mut lat = Vec::new();
+        let mut top1 = 0;
+        for k in 0..5_000u64 {
+            let i = k.wrapping_mul(104_729) % n;
+            let t = Instant::now();
+            let found = index
+                .search(partition(i), &test_vector(i, DIM), 4)
+                .await
+                .unwrap();
+            lat.push(t.elapsed());
+            top1 += usize::from(found.first().map(|f| f.id.0) == Some(i + 1));
+        }
+        lat.sort();
+        eprintln!(
+            "{name}: {n} inserts in {took:.1?} ({:.0}/s); search p50 {:?}, p99 {:?}; stored vector is its own top-1 in {top1}/5000",
+            n as f64 / took.as_secs_f64(),
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99)
+        );
+    }
+    eprintln!(
+        "redis-search memory: {} bytes per vector in Redis",
+        (used_memory(&server) - before) / n
+    );
+}
