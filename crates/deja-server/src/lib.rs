@@ -123,6 +123,8 @@ pub async fn connect_redis(config: &Config) -> anyhow::Result<Arc<RedisStore>> {
         prefix: config.store.key_prefix.clone(),
         entry_ttl_secs: config.store.entry_ttl_secs,
         response_timeout: Duration::from_millis(config.store.response_timeout_ms),
+        l1_max_entries: config.store.l1_max_entries,
+        l1_ttl: Duration::from_secs(config.store.l1_ttl_secs),
         ..RedisStoreOptions::default()
     };
     let store = RedisStore::connect(url, options)
@@ -234,6 +236,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 pub fn cache_options(config: &Config) -> CacheOptions {
     CacheOptions {
         min_similarity: config.cache.min_similarity,
+        min_confidence: config.cache.min_confidence,
         ttl_secs: config.cache.ttl_secs,
         candidates: config.cache.candidates,
         categories: config
@@ -247,9 +250,11 @@ pub fn cache_options(config: &Config) -> CacheOptions {
             .collect(),
         examples_min_similarity: config.cache.examples_min_similarity,
         verify: match config.cache.verify {
+            config::VerifySetting::Model => deja_core::VerifyMode::Model,
             config::VerifySetting::Rules => deja_core::VerifyMode::Rules,
             config::VerifySetting::Off => deja_core::VerifyMode::Off,
         },
+        verifier: None,
     }
 }
 
