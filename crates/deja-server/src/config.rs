@@ -380,10 +380,25 @@ pub enum StoreKind {
     Redis,
 }
 
+/// Where semantic search happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum IndexKind {
+    /// An HNSW index in each process, loaded from the store at start (with Redis: kept
+    /// current by the events stream).
+    #[default]
+    Local,
+    /// Redis Stack's (or Redis 8's) query engine on the Redis of `store.url`, shared by
+    /// every replica (`FT.SEARCH … KNN`); needs `store.kind = "redis"`, not a cluster.
+    RedisSearch,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     pub kind: StoreKind,
+    /// Where semantic search happens (`--index`).
+    pub index: IndexKind,
     /// Local store: when a stored entry is durable.
     pub durability: Durability,
     /// Local store: memory for the store's page cache, in bytes.
@@ -411,6 +426,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             kind: StoreKind::default(),
+            index: IndexKind::default(),
             durability: Durability::default(),
             cache_bytes: 64 * 1024 * 1024,
             url: None,
@@ -641,6 +657,15 @@ impl Config {
             }
             _ => {}
         }
+        if self.store.index == IndexKind::RedisSearch {
+            let url = self.store.url.as_deref().unwrap_or_default();
+            if self.store.kind != StoreKind::Redis || url.contains("+cluster://") {
+                return Err(ConfigError::Invalid {
+                    key: "store.index".into(),
+                    message: "\"redis-search\" needs store.kind = \"redis\" on a Redis Stack or Redis 8 server (not a cluster); use \"local\" otherwise".into(),
+                });
+            }
+        }
         if self.store.response_timeout_ms == 0 {
             return Err(ConfigError::Invalid {
                 key: "store.response_timeout_ms".into(),
@@ -762,6 +787,20 @@ mod tests {
                     assert!(e.to_string().starts_with(key), "{toml:?} {env:?}: {e}")
                 }
                 (got, want) => panic!("{toml:?} {env:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        for (toml, ok) in [
+            ("[store]\nkind = \"redis\"\nurl = \"redis://h:1\"\nindex = \"redis-search\"\n", true),
+            ("[store]\nindex = \"redis-search\"\n", false),
+            (
+                "[store]\nkind = \"redis\"\nurl = \"redis+cluster://h:1\"\nindex = \"redis-search\"\n",
+                false,
+            ),
+        ] {
+            let got = Config::from_toml(toml).unwrap().validate();
+            assert_eq!(got.is_ok(), ok, "{toml:?}: {got:?}");
+            if let Err(e) = got {
+                assert!(e.to_string().starts_with("store.index"), "{e}");
             }
         }
         let err = Config::from_toml("[store]\nkind = \"memcached\"\n").unwrap_err();

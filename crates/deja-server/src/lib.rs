@@ -24,10 +24,10 @@ use deja_core::{
 };
 use deja_embed::{BertEmbedder, BertOptions, HttpEmbedder, HttpEmbedderConfig};
 use deja_store_local::{HnswIndex, HnswParams, RedbStore, StoreDurability};
-use deja_store_redis::{RedisStore, RedisStoreOptions};
+use deja_store_redis::{RedisSearchIndex, RedisStore, RedisStoreOptions};
 
 use crate::coalesce::Inflight;
-use crate::config::{Config, Durability, EmbedderConfig, StoreKind};
+use crate::config::{Config, Durability, EmbedderConfig, IndexKind, StoreKind};
 use crate::upstream::Upstream;
 
 /// Everything a request handler needs; cheap to clone.
@@ -112,6 +112,18 @@ pub async fn build_store(config: &Config) -> anyhow::Result<Arc<dyn EntryStore>>
     })
 }
 
+/// The Redis options of `[store]`.
+fn redis_options(config: &Config) -> RedisStoreOptions {
+    RedisStoreOptions {
+        prefix: config.store.key_prefix.clone(),
+        entry_ttl_secs: config.store.entry_ttl_secs,
+        response_timeout: Duration::from_millis(config.store.response_timeout_ms),
+        l1_max_entries: config.store.l1_max_entries,
+        l1_ttl: Duration::from_secs(config.store.l1_ttl_secs),
+        ..RedisStoreOptions::default()
+    }
+}
+
 /// Connects to the Redis (standalone or Cluster) of `store.url`.
 pub async fn connect_redis(config: &Config) -> anyhow::Result<Arc<RedisStore>> {
     let url = config
@@ -119,15 +131,7 @@ pub async fn connect_redis(config: &Config) -> anyhow::Result<Arc<RedisStore>> {
         .url
         .as_deref()
         .context("store.url is required with store.kind = \"redis\"")?;
-    let options = RedisStoreOptions {
-        prefix: config.store.key_prefix.clone(),
-        entry_ttl_secs: config.store.entry_ttl_secs,
-        response_timeout: Duration::from_millis(config.store.response_timeout_ms),
-        l1_max_entries: config.store.l1_max_entries,
-        l1_ttl: Duration::from_secs(config.store.l1_ttl_secs),
-        ..RedisStoreOptions::default()
-    };
-    let store = RedisStore::connect(url, options)
+    let store = RedisStore::connect(url, redis_options(config))
         .await
         .with_context(|| format!("connecting to Redis at {}", config::redact_url(url)))?;
     Ok(Arc::new(store))
@@ -192,13 +196,38 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let embedder = build_embedder(&config)?;
     let snapshot_path = config.data_dir.join(snapshot::SNAPSHOT_FILE);
     let params = HnswParams::default();
-    let loaded = local
-        .as_ref()
-        .and_then(|l| snapshot::load(&snapshot_path, l, embedder.id(), embedder.dim(), params));
-    let from_snapshot = loaded.is_some();
-    let hnsw =
-        Arc::new(loaded.unwrap_or_else(|| HnswIndex::new(embedder.id(), embedder.dim(), params)));
-    let index: Arc<dyn VectorIndex> = hnsw.clone();
+    // The in-process index (possibly from its snapshot), unless replicas share Redis
+    // Stack's.
+    let (index, hnsw, from_snapshot): (Arc<dyn VectorIndex>, Option<Arc<HnswIndex>>, bool) =
+        match config.store.index {
+            IndexKind::Local => {
+                let loaded = local.as_ref().and_then(|l| {
+                    snapshot::load(&snapshot_path, l, embedder.id(), embedder.dim(), params)
+                });
+                let from_snapshot = loaded.is_some();
+                let hnsw = Arc::new(
+                    loaded.unwrap_or_else(|| HnswIndex::new(embedder.id(), embedder.dim(), params)),
+                );
+                (hnsw.clone(), Some(hnsw), from_snapshot)
+            }
+            IndexKind::RedisSearch => {
+                let url = config.store.url.as_deref().unwrap_or_default();
+                let shared = RedisSearchIndex::connect(
+                    url,
+                    &redis_options(&config),
+                    embedder.id(),
+                    embedder.dim(),
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "creating the vector index in Redis at {} (store.index = \"redis-search\" needs Redis Stack or Redis 8)",
+                        config::redact_url(url)
+                    )
+                })?;
+                (Arc::new(shared), None, false)
+            }
+        };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let cache = Cache::new(
         store,
@@ -207,7 +236,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         clock,
         cache_options(&config),
     )?;
-    if !from_snapshot {
+    // A shared index in Redis already holds every replica's vectors.
+    let shared_index = config.store.index == IndexKind::RedisSearch;
+    if !from_snapshot && !shared_index {
         let started = std::time::Instant::now();
         let n = cache
             .rebuild_index()
@@ -220,16 +251,17 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         );
     }
     if let (Some(r), Some(from)) = (&redis, events_from) {
-        // Runs as long as the cache (which owns the index) exists.
-        r.follow_events(Arc::downgrade(&index), from);
+        // Runs as long as the cache (which owns the store and index) exists.
+        r.follow_events((!shared_index).then(|| Arc::downgrade(&index)), from);
     }
     let examples = cache
         .embed_category_examples()
         .await
         .context("embedding the categories' example prompts")?;
     tracing::info!(examples, "category examples embedded");
-    let index_snapshot =
-        local.map(|l| snapshot::IndexSnapshot::new(snapshot_path, l, hnsw.clone()));
+    let index_snapshot = local
+        .zip(hnsw)
+        .map(|(l, hnsw)| snapshot::IndexSnapshot::new(snapshot_path, l, hnsw));
     AppState::with_index_snapshot(config, cache, index_snapshot)
 }
 

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use deja_server::config::{Config, StoreKind};
+use deja_server::config::{Config, IndexKind, StoreKind};
 use deja_testkit::mock_upstream::MockUpstream;
 use deja_testkit::redis_server::{RedisCluster, RedisServer};
 use serde_json::{json, Value};
@@ -37,6 +37,15 @@ struct Replica {
 
 impl Replica {
     async fn start(redis_url: &str, prefix: &str, upstream: &MockUpstream) -> Replica {
+        Self::start_with(redis_url, prefix, upstream, IndexKind::Local).await
+    }
+
+    async fn start_with(
+        redis_url: &str,
+        prefix: &str,
+        upstream: &MockUpstream,
+        index: IndexKind,
+    ) -> Replica {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
@@ -46,6 +55,7 @@ impl Replica {
         config.store.select("--store", redis_url).unwrap();
         assert_eq!(config.store.kind, StoreKind::Redis);
         config.store.key_prefix = prefix.to_string();
+        config.store.index = index;
         config.store.response_timeout_ms = 500;
         config.admin.token = Some(ADMIN_TOKEN.into());
         let state = deja_server::build_state(config).await.unwrap();
@@ -137,11 +147,11 @@ fn prefix() -> String {
 /// within a second (B's index follows the events stream) and on a replica started
 /// afterwards (its index is loaded from Redis); an invalidation on A is honoured by B and
 /// C, exactly and semantically.
-async fn replicas_share_entries(url: &str) {
+async fn replicas_share_entries(url: &str, index: IndexKind) {
     let upstream = MockUpstream::start().await.unwrap();
     let prefix = prefix();
-    let a = Replica::start(url, &prefix, &upstream).await;
-    let b = Replica::start(url, &prefix, &upstream).await;
+    let a = Replica::start_with(url, &prefix, &upstream, index).await;
+    let b = Replica::start_with(url, &prefix, &upstream, index).await;
     let question = "How do I reset my password?";
     let paraphrase = "how can I reset my password";
     let r = a.chat(question).await;
@@ -175,7 +185,7 @@ async fn replicas_share_entries(url: &str) {
     );
     assert_eq!(upstream.stats().chat_calls, calls);
 
-    let c = Replica::start(url, &prefix, &upstream).await;
+    let c = Replica::start_with(url, &prefix, &upstream, index).await;
     let r = c.chat_no_store(paraphrase).await;
     assert_eq!(
         outcome(&r),
@@ -213,7 +223,7 @@ async fn replicas_share_one_redis() {
     let Some(server) = RedisServer::standalone_or_skip() else {
         return;
     };
-    replicas_share_entries(&server.url()).await;
+    replicas_share_entries(&server.url(), IndexKind::Local).await;
 }
 
 #[tokio::test]
@@ -224,7 +234,20 @@ async fn replicas_share_one_redis_cluster() {
     let Some(cluster) = RedisCluster::start_or_skip() else {
         return;
     };
-    replicas_share_entries(&cluster.url()).await;
+    replicas_share_entries(&cluster.url(), IndexKind::Local).await;
+}
+
+/// The same on Redis Stack with the shared query-engine index (`--index redis-search`):
+/// no replica loads or follows vectors; they all search the one index in Redis.
+#[tokio::test]
+async fn replicas_share_one_redis_stack_search_index() {
+    if !model_available() {
+        return;
+    }
+    let Some(server) = RedisServer::stack_or_skip() else {
+        return;
+    };
+    replicas_share_entries(&server.url(), IndexKind::RedisSearch).await;
 }
 
 /// Redis killed during load: every request is still answered (bypassing the cache), the

@@ -86,7 +86,7 @@ fn parse_event(map: &std::collections::HashMap<String, Value>, origin: &str) -> 
 /// refusals (another embedder, another dimension) are skipped, as at bootstrap.
 async fn apply(
     store: &RedisStore,
-    index: &dyn VectorIndex,
+    index: Option<&dyn VectorIndex>,
     event: Event,
 ) -> Result<(), StoreError> {
     match event {
@@ -94,6 +94,9 @@ async fn apply(
             if let Some(x) = exact {
                 store.forget_exact(&x);
             }
+            let Some(index) = index else {
+                return Ok(());
+            };
             let Some(rec) = store.get_record(id).await? else {
                 return Ok(());
             };
@@ -112,6 +115,9 @@ async fn apply(
             if let Some(x) = exact {
                 store.forget_exact(&x);
             }
+            let Some(index) = index else {
+                return Ok(());
+            };
             if let Err(e) = index.remove(partition, id).await {
                 tracing::warn!(error = %deja_core::ErrorChain(&e), %id, "dropping a replicated removal failed");
             }
@@ -122,11 +128,13 @@ async fn apply(
 
 impl RedisStore {
     /// Follows the events written after `from` (see [`RedisStore::events_tail`]) into
-    /// `index` until the index is dropped. Read `from` before loading the index from the
-    /// store, so nothing written during the load is missed.
+    /// `index` (if given: an in-process index; a shared one needs no updates) and the
+    /// L1, until the index is dropped or no one but the follower holds this store. Read
+    /// `from` before loading the index from the store, so nothing written during the load
+    /// is missed.
     pub fn follow_events(
         self: &Arc<Self>,
-        index: Weak<dyn VectorIndex>,
+        index: Option<Weak<dyn VectorIndex>>,
         from: String,
     ) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
@@ -134,12 +142,15 @@ impl RedisStore {
     }
 }
 
-async fn follow(store: Arc<RedisStore>, index: Weak<dyn VectorIndex>, mut last: String) {
+async fn follow(store: Arc<RedisStore>, index: Option<Weak<dyn VectorIndex>>, mut last: String) {
     let key = store.events_key();
     let mut conn = None;
     let mut failing = false;
+    let abandoned = |store: &Arc<RedisStore>| {
+        Arc::strong_count(store) == 1 || index.as_ref().is_some_and(|i| i.strong_count() == 0)
+    };
     loop {
-        if index.strong_count() == 0 {
+        if abandoned(&store) {
             return;
         }
         let c = match &conn {
@@ -186,12 +197,16 @@ async fn follow(store: Arc<RedisStore>, index: Weak<dyn VectorIndex>, mut last: 
         let Some(reply) = reply else {
             continue; // no event within BLOCK_MS
         };
-        let Some(idx) = index.upgrade() else {
-            return;
+        let idx = match &index {
+            Some(weak) => match weak.upgrade() {
+                Some(idx) => Some(idx),
+                None => return,
+            },
+            None => None,
         };
         for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
             if let Some(event) = parse_event(&entry.map, store.origin()) {
-                if let Err(e) = apply(&store, idx.as_ref(), event).await {
+                if let Err(e) = apply(&store, idx.as_deref(), event).await {
                     // Not applied: read again from here after a pause.
                     tracing::warn!(error = %deja_core::ErrorChain(&e), "applying an index event failed; retrying");
                     tokio::time::sleep(RETRY).await;

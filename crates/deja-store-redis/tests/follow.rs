@@ -69,7 +69,7 @@ async fn follows(url: &str) {
         index.insert(*p, *id, v).await.unwrap();
     }
     assert_eq!(index.len().await.unwrap(), 1);
-    let task = b.follow_events(Arc::downgrade(&index), tail);
+    let task = b.follow_events(Some(Arc::downgrade(&index)), tail);
 
     let e = entry(1, p);
     a.put(&e).await.unwrap();
@@ -152,7 +152,7 @@ async fn l1_follows(url: &str) {
     );
     let index: Arc<dyn VectorIndex> =
         Arc::new(HnswIndex::new("test:emb", DIM, HnswParams::default()));
-    let task = b.follow_events(Arc::downgrade(&index), b.events_tail().await.unwrap());
+    let task = b.follow_events(Some(Arc::downgrade(&index)), b.events_tail().await.unwrap());
     let p = PartitionKey([8; 16]);
     let first = entry(10, p);
     a.put(&first).await.unwrap();

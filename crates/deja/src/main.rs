@@ -100,6 +100,10 @@ struct ServeArgs {
     /// `DEJA_STORE`).
     #[arg(long, value_name = "local|URL")]
     store: Option<String>,
+    /// Where semantic search happens: `local` (an index in this process) or
+    /// `redis-search` (Redis Stack's query engine, shared by every replica).
+    #[arg(long, value_parser = ["local", "redis-search"])]
+    index: Option<String>,
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -236,6 +240,13 @@ fn serve_config(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = &args.store {
         config.store.select("--store", v)?;
+    }
+    if let Some(v) = &args.index {
+        config.store.index = if v == "redis-search" {
+            deja_server::config::IndexKind::RedisSearch
+        } else {
+            deja_server::config::IndexKind::Local
+        };
     }
     config.validate()?;
     Ok(config)
