@@ -462,3 +462,287 @@ pub async fn run_workload(config: Config, dir: &std::path::Path) -> anyhow::Resu
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
+
+/// `deja bench --transfer`: export and import throughput. Writes `entries` synthetic
+/// entries (one partition, `answer_bytes` answers, one tag, a vector each) as an export
+/// file, then times the three paths users run: `deja import --data-dir` (a stopped store),
+/// `deja export --data-dir`, and `deja import --server` (a running cache, which also
+/// indexes every vector).
+pub async fn run_transfer(config: Config, args: BenchArgs) -> anyhow::Result<()> {
+    use deja_server::admin::transfer::{export_lines, ExportLine, ImportTarget, Importer};
+    use std::io::{Read, Write};
+
+    let scratch = tempfile::tempdir().context("creating a scratch dir")?;
+    let file = scratch.path().join("entries.jsonl");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let centres: Vec<Vec<f32>> = (0..1000)
+        .map(|_| {
+            let mut v: Vec<f32> = (0..args.dim).map(|_| rng.gen::<f32>() - 0.5).collect();
+            unit(&mut v);
+            v
+        })
+        .collect();
+    let mut kb = KeyBuilder::new("bench/v1");
+    kb.str("tenant", "bench");
+    let partition = kb.finish_partition();
+    let answer = vec![b'x'; args.answer_bytes];
+    {
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(&file).with_context(|| format!("creating {}", file.display()))?,
+        );
+        for i in 0..args.entries {
+            let prompt = format!("bench prompt {i}: how do I configure feature {}?", i % 977);
+            let entry = deja_core::Entry {
+                id: deja_core::EntryId(i as u64 + 1),
+                partition,
+                exact_key: deja_core::ExactKey::new(&partition, &prompt),
+                prompt,
+                model: "bench".into(),
+                answer: Answer::Body(answer.clone()),
+                usage: Usage {
+                    prompt_tokens: 20,
+                    completion_tokens: 200,
+                },
+                created_at_ms: 1_700_000_000_000 + i as u64,
+                last_hit_ms: 0,
+                hit_count: 0,
+                category: "default".into(),
+                namespace: String::new(),
+                tags: vec![format!("product:{}", i % 1000)],
+                embedder_id: "bench:precomputed".into(),
+                vector: clustered(&mut rng, &centres, 0.08),
+                request: None,
+            };
+            serde_json::to_writer(&mut out, &ExportLine::from_entry(&entry))?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+    }
+    let file_bytes = std::fs::metadata(&file)?.len();
+
+    // Reads the file in the CLI's chunk size into an importer.
+    async fn import_file(path: &std::path::Path, mut imp: Importer) -> anyhow::Result<u64> {
+        let mut input = std::fs::File::open(path)?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = input.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            imp.push(&buf[..n]).await?;
+        }
+        Ok(imp.finish().await?)
+    }
+
+    let mut store_config = config.clone();
+    store_config.data_dir = scratch.path().join("stopped");
+    let store: Arc<dyn deja_core::EntryStore> = Arc::new(deja_server::open_store(&store_config)?);
+    let started = Instant::now();
+    let n = import_file(
+        &file,
+        Importer::new(ImportTarget::Store(store.clone()), HashMap::new()),
+    )
+    .await?;
+    anyhow::ensure!(
+        n as usize == args.entries,
+        "imported {n} of {}",
+        args.entries
+    );
+    let import_secs = started.elapsed().as_secs_f64();
+
+    let exported = scratch.path().join("export.jsonl");
+    let started = Instant::now();
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&exported)?);
+        let mut rx = export_lines(store.clone());
+        let mut lines = 0usize;
+        while let Some(line) = rx.recv().await {
+            out.write_all(line?.as_bytes())?;
+            lines += 1;
+        }
+        out.flush()?;
+        anyhow::ensure!(
+            lines == args.entries,
+            "exported {lines} of {}",
+            args.entries
+        );
+    }
+    let export_secs = started.elapsed().as_secs_f64();
+    drop(store);
+
+    let Harness { cache, _dir, .. } = Harness::new(config, args.dim)?;
+    let started = Instant::now();
+    let n = import_file(
+        &exported,
+        Importer::new(ImportTarget::Cache(cache.clone()), HashMap::new()),
+    )
+    .await?;
+    anyhow::ensure!(
+        n as usize == args.entries,
+        "imported {n} of {}",
+        args.entries
+    );
+    let live_secs = started.elapsed().as_secs_f64();
+
+    let per_sec = |secs: f64| args.entries as f64 / secs;
+    let report = serde_json::json!({
+        "entries": args.entries,
+        "file_bytes_per_entry": file_bytes as f64 / args.entries.max(1) as f64,
+        "import_stopped_store_per_sec": per_sec(import_secs),
+        "export_per_sec": per_sec(export_secs),
+        "import_running_cache_per_sec": per_sec(live_secs),
+        "durability": format!("{:?}", store_config.store.durability),
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// Exact lookups on random entries from a background task until `stop`, with their
+/// latencies (µs) and how many were hits.
+fn spawn_lookups(
+    cache: Cache,
+    prompts: Arc<Vec<(deja_core::PartitionKey, String)>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<(Vec<f64>, usize)> {
+    tokio::spawn(async move {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut lat = Vec::new();
+        let mut hits = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let (partition, prompt) = &prompts[rng.gen_range(0..prompts.len())];
+            let t = Instant::now();
+            let found = cache
+                .lookup(&LookupRequest {
+                    category: None,
+                    partition: *partition,
+                    prompt,
+                    semantic: SemanticMode::ExactOnly,
+                    min_similarity: None,
+                    max_age_secs: None,
+                })
+                .await;
+            lat.push(t.elapsed().as_secs_f64() * 1e6);
+            hits += usize::from(matches!(found, Lookup::ExactHit(_)));
+            // Lets the runtime run the other task on this worker too.
+            tokio::task::yield_now().await;
+        }
+        lat.sort_by(f64::total_cmp);
+        (lat, hits)
+    })
+}
+
+/// Runs `work` while exact lookups run beside it; returns its result, how long it took,
+/// and the lookups' p50 / p99 (µs), count and hit share.
+async fn beside_lookups<T>(
+    cache: &Cache,
+    prompts: &Arc<Vec<(deja_core::PartitionKey, String)>>,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(T, f64, serde_json::Value)> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lookups = spawn_lookups(cache.clone(), prompts.clone(), stop.clone());
+    let started = Instant::now();
+    let out = work.await;
+    let secs = started.elapsed().as_secs_f64();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (lat, hits) = lookups.await?;
+    let stats = serde_json::json!({
+        "lookups": lat.len(),
+        "hit_share": hits as f64 / lat.len().max(1) as f64,
+        "p50_us": pct(&lat, 0.5),
+        "p99_us": pct(&lat, 0.99),
+    });
+    Ok((out?, secs, stats))
+}
+
+/// `deja bench --lifecycle`: invalidation and eviction at scale while hits are served.
+/// Stores `entries` entries over 100 tenants (100 partitions), a hundredth of them tagged
+/// `product:7`, then measures exact-hit latency (a) alone for two seconds, (b) while the
+/// tag is invalidated, (c) while eviction brings the cache to 95% of its size.
+pub async fn run_lifecycle(config: Config, args: BenchArgs) -> anyhow::Result<()> {
+    let Harness { cache, _dir, .. } = Harness::new(config, args.dim)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+    let centres: Vec<Vec<f32>> = (0..1000)
+        .map(|_| {
+            let mut v: Vec<f32> = (0..args.dim).map(|_| rng.gen::<f32>() - 0.5).collect();
+            unit(&mut v);
+            v
+        })
+        .collect();
+    let partitions: Vec<deja_core::PartitionKey> = (0..100)
+        .map(|t| {
+            let mut kb = KeyBuilder::new("bench/v1");
+            kb.str("tenant", &format!("tenant-{t}"));
+            kb.finish_partition()
+        })
+        .collect();
+    let answer = vec![b'x'; args.answer_bytes];
+    let mut prompts = Vec::with_capacity(args.entries);
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(1024);
+    for i in 0..args.entries {
+        let partition = partitions[i % partitions.len()];
+        let prompt = format!("bench prompt {i}");
+        prompts.push((partition, prompt.clone()));
+        batch.push(deja_core::Entry {
+            id: deja_core::EntryId(i as u64 + 1),
+            partition,
+            exact_key: deja_core::ExactKey::new(&partition, &prompt),
+            prompt,
+            model: "bench".into(),
+            answer: Answer::Body(answer.clone()),
+            usage: Usage::default(),
+            created_at_ms: 1_700_000_000_000 + i as u64,
+            last_hit_ms: 0,
+            hit_count: 0,
+            category: "default".into(),
+            namespace: String::new(),
+            tags: vec![format!("product:{}", (i / partitions.len()) % 100)],
+            embedder_id: "bench:precomputed".into(),
+            vector: clustered(&mut rng, &centres, 0.08),
+            request: None,
+        });
+        if batch.len() == 1024 || i + 1 == args.entries {
+            cache.restore_many(&batch).await?;
+            batch.clear();
+            if !args.json && (i + 1) % 100_000 < 1024 {
+                eprintln!("stored {}/{}", i + 1, args.entries);
+            }
+        }
+    }
+    let fill_secs = started.elapsed().as_secs_f64();
+    let prompts = Arc::new(prompts);
+
+    let (_, _, alone) = beside_lookups(&cache, &prompts, async {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        Ok(())
+    })
+    .await?;
+    let (invalidated, invalidate_secs, during_invalidation) =
+        beside_lookups(&cache, &prompts, async {
+            Ok(cache
+                .invalidate(&deja_core::Invalidate::Tag("product:7".into()))
+                .await?)
+        })
+        .await?;
+    let limits = deja_core::CapacityLimits {
+        max_entries: Some(args.entries as u64 * 95 / 100),
+        ..Default::default()
+    };
+    let (evicted, evict_secs, during_eviction) = beside_lookups(&cache, &prompts, async {
+        Ok(cache.enforce_capacity(&limits).await?)
+    })
+    .await?;
+    let report = serde_json::json!({
+        "entries": args.entries,
+        "fill_per_sec": args.entries as f64 / fill_secs,
+        "exact_hits_alone": alone,
+        "invalidated": invalidated,
+        "invalidate_secs": invalidate_secs,
+        "exact_hits_during_invalidation": during_invalidation,
+        "evicted": evicted,
+        "evict_secs": evict_secs,
+        "exact_hits_during_eviction": during_eviction,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

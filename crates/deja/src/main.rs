@@ -64,6 +64,12 @@ enum Command {
         /// synthetic entries.
         #[arg(long)]
         workload: Option<PathBuf>,
+        /// Measure export and import throughput (stopped store, running cache) instead.
+        #[arg(long, conflicts_with = "workload")]
+        transfer: bool,
+        /// Measure invalidation and eviction while exact hits are served instead.
+        #[arg(long, conflicts_with_all = ["workload", "transfer"])]
+        lifecycle: bool,
     },
     /// Run a deterministic mock OpenAI-compatible upstream (for demos and tests).
     MockUpstream {
@@ -164,6 +170,8 @@ fn run() -> anyhow::Result<()> {
             answer_bytes,
             json,
             workload,
+            transfer,
+            lifecycle,
         } => {
             if let Some(dir) = workload {
                 return rt.block_on(bench::run_workload(Config::default(), &dir));
@@ -175,6 +183,12 @@ fn run() -> anyhow::Result<()> {
                 answer_bytes,
                 json,
             };
+            if transfer {
+                return rt.block_on(bench::run_transfer(Config::default(), args));
+            }
+            if lifecycle {
+                return rt.block_on(bench::run_lifecycle(Config::default(), args));
+            }
             rt.block_on(bench::run(Config::default(), args))
         }
         Command::MockUpstream { listen } => {

@@ -296,8 +296,10 @@ const IMPORT_BATCH_ENTRIES: usize = 1024;
 const IMPORT_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 /// Stores JSON lines as they arrive, in batches written whole (one store transaction
-/// each); an entry with the same id or exact key as a stored one replaces it. Lines are
-/// checked as they arrive, so a bad line stops the import before its batch is written.
+/// each); an entry with the same id or exact key as a stored one replaces it. One batch is
+/// written in the background while the next is parsed, so parsing and writing share the
+/// two halves of the work. A bad line stops the import after the lines before it are
+/// written.
 pub struct Importer {
     target: ImportTarget,
     /// Vector dimension per embedder id, from the caller (the current embedder, what is
@@ -314,9 +316,15 @@ pub struct Importer {
     batch: Vec<Entry>,
     batch_bytes: usize,
     batch_lines: (u64, u64),
+    /// The batch being written (yielding how many entries it stored), and its lines.
+    in_flight: Option<(Writing, (u64, u64))>,
 }
 
+/// A batch being written in the background; it yields how many entries it stored.
+type Writing = tokio::task::JoinHandle<Result<u64, ImportError>>;
+
 /// Where imported entries go.
+#[derive(Clone)]
 pub enum ImportTarget {
     /// A running cache: each entry is stored and indexed.
     Cache(deja_core::Cache),
@@ -336,6 +344,7 @@ impl Importer {
             batch: Vec::new(),
             batch_bytes: 0,
             batch_lines: (0, 0),
+            in_flight: None,
         }
     }
 
@@ -359,6 +368,7 @@ impl Importer {
         self.scanned = self.pending.len();
         if self.pending.len() > MAX_LINE_BYTES {
             self.write_batch().await?;
+            self.settle().await?;
             return Err(ImportError::Line {
                 line: self.line + 1,
                 reason: format!("longer than {MAX_LINE_BYTES} bytes"),
@@ -376,36 +386,56 @@ impl Importer {
             self.store_line(&line).await?;
         }
         self.write_batch().await?;
+        self.settle().await?;
         Ok(self.imported)
     }
 
-    /// Writes the batched entries in one store transaction (then indexes them, for a
-    /// running cache).
+    /// Starts writing the batched entries (in one store transaction, then indexing them
+    /// for a running cache), after the batch before them is written.
     async fn write_batch(&mut self) -> Result<(), ImportError> {
+        self.settle().await?;
         if self.batch.is_empty() {
             return Ok(());
         }
+        let batch = std::mem::take(&mut self.batch);
         let (line, last) = self.batch_lines;
-        match &self.target {
-            ImportTarget::Store(store) => store
-                .put_many(&self.batch)
-                .await
-                .map(drop)
-                .map_err(|source| ImportError::Store { line, last, source })?,
-            ImportTarget::Cache(cache) => {
-                cache
-                    .restore_many(&self.batch)
-                    .await
-                    .map_err(|e| ImportError::Index {
-                        line,
-                        last,
-                        reason: deja_core::ErrorChain(&e).to_string(),
-                    })?
-            }
-        }
-        self.imported += self.batch.len() as u64;
-        self.batch.clear();
         self.batch_bytes = 0;
+        let target = self.target.clone();
+        let writing = tokio::spawn(async move {
+            match &target {
+                ImportTarget::Store(store) => store
+                    .put_many(&batch)
+                    .await
+                    .map(drop)
+                    .map_err(|source| ImportError::Store { line, last, source })?,
+                ImportTarget::Cache(cache) => {
+                    cache
+                        .restore_many(&batch)
+                        .await
+                        .map_err(|e| ImportError::Index {
+                            line,
+                            last,
+                            reason: deja_core::ErrorChain(&e).to_string(),
+                        })?
+                }
+            }
+            Ok(batch.len() as u64)
+        });
+        self.in_flight = Some((writing, (line, last)));
+        Ok(())
+    }
+
+    /// Waits for the batch being written.
+    async fn settle(&mut self) -> Result<(), ImportError> {
+        let Some((writing, (line, last))) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let written = writing.await.map_err(|e| ImportError::Index {
+            line,
+            last,
+            reason: format!("the writer task failed: {e}"),
+        })??;
+        self.imported += written;
         Ok(())
     }
 
@@ -418,6 +448,7 @@ impl Importer {
             Ok(None) => return Ok(()),
             Err(e) => {
                 self.write_batch().await?;
+                self.settle().await?;
                 return Err(e);
             }
         };
