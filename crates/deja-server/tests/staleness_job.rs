@@ -244,8 +244,13 @@ async fn samples_in_rotation_within_the_daily_call_budget_and_invalidates_change
     let r3 = job.run_pass().await;
     assert_eq!((r3.checked, r3.changed, r3.removed), (1, 1, 1));
     assert!(r3.budget_exhausted);
-    // The embedding item was passed over without a call somewhere in those passes.
-    assert_eq!(r1.skipped + r2.skipped + r3.skipped, 1);
+    // The embedding item was passed over without a call if the rotation reached it (ids
+    // are random: it may come after the 5th chat entry).
+    let embedding = entries.iter().find(|e| e.request.is_none()).unwrap();
+    assert_eq!(
+        r1.skipped + r2.skipped + r3.skipped,
+        u64::from(embedding.id < order[4].id)
+    );
     let asked: Vec<String> = (0..5).map(prompt).collect();
     assert_eq!(s.mock.state().chat_questions(), asked);
     assert_eq!(s.mock.stats().chat_calls, 5);
