@@ -232,3 +232,44 @@ async fn cluster_shard_restart_loses_nothing_persisted() {
         entries.iter().filter(|e| e.tags[0] == "t0").count()
     );
 }
+
+/// `entry_ttl_secs` becomes a Redis expiry on the record, its exact key and (once hit)
+/// its hits; without it nothing expires.
+#[tokio::test]
+async fn entry_ttl_is_a_redis_expiry() {
+    let Some(server) = RedisServer::standalone_or_skip() else {
+        return;
+    };
+    let pttl = |key: &str| -> i64 {
+        let reply = server.command(&format!("PTTL {key}")).unwrap();
+        reply.trim().trim_start_matches(':').parse().unwrap()
+    };
+    let p = PartitionKey([9; 16]);
+    for ttl in [None, Some(3_600u64)] {
+        let o = RedisStoreOptions {
+            entry_ttl_secs: ttl,
+            ..opts("ttl")
+        };
+        let prefix = o.prefix.clone();
+        let store = RedisStore::connect(&server.url(), o).await.unwrap();
+        let e = entry(1, p, 8);
+        store.put(&e).await.unwrap();
+        store.record_hit(e.id, 5).await.unwrap();
+        store.flush().await.unwrap();
+        let hex: String = e.exact_key.0.iter().map(|b| format!("{b:02x}")).collect();
+        for key in [
+            format!("{prefix}:e:{{{:016x}}}", e.id.0),
+            format!("{prefix}:h:{{{:016x}}}", e.id.0),
+            format!("{prefix}:x:{{{hex}}}"),
+        ] {
+            let left = pttl(&key);
+            match ttl {
+                None => assert_eq!(left, -1, "{key} expires without a TTL"),
+                Some(secs) => assert!(
+                    left > 0 && left <= secs as i64 * 1000,
+                    "{key}: PTTL {left} with entry_ttl_secs {secs}"
+                ),
+            }
+        }
+    }
+}
