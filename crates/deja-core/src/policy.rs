@@ -76,6 +76,12 @@ impl Policy {
         others: Vec<CategorySpec>,
         examples_min_similarity: f32,
     ) -> Result<Policy, PolicyError> {
+        if default_min_confidence.is_some_and(|m| !(0.0..=1.0).contains(&m)) {
+            return Err(PolicyError::Invalid {
+                name: DEFAULT_CATEGORY.to_string(),
+                message: "min_confidence must be between 0 and 1".into(),
+            });
+        }
         let mut categories = vec![CategorySpec {
             name: DEFAULT_CATEGORY.to_string(),
             min_similarity: default_min_similarity,
@@ -323,5 +329,12 @@ mod tests {
                 .to_string();
             assert!(err.contains(want), "{err}");
         }
+        let err = Policy::new(0.95, Some(1.5), None, Vec::new(), 0.6)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("default") && err.contains("min_confidence"),
+            "{err}"
+        );
     }
 }

@@ -906,14 +906,19 @@ mod tests {
     fn configured_categories_replace_the_built_in_set() {
         assert!(Config::default().categories.contains_key("transactional"));
         let c = Config::from_toml(
-            "[categories.pricing]\nmin_similarity = 0.97\nttl_secs = 14400\nkeywords = [\"price\"]\n",
+            "[cache]\nmin_confidence = 0.9\n[categories.pricing]\nmin_similarity = 0.97\nmin_confidence = 0.95\nttl_secs = 14400\nkeywords = [\"price\"]\n",
         )
         .unwrap();
         assert_eq!(c.categories.len(), 1);
+        assert_eq!(c.cache.min_confidence, Some(0.9));
         let pricing = &c.categories["pricing"];
         assert_eq!(
-            (pricing.min_similarity, pricing.ttl_secs),
-            (0.97, Some(14400))
+            (
+                pricing.min_similarity,
+                pricing.min_confidence,
+                pricing.ttl_secs
+            ),
+            (0.97, Some(0.95), Some(14400))
         );
         assert!(pricing.cacheable, "cacheable by default");
         let err = Config::from_toml("[categories.x]\nmin_similarity = 0.9\nttl = 5\n").unwrap_err();
