@@ -1284,6 +1284,51 @@ mod tests {
     }
 
     #[test]
+    fn defaults_count_hits_false_hits_and_bypasses_by_reason() {
+        let with = |label: bool, deja: Option<Decision>| PairOutcome {
+            deja,
+            ..isolated(label, 0.9, false)
+        };
+        let outcomes = [
+            with(true, Some(Decision::Hit)),
+            with(true, Some(Decision::Miss)),
+            with(true, Some(Decision::Bypass("time-sensitive".into()))),
+            with(false, Some(Decision::Hit)),
+            with(false, Some(Decision::OtherEntry)),
+            with(false, Some(Decision::Miss)),
+            with(false, Some(Decision::Bypass("time-sensitive".into()))),
+            with(false, Some(Decision::Bypass("category".into()))),
+        ];
+        let d = Defaults::of(&outcomes).unwrap();
+        assert_eq!((d.counts.positives, d.counts.negatives), (3, 5));
+        assert_eq!((d.counts.hits, d.counts.false_hits), (1, 2));
+        assert_eq!(
+            d.bypasses,
+            BTreeMap::from([
+                ("category".to_string(), 1),
+                ("time-sensitive".to_string(), 2)
+            ])
+        );
+        // A bypassed pair is not served: it counts against the hit rate.
+        assert_eq!(d.hit_rate, Some(1.0 / 3.0));
+        // Dumps made before decisions were recorded have none to report.
+        assert!(Defaults::of(&[with(true, None)]).is_none());
+    }
+
+    #[test]
+    fn serving_by_confidence_needs_the_gate_and_no_veto() {
+        let at = |similarity: f32, confidence: Option<f32>| PairOutcome {
+            confidence,
+            ..isolated(false, similarity, false)
+        };
+        let outcomes = [at(0.95, Some(0.9)), at(0.7, Some(0.99)), at(0.99, None)];
+        let c = Counts::at(&outcomes, 0.8, Serving::Confidence { gate: 0.8 });
+        assert_eq!(c.false_hits, 1);
+        let c = Counts::at(&outcomes, 0.95, Serving::Confidence { gate: 0.8 });
+        assert_eq!(c.false_hits, 0);
+    }
+
+    #[test]
     fn no_positives_and_no_negatives() {
         let negatives = [isolated(false, 0.99, false), isolated(false, 0.5, false)];
         let c = Counts::at(&negatives, 0.9, Serving::Verified);
