@@ -659,7 +659,9 @@ async fn beside_lookups<T>(
 /// `product:7`, then measures exact-hit latency (a) alone for two seconds, (b) while the
 /// tag is invalidated, (c) while eviction brings the cache to 95% of its size.
 pub async fn run_lifecycle(config: Config, args: BenchArgs) -> anyhow::Result<()> {
-    let Harness { cache, _dir, .. } = Harness::new(config, args.dim)?;
+    let Harness {
+        cache, index, _dir, ..
+    } = Harness::new(config, args.dim)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(13);
     let centres: Vec<Vec<f32>> = (0..1000)
         .map(|_| {
@@ -732,9 +734,32 @@ pub async fn run_lifecycle(config: Config, args: BenchArgs) -> anyhow::Result<()
         Ok(cache.enforce_capacity(&limits).await?)
     })
     .await?;
+    // What a restart costs: writing and loading the index snapshot (building it again from
+    // the stored vectors costs what filling did).
+    use deja_core::VectorIndex as _;
+    let snapshot = _dir.path().join("index.snapshot");
+    let started = Instant::now();
+    index.save_snapshot(&snapshot, 1)?;
+    let snapshot_save_secs = started.elapsed().as_secs_f64();
+    let snapshot_bytes = std::fs::metadata(&snapshot)?.len();
+    let started = Instant::now();
+    let (loaded, _) = deja_store_local::HnswIndex::load_snapshot(
+        &snapshot,
+        index.embedder_id(),
+        args.dim,
+        index.params(),
+    )?;
+    let snapshot_load_secs = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        loaded.len_sync() == index.len_sync(),
+        "the loaded snapshot lost vectors"
+    );
     let report = serde_json::json!({
         "entries": args.entries,
         "fill_per_sec": args.entries as f64 / fill_secs,
+        "snapshot_save_secs": snapshot_save_secs,
+        "snapshot_load_secs": snapshot_load_secs,
+        "snapshot_bytes_per_entry": snapshot_bytes as f64 / args.entries.max(1) as f64,
         "exact_hits_alone": alone,
         "invalidated": invalidated,
         "invalidate_secs": invalidate_secs,
