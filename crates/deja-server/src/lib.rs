@@ -7,6 +7,7 @@ pub mod coalesce;
 pub mod config;
 pub mod controls;
 pub mod error;
+pub mod metrics;
 pub mod routes;
 pub mod snapshot;
 pub mod staleness;
@@ -42,6 +43,8 @@ struct AppInner {
     rules: deja_core::rules::NeverCacheRules,
     upstream: Upstream,
     inflight: Inflight,
+    /// What `GET /metrics` reports; recorded by the routes.
+    metrics: Arc<metrics::Metrics>,
     /// Where the embedded backend keeps its index between runs (written at shutdown).
     index_snapshot: Option<snapshot::IndexSnapshot>,
 }
@@ -61,8 +64,10 @@ impl AppState {
         let upstream = Upstream::new(&config.upstream).context("building the upstream client")?;
         let rules = deja_core::rules::NeverCacheRules::new(&config.rules)
             .context("compiling the never-cache rules ([rules] in the config)")?;
+        let metrics = Arc::new(metrics::Metrics::new(&config.rules));
         Ok(AppState {
             inner: Arc::new(AppInner {
+                metrics,
                 config,
                 cache,
                 rules,
@@ -87,6 +92,9 @@ impl AppState {
     }
     pub fn inflight(&self) -> &Inflight {
         &self.inner.inflight
+    }
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
     }
 }
 
@@ -309,6 +317,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chat/completions", post(routes::chat::chat_completions))
         .route("/v1/embeddings", post(routes::embeddings::embeddings))
         .route("/health", get(health))
+        .route("/metrics", get(metrics::scrape))
         .nest("/admin", admin::router(state.clone()))
         .fallback(routes::passthrough::passthrough)
         .with_state(state)

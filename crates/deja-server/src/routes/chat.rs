@@ -3,6 +3,8 @@
 //! completed normally. Hits are served in the shape the client asked for (JSON or SSE),
 //! whatever shape they were recorded in.
 
+use std::time::Instant;
+
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -16,6 +18,7 @@ use futures::StreamExt;
 use crate::coalesce::LeaderGuard;
 use crate::controls::{tenant, Controls};
 use crate::error::ApiError;
+use crate::metrics::Endpoint;
 use crate::routes::{read_body, wire_error, CacheHeader};
 use crate::upstream::{map_send_error, response_headers};
 use crate::AppState;
@@ -39,6 +42,8 @@ pub async fn chat_completions(
     let exact = ExactKey::new(&key.partition, &key.prompt);
     let category_hint = category_hint(&app, &headers)?;
     let tags = crate::admin::tags_from_headers(&headers)?;
+    // Counts the request, with its duration, when this function returns.
+    let mut record = app.metrics().request(Endpoint::Chat);
 
     let mut vector = None;
     let mut rejected = None;
@@ -65,16 +70,22 @@ pub async fn chat_completions(
             app.inflight().wait(&exact).await;
             match app.cache().lookup(&lookup).await {
                 Lookup::ExactHit(entry) => {
+                    let usage = entry.usage;
                     if let Some(resp) = serve_hit(entry, &CacheHeader::HitExact, want) {
+                        record.hit_exact();
+                        app.metrics().tokens_avoided(usage);
                         return Ok(resp);
                     }
                     outcome = CacheHeader::Bypass("unreadable-entry");
                     break;
                 }
                 Lookup::SemanticHit { entry, similarity } => {
+                    let usage = entry.usage;
                     if let Some(resp) =
                         serve_hit(entry, &CacheHeader::HitSemantic(similarity), want)
                     {
+                        record.hit_semantic();
+                        app.metrics().tokens_avoided(usage);
                         return Ok(resp);
                     }
                     outcome = CacheHeader::Bypass("unreadable-entry");
@@ -120,11 +131,19 @@ pub async fn chat_completions(
         _guard: guard,
     });
 
+    record.set(&outcome);
+    if let Some(r) = rejected {
+        app.metrics().verification_reject(r);
+    }
     app.cache().count(|c| c.upstream_calls += 1);
-    let upstream = app
+    let started = Instant::now();
+    let sent = app
         .upstream()
         .send(Method::POST, PATH, &headers, bytes, !want.stream)
-        .await?;
+        .await;
+    app.metrics()
+        .upstream_call(Endpoint::Chat, started.elapsed());
+    let upstream = sent?;
     let status = upstream.status();
     let mut resp_headers = response_headers(upstream.headers());
     outcome.write(&mut resp_headers);

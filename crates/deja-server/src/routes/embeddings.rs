@@ -5,6 +5,7 @@
 //! label and `x-deja-tags`, so invalidation by namespace, tenant or tag reaches it.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -15,6 +16,7 @@ use deja_openai::embeddings::{self as wire, EncodingFormat};
 
 use crate::controls::{tenant, Controls};
 use crate::error::ApiError;
+use crate::metrics::Endpoint;
 use crate::routes::{read_body, wire_error, CacheHeader};
 use crate::upstream::{map_send_error, response_headers};
 use crate::AppState;
@@ -35,6 +37,9 @@ pub async fn embeddings(
     let items = wire::items(&req);
     let prompts: Vec<String> = items.iter().map(wire::item_prompt).collect();
 
+    // Counts the request, with its duration, when this function returns.
+    let mut record = app.metrics().request(Endpoint::Embeddings);
+    let mut avoided = Usage::default();
     let mut vectors: Vec<Option<Vec<f32>>> = vec![None; items.len()];
     let mut store_ok = true;
     if !controls.skip_lookup {
@@ -44,6 +49,9 @@ pub async fn embeddings(
                 Ok(Some(entry)) => {
                     if let Answer::Body(b) = &entry.answer {
                         *slot = wire::le_bytes_to_f32s(b);
+                        if slot.is_some() {
+                            avoided.prompt_tokens += entry.usage.prompt_tokens;
+                        }
                     }
                 }
                 Ok(None) => {}
@@ -70,6 +78,8 @@ pub async fn embeddings(
         c.embedding_hits += hits;
         c.embedding_misses += misses;
     });
+    app.metrics().embedding_items(hits, misses);
+    app.metrics().tokens_avoided(avoided);
 
     let mut usage = wire::UpstreamUsage::default();
     let outcome = if !store_ok || controls.skip_lookup {
@@ -79,14 +89,19 @@ pub async fn embeddings(
     } else {
         CacheHeader::Miss
     };
+    record.set(&outcome);
     if !missing.is_empty() {
         let missing_items: Vec<_> = missing.iter().map(|&i| items[i].clone()).collect();
         let upstream_body = wire::build_upstream_request(&req, &missing_items);
         app.cache().count(|c| c.upstream_calls += 1);
-        let resp = app
+        let started = Instant::now();
+        let sent = app
             .upstream()
             .send(Method::POST, PATH, &headers, upstream_body.into(), true)
-            .await?;
+            .await;
+        app.metrics()
+            .upstream_call(Endpoint::Embeddings, started.elapsed());
+        let resp = sent?;
         let status = resp.status();
         let resp_headers = response_headers(resp.headers());
         let body = resp.bytes().await.map_err(map_send_error)?;

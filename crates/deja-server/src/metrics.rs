@@ -1,0 +1,588 @@
+//! Prometheus metrics: what the proxy counts per request, and `GET /metrics`, which renders
+//! them in the text exposition format (0.0.4) together with what the store knows (entries,
+//! removals by cause).
+//!
+//! Recording is lock-free and allocation-free: every series is an atomic in a table fixed
+//! when the server starts, so the exact-hit path (tens of thousands of requests a second)
+//! pays a few uncontended-in-practice atomic adds. Labels come from bounded sets only:
+//! endpoints, outcomes, and reasons known at start (the engine's bypass reasons, the
+//! never-cache rules' reasons including the configured pattern names, verification
+//! reasons). A reason outside the table is counted as `other` rather than growing it.
+//! No prompt text, tenant or model appears in a label.
+//!
+//! This is not a general metrics library: no registry, no dynamic series.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use deja_core::rules::{PiiKind, RulesConfig};
+use deja_core::{BypassReason, RejectReason};
+
+use crate::AppState;
+
+/// The `endpoint` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Embeddings,
+}
+
+impl Endpoint {
+    const ALL: [Endpoint; 2] = [Endpoint::Chat, Endpoint::Embeddings];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// The `outcome` label: what `x-deja-cache` said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    HitExact,
+    HitSemantic,
+    Miss,
+    Bypass,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 4] = [
+        Outcome::HitExact,
+        Outcome::HitSemantic,
+        Outcome::Miss,
+        Outcome::Bypass,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::HitExact => "hit_exact",
+            Outcome::HitSemantic => "hit_semantic",
+            Outcome::Miss => "miss",
+            Outcome::Bypass => "bypass",
+        }
+    }
+}
+
+/// Reasons the routes give for a bypass themselves (`x-deja-bypass-reason`), besides the
+/// engine's [`BypassReason`]s and the never-cache rules'.
+const ROUTE_BYPASS_REASONS: [&str; 2] = ["no-cache", "unreadable-entry"];
+
+/// Every personal-data kind the detectors report. A kind added to `PiiKind` and not here
+/// is counted as `other` until it is listed.
+const PII_KINDS: [PiiKind; 5] = [
+    PiiKind::Email,
+    PiiKind::Phone,
+    PiiKind::PaymentCard,
+    PiiKind::Iban,
+    PiiKind::NationalId,
+];
+
+const ENGINE_BYPASS_REASONS: [BypassReason; 4] = [
+    BypassReason::StoreError,
+    BypassReason::IndexError,
+    BypassReason::EmbedError,
+    BypassReason::UncacheableCategory,
+];
+
+const REJECT_REASONS: [RejectReason; 6] = [
+    RejectReason::Number,
+    RejectReason::Negation,
+    RejectReason::Antonym,
+    RejectReason::Direction,
+    RejectReason::Entity,
+    RejectReason::Model,
+];
+
+/// The label for a bypass reason outside the table.
+const OTHER: &str = "other";
+
+/// Upper bounds of the latency buckets, in seconds: from an exact hit (tens of
+/// microseconds) to a long generation upstream.
+const BUCKETS_SECS: [f64; 18] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
+];
+
+/// A latency histogram with the fixed [`BUCKETS_SECS`].
+#[derive(Debug)]
+struct Histogram {
+    /// Observations per bucket (not cumulative); the last one is `+Inf`.
+    buckets: [AtomicU64; BUCKETS_SECS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = BUCKETS_SECS
+            .iter()
+            .position(|&le| secs <= le)
+            .unwrap_or(BUCKETS_SECS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Writes the `_bucket`, `_sum` and `_count` samples. The count is the sum of the
+    /// buckets read here, so `+Inf` and `_count` agree even while requests are recorded.
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0u64;
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, le) in BUCKETS_SECS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+            );
+        }
+        cumulative += self.buckets[BUCKETS_SECS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
+        );
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+    }
+}
+
+/// The proxy's own counters since it started. One per server, in [`AppState`].
+#[derive(Debug)]
+pub struct Metrics {
+    requests: [[AtomicU64; 4]; 2],
+    request_duration: [[Histogram; 4]; 2],
+    upstream_calls: [AtomicU64; 2],
+    upstream_duration: [Histogram; 2],
+    /// Bypass reasons known at start; the last one is [`OTHER`].
+    bypass_reasons: Vec<String>,
+    bypasses: Vec<AtomicU64>,
+    rejects: [AtomicU64; REJECT_REASONS.len()],
+    /// Prompt and completion tokens of the answers served from the cache.
+    tokens_avoided: [AtomicU64; 2],
+    /// Embedding-cache items served from the cache, and sent upstream.
+    embedding_items: [AtomicU64; 2],
+}
+
+impl Metrics {
+    /// The table for a server whose never-cache rules are `rules` (their pattern names
+    /// are bypass reasons).
+    pub fn new(rules: &RulesConfig) -> Metrics {
+        let mut reasons: Vec<String> = ROUTE_BYPASS_REASONS
+            .iter()
+            .map(|r| r.to_string())
+            .chain(ENGINE_BYPASS_REASONS.iter().map(|r| r.as_str().to_string()))
+            .chain(
+                PII_KINDS
+                    .iter()
+                    .map(|k| deja_core::rules::NeverCache::PersonalData(*k).reason()),
+            )
+            .chain([deja_core::rules::NeverCache::TimeSensitive.reason()])
+            .chain(
+                rules
+                    .patterns
+                    .iter()
+                    .map(|p| deja_core::rules::NeverCache::Rule(p.name.clone()).reason()),
+            )
+            .collect();
+        reasons.dedup();
+        reasons.push(OTHER.to_string());
+        Metrics {
+            requests: Default::default(),
+            request_duration: Default::default(),
+            upstream_calls: Default::default(),
+            upstream_duration: Default::default(),
+            bypasses: reasons.iter().map(|_| AtomicU64::new(0)).collect(),
+            bypass_reasons: reasons,
+            rejects: Default::default(),
+            tokens_avoided: Default::default(),
+            embedding_items: Default::default(),
+        }
+    }
+
+    /// Starts recording one request; see [`RequestRecord`].
+    pub fn request(&self, endpoint: Endpoint) -> RequestRecord<'_> {
+        RequestRecord {
+            metrics: self,
+            endpoint,
+            started: Instant::now(),
+            outcome: None,
+        }
+    }
+
+    /// Counts one upstream call that took `elapsed` until its response head arrived (or it
+    /// failed).
+    pub fn upstream_call(&self, endpoint: Endpoint, elapsed: Duration) {
+        self.upstream_calls[endpoint as usize].fetch_add(1, Ordering::Relaxed);
+        self.upstream_duration[endpoint as usize].observe(elapsed);
+    }
+
+    /// Counts a semantic candidate that verification refused.
+    pub fn verification_reject(&self, reason: RejectReason) {
+        let i = REJECT_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.rejects[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts the tokens an answer served from the cache would have cost upstream.
+    pub fn tokens_avoided(&self, usage: deja_core::Usage) {
+        if usage.prompt_tokens > 0 {
+            self.tokens_avoided[0].fetch_add(usage.prompt_tokens, Ordering::Relaxed);
+        }
+        if usage.completion_tokens > 0 {
+            self.tokens_avoided[1].fetch_add(usage.completion_tokens, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts embedding-cache items served from the cache and sent upstream.
+    pub fn embedding_items(&self, hits: u64, misses: u64) {
+        self.embedding_items[0].fetch_add(hits, Ordering::Relaxed);
+        self.embedding_items[1].fetch_add(misses, Ordering::Relaxed);
+    }
+
+    /// The slot of a bypass reason; unknown ones share the last ([`OTHER`]).
+    fn bypass_slot(&self, reason: &str) -> usize {
+        self.bypass_reasons
+            .iter()
+            .position(|r| r == reason)
+            .unwrap_or(self.bypass_reasons.len() - 1)
+    }
+
+    /// The proxy's own metrics in the text exposition format.
+    pub fn render(&self, out: &mut String) {
+        header(
+            out,
+            "deja_requests_total",
+            "counter",
+            "Requests answered, by endpoint and cache outcome (x-deja-cache).",
+        );
+        for e in Endpoint::ALL {
+            for o in Outcome::ALL {
+                let n = self.requests[e as usize][o as usize].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "deja_requests_total{{endpoint=\"{}\",outcome=\"{}\"}} {n}",
+                    e.as_str(),
+                    o.as_str()
+                );
+            }
+        }
+        header(
+            out,
+            "deja_bypass_total",
+            "counter",
+            "Requests that bypassed the cache, by reason (x-deja-bypass-reason).",
+        );
+        for (reason, n) in self.bypass_reasons.iter().zip(&self.bypasses) {
+            let _ = writeln!(
+                out,
+                "deja_bypass_total{{reason=\"{}\"}} {}",
+                escape(reason),
+                n.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            out,
+            "deja_verification_rejects_total",
+            "counter",
+            "Semantic candidates above the threshold that verification refused (x-deja-rejected), by reason.",
+        );
+        for (reason, n) in REJECT_REASONS.iter().zip(&self.rejects) {
+            let _ = writeln!(
+                out,
+                "deja_verification_rejects_total{{reason=\"{}\"}} {}",
+                reason.as_str(),
+                n.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            out,
+            "deja_request_duration_seconds",
+            "histogram",
+            "Time in the proxy per request, until the response head is sent (a streamed answer's body follows), by endpoint and outcome.",
+        );
+        for e in Endpoint::ALL {
+            for o in Outcome::ALL {
+                self.request_duration[e as usize][o as usize].render(
+                    out,
+                    "deja_request_duration_seconds",
+                    &format!("endpoint=\"{}\",outcome=\"{}\"", e.as_str(), o.as_str()),
+                );
+            }
+        }
+        header(
+            out,
+            "deja_upstream_calls_total",
+            "counter",
+            "Calls the cached endpoints made to the upstream.",
+        );
+        for e in Endpoint::ALL {
+            let _ = writeln!(
+                out,
+                "deja_upstream_calls_total{{endpoint=\"{}\"}} {}",
+                e.as_str(),
+                self.upstream_calls[e as usize].load(Ordering::Relaxed)
+            );
+        }
+        header(
+            out,
+            "deja_upstream_duration_seconds",
+            "histogram",
+            "Time until the upstream's response head arrived (or the call failed), by endpoint.",
+        );
+        for e in Endpoint::ALL {
+            self.upstream_duration[e as usize].render(
+                out,
+                "deja_upstream_duration_seconds",
+                &format!("endpoint=\"{}\"", e.as_str()),
+            );
+        }
+        header(
+            out,
+            "deja_upstream_tokens_avoided_total",
+            "counter",
+            "Tokens the upstream reported for the answers served from the cache, by kind.",
+        );
+        for (kind, n) in ["prompt", "completion"].iter().zip(&self.tokens_avoided) {
+            let _ = writeln!(
+                out,
+                "deja_upstream_tokens_avoided_total{{kind=\"{kind}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            out,
+            "deja_embedding_items_total",
+            "counter",
+            "Embedding-cache input items served from the cache (hit) or sent upstream (miss).",
+        );
+        for (result, n) in ["hit", "miss"].iter().zip(&self.embedding_items) {
+            let _ = writeln!(
+                out,
+                "deja_embedding_items_total{{result=\"{result}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+/// Records one request when dropped, once its outcome is known: so a request that fails
+/// after its outcome was decided (an upstream that cannot be reached) is still counted,
+/// with its duration. A request rejected before that (a bad body) is not.
+pub struct RequestRecord<'a> {
+    metrics: &'a Metrics,
+    endpoint: Endpoint,
+    started: Instant,
+    /// The outcome, and for a bypass the reason's slot.
+    outcome: Option<(Outcome, usize)>,
+}
+
+impl RequestRecord<'_> {
+    pub fn hit_exact(&mut self) {
+        self.outcome = Some((Outcome::HitExact, 0));
+    }
+    pub fn hit_semantic(&mut self) {
+        self.outcome = Some((Outcome::HitSemantic, 0));
+    }
+    pub fn miss(&mut self) {
+        self.outcome = Some((Outcome::Miss, 0));
+    }
+    pub fn bypass(&mut self, reason: &str) {
+        self.outcome = Some((Outcome::Bypass, self.metrics.bypass_slot(reason)));
+    }
+
+    /// Sets the outcome from the route's response header value.
+    pub fn set(&mut self, header: &crate::routes::CacheHeader) {
+        use crate::routes::CacheHeader;
+        match header {
+            CacheHeader::HitExact => self.hit_exact(),
+            CacheHeader::HitSemantic(_) => self.hit_semantic(),
+            CacheHeader::Miss => self.miss(),
+            CacheHeader::Bypass(reason) => self.bypass(reason),
+            CacheHeader::NeverCache(reason) => self.bypass(reason),
+        }
+    }
+}
+
+impl Drop for RequestRecord<'_> {
+    fn drop(&mut self) {
+        let Some((outcome, reason)) = self.outcome else {
+            return;
+        };
+        let m = self.metrics;
+        let (e, o) = (self.endpoint as usize, outcome as usize);
+        m.requests[e][o].fetch_add(1, Ordering::Relaxed);
+        m.request_duration[e][o].observe(self.started.elapsed());
+        if outcome == Outcome::Bypass {
+            m.bypasses[reason].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A label value as the exposition format wants it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// How long a scrape waits for the store (entries, removals) before leaving those
+/// metrics out; the proxy's own counters are always rendered.
+const STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /metrics`. The store is read here, at scrape time, never on the request path.
+pub async fn scrape(State(app): State<AppState>) -> Response {
+    let mut out = String::with_capacity(16 * 1024);
+    app.metrics().render(&mut out);
+    match tokio::time::timeout(STORE_TIMEOUT, app.cache().store().len()).await {
+        Ok(Ok(n)) => {
+            header(
+                &mut out,
+                "deja_entries",
+                "gauge",
+                "Entries in the store (chat answers and embedding items).",
+            );
+            let _ = writeln!(out, "deja_entries {n}");
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %deja_core::ErrorChain(&e), "metrics: reading the entry count failed")
+        }
+        Err(_) => tracing::warn!("metrics: reading the entry count timed out"),
+    }
+    match tokio::time::timeout(STORE_TIMEOUT, app.cache().counters()).await {
+        Ok(Ok(c)) => {
+            header(
+                &mut out,
+                "deja_removed_total",
+                "counter",
+                "Entries removed, by cause; the store's totals (shared by every replica on Redis).",
+            );
+            for (cause, n) in [
+                ("expired", c.removed_expired),
+                ("evicted", c.removed_evicted),
+                ("invalidated", c.removed_invalidated),
+                ("stale", c.removed_stale),
+            ] {
+                let _ = writeln!(out, "deja_removed_total{{cause=\"{cause}\"}} {n}");
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %deja_core::ErrorChain(&e), "metrics: reading the counters failed")
+        }
+        Err(_) => tracing::warn!("metrics: reading the counters timed out"),
+    }
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        out,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each observation lands in the first bucket whose bound it does not exceed, and the
+    /// rendered buckets are cumulative.
+    #[test]
+    fn histogram_buckets_are_cumulative_and_bounds_inclusive() {
+        let h = Histogram::default();
+        for micros in [50, 100, 101, 2_000_000, 120_000_000] {
+            h.observe(Duration::from_micros(micros));
+        }
+        let mut out = String::new();
+        h.render(&mut out, "x", "a=\"b\"");
+        for (sample, value) in [
+            ("x_bucket{a=\"b\",le=\"0.0001\"}", "2"),
+            ("x_bucket{a=\"b\",le=\"0.00025\"}", "3"),
+            ("x_bucket{a=\"b\",le=\"1\"}", "3"),
+            ("x_bucket{a=\"b\",le=\"2.5\"}", "4"),
+            ("x_bucket{a=\"b\",le=\"60\"}", "4"),
+            ("x_bucket{a=\"b\",le=\"+Inf\"}", "5"),
+            ("x_count{a=\"b\"}", "5"),
+            ("x_sum{a=\"b\"}", "122.000251"),
+        ] {
+            let line = format!("{sample} {value}");
+            assert!(out.lines().any(|l| l == line), "{line} not in\n{out}");
+        }
+    }
+
+    /// A request counts once it has an outcome, with its bypass reason; unknown reasons
+    /// share `other`; configured pattern names are reasons of their own.
+    #[test]
+    fn requests_count_on_drop_with_their_reason() {
+        let rules = RulesConfig {
+            patterns: vec![deja_core::rules::NamedPattern {
+                name: "secret".into(),
+                regex: "secret".into(),
+                applies_to: deja_core::rules::AppliesTo::Prompt,
+            }],
+            ..RulesConfig::default()
+        };
+        let m = Metrics::new(&rules);
+        drop(m.request(Endpoint::Chat)); // no outcome: not counted
+        for reason in [
+            "rule:secret",
+            "personal-data:iban",
+            "never-heard-of-it",
+            "no-cache",
+        ] {
+            m.request(Endpoint::Chat).bypass(reason);
+        }
+        m.request(Endpoint::Embeddings).hit_exact();
+        let mut out = String::new();
+        m.render(&mut out);
+        for line in [
+            "deja_requests_total{endpoint=\"chat\",outcome=\"bypass\"} 4",
+            "deja_requests_total{endpoint=\"chat\",outcome=\"miss\"} 0",
+            "deja_requests_total{endpoint=\"embeddings\",outcome=\"hit_exact\"} 1",
+            "deja_bypass_total{reason=\"rule:secret\"} 1",
+            "deja_bypass_total{reason=\"personal-data:iban\"} 1",
+            "deja_bypass_total{reason=\"other\"} 1",
+            "deja_bypass_total{reason=\"no-cache\"} 1",
+            "deja_bypass_total{reason=\"store-error\"} 0",
+            "deja_request_duration_seconds_count{endpoint=\"chat\",outcome=\"bypass\"} 4",
+            "deja_request_duration_seconds_count{endpoint=\"embeddings\",outcome=\"hit_exact\"} 1",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} not in\n{out}");
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        for (raw, escaped) in [
+            ("plain", "plain"),
+            ("a\"b", "a\\\"b"),
+            ("a\\b", "a\\\\b"),
+            ("a\nb", "a\\nb"),
+        ] {
+            assert_eq!(escape(raw), escaped);
+        }
+    }
+}
