@@ -20,11 +20,16 @@ fi
 step "installing Redis, Redis Cluster tools and Redis Stack (skipped when present)"
 scripts/install-redis.sh
 
+step "installing promtool (skipped when present)"
+scripts/install-promtool.sh
+
 # Tests that need the model fail (instead of skipping) when it is missing.
 export DEJA_REQUIRE_MODEL=1
 # Tests that need Redis start their own servers on 127.0.0.1 (deja-testkit's
 # redis_server.rs, stopped by PID); here they fail instead of skipping when they cannot.
 export DEJA_REQUIRE_REDIS=1
+# The metrics test checks the /metrics exposition with promtool; here it must not skip.
+export DEJA_REQUIRE_PROMTOOL=1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
