@@ -171,6 +171,8 @@ pub struct Metrics {
     /// Bypass reasons known at start; the last one is [`OTHER`].
     bypass_reasons: Vec<String>,
     bypasses: Vec<AtomicU64>,
+    /// Answers served but not stored, by the same reasons (answer rules, store errors).
+    not_stored: Vec<AtomicU64>,
     rejects: [AtomicU64; REJECT_REASONS.len()],
     /// Prompt and completion tokens of the answers served from the cache.
     tokens_avoided: [AtomicU64; 2],
@@ -207,6 +209,7 @@ impl Metrics {
             upstream_calls: Default::default(),
             upstream_duration: Default::default(),
             bypasses: reasons.iter().map(|_| AtomicU64::new(0)).collect(),
+            not_stored: reasons.iter().map(|_| AtomicU64::new(0)).collect(),
             bypass_reasons: reasons,
             rejects: Default::default(),
             tokens_avoided: Default::default(),
@@ -256,6 +259,12 @@ impl Metrics {
         self.embedding_items[1].fetch_add(misses, Ordering::Relaxed);
     }
 
+    /// Counts an upstream answer that was served but not stored: a never-cache rule
+    /// matched the answer, or the store failed. `reason` is a bypass reason.
+    pub fn not_stored(&self, reason: &str) {
+        self.not_stored[self.bypass_slot(reason)].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The slot of a bypass reason; unknown ones share the last ([`OTHER`]).
     fn bypass_slot(&self, reason: &str) -> usize {
         self.bypass_reasons
@@ -293,6 +302,20 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "deja_bypass_total{{reason=\"{}\"}} {}",
+                escape(reason),
+                n.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            out,
+            "deja_answers_not_stored_total",
+            "counter",
+            "Upstream answers served but not stored, by reason (a never-cache rule matched the answer, or the store failed).",
+        );
+        for (reason, n) in self.bypass_reasons.iter().zip(&self.not_stored) {
+            let _ = writeln!(
+                out,
+                "deja_answers_not_stored_total{{reason=\"{}\"}} {}",
                 escape(reason),
                 n.load(Ordering::Relaxed)
             );

@@ -130,6 +130,25 @@ impl Proxy {
         (outcome, hdrs, r.json().await.unwrap())
     }
 
+    /// A streamed chat request; the `x-deja-cache` outcome and the SSE text.
+    async fn chat_stream(&self, text: &str) -> (String, String) {
+        let r = self
+            .client
+            .post(format!("{}/v1/chat/completions", self.base))
+            .header("authorization", "Bearer sk-test-a")
+            .json(&json!({
+                "model": "gpt-4o-mini",
+                "stream": true,
+                "messages": [{"role": "user", "content": text}],
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{text}");
+        let outcome = r.headers()["x-deja-cache"].to_str().unwrap().to_string();
+        (outcome, r.text().await.unwrap())
+    }
+
     async fn embeddings(&self, input: &[&str]) -> (String, Value) {
         let r = self
             .client
@@ -196,7 +215,14 @@ fn total(s: &HashMap<String, f64>, name: &str) -> f64 {
 
 #[tokio::test]
 async fn scripted_requests_show_up_as_exact_counts() {
-    let p = Proxy::start(need_model!(), |_| {}).await;
+    let p = Proxy::start(need_model!(), |c| {
+        c.rules.patterns.push(deja_core::rules::NamedPattern {
+            name: "classified".into(),
+            regex: "(?i)classified".into(),
+            applies_to: deja_core::rules::AppliesTo::Answer,
+        });
+    })
+    .await;
     let before = samples(&p.scrape().await);
     assert_eq!(total(&before, "deja_requests_total"), 0.0);
     assert_eq!(get(&before, "deja_entries"), 0.0);
@@ -217,6 +243,15 @@ async fn scripted_requests_show_up_as_exact_counts() {
     assert_eq!(
         p.chat("how can I reset my password", &[]).await.0,
         "hit-semantic"
+    );
+    // The same entry served as a stream.
+    let (o, text) = p.chat_stream("How do I reset my password?").await;
+    assert_eq!(o, "hit-exact");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    // An answer that matches an answer rule: served (a miss), not stored.
+    assert_eq!(
+        p.chat("Tell me about the classified plan", &[]).await.0,
+        "miss"
     );
     // Two bypasses with different reasons (the second is still stored: it refreshes).
     let (o, h, _) = p.chat("What is the weather today?", &[]).await;
@@ -258,8 +293,8 @@ async fn scripted_requests_show_up_as_exact_counts() {
         format!("deja_requests_total{{endpoint=\"embeddings\",outcome=\"{outcome}\"}}")
     };
     for (series, want) in [
-        (chat("miss"), 3.0),
-        (chat("hit_exact"), 1.0),
+        (chat("miss"), 4.0),
+        (chat("hit_exact"), 2.0),
         (chat("hit_semantic"), 1.0),
         (chat("bypass"), 2.0),
         (emb_req("miss"), 1.0),
@@ -272,24 +307,29 @@ async fn scripted_requests_show_up_as_exact_counts() {
             format!("deja_verification_rejects_total{{reason=\"{reject}\"}}"),
             1.0,
         ),
-        ("deja_upstream_calls_total{endpoint=\"chat\"}".into(), 5.0),
+        ("deja_upstream_calls_total{endpoint=\"chat\"}".into(), 6.0),
         (
             "deja_upstream_calls_total{endpoint=\"embeddings\"}".into(),
             1.0,
         ),
         (
             "deja_upstream_tokens_avoided_total{kind=\"prompt\"}".into(),
-            // The exact and the semantic hit served the first answer; each embedding item
-            // was stored with its share of the batch's tokens.
-            (2 * prompt_tokens + emb_tokens / 2 * 2) as f64,
+            // The two exact and the semantic hit served the first answer; each embedding
+            // item was stored with its share of the batch's tokens.
+            (3 * prompt_tokens + emb_tokens / 2 * 2) as f64,
         ),
         (
             "deja_upstream_tokens_avoided_total{kind=\"completion\"}".into(),
-            (2 * completion_tokens) as f64,
+            (3 * completion_tokens) as f64,
         ),
         ("deja_embedding_items_total{result=\"hit\"}".into(), 2.0),
         ("deja_embedding_items_total{result=\"miss\"}".into(), 2.0),
-        // Four chat answers (the bypass for time is not stored) and two embedding items.
+        // Four chat answers (neither the time-sensitive prompt nor the classified answer
+        // is stored) and two embedding items.
+        (
+            "deja_answers_not_stored_total{reason=\"rule:classified\"}".into(),
+            1.0,
+        ),
         ("deja_entries".into(), 6.0),
         ("deja_removed_total{cause=\"invalidated\"}".into(), 0.0),
     ] {
@@ -298,9 +338,10 @@ async fn scripted_requests_show_up_as_exact_counts() {
     // Only the reasons that happened are non-zero.
     assert_eq!(total(&s, "deja_bypass_total"), 2.0);
     assert_eq!(total(&s, "deja_verification_rejects_total"), 1.0);
+    assert_eq!(total(&s, "deja_answers_not_stored_total"), 1.0);
     // The metrics agree with the mock upstream's own count of calls.
     let stats = p.mock.stats();
-    assert_eq!(stats.chat_calls, 5);
+    assert_eq!(stats.chat_calls, 6);
     assert_eq!(stats.embedding_calls, 1);
 
     // Every histogram counts what its counter counts, and its +Inf bucket is its count.

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use deja_core::{Answer, Entry, ExactKey, Lookup, LookupRequest, NewEntry};
+use deja_core::{Answer, BypassReason, Entry, ExactKey, Lookup, LookupRequest, NewEntry};
 use deja_openai::chat::{chat_key, include_usage, is_stream, parse_chat, ChatKey};
 use deja_openai::sse;
 use futures::StreamExt;
@@ -246,6 +246,7 @@ impl PendingInsert {
             Some(rule) => {
                 tracing::info!(reason = %rule.reason(), "answer not stored: never-cache rule");
                 self.app.cache().count(|c| c.bypasses += 1);
+                self.app.metrics().not_stored(&rule.reason());
                 false
             }
         }
@@ -279,6 +280,7 @@ impl PendingInsert {
         };
         if let Err(e) = app.cache().insert_recorded(new, labels, request).await {
             app.cache().count(|c| c.bypasses += 1);
+            app.metrics().not_stored(BypassReason::StoreError.as_str());
             tracing::warn!(error = %deja_core::ErrorChain(&e), "storing an answer failed; it was served but not cached");
         }
     }

@@ -139,6 +139,8 @@ pub async fn embeddings(
                     tags: tags.clone(),
                 };
                 if let Err(e) = app.cache().insert_labelled(new, labels).await {
+                    app.metrics()
+                        .not_stored(deja_core::BypassReason::StoreError.as_str());
                     tracing::warn!(error = %deja_core::ErrorChain(&e), "storing an embedding failed");
                 }
             }
