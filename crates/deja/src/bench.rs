@@ -549,6 +549,10 @@ pub async fn run_transfer(config: Config, args: BenchArgs) -> anyhow::Result<()>
         args.entries
     );
     let import_secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "import into a stopped store: {:.0} entries/s",
+        args.entries as f64 / import_secs
+    );
 
     let exported = scratch.path().join("export.jsonl");
     let started = Instant::now();
@@ -568,6 +572,7 @@ pub async fn run_transfer(config: Config, args: BenchArgs) -> anyhow::Result<()>
         );
     }
     let export_secs = started.elapsed().as_secs_f64();
+    eprintln!("export: {:.0} entries/s", args.entries as f64 / export_secs);
     drop(store);
 
     let Harness { cache, _dir, .. } = Harness::new(config, args.dim)?;
