@@ -520,8 +520,15 @@ pub async fn run_transfer(config: Config, args: BenchArgs) -> anyhow::Result<()>
     }
     let file_bytes = std::fs::metadata(&file)?.len();
 
-    // Reads the file in the CLI's chunk size into an importer.
-    async fn import_file(path: &std::path::Path, mut imp: Importer) -> anyhow::Result<u64> {
+    // Reads the file in the CLI's chunk size into a fresh importer; checks that every entry
+    // arrived and returns the seconds it took.
+    async fn import_file(
+        path: &std::path::Path,
+        target: ImportTarget,
+        entries: usize,
+    ) -> anyhow::Result<f64> {
+        let started = Instant::now();
+        let mut imp = Importer::new(target, HashMap::new());
         let mut input = std::fs::File::open(path)?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
@@ -531,24 +538,15 @@ pub async fn run_transfer(config: Config, args: BenchArgs) -> anyhow::Result<()>
             }
             imp.push(&buf[..n]).await?;
         }
-        Ok(imp.finish().await?)
+        let n = imp.finish().await?;
+        anyhow::ensure!(n as usize == entries, "imported {n} of {entries}");
+        Ok(started.elapsed().as_secs_f64())
     }
 
     let mut store_config = config.clone();
     store_config.data_dir = scratch.path().join("stopped");
     let store: Arc<dyn deja_core::EntryStore> = Arc::new(deja_server::open_store(&store_config)?);
-    let started = Instant::now();
-    let n = import_file(
-        &file,
-        Importer::new(ImportTarget::Store(store.clone()), HashMap::new()),
-    )
-    .await?;
-    anyhow::ensure!(
-        n as usize == args.entries,
-        "imported {n} of {}",
-        args.entries
-    );
-    let import_secs = started.elapsed().as_secs_f64();
+    let import_secs = import_file(&file, ImportTarget::Store(store.clone()), args.entries).await?;
     eprintln!(
         "import into a stopped store: {:.0} entries/s",
         args.entries as f64 / import_secs
@@ -576,18 +574,8 @@ pub async fn run_transfer(config: Config, args: BenchArgs) -> anyhow::Result<()>
     drop(store);
 
     let Harness { cache, _dir, .. } = Harness::new(config, args.dim)?;
-    let started = Instant::now();
-    let n = import_file(
-        &exported,
-        Importer::new(ImportTarget::Cache(cache.clone()), HashMap::new()),
-    )
-    .await?;
-    anyhow::ensure!(
-        n as usize == args.entries,
-        "imported {n} of {}",
-        args.entries
-    );
-    let live_secs = started.elapsed().as_secs_f64();
+    let live_secs =
+        import_file(&exported, ImportTarget::Cache(cache.clone()), args.entries).await?;
 
     let per_sec = |secs: f64| args.entries as f64 / secs;
     let report = serde_json::json!({
