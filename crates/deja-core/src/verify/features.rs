@@ -87,6 +87,44 @@ fn hash_str(s: &str) -> u64 {
     fnv(s.bytes())
 }
 
+/// The word being read by [`Tokens::new`].
+#[derive(Default)]
+struct Word {
+    /// Lowercased.
+    text: String,
+    chars: usize,
+    /// Its first character is uppercase.
+    capital: bool,
+    digit: bool,
+}
+
+impl Word {
+    /// Adds the word (if any) to `t` and starts a new one; `starts_sentence` keeps a
+    /// sentence's first word out of the capitalised names.
+    fn flush_into(&mut self, t: &mut Tokens, starts_sentence: bool) {
+        if self.text.is_empty() {
+            return;
+        }
+        if t.words.len() < MAX_TOKENS {
+            let h = hash_str(&self.text);
+            t.words.push(h);
+            t.content.push(self.chars >= CONTENT_CHARS || self.digit);
+            if self.capital && !starts_sentence {
+                t.capitalised.push(h);
+            }
+            if self.digit {
+                let digits: String = self.text.chars().filter(char::is_ascii_digit).collect();
+                t.digits.push(hash_str(&digits));
+            }
+        }
+        // The text's buffer is kept for the next word.
+        self.text.clear();
+        self.chars = 0;
+        self.capital = false;
+        self.digit = false;
+    }
+}
+
 impl Tokens {
     fn new(text: &str) -> Tokens {
         let mut t = Tokens {
@@ -96,50 +134,14 @@ impl Tokens {
             capitalised: Vec::new(),
             char3: Vec::new(),
         };
-        let mut word = String::new();
-        let mut word_chars = 0usize;
-        let mut word_capital = false;
-        let mut word_digit = false;
+        let mut word = Word::default();
         let mut sentence_start = true;
         let mut at_sentence_start = true;
         // The lowercased text with every run of non-token characters as one space.
         let mut flat = String::with_capacity(text.len());
-        let flush = |t: &mut Tokens,
-                     word: &mut String,
-                     chars: &mut usize,
-                     capital: &mut bool,
-                     digit: &mut bool,
-                     starts: bool| {
-            if word.is_empty() {
-                return;
-            }
-            if t.words.len() < MAX_TOKENS {
-                let h = hash_str(word);
-                t.words.push(h);
-                t.content.push(*chars >= CONTENT_CHARS || *digit);
-                if *capital && !starts {
-                    t.capitalised.push(h);
-                }
-                if *digit {
-                    let digits: String = word.chars().filter(char::is_ascii_digit).collect();
-                    t.digits.push(hash_str(&digits));
-                }
-            }
-            word.clear();
-            *chars = 0;
-            *capital = false;
-            *digit = false;
-        };
         for c in text.nfkc() {
             if is_cjk(c) {
-                flush(
-                    &mut t,
-                    &mut word,
-                    &mut word_chars,
-                    &mut word_capital,
-                    &mut word_digit,
-                    at_sentence_start,
-                );
+                word.flush_into(&mut t, at_sentence_start);
                 if t.words.len() < MAX_TOKENS {
                     let mut buf = [0u8; 4];
                     let h = hash_str(c.encode_utf8(&mut buf));
@@ -150,30 +152,23 @@ impl Tokens {
                 sentence_start = false;
                 at_sentence_start = false;
             } else if c.is_alphanumeric() {
-                if word.is_empty() {
+                if word.text.is_empty() {
                     at_sentence_start = sentence_start;
-                    word_capital = c.is_uppercase();
+                    word.capital = c.is_uppercase();
                     if flat.ends_with(|x: char| !x.is_whitespace()) && !flat.is_empty() {
                         // A CJK character directly before: keep the n-grams apart.
                         flat.push(' ');
                     }
                 }
-                word_digit |= c.is_numeric();
-                word_chars += 1;
+                word.digit |= c.is_numeric();
+                word.chars += 1;
                 for l in c.to_lowercase() {
-                    word.push(l);
+                    word.text.push(l);
                     flat.push(l);
                 }
                 sentence_start = false;
             } else {
-                flush(
-                    &mut t,
-                    &mut word,
-                    &mut word_chars,
-                    &mut word_capital,
-                    &mut word_digit,
-                    at_sentence_start,
-                );
+                word.flush_into(&mut t, at_sentence_start);
                 if matches!(c, '.' | '?' | '!' | '。' | '？' | '！' | ';' | ':') {
                     sentence_start = true;
                 }
@@ -182,14 +177,7 @@ impl Tokens {
                 }
             }
         }
-        flush(
-            &mut t,
-            &mut word,
-            &mut word_chars,
-            &mut word_capital,
-            &mut word_digit,
-            at_sentence_start,
-        );
+        word.flush_into(&mut t, at_sentence_start);
         let chars: Vec<char> = flat.trim_end().chars().collect();
         t.char3 = chars
             .windows(3)
