@@ -6,6 +6,7 @@
 //! removed entry.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -131,17 +132,34 @@ pub enum Lookup {
     },
     /// Nothing servable. `vector` is the prompt's embedding when one was computed, so the
     /// insert that follows the upstream call does not compute it again; `nearest` is the
-    /// best similarity of a candidate not served (below the threshold, or rejected);
-    /// `rejected` is set when a candidate above the threshold failed verification.
+    /// best similarity of a candidate not served (below the threshold, or rejected), and
+    /// `nearest_id` that entry; `rejected` is set when a candidate above the threshold
+    /// failed verification; `threshold` is the similarity a hit needed (`None`: no
+    /// semantic search was made).
     Miss {
         vector: Option<Vec<f32>>,
         nearest: Option<f32>,
+        nearest_id: Option<EntryId>,
         rejected: Option<RejectReason>,
+        threshold: Option<f32>,
         /// The request's category, to be stored with its answer.
         category: String,
     },
     /// A backend failed; the caller should go upstream and not store.
     Bypass(BypassReason),
+}
+
+/// Where a lookup spent its time, by stage. Stages it did not reach stay zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageTimes {
+    /// Store reads: the exact key, and each semantic candidate's entry.
+    pub store: Duration,
+    /// Embedding the prompt.
+    pub embed: Duration,
+    /// The vector index search.
+    pub search: Duration,
+    /// Verifying candidates above the threshold.
+    pub verify: Duration,
 }
 
 /// An answer to store.
@@ -429,7 +447,13 @@ impl Cache {
 
     /// Exact, then semantic, then miss. Never fails: a backend fault is a bypass.
     pub async fn lookup(&self, req: &LookupRequest<'_>) -> Lookup {
-        let found = self.lookup_inner(req).await;
+        self.lookup_timed(req).await.0
+    }
+
+    /// [`Cache::lookup`], also saying where the time went.
+    pub async fn lookup_timed(&self, req: &LookupRequest<'_>) -> (Lookup, StageTimes) {
+        let mut times = StageTimes::default();
+        let found = self.lookup_inner(req, &mut times).await;
         let mut pending = self.inner.pending.lock();
         match &found {
             Lookup::ExactHit(e) => {
@@ -450,10 +474,10 @@ impl Cache {
             }
             Lookup::Bypass(_) => pending.bypasses += 1,
         }
-        found
+        (found, times)
     }
 
-    async fn lookup_inner(&self, req: &LookupRequest<'_>) -> Lookup {
+    async fn lookup_inner(&self, req: &LookupRequest<'_>, times: &mut StageTimes) -> Lookup {
         let inner = &self.inner;
         let policy = self.policy();
         let now = inner.clock.now_ms();
@@ -467,7 +491,10 @@ impl Cache {
             return Lookup::Bypass(BypassReason::UncacheableCategory);
         }
         let exact_key = ExactKey::new(&req.partition, req.prompt);
-        match inner.store.get_exact(&exact_key).await {
+        let started = Instant::now();
+        let exact = inner.store.get_exact(&exact_key).await;
+        times.store += started.elapsed();
+        match exact {
             Ok(Some(entry)) if self.is_fresh(&policy, &entry, req.max_age_secs, now) => {
                 self.note_hit(entry.id, now).await;
                 return Lookup::ExactHit(entry);
@@ -482,14 +509,19 @@ impl Cache {
             return Lookup::Miss {
                 vector: None,
                 nearest: None,
+                nearest_id: None,
                 rejected: None,
+                threshold: None,
                 category: policy
                     .get(category.unwrap_or(policy.default_id()))
                     .name
                     .clone(),
             };
         }
-        let vector = match inner.embedder.embed(&[req.prompt.to_string()]).await {
+        let started = Instant::now();
+        let embedded = inner.embedder.embed(&[req.prompt.to_string()]).await;
+        times.embed += started.elapsed();
+        let vector = match embedded {
             Ok(mut v) if v.len() == 1 => v.swap_remove(0),
             Ok(v) => {
                 let e = EmbedError::Shape {
@@ -515,30 +547,42 @@ impl Cache {
         let threshold = req
             .min_similarity
             .map_or(spec.min_similarity, |m| m.max(spec.min_similarity));
-        let neighbors = match inner
+        let started = Instant::now();
+        let searched = inner
             .index
             .search(req.partition, &vector, inner.options.candidates.max(1))
-            .await
-        {
+            .await;
+        times.search += started.elapsed();
+        let neighbors = match searched {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %ErrorChain(&e), "index search failed; bypassing cache");
                 return Lookup::Bypass(BypassReason::IndexError);
             }
         };
-        let mut nearest: Option<f32> = None;
+        // The best candidate not served, and its entry.
+        let mut nearest: Option<(f32, EntryId)> = None;
+        let mut not_served = |n: &crate::traits::Neighbor| {
+            if nearest.is_none_or(|(s, _)| n.similarity > s) {
+                nearest = Some((n.similarity, n.id));
+            }
+        };
         let mut rejected = None;
         for n in neighbors {
             if n.similarity < threshold {
-                nearest = Some(nearest.map_or(n.similarity, |b| b.max(n.similarity)));
+                not_served(&n);
                 continue;
             }
-            match inner.store.get(n.id).await {
+            let started = Instant::now();
+            let got = inner.store.get(n.id).await;
+            times.store += started.elapsed();
+            match got {
                 Ok(Some(entry))
                     if entry.partition == req.partition
                         && entry.embedder_id == inner.embedder.id()
                         && self.is_fresh(&policy, &entry, req.max_age_secs, now) =>
                 {
+                    let started = Instant::now();
                     let verdict = match (inner.options.verify, &inner.verifier) {
                         (VerifyMode::Model, Some(model)) => {
                             let confidence =
@@ -556,9 +600,10 @@ impl Cache {
                         // `Cache::new` loads a model for `Model`.
                         (VerifyMode::Model, None) | (VerifyMode::Off, _) => Ok(()),
                     };
+                    times.verify += started.elapsed();
                     if let Err(reason) = verdict {
                         rejected.get_or_insert(reason);
-                        nearest = Some(nearest.map_or(n.similarity, |b| b.max(n.similarity)));
+                        not_served(&n);
                         continue;
                     }
                     self.note_hit(entry.id, now).await;
@@ -577,8 +622,10 @@ impl Cache {
         }
         Lookup::Miss {
             vector: Some(vector),
-            nearest,
+            nearest: nearest.map(|(s, _)| s),
+            nearest_id: nearest.map(|(_, id)| id),
             rejected,
+            threshold: Some(threshold),
             category: spec.name.clone(),
         }
     }

@@ -18,7 +18,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     BuildError, BypassReason, Cache, CacheOptions, CapacityLimits, EntryLabels, ErrorChain,
     Eviction, InsertError, Invalidate, Lookup, LookupRequest, MaintenanceReport, NewEntry,
-    SemanticMode, StaleCheck, VerifyMode,
+    SemanticMode, StageTimes, StaleCheck, VerifyMode,
 };
 pub use entry::{Answer, Counters, Entry, EntryId, Usage};
 pub use key::{normalize_prompt, ExactKey, KeyBuilder, PartitionKey};

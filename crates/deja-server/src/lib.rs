@@ -8,6 +8,7 @@ pub mod config;
 pub mod controls;
 pub mod error;
 pub mod metrics;
+pub mod observe;
 pub mod routes;
 pub mod snapshot;
 pub mod staleness;

@@ -14,7 +14,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use deja_core::rules::{PiiKind, RulesConfig};
 use deja_core::{BypassReason, RejectReason};
 
+use crate::observe::RequestSummary;
 use crate::AppState;
 
 /// The `endpoint` label.
@@ -34,7 +35,7 @@ pub enum Endpoint {
 impl Endpoint {
     const ALL: [Endpoint; 2] = [Endpoint::Chat, Endpoint::Embeddings];
 
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Endpoint::Chat => "chat",
             Endpoint::Embeddings => "embeddings",
@@ -59,7 +60,7 @@ impl Outcome {
         Outcome::Bypass,
     ];
 
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Outcome::HitExact => "hit_exact",
             Outcome::HitSemantic => "hit_semantic",
@@ -107,6 +108,17 @@ const OTHER: &str = "other";
 const BUCKETS_SECS: [f64; 18] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0, 60.0,
+];
+
+/// The `stage` label of `deja_stage_duration_seconds`, in the order
+/// [`Metrics::observe`] reads them.
+const STAGES: [&str; 6] = [
+    "normalise",
+    "store",
+    "embed",
+    "search",
+    "verify",
+    "upstream",
 ];
 
 /// A latency histogram with the fixed [`BUCKETS_SECS`].
@@ -166,6 +178,8 @@ impl Histogram {
 pub struct Metrics {
     requests: [[AtomicU64; 4]; 2],
     request_duration: [[Histogram; 4]; 2],
+    /// Per endpoint, per [`STAGES`].
+    stage_duration: [[Histogram; STAGES.len()]; 2],
     upstream_calls: [AtomicU64; 2],
     upstream_duration: [Histogram; 2],
     /// Bypass reasons known at start; the last one is [`OTHER`].
@@ -206,6 +220,7 @@ impl Metrics {
         Metrics {
             requests: Default::default(),
             request_duration: Default::default(),
+            stage_duration: Default::default(),
             upstream_calls: Default::default(),
             upstream_duration: Default::default(),
             bypasses: reasons.iter().map(|_| AtomicU64::new(0)).collect(),
@@ -217,13 +232,32 @@ impl Metrics {
         }
     }
 
-    /// Starts recording one request; see [`RequestRecord`].
-    pub fn request(&self, endpoint: Endpoint) -> RequestRecord<'_> {
-        RequestRecord {
-            metrics: self,
-            endpoint,
-            started: Instant::now(),
-            outcome: None,
+    /// Counts one request from its summary (see [`crate::observe`]).
+    pub fn observe(&self, s: &RequestSummary) {
+        let Some(outcome) = s.outcome else {
+            return;
+        };
+        let (e, o) = (s.endpoint as usize, outcome as usize);
+        self.requests[e][o].fetch_add(1, Ordering::Relaxed);
+        self.request_duration[e][o].observe(s.total);
+        if outcome == Outcome::Bypass {
+            let slot = self.bypass_slot(s.bypass_reason.as_deref().unwrap_or(OTHER));
+            self.bypasses[slot].fetch_add(1, Ordering::Relaxed);
+        }
+        self.tokens_avoided(s.saved);
+        let stages = [
+            s.normalise,
+            Some(s.stages.store),
+            Some(s.stages.embed),
+            Some(s.stages.search),
+            Some(s.stages.verify),
+            s.upstream,
+        ];
+        for (h, d) in self.stage_duration[e].iter().zip(stages) {
+            // A stage the request did not reach is not observed.
+            if let Some(d) = d.filter(|d| !d.is_zero()) {
+                h.observe(d);
+            }
         }
     }
 
@@ -244,7 +278,7 @@ impl Metrics {
     }
 
     /// Counts the tokens an answer served from the cache would have cost upstream.
-    pub fn tokens_avoided(&self, usage: deja_core::Usage) {
+    fn tokens_avoided(&self, usage: deja_core::Usage) {
         if usage.prompt_tokens > 0 {
             self.tokens_avoided[0].fetch_add(usage.prompt_tokens, Ordering::Relaxed);
         }
@@ -351,6 +385,21 @@ impl Metrics {
         }
         header(
             out,
+            "deja_stage_duration_seconds",
+            "histogram",
+            "Time per request in each stage it reached: normalise (reading the request into its key), store (cache reads), embed, search (vector index), verify (candidates above the threshold), upstream (until its response head).",
+        );
+        for e in Endpoint::ALL {
+            for (stage, h) in STAGES.iter().zip(&self.stage_duration[e as usize]) {
+                h.render(
+                    out,
+                    "deja_stage_duration_seconds",
+                    &format!("endpoint=\"{}\",stage=\"{stage}\"", e.as_str()),
+                );
+            }
+        }
+        header(
+            out,
             "deja_upstream_calls_total",
             "counter",
             "Calls the cached endpoints made to the upstream.",
@@ -401,59 +450,6 @@ impl Metrics {
                 "deja_embedding_items_total{{result=\"{result}\"}} {}",
                 n.load(Ordering::Relaxed)
             );
-        }
-    }
-}
-
-/// Records one request when dropped, once its outcome is known: so a request that fails
-/// after its outcome was decided (an upstream that cannot be reached) is still counted,
-/// with its duration. A request rejected before that (a bad body) is not.
-pub struct RequestRecord<'a> {
-    metrics: &'a Metrics,
-    endpoint: Endpoint,
-    started: Instant,
-    /// The outcome, and for a bypass the reason's slot.
-    outcome: Option<(Outcome, usize)>,
-}
-
-impl RequestRecord<'_> {
-    pub fn hit_exact(&mut self) {
-        self.outcome = Some((Outcome::HitExact, 0));
-    }
-    pub fn hit_semantic(&mut self) {
-        self.outcome = Some((Outcome::HitSemantic, 0));
-    }
-    pub fn miss(&mut self) {
-        self.outcome = Some((Outcome::Miss, 0));
-    }
-    pub fn bypass(&mut self, reason: &str) {
-        self.outcome = Some((Outcome::Bypass, self.metrics.bypass_slot(reason)));
-    }
-
-    /// Sets the outcome from the route's response header value.
-    pub fn set(&mut self, header: &crate::routes::CacheHeader) {
-        use crate::routes::CacheHeader;
-        match header {
-            CacheHeader::HitExact => self.hit_exact(),
-            CacheHeader::HitSemantic(_) => self.hit_semantic(),
-            CacheHeader::Miss => self.miss(),
-            CacheHeader::Bypass(reason) => self.bypass(reason),
-            CacheHeader::NeverCache(reason) => self.bypass(reason),
-        }
-    }
-}
-
-impl Drop for RequestRecord<'_> {
-    fn drop(&mut self) {
-        let Some((outcome, reason)) = self.outcome else {
-            return;
-        };
-        let m = self.metrics;
-        let (e, o) = (self.endpoint as usize, outcome as usize);
-        m.requests[e][o].fetch_add(1, Ordering::Relaxed);
-        m.request_duration[e][o].observe(self.started.elapsed());
-        if outcome == Outcome::Bypass {
-            m.bypasses[reason].fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -557,9 +553,10 @@ mod tests {
     }
 
     /// A request counts once it has an outcome, with its bypass reason; unknown reasons
-    /// share `other`; configured pattern names are reasons of their own.
+    /// share `other`; configured pattern names are reasons of their own; each stage it
+    /// reached is observed, and the ones it did not are not.
     #[test]
-    fn requests_count_on_drop_with_their_reason() {
+    fn requests_count_with_their_reason_and_stages() {
         let rules = RulesConfig {
             patterns: vec![deja_core::rules::NamedPattern {
                 name: "secret".into(),
@@ -569,16 +566,25 @@ mod tests {
             ..RulesConfig::default()
         };
         let m = Metrics::new(&rules);
-        drop(m.request(Endpoint::Chat)); // no outcome: not counted
+        m.observe(&RequestSummary::new(Endpoint::Chat)); // no outcome: not counted
         for reason in [
             "rule:secret",
             "personal-data:iban",
             "never-heard-of-it",
             "no-cache",
         ] {
-            m.request(Endpoint::Chat).bypass(reason);
+            let mut s = RequestSummary::new(Endpoint::Chat);
+            s.outcome = Some(Outcome::Bypass);
+            s.bypass_reason = Some(reason.to_string());
+            s.upstream = Some(Duration::from_millis(300));
+            m.observe(&s);
         }
-        m.request(Endpoint::Embeddings).hit_exact();
+        let mut hit = RequestSummary::new(Endpoint::Embeddings);
+        hit.outcome = Some(Outcome::HitExact);
+        hit.normalise = Some(Duration::from_micros(20));
+        hit.stages.store = Duration::from_micros(40);
+        hit.saved.prompt_tokens = 7;
+        m.observe(&hit);
         let mut out = String::new();
         m.render(&mut out);
         for line in [
@@ -592,6 +598,14 @@ mod tests {
             "deja_bypass_total{reason=\"store-error\"} 0",
             "deja_request_duration_seconds_count{endpoint=\"chat\",outcome=\"bypass\"} 4",
             "deja_request_duration_seconds_count{endpoint=\"embeddings\",outcome=\"hit_exact\"} 1",
+            "deja_stage_duration_seconds_count{endpoint=\"chat\",stage=\"upstream\"} 4",
+            "deja_stage_duration_seconds_bucket{endpoint=\"chat\",stage=\"upstream\",le=\"0.25\"} 0",
+            "deja_stage_duration_seconds_bucket{endpoint=\"chat\",stage=\"upstream\",le=\"0.5\"} 4",
+            "deja_stage_duration_seconds_count{endpoint=\"chat\",stage=\"embed\"} 0",
+            "deja_stage_duration_seconds_count{endpoint=\"embeddings\",stage=\"normalise\"} 1",
+            "deja_stage_duration_seconds_count{endpoint=\"embeddings\",stage=\"store\"} 1",
+            "deja_stage_duration_seconds_count{endpoint=\"embeddings\",stage=\"upstream\"} 0",
+            "deja_upstream_tokens_avoided_total{kind=\"prompt\"} 7",
         ] {
             assert!(out.lines().any(|l| l == line), "{line} not in\n{out}");
         }

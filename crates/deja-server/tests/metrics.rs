@@ -382,6 +382,22 @@ async fn scripted_requests_show_up_as_exact_counts() {
         );
     }
 
+    // Stages: every chat request was read into a key; the seven looked up read the
+    // store; the five not answered by an exact hit embedded and searched; verification
+    // ran at least for the semantic hit and the refused candidate.
+    let stage = |stage: &str| {
+        get(
+            &s,
+            &format!("deja_stage_duration_seconds_count{{endpoint=\"chat\",stage=\"{stage}\"}}"),
+        )
+    };
+    assert_eq!(stage("normalise"), 9.0);
+    assert_eq!(stage("store"), 7.0);
+    assert_eq!(stage("embed"), 5.0);
+    assert_eq!(stage("search"), 5.0);
+    assert!(stage("verify") >= 2.0, "verify {}", stage("verify"));
+    assert_eq!(stage("upstream"), 6.0);
+
     // Removals come from the engine's counters.
     let r = p
         .client

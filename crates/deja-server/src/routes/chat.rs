@@ -19,6 +19,7 @@ use crate::coalesce::LeaderGuard;
 use crate::controls::{tenant, Controls};
 use crate::error::ApiError;
 use crate::metrics::Endpoint;
+use crate::observe::{NearMiss, RequestRecord};
 use crate::routes::{read_body, wire_error, CacheHeader};
 use crate::upstream::{map_send_error, response_headers};
 use crate::AppState;
@@ -31,6 +32,8 @@ pub async fn chat_completions(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(body, app.config().limits.max_body_bytes).await?;
+    // Counts the request, with its duration, when this function returns.
+    let mut record = RequestRecord::new(&app, Endpoint::Chat);
     let req = parse_chat(&bytes).map_err(wire_error)?;
     let controls = Controls::from_headers(&headers)?;
     let tenant = tenant(&headers, app.config().cache.tenant)?;
@@ -42,8 +45,8 @@ pub async fn chat_completions(
     let exact = ExactKey::new(&key.partition, &key.prompt);
     let category_hint = category_hint(&app, &headers)?;
     let tags = crate::admin::tags_from_headers(&headers)?;
-    // Counts the request, with its duration, when this function returns.
-    let mut record = app.metrics().request(Endpoint::Chat);
+    record.summary.model = Some(key.model.clone());
+    record.normalised();
 
     let mut vector = None;
     let mut rejected = None;
@@ -68,12 +71,13 @@ pub async fn chat_completions(
         };
         loop {
             app.inflight().wait(&exact).await;
-            match app.cache().lookup(&lookup).await {
+            let (found, stages) = app.cache().lookup_timed(&lookup).await;
+            record.summary.stages = stages;
+            match found {
                 Lookup::ExactHit(entry) => {
                     let usage = entry.usage;
                     if let Some(resp) = serve_hit(entry, &CacheHeader::HitExact, want) {
-                        record.hit_exact();
-                        app.metrics().tokens_avoided(usage);
+                        record.served(&CacheHeader::HitExact, usage);
                         return Ok(resp);
                     }
                     outcome = CacheHeader::Bypass("unreadable-entry");
@@ -81,11 +85,9 @@ pub async fn chat_completions(
                 }
                 Lookup::SemanticHit { entry, similarity } => {
                     let usage = entry.usage;
-                    if let Some(resp) =
-                        serve_hit(entry, &CacheHeader::HitSemantic(similarity), want)
-                    {
-                        record.hit_semantic();
-                        app.metrics().tokens_avoided(usage);
+                    let hit = CacheHeader::HitSemantic(similarity);
+                    if let Some(resp) = serve_hit(entry, &hit, want) {
+                        record.served(&hit, usage);
                         return Ok(resp);
                     }
                     outcome = CacheHeader::Bypass("unreadable-entry");
@@ -93,13 +95,26 @@ pub async fn chat_completions(
                 }
                 Lookup::Miss {
                     vector: v,
+                    nearest,
+                    nearest_id,
                     rejected: r,
+                    threshold,
                     category: c,
-                    ..
                 } => {
                     vector = v;
                     rejected = r;
                     category = Some(c);
+                    if let (Some(similarity), Some(entry), Some(threshold)) =
+                        (nearest, nearest_id, threshold)
+                    {
+                        record.summary.near_miss = Some(NearMiss {
+                            similarity,
+                            threshold,
+                            entry,
+                            prompt: key.prompt.clone(),
+                            rejected: r,
+                        });
+                    }
                 }
                 Lookup::Bypass(reason) => {
                     outcome = CacheHeader::Bypass(reason.as_str());
@@ -141,8 +156,9 @@ pub async fn chat_completions(
         .upstream()
         .send(Method::POST, PATH, &headers, bytes, !want.stream)
         .await;
-    app.metrics()
-        .upstream_call(Endpoint::Chat, started.elapsed());
+    let elapsed = started.elapsed();
+    app.metrics().upstream_call(Endpoint::Chat, elapsed);
+    record.summary.upstream = Some(elapsed);
     let upstream = sent?;
     let status = upstream.status();
     let mut resp_headers = response_headers(upstream.headers());

@@ -17,6 +17,7 @@ use deja_openai::embeddings::{self as wire, EncodingFormat};
 use crate::controls::{tenant, Controls};
 use crate::error::ApiError;
 use crate::metrics::Endpoint;
+use crate::observe::RequestRecord;
 use crate::routes::{read_body, wire_error, CacheHeader};
 use crate::upstream::{map_send_error, response_headers};
 use crate::AppState;
@@ -29,6 +30,8 @@ pub async fn embeddings(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(body, app.config().limits.max_body_bytes).await?;
+    // Counts the request, with its duration, when this function returns.
+    let mut record = RequestRecord::new(&app, Endpoint::Embeddings);
     let req = wire::parse_embeddings(&bytes).map_err(wire_error)?;
     let controls = Controls::from_headers(&headers)?;
     let tenant = tenant(&headers, app.config().cache.tenant)?;
@@ -37,12 +40,13 @@ pub async fn embeddings(
     let items = wire::items(&req);
     let prompts: Vec<String> = items.iter().map(wire::item_prompt).collect();
 
-    // Counts the request, with its duration, when this function returns.
-    let mut record = app.metrics().request(Endpoint::Embeddings);
+    record.summary.model = Some(req.model.clone());
+    record.normalised();
     let mut avoided = Usage::default();
     let mut vectors: Vec<Option<Vec<f32>>> = vec![None; items.len()];
     let mut store_ok = true;
     if !controls.skip_lookup {
+        let started = Instant::now();
         for (slot, prompt) in vectors.iter_mut().zip(&prompts) {
             let key = ExactKey::new(&partition, prompt);
             match app.cache().store().get_exact(&key).await {
@@ -62,6 +66,7 @@ pub async fn embeddings(
                 }
             }
         }
+        record.summary.stages.store = started.elapsed();
     }
     // Distinct missing items, each sent upstream once.
     let mut missing: Vec<usize> = Vec::new();
@@ -79,7 +84,7 @@ pub async fn embeddings(
         c.embedding_misses += misses;
     });
     app.metrics().embedding_items(hits, misses);
-    app.metrics().tokens_avoided(avoided);
+    record.summary.saved = avoided;
 
     let mut usage = wire::UpstreamUsage::default();
     let outcome = if !store_ok || controls.skip_lookup {
@@ -99,8 +104,9 @@ pub async fn embeddings(
             .upstream()
             .send(Method::POST, PATH, &headers, upstream_body.into(), true)
             .await;
-        app.metrics()
-            .upstream_call(Endpoint::Embeddings, started.elapsed());
+        let elapsed = started.elapsed();
+        app.metrics().upstream_call(Endpoint::Embeddings, elapsed);
+        record.summary.upstream = Some(elapsed);
         let resp = sent?;
         let status = resp.status();
         let resp_headers = response_headers(resp.headers());
