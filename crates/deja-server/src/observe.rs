@@ -31,6 +31,9 @@ pub struct RequestSummary {
     /// Tokens the upstream reported for the answer(s) served from the cache: what the
     /// request would have cost without it.
     pub saved: Usage,
+    /// What `saved` would have cost in US dollars at the configured prices for `model`
+    /// (`None`: no price known for it); set when recorded, before the consumers see it.
+    pub saved_usd: Option<f64>,
     /// The similarity of a semantic hit.
     pub similarity: Option<f32>,
     /// The best candidate not served, when a semantic search found one.
@@ -54,6 +57,7 @@ impl RequestSummary {
             bypass_reason: None,
             model: None,
             saved: Usage::default(),
+            saved_usd: None,
             similarity: None,
             near_miss: None,
             normalise: None,
