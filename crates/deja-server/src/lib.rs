@@ -9,6 +9,7 @@ pub mod controls;
 pub mod error;
 pub mod metrics;
 pub mod observe;
+pub mod request_id;
 pub mod routes;
 pub mod snapshot;
 pub mod staleness;
@@ -321,6 +322,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::scrape))
         .nest("/admin", admin::router(state.clone()))
         .fallback(routes::passthrough::passthrough)
+        .layer(axum::middleware::from_fn(request_id::layer))
         .with_state(state)
 }
 

@@ -14,6 +14,7 @@ use deja_core::{Answer, BypassReason, Entry, ExactKey, Lookup, LookupRequest, Ne
 use deja_openai::chat::{chat_key, include_usage, is_stream, parse_chat, ChatKey};
 use deja_openai::sse;
 use futures::StreamExt;
+use tracing::Instrument;
 
 use crate::coalesce::LeaderGuard;
 use crate::controls::{tenant, Controls};
@@ -200,7 +201,7 @@ pub async fn chat_completions(
                 // Strict durability: the response is sent once the entry is durable.
                 insert.await;
             } else {
-                tokio::spawn(insert);
+                tokio::spawn(insert.in_current_span());
             }
         }
     }
@@ -364,7 +365,7 @@ fn stream_through(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(32);
     let mut pending = pending;
     let strict = pending.as_ref().is_some_and(|p| ack_after_store(&p.app));
-    tokio::spawn(async move {
+    let task = async move {
         let mut parser = sse::SseParser::default();
         let mut chunks: Vec<Vec<u8>> = Vec::new();
         let mut done = false;
@@ -408,7 +409,9 @@ fn stream_through(
                 store_stream(p, chunks).await;
             }
         }
-    });
+    };
+    // The recording outlives the handler; its log lines keep the request's id.
+    tokio::spawn(task.in_current_span());
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     (status, headers, body).into_response()
 }
