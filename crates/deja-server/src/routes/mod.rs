@@ -2,6 +2,7 @@
 //! `x-deja-*` response headers.
 
 pub mod chat;
+pub mod completion;
 pub mod embeddings;
 pub mod passthrough;
 

@@ -1,0 +1,487 @@
+//! What the cached completion routes share: OpenAI's `POST /v1/chat/completions`
+//! ([`super::chat`]) and Anthropic's `POST /v1/messages` ([`super::messages`]) answer a
+//! parsed and keyed request through [`answer`]: never-cache rules and `Cache-Control`,
+//! exact then semantic lookup with concurrent identical misses coalesced, and on a miss the
+//! upstream, whose answer is returned as it arrives (a stream chunk by chunk, recorded on
+//! the way) and stored only when it is a complete 2xx answer ([`PendingInsert`]), before the
+//! response ends with strict durability.
+//!
+//! What differs between the routes stays in them: parsing, the key, the upstream they call,
+//! the conversion of a stored answer into the shape the client asked for, and the error
+//! shape. What differs between the wire formats of a stream and a body is
+//! [`StreamFormat`].
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use deja_core::{Answer, BypassReason, Entry, ExactKey, Lookup, LookupRequest, NewEntry, Usage};
+use deja_openai::anthropic::stream as anthropic_stream;
+use deja_openai::chat::ChatKey;
+use deja_openai::sse;
+use futures::StreamExt;
+use tracing::Instrument;
+
+use crate::coalesce::LeaderGuard;
+use crate::controls::Controls;
+use crate::error::ApiError;
+use crate::metrics::Endpoint;
+use crate::observe::{NearMiss, RequestRecord};
+use crate::routes::CacheHeader;
+use crate::upstream::{map_send_error, response_headers, Upstream};
+use crate::AppState;
+
+/// The wire format of an answer: how a stream ends, when a recording is whole, where the
+/// token usage is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamFormat {
+    /// OpenAI `chat.completion` bodies and chunks; a stream ends with `data: [DONE]`.
+    OpenAi,
+    /// Anthropic `message` bodies and named events; a stream ends with `message_stop`.
+    Anthropic,
+}
+
+impl StreamFormat {
+    /// Whether `event` ends the stream.
+    fn is_end(self, event: &sse::SseEvent) -> bool {
+        match (self, event) {
+            (StreamFormat::OpenAi, sse::SseEvent::Done) => true,
+            (StreamFormat::OpenAi, sse::SseEvent::Data(_)) => false,
+            (StreamFormat::Anthropic, sse::SseEvent::Data(d)) => anthropic_stream::is_stream_end(d),
+            (StreamFormat::Anthropic, sse::SseEvent::Done) => false,
+        }
+    }
+
+    /// Whether a recorded stream holds a whole answer.
+    fn completed(self, chunks: &[Vec<u8>]) -> bool {
+        match self {
+            StreamFormat::OpenAi => sse::stream_completed(chunks),
+            StreamFormat::Anthropic => anthropic_stream::stream_completed(chunks),
+        }
+    }
+
+    fn usage_from_chunks(self, chunks: &[Vec<u8>]) -> Usage {
+        match self {
+            StreamFormat::OpenAi => sse::usage_from_chunks(chunks),
+            StreamFormat::Anthropic => anthropic_stream::usage_from_events(chunks),
+        }
+    }
+
+    /// Whether a 2xx body is an answer worth storing, and its usage if so.
+    fn stored_body(self, body: &[u8]) -> Option<Usage> {
+        match self {
+            StreamFormat::OpenAi => serde_json::from_slice::<serde::de::IgnoredAny>(body)
+                .is_ok()
+                .then(|| sse::usage_from_body(body)),
+            StreamFormat::Anthropic => {
+                let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+                (value.get("type").and_then(|t| t.as_str()) == Some("message"))
+                    .then(|| anthropic_stream::usage_from_body(body))
+            }
+        }
+    }
+}
+
+/// Where a route sends its misses.
+pub struct Route<'a> {
+    /// The metrics label.
+    pub endpoint: Endpoint,
+    pub upstream: &'a Upstream,
+    /// The incoming path, mapped under the upstream's base URL.
+    pub path: &'static str,
+    pub format: StreamFormat,
+    /// Whether the client asked for a streamed answer.
+    pub stream: bool,
+}
+
+/// A parsed request as the cache sees it.
+pub struct Cached {
+    pub key: ChatKey,
+    /// The tenant label, stored with the entry.
+    pub tenant: String,
+    pub controls: Controls,
+    /// `x-deja-category`, already checked against the configured categories.
+    pub category_hint: Option<String>,
+    /// `x-deja-tags`, stored with the entry.
+    pub tags: Vec<String>,
+    /// The body to store with the entry for the staleness job (`None`: not recorded).
+    pub request: Option<Vec<u8>>,
+}
+
+/// Answers a request from the cache, or from the upstream and stores the answer. `serve`
+/// turns a stored entry into the response the client asked for (headers given); `None`
+/// means the entry cannot be served, which bypasses the cache.
+pub async fn answer(
+    app: &AppState,
+    record: &mut RequestRecord<'_>,
+    headers: &HeaderMap,
+    bytes: Bytes,
+    cached: Cached,
+    route: Route<'_>,
+    serve: impl Fn(Entry, HeaderMap) -> Option<Response>,
+) -> Result<Response, ApiError> {
+    let Cached {
+        key,
+        tenant,
+        controls,
+        category_hint,
+        tags,
+        request,
+    } = cached;
+    let exact = ExactKey::new(&key.partition, &key.prompt);
+    let mut vector = None;
+    let mut rejected = None;
+    let mut category = None;
+    let mut outcome = CacheHeader::Miss;
+    let mut guard = None;
+    if let Some(rule) = app.rules().check_prompt(&key.prompt) {
+        // Personal data or a time-sensitive question: neither looked up nor stored.
+        outcome = CacheHeader::NeverCache(rule.reason());
+        app.cache().count(|c| c.bypasses += 1);
+    } else if controls.skip_lookup {
+        outcome = CacheHeader::Bypass("no-cache");
+        app.cache().count(|c| c.bypasses += 1);
+    } else {
+        let lookup = LookupRequest {
+            category: category_hint.as_deref(),
+            partition: key.partition,
+            prompt: &key.prompt,
+            semantic: key.semantic,
+            min_similarity: controls.min_similarity,
+            max_age_secs: controls.max_age_secs,
+        };
+        loop {
+            app.inflight().wait(&exact).await;
+            let (found, stages) = app.cache().lookup_timed(&lookup).await;
+            record.summary.stages = stages;
+            let (entry, hit) = match found {
+                Lookup::ExactHit(entry) => (entry, CacheHeader::HitExact),
+                Lookup::SemanticHit { entry, similarity } => {
+                    (entry, CacheHeader::HitSemantic(similarity))
+                }
+                Lookup::Miss {
+                    vector: v,
+                    nearest,
+                    nearest_id,
+                    rejected: r,
+                    threshold,
+                    category: c,
+                } => {
+                    vector = v;
+                    rejected = r;
+                    category = Some(c);
+                    if let (Some(similarity), Some(entry), Some(threshold)) =
+                        (nearest, nearest_id, threshold)
+                    {
+                        record.summary.near_miss = Some(NearMiss {
+                            similarity,
+                            threshold,
+                            entry,
+                            prompt: key.prompt.clone(),
+                            rejected: r,
+                        });
+                    }
+                    // Whoever registers first fetches; the others wait above and look again.
+                    match app.inflight().lead(exact) {
+                        Some(g) => {
+                            guard = Some(g);
+                            break;
+                        }
+                        None => continue,
+                    }
+                }
+                Lookup::Bypass(reason) => {
+                    outcome = CacheHeader::Bypass(reason.as_str());
+                    break;
+                }
+            };
+            let usage = entry.usage;
+            let hit_headers = hit_headers(&entry, &hit);
+            if let Some(resp) = serve(entry, hit_headers) {
+                record.served(&hit, usage);
+                return Ok(resp);
+            }
+            outcome = CacheHeader::Bypass("unreadable-entry");
+            break;
+        }
+    }
+    // Bypassed lookups are not stored (the backend is failing, or the entry is bad),
+    // except `no-cache`, which exists to refresh the entry.
+    let store = !controls.skip_store
+        && matches!(outcome, CacheHeader::Miss | CacheHeader::Bypass("no-cache"));
+    let pending = store.then(|| PendingInsert {
+        app: app.clone(),
+        key,
+        vector,
+        category: category.clone().or(category_hint),
+        labels: deja_core::EntryLabels {
+            namespace: Some(tenant),
+            tags,
+        },
+        request,
+        format: route.format,
+        _guard: guard,
+    });
+
+    record.set(&outcome);
+    if let Some(r) = rejected {
+        app.metrics().verification_reject(r);
+    }
+    app.cache().count(|c| c.upstream_calls += 1);
+    let started = Instant::now();
+    let sent = route
+        .upstream
+        .send(Method::POST, route.path, headers, bytes, !route.stream)
+        .await;
+    let elapsed = started.elapsed();
+    app.metrics().upstream_call(route.endpoint, elapsed);
+    record.summary.upstream = Some(elapsed);
+    let upstream = sent?;
+    let status = upstream.status();
+    let mut resp_headers = response_headers(upstream.headers());
+    outcome.write(&mut resp_headers);
+    if let Some(c) = category
+        .as_deref()
+        .and_then(|c| HeaderValue::from_str(c).ok())
+    {
+        resp_headers.insert("x-deja-category", c);
+    }
+    if let Some(r) = rejected {
+        // A similar prompt was found but refused: say why, to guide tuning.
+        resp_headers.insert("x-deja-rejected", HeaderValue::from_static(r.as_str()));
+    }
+
+    if !status.is_success() {
+        // Upstream errors pass through unchanged and are never stored.
+        let body = upstream.bytes().await.map_err(map_send_error)?;
+        return Ok((status, resp_headers, body).into_response());
+    }
+    let is_sse = upstream
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if route.stream && is_sse {
+        return Ok(stream_through(upstream, status, resp_headers, pending));
+    }
+    let body = upstream.bytes().await.map_err(map_send_error)?;
+    if let Some(p) = pending {
+        // Only a complete answer is stored. Waiters are released once it is stored.
+        if !route.stream {
+            if let Some(usage) = route.format.stored_body(&body) {
+                if p.answer_may_be_stored(&body) {
+                    let insert = p.insert(Answer::Body(body.to_vec()), usage);
+                    if ack_after_store(app) {
+                        // Strict durability: the response is sent once the entry is durable.
+                        insert.await;
+                    } else {
+                        tokio::spawn(insert.in_current_span());
+                    }
+                }
+            }
+        }
+    }
+    Ok((status, resp_headers, body).into_response())
+}
+
+/// The headers of a response served from `entry`.
+fn hit_headers(entry: &Entry, outcome: &CacheHeader) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    outcome.write(&mut headers);
+    if let Ok(v) = HeaderValue::from_str(&entry.id.to_string()) {
+        headers.insert("x-deja-entry", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&entry.category) {
+        headers.insert("x-deja-category", v);
+    }
+    headers
+}
+
+/// The category named by `x-deja-category`, which must be a configured one.
+pub fn category_hint(app: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("x-deja-category") else {
+        return Ok(None);
+    };
+    let policy = app.cache().policy();
+    let name = v.to_str().unwrap_or_default().trim();
+    if policy.by_name(name).is_none() {
+        let known: Vec<&str> = policy.names().collect();
+        return Err(ApiError::bad_request(
+            format!(
+                "x-deja-category {name:?} is not a configured category; use one of: {}",
+                known.join(", ")
+            ),
+            None,
+        ));
+    }
+    Ok(Some(name.to_string()))
+}
+
+/// What is needed to store the upstream's answer once it is complete. Holding it keeps
+/// the coalescing leadership; dropping it releases waiters.
+struct PendingInsert {
+    app: AppState,
+    key: ChatKey,
+    vector: Option<Vec<f32>>,
+    category: Option<String>,
+    /// The request's tenant label and `x-deja-tags`, stored for invalidation.
+    labels: deja_core::EntryLabels,
+    /// The request body, recorded while staleness checks are on.
+    request: Option<Vec<u8>>,
+    format: StreamFormat,
+    _guard: Option<LeaderGuard>,
+}
+
+impl PendingInsert {
+    /// Whether the never-cache rules allow storing this answer (personal data in it, or a
+    /// configured answer pattern, keep it out). Checked on the raw bytes, which is
+    /// conservative: JSON escaping only hides what it escapes.
+    fn answer_may_be_stored(&self, bytes: &[u8]) -> bool {
+        match self
+            .app
+            .rules()
+            .check_answer(&String::from_utf8_lossy(bytes))
+        {
+            None => true,
+            Some(rule) => {
+                tracing::info!(reason = %rule.reason(), "answer not stored: never-cache rule");
+                self.app.cache().count(|c| c.bypasses += 1);
+                self.app.metrics().not_stored(&rule.reason());
+                false
+            }
+        }
+    }
+
+    async fn insert(self, answer: Answer, usage: Usage) {
+        let PendingInsert {
+            app,
+            key,
+            vector,
+            category,
+            labels,
+            request,
+            format: _,
+            _guard,
+        } = self;
+        let ChatKey {
+            partition,
+            prompt,
+            semantic,
+            model,
+        } = key;
+        let new = NewEntry {
+            partition,
+            prompt,
+            model,
+            answer,
+            usage,
+            semantic,
+            vector,
+            category,
+        };
+        if let Err(e) = app.cache().insert_recorded(new, labels, request).await {
+            app.cache().count(|c| c.bypasses += 1);
+            app.metrics().not_stored(BypassReason::StoreError.as_str());
+            tracing::warn!(error = %deja_core::ErrorChain(&e), "storing an answer failed; it was served but not cached");
+        }
+    }
+}
+
+/// A JSON answer served from the cache.
+pub fn json_response(body: Bytes, mut headers: HeaderMap) -> Response {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    (StatusCode::OK, headers, body).into_response()
+}
+
+/// A stream served from the cache, whole.
+pub fn sse_response(body: Bytes, mut headers: HeaderMap) -> Response {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    (StatusCode::OK, headers, body).into_response()
+}
+
+/// Forwards an upstream SSE stream to the client as it arrives, recording its events, and
+/// stores the recording if the stream ended as its format ends and the answer is whole.
+fn stream_through(
+    upstream: reqwest::Response,
+    status: StatusCode,
+    headers: HeaderMap,
+    pending: Option<PendingInsert>,
+) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(32);
+    let mut pending = pending;
+    let strict = pending.as_ref().is_some_and(|p| ack_after_store(&p.app));
+    let format = pending.as_ref().map(|p| p.format);
+    let task = async move {
+        let mut parser = sse::SseParser::default();
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        let mut done = false;
+        let mut failed = false;
+        let mut stream = upstream.bytes_stream();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(bytes) => {
+                    if let (Some(format), true) = (format, pending.is_some()) {
+                        for event in parser.push(&bytes) {
+                            done |= format.is_end(&event);
+                            if let sse::SseEvent::Data(d) = event {
+                                chunks.push(d);
+                            }
+                        }
+                    }
+                    if done && strict {
+                        // Strict durability: store before the client sees the end.
+                        if let Some(p) = pending.take() {
+                            store_stream(p, std::mem::take(&mut chunks)).await;
+                        }
+                    }
+                    if tx.send(Ok(bytes)).await.is_err() {
+                        // The client went away: stop reading; a partial answer is not stored.
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %deja_core::ErrorChain(&e), "upstream stream broke off; not caching it");
+                    failed = true;
+                    let _ = tx
+                        .send(Err(std::io::Error::other("upstream stream broke off")))
+                        .await;
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        if let Some(p) = pending {
+            if !failed && done {
+                store_stream(p, chunks).await;
+            }
+        }
+    };
+    // The recording outlives the handler; its log lines keep the request's id.
+    tokio::spawn(task.in_current_span());
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    (status, headers, body).into_response()
+}
+
+/// Whether a stored answer must be durable before the client sees the end of the response
+/// (`store.durability = "strict"`), so that an acknowledged answer survives a crash.
+fn ack_after_store(app: &AppState) -> bool {
+    app.config().store.durability == crate::config::Durability::Strict
+}
+
+/// Stores a recorded stream if it completed normally and no never-cache rule objects.
+async fn store_stream(p: PendingInsert, chunks: Vec<Vec<u8>>) {
+    // Joined: personal data can be split across chunks.
+    if p.format.completed(&chunks) && p.answer_may_be_stored(&chunks.concat()) {
+        let usage = p.format.usage_from_chunks(&chunks);
+        p.insert(Answer::Chunks(chunks), usage).await;
+    }
+}
