@@ -1,6 +1,8 @@
-//! Test support for deja (dev-only): a deterministic mock OpenAI-compatible upstream that
-//! counts calls, and conformance suites every backend runs.
+//! Test support for deja (dev-only): deterministic mock upstreams that count calls (an
+//! OpenAI-compatible one, and Anthropic's Messages API), and conformance suites every
+//! backend runs.
 
 pub mod conformance;
+pub mod mock_anthropic;
 pub mod mock_upstream;
 pub mod redis_server;
