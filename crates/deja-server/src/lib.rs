@@ -98,6 +98,10 @@ impl AppState {
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
     }
+    /// Where the in-process index is kept between runs (`None`: not kept, or shared).
+    pub fn index_snapshot(&self) -> Option<&snapshot::IndexSnapshot> {
+        self.inner.index_snapshot.as_ref()
+    }
 }
 
 /// Opens the embedded store at `<data_dir>/deja.redb`.
@@ -194,8 +198,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         }
     };
     // Other replicas' writes are followed from the events stream's position before the
-    // index is loaded, so nothing written during the load is missed.
-    let events_from = match &redis {
+    // index is loaded, so nothing written during the load is missed (unless the index
+    // comes from a snapshot, which says where to follow from).
+    let mut events_from = match &redis {
         Some(r) => Some(
             r.events_tail()
                 .await
@@ -206,14 +211,35 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let embedder = build_embedder(&config)?;
     let snapshot_path = config.data_dir.join(snapshot::SNAPSHOT_FILE);
     let params = HnswParams::default();
+    let redis_identity = config
+        .store
+        .url
+        .as_deref()
+        .map(|url| snapshot::redis_identity(url, &config.store.key_prefix));
     // The in-process index (possibly from its snapshot), unless replicas share Redis
     // Stack's.
     let (index, hnsw, from_snapshot): (Arc<dyn VectorIndex>, Option<Arc<HnswIndex>>, bool) =
         match config.store.index {
             IndexKind::Local => {
-                let loaded = local.as_ref().and_then(|l| {
-                    snapshot::load(&snapshot_path, l, embedder.id(), embedder.dim(), params)
-                });
+                let loaded = match (&local, &redis, &redis_identity) {
+                    (Some(l), _, _) => {
+                        snapshot::load(&snapshot_path, l, embedder.id(), embedder.dim(), params)
+                    }
+                    (None, Some(r), Some(identity)) => snapshot::load_redis(
+                        &snapshot_path,
+                        r,
+                        identity,
+                        embedder.id(),
+                        embedder.dim(),
+                        params,
+                    )
+                    .await
+                    .map(|(index, event)| {
+                        events_from = Some(event);
+                        index
+                    }),
+                    _ => None,
+                };
                 let from_snapshot = loaded.is_some();
                 let hnsw = Arc::new(
                     loaded.unwrap_or_else(|| HnswIndex::new(embedder.id(), embedder.dim(), params)),
@@ -260,18 +286,26 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             "vector index rebuilt from the store"
         );
     }
-    if let (Some(r), Some(from)) = (&redis, events_from) {
+    let follower = match (&redis, events_from) {
         // Runs as long as the cache (which owns the store and index) exists.
-        r.follow_events((!shared_index).then(|| Arc::downgrade(&index)), from);
-    }
+        (Some(r), Some(from)) => {
+            Some(r.follow_events((!shared_index).then(|| Arc::downgrade(&index)), from))
+        }
+        _ => None,
+    };
     let examples = cache
         .embed_category_examples()
         .await
         .context("embedding the categories' example prompts")?;
     tracing::info!(examples, "category examples embedded");
-    let index_snapshot = local
-        .zip(hnsw)
-        .map(|(l, hnsw)| snapshot::IndexSnapshot::new(snapshot_path, l, hnsw));
+    let index_snapshot = match (local, hnsw, follower, redis_identity) {
+        (Some(l), Some(hnsw), _, _) => Some(snapshot::IndexSnapshot::new(snapshot_path, l, hnsw)),
+        (None, Some(hnsw), Some(follower), Some(identity)) => Some(
+            snapshot::IndexSnapshot::for_redis(snapshot_path, identity, hnsw, &follower),
+        ),
+        _ => None,
+    }
+    .map(|s| s.loaded_at_start(from_snapshot));
     AppState::with_index_snapshot(config, cache, index_snapshot)
 }
 

@@ -32,7 +32,9 @@ struct Replica {
     client: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _dir: tempfile::TempDir,
+    /// Whether its index was loaded from a snapshot in its data dir (else rebuilt).
+    from_snapshot: bool,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Replica {
@@ -47,6 +49,17 @@ impl Replica {
         index: IndexKind,
     ) -> Replica {
         let dir = tempfile::tempdir().unwrap();
+        Self::start_in(redis_url, prefix, upstream, index, dir).await
+    }
+
+    /// A replica over the data dir `dir` (where its index snapshot is kept).
+    async fn start_in(
+        redis_url: &str,
+        prefix: &str,
+        upstream: &MockUpstream,
+        index: IndexKind,
+        dir: tempfile::TempDir,
+    ) -> Replica {
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
@@ -59,6 +72,7 @@ impl Replica {
         config.store.response_timeout_ms = 500;
         config.admin.token = Some(ADMIN_TOKEN.into());
         let state = deja_server::build_state(config).await.unwrap();
+        let from_snapshot = state.index_snapshot().is_some_and(|s| s.was_loaded());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -70,17 +84,20 @@ impl Replica {
             client: reqwest::Client::new(),
             shutdown: Some(tx),
             task: Some(task),
-            _dir: dir,
+            from_snapshot,
+            dir: Some(dir),
         }
     }
 
-    async fn stop(mut self) {
+    /// Stops cleanly (which writes the index snapshot) and returns the data dir.
+    async fn stop(mut self) -> tempfile::TempDir {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
+        self.dir.take().unwrap()
     }
 
     async fn chat(&self, text: &str) -> reqwest::Response {
@@ -213,6 +230,72 @@ async fn replicas_share_entries(url: &str, index: IndexKind) {
     a.stop().await;
     b.stop().await;
     c.stop().await;
+}
+
+/// A replica stopped cleanly keeps its index with the events stream's position; started
+/// again it loads that index and catches up from the stream (another replica's insert
+/// and invalidation made meanwhile), instead of reading every entry again. Once the stream
+/// no longer holds every event after the snapshot, the index is rebuilt instead.
+#[tokio::test]
+async fn a_restarted_replica_catches_up_from_its_snapshot() {
+    if !model_available() {
+        return;
+    }
+    let Some(server) = RedisServer::standalone_or_skip() else {
+        return;
+    };
+    let url = server.url();
+    let upstream = MockUpstream::start().await.unwrap();
+    let prefix = prefix();
+    let a = Replica::start(&url, &prefix, &upstream).await;
+    assert!(!a.from_snapshot);
+    let france = "What is the capital of France?";
+    assert_eq!(outcome(&a.chat(france).await), "miss");
+    a.settle(france).await;
+    let dir = a.stop().await;
+    for f in ["index.snapshot", "index.snapshot.position.json"] {
+        assert!(dir.path().join(f).is_file(), "{f} not written at stop");
+    }
+
+    // While A is down, B removes A's entry and stores another.
+    let b = Replica::start(&url, &prefix, &upstream).await;
+    let removed = b.admin("invalidate", Some(json!({"all": true}))).await;
+    assert_eq!(removed["removed"], 1, "{removed}");
+    let bread = "How do I bake sourdough bread?";
+    assert_eq!(outcome(&b.chat(bread).await), "miss");
+    b.settle(bread).await;
+
+    let a = Replica::start_in(&url, &prefix, &upstream, IndexKind::Local, dir).await;
+    assert!(a.from_snapshot, "A rebuilt its index instead of loading it");
+    let calls = upstream.stats().chat_calls;
+    // B's vector came from the stream (the snapshot predates it).
+    assert_eq!(
+        outcome(&a.chat_no_store("how to bake sourdough bread").await),
+        "hit-semantic"
+    );
+    assert_eq!(upstream.stats().chat_calls, calls);
+    // A's own entry, removed by B, is gone from A's index too.
+    for q in [france, "what's the capital city of France"] {
+        assert_eq!(outcome(&a.chat_no_store(q).await), "miss", "{q}");
+    }
+    let dir = a.stop().await;
+
+    // The stream is trimmed past the snapshot (then written again): A must rebuild.
+    server
+        .command(&format!("XTRIM {prefix}:events MAXLEN 0"))
+        .unwrap();
+    let tea = "How do I brew green tea?";
+    assert_eq!(outcome(&b.chat(tea).await), "miss");
+    b.settle(tea).await;
+    let a = Replica::start_in(&url, &prefix, &upstream, IndexKind::Local, dir).await;
+    assert!(!a.from_snapshot, "A used a snapshot the stream no longer covers");
+    assert_eq!(
+        outcome(&a.chat_no_store("how can I bake sourdough bread").await),
+        "hit-semantic",
+        "the rebuilt index holds the entries in Redis"
+    );
+    a.stop().await;
+    b.stop().await;
 }
 
 #[tokio::test]

@@ -9,6 +9,10 @@
 //! index). A stored vector is re-read from its record, so an event about an entry that is
 //! gone again is a no-op.
 //!
+//! The follower publishes its position (the last event applied, [`EventsPosition`]), so a
+//! replica can save its index with that position and, at its next start, load it and
+//! follow from there instead of reading every entry again (see `deja_server::snapshot`).
+//!
 //! This is not what keeps answers correct: the store is the source of truth, and every
 //! candidate the index returns is re-read from it before it is served. A replica that
 //! misses events (Redis unreachable, or more than `EVENTS_MAXLEN` behind) serves fewer
@@ -126,6 +130,34 @@ async fn apply(
     Ok(())
 }
 
+/// Where a follower is in the events stream: the id of the last event it applied (or the
+/// position it started from). Everything up to it is in its index.
+#[derive(Debug, Clone)]
+pub struct EventsPosition(Arc<parking_lot::Mutex<String>>);
+
+impl EventsPosition {
+    pub fn get(&self) -> String {
+        self.0.lock().clone()
+    }
+}
+
+/// A running follower: its task, and its position.
+#[derive(Debug)]
+pub struct EventsFollower {
+    pub task: tokio::task::JoinHandle<()>,
+    pub position: EventsPosition,
+}
+
+/// Whether stream id `a` is at or before `b` (ids are `MILLIS-SEQ`); `None` if either is
+/// not a stream id.
+pub fn stream_id_at_or_before(a: &str, b: &str) -> Option<bool> {
+    fn parse(id: &str) -> Option<(u64, u64)> {
+        let (ms, seq) = id.split_once('-')?;
+        Some((ms.parse().ok()?, seq.parse().ok()?))
+    }
+    Some(parse(a)? <= parse(b)?)
+}
+
 impl RedisStore {
     /// Follows the events written after `from` (see [`RedisStore::events_tail`]) into
     /// `index` (if given: an in-process index; a shared one needs no updates) and the
@@ -136,13 +168,23 @@ impl RedisStore {
         self: &Arc<Self>,
         index: Option<Weak<dyn VectorIndex>>,
         from: String,
-    ) -> tokio::task::JoinHandle<()> {
+    ) -> EventsFollower {
         let store = self.clone();
-        tokio::spawn(async move { follow(store, index, from).await })
+        let position = EventsPosition(Arc::new(parking_lot::Mutex::new(from.clone())));
+        let published = position.clone();
+        EventsFollower {
+            task: tokio::spawn(async move { follow(store, index, from, published).await }),
+            position,
+        }
     }
 }
 
-async fn follow(store: Arc<RedisStore>, index: Option<Weak<dyn VectorIndex>>, mut last: String) {
+async fn follow(
+    store: Arc<RedisStore>,
+    index: Option<Weak<dyn VectorIndex>>,
+    mut last: String,
+    position: EventsPosition,
+) {
     let key = store.events_key();
     let mut conn = None;
     let mut failing = false;
@@ -215,6 +257,7 @@ async fn follow(store: Arc<RedisStore>, index: Option<Weak<dyn VectorIndex>>, mu
             }
             last = entry.id;
         }
+        position.0.lock().clone_from(&last);
     }
 }
 
@@ -229,6 +272,21 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), Value::BulkString(v.as_bytes().to_vec())))
             .collect()
+    }
+
+    #[test]
+    fn stream_ids_compare_by_millis_then_sequence() {
+        for (a, b, want) in [
+            ("0-0", "0-0", Some(true)),
+            ("5-1", "5-2", Some(true)),
+            ("5-2", "5-1", Some(false)),
+            ("9-9", "10-0", Some(true)),
+            ("10-0", "9-99", Some(false)),
+            ("x", "1-0", None),
+            ("1-0", "1", None),
+        ] {
+            assert_eq!(stream_id_at_or_before(a, b), want, "{a} {b}");
+        }
     }
 
     #[test]

@@ -10,12 +10,14 @@
 //!   (`FT.SEARCH … KNN`), shared by every replica, for teams that run it (`search.rs`).
 //!
 //! Each replica keeps its own in-process vector index (`deja_store_local::HnswIndex`),
-//! rebuilt from this store at start. Nothing here reads configuration: the server picks
+//! rebuilt from this store at start, or loaded from its snapshot and caught up from the
+//! stream. Nothing here reads configuration: the server picks
 //! this backend and passes its options.
 
 mod follow;
 mod search;
 mod store;
 
+pub use follow::{stream_id_at_or_before, EventsFollower, EventsPosition};
 pub use search::RedisSearchIndex;
 pub use store::{RedisStore, RedisStoreOptions, EVENTS_MAXLEN};

@@ -493,6 +493,27 @@ impl RedisStore {
             .map_or_else(|| "0-0".to_string(), |e| e.id.clone()))
     }
 
+    /// The id of the oldest event still in the stream (`None`: no stream). Events older
+    /// than it were trimmed (the stream keeps about [`EVENTS_MAXLEN`]) or never existed,
+    /// so a replica whose index is current as of event `P` can catch up from the stream
+    /// only if this is at or before `P`.
+    pub async fn events_head(&self) -> Result<Option<String>, StoreError> {
+        let v = self
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(self.events_key())
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(1)
+                    .clone(),
+            )
+            .await?;
+        let reply: redis::streams::StreamRangeReply =
+            redis::from_redis_value(&v).map_err(backend)?;
+        Ok(reply.ids.first().map(|e| e.id.clone()))
+    }
+
     /// `XADD P:events` of one event.
     fn event(
         &self,

@@ -69,7 +69,7 @@ async fn follows(url: &str) {
         index.insert(*p, *id, v).await.unwrap();
     }
     assert_eq!(index.len().await.unwrap(), 1);
-    let task = b.follow_events(Some(Arc::downgrade(&index)), tail);
+    let follower = b.follow_events(Some(Arc::downgrade(&index)), tail);
 
     let e = entry(1, p);
     a.put(&e).await.unwrap();
@@ -101,9 +101,16 @@ async fn follows(url: &str) {
     })
     .await;
 
+    // Its position reaches the newest event once everything is applied.
+    let newest = a.events_tail().await.unwrap();
+    until("the follower's position reaching the newest event", async || {
+        follower.position.get() == newest
+    })
+    .await;
+
     // The follower ends with the index it serves.
     drop(index);
-    tokio::time::timeout(Duration::from_secs(3), task)
+    tokio::time::timeout(Duration::from_secs(3), follower.task)
         .await
         .expect("the follower stops once its index is dropped")
         .unwrap();
@@ -152,7 +159,7 @@ async fn l1_follows(url: &str) {
     );
     let index: Arc<dyn VectorIndex> =
         Arc::new(HnswIndex::new("test:emb", DIM, HnswParams::default()));
-    let task = b.follow_events(Some(Arc::downgrade(&index)), b.events_tail().await.unwrap());
+    let follower = b.follow_events(Some(Arc::downgrade(&index)), b.events_tail().await.unwrap());
     let p = PartitionKey([8; 16]);
     let first = entry(10, p);
     a.put(&first).await.unwrap();
@@ -185,7 +192,7 @@ async fn l1_follows(url: &str) {
     eprintln!("L1 removal converged in {took:?}");
     assert!(took < Duration::from_secs(1), "{took:?}");
     drop(index);
-    tokio::time::timeout(Duration::from_secs(3), task)
+    tokio::time::timeout(Duration::from_secs(3), follower.task)
         .await
         .unwrap()
         .unwrap();
