@@ -433,6 +433,7 @@ async fn config(State(app): State<AppState>) -> Result<Response, ApiError> {
         ["upstream", "api_key"],
         ["admin", "token"],
         ["embedder", "api_key"],
+        ["anthropic", "api_key"],
     ] {
         if let Some(secret) = v
             .get_mut(path[0])

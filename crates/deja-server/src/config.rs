@@ -1,6 +1,7 @@
 //! Typed configuration: a TOML file, then `DEJA_…` environment variables (and the
-//! OpenAI SDKs' own `OPENAI_BASE_URL` / `OPENAI_API_KEY`), then command-line flags, each
-//! layer overriding the one before. Errors name the bad key and what would be valid.
+//! OpenAI SDKs' own `OPENAI_BASE_URL` / `OPENAI_API_KEY`, and `ANTHROPIC_API_KEY`), then
+//! command-line flags, each layer overriding the one before. Errors name the bad key and
+//! what would be valid.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,6 +31,29 @@ pub struct Config {
     pub admin: AdminConfig,
     /// The background job that re-asks the upstream whether cached answers still hold.
     pub staleness: StalenessConfig,
+    /// Where `POST /v1/messages` (Anthropic's Messages API) sends its misses.
+    pub anthropic: AnthropicConfig,
+}
+
+/// `[anthropic]`: the upstream of Anthropic's Messages API. Timeouts are `[upstream]`'s.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnthropicConfig {
+    /// Anthropic's base URL, as its SDKs take it (without `/v1`; a trailing `/v1` is
+    /// accepted too). Env `DEJA_ANTHROPIC_BASE_URL`.
+    pub base_url: String,
+    /// Key sent upstream as `x-api-key`. When unset, the client's own `x-api-key` (or
+    /// `Authorization`) is forwarded. Env `ANTHROPIC_API_KEY`.
+    pub api_key: Option<String>,
+}
+
+impl Default for AnthropicConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.anthropic.com".into(),
+            api_key: None,
+        }
+    }
 }
 
 /// `[staleness]`: a background job samples entries, re-sends each one's recorded request
@@ -202,6 +226,7 @@ impl Default for Config {
             rules: deja_core::rules::RulesConfig::default(),
             admin: AdminConfig::default(),
             staleness: StalenessConfig::default(),
+            anthropic: AnthropicConfig::default(),
         }
     }
 }
@@ -548,6 +573,14 @@ impl Config {
         if let Some(v) = lookup("OPENAI_API_KEY").filter(|v| !v.is_empty()) {
             self.upstream.api_key = Some(v);
         }
+        // Not ANTHROPIC_BASE_URL: that is where a client's SDK is pointed, which may well
+        // be deja itself.
+        if let Some(v) = lookup("DEJA_ANTHROPIC_BASE_URL") {
+            self.anthropic.base_url = v;
+        }
+        if let Some(v) = lookup("ANTHROPIC_API_KEY").filter(|v| !v.is_empty()) {
+            self.anthropic.api_key = Some(v);
+        }
         if let Some(v) = lookup("DEJA_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
             self.admin.token = Some(v);
         }
@@ -625,12 +658,16 @@ impl Config {
             }
         }
         self.validate_staleness()?;
-        let url = &self.upstream.base_url;
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ConfigError::Invalid {
-                key: "upstream.base_url".into(),
-                message: format!("{url:?} is not an http(s) URL"),
-            });
+        for (key, url) in [
+            ("upstream.base_url", &self.upstream.base_url),
+            ("anthropic.base_url", &self.anthropic.base_url),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    message: format!("{url:?} is not an http(s) URL"),
+                });
+            }
         }
         match (self.store.kind, self.store.url.as_deref()) {
             (StoreKind::Redis, None) => {
@@ -856,6 +893,33 @@ mod tests {
             .apply_env(|k| (k == "DEJA_MIN_SIMILARITY").then(|| "high".into()))
             .unwrap_err();
         assert!(err.to_string().starts_with("DEJA_MIN_SIMILARITY"), "{err}");
+    }
+
+    #[test]
+    fn anthropic_section_and_env() {
+        let d = Config::default();
+        assert_eq!(d.anthropic.base_url, "https://api.anthropic.com");
+        assert!(d.anthropic.api_key.is_none(), "the client's key by default");
+        let mut c = Config::from_toml(
+            "[anthropic]\nbase_url = \"http://127.0.0.1:9\"\napi_key = \"sk-ant-file\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.anthropic.api_key.as_deref(), Some("sk-ant-file"));
+        c.apply_env(|k| match k {
+            "ANTHROPIC_API_KEY" => Some("sk-ant-env".into()),
+            "DEJA_ANTHROPIC_BASE_URL" => Some("http://127.0.0.1:10".into()),
+            "ANTHROPIC_BASE_URL" => Some("http://ignored".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.anthropic.api_key.as_deref(), Some("sk-ant-env"));
+        assert_eq!(c.anthropic.base_url, "http://127.0.0.1:10");
+        c.anthropic.base_url = "api.anthropic.com".into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.starts_with("anthropic.base_url"), "{err}");
+        let err = Config::from_toml("[anthropic]\nkey = \"x\"\n").unwrap_err();
+        assert!(err.contains("key"), "{err}");
     }
 
     #[test]

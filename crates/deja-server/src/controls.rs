@@ -1,6 +1,7 @@
 //! What a request asks of the cache through its headers: `Cache-Control`
 //! (`no-cache`, `no-store`, `max-age=N`), `x-deja-min-similarity`, and the tenant it
-//! belongs to (`x-deja-namespace`, else a hash of its bearer token).
+//! belongs to (`x-deja-namespace`, else a hash of its bearer token, or for Anthropic's API
+//! of its `x-api-key`).
 
 use axum::http::HeaderMap;
 
@@ -70,6 +71,21 @@ impl Controls {
 
 /// The tenant a request belongs to. Entries are never served across tenants.
 pub fn tenant(headers: &HeaderMap, mode: TenantMode) -> Result<String, ApiError> {
+    tenant_by(headers, mode, &["authorization"])
+}
+
+/// The tenant of a request to Anthropic's API: as [`tenant`], from its `x-api-key`, or its
+/// `Authorization` when it has none (Anthropic's SDKs send a bearer token when given one).
+pub fn anthropic_tenant(headers: &HeaderMap, mode: TenantMode) -> Result<String, ApiError> {
+    tenant_by(headers, mode, &["x-api-key", "authorization"])
+}
+
+/// The tenant from `x-deja-namespace`, else from the first of `credentials` present.
+fn tenant_by(
+    headers: &HeaderMap,
+    mode: TenantMode,
+    credentials: &[&str],
+) -> Result<String, ApiError> {
     if let Some(ns) = headers.get("x-deja-namespace") {
         let ns = ns
             .to_str()
@@ -86,7 +102,7 @@ pub fn tenant(headers: &HeaderMap, mode: TenantMode) -> Result<String, ApiError>
     }
     Ok(match mode {
         TenantMode::Shared => "shared".to_string(),
-        TenantMode::PerKey => match headers.get("authorization") {
+        TenantMode::PerKey => match credentials.iter().find_map(|name| headers.get(*name)) {
             // Only a hash of the credential is kept, never the credential itself.
             Some(v) => format!("key:{}", blake3::hash(v.as_bytes()).to_hex()),
             None => "anonymous".to_string(),
@@ -199,5 +215,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ns, "ns:team-1");
+    }
+
+    #[test]
+    fn anthropic_tenants_hash_the_api_key() {
+        let mode = TenantMode::PerKey;
+        let a = anthropic_tenant(&headers(&[("x-api-key", "sk-ant-a")]), mode).unwrap();
+        let b = anthropic_tenant(&headers(&[("x-api-key", "sk-ant-b")]), mode).unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with("key:") && !a.contains("sk-ant"), "{a}");
+        let both = headers(&[("x-api-key", "sk-ant-a"), ("authorization", "Bearer z")]);
+        assert_eq!(anthropic_tenant(&both, mode).unwrap(), a, "x-api-key first");
+        let bearer = anthropic_tenant(&headers(&[("authorization", "Bearer z")]), mode).unwrap();
+        assert_eq!(
+            bearer,
+            tenant(&headers(&[("authorization", "Bearer z")]), mode).unwrap()
+        );
+        assert_eq!(
+            anthropic_tenant(&HeaderMap::new(), mode).unwrap(),
+            "anonymous"
+        );
+        let ns = headers(&[("x-api-key", "sk-ant-a"), ("x-deja-namespace", "team")]);
+        assert_eq!(anthropic_tenant(&ns, mode).unwrap(), "ns:team");
+        assert_eq!(
+            anthropic_tenant(&headers(&[("x-api-key", "k")]), TenantMode::Shared).unwrap(),
+            "shared"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! The one error type handlers return. It renders OpenAI's error shape
-//! `{"error":{"message","type","param","code"}}` through one exhaustive match; internal
-//! details go to the log, never to the client.
+//! `{"error":{"message","type","param","code"}}` through one exhaustive match, or, wrapped
+//! in [`AnthropicError`] by the `/v1/messages` route, Anthropic's
+//! `{"type":"error","error":{"type","message"}}`; internal details go to the log, never to
+//! the client.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -35,9 +37,18 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, message, kind, param, code) = match self {
+/// What a client is told: status, message, OpenAI error type, param and code.
+type ErrorParts = (
+    StatusCode,
+    String,
+    &'static str,
+    Option<String>,
+    Option<&'static str>,
+);
+
+impl ApiError {
+    fn parts(self) -> ErrorParts {
+        match self {
             ApiError::BadRequest { message, param } => (
                 StatusCode::BAD_REQUEST,
                 message,
@@ -94,13 +105,97 @@ impl IntoResponse for ApiError {
                     None,
                 )
             }
-        };
+        }
+    }
+}
+
+fn json_error(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message, kind, param, code) = self.parts();
         let body = deja_openai::error::error_body(&message, kind, param.as_deref(), code);
-        let mut resp = (status, body).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
+        json_error(status, body)
+    }
+}
+
+/// An [`ApiError`] answered in Anthropic's shape (same status and message; the error type
+/// is Anthropic's for the status, e.g. `invalid_request_error`, `api_error`), for clients of
+/// `/v1/messages`. Handlers return it and `?` converts their `ApiError`s.
+#[derive(Debug)]
+pub struct AnthropicError(pub ApiError);
+
+impl From<ApiError> for AnthropicError {
+    fn from(e: ApiError) -> Self {
+        AnthropicError(e)
+    }
+}
+
+impl IntoResponse for AnthropicError {
+    fn into_response(self) -> Response {
+        let (status, message, ..) = self.0.parts();
+        let kind = deja_openai::anthropic::error_kind(status.as_u16());
+        json_error(status, deja_openai::anthropic::error_body(kind, &message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_of(resp: Response) -> (StatusCode, String) {
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn the_same_error_in_both_shapes() {
+        let (status, openai) =
+            body_of(ApiError::bad_request("bad", Some("x")).into_response()).await;
+        assert_eq!(status, 400);
+        assert_eq!(
+            openai,
+            r#"{"error":{"message":"bad","type":"invalid_request_error","param":"x","code":null}}"#
         );
-        resp
+        let cases = [
+            (
+                ApiError::bad_request("bad", Some("x")),
+                400,
+                r#"{"type":"error","error":{"type":"invalid_request_error","message":"bad"}}"#,
+            ),
+            (
+                ApiError::TooLarge { limit: 10 },
+                413,
+                r#"{"type":"error","error":{"type":"request_too_large","message":"request body is larger than the limit of 10 bytes"}}"#,
+            ),
+            (
+                ApiError::UpstreamTimeout,
+                504,
+                r#"{"type":"error","error":{"type":"api_error","message":"the upstream API did not answer in time"}}"#,
+            ),
+            (
+                ApiError::UpstreamUnavailable {
+                    detail: "connection refused".into(),
+                },
+                502,
+                r#"{"type":"error","error":{"type":"api_error","message":"the upstream API could not be reached"}}"#,
+            ),
+        ];
+        for (error, want_status, want_body) in cases {
+            let resp = AnthropicError::from(error).into_response();
+            assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+            let (status, body) = body_of(resp).await;
+            assert_eq!(status.as_u16(), want_status);
+            assert_eq!(body, want_body);
+        }
     }
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use deja_core::{
     Cache, CacheOptions, CapacityLimits, Clock, Embedder, EntryStore, Eviction, SystemClock,
@@ -44,6 +44,8 @@ struct AppInner {
     cache: Cache,
     rules: deja_core::rules::NeverCacheRules,
     upstream: Upstream,
+    /// Anthropic's API, for `/v1/messages` (`[anthropic]`).
+    anthropic: Upstream,
     inflight: Inflight,
     /// What `GET /metrics` reports; recorded by the routes.
     metrics: Arc<metrics::Metrics>,
@@ -64,6 +66,8 @@ impl AppState {
         index_snapshot: Option<snapshot::IndexSnapshot>,
     ) -> anyhow::Result<AppState> {
         let upstream = Upstream::new(&config.upstream).context("building the upstream client")?;
+        let anthropic = Upstream::anthropic(&config.anthropic, &config.upstream)
+            .context("building the Anthropic upstream client")?;
         let rules = deja_core::rules::NeverCacheRules::new(&config.rules)
             .context("compiling the never-cache rules ([rules] in the config)")?;
         let metrics = Arc::new(metrics::Metrics::new(&config.rules));
@@ -74,6 +78,7 @@ impl AppState {
                 cache,
                 rules,
                 upstream,
+                anthropic,
                 inflight: Inflight::default(),
                 index_snapshot,
             }),
@@ -91,6 +96,10 @@ impl AppState {
     }
     pub fn upstream(&self) -> &Upstream {
         &self.inner.upstream
+    }
+    /// The client for Anthropic's API (`/v1/messages`).
+    pub fn anthropic(&self) -> &Upstream {
+        &self.inner.anthropic
     }
     pub fn inflight(&self) -> &Inflight {
         &self.inner.inflight
@@ -352,6 +361,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(routes::chat::chat_completions))
         .route("/v1/embeddings", post(routes::embeddings::embeddings))
+        .route("/v1/messages", post(routes::messages::messages))
+        .route(
+            "/v1/messages/{*rest}",
+            any(routes::passthrough::anthropic_passthrough),
+        )
         .route("/health", get(health))
         .route("/metrics", get(metrics::scrape))
         .nest("/admin", admin::router(state.clone()))

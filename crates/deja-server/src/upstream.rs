@@ -1,12 +1,12 @@
-//! The HTTP client that talks to the OpenAI-compatible upstream, and the header rules for
-//! what crosses the proxy in each direction.
+//! The HTTP clients that talk to the upstreams (the OpenAI-compatible one, and Anthropic's
+//! for `/v1/messages`), and the header rules for what crosses the proxy in each direction.
 
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use bytes::Bytes;
 
-use crate::config::UpstreamConfig;
+use crate::config::{AnthropicConfig, UpstreamConfig};
 use crate::error::ApiError;
 
 #[derive(Clone)]
@@ -14,7 +14,27 @@ pub struct Upstream {
     client: reqwest::Client,
     base_url: String,
     api_key: Option<String>,
+    credential: Credential,
     timeout: Duration,
+}
+
+/// Where the upstream expects its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Credential {
+    /// `Authorization: Bearer KEY` (OpenAI-compatible APIs).
+    Bearer,
+    /// `x-api-key: KEY` (Anthropic, whose SDKs may also send a bearer token).
+    ApiKey,
+}
+
+impl Credential {
+    /// The client's headers a configured key replaces.
+    fn client_headers(self) -> &'static [&'static str] {
+        match self {
+            Credential::Bearer => &["authorization"],
+            Credential::ApiKey => &["authorization", "x-api-key"],
+        }
+    }
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) and headers the proxy sets itself.
@@ -39,16 +59,48 @@ fn is_hop_or_own(name: &HeaderName) -> bool {
 
 impl Upstream {
     pub fn new(cfg: &UpstreamConfig) -> Result<Self, reqwest::Error> {
-        let timeout = Duration::from_secs(cfg.timeout_secs.max(1));
+        Self::build(
+            cfg.base_url.trim_end_matches('/').to_string(),
+            cfg.api_key.clone(),
+            Credential::Bearer,
+            cfg,
+        )
+    }
+
+    /// The client for Anthropic's API (`[anthropic]`, with `[upstream]`'s timeouts). Its
+    /// base URL is taken without `/v1`, as Anthropic's SDKs take it (a trailing `/v1` is
+    /// accepted too), so `/v1/messages` maps to `{base_url}/v1/messages`.
+    pub fn anthropic(
+        cfg: &AnthropicConfig,
+        timeouts: &UpstreamConfig,
+    ) -> Result<Self, reqwest::Error> {
+        let base = cfg.base_url.trim_end_matches('/');
+        let base = base.strip_suffix("/v1").unwrap_or(base);
+        Self::build(
+            format!("{base}/v1"),
+            cfg.api_key.clone(),
+            Credential::ApiKey,
+            timeouts,
+        )
+    }
+
+    fn build(
+        base_url: String,
+        api_key: Option<String>,
+        credential: Credential,
+        timeouts: &UpstreamConfig,
+    ) -> Result<Self, reqwest::Error> {
+        let timeout = Duration::from_secs(timeouts.timeout_secs.max(1));
         let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs.max(1)))
+            .connect_timeout(Duration::from_secs(timeouts.connect_timeout_secs.max(1)))
             .read_timeout(timeout)
             .pool_max_idle_per_host(64)
             .build()?;
         Ok(Self {
             client,
-            base_url: cfg.base_url.trim_end_matches('/').to_string(),
-            api_key: cfg.api_key.clone(),
+            base_url,
+            api_key,
+            credential,
             timeout,
         })
     }
@@ -66,8 +118,12 @@ impl Upstream {
     /// configured key replacing the client's when one is set.
     pub fn request_headers(&self, incoming: &HeaderMap) -> HeaderMap {
         let mut out = HeaderMap::with_capacity(incoming.len());
+        let replaced = match self.api_key {
+            Some(_) => self.credential.client_headers(),
+            None => &[],
+        };
         for (name, value) in incoming {
-            if is_hop_or_own(name) || (self.api_key.is_some() && name == "authorization") {
+            if is_hop_or_own(name) || replaced.contains(&name.as_str()) {
                 continue;
             }
             if name == "cache-control" {
@@ -77,8 +133,12 @@ impl Upstream {
             out.append(name.clone(), value.clone());
         }
         if let Some(key) = &self.api_key {
-            if let Ok(v) = HeaderValue::from_str(&format!("Bearer {key}")) {
-                out.insert("authorization", v);
+            let (name, value) = match self.credential {
+                Credential::Bearer => ("authorization", format!("Bearer {key}")),
+                Credential::ApiKey => ("x-api-key", key.clone()),
+            };
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                out.insert(name, v);
             }
         }
         out
@@ -170,6 +230,49 @@ mod tests {
         assert!(out.get("cache-control").is_none());
         assert_eq!(out["openai-organization"], "org");
         let out = upstream(None).request_headers(&h);
+        assert_eq!(out["authorization"], "Bearer client");
+    }
+
+    fn anthropic(base_url: &str, api_key: Option<&str>) -> Upstream {
+        Upstream::anthropic(
+            &AnthropicConfig {
+                base_url: base_url.into(),
+                api_key: api_key.map(str::to_string),
+            },
+            &UpstreamConfig::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn anthropic_paths_map_under_v1_with_or_without_it_in_the_base() {
+        for base in [
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9/",
+            "http://127.0.0.1:9/v1/",
+        ] {
+            assert_eq!(
+                anthropic(base, None).url_for("/v1/messages"),
+                "http://127.0.0.1:9/v1/messages",
+                "{base}"
+            );
+        }
+    }
+
+    #[test]
+    fn anthropic_key_replaces_the_clients_x_api_key_and_bearer() {
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", HeaderValue::from_static("client"));
+        h.insert("authorization", HeaderValue::from_static("Bearer client"));
+        h.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+        h.insert("anthropic-beta", HeaderValue::from_static("b1"));
+        let out = anthropic("http://x", Some("server")).request_headers(&h);
+        assert_eq!(out["x-api-key"], "server");
+        assert!(out.get("authorization").is_none());
+        assert_eq!(out["anthropic-version"], "2023-06-01");
+        assert_eq!(out["anthropic-beta"], "b1");
+        let out = anthropic("http://x", None).request_headers(&h);
+        assert_eq!(out["x-api-key"], "client");
         assert_eq!(out["authorization"], "Bearer client");
     }
 }

@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod completion;
 pub mod embeddings;
+pub mod messages;
 pub mod passthrough;
 
 use axum::body::Body;
