@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check deja has, on a fresh machine: installs what the tests need (the
-# embedding model, the Python OpenAI SDK in a private venv), then formatting, lints, the
-# Rust test suite (unit, conformance, integration through the real server and a mock
-# upstream) and the end-to-end test with the official `openai` package.
+# embedding model, the Python OpenAI and Anthropic SDKs in a private venv), then
+# formatting, lints, the Rust test suite (unit, conformance, integration through the real
+# server and mock upstreams) and the end-to-end tests with the official `openai` and
+# `anthropic` packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,5 +44,8 @@ cargo test --workspace --locked
 step "end to end with the openai Python SDK"
 cargo build --locked -p deja
 .venv/bin/python tests/e2e/test_openai_sdk.py --deja "${CARGO_TARGET_DIR:-target}/debug/deja"
+
+step "end to end with the anthropic Python SDK"
+.venv/bin/python tests/e2e/test_anthropic_sdk.py --deja "${CARGO_TARGET_DIR:-target}/debug/deja"
 
 step "all checks passed"

@@ -75,6 +75,9 @@ enum Command {
     MockUpstream {
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: SocketAddr,
+        /// Mock Anthropic's Messages API (`POST /v1/messages`) instead.
+        #[arg(long)]
+        anthropic: bool,
     },
 }
 
@@ -191,12 +194,21 @@ fn run() -> anyhow::Result<()> {
             }
             rt.block_on(bench::run(Config::default(), args))
         }
-        Command::MockUpstream { listen } => {
+        Command::MockUpstream { listen, anthropic } => {
             init_logging("text");
             rt.block_on(async {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .with_context(|| format!("binding {listen}"))?;
+                if anthropic {
+                    println!("mock Anthropic upstream listening on http://{listen}");
+                    return deja_testkit::mock_anthropic::serve(
+                        listener,
+                        deja_testkit::mock_anthropic::MockAnthropicState::default(),
+                    )
+                    .await
+                    .context("serving the mock Anthropic upstream");
+                }
                 println!("mock upstream listening on http://{listen}/v1");
                 deja_testkit::mock_upstream::serve(
                     listener,
