@@ -16,6 +16,11 @@
 //! A check starts only if the entry's recorded usage still fits the day's token budget;
 //! what the upstream reports is what is counted.
 //!
+//! An entry of Anthropic's Messages API (its answer is a `message`, or a stream of
+//! Anthropic's events) is re-asked at `[anthropic]`'s `/v1/messages` with `anthropic.api_key`
+//! and `anthropic-version: 2023-06-01` (the recorded request is the body only), and its
+//! text is compared the same way; without `anthropic.api_key` it is passed over.
+//!
 //! Entries without a recorded request (stored while the job was off, embedding items) are
 //! passed over without a call. What the checks did is counted in the cache's counters
 //! (`stale_checks`, `stale_check_tokens`, `stale_check_failures`, `removed_stale`,
@@ -31,6 +36,8 @@ use axum::http::{header, HeaderMap, HeaderValue, Method};
 use deja_core::{Answer, Entry, EntryId, ErrorChain, StaleCheck, Usage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use deja_openai::anthropic::stream as anthropic_stream;
 
 use crate::config::StaleAction;
 use crate::AppState;
@@ -184,11 +191,19 @@ impl StalenessJob {
                 }
             };
             let estimate = total(entry.usage);
+            let api = Api::of(&entry.answer);
             let Some(request) = entry.request.clone() else {
                 report.skipped += 1;
                 state.cursor = Some(id.to_string());
                 continue;
             };
+            if api == Api::Anthropic && self.app.config().anthropic.api_key.is_none() {
+                // Clients' keys are never stored: without deja's own key there is no
+                // credential to ask Anthropic with.
+                report.skipped += 1;
+                state.cursor = Some(id.to_string());
+                continue;
+            }
             if estimate > cfg.max_tokens_per_day {
                 // Would never fit; waiting for tomorrow would stall the rotation on it.
                 report.skipped += 1;
@@ -202,7 +217,7 @@ impl StalenessJob {
             state.calls += 1;
             state.cursor = Some(id.to_string());
             cache.count(|c| c.upstream_calls += 1);
-            match self.check(&entry, &request).await {
+            match self.check(&entry, &request, api).await {
                 Err(e) => {
                     report.failed += 1;
                     cache.count(|c| c.stale_check_failures += 1);
@@ -245,6 +260,7 @@ impl StalenessJob {
         &self,
         entry: &Entry,
         request: &[u8],
+        api: Api,
     ) -> Result<(Vec<u8>, Usage, f32), CheckError> {
         let mut body: Value =
             serde_json::from_slice(request).map_err(|_| CheckError::BadRequest)?;
@@ -258,16 +274,18 @@ impl StalenessJob {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        let resp = self
-            .app
-            .upstream()
-            .send(
-                Method::POST,
-                "/v1/chat/completions",
-                &headers,
-                body.into(),
-                true,
-            )
+        let (upstream, path) = match api {
+            Api::OpenAi => (self.app.upstream(), "/v1/chat/completions"),
+            Api::Anthropic => {
+                headers.insert(
+                    "anthropic-version",
+                    HeaderValue::from_static(ANTHROPIC_VERSION),
+                );
+                (self.app.anthropic(), "/v1/messages")
+            }
+        };
+        let resp = upstream
+            .send(Method::POST, path, &headers, body.into(), true)
             .await
             .map_err(|e| CheckError::Unreachable(format!("{e:?}")))?;
         if !resp.status().is_success() {
@@ -276,14 +294,34 @@ impl StalenessJob {
             });
         }
         let fresh = resp.bytes().await.map_err(CheckError::Upstream)?.to_vec();
-        let usage = deja_openai::sse::usage_from_body(&fresh);
-        let old_text = match &entry.answer {
-            Answer::Body(b) => answer_text(b),
-            Answer::Chunks(c) => deja_openai::sse::chunks_to_completion(c)
-                .map_err(|e| CheckError::Unreadable(format!("the cached stream: {}", e.message)))
-                .and_then(|b| answer_text(&b)),
-        }?;
-        let new_text = answer_text(&fresh)?;
+        let (usage, old_text, new_text) = match api {
+            Api::OpenAi => (
+                deja_openai::sse::usage_from_body(&fresh),
+                match &entry.answer {
+                    Answer::Body(b) => answer_text(b),
+                    Answer::Chunks(c) => deja_openai::sse::chunks_to_completion(c)
+                        .map_err(|e| {
+                            CheckError::Unreadable(format!("the cached stream: {}", e.message))
+                        })
+                        .and_then(|b| answer_text(&b)),
+                }?,
+                answer_text(&fresh)?,
+            ),
+            Api::Anthropic => {
+                let unreadable = |what: &str, e: deja_openai::WireError| {
+                    CheckError::Unreadable(format!("{what}: {}", e.message))
+                };
+                let old = match &entry.answer {
+                    Answer::Body(b) => anthropic_stream::message_text(b),
+                    Answer::Chunks(c) => anthropic_stream::events_to_message(c)
+                        .and_then(|b| anthropic_stream::message_text(&b)),
+                }
+                .map_err(|e| unreadable("the cached answer", e))?;
+                let new = anthropic_stream::message_text(&fresh)
+                    .map_err(|e| unreadable("the fresh answer", e))?;
+                (anthropic_stream::usage_from_body(&fresh), old, new)
+            }
+        };
         let similarity = if old_text == new_text {
             1.0
         } else {
@@ -332,6 +370,39 @@ impl StalenessJob {
             Err(e) => {
                 tracing::warn!(entry = %entry.id, error = %ErrorChain(&e), "staleness: acting on a changed answer failed")
             }
+        }
+    }
+}
+
+/// The `anthropic-version` the job re-asks Anthropic with: the recorded request is the body
+/// only, and this is the version every Anthropic SDK has long understood.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Which API an entry answered, told by its answer: an Anthropic `message` (or a stream of
+/// Anthropic's events), else OpenAI chat completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    OpenAi,
+    Anthropic,
+}
+
+impl Api {
+    fn of(answer: &Answer) -> Api {
+        let kind = |bytes: &[u8]| {
+            serde_json::from_slice::<Value>(bytes)
+                .ok()
+                .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string))
+        };
+        let anthropic = match answer {
+            Answer::Body(b) => kind(b).as_deref() == Some("message"),
+            Answer::Chunks(c) => {
+                c.first().and_then(|first| kind(first)).as_deref() == Some("message_start")
+            }
+        };
+        if anthropic {
+            Api::Anthropic
+        } else {
+            Api::OpenAi
         }
     }
 }
@@ -428,6 +499,36 @@ mod tests {
                 *want,
                 "{body}"
             );
+        }
+    }
+
+    #[test]
+    fn the_api_is_told_by_the_answer() {
+        let cases: &[(Answer, Api)] = &[
+            (
+                Answer::Body(br#"{"type":"message","content":[]}"#.to_vec()),
+                Api::Anthropic,
+            ),
+            (
+                Answer::Chunks(vec![
+                    br#"{"type":"message_start","message":{}}"#.to_vec(),
+                    br#"{"type":"message_stop"}"#.to_vec(),
+                ]),
+                Api::Anthropic,
+            ),
+            (
+                Answer::Body(br#"{"object":"chat.completion","choices":[]}"#.to_vec()),
+                Api::OpenAi,
+            ),
+            (
+                Answer::Chunks(vec![br#"{"object":"chat.completion.chunk"}"#.to_vec()]),
+                Api::OpenAi,
+            ),
+            (Answer::Body(b"not json".to_vec()), Api::OpenAi),
+            (Answer::Chunks(Vec::new()), Api::OpenAi),
+        ];
+        for (answer, want) in cases {
+            assert_eq!(Api::of(answer), *want, "{answer:?}");
         }
     }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use deja_core::{Cache, Embedder, SystemClock};
 use deja_server::config::Config;
+use deja_server::staleness::StalenessJob;
 use deja_server::AppState;
 use deja_testkit::mock_anthropic::MockAnthropic;
 use deja_testkit::mock_upstream::MockUpstream;
@@ -46,6 +47,7 @@ const KEY_A: &str = "sk-ant-test-a";
 
 struct Proxy {
     base: String,
+    app: AppState,
     anthropic: MockAnthropic,
     openai: MockUpstream,
     client: reqwest::Client,
@@ -85,11 +87,12 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(deja_server::serve_on(listener, state, async {
+        let task = tokio::spawn(deja_server::serve_on(listener, state.clone(), async {
             let _ = rx.await;
         }));
         Proxy {
             base,
+            app: state,
             anthropic,
             openai,
             client: reqwest::Client::new(),
@@ -668,5 +671,86 @@ async fn controls_tags_and_coalescing_work_as_for_chat() {
         .unwrap();
     assert_eq!(removed["removed"], 1);
     assert_eq!(outcome(&p.send(slow, &[]).await), "miss");
+    p.stop().await;
+}
+
+/// The staleness job with its timer out of the way (passes are run by the test) and no
+/// minimum age.
+fn with_staleness(c: &mut Config) {
+    c.upstream.api_key = Some("sk-openai-server".into());
+    c.staleness.enabled = true;
+    c.staleness.interval_secs = 24 * 3600;
+    c.staleness.min_age_secs = 0;
+}
+
+#[tokio::test]
+async fn staleness_job_re_asks_anthropic_and_removes_a_changed_answer() {
+    let p = Proxy::start(need_model!(), |c| {
+        with_staleness(c);
+        c.anthropic.api_key = Some("sk-ant-server".into());
+    })
+    .await;
+    let mountain = ask("What is the tallest mountain on Earth?");
+    assert_eq!(outcome(&p.send(mountain.clone(), &[]).await), "miss");
+    let r = p.send(streamed("Name the largest ocean"), &[]).await;
+    assert_eq!(outcome(&r), "miss");
+    r.text().await.unwrap();
+    assert_eq!(p.calls(), 2);
+
+    // Both entries (one JSON, one recorded stream) are re-asked, with deja's key and an
+    // API version, and found unchanged.
+    let job = StalenessJob::new(p.app.clone());
+    let report = job.run_pass().await;
+    assert_eq!(
+        (
+            report.checked,
+            report.unchanged,
+            report.failed,
+            report.skipped
+        ),
+        (2, 2, 0, 0),
+        "{report:?}"
+    );
+    assert_eq!(p.calls(), 4);
+    let seen = p.anthropic.last_headers();
+    assert_eq!(seen.api_key.as_deref(), Some("sk-ant-server"));
+    assert_eq!(seen.version.as_deref(), Some("2023-06-01"));
+
+    // The model changes its mind about one question: that entry goes, the other stays.
+    p.anthropic.state().set_answer(
+        "What is the tallest mountain on Earth?",
+        "Bananas are rich in potassium and best eaten ripe.",
+    );
+    let report = job.run_pass().await;
+    assert_eq!(
+        (report.checked, report.changed, report.removed),
+        (2, 1, 1),
+        "{report:?}"
+    );
+    let r = p.send(mountain, &[]).await;
+    assert_eq!(outcome(&r), "miss");
+    let fresh: Value = r.json().await.unwrap();
+    assert_eq!(
+        message_text(&fresh),
+        "Bananas are rich in potassium and best eaten ripe."
+    );
+    assert_eq!(
+        outcome(&p.send(ask("Name the largest ocean"), &[]).await),
+        "hit-exact"
+    );
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn staleness_job_skips_anthropic_entries_without_deja_s_own_key() {
+    let p = Proxy::start(need_model!(), with_staleness).await;
+    assert_eq!(outcome(&p.send(ask("What is a fjord?"), &[]).await), "miss");
+    let report = StalenessJob::new(p.app.clone()).run_pass().await;
+    assert_eq!(
+        (report.checked, report.failed, report.skipped),
+        (0, 0, 1),
+        "{report:?}"
+    );
+    assert_eq!(p.calls(), 1, "no call without a credential");
     p.stop().await;
 }

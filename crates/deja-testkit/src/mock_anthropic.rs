@@ -23,7 +23,8 @@
 //! # Answers
 //!
 //! The answer is one text block, `"deja-mock answer to: <last user message>"` (its text
-//! blocks joined with a space), cut to `max_tokens` words (then `stop_reason` is
+//! blocks joined with a space; [`MockAnthropicState::set_answer`] replaces it for one
+//! question, as a model update would), cut to `max_tokens` words (then `stop_reason` is
 //! `max_tokens`, else `end_turn`). With `thinking: {"type": "enabled"}` a thinking block
 //! with a signature comes first. With the marker `[mock:tool]` in the question and
 //! `tools` in the request, a `tool_use` block calls the first tool with
@@ -110,6 +111,8 @@ struct Inner {
     other_calls: AtomicU64,
     total_calls: AtomicU64,
     last_headers: Mutex<LastHeaders>,
+    /// Answers that replace the default one, by question (last user message).
+    answers: Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl MockAnthropicState {
@@ -134,6 +137,14 @@ impl MockAnthropicState {
             counter.store(0, Ordering::SeqCst);
         }
         *c.last_headers.lock() = LastHeaders::default();
+    }
+
+    /// From now on, answers `question` (a last user message's text) with `answer`.
+    pub fn set_answer(&self, question: &str, answer: &str) {
+        self.inner
+            .answers
+            .lock()
+            .insert(question.to_string(), answer.to_string());
     }
 
     /// The credential and API headers of the most recent counted call.
@@ -392,7 +403,13 @@ struct Answer {
     output_tokens: u64,
 }
 
-fn answer_for(request: &Value, question: &str, faults: &Faults, ordinal: u64) -> Answer {
+fn answer_for(
+    request: &Value,
+    question: &str,
+    answer: Option<String>,
+    faults: &Faults,
+    ordinal: u64,
+) -> Answer {
     let max_tokens = request
         .get("max_tokens")
         .and_then(Value::as_u64)
@@ -408,7 +425,7 @@ fn answer_for(request: &Value, question: &str, faults: &Faults, ordinal: u64) ->
             "signature": format!("mock-signature-{ordinal}"),
         }));
     }
-    let full = format!("deja-mock answer to: {question}");
+    let full = answer.unwrap_or_else(|| format!("deja-mock answer to: {question}"));
     let all: Vec<&str> = full.split_whitespace().collect();
     let kept = usize::try_from(max_tokens)
         .unwrap_or(usize::MAX)
@@ -499,7 +516,8 @@ async fn messages(
         .get("model")
         .and_then(Value::as_str)
         .unwrap_or("mock-claude");
-    let answer = answer_for(&request, &question, &faults, ordinal);
+    let replaced = state.inner.answers.lock().get(&question).cloned();
+    let answer = answer_for(&request, &question, replaced, &faults, ordinal);
     let id = format!("msg_mock_{ordinal}");
     let message = json!({
         "id": id,
@@ -751,6 +769,21 @@ mod tests {
                 version: Some("2023-06-01".into()),
                 beta: None,
             }
+        );
+    }
+
+    #[tokio::test]
+    async fn set_answer_changes_one_questions_answer() {
+        let state = MockAnthropicState::new();
+        state.set_answer("What is Rust?", "A language.");
+        let (_, _, body) = call(&state, &AUTH, ask("What is Rust?")).await;
+        let message: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(message["content"][0]["text"], "A language.");
+        let (_, _, body) = call(&state, &AUTH, ask("What is Go?")).await;
+        let message: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            message["content"][0]["text"],
+            "deja-mock answer to: What is Go?"
         );
     }
 

@@ -338,6 +338,35 @@ pub fn stream_completed(events: &[Vec<u8>]) -> bool {
     started && stop_reason && last == "message_stop" && !open.values().any(|&o| o)
 }
 
+/// The answer's text, to compare two answers: text blocks as they are, tool calls as their
+/// name and input JSON, one block per line; thinking (which may differ while the answer does
+/// not) and other blocks are left out.
+pub fn message_text(body: &[u8]) -> Result<String, WireError> {
+    let message = parse_object(body, "message")?;
+    let Some(Value::Array(blocks)) = message.get("content") else {
+        return Err(WireError::new("message has no 'content' array"));
+    };
+    let texts: Vec<String> = blocks
+        .iter()
+        .filter_map(|block| match block.get("type").and_then(Value::as_str) {
+            Some("text") => block
+                .get("text")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            _ if block.get("input").is_some() => Some(format!(
+                "{} {}",
+                block
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                block.get("input").map(Value::to_string).unwrap_or_default()
+            )),
+            _ => None,
+        })
+        .collect();
+    Ok(texts.join("\n"))
+}
+
 fn usage_of(usage: Option<&Value>) -> Usage {
     let field = |name: &str| {
         usage
@@ -609,6 +638,17 @@ mod tests {
             .unwrap_err()
             .message
             .contains("before its start"));
+    }
+
+    #[test]
+    fn message_text_keeps_text_and_tool_calls() {
+        let message = message_with_every_block();
+        assert_eq!(
+            message_text(&to_vec(&message)).unwrap(),
+            "Paris is the capital.\nlookup {\"n\":[1,2],\"q\":\"Paris\"}\nnoargs {}"
+        );
+        assert!(message_text(b"{}").is_err());
+        assert!(message_text(b"nope").is_err());
     }
 
     #[test]

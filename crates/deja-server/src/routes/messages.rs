@@ -13,9 +13,10 @@
 //! assembled into a `message`. deja's own errors are in Anthropic's shape; the upstream's
 //! pass through unchanged and are never stored.
 //!
-//! The tenant is a hash of the client's `x-api-key` (never the key itself). The request
-//! body is not recorded for the staleness job, which re-asks through the chat completions
-//! API and could not re-send it. Requests are counted in the metrics' `chat` endpoint.
+//! The tenant is a hash of the client's `x-api-key` (never the key itself). While the
+//! staleness job is on, the request body is recorded with the entry and re-sent to
+//! Anthropic with `anthropic.api_key`. Requests are counted in the metrics' `chat`
+//! endpoint.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -61,7 +62,8 @@ pub async fn messages(
         controls,
         category_hint,
         tags,
-        request: None,
+        // Kept so the staleness job can ask again (see `crate::staleness`).
+        request: app.config().staleness.enabled.then(|| bytes.to_vec()),
     };
     let route = Route {
         endpoint: Endpoint::Chat,
