@@ -138,9 +138,10 @@ pub async fn load_redis(
             return loaded(path, started, Err(why), true).map(|i| (i, String::new()));
         }
     };
-    let covered = match store.events_head().await {
-        Ok(Some(head)) => {
-            match deja_store_redis::stream_id_at_or_before(&head, &position.event) {
+    let covered =
+        match store.events_head().await {
+            Ok(Some(head)) => {
+                match deja_store_redis::stream_id_at_or_before(&head, &position.event) {
                 Some(true) => Ok(()),
                 Some(false) => Err((
                     format!(
@@ -151,16 +152,19 @@ pub async fn load_redis(
                 )),
                 None => Err((format!("unexpected stream ids {head} / {}", position.event), true)),
             }
-        }
-        Ok(None) => Err(("the events stream is gone (Redis lost its data?)".to_string(), true)),
-        Err(e) => Err((
-            format!(
-                "reading the events stream failed: {}",
-                deja_core::ErrorChain(&e)
-            ),
-            false,
-        )),
-    };
+            }
+            Ok(None) => Err((
+                "the events stream is gone (Redis lost its data?)".to_string(),
+                true,
+            )),
+            Err(e) => Err((
+                format!(
+                    "reading the events stream failed: {}",
+                    deja_core::ErrorChain(&e)
+                ),
+                false,
+            )),
+        };
     if let Err((why, delete)) = covered {
         return loaded(path, started, Err(why), delete).map(|i| (i, String::new()));
     }
@@ -277,7 +281,9 @@ impl IndexSnapshot {
                     .context("reading the store's write sequence")?;
                 if after != before {
                     std::fs::remove_file(&self.path).ok();
-                    anyhow::bail!("entries changed while the index snapshot was written; discarded");
+                    anyhow::bail!(
+                        "entries changed while the index snapshot was written; discarded"
+                    );
                 }
             }
             Agreement::Redis {

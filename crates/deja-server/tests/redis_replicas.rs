@@ -288,7 +288,10 @@ async fn a_restarted_replica_catches_up_from_its_snapshot() {
     assert_eq!(outcome(&b.chat(tea).await), "miss");
     b.settle(tea).await;
     let a = Replica::start_in(&url, &prefix, &upstream, IndexKind::Local, dir).await;
-    assert!(!a.from_snapshot, "A used a snapshot the stream no longer covers");
+    assert!(
+        !a.from_snapshot,
+        "A used a snapshot the stream no longer covers"
+    );
     assert_eq!(
         outcome(&a.chat_no_store("how can I bake sourdough bread").await),
         "hit-semantic",

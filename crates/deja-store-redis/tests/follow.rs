@@ -103,9 +103,10 @@ async fn follows(url: &str) {
 
     // Its position reaches the newest event once everything is applied.
     let newest = a.events_tail().await.unwrap();
-    until("the follower's position reaching the newest event", async || {
-        follower.position.get() == newest
-    })
+    until(
+        "the follower's position reaching the newest event",
+        async || follower.position.get() == newest,
+    )
     .await;
 
     // The follower ends with the index it serves.
