@@ -24,6 +24,9 @@ scripts/install-redis.sh
 step "installing promtool (skipped when present)"
 scripts/install-promtool.sh
 
+step "installing Chromium and chromedriver (skipped when present)"
+scripts/install-chromium.sh
+
 # Tests that need the model fail (instead of skipping) when it is missing.
 export DEJA_REQUIRE_MODEL=1
 # Tests that need Redis start their own servers on 127.0.0.1 (deja-testkit's
@@ -31,6 +34,8 @@ export DEJA_REQUIRE_MODEL=1
 export DEJA_REQUIRE_REDIS=1
 # The metrics test checks the /metrics exposition with promtool; here it must not skip.
 export DEJA_REQUIRE_PROMTOOL=1
+# The dashboard test drives headless Chromium through chromedriver; here it must not skip.
+export DEJA_REQUIRE_CHROMIUM=1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

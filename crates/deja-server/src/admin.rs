@@ -15,7 +15,8 @@
 //! - `GET /admin/entries/{id}`: one entry (no vector);
 //! - `GET /admin/config`: the effective configuration, secrets redacted;
 //! - `GET /admin/export`: every entry as JSON Lines, streamed ([`transfer`]);
-//! - `POST /admin/import`: JSON Lines in the export's format, streamed → `{"imported": N}`.
+//! - `POST /admin/import`: JSON Lines in the export's format, streamed → `{"imported": N}`;
+//! - `GET /admin/dashboard.json`: what the dashboard draws ([`crate::dashboard`]).
 //!
 //! This module is not the place for the invalidation logic itself
 //! ([`deja_core::Cache::invalidate`]) nor for how tags are stored (the store's tag index).
@@ -93,6 +94,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/config", get(config))
         .route("/export", get(export))
         .route("/import", post(import))
+        .route("/dashboard.json", get(crate::dashboard::data))
         // Unknown admin paths stay here (and behind the token check) rather than falling
         // through to the upstream with the admin token in their headers.
         .fallback(not_found)

@@ -6,7 +6,9 @@ pub mod admin;
 pub mod coalesce;
 pub mod config;
 pub mod controls;
+pub mod dashboard;
 pub mod error;
+pub mod insights;
 pub mod metrics;
 pub mod observe;
 pub mod request_id;
@@ -49,6 +51,10 @@ struct AppInner {
     inflight: Inflight,
     /// What `GET /metrics` reports; recorded by the routes.
     metrics: Arc<metrics::Metrics>,
+    /// What the dashboard shows about recent requests; recorded with the metrics.
+    insights: insights::Insights,
+    /// The dashboard's last scan for the most-hit entries.
+    top_entries: dashboard::TopEntriesCache,
     /// Where the embedded backend keeps its index between runs (written at shutdown).
     index_snapshot: Option<snapshot::IndexSnapshot>,
 }
@@ -74,6 +80,8 @@ impl AppState {
         Ok(AppState {
             inner: Arc::new(AppInner {
                 metrics,
+                insights: insights::Insights::new(cache.now_ms()),
+                top_entries: dashboard::TopEntriesCache::default(),
                 config,
                 cache,
                 rules,
@@ -110,6 +118,12 @@ impl AppState {
     /// Where the in-process index is kept between runs (`None`: not kept, or shared).
     pub fn index_snapshot(&self) -> Option<&snapshot::IndexSnapshot> {
         self.inner.index_snapshot.as_ref()
+    }
+    pub fn insights(&self) -> &insights::Insights {
+        &self.inner.insights
+    }
+    pub fn top_entries(&self) -> &dashboard::TopEntriesCache {
+        &self.inner.top_entries
     }
 }
 
@@ -368,6 +382,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/health", get(health))
         .route("/metrics", get(metrics::scrape))
+        .merge(dashboard::router())
         .nest("/admin", admin::router(state.clone()))
         .fallback(routes::passthrough::passthrough)
         .layer(axum::middleware::from_fn(request_id::layer))

@@ -139,5 +139,8 @@ impl Drop for RequestRecord<'_> {
         }
         self.summary.total = self.started.elapsed();
         self.app.metrics().observe(&self.summary);
+        self.app
+            .insights()
+            .observe(&self.summary, self.app.cache().now_ms());
     }
 }

@@ -1,0 +1,690 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The dashboard end to end: the real server with the embedded store, the real model and
+//! the mock upstream; traffic of every kind (misses, exact and semantic hits, bypasses, a
+//! candidate refused by verification) spread over the last hour by an injected clock; then
+//! headless Chromium, driven through chromedriver's W3C WebDriver HTTP API, opens
+//! `/dashboard#token=...`. The page must show the numbers the JSON has (and the test
+//! counted), log no console error, and its screenshot is kept in
+//! `target/test-artifacts/dashboard.png`.
+//!
+//! Without `/usr/bin/chromium` and `/usr/bin/chromedriver` (`scripts/install-chromium.sh`)
+//! the browser test prints "skipped: ..." unless `DEJA_REQUIRE_CHROMIUM=1`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use deja_core::{Cache, Embedder, ManualClock};
+use deja_server::config::Config;
+use deja_server::AppState;
+use deja_testkit::mock_upstream::MockUpstream;
+use serde_json::{json, Value};
+
+const ADMIN_TOKEN: &str = "dashboard-test-token";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// The real model, loaded once per test binary. `None` (test skipped, with a message)
+/// when it is not installed, unless `DEJA_REQUIRE_MODEL=1`.
+fn model() -> Option<Arc<dyn Embedder>> {
+    static EMBEDDER: OnceLock<Option<Arc<dyn Embedder>>> = OnceLock::new();
+    EMBEDDER
+        .get_or_init(|| {
+            let dir = deja_embed::default_model_dir();
+            match deja_embed::BertEmbedder::load(&dir, deja_embed::BertOptions::default()) {
+                Ok(e) => Some(Arc::new(e) as Arc<dyn Embedder>),
+                Err(e) => {
+                    if std::env::var("DEJA_REQUIRE_MODEL").as_deref() == Ok("1") {
+                        panic!("DEJA_REQUIRE_MODEL=1 but the model cannot be loaded: {e}");
+                    }
+                    eprintln!("skipped: {e}");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+/// Whether Chromium and chromedriver are installed; prints why not (or fails, with
+/// `DEJA_REQUIRE_CHROMIUM=1`).
+fn chromium_available() -> bool {
+    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+        .into_iter()
+        .filter(|p| !Path::new(p).exists())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!(
+        "{} not installed (scripts/install-chromium.sh)",
+        missing.join(" and ")
+    );
+    if std::env::var("DEJA_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
+        panic!("DEJA_REQUIRE_CHROMIUM=1 but {why}");
+    }
+    eprintln!("skipped: {why}");
+    false
+}
+
+struct Proxy {
+    base: String,
+    clock: Arc<ManualClock>,
+    client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _mock: MockUpstream,
+    _dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    /// A proxy whose clock starts at `start_ms`, with strict durability so a miss is
+    /// stored before its response is sent.
+    async fn start(
+        embedder: Arc<dyn Embedder>,
+        start_ms: u64,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Proxy {
+        let mock = MockUpstream::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.upstream.base_url = mock.base_url();
+        config.store.durability = deja_server::config::Durability::Strict;
+        config.admin.token = Some(ADMIN_TOKEN.into());
+        tweak(&mut config);
+        let store = Arc::new(deja_server::open_store(&config).unwrap());
+        let index = Arc::new(deja_store_local::HnswIndex::new(
+            embedder.id(),
+            embedder.dim(),
+            deja_store_local::HnswParams::default(),
+        ));
+        let clock = Arc::new(ManualClock::new(start_ms));
+        let cache = Cache::new(
+            store,
+            index,
+            embedder,
+            clock.clone(),
+            deja_server::cache_options(&config),
+        )
+        .unwrap();
+        cache.embed_category_examples().await.unwrap();
+        let state = AppState::new(config, cache).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(deja_server::serve_on(listener, state, async {
+            let _ = rx.await;
+        }));
+        Proxy {
+            base,
+            clock,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            task: Some(task),
+            _mock: mock,
+            _dir: dir,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    /// A chat request; its `x-deja-cache` outcome and `x-deja-rejected` reason.
+    async fn chat(&self, text: &str, headers: &[(&str, &str)]) -> (String, Option<String>) {
+        let mut rb = self
+            .client
+            .post(format!("{}/v1/chat/completions", self.base))
+            .header("authorization", "Bearer sk-test-a")
+            .json(
+                &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}),
+            );
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        let r = rb.send().await.unwrap();
+        assert_eq!(r.status(), 200, "{text}");
+        let h = |name: &str| {
+            r.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        (h("x-deja-cache").unwrap(), h("x-deja-rejected"))
+    }
+
+    async fn embeddings(&self, input: &[&str]) -> String {
+        let r = self
+            .client
+            .post(format!("{}/v1/embeddings", self.base))
+            .header("authorization", "Bearer sk-test-a")
+            .json(&json!({"model": "text-embedding-3-small", "input": input}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.headers()["x-deja-cache"].to_str().unwrap().to_string()
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut rb = self.client.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        rb.send().await.unwrap()
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Where test artifacts go: `<target dir>/test-artifacts`.
+fn artifacts_dir() -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(t) if Path::new(&t).is_absolute() => PathBuf::from(t),
+        Some(t) => workspace.join(t),
+        None => workspace.join("target"),
+    };
+    target.join("test-artifacts")
+}
+
+/// chromedriver on a free port of 127.0.0.1, in its own process group, which is killed
+/// (with the browsers it started) when this is dropped.
+struct ChromeDriver {
+    child: Child,
+    base: String,
+}
+
+impl ChromeDriver {
+    fn start() -> ChromeDriver {
+        use std::os::unix::process::CommandExt;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("starting chromedriver");
+        ChromeDriver {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn wait_ready(&mut self, client: &reqwest::Client) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("chromedriver exited at start: {status}");
+            }
+            if let Ok(r) = client.get(format!("{}/status", self.base)).send().await {
+                if let Ok(v) = r.json::<Value>().await {
+                    if v["value"]["ready"] == json!(true) {
+                        return;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "chromedriver not ready in 20 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and any browser left behind by a failed test.
+        let pgid = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &pgid])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One WebDriver session.
+struct Browser {
+    client: reqwest::Client,
+    session: String,
+}
+
+impl Browser {
+    async fn open(driver: &ChromeDriver, client: &reqwest::Client, profile: &Path) -> Browser {
+        let caps = json!({
+            "capabilities": {
+                "alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": CHROMIUM,
+                        "args": [
+                            "--headless=new",
+                            "--no-sandbox",
+                            "--disable-gpu",
+                            "--disable-dev-shm-usage",
+                            "--disable-quic",
+                            "--no-first-run",
+                            "--no-default-browser-check",
+                            "--disable-background-networking",
+                            "--disable-component-update",
+                            "--disable-sync",
+                            "--disable-extensions",
+                            "--hide-scrollbars",
+                            "--window-size=1440,1000",
+                            format!("--user-data-dir={}", profile.display()),
+                        ],
+                    },
+                    "goog:loggingPrefs": {"browser": "ALL"},
+                }
+            }
+        });
+        let r = client
+            .post(format!("{}/session", driver.base))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        let session = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session from chromedriver: {v}"))
+            .to_string();
+        Browser {
+            client: client.clone(),
+            session: format!("{}/session/{session}", driver.base),
+        }
+    }
+
+    /// Sends a WebDriver command; its `value`. A WebDriver error fails the test.
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut rb = self
+            .client
+            .request(method, format!("{}{path}", self.session));
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert!(status.is_success(), "WebDriver {path}: {status} {v}");
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// Polls `script` until it returns something other than `null` or `false`.
+    async fn wait_for(&self, what: &str, script: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.js(script).await;
+            if !v.is_null() && v != json!(false) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The console entries logged since the last call.
+    async fn console(&self) -> Vec<Value> {
+        self.cmd(
+            reqwest::Method::POST,
+            "/se/log",
+            Some(json!({"type": "browser"})),
+        )
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    }
+
+    async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    }
+
+    async fn close(self) {
+        let _ = self.client.delete(&self.session).send().await;
+    }
+}
+
+/// The text of the `.value` of a KPI tile.
+fn kpi(id: &str) -> String {
+    format!("return document.querySelector('#{id} .value').textContent;")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_the_traffic_in_a_real_browser() {
+    let Some(embedder) = model() else {
+        return;
+    };
+    if !chromium_available() {
+        return;
+    }
+    // The traffic is spread over the 48 minutes before now, so the charts have a history.
+    let rounds = 12u64;
+    let step_ms = 4 * 60_000;
+    let p = Proxy::start(embedder, now_ms() - rounds * step_ms, |_| {}).await;
+
+    let faq = [
+        "How do I reset my password?",
+        "What are your opening hours?",
+        "How can I cancel my subscription?",
+        "Where is my order?",
+        "Do you ship to Canada?",
+    ];
+    let paraphrases = [
+        "how can I reset my password",
+        "When are you open?",
+        "how do I cancel my subscription",
+        "where is my order right now",
+        "Do you deliver to Canada?",
+    ];
+    let mut outcomes: HashMap<String, u64> = HashMap::new();
+    let mut count = |o: &str| *outcomes.entry(o.to_string()).or_default() += 1;
+    for r in 0..rounds as usize {
+        let (o, _) = p.chat(faq[r % 5], &[]).await;
+        count(&o);
+        let (o, _) = p.chat(faq[(r + 1) % 5], &[]).await;
+        count(&o);
+        let (o, _) = p.chat(faq[r % 5], &[]).await;
+        if r == 0 {
+            assert_eq!(o, "hit-exact", "{}", faq[0]);
+        }
+        count(&o);
+        let (o, _) = p.chat(paraphrases[r % 5], &[]).await;
+        if r == 0 {
+            assert_eq!(o, "hit-semantic", "{}", paraphrases[0]);
+        }
+        count(&o);
+        let (o, _) = p
+            .chat(
+                &format!("What is the boiling point of water at {} metres?", r * 500),
+                &[],
+            )
+            .await;
+        count(&o);
+        if r % 3 == 0 {
+            let (o, _) = p
+                .chat(
+                    "List three primary colours",
+                    &[("cache-control", "no-cache")],
+                )
+                .await;
+            assert_eq!(o, "bypass");
+            count(&o);
+        }
+        if r % 4 == 1 {
+            let (o, _) = p.chat("What is the weather today?", &[]).await;
+            assert_eq!(o, "bypass");
+            count(&o);
+        }
+        p.clock.advance_ms(step_ms);
+    }
+    // A near-duplicate that verification refuses.
+    let (o, _) = p.chat("How do I enable dark mode?", &[]).await;
+    count(&o);
+    let (o, rejected) = p.chat("How do I disable dark mode?", &[]).await;
+    assert_eq!(o, "miss");
+    let rejected = rejected.expect("x-deja-rejected on the refused candidate");
+    count(&o);
+    assert_eq!(p.embeddings(&["alpha beta", "gamma delta"]).await, "miss");
+    count("miss");
+    assert_eq!(
+        p.embeddings(&["alpha beta", "gamma delta"]).await,
+        "hit-exact"
+    );
+    count("hit-exact");
+    let n = |o: &str| outcomes.get(o).copied().unwrap_or(0);
+    let total: u64 = outcomes.values().sum();
+    let hits = n("hit-exact") + n("hit-semantic");
+    assert!(n("hit-semantic") >= 1 && n("miss") >= 5 && n("bypass") >= 4);
+
+    // The JSON the page draws agrees with what the test counted.
+    let r = p.get("/admin/dashboard.json", Some(ADMIN_TOKEN)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let data: Value = r.json().await.unwrap();
+    let totals = &data["insights"]["totals"];
+    for (field, outcome) in [
+        ("hit_exact", "hit-exact"),
+        ("hit_semantic", "hit-semantic"),
+        ("miss", "miss"),
+        ("bypass", "bypass"),
+    ] {
+        assert_eq!(totals[field], json!(n(outcome)), "{field}: {data}");
+    }
+    assert!(totals["completion_tokens_saved"].as_u64().unwrap() > 0);
+    let minutes = data["insights"]["minutes"].as_array().unwrap();
+    assert_eq!(minutes.len(), rounds as usize + 1, "one minute per round");
+    let refused = data["near_misses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["prompt"] == "How do I disable dark mode?")
+        .unwrap_or_else(|| panic!("the refused candidate is not a near-miss: {data}"));
+    assert_eq!(refused["cached_prompt"], "How do I enable dark mode?");
+    assert_eq!(refused["rejected"], json!(rejected));
+    assert!(data["insights"]["reject_reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["reason"] == json!(rejected)));
+    let top = data["top_entries"].as_array().unwrap();
+    assert!(!top.is_empty() && top[0]["hit_count"].as_u64().unwrap() >= 2);
+
+    // The browser.
+    let client = reqwest::Client::new();
+    let mut driver = ChromeDriver::start();
+    driver.wait_ready(&client).await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = Browser::open(&driver, &client, profile.path()).await;
+    // Without a token: the sign-in form, and no request for data.
+    browser.goto(&format!("{}/dashboard", p.base)).await;
+    browser
+        .wait_for(
+            "the sign-in form",
+            "return !document.getElementById('login').hidden && document.getElementById('main').hidden;",
+        )
+        .await;
+    // With one in the fragment: the dashboard, which drops it from the address bar.
+    browser
+        .goto(&format!("{}/dashboard#token={ADMIN_TOKEN}", p.base))
+        .await;
+    browser
+        .wait_for(
+            "non-zero KPI tiles",
+            "const v = document.querySelector('#kpi-requests .value');
+             return !document.getElementById('main').hidden && v && /[1-9]/.test(v.textContent);",
+        )
+        .await;
+    let requests = browser.js(&kpi("kpi-requests")).await;
+    assert_eq!(requests, json!(total.to_string()), "requests tile");
+    let hit_rate = browser.js(&kpi("kpi-hit-rate")).await;
+    let shown: f64 = hit_rate
+        .as_str()
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    let want = 100.0 * hits as f64 / (hits + n("miss")) as f64;
+    assert!(
+        (shown - want).abs() <= 0.05,
+        "hit rate {hit_rate} vs {want}"
+    );
+    for id in ["kpi-tokens", "kpi-p50", "kpi-p99"] {
+        let v = browser.js(&kpi(id)).await;
+        assert!(
+            v.as_str()
+                .is_some_and(|s| s.chars().any(|c| ('1'..='9').contains(&c))),
+            "{id}: {v}"
+        );
+    }
+    assert_eq!(browser.js("return location.hash;").await, json!(""));
+    let rows = browser
+        .js("return Array.from(document.querySelectorAll('#near-misses tbody tr')).map(r => r.innerText);")
+        .await;
+    let rows = rows.as_array().unwrap();
+    assert!(
+        rows.iter().any(|r| {
+            let r = r.as_str().unwrap();
+            r.contains("How do I disable dark mode?")
+                && r.contains("How do I enable dark mode?")
+                && r.contains(&rejected)
+        }),
+        "near-miss rows: {rows:?}"
+    );
+    let top_rows = browser
+        .js("return document.querySelectorAll('#top-entries tbody tr td.prompt').length;")
+        .await;
+    assert_eq!(top_rows, json!(top.len()));
+    // Every chart drew something (an SVG, not the empty placeholder).
+    for id in [
+        "traffic-chart",
+        "savings-chart",
+        "latency-chart",
+        "similarity-chart",
+    ] {
+        let drawn = browser
+            .js(&format!(
+                "return document.querySelectorAll('#{id} svg rect, #{id} svg polyline').length;"
+            ))
+            .await;
+        assert!(drawn.as_u64().unwrap() > 0, "{id} is empty");
+    }
+
+    // A full-height screenshot.
+    let height = browser
+        .js("return Math.ceil(document.documentElement.scrollHeight);")
+        .await
+        .as_u64()
+        .unwrap();
+    browser
+        .cmd(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": 1440, "height": height.clamp(800, 4000) + 40})),
+        )
+        .await;
+    // The page redraws its charts for the new size after a short debounce.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let png = browser.screenshot().await;
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let dir = artifacts_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("dashboard.png");
+    std::fs::write(&path, &png).unwrap();
+    println!("dashboard screenshot: {}", path.display());
+
+    let severe: Vec<Value> = browser
+        .console()
+        .await
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .collect();
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+    browser.close().await;
+    drop(driver);
+    p.stop().await;
+}
+
+/// The page and its data follow the admin API: 404 while it is off, the data only with
+/// the token, and the page itself loads nothing from elsewhere. Needs no browser or model.
+#[tokio::test]
+async fn the_dashboard_is_behind_the_admin_token() {
+    let embedder: Arc<dyn Embedder> = Arc::new(deja_testkit::conformance::HashEmbedder);
+    let off = Proxy::start(embedder.clone(), now_ms(), |c| c.admin.token = None).await;
+    for path in ["/dashboard", "/dashboard/app.js", "/admin/dashboard.json"] {
+        assert_eq!(off.get(path, None).await.status(), 404, "{path}");
+    }
+    off.stop().await;
+
+    let p = Proxy::start(embedder, now_ms(), |_| {}).await;
+    let page = p.get("/dashboard", None).await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"));
+    assert!(page.text().await.unwrap().contains("/dashboard/app.js"));
+    for (path, ty) in [
+        ("/dashboard/app.js", "text/javascript; charset=utf-8"),
+        ("/dashboard/style.css", "text/css; charset=utf-8"),
+        ("/dashboard/favicon.svg", "image/svg+xml"),
+    ] {
+        let r = p.get(path, None).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"].to_str().unwrap(), ty, "{path}");
+    }
+    assert_eq!(p.get("/admin/dashboard.json", None).await.status(), 401);
+    assert_eq!(
+        p.get("/admin/dashboard.json", Some("wrong")).await.status(),
+        401
+    );
+    // Empty, but complete.
+    let r = p.get("/admin/dashboard.json", Some(ADMIN_TOKEN)).await;
+    assert_eq!(r.status(), 200);
+    let data: Value = r.json().await.unwrap();
+    assert_eq!(data["store"]["entries"], 0);
+    assert_eq!(data["insights"]["minutes"], json!([]));
+    assert_eq!(data["near_misses"], json!([]));
+    assert_eq!(data["top_entries"], json!([]));
+    assert_eq!(data["insights"]["latency"]["hit"]["p50"], Value::Null);
+    // A miss and its repeat show up, and the repeat's entry is the top one.
+    for _ in 0..2 {
+        let r = p
+            .client
+            .post(format!("{}/v1/chat/completions", p.base))
+            .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hello"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let data: Value = p
+        .get("/admin/dashboard.json", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(data["insights"]["totals"]["miss"], 1);
+    assert_eq!(data["insights"]["totals"]["hit_exact"], 1);
+    assert_eq!(data["insights"]["minutes"].as_array().unwrap().len(), 1);
+    assert_eq!(data["top_entries"][0]["prompt"], "hello");
+    assert_eq!(data["top_entries"][0]["hit_count"], 1);
+    p.stop().await;
+}
