@@ -5,8 +5,9 @@
 //! `Authorization: Bearer <token>`, else 401. Errors use the OpenAI error shape like every
 //! other route.
 //!
-//! - `GET /admin/stats`: entry count, counters (persisted and pending), hit rate, and the
-//!   staleness job's settings and spending today;
+//! - `GET /admin/stats?days=N`: entry count, counters (persisted and pending), hit rate,
+//!   the staleness job's settings and spending today, and the cost ledger of the last `N`
+//!   UTC days (default 30): per day and per model, with totals ([`crate::ledger`]);
 //! - `POST /admin/invalidate`: `{"tag": ..}` | `{"model": ..}` | `{"namespace": ..}` |
 //!   `{"tenant": ..}` | `{"id": ..}` | `{"older_than_secs": N}` | `{"all": true}` →
 //!   `{"removed": N}`;
@@ -142,7 +143,14 @@ fn internal(what: &str, e: &dyn std::error::Error) -> ApiError {
     }
 }
 
-async fn stats(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// Days of the ledger `/admin/stats` shows unless `?days=N` says otherwise.
+pub const STATS_DAYS: u64 = 30;
+
+async fn stats(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let days = stats_days(query.as_deref())?;
     let cache = app.cache();
     let entries = cache
         .store()
@@ -158,7 +166,28 @@ async fn stats(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
         "counters": counters,
         "hit_rate": counters.hit_rate(),
         "staleness": staleness_status(app.config(), cache.now_ms()),
+        "ledger": app.ledger().report(cache.now_ms(), days),
     })))
+}
+
+/// The `days` of `/admin/stats?days=N`: 1 to the days the ledger keeps.
+fn stats_days(query: Option<&str>) -> Result<u64, ApiError> {
+    let max = crate::ledger::KEEP_DAYS as u64;
+    let bad = || {
+        ApiError::bad_request(
+            format!("days must be a whole number of days from 1 to {max}"),
+            Some("days"),
+        )
+    };
+    let pairs = entries::parse_query(query.unwrap_or_default())
+        .map_err(|e| ApiError::bad_request(e, None))?;
+    match pairs.iter().rev().find(|(k, _)| k == "days") {
+        None => Ok(STATS_DAYS),
+        Some((_, v)) => match v.parse::<u64>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(bad()),
+        },
+    }
 }
 
 /// The staleness job's settings and today's spending (from its state file, which it

@@ -33,6 +33,10 @@ pub struct Config {
     pub staleness: StalenessConfig,
     /// Where `POST /v1/messages` (Anthropic's Messages API) sends its misses.
     pub anthropic: AnthropicConfig,
+    /// Prices per model in US dollars per 1M tokens, over the built-in list
+    /// (`[prices."gpt-4o"] input_per_mtok = 2.5, output_per_mtok = 10.0`); see
+    /// [`crate::pricing`].
+    pub prices: BTreeMap<String, crate::pricing::ModelPrice>,
 }
 
 /// `[anthropic]`: the upstream of Anthropic's Messages API. Timeouts are `[upstream]`'s.
@@ -227,6 +231,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             staleness: StalenessConfig::default(),
             anthropic: AnthropicConfig::default(),
+            prices: BTreeMap::new(),
         }
     }
 }
@@ -658,6 +663,20 @@ impl Config {
             }
         }
         self.validate_staleness()?;
+        for (model, price) in &self.prices {
+            if model.trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "prices".into(),
+                    message: "a model name is empty; write [prices.\"model-name\"]".into(),
+                });
+            }
+            if let Some(message) = price.problem() {
+                return Err(ConfigError::Invalid {
+                    key: format!("prices.{model:?}"),
+                    message,
+                });
+            }
+        }
         for (key, url) in [
             ("upstream.base_url", &self.upstream.base_url),
             ("anthropic.base_url", &self.anthropic.base_url),
@@ -1039,6 +1058,53 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.starts_with(key), "{toml}: {err}");
+        }
+    }
+
+    /// `[prices]` parses into the table's overrides; a price that is negative, not finite
+    /// or missing is an error naming the model and the field.
+    #[test]
+    fn prices_parse_and_bad_ones_name_the_key() {
+        let c = Config::from_toml(
+            "[prices.\"my-model\"]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n\
+             [prices.\"gpt-4o\"]\ninput_per_mtok = 0\noutput_per_mtok = 0.5\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.prices["my-model"].output_per_mtok, 2.0);
+        let table = crate::pricing::PriceTable::with_overrides(&c.prices).unwrap();
+        assert_eq!(
+            table.lookup("gpt-4o-2024-08-06").unwrap().1.input_per_mtok,
+            0.0
+        );
+        for (toml, key) in [
+            (
+                "[prices.m]\ninput_per_mtok = -1.0\noutput_per_mtok = 2.0\n",
+                "prices.\"m\": input_per_mtok",
+            ),
+            (
+                "[prices.m]\ninput_per_mtok = 1.0\noutput_per_mtok = nan\n",
+                "prices.\"m\": output_per_mtok",
+            ),
+            (
+                "[prices.m]\ninput_per_mtok = inf\noutput_per_mtok = 2.0\n",
+                "prices.\"m\": input_per_mtok",
+            ),
+            (
+                "[prices.\" \"]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n",
+                "prices: a model name is empty",
+            ),
+        ] {
+            let e = Config::from_toml(toml).unwrap().validate().unwrap_err();
+            assert!(e.to_string().starts_with(key), "{toml}: {e}");
+        }
+        // Both prices are required, and nothing else is allowed.
+        for toml in [
+            "[prices.m]\ninput_per_mtok = 1.0\n",
+            "[prices.m]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\ncached = 1\n",
+        ] {
+            let e = Config::from_toml(toml).unwrap_err();
+            assert!(e.contains("output_per_mtok") || e.contains("cached"), "{e}");
         }
     }
 

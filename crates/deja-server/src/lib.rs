@@ -9,8 +9,10 @@ pub mod controls;
 pub mod dashboard;
 pub mod error;
 pub mod insights;
+pub mod ledger;
 pub mod metrics;
 pub mod observe;
+pub mod pricing;
 pub mod request_id;
 pub mod routes;
 pub mod snapshot;
@@ -55,6 +57,10 @@ struct AppInner {
     insights: insights::Insights,
     /// The dashboard's last scan for the most-hit entries.
     top_entries: dashboard::TopEntriesCache,
+    /// Prices per model, for what hits saved ([`pricing`]).
+    prices: pricing::PriceTable,
+    /// What the cache did and saved per day and model; written by [`serve_on`].
+    ledger: Arc<ledger::Ledger>,
     /// Where the embedded backend keeps its index between runs (written at shutdown).
     index_snapshot: Option<snapshot::IndexSnapshot>,
 }
@@ -77,9 +83,16 @@ impl AppState {
         let rules = deja_core::rules::NeverCacheRules::new(&config.rules)
             .context("compiling the never-cache rules ([rules] in the config)")?;
         let metrics = Arc::new(metrics::Metrics::new(&config.rules));
+        let prices = pricing::PriceTable::with_overrides(&config.prices)
+            .context("building the price table ([prices] in the config)")?;
+        let ledger = Arc::new(ledger::Ledger::open(
+            &config.data_dir.join(ledger::LEDGER_FILE),
+        ));
         Ok(AppState {
             inner: Arc::new(AppInner {
                 metrics,
+                prices,
+                ledger,
                 insights: insights::Insights::new(cache.now_ms()),
                 top_entries: dashboard::TopEntriesCache::default(),
                 config,
@@ -118,6 +131,12 @@ impl AppState {
     /// Where the in-process index is kept between runs (`None`: not kept, or shared).
     pub fn index_snapshot(&self) -> Option<&snapshot::IndexSnapshot> {
         self.inner.index_snapshot.as_ref()
+    }
+    pub fn prices(&self) -> &pricing::PriceTable {
+        &self.inner.prices
+    }
+    pub fn ledger(&self) -> &ledger::Ledger {
+        &self.inner.ledger
     }
     pub fn insights(&self) -> &insights::Insights {
         &self.inner.insights
@@ -459,6 +478,7 @@ pub async fn serve_on(
         Duration::from_secs(state.config().cache.sweep_interval_secs.max(1)),
     );
     let staleness = staleness::spawn(state.clone());
+    let ledger_saver = ledger::spawn_saver(state.inner.ledger.clone());
     let result = axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await
@@ -471,6 +491,8 @@ pub async fn serve_on(
     if let Err(e) = state.cache().flush_counters().await {
         tracing::warn!(error = %deja_core::ErrorChain(&e), "final flush failed");
     }
+    ledger_saver.abort();
+    ledger::save_logged(state.inner.ledger.clone()).await;
     let writer = state.clone();
     let saved =
         tokio::task::spawn_blocking(move || writer.inner.index_snapshot.as_ref().map(|s| s.save()))

@@ -190,6 +190,9 @@ pub struct Metrics {
     rejects: [AtomicU64; REJECT_REASONS.len()],
     /// Prompt and completion tokens of the answers served from the cache.
     tokens_avoided: [AtomicU64; 2],
+    /// What those tokens would have cost at the configured prices, in billionths of a US
+    /// dollar: an integer, so adding stays one atomic; rendered in dollars.
+    saved_nano_usd: AtomicU64,
     /// Embedding-cache items served from the cache, and sent upstream.
     embedding_items: [AtomicU64; 2],
 }
@@ -228,6 +231,7 @@ impl Metrics {
             bypass_reasons: reasons,
             rejects: Default::default(),
             tokens_avoided: Default::default(),
+            saved_nano_usd: AtomicU64::new(0),
             embedding_items: Default::default(),
         }
     }
@@ -245,6 +249,9 @@ impl Metrics {
             self.bypasses[slot].fetch_add(1, Ordering::Relaxed);
         }
         self.tokens_avoided(s.saved);
+        if let Some(nano) = s.saved_usd.map(crate::ledger::nano_usd).filter(|n| *n > 0) {
+            self.saved_nano_usd.fetch_add(nano, Ordering::Relaxed);
+        }
         let stages = [
             s.normalise,
             Some(s.stages.store),
@@ -440,6 +447,17 @@ impl Metrics {
         }
         header(
             out,
+            "deja_saved_usd_total",
+            "counter",
+            "What the answers served from the cache would have cost upstream, in US dollars at the configured prices (models without a price add nothing).",
+        );
+        let _ = writeln!(
+            out,
+            "deja_saved_usd_total {}",
+            self.saved_nano_usd.load(Ordering::Relaxed) as f64 / 1e9
+        );
+        header(
+            out,
             "deja_embedding_items_total",
             "counter",
             "Embedding-cache input items served from the cache (hit) or sent upstream (miss).",
@@ -584,28 +602,34 @@ mod tests {
         hit.normalise = Some(Duration::from_micros(20));
         hit.stages.store = Duration::from_micros(40);
         hit.saved.prompt_tokens = 7;
+        hit.saved_usd = Some(0.0075);
         m.observe(&hit);
+        // A hit of a model without a price adds tokens and no money.
+        let mut unpriced = hit.clone();
+        unpriced.saved_usd = None;
+        m.observe(&unpriced);
         let mut out = String::new();
         m.render(&mut out);
         for line in [
             "deja_requests_total{endpoint=\"chat\",outcome=\"bypass\"} 4",
             "deja_requests_total{endpoint=\"chat\",outcome=\"miss\"} 0",
-            "deja_requests_total{endpoint=\"embeddings\",outcome=\"hit_exact\"} 1",
+            "deja_requests_total{endpoint=\"embeddings\",outcome=\"hit_exact\"} 2",
             "deja_bypass_total{reason=\"rule:secret\"} 1",
             "deja_bypass_total{reason=\"personal-data:iban\"} 1",
             "deja_bypass_total{reason=\"other\"} 1",
             "deja_bypass_total{reason=\"no-cache\"} 1",
             "deja_bypass_total{reason=\"store-error\"} 0",
             "deja_request_duration_seconds_count{endpoint=\"chat\",outcome=\"bypass\"} 4",
-            "deja_request_duration_seconds_count{endpoint=\"embeddings\",outcome=\"hit_exact\"} 1",
+            "deja_request_duration_seconds_count{endpoint=\"embeddings\",outcome=\"hit_exact\"} 2",
             "deja_stage_duration_seconds_count{endpoint=\"chat\",stage=\"upstream\"} 4",
             "deja_stage_duration_seconds_bucket{endpoint=\"chat\",stage=\"upstream\",le=\"0.25\"} 0",
             "deja_stage_duration_seconds_bucket{endpoint=\"chat\",stage=\"upstream\",le=\"0.5\"} 4",
             "deja_stage_duration_seconds_count{endpoint=\"chat\",stage=\"embed\"} 0",
-            "deja_stage_duration_seconds_count{endpoint=\"embeddings\",stage=\"normalise\"} 1",
-            "deja_stage_duration_seconds_count{endpoint=\"embeddings\",stage=\"store\"} 1",
+            "deja_stage_duration_seconds_count{endpoint=\"embeddings\",stage=\"normalise\"} 2",
+            "deja_stage_duration_seconds_count{endpoint=\"embeddings\",stage=\"store\"} 2",
             "deja_stage_duration_seconds_count{endpoint=\"embeddings\",stage=\"upstream\"} 0",
-            "deja_upstream_tokens_avoided_total{kind=\"prompt\"} 7",
+            "deja_upstream_tokens_avoided_total{kind=\"prompt\"} 14",
+            "deja_saved_usd_total 0.0075",
         ] {
             assert!(out.lines().any(|l| l == line), "{line} not in\n{out}");
         }

@@ -138,6 +138,12 @@ impl Drop for RequestRecord<'_> {
             return;
         }
         self.summary.total = self.started.elapsed();
+        if let Some(model) = self.summary.model.as_deref() {
+            self.summary.saved_usd = self.app.prices().cost_usd(model, self.summary.saved);
+        }
+        self.app
+            .ledger()
+            .record(self.app.cache().now_ms(), &self.summary);
         self.app.metrics().observe(&self.summary);
         self.app
             .insights()

@@ -122,6 +122,9 @@ struct ServeArgs {
 struct StatsArgs {
     #[command(flatten)]
     target: manage::TargetArgs,
+    /// UTC days of the cost ledger to show, today included.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=400))]
+    days: u64,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -152,7 +155,7 @@ fn run() -> anyhow::Result<()> {
                 deja_server::serve(state).await
             })
         }
-        Command::Stats(args) => rt.block_on(manage::stats(args.target, args.json)),
+        Command::Stats(args) => rt.block_on(manage::stats(args.target, args.json, args.days)),
         Command::Invalidate(args) => rt.block_on(manage::invalidate(args)),
         Command::Export(args) => rt.block_on(manage::export(args)),
         Command::Import(args) => rt.block_on(manage::import(args)),
@@ -283,12 +286,14 @@ fn print_stats(
     source: (&str, &str),
     entries: u64,
     c: &deja_core::Counters,
+    ledger: Option<&deja_server::ledger::LedgerReport>,
     json: bool,
 ) -> anyhow::Result<()> {
     if json {
         let mut v = serde_json::to_value(c)?;
         v["entries"] = entries.into();
         v["hit_rate"] = c.hit_rate().into();
+        v["ledger"] = serde_json::to_value(ledger)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }

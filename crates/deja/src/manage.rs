@@ -2,6 +2,10 @@
 //! (`--server URL`, through its admin API with the admin token) or on a stopped data
 //! directory (`--data-dir DIR`, opening the store directly).
 //!
+//! `deja stats` includes the cost ledger ([`deja_server::ledger`]): requests, hit rate,
+//! tokens and dollars saved per UTC day and per model, from the server's `/admin/stats`
+//! or the data directory's `ledger.json`.
+//!
 //! Working on a data directory never loads the embedding model: invalidation and export
 //! only read and remove stored entries, and import stores entries with the vectors they
 //! carry (the server indexes them when it starts).
@@ -14,6 +18,7 @@ use anyhow::{bail, Context};
 use deja_core::{Cache, Clock, EmbedError, Embedder, EntryId, EntryStore, Invalidate, SystemClock};
 use deja_server::admin::{entries, transfer};
 use deja_server::config::Config;
+use deja_server::ledger::{Ledger, LedgerReport, ReportRow, LEDGER_FILE};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
@@ -204,13 +209,16 @@ impl Remote {
     }
 }
 
-pub async fn stats(target: TargetArgs, json_out: bool) -> anyhow::Result<()> {
-    let (entries, counters, source, staleness_today) = match &target.server {
+/// `deja stats`: the cache's counters, and the cost ledger of the last `days` UTC days.
+pub async fn stats(target: TargetArgs, json_out: bool, days: u64) -> anyhow::Result<()> {
+    let (entries, counters, source, staleness_today, ledger) = match &target.server {
         Some(server) => {
             let remote = Remote::new(server, target.token)?;
             let v: Value = remote
                 .send(
-                    remote.request(reqwest::Method::GET, "stats"),
+                    remote
+                        .request(reqwest::Method::GET, "stats")
+                        .query(&[("days", days)]),
                     "reading stats",
                 )
                 .await?
@@ -231,7 +239,15 @@ pub async fn stats(target: TargetArgs, json_out: bool) -> anyhow::Result<()> {
                 Some(_) => "off".to_string(),
                 None => "unknown (older server)".to_string(),
             };
-            (entries, counters, ("server", server.clone()), today)
+            // A server from before the ledger sends none.
+            let ledger = match v.get("ledger") {
+                Some(l) if !l.is_null() => Some(
+                    serde_json::from_value::<LedgerReport>(l.clone())
+                        .context("reading stats: unexpected ledger")?,
+                ),
+                _ => None,
+            };
+            (entries, counters, ("server", server.clone()), today, ledger)
         }
         None => {
             let config = local_config(target.data_dir)?;
@@ -240,19 +256,97 @@ pub async fn stats(target: TargetArgs, json_out: bool) -> anyhow::Result<()> {
             // is the server's config); its state file says what it spent today.
             let s = deja_server::admin::staleness_status(&config, deja_core::SystemClock.now_ms());
             let today = format!("{} calls, {} tokens", s["calls_today"], s["tokens_today"]);
+            let ledger = Ledger::read(&config.data_dir.join(LEDGER_FILE))?
+                .report(SystemClock.now_ms(), days);
             (
                 store.len().await?,
                 store.counters().await?,
                 ("data dir", config.data_dir.display().to_string()),
                 today,
+                Some(ledger),
             )
         }
     };
-    crate::print_stats((source.0, &source.1), entries, &counters, json_out)?;
+    crate::print_stats(
+        (source.0, &source.1),
+        entries,
+        &counters,
+        ledger.as_ref(),
+        json_out,
+    )?;
     if !json_out {
         println!("staleness today     {}", staleness_today);
+        match &ledger {
+            Some(l) => print!("\n{}", ledger_table(l)),
+            None => println!("cost ledger         not reported (the server predates it)"),
+        }
     }
     Ok(())
+}
+
+/// The ledger as `deja stats` prints it: per day (newest first), then per model, each
+/// with a total.
+pub fn ledger_table(r: &LedgerReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "cost, {} to {} (UTC): what the hits would have cost upstream",
+        r.from, r.to
+    );
+    if r.days.is_empty() {
+        out.push_str("no requests recorded in this period\n");
+        return out;
+    }
+    let row = |out: &mut String, label: &str, row: &ReportRow| {
+        let mark = if row.unpriced_hits > 0 { "*" } else { "" };
+        let _ = writeln!(
+            out,
+            "{label:<28} {:>9} {:>13} {:>8.1}% {:>22} {:>11}{mark}",
+            row.requests,
+            format!("{}+{}", row.exact_hits, row.semantic_hits),
+            row.hit_rate * 100.0,
+            format!(
+                "{}+{}",
+                row.prompt_tokens_saved, row.completion_tokens_saved
+            ),
+            dollars(row.saved_usd),
+        );
+    };
+    let head = |out: &mut String, first: &str| {
+        let _ = writeln!(
+            out,
+            "{first:<28} {:>9} {:>13} {:>9} {:>22} {:>11}",
+            "requests", "hits (e+s)", "hit rate", "tokens saved (p+c)", "saved"
+        );
+    };
+    head(&mut out, "day");
+    for d in &r.days {
+        row(&mut out, &d.date, &d.totals);
+    }
+    row(&mut out, "total", &r.totals);
+    out.push('\n');
+    head(&mut out, "model");
+    for m in &r.models {
+        row(&mut out, &m.model, &m.row);
+    }
+    if r.totals.unpriced_hits > 0 {
+        let _ = writeln!(
+            out,
+            "* includes {} hit(s) of models without a price: tokens counted, no money (set [prices] in the config)",
+            r.totals.unpriced_hits
+        );
+    }
+    out
+}
+
+/// US dollars to four decimals; a non-zero amount below that is not shown as zero.
+fn dollars(usd: f64) -> String {
+    if usd > 0.0 && usd < 0.000_05 {
+        "<$0.0001".to_string()
+    } else {
+        format!("${usd:.4}")
+    }
 }
 
 pub async fn invalidate(args: InvalidateArgs) -> anyhow::Result<()> {
@@ -666,6 +760,89 @@ mod tests {
         ];
         for (s, want) in cases {
             assert_eq!(parse_duration_secs(s).ok(), *want, "{s}");
+        }
+    }
+
+    fn ledger() -> Ledger {
+        use deja_server::metrics::{Endpoint, Outcome};
+        let l = Ledger::in_memory();
+        let day = 24 * 3600 * 1000;
+        let record = |ms: u64, model: &str, outcome: Outcome, saved: (u64, u64), usd| {
+            let mut s = deja_server::observe::RequestSummary::new(Endpoint::Chat);
+            s.model = Some(model.into());
+            s.outcome = Some(outcome);
+            s.saved = deja_core::Usage {
+                prompt_tokens: saved.0,
+                completion_tokens: saved.1,
+            };
+            s.saved_usd = usd;
+            l.record(ms, &s);
+        };
+        // 2025-06-01 and 2025-06-02.
+        record(20_240 * day, "gpt-4o", Outcome::Miss, (0, 0), Some(0.0));
+        record(
+            20_240 * day,
+            "gpt-4o",
+            Outcome::HitExact,
+            (1_000, 500),
+            Some(0.0075),
+        );
+        record(
+            20_241 * day,
+            "gpt-4o",
+            Outcome::HitSemantic,
+            (1_000, 500),
+            Some(0.0075),
+        );
+        record(
+            20_241 * day,
+            "text-embedding-3-small",
+            Outcome::HitExact,
+            (2, 0),
+            Some(4e-8),
+        );
+        record(20_241 * day, "my-llm", Outcome::HitExact, (10, 20), None);
+        record(20_241 * day, "my-llm", Outcome::Bypass, (0, 0), None);
+        l
+    }
+
+    /// What `deja stats` prints for a known ledger, to the character.
+    #[test]
+    fn the_ledger_table() {
+        let l = ledger();
+        let today = 20_241 * 24 * 3600 * 1000;
+        assert_eq!(ledger_table(&l.report(today, 7)), LEDGER_TABLE);
+        assert_eq!(
+            ledger_table(&l.report(today + 30 * 24 * 3600 * 1000, 7)),
+            "cost, 2025-06-26 to 2025-07-02 (UTC): what the hits would have cost upstream\n\
+             no requests recorded in this period\n"
+        );
+    }
+
+    const LEDGER_TABLE: &str = "\
+cost, 2025-05-27 to 2025-06-02 (UTC): what the hits would have cost upstream
+day                           requests    hits (e+s)  hit rate     tokens saved (p+c)       saved
+2025-06-02                           4           2+1    100.0%               1012+520     $0.0075*
+2025-06-01                           2           1+0     50.0%               1000+500     $0.0075
+total                                6           3+1     80.0%              2012+1020     $0.0150*
+
+model                         requests    hits (e+s)  hit rate     tokens saved (p+c)       saved
+gpt-4o                               3           1+1     66.7%              2000+1000     $0.0150
+text-embedding-3-small               1           1+0    100.0%                    2+0    <$0.0001
+my-llm                               2           1+0    100.0%                  10+20     $0.0000*
+* includes 1 hit(s) of models without a price: tokens counted, no money (set [prices] in the config)
+";
+
+    #[test]
+    fn dollars_are_never_rounded_to_nothing() {
+        for (usd, shown) in [
+            (0.0, "$0.0000"),
+            (0.0075, "$0.0075"),
+            (0.000_04, "<$0.0001"),
+            (0.000_05, "$0.0001"),
+            (1234.5, "$1234.5000"),
+        ] {
+            assert_eq!(dollars(usd), shown, "{usd}");
         }
     }
 }
