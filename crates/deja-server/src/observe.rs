@@ -138,15 +138,20 @@ impl Drop for RequestRecord<'_> {
             return;
         }
         self.summary.total = self.started.elapsed();
-        if let Some(model) = self.summary.model.as_deref() {
-            self.summary.saved_usd = self.app.prices().cost_usd(model, self.summary.saved);
+        let s = &mut self.summary;
+        // Only what was served from the cache is priced (a hit, or the cached items of a
+        // partly served embeddings request); anything else costs no table lookup.
+        let served = matches!(s.outcome, Some(Outcome::HitExact | Outcome::HitSemantic))
+            || s.saved.prompt_tokens > 0
+            || s.saved.completion_tokens > 0;
+        if served {
+            if let Some(model) = s.model.as_deref() {
+                s.saved_usd = self.app.prices().cost_usd(model, s.saved);
+            }
         }
-        self.app
-            .ledger()
-            .record(self.app.cache().now_ms(), &self.summary);
+        let now = self.app.cache().now_ms();
+        self.app.ledger().record(now, &self.summary);
         self.app.metrics().observe(&self.summary);
-        self.app
-            .insights()
-            .observe(&self.summary, self.app.cache().now_ms());
+        self.app.insights().observe(&self.summary, now);
     }
 }
