@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod error;
 pub mod insights;
 pub mod ledger;
+pub mod logging;
 pub mod metrics;
 pub mod observe;
 pub mod pricing;
@@ -389,9 +390,10 @@ pub fn capacity_limits(config: &Config) -> CapacityLimits {
     }
 }
 
-/// The proxy's routes. Paths deja does not cache pass through to the upstream.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The proxy's routes, each request with its id ([`request_id`]). Paths deja does not
+/// cache pass through to the upstream.
+pub fn router(state: AppState) -> request_id::RequestIds<Router> {
+    let routes = Router::new()
         .route("/v1/chat/completions", post(routes::chat::chat_completions))
         .route("/v1/embeddings", post(routes::embeddings::embeddings))
         .route("/v1/messages", post(routes::messages::messages))
@@ -404,8 +406,8 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::router())
         .nest("/admin", admin::router(state.clone()))
         .fallback(routes::passthrough::passthrough)
-        .layer(axum::middleware::from_fn(request_id::layer))
-        .with_state(state)
+        .with_state(state);
+    request_id::RequestIds::new(routes)
 }
 
 async fn health() -> &'static str {
@@ -479,7 +481,8 @@ pub async fn serve_on(
     );
     let staleness = staleness::spawn(state.clone());
     let ledger_saver = ledger::spawn_saver(state.inner.ledger.clone());
-    let result = axum::serve(listener, router(state.clone()))
+    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(router(state.clone()));
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving");

@@ -28,17 +28,23 @@ use crate::AppState;
 /// The `endpoint` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
+    /// OpenAI's `/v1/chat/completions`.
     Chat,
     Embeddings,
+    /// Anthropic's `/v1/messages`.
+    Messages,
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 2] = [Endpoint::Chat, Endpoint::Embeddings];
+    const COUNT: usize = 3;
+    const ALL: [Endpoint; Endpoint::COUNT] =
+        [Endpoint::Chat, Endpoint::Embeddings, Endpoint::Messages];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Endpoint::Chat => "chat",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Messages => "messages",
         }
     }
 }
@@ -176,12 +182,12 @@ impl Histogram {
 /// The proxy's own counters since it started. One per server, in [`AppState`].
 #[derive(Debug)]
 pub struct Metrics {
-    requests: [[AtomicU64; 4]; 2],
-    request_duration: [[Histogram; 4]; 2],
+    requests: [[AtomicU64; 4]; Endpoint::COUNT],
+    request_duration: [[Histogram; 4]; Endpoint::COUNT],
     /// Per endpoint, per [`STAGES`].
-    stage_duration: [[Histogram; STAGES.len()]; 2],
-    upstream_calls: [AtomicU64; 2],
-    upstream_duration: [Histogram; 2],
+    stage_duration: [[Histogram; STAGES.len()]; Endpoint::COUNT],
+    upstream_calls: [AtomicU64; Endpoint::COUNT],
+    upstream_duration: [Histogram; Endpoint::COUNT],
     /// Bypass reasons known at start; the last one is [`OTHER`].
     bypass_reasons: Vec<String>,
     bypasses: Vec<AtomicU64>,

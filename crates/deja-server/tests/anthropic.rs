@@ -262,6 +262,26 @@ async fn miss_then_exact_hit_with_no_upstream_call() {
     let again: Value = r.json().await.unwrap();
     assert_eq!(again, first, "the stored message, byte for byte");
     assert_eq!(p.calls(), 1, "a hit must not call upstream");
+
+    // `/metrics` counts them under their own endpoint, not chat's.
+    let text = p
+        .client
+        .get(format!("{}/metrics", p.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "deja_requests_total{endpoint=\"messages\",outcome=\"miss\"} 1",
+        "deja_requests_total{endpoint=\"messages\",outcome=\"hit_exact\"} 1",
+        "deja_upstream_calls_total{endpoint=\"messages\"} 1",
+        "deja_requests_total{endpoint=\"chat\",outcome=\"miss\"} 0",
+        "deja_upstream_calls_total{endpoint=\"chat\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
+    }
     p.stop().await;
 }
 

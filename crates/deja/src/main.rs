@@ -113,9 +113,9 @@ struct ServeArgs {
     /// `redis-search` (Redis Stack's query engine, shared by every replica).
     #[arg(long, value_parser = ["local", "redis-search"])]
     index: Option<String>,
-    /// Log format.
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-    log_format: String,
+    /// Log format: `text` or `json` (one object per line).
+    #[arg(long, default_value = "text")]
+    log_format: deja_server::logging::LogFormat,
 }
 
 #[derive(clap::Args)]
@@ -148,7 +148,7 @@ fn run() -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     match cli.command {
         Command::Serve(args) => {
-            init_logging(&args.log_format);
+            deja_server::logging::init(args.log_format);
             let config = serve_config(&args)?;
             rt.block_on(async {
                 let state = deja_server::build_state(config).await?;
@@ -198,7 +198,7 @@ fn run() -> anyhow::Result<()> {
             rt.block_on(bench::run(Config::default(), args))
         }
         Command::MockUpstream { listen, anthropic } => {
-            init_logging("text");
+            deja_server::logging::init(deja_server::logging::LogFormat::Text);
             rt.block_on(async {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
@@ -331,17 +331,4 @@ fn print_stats(
         c.stale_check_failures
     );
     Ok(())
-}
-
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DEJA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }

@@ -62,14 +62,9 @@ fn log_lines(path: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
-/// The request id of a JSON log line, from its span.
+/// The request id of a JSON log line.
 fn request_id(line: &Value) -> Option<&str> {
-    line["span"]["request_id"].as_str().or_else(|| {
-        line["spans"]
-            .as_array()?
-            .iter()
-            .find_map(|s| s["request_id"].as_str())
-    })
+    line["request_id"].as_str()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

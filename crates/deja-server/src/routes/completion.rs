@@ -22,7 +22,6 @@ use deja_openai::anthropic::stream as anthropic_stream;
 use deja_openai::chat::ChatKey;
 use deja_openai::sse;
 use futures::StreamExt;
-use tracing::Instrument;
 
 use crate::coalesce::LeaderGuard;
 use crate::controls::Controls;
@@ -277,7 +276,7 @@ pub async fn answer(
                         // Strict durability: the response is sent once the entry is durable.
                         insert.await;
                     } else {
-                        tokio::spawn(insert.in_current_span());
+                        tokio::spawn(crate::request_id::carry(insert));
                     }
                 }
             }
@@ -288,7 +287,7 @@ pub async fn answer(
 
 /// The headers of a response served from `entry`.
 fn hit_headers(entry: &Entry, outcome: &CacheHeader) -> HeaderMap {
-    let mut headers = HeaderMap::new();
+    let mut headers = HeaderMap::with_capacity(HIT_HEADERS);
     outcome.write(&mut headers);
     if let Ok(v) = HeaderValue::from_str(&entry.id.to_string()) {
         headers.insert("x-deja-entry", v);
@@ -395,7 +394,7 @@ pub fn json_response(body: Bytes, mut headers: HeaderMap) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    (StatusCode::OK, headers, body).into_response()
+    with_headers(body, headers)
 }
 
 /// A stream served from the cache, whole.
@@ -405,7 +404,18 @@ pub fn sse_response(body: Bytes, mut headers: HeaderMap) -> Response {
         HeaderValue::from_static("text/event-stream"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    (StatusCode::OK, headers, body).into_response()
+    with_headers(body, headers)
+}
+
+/// Room for a hit's headers, with the content type, cache control and request id added
+/// later, so the map is not grown (rehashed) on the hot path.
+const HIT_HEADERS: usize = 12;
+
+/// A 200 answer with `headers` as its header map, as it is (no copy into a new map).
+fn with_headers(body: Bytes, headers: HeaderMap) -> Response {
+    let mut resp = Response::new(Body::from(body));
+    *resp.headers_mut() = headers;
+    resp
 }
 
 /// Forwards an upstream SSE stream to the client as it arrives, recording its events, and
@@ -466,7 +476,7 @@ fn stream_through(
         }
     };
     // The recording outlives the handler; its log lines keep the request's id.
-    tokio::spawn(task.in_current_span());
+    tokio::spawn(crate::request_id::carry(task));
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     (status, headers, body).into_response()
 }

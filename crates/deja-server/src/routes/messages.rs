@@ -46,7 +46,7 @@ pub async fn messages(
 ) -> Result<Response, AnthropicError> {
     let bytes = read_body(body, app.config().limits.max_body_bytes).await?;
     // Counts the request, with its duration, when this function returns.
-    let mut record = RequestRecord::new(&app, Endpoint::Chat);
+    let mut record = RequestRecord::new(&app, Endpoint::Messages);
     let req = parse_messages(&bytes).map_err(wire_error)?;
     let controls = Controls::from_headers(&headers)?;
     let tenant = anthropic_tenant(&headers, app.config().cache.tenant)?;
@@ -66,7 +66,7 @@ pub async fn messages(
         request: app.config().staleness.enabled.then(|| bytes.to_vec()),
     };
     let route = Route {
-        endpoint: Endpoint::Chat,
+        endpoint: Endpoint::Messages,
         upstream: app.anthropic(),
         path: PATH,
         format: StreamFormat::Anthropic,
