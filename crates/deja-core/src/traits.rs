@@ -72,6 +72,11 @@ pub trait EntryStore: Send + Sync {
         visit: &mut (dyn for<'a> FnMut(EntryId, PartitionKey, &'a str, &'a [f32]) + Send),
     ) -> Result<(), StoreError>;
     async fn len(&self) -> Result<u64, StoreError>;
+    /// Bytes the store occupies, when it can tell without a scan (the embedded store: its
+    /// file on disk); `None` when it cannot.
+    async fn stored_bytes(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
     /// Ids of the entries carrying `tag`, from an index (not a scan of every entry).
     async fn ids_with_tag(&self, tag: &str) -> Result<Vec<EntryId>, StoreError>;
     /// Visits every entry's metadata (hit counts current), without copying its answer or

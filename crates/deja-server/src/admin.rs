@@ -152,22 +152,66 @@ async fn stats(
 ) -> Result<Json<Value>, ApiError> {
     let days = stats_days(query.as_deref())?;
     let cache = app.cache();
-    let entries = cache
-        .store()
-        .len()
-        .await
-        .map_err(|e| internal("counting entries", &e))?;
-    let counters = cache
-        .counters()
-        .await
-        .map_err(|e| internal("reading counters", &e))?;
+    let store = store_view(cache).await;
     Ok(Json(json!({
-        "entries": entries,
-        "counters": counters,
-        "hit_rate": counters.hit_rate(),
+        "entries": store.entries,
+        "counters": store.counters,
+        "hit_rate": store.counters.as_ref().map(deja_core::Counters::hit_rate),
+        "store_error": store.error,
         "staleness": staleness_status(app.config(), cache.now_ms()),
         "ledger": app.ledger().report(cache.now_ms(), days),
     })))
+}
+
+/// How long the stats pages wait for each store read before answering without it.
+pub const STORE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The store's entry count and counters as the stats pages show them. What could not be
+/// read (an error, or no answer within [`STORE_READ_TIMEOUT`]) is `None` and `error` says
+/// why, so the pages answer with what they have while the store (Redis) is away.
+pub struct StoreView {
+    pub entries: Option<u64>,
+    pub counters: Option<deja_core::Counters>,
+    pub error: Option<String>,
+}
+
+/// Reads the [`StoreView`].
+pub async fn store_view(cache: &deja_core::Cache) -> StoreView {
+    let mut errors = Vec::new();
+    let entries = bounded("counting entries", cache.store().len(), &mut errors).await;
+    let counters = bounded("reading counters", cache.counters(), &mut errors).await;
+    let error = (!errors.is_empty()).then(|| errors.join("; "));
+    if let Some(e) = &error {
+        tracing::warn!(error = %e, "the store could not be read for the stats");
+    }
+    StoreView {
+        entries,
+        counters,
+        error,
+    }
+}
+
+/// `read`'s value, or `None` with why in `errors` when it fails or does not answer within
+/// [`STORE_READ_TIMEOUT`].
+pub async fn bounded<T, E: std::error::Error>(
+    what: &str,
+    read: impl std::future::Future<Output = Result<T, E>>,
+    errors: &mut Vec<String>,
+) -> Option<T> {
+    match tokio::time::timeout(STORE_READ_TIMEOUT, read).await {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            errors.push(format!("{what}: {}", ErrorChain(&e)));
+            None
+        }
+        Err(_) => {
+            errors.push(format!(
+                "{what}: no answer within {} s",
+                STORE_READ_TIMEOUT.as_secs()
+            ));
+            None
+        }
+    }
 }
 
 /// The `days` of `/admin/stats?days=N`: 1 to the days the ledger keeps.

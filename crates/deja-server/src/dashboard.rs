@@ -25,7 +25,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use deja_core::{EntryId, ErrorChain, StoreError};
+use deja_core::{EntryId, StoreError};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -185,40 +185,41 @@ struct NearMissView<'a> {
     cached_prompt: Option<String>,
 }
 
-fn internal(what: &str, e: &dyn std::error::Error) -> ApiError {
-    ApiError::Internal {
-        detail: format!("{what}: {}", ErrorChain(e)),
-    }
-}
-
 /// `GET /admin/dashboard.json`: see the module docs.
-pub async fn data(State(app): State<AppState>) -> Result<Response, ApiError> {
+pub async fn data(State(app): State<AppState>) -> Response {
     let cache = app.cache();
     let now_ms = cache.now_ms();
     let insights = app.insights().snapshot(now_ms);
     let store = cache.store();
-    let entries = store
-        .len()
-        .await
-        .map_err(|e| internal("counting entries", &e))?;
-    let counters = cache
-        .counters()
-        .await
-        .map_err(|e| internal("reading counters", &e))?;
-    let top = top_entries(&app, entries, now_ms)
-        .await
-        .map_err(|e| internal("listing the most-hit entries", &e))?;
+    let view = crate::admin::store_view(cache).await;
+    let mut errors: Vec<String> = view.error.iter().cloned().collect();
+    // With the store away, nothing more is asked of it: the page shows what the process
+    // itself knows.
+    let top = match view.entries {
+        Some(entries) if errors.is_empty() => {
+            crate::admin::bounded(
+                "listing the most-hit entries",
+                top_entries(&app, entries, now_ms),
+                &mut errors,
+            )
+            .await
+        }
+        _ => None,
+    };
     // Each cached prompt is read once, however many near-misses name its entry.
     let mut cached: HashMap<EntryId, Option<String>> = HashMap::new();
     for n in &insights.near_misses {
-        if cached.contains_key(&n.entry) {
+        if cached.contains_key(&n.entry) || !errors.is_empty() {
             continue;
         }
-        let prompt = store
-            .get(n.entry)
-            .await
-            .map_err(|e| internal("reading a near-miss's entry", &e))?
-            .map(|e| e.prompt.chars().take(PROMPT_CHARS).collect());
+        let prompt = crate::admin::bounded(
+            "reading a near-miss's entry",
+            store.get(n.entry),
+            &mut errors,
+        )
+        .await
+        .flatten()
+        .map(|e| e.prompt.chars().take(PROMPT_CHARS).collect());
         cached.insert(n.entry, prompt);
     }
     let near_misses: Vec<NearMissView> = insights
@@ -238,18 +239,19 @@ pub async fn data(State(app): State<AppState>) -> Result<Response, ApiError> {
             "near_miss_band": NEAR_MISS_BAND,
         },
         "store": {
-            "entries": entries,
-            "counters": counters,
-            "hit_rate": counters.hit_rate(),
+            "entries": view.entries,
+            "counters": view.counters,
+            "hit_rate": view.counters.as_ref().map(deja_core::Counters::hit_rate),
+            "error": (!errors.is_empty()).then(|| errors.join("; ")),
         },
         "insights": insights,
         "near_misses": near_misses,
-        "top_entries": *top,
+        "top_entries": top.as_deref().map(Vec::as_slice).unwrap_or_default(),
     });
     let mut resp = Json(body).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    resp
 }
 
 #[cfg(test)]

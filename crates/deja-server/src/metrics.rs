@@ -514,6 +514,22 @@ pub async fn scrape(State(app): State<AppState>) -> Response {
         }
         Err(_) => tracing::warn!("metrics: reading the entry count timed out"),
     }
+    match tokio::time::timeout(STORE_TIMEOUT, app.cache().store().stored_bytes()).await {
+        Ok(Ok(Some(n))) => {
+            header(
+                &mut out,
+                "deja_store_bytes",
+                "gauge",
+                "Bytes the store occupies (the embedded store's file; not reported for Redis).",
+            );
+            let _ = writeln!(out, "deja_store_bytes {n}");
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %deja_core::ErrorChain(&e), "metrics: reading the store's size failed")
+        }
+        Err(_) => tracing::warn!("metrics: reading the store's size timed out"),
+    }
     match tokio::time::timeout(STORE_TIMEOUT, app.cache().counters()).await {
         Ok(Ok(c)) => {
             header(

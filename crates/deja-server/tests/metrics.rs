@@ -286,7 +286,10 @@ async fn scripted_requests_show_up_as_exact_counts() {
         "hit-exact"
     );
 
+    let file = p._dir.path().join("deja.redb");
+    let size_before = std::fs::metadata(&file).unwrap().len() as f64;
     let s = samples(&p.scrape().await);
+    let size_after = std::fs::metadata(&file).unwrap().len() as f64;
     let chat =
         |outcome: &str| format!("deja_requests_total{{endpoint=\"chat\",outcome=\"{outcome}\"}}");
     let emb_req = |outcome: &str| {
@@ -335,6 +338,12 @@ async fn scripted_requests_show_up_as_exact_counts() {
     ] {
         assert_eq!(get(&s, &series), want, "{series}");
     }
+    // The store's size is its file's (which only grows while the test runs).
+    let bytes = get(&s, "deja_store_bytes");
+    assert!(
+        bytes > 0.0 && (size_before..=size_after).contains(&bytes),
+        "{bytes} not in {size_before}..={size_after}"
+    );
     // Only the reasons that happened are non-zero.
     assert_eq!(total(&s, "deja_bypass_total"), 2.0);
     assert_eq!(total(&s, "deja_verification_rejects_total"), 1.0);

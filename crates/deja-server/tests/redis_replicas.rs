@@ -379,6 +379,23 @@ async fn redis_killed_during_load_fails_no_request_and_recovers() {
     let failed = statuses.iter().filter(|s| !s.is_success()).count();
     assert_eq!(failed, 0, "{failed} of {} requests failed", statuses.len());
 
+    // The stats pages answer with what the process knows, and say the store is away.
+    let stats = replica.admin("stats", None).await;
+    assert!(
+        stats["entries"].is_null() && stats["counters"].is_null(),
+        "{stats}"
+    );
+    let why = stats["store_error"].as_str().unwrap_or_default();
+    assert!(why.contains("counting entries"), "{stats}");
+    assert!(
+        stats["ledger"]["totals"]["requests"].as_u64().unwrap() >= 96,
+        "{stats}"
+    );
+    let dash = replica.admin("dashboard.json", None).await;
+    assert!(dash["store"]["error"].is_string(), "{dash}");
+    assert!(dash["store"]["counters"].is_null(), "{dash}");
+    assert_eq!(dash["top_entries"], json!([]), "{dash}");
+
     // Redis returns (empty: the test server keeps no data on disk); the same replica
     // stores and serves again.
     server.restart().unwrap();

@@ -788,6 +788,14 @@ impl EntryStore for RedbStore {
         self.len_sync()
     }
 
+    async fn stored_bytes(&self) -> Result<Option<u64>, StoreError> {
+        let meta = std::fs::metadata(&self.path).map_err(|e| StoreError::Backend {
+            backend: "redb",
+            source: Box::new(e),
+        })?;
+        Ok(Some(meta.len()))
+    }
+
     async fn ids_with_tag(&self, tag: &str) -> Result<Vec<EntryId>, StoreError> {
         self.ids_with_tag_sync(tag)
     }

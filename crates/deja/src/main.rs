@@ -282,22 +282,36 @@ fn serve_config(args: &ServeArgs) -> anyhow::Result<Config> {
 }
 
 /// Prints what `deja stats` shows; `source` is `("data dir", path)` or `("server", url)`.
+/// Prints the store's entry count and counters (or why the server could not read them:
+/// `Err`), and the ledger.
 fn print_stats(
     source: (&str, &str),
-    entries: u64,
-    c: &deja_core::Counters,
+    store: Result<(u64, &deja_core::Counters), &str>,
     ledger: Option<&deja_server::ledger::LedgerReport>,
     json: bool,
 ) -> anyhow::Result<()> {
     if json {
-        let mut v = serde_json::to_value(c)?;
-        v["entries"] = entries.into();
-        v["hit_rate"] = c.hit_rate().into();
+        let mut v = match store {
+            Ok((entries, c)) => {
+                let mut v = serde_json::to_value(c)?;
+                v["entries"] = entries.into();
+                v["hit_rate"] = c.hit_rate().into();
+                v
+            }
+            Err(e) => serde_json::json!({ "store_error": e }),
+        };
         v["ledger"] = serde_json::to_value(ledger)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     println!("{:<20}{}", source.0, source.1);
+    let (entries, c) = match store {
+        Ok(read) => read,
+        Err(e) => {
+            println!("store               unavailable: {e}");
+            return Ok(());
+        }
+    };
     println!("entries             {entries}");
     println!("exact hits          {}", c.exact_hits);
     println!("semantic hits       {}", c.semantic_hits);

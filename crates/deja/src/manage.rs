@@ -211,7 +211,7 @@ impl Remote {
 
 /// `deja stats`: the cache's counters, and the cost ledger of the last `days` UTC days.
 pub async fn stats(target: TargetArgs, json_out: bool, days: u64) -> anyhow::Result<()> {
-    let (entries, counters, source, staleness_today, ledger) = match &target.server {
+    let (store, source, staleness_today, ledger) = match &target.server {
         Some(server) => {
             let remote = Remote::new(server, target.token)?;
             let v: Value = remote
@@ -225,9 +225,16 @@ pub async fn stats(target: TargetArgs, json_out: bool, days: u64) -> anyhow::Res
                 .json()
                 .await
                 .context("reading stats: the answer is not JSON")?;
-            let entries = v["entries"].as_u64().unwrap_or(0);
-            let counters: deja_core::Counters = serde_json::from_value(v["counters"].clone())
-                .context("reading stats: unexpected counters")?;
+            // While its store is away the server answers without entries and counters,
+            // saying why in `store_error`.
+            let store = match v.get("store_error").and_then(Value::as_str) {
+                Some(e) => Err(e.to_string()),
+                None => Ok((
+                    v["entries"].as_u64().unwrap_or(0),
+                    serde_json::from_value::<deja_core::Counters>(v["counters"].clone())
+                        .context("reading stats: unexpected counters")?,
+                )),
+            };
             let today = match v.get("staleness") {
                 Some(s) if s["enabled"] == true => format!(
                     "{}/{} calls, {}/{} tokens",
@@ -247,7 +254,7 @@ pub async fn stats(target: TargetArgs, json_out: bool, days: u64) -> anyhow::Res
                 ),
                 _ => None,
             };
-            (entries, counters, ("server", server.clone()), today, ledger)
+            (store, ("server", server.clone()), today, ledger)
         }
         None => {
             let config = local_config(target.data_dir)?;
@@ -259,8 +266,7 @@ pub async fn stats(target: TargetArgs, json_out: bool, days: u64) -> anyhow::Res
             let ledger = Ledger::read(&config.data_dir.join(LEDGER_FILE))?
                 .report(SystemClock.now_ms(), days);
             (
-                store.len().await?,
-                store.counters().await?,
+                Ok((store.len().await?, store.counters().await?)),
                 ("data dir", config.data_dir.display().to_string()),
                 today,
                 Some(ledger),
@@ -269,8 +275,10 @@ pub async fn stats(target: TargetArgs, json_out: bool, days: u64) -> anyhow::Res
     };
     crate::print_stats(
         (source.0, &source.1),
-        entries,
-        &counters,
+        match &store {
+            Ok((entries, counters)) => Ok((*entries, counters)),
+            Err(e) => Err(e.as_str()),
+        },
         ledger.as_ref(),
         json_out,
     )?;

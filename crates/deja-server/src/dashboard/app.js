@@ -224,10 +224,13 @@
     renderReasons($("reject-bars"), data.insights.reject_reasons, "refused", "No candidate refused");
     renderNearMisses(data);
     renderTopEntries(data);
-    const c = data.store.counters;
-    $("footer").textContent =
-      fmtInt(data.store.entries) + " entries stored · all-time hit rate " + fmtPct(data.store.hit_rate) +
-      " (" + fmtInt(c.exact_hits + c.semantic_hits) + " hits, " + fmtInt(c.misses) + " misses) · " +
+    const s = data.store;
+    const c = s.counters;
+    const stored = s.error || !c
+      ? "store unavailable: " + (s.error || "no answer") + " · "
+      : fmtInt(s.entries) + " entries stored · all-time hit rate " + fmtPct(s.hit_rate) +
+        " (" + fmtInt(c.exact_hits + c.semantic_hits) + " hits, " + fmtInt(c.misses) + " misses) · ";
+    $("footer").textContent = stored +
       "threshold " + data.config.min_similarity.toFixed(2) + " · verify " + data.config.verify +
       " · refreshes every " + REFRESH_MS / 1000 + " s";
   }
