@@ -568,6 +568,9 @@ impl Cache {
             }
         };
         let mut rejected = None;
+        // What the embedder could not see of the request (computed for the first
+        // candidate that reaches verification).
+        let mut query_unseen: Option<Vec<String>> = None;
         for n in neighbors {
             if n.similarity < threshold {
                 not_served(&n);
@@ -583,7 +586,15 @@ impl Cache {
                         && self.is_fresh(&policy, &entry, req.max_age_secs, now) =>
                 {
                     let started = Instant::now();
+                    // Prompts whose unseen parts differ (in order: a swap is unseen too)
+                    // differ where their similarity is blind.
+                    let seen_alike = inner.options.verify == VerifyMode::Off || {
+                        let query =
+                            query_unseen.get_or_insert_with(|| inner.embedder.unseen(req.prompt));
+                        *query == inner.embedder.unseen(&entry.prompt)
+                    };
                     let verdict = match (inner.options.verify, &inner.verifier) {
+                        _ if !seen_alike => Err(RejectReason::Unseen),
                         (VerifyMode::Model, Some(model)) => {
                             let confidence =
                                 spec.min_confidence.unwrap_or(model.file().min_confidence);
@@ -1058,7 +1069,8 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::traits::{EntryMeta, Neighbor};
 
-    /// Embeds by hashing words into 8 buckets: texts sharing words are similar.
+    /// Embeds by hashing words into 8 buckets: texts sharing words are similar. Like an
+    /// English model before Chinese, it does not see words that are not ASCII.
     #[derive(Default)]
     struct WordsEmbedder {
         calls: AtomicUsize,
@@ -1082,7 +1094,7 @@ mod tests {
                 .iter()
                 .map(|t| {
                     let mut v = [0f32; 8];
-                    for w in t.to_lowercase().split_whitespace() {
+                    for w in t.to_lowercase().split_whitespace().filter(|w| w.is_ascii()) {
                         let h = blake3::hash(w.as_bytes()).as_bytes()[0] as usize;
                         v[h % 8] += 1.0;
                     }
@@ -1090,6 +1102,12 @@ mod tests {
                     v.iter().map(|x| x / n).collect()
                 })
                 .collect())
+        }
+        fn unseen(&self, text: &str) -> Vec<String> {
+            text.split_whitespace()
+                .filter(|w| !w.is_ascii())
+                .map(str::to_string)
+                .collect()
         }
     }
 
@@ -1340,6 +1358,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn prompts_that_differ_where_the_embedder_is_blind_are_not_served() {
+        for verify in [VerifyMode::Model, VerifyMode::Rules] {
+            let f = fixture(CacheOptions {
+                min_similarity: 0.5,
+                verify,
+                ..CacheOptions::default()
+            });
+            f.cache
+                .insert(new_entry(P1, "how much is 猫粮 per bag"))
+                .await
+                .unwrap();
+            // The embedder sees "how much is per bag" in both: cosine 1, blind to the rest.
+            for other in ["how much is 狗粮 per bag", "how much is per bag"] {
+                match f.cache.lookup(&req(P1, other)).await {
+                    Lookup::Miss {
+                        rejected, nearest, ..
+                    } => {
+                        assert_eq!(rejected, Some(RejectReason::Unseen), "{verify:?} {other}");
+                        assert!(nearest.is_some_and(|s| s > 0.999), "{nearest:?}");
+                    }
+                    got => panic!("{verify:?} {other}: {got:?}"),
+                }
+            }
+            // The same unseen words, in the same places: similarity may vouch for the rest.
+            assert!(
+                matches!(
+                    f.cache.lookup(&req(P1, "How much is 猫粮 per bag")).await,
+                    Lookup::SemanticHit { .. }
+                ),
+                "{verify:?}"
+            );
+        }
+        // With verification off, similarity alone decides (the measuring baseline).
+        let off = fixture(CacheOptions {
+            min_similarity: 0.5,
+            verify: VerifyMode::Off,
+            ..CacheOptions::default()
+        });
+        off.cache
+            .insert(new_entry(P1, "how much is 猫粮 per bag"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            off.cache.lookup(&req(P1, "how much is 狗粮 per bag")).await,
+            Lookup::SemanticHit { .. }
+        ));
+    }
+
+    #[tokio::test]
     async fn the_learned_verifier_refuses_swapped_roles() {
         let f = fixture(CacheOptions {
             min_similarity: 0.5,
@@ -1556,6 +1623,9 @@ mod tests {
             }
             fn dim(&self) -> usize {
                 8
+            }
+            fn unseen(&self, _text: &str) -> Vec<String> {
+                Vec::new()
             }
             async fn embed(&self, _: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
                 Ok(vec![])

@@ -19,6 +19,13 @@ pub trait Embedder: Send + Sync {
     fn dim(&self) -> usize;
     /// One unit-length vector per text, in order.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// The parts of `text` this embedder cannot see, in order: what it maps to its
+    /// unknown token (most Chinese characters, Thai, ... for an English model) and what
+    /// it cuts off past its longest input. Two texts that differ only there get the same
+    /// vector, so their similarity says nothing about that difference. Empty when it sees
+    /// everything, or cannot tell (a remote model). Required, so a wrapper cannot drop it
+    /// by accident.
+    fn unseen(&self, text: &str) -> Vec<String>;
 }
 
 #[derive(Debug, thiserror::Error)]

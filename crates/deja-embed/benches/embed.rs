@@ -1,7 +1,10 @@
 //! Embedding latency of the local model on one compute thread: a ~16-token query, and a
-//! batch of 16 such queries. Skips (prints a note) when the model is not installed.
+//! batch of 16 such queries; and what finding a text's unseen parts costs (verification
+//! does it for the request and each candidate). Skips (prints a note) when the model is
+//! not installed.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use deja_core::Embedder;
 use deja_embed::{default_model_dir, BertEmbedder, BertOptions};
 
 /// 16 tokens with [CLS] and [SEP].
@@ -23,6 +26,10 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("embed_batch_16_1_thread", |b| {
         b.iter(|| embed(&embedder, &batch))
+    });
+    c.bench_function("unseen_query_en", |b| b.iter(|| embedder.unseen(QUERY)));
+    c.bench_function("unseen_query_zh", |b| {
+        b.iter(|| embedder.unseen("我的包裹什么时候能送到？我已经等了一个星期了。"))
     });
 }
 

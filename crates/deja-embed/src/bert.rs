@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use deja_core::{EmbedError, Embedder};
 use parking_lot::{Condvar, Mutex};
-use tokenizers::{Tokenizer, TruncationParams};
+use tokenizers::{NormalizedString, Normalizer, Tokenizer, TruncationParams};
 
 use crate::model::{BertConfig, BertModel, Scratch};
 use crate::{l2_normalize, INSTALL_HINT};
@@ -69,6 +69,11 @@ struct Shared {
     ready: Condvar,
     model: BertModel,
     tokenizer: Tokenizer,
+    /// The tokenizer's unknown token, if it has one.
+    unk: Option<u32>,
+    /// Whether every printable ASCII character is in the vocabulary, alone and as a
+    /// word continuation: then a short printable-ASCII text has nothing unseen.
+    ascii_seen: bool,
     max_batch: usize,
 }
 
@@ -121,6 +126,8 @@ impl BertEmbedder {
             }),
             ready: Condvar::new(),
             model,
+            unk: tokenizer.token_to_id("[UNK]"),
+            ascii_seen: ascii_in_vocab(&tokenizer),
             tokenizer,
             max_batch: opts.max_batch.max(1),
         });
@@ -184,6 +191,39 @@ impl Embedder for BertEmbedder {
         self.dim
     }
 
+    /// The text of each unknown token, then whatever truncation cut off. A text the
+    /// tokenizer refuses is unseen as a whole.
+    fn unseen(&self, text: &str) -> Vec<String> {
+        // Each character is at least one token, so a text this short is never cut off.
+        if self.shared.ascii_seen
+            && text.len() + 2 <= self.shared.model.cfg.max_len
+            && text
+                .bytes()
+                .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x21..=0x7e))
+        {
+            return Vec::new();
+        }
+        let enc = match self.shared.tokenizer.encode(text, true) {
+            Ok(enc) => enc,
+            Err(_) => return vec![text.to_string()],
+        };
+        let mut parts: Vec<String> = match self.shared.unk {
+            Some(unk) => enc
+                .get_ids()
+                .iter()
+                .zip(enc.get_offsets())
+                .filter(|(id, _)| **id == unk)
+                .map(|(_, &(start, end))| with_marks(text, start, end).to_string())
+                .collect(),
+            None => Vec::new(),
+        };
+        if !enc.get_overflowing().is_empty() {
+            let seen_to = enc.get_offsets().iter().map(|o| o.1).max().unwrap_or(0);
+            parts.push(text.get(seen_to..).unwrap_or_default().to_string());
+        }
+        parts
+    }
+
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());
@@ -195,6 +235,39 @@ impl Embedder for BertEmbedder {
         });
         rx.await.map_err(|_| EmbedError::WorkerGone)?
     }
+}
+
+/// Whether every printable ASCII character, as the tokenizer normalises it (lowercased,
+/// for an uncased model), is a vocabulary entry both alone and as a continuation (`##c`):
+/// then WordPiece can spell any ASCII word without its unknown token.
+fn ascii_in_vocab(tokenizer: &Tokenizer) -> bool {
+    (0x21u8..=0x7e).all(|b| {
+        let mut n = NormalizedString::from((b as char).to_string());
+        if let Some(normalizer) = tokenizer.get_normalizer() {
+            if normalizer.normalize(&mut n).is_err() {
+                return false;
+            }
+        }
+        let c = n.get();
+        c.chars().count() == 1
+            && tokenizer.token_to_id(c).is_some()
+            && tokenizer.token_to_id(&format!("##{c}")).is_some()
+    })
+}
+
+/// `text[start..end]` and the combining marks right after it: an uncased tokenizer strips
+/// them (Thai vowel signs, accents) before the offsets are taken, and the model does not
+/// see them either.
+fn with_marks(text: &str, start: usize, end: usize) -> &str {
+    let Some(rest) = text.get(end..) else {
+        return text.get(start..).unwrap_or_default();
+    };
+    let marks: usize = rest
+        .chars()
+        .take_while(|c| unicode_normalization::char::is_combining_mark(*c))
+        .map(char::len_utf8)
+        .sum();
+    text.get(start..end + marks).unwrap_or_default()
 }
 
 /// The shipped tokenizer.json pads every input to 128 tokens and truncates at 128; the model

@@ -121,6 +121,11 @@ impl Embedder for HttpEmbedder {
         self.dim
     }
 
+    /// A remote model's vocabulary is not known here: nothing is reported unseen.
+    fn unseen(&self, _text: &str) -> Vec<String> {
+        Vec::new()
+    }
+
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());

@@ -199,3 +199,33 @@ fn missing_model_names_the_install_command() {
     assert!(msg.contains("scripts/install-model.sh"), "{msg}");
     assert!(msg.contains("deja-embed-no-such-model"), "{msg}");
 }
+
+/// What the English model cannot see: characters outside its vocabulary (most Chinese
+/// characters, Thai) and what is cut off past its 256 tokens; English text it sees whole.
+#[test]
+fn unseen_parts_are_unknown_tokens_and_what_truncation_cuts() {
+    let Some(e) = load(BertOptions::default()) else {
+        return;
+    };
+    assert!(e.unseen("How do I reset my password?").is_empty());
+    assert!(e
+        .unseen("Comment réinitialiser mon mot de passe ?")
+        .is_empty());
+    // 我 and 的 are in the vocabulary; 包裹 (parcel) and 退款 (refund) are not.
+    let parcel = e.unseen("我的包裹什么时候到？");
+    let refund = e.unseen("我的退款什么时候到？");
+    assert!(parcel.contains(&"包".to_string()), "{parcel:?}");
+    assert!(refund.contains(&"退".to_string()), "{refund:?}");
+    assert_ne!(parcel, refund);
+    // Thai is not split into words: the whole run is one unknown token.
+    assert_eq!(e.unseen("วิธีลบบัญชี"), vec!["วิธีลบบัญชี".to_string()]);
+    // Past the longest input, the rest is unseen (here, a last differing word).
+    let long = format!(
+        "{} order 4821",
+        "please help me with my account ".repeat(60)
+    );
+    let cut = e.unseen(&long);
+    assert_eq!(cut.len(), 1, "{cut:?}");
+    assert!(cut[0].ends_with("order 4821"), "{cut:?}");
+    assert!(e.unseen(&"word ".repeat(50)).is_empty());
+}

@@ -56,13 +56,14 @@ const LATENCY_BINS: usize = LATENCY_DECADES * LATENCY_BINS_PER_DECADE;
 /// Similarity bins over [0, 1]; a negative similarity counts in the first.
 const SIMILARITY_BINS: usize = 100;
 const OUTCOMES: usize = 4;
-const REJECT_REASONS: [RejectReason; 6] = [
+const REJECT_REASONS: [RejectReason; 7] = [
     RejectReason::Number,
     RejectReason::Negation,
     RejectReason::Antonym,
     RejectReason::Direction,
     RejectReason::Entity,
     RejectReason::Model,
+    RejectReason::Unseen,
 ];
 const MINUTE_MS: u64 = 60_000;
 
@@ -85,6 +86,7 @@ fn reject_slot(r: RejectReason) -> usize {
         RejectReason::Direction => 3,
         RejectReason::Entity => 4,
         RejectReason::Model => 5,
+        RejectReason::Unseen => 6,
     }
 }
 

@@ -97,13 +97,14 @@ const ENGINE_BYPASS_REASONS: [BypassReason; 4] = [
     BypassReason::UncacheableCategory,
 ];
 
-const REJECT_REASONS: [RejectReason; 6] = [
+const REJECT_REASONS: [RejectReason; 7] = [
     RejectReason::Number,
     RejectReason::Negation,
     RejectReason::Antonym,
     RejectReason::Direction,
     RejectReason::Entity,
     RejectReason::Model,
+    RejectReason::Unseen,
 ];
 
 /// The label for a bypass reason outside the table.

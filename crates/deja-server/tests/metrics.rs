@@ -509,3 +509,28 @@ fn promtool_rejects_a_counter_without_total() {
     };
     assert!(!out.status.success(), "promtool accepted {bad:?}");
 }
+
+/// Chinese the English embedder cannot read comes out as the same vector whatever it says;
+/// the candidate is refused as `unseen`, and counted.
+#[tokio::test]
+async fn prompts_differing_where_the_embedder_is_blind_are_refused_and_counted() {
+    let p = Proxy::start(need_model!(), |_| {}).await;
+    // Cat food, then dog food: cosine 1.0 with all-MiniLM-L6-v2.
+    assert_eq!(p.chat("猫粮多少钱？", &[]).await.0, "miss");
+    let (o, h, body) = p.chat("狗粮多少钱？", &[]).await;
+    assert_eq!(o, "miss", "{h}");
+    assert_eq!(h["x-deja-rejected"], "unseen", "{h}");
+    assert!(body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("狗粮"));
+    // The same question again is an exact hit; both questions reached the upstream once.
+    assert_eq!(p.chat("狗粮多少钱？", &[]).await.0, "hit-exact");
+    assert_eq!(p.mock.stats().chat_calls, 2);
+    let s = samples(&p.scrape().await);
+    assert_eq!(
+        get(&s, "deja_verification_rejects_total{reason=\"unseen\"}"),
+        1.0
+    );
+    p.stop().await;
+}

@@ -30,6 +30,9 @@ impl Embedder for WordsEmbedder {
     fn dim(&self) -> usize {
         64
     }
+    fn unseen(&self, _text: &str) -> Vec<String> {
+        Vec::new()
+    }
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         Ok(texts
             .iter()

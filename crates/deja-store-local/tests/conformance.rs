@@ -203,6 +203,9 @@ impl deja_core::Embedder for GivenVectors {
     fn dim(&self) -> usize {
         384
     }
+    fn unseen(&self, _text: &str) -> Vec<String> {
+        Vec::new()
+    }
     async fn embed(&self, _: &[String]) -> Result<Vec<Vec<f32>>, deja_core::EmbedError> {
         Err(deja_core::EmbedError::WorkerGone)
     }

@@ -802,6 +802,9 @@ impl Embedder for HashEmbedder {
     fn dim(&self) -> usize {
         INDEX_DIM
     }
+    fn unseen(&self, _text: &str) -> Vec<String> {
+        Vec::new()
+    }
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         Ok(texts
             .iter()

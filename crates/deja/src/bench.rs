@@ -41,6 +41,9 @@ impl Embedder for PrecomputedEmbedder {
     fn dim(&self) -> usize {
         self.dim
     }
+    fn unseen(&self, _text: &str) -> Vec<String> {
+        Vec::new()
+    }
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let map = self.vectors.read();
         texts

@@ -818,6 +818,9 @@ impl Embedder for LastEmbedding {
     fn dim(&self) -> usize {
         self.inner.dim()
     }
+    fn unseen(&self, text: &str) -> Vec<String> {
+        self.inner.unseen(text)
+    }
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         if let Some((t, v)) = &*self.last.lock() {
             if t.as_slice() == texts {

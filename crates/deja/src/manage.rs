@@ -606,6 +606,9 @@ impl Embedder for NoEmbedder {
     fn dim(&self) -> usize {
         1
     }
+    fn unseen(&self, _text: &str) -> Vec<String> {
+        Vec::new()
+    }
     async fn embed(&self, _texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         Err(EmbedError::WorkerGone)
     }

@@ -1443,9 +1443,10 @@ fn expand(term: &str) -> Vec<String> {
 }
 
 /// Prefixes that turn a word into its opposite: "lock"/"unlock", "possible"/"impossible",
-/// "activer"/"désactiver", "mogelijk"/"onmogelijk".
+/// "activer"/"désactiver", "activar"/"desactivar" (and French typed without accents),
+/// "mogelijk"/"onmogelijk".
 pub(super) const NEGATING_PREFIXES: &[&str] = &[
-    "un", "in", "im", "il", "ir", "dis", "non", "anti", "de", "dé", "dés", "on", "ont",
+    "un", "in", "im", "il", "ir", "dis", "non", "anti", "de", "dé", "dés", "des", "on", "ont",
 ];
 
 /// Inflection endings a word stem may take on either side of a prefix pair.

@@ -38,6 +38,10 @@ pub enum RejectReason {
     Entity,
     /// The learned verifier ([`model`]) is not confident enough that they ask the same.
     Model,
+    /// The prompts differ where the embedder cannot see (its unknown token, or past its
+    /// longest input), so their similarity does not vouch for that difference
+    /// ([`crate::Embedder::unseen`]).
+    Unseen,
 }
 
 impl RejectReason {
@@ -49,6 +53,7 @@ impl RejectReason {
             RejectReason::Direction => "direction",
             RejectReason::Entity => "entity",
             RejectReason::Model => "model",
+            RejectReason::Unseen => "unseen",
         }
     }
 }
@@ -891,6 +896,22 @@ mod tests {
             (
                 "Comment activer le wifi ?",
                 "Comment désactiver le wifi ?",
+                Err(Antonym),
+            ),
+            // Typed without accents, and Spanish.
+            (
+                "Comment activer le wifi ?",
+                "Comment desactiver le wifi ?",
+                Err(Antonym),
+            ),
+            (
+                "¿Cómo activo la autenticación de dos factores?",
+                "¿Cómo desactivo la autenticación de dos factores?",
+                Err(Antonym),
+            ),
+            (
+                "¿Cómo instalo Python en Windows?",
+                "¿Cómo desinstalo Python en Windows?",
                 Err(Antonym),
             ),
             (
