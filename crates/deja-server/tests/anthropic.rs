@@ -3,45 +3,19 @@
 //! embedder and the embedded store, in front of the mock Anthropic upstream, which counts
 //! its calls. The OpenAI mock stands beside it to show nothing goes there.
 
-use std::sync::{Arc, OnceLock};
+#[macro_use]
+mod common;
 
-use deja_core::{Cache, Embedder, SystemClock};
+use std::sync::Arc;
+
+use common::Served;
+use deja_core::Embedder;
 use deja_server::config::Config;
 use deja_server::staleness::StalenessJob;
 use deja_server::AppState;
 use deja_testkit::mock_anthropic::MockAnthropic;
 use deja_testkit::mock_upstream::MockUpstream;
 use serde_json::{json, Value};
-
-/// The real model, loaded once per test binary. `None` (test skipped, with a message)
-/// when it is not installed, unless `DEJA_REQUIRE_MODEL=1`.
-fn embedder() -> Option<Arc<dyn Embedder>> {
-    static EMBEDDER: OnceLock<Option<Arc<dyn Embedder>>> = OnceLock::new();
-    EMBEDDER
-        .get_or_init(|| {
-            let dir = deja_embed::default_model_dir();
-            match deja_embed::BertEmbedder::load(&dir, deja_embed::BertOptions::default()) {
-                Ok(e) => Some(Arc::new(e) as Arc<dyn Embedder>),
-                Err(e) => {
-                    if std::env::var("DEJA_REQUIRE_MODEL").as_deref() == Ok("1") {
-                        panic!("DEJA_REQUIRE_MODEL=1 but the model cannot be loaded: {e}");
-                    }
-                    eprintln!("skipped: {e}");
-                    None
-                }
-            }
-        })
-        .clone()
-}
-
-macro_rules! need_model {
-    () => {
-        match embedder() {
-            Some(e) => e,
-            None => return,
-        }
-    };
-}
 
 const KEY_A: &str = "sk-ant-test-a";
 
@@ -51,8 +25,7 @@ struct Proxy {
     anthropic: MockAnthropic,
     openai: MockUpstream,
     client: reqwest::Client,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    served: Served,
     _dir: tempfile::TempDir,
 }
 
@@ -68,47 +41,20 @@ impl Proxy {
         config.upstream.base_url = openai.base_url();
         config.anthropic.base_url = anthropic.base_url();
         tweak(&mut config);
-        let store = Arc::new(deja_server::open_store(&config).unwrap());
-        let index = Arc::new(deja_store_local::HnswIndex::new(
-            embedder.id(),
-            embedder.dim(),
-            deja_store_local::HnswParams::default(),
-        ));
-        let cache = Cache::new(
-            store,
-            index,
-            embedder,
-            Arc::new(SystemClock),
-            deja_server::cache_options(&config),
-        )
-        .unwrap();
-        cache.embed_category_examples().await.unwrap();
-        let state = AppState::new(config, cache).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(deja_server::serve_on(listener, state.clone(), async {
-            let _ = rx.await;
-        }));
+        let served = Served::start(config, embedder).await;
         Proxy {
-            base,
-            app: state,
+            base: served.base.clone(),
+            app: served.state.clone(),
             anthropic,
             openai,
             client: reqwest::Client::new(),
-            shutdown: Some(tx),
-            task: Some(task),
+            served,
             _dir: dir,
         }
     }
 
     async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
+        self.served.stop().await;
         assert_eq!(
             self.openai.stats().total_calls,
             0,

@@ -8,16 +8,18 @@
 //! Also: recording a request on an existing (day, model) row allocates nothing (a
 //! counting allocator), and what it costs in time.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use deja_core::{Cache, Clock, Embedder, ManualClock};
+use common::Served;
+use deja_core::{Clock, Embedder, ManualClock};
 use deja_server::config::Config;
 use deja_server::ledger::{Ledger, LedgerReport, LEDGER_FILE};
 use deja_server::pricing::ModelPrice;
-use deja_server::AppState;
 use deja_testkit::mock_upstream::MockUpstream;
 use serde_json::{json, Value};
 
@@ -51,30 +53,10 @@ unsafe impl GlobalAlloc for CountingAlloc {
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
-fn model() -> Option<Arc<dyn Embedder>> {
-    static EMBEDDER: OnceLock<Option<Arc<dyn Embedder>>> = OnceLock::new();
-    EMBEDDER
-        .get_or_init(|| {
-            let dir = deja_embed::default_model_dir();
-            match deja_embed::BertEmbedder::load(&dir, deja_embed::BertOptions::default()) {
-                Ok(e) => Some(Arc::new(e) as Arc<dyn Embedder>),
-                Err(e) => {
-                    if std::env::var("DEJA_REQUIRE_MODEL").as_deref() == Ok("1") {
-                        panic!("DEJA_REQUIRE_MODEL=1 but the model cannot be loaded: {e}");
-                    }
-                    eprintln!("skipped: {e}");
-                    None
-                }
-            }
-        })
-        .clone()
-}
-
 struct Proxy {
     base: String,
     client: reqwest::Client,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    served: Served,
 }
 
 fn price(input_per_mtok: f64, output_per_mtok: f64) -> ModelPrice {
@@ -104,44 +86,16 @@ impl Proxy {
         config.prices.insert("gpt-4o".into(), price(5.0, 20.0));
         config.prices.insert("my-model".into(), price(1.0, 2.0));
         config.validate().unwrap();
-        let store = Arc::new(deja_server::open_store(&config).unwrap());
-        let index = Arc::new(deja_store_local::HnswIndex::new(
-            embedder.id(),
-            embedder.dim(),
-            deja_store_local::HnswParams::default(),
-        ));
-        let cache = Cache::new(
-            store,
-            index,
-            embedder,
-            clock,
-            deja_server::cache_options(&config),
-        )
-        .unwrap();
-        cache.rebuild_index().await.unwrap();
-        cache.embed_category_examples().await.unwrap();
-        let state = AppState::new(config, cache).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(deja_server::serve_on(listener, state, async {
-            let _ = rx.await;
-        }));
+        let served = Served::start_with(config, embedder, clock, |s| s).await;
         Proxy {
-            base,
+            base: served.base.clone(),
             client: reqwest::Client::new(),
-            shutdown: Some(tx),
-            task: Some(task),
+            served,
         }
     }
 
     async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
+        self.served.stop().await;
     }
 
     /// A chat request; the `x-deja-cache` outcome and the body's usage (prompt,
@@ -225,7 +179,9 @@ fn nano(tokens: u64, milli_usd_per_mtok: u64) -> u64 {
 
 #[tokio::test]
 async fn a_scripted_day_and_the_next_in_the_ledger_and_the_metric() {
-    let Some(embedder) = model() else { return };
+    let Some(embedder) = common::model() else {
+        return;
+    };
     let upstream = MockUpstream::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(START_MS));

@@ -10,42 +10,23 @@
 //! Without `/usr/bin/chromium` and `/usr/bin/chromedriver` (`scripts/install-chromium.sh`)
 //! the browser test prints "skipped: ..." unless `DEJA_REQUIRE_CHROMIUM=1`.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deja_core::{Cache, Embedder, ManualClock};
+use common::Served;
+use deja_core::{Embedder, ManualClock};
 use deja_server::config::Config;
-use deja_server::AppState;
 use deja_testkit::mock_upstream::MockUpstream;
 use serde_json::{json, Value};
 
 const ADMIN_TOKEN: &str = "dashboard-test-token";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// The real model, loaded once per test binary. `None` (test skipped, with a message)
-/// when it is not installed, unless `DEJA_REQUIRE_MODEL=1`.
-fn model() -> Option<Arc<dyn Embedder>> {
-    static EMBEDDER: OnceLock<Option<Arc<dyn Embedder>>> = OnceLock::new();
-    EMBEDDER
-        .get_or_init(|| {
-            let dir = deja_embed::default_model_dir();
-            match deja_embed::BertEmbedder::load(&dir, deja_embed::BertOptions::default()) {
-                Ok(e) => Some(Arc::new(e) as Arc<dyn Embedder>),
-                Err(e) => {
-                    if std::env::var("DEJA_REQUIRE_MODEL").as_deref() == Ok("1") {
-                        panic!("DEJA_REQUIRE_MODEL=1 but the model cannot be loaded: {e}");
-                    }
-                    eprintln!("skipped: {e}");
-                    None
-                }
-            }
-        })
-        .clone()
-}
 
 /// Whether Chromium and chromedriver are installed; prints why not (or fails, with
 /// `DEJA_REQUIRE_CHROMIUM=1`).
@@ -72,8 +53,7 @@ struct Proxy {
     base: String,
     clock: Arc<ManualClock>,
     client: reqwest::Client,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    served: Served,
     _mock: MockUpstream,
     _dir: tempfile::TempDir,
 }
@@ -96,47 +76,20 @@ impl Proxy {
         config.store.durability = deja_server::config::Durability::Strict;
         config.admin.token = Some(ADMIN_TOKEN.into());
         tweak(&mut config);
-        let store = Arc::new(deja_server::open_store(&config).unwrap());
-        let index = Arc::new(deja_store_local::HnswIndex::new(
-            embedder.id(),
-            embedder.dim(),
-            deja_store_local::HnswParams::default(),
-        ));
         let clock = Arc::new(ManualClock::new(start_ms));
-        let cache = Cache::new(
-            store,
-            index,
-            embedder,
-            clock.clone(),
-            deja_server::cache_options(&config),
-        )
-        .unwrap();
-        cache.embed_category_examples().await.unwrap();
-        let state = AppState::new(config, cache).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(deja_server::serve_on(listener, state, async {
-            let _ = rx.await;
-        }));
+        let served = Served::start_with(config, embedder, clock.clone(), |s| s).await;
         Proxy {
-            base,
+            base: served.base.clone(),
             clock,
             client: reqwest::Client::new(),
-            shutdown: Some(tx),
-            task: Some(task),
+            served,
             _mock: mock,
             _dir: dir,
         }
     }
 
     async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
+        self.served.stop().await;
     }
 
     /// A chat request; its `x-deja-cache` outcome and `x-deja-rejected` reason.
@@ -390,7 +343,7 @@ fn kpi(id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_the_traffic_in_a_real_browser() {
-    let Some(embedder) = model() else {
+    let Some(embedder) = common::model() else {
         return;
     };
     if !chromium_available() {

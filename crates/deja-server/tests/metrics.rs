@@ -3,53 +3,25 @@
 //! embedded store and the mock upstream: exact counter values, histograms that agree with
 //! the counters, and the exposition checked by `promtool check metrics`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+#[macro_use]
+mod common;
 
-use deja_core::{Cache, Embedder, SystemClock};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use common::Served;
+use deja_core::Embedder;
 use deja_server::config::Config;
-use deja_server::AppState;
 use deja_testkit::mock_upstream::MockUpstream;
 use serde_json::{json, Value};
 
 const ADMIN_TOKEN: &str = "admin-test-token";
 
-/// The real model, loaded once per test binary. `None` (test skipped, with a message)
-/// when it is not installed, unless `DEJA_REQUIRE_MODEL=1`.
-fn model() -> Option<Arc<dyn Embedder>> {
-    static EMBEDDER: OnceLock<Option<Arc<dyn Embedder>>> = OnceLock::new();
-    EMBEDDER
-        .get_or_init(|| {
-            let dir = deja_embed::default_model_dir();
-            match deja_embed::BertEmbedder::load(&dir, deja_embed::BertOptions::default()) {
-                Ok(e) => Some(Arc::new(e) as Arc<dyn Embedder>),
-                Err(e) => {
-                    if std::env::var("DEJA_REQUIRE_MODEL").as_deref() == Ok("1") {
-                        panic!("DEJA_REQUIRE_MODEL=1 but the model cannot be loaded: {e}");
-                    }
-                    eprintln!("skipped: {e}");
-                    None
-                }
-            }
-        })
-        .clone()
-}
-
-macro_rules! need_model {
-    () => {
-        match model() {
-            Some(e) => e,
-            None => return,
-        }
-    };
-}
-
 struct Proxy {
     base: String,
     mock: MockUpstream,
     client: reqwest::Client,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    served: Served,
     _dir: tempfile::TempDir,
 }
 
@@ -67,45 +39,18 @@ impl Proxy {
         config.store.durability = deja_server::config::Durability::Strict;
         config.admin.token = Some(ADMIN_TOKEN.into());
         tweak(&mut config);
-        let store = Arc::new(deja_server::open_store(&config).unwrap());
-        let index = Arc::new(deja_store_local::HnswIndex::new(
-            embedder.id(),
-            embedder.dim(),
-            deja_store_local::HnswParams::default(),
-        ));
-        let cache = Cache::new(
-            store,
-            index,
-            embedder,
-            Arc::new(SystemClock),
-            deja_server::cache_options(&config),
-        )
-        .unwrap();
-        cache.embed_category_examples().await.unwrap();
-        let state = AppState::new(config, cache).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(deja_server::serve_on(listener, state, async {
-            let _ = rx.await;
-        }));
+        let served = Served::start(config, embedder).await;
         Proxy {
-            base,
+            base: served.base.clone(),
             mock,
             client: reqwest::Client::new(),
-            shutdown: Some(tx),
-            task: Some(task),
+            served,
             _dir: dir,
         }
     }
 
     async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
+        self.served.stop().await;
     }
 
     /// A chat request; returns the `x-deja-cache` outcome, the response headers and body.

@@ -2,48 +2,29 @@
 //! The proxy through a real listener, the real embedder and the embedded store, in front of
 //! the mock upstream (the only simulated part), which counts its calls.
 
-use std::sync::{Arc, OnceLock};
+#[macro_use]
+mod common;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
+use common::Served;
 use deja_core::{
-    Cache, Counters, Embedder, Entry, EntryId, EntryMeta, EntryStore, ExactKey, PartitionKey,
-    StoreError, SystemClock,
+    Counters, Embedder, Entry, EntryId, EntryMeta, EntryStore, ExactKey, PartitionKey, StoreError,
+    SystemClock,
 };
 use deja_server::config::Config;
-use deja_server::AppState;
 use deja_testkit::mock_upstream::MockUpstream;
 use serde_json::{json, Value};
-
-/// The real model, loaded once per test binary. `None` (test skipped, with a message)
-/// when it is not installed, unless `DEJA_REQUIRE_MODEL=1`.
-fn embedder() -> Option<Arc<dyn Embedder>> {
-    static EMBEDDER: OnceLock<Option<Arc<dyn Embedder>>> = OnceLock::new();
-    EMBEDDER
-        .get_or_init(|| {
-            let dir = deja_embed::default_model_dir();
-            match deja_embed::BertEmbedder::load(&dir, deja_embed::BertOptions::default()) {
-                Ok(e) => Some(Arc::new(e) as Arc<dyn Embedder>),
-                Err(e) => {
-                    if std::env::var("DEJA_REQUIRE_MODEL").as_deref() == Ok("1") {
-                        panic!("DEJA_REQUIRE_MODEL=1 but the model cannot be loaded: {e}");
-                    }
-                    eprintln!("skipped: {e}");
-                    None
-                }
-            }
-        })
-        .clone()
-}
 
 struct Proxy {
     base: String,
     mock: MockUpstream,
     client: reqwest::Client,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    served: Served,
     _dir: Arc<tempfile::TempDir>,
 }
 
@@ -76,47 +57,19 @@ impl Proxy {
         };
         config.upstream.base_url = mock.base_url();
         tweak(&mut config);
-        let store = wrap_store(Arc::new(deja_server::open_store(&config).unwrap()));
-        let index = Arc::new(deja_store_local::HnswIndex::new(
-            embedder.id(),
-            embedder.dim(),
-            deja_store_local::HnswParams::default(),
-        ));
-        let cache = Cache::new(
-            store,
-            index,
-            embedder,
-            Arc::new(SystemClock),
-            deja_server::cache_options(&config),
-        )
-        .unwrap();
-        cache.rebuild_index().await.unwrap();
-        cache.embed_category_examples().await.unwrap();
-        let state = AppState::new(config, cache).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(deja_server::serve_on(listener, state, async {
-            let _ = rx.await;
-        }));
+        let served = Served::start_with(config, embedder, Arc::new(SystemClock), wrap_store).await;
         Proxy {
-            base,
+            base: served.base.clone(),
             mock,
             client: reqwest::Client::new(),
-            shutdown: Some(tx),
-            task: Some(task),
+            served,
             _dir: dir,
         }
     }
 
     /// Stops the server and waits until it released the store.
     async fn stop(mut self) -> (MockUpstream, Arc<tempfile::TempDir>) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
+        self.served.stop().await;
         (self.mock, self._dir)
     }
 
@@ -171,15 +124,6 @@ async fn settle(p: &Proxy, body: Value) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("entry never became visible");
-}
-
-macro_rules! need_model {
-    () => {
-        match embedder() {
-            Some(e) => e,
-            None => return,
-        }
-    };
 }
 
 #[tokio::test]

@@ -1,0 +1,108 @@
+//! What the proxy's integration tests share: the real model, loaded once per test binary,
+//! and a proxy served on a free 127.0.0.1 port over the embedded store and the in-process
+//! index, built as `deja serve` builds it.
+
+// Each test binary uses its own part of this module.
+#![allow(dead_code, unused_macros)]
+
+use std::sync::{Arc, OnceLock};
+
+use deja_core::{Cache, Clock, Embedder, EntryStore, SystemClock};
+use deja_server::config::Config;
+use deja_server::AppState;
+
+/// The real model, loaded once per test binary. `None` (the test is skipped, with a
+/// message) when it is not installed, unless `DEJA_REQUIRE_MODEL=1`.
+pub fn model() -> Option<Arc<dyn Embedder>> {
+    static EMBEDDER: OnceLock<Option<Arc<dyn Embedder>>> = OnceLock::new();
+    EMBEDDER
+        .get_or_init(|| {
+            let dir = deja_embed::default_model_dir();
+            match deja_embed::BertEmbedder::load(&dir, deja_embed::BertOptions::default()) {
+                Ok(e) => Some(Arc::new(e) as Arc<dyn Embedder>),
+                Err(e) => {
+                    if std::env::var("DEJA_REQUIRE_MODEL").as_deref() == Ok("1") {
+                        panic!("DEJA_REQUIRE_MODEL=1 but the model cannot be loaded: {e}");
+                    }
+                    eprintln!("skipped: {e}");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+/// The real model, or return from the test (skipped; see [`model`]).
+macro_rules! need_model {
+    () => {
+        match common::model() {
+            Some(e) => e,
+            None => return,
+        }
+    };
+}
+
+/// A proxy serving until [`Served::stop`].
+pub struct Served {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    pub state: AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Served {
+    /// Serves `config` (its `data_dir` holds the store) with `embedder`.
+    pub async fn start(config: Config, embedder: Arc<dyn Embedder>) -> Served {
+        Self::start_with(config, embedder, Arc::new(SystemClock), |s| s).await
+    }
+
+    /// As [`Served::start`], the cache reading `clock`, and its store wrapped by `wrap`
+    /// (to inject faults).
+    pub async fn start_with(
+        config: Config,
+        embedder: Arc<dyn Embedder>,
+        clock: Arc<dyn Clock>,
+        wrap: impl FnOnce(Arc<dyn EntryStore>) -> Arc<dyn EntryStore>,
+    ) -> Served {
+        let store = wrap(Arc::new(deja_server::open_store(&config).unwrap()));
+        let index = Arc::new(deja_store_local::HnswIndex::new(
+            embedder.id(),
+            embedder.dim(),
+            deja_store_local::HnswParams::default(),
+        ));
+        let cache = Cache::new(
+            store,
+            index,
+            embedder,
+            clock,
+            deja_server::cache_options(&config),
+        )
+        .unwrap();
+        cache.rebuild_index().await.unwrap();
+        cache.embed_category_examples().await.unwrap();
+        let state = AppState::new(config, cache).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(deja_server::serve_on(listener, state.clone(), async {
+            let _ = rx.await;
+        }));
+        Served {
+            base,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server and waits until it has shut down cleanly (store flushed).
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
