@@ -27,6 +27,9 @@ scripts/install-promtool.sh
 step "installing Chromium and chromedriver (skipped when present)"
 scripts/install-chromium.sh
 
+step "installing memcached (skipped when present)"
+scripts/install-memcached.sh
+
 # Tests that need the model fail (instead of skipping) when it is missing.
 export DEJA_REQUIRE_MODEL=1
 # Tests that need Redis start their own servers on 127.0.0.1 (deja-testkit's
@@ -36,6 +39,8 @@ export DEJA_REQUIRE_REDIS=1
 export DEJA_REQUIRE_PROMTOOL=1
 # The dashboard test drives headless Chromium through chromedriver; here it must not skip.
 export DEJA_REQUIRE_CHROMIUM=1
+# The shared-embedding tests start memcached on 127.0.0.1; here they must not skip.
+export DEJA_REQUIRE_MEMCACHED=1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

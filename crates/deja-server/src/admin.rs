@@ -379,6 +379,19 @@ async fn invalidate(State(app): State<AppState>, body: Bytes) -> Result<Json<Val
         .await
         .map_err(|e| internal("invalidating", &e))?;
     tracing::info!(?what, removed, "invalidated");
+    // Nothing shared with other replicas before this may be served after it.
+    if let Some(shared) = app.shared_embeddings() {
+        if let Err(e) = shared.invalidate().await {
+            app.metrics().shared_embeddings_error();
+            return Err(ApiError::Unavailable {
+                message: format!(
+                    "removed {removed} entries here, but the shared embedding items could not \
+                     be invalidated ({}); retry",
+                    ErrorChain(&e)
+                ),
+            });
+        }
+    }
     Ok(Json(json!({ "removed": removed })))
 }
 

@@ -450,6 +450,15 @@ pub struct StoreConfig {
     /// Redis store: longest an entry stays in the L1, which bounds how long an entry
     /// removed by another replica could still be served if its removal event was missed.
     pub l1_ttl_secs: u64,
+    /// Embedding items shared by every replica through Memcached, `memcached://HOST:PORT`
+    /// (unset: none); a second tier behind this replica's own store
+    /// ([`crate::shared_embeddings`]).
+    pub shared_embeddings: Option<String>,
+    /// Memcached: longest wait for one round trip before it is skipped.
+    pub shared_timeout_ms: u64,
+    /// Memcached: expiry of shared items, in seconds (at most 30 days; 0: none, Memcached
+    /// then drops the least recently used when it is full).
+    pub shared_ttl_secs: u64,
 }
 
 impl Default for StoreConfig {
@@ -465,6 +474,9 @@ impl Default for StoreConfig {
             response_timeout_ms: 2_000,
             l1_max_entries: 10_000,
             l1_ttl_secs: 10,
+            shared_embeddings: None,
+            shared_timeout_ms: 200,
+            shared_ttl_secs: 7 * 24 * 3600,
         }
     }
 }
@@ -611,6 +623,9 @@ impl Config {
         if let Some(v) = lookup("DEJA_STORE") {
             self.store.select("DEJA_STORE", &v)?;
         }
+        if let Some(v) = lookup("DEJA_SHARED_EMBEDDINGS") {
+            self.store.shared_embeddings = Some(v);
+        }
         if let Some(v) = lookup("DEJA_MODEL_DIR") {
             if let EmbedderConfig::Local { model_dir, .. } = &mut self.embedder {
                 *model_dir = Some(PathBuf::from(v));
@@ -631,6 +646,21 @@ impl Config {
                 key: "admin.token".into(),
                 message: "is empty; set a secret, or remove the key to turn the admin API off"
                     .into(),
+            });
+        }
+        if let Some(url) = &self.store.shared_embeddings {
+            crate::shared_embeddings::parse_url(url).map_err(|message| ConfigError::Invalid {
+                key: "store.shared_embeddings".into(),
+                message,
+            })?;
+        }
+        if self.store.shared_ttl_secs > crate::shared_embeddings::MAX_TTL_SECS {
+            return Err(ConfigError::Invalid {
+                key: "store.shared_ttl_secs".into(),
+                message: format!(
+                    "{} is more than 30 days, which Memcached reads as a date",
+                    self.store.shared_ttl_secs
+                ),
             });
         }
         let s = self.cache.min_similarity;
@@ -912,6 +942,28 @@ mod tests {
             .apply_env(|k| (k == "DEJA_MIN_SIMILARITY").then(|| "high".into()))
             .unwrap_err();
         assert!(err.to_string().starts_with("DEJA_MIN_SIMILARITY"), "{err}");
+    }
+
+    #[test]
+    fn shared_embeddings_url_and_expiry_are_checked() {
+        let mut c = Config::from_toml(
+            "[store]\nshared_embeddings = \"memcached://127.0.0.1:11211\"\nshared_ttl_secs = 3600\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        c.apply_env(|k| (k == "DEJA_SHARED_EMBEDDINGS").then(|| "memcached://cache:11211".into()))
+            .unwrap();
+        assert_eq!(
+            c.store.shared_embeddings.as_deref(),
+            Some("memcached://cache:11211")
+        );
+        c.store.shared_embeddings = Some("redis://127.0.0.1:6379".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.starts_with("store.shared_embeddings"), "{err}");
+        c.store.shared_embeddings = None;
+        c.store.shared_ttl_secs = 31 * 24 * 3600;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.starts_with("store.shared_ttl_secs"), "{err}");
     }
 
     #[test]

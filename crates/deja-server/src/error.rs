@@ -26,6 +26,9 @@ pub enum ApiError {
     UpstreamTimeout,
     /// Something in deja itself failed where no bypass is possible.
     Internal { detail: String },
+    /// An admin operation only partly done because a backend it needs is away; the
+    /// message (shown to the admin) says what was done and that it can be retried.
+    Unavailable { message: String },
 }
 
 impl ApiError {
@@ -95,6 +98,16 @@ impl ApiError {
                 None,
                 Some("upstream_timeout"),
             ),
+            ApiError::Unavailable { message } => {
+                tracing::warn!(%message, "admin operation incomplete");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    message,
+                    "server_error",
+                    None,
+                    Some("backend_unavailable"),
+                )
+            }
             ApiError::Internal { detail } => {
                 tracing::error!(%detail, "internal error");
                 (

@@ -16,6 +16,7 @@ pub mod observe;
 pub mod pricing;
 pub mod request_id;
 pub mod routes;
+pub mod shared_embeddings;
 pub mod snapshot;
 pub mod staleness;
 pub mod upstream;
@@ -64,6 +65,8 @@ struct AppInner {
     ledger: Arc<ledger::Ledger>,
     /// Where the embedded backend keeps its index between runs (written at shutdown).
     index_snapshot: Option<snapshot::IndexSnapshot>,
+    /// Embedding items shared with other replicas (`[store] shared_embeddings`).
+    shared_embeddings: Option<shared_embeddings::SharedEmbeddings>,
 }
 
 impl AppState {
@@ -89,6 +92,17 @@ impl AppState {
         let ledger = Arc::new(ledger::Ledger::open(
             &config.data_dir.join(ledger::LEDGER_FILE),
         ));
+        let shared_embeddings = match &config.store.shared_embeddings {
+            Some(url) => Some(shared_embeddings::SharedEmbeddings::new(
+                shared_embeddings::parse_url(url)
+                    .map_err(anyhow::Error::msg)
+                    .context("store.shared_embeddings")?,
+                &config.store.key_prefix,
+                Duration::from_millis(config.store.shared_timeout_ms.max(1)),
+                config.store.shared_ttl_secs,
+            )),
+            None => None,
+        };
         Ok(AppState {
             inner: Arc::new(AppInner {
                 metrics,
@@ -103,6 +117,7 @@ impl AppState {
                 anthropic,
                 inflight: Inflight::default(),
                 index_snapshot,
+                shared_embeddings,
             }),
         })
     }
@@ -144,6 +159,10 @@ impl AppState {
     }
     pub fn top_entries(&self) -> &dashboard::TopEntriesCache {
         &self.inner.top_entries
+    }
+    /// The embedding tier shared with other replicas, when configured.
+    pub fn shared_embeddings(&self) -> Option<&shared_embeddings::SharedEmbeddings> {
+        self.inner.shared_embeddings.as_ref()
     }
 }
 

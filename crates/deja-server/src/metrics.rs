@@ -202,6 +202,8 @@ pub struct Metrics {
     saved_nano_usd: AtomicU64,
     /// Embedding-cache items served from the cache, and sent upstream.
     embedding_items: [AtomicU64; 2],
+    /// Shared embedding tier (Memcached): items found, items not found, failed round trips.
+    shared_embeddings: [AtomicU64; 3],
 }
 
 impl Metrics {
@@ -240,6 +242,7 @@ impl Metrics {
             tokens_avoided: Default::default(),
             saved_nano_usd: AtomicU64::new(0),
             embedding_items: Default::default(),
+            shared_embeddings: Default::default(),
         }
     }
 
@@ -302,6 +305,17 @@ impl Metrics {
     }
 
     /// Counts embedding-cache items served from the cache and sent upstream.
+    /// Counts what the shared embedding tier had of the items a replica's store lacked.
+    pub fn shared_embeddings(&self, found: u64, not_found: u64) {
+        self.shared_embeddings[0].fetch_add(found, Ordering::Relaxed);
+        self.shared_embeddings[1].fetch_add(not_found, Ordering::Relaxed);
+    }
+
+    /// Counts a failed round trip to the shared embedding tier.
+    pub fn shared_embeddings_error(&self) {
+        self.shared_embeddings[2].fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn embedding_items(&self, hits: u64, misses: u64) {
         self.embedding_items[0].fetch_add(hits, Ordering::Relaxed);
         self.embedding_items[1].fetch_add(misses, Ordering::Relaxed);
@@ -473,6 +487,19 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "deja_embedding_items_total{{result=\"{result}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            out,
+            "deja_shared_embeddings_total",
+            "counter",
+            "Shared embedding tier (Memcached): items found (hit) or not (miss) of those this replica's store lacked, and failed round trips (error).",
+        );
+        for (result, n) in ["hit", "miss", "error"].iter().zip(&self.shared_embeddings) {
+            let _ = writeln!(
+                out,
+                "deja_shared_embeddings_total{{result=\"{result}\"}} {}",
                 n.load(Ordering::Relaxed)
             );
         }

@@ -3,6 +3,7 @@
 //! backend runs.
 
 pub mod conformance;
+pub mod memcached_server;
 pub mod mock_anthropic;
 pub mod mock_upstream;
 pub mod redis_server;

@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::metrics::Endpoint;
 use crate::observe::RequestRecord;
 use crate::routes::{read_body, wire_error, CacheHeader};
+use crate::shared_embeddings::SharedItem;
 use crate::upstream::{map_send_error, response_headers};
 use crate::AppState;
 
@@ -67,6 +68,40 @@ pub async fn embeddings(
             }
         }
         record.summary.stages.store = started.elapsed();
+    }
+    // What this replica's store lacks, from the tier shared with the other replicas.
+    if let Some(shared) = app
+        .shared_embeddings()
+        .filter(|_| store_ok && !controls.skip_lookup)
+    {
+        let lacking: Vec<usize> = (0..vectors.len())
+            .filter(|&i| vectors[i].is_none())
+            .collect();
+        if !lacking.is_empty() {
+            let keys: Vec<ExactKey> = lacking
+                .iter()
+                .map(|&i| ExactKey::new(&partition, &prompts[i]))
+                .collect();
+            let started = Instant::now();
+            match shared.get(&keys).await {
+                Ok(found) => {
+                    let mut n = 0;
+                    for (&i, item) in lacking.iter().zip(found) {
+                        if let Some(item) = item {
+                            avoided.prompt_tokens += item.prompt_tokens;
+                            vectors[i] = Some(item.vector);
+                            n += 1;
+                        }
+                    }
+                    app.metrics().shared_embeddings(n, lacking.len() as u64 - n);
+                }
+                Err(e) => {
+                    app.metrics().shared_embeddings_error();
+                    tracing::warn!(error = %deja_core::ErrorChain(&e), "shared embedding tier unavailable; asking upstream");
+                }
+            }
+            record.summary.stages.store += started.elapsed();
+        }
     }
     // Distinct missing items, each sent upstream once.
     let mut missing: Vec<usize> = Vec::new();
@@ -125,6 +160,23 @@ pub async fn embeddings(
         usage = up_usage;
         let per_item_tokens = up_usage.prompt_tokens / missing.len().max(1) as u64;
         let store = store_ok && !controls.skip_store;
+        if let Some(shared) = app.shared_embeddings().filter(|_| store) {
+            let items: Vec<(ExactKey, SharedItem)> = missing
+                .iter()
+                .enumerate()
+                .map(|(j, &i)| {
+                    let item = SharedItem {
+                        vector: fresh[j].clone(),
+                        prompt_tokens: per_item_tokens,
+                    };
+                    (ExactKey::new(&partition, &prompts[i]), item)
+                })
+                .collect();
+            if let Err(e) = shared.put(&items).await {
+                app.metrics().shared_embeddings_error();
+                tracing::warn!(error = %deja_core::ErrorChain(&e), "sharing embeddings failed");
+            }
+        }
         for (j, &i) in missing.iter().enumerate() {
             if store {
                 let new = NewEntry {
