@@ -208,3 +208,43 @@ async fn values_are_served_only_in_their_generation() {
     memcached.kill();
     assert!(shared.get(&[key]).await.is_err());
 }
+
+/// Latency of the shared tier's lookup against a real local Memcached: one `get` of the
+/// generation and 1 or 16 items, one at a time.
+///
+/// `cargo test --release -p deja-server --test shared_embeddings shared_tier_latency -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "a measurement; run by hand"]
+async fn shared_tier_latency() {
+    let Some(memcached) = MemcachedServer::start_or_skip() else {
+        return;
+    };
+    let addr = memcached
+        .url()
+        .trim_start_matches("memcached://")
+        .to_string();
+    let shared = SharedEmbeddings::new(addr, "p", std::time::Duration::from_secs(2), 600);
+    let keys: Vec<deja_core::ExactKey> = (0..16u8).map(|i| deja_core::ExactKey([i; 16])).collect();
+    let item = SharedItem {
+        vector: vec![0.1; 1536],
+        prompt_tokens: 8,
+    };
+    shared.get(&keys[..1]).await.unwrap();
+    let items: Vec<_> = keys.iter().map(|k| (*k, item.clone())).collect();
+    shared.put(&items).await.unwrap();
+    for n in [1usize, 16] {
+        let mut lat = Vec::new();
+        for _ in 0..5_000 {
+            let t = std::time::Instant::now();
+            let got = shared.get(&keys[..n]).await.unwrap();
+            lat.push(t.elapsed());
+            assert!(got.iter().all(Option::is_some));
+        }
+        lat.sort();
+        eprintln!(
+            "get of {n} items of 1536 floats: p50 {:?}, p99 {:?}",
+            lat[lat.len() / 2],
+            lat[lat.len() * 99 / 100]
+        );
+    }
+}
