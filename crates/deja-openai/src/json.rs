@@ -83,44 +83,58 @@ fn without_position(message: &str) -> String {
 /// built with (`preserve_order` keeps insertion order, which would make `{"a":1,"b":2}`
 /// and `{"b":2,"a":1}` different keys).
 pub(crate) fn canonical(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::with_capacity(128);
     write_canonical(value, &mut out);
-    out
+    // serde_json writes UTF-8, and so does everything else here.
+    String::from_utf8(out).unwrap_or_default()
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {
-            out.push_str(&value.to_string());
+            // Writing to a Vec cannot fail, and a scalar always serialises.
+            let _ = serde_json::to_writer(&mut *out, value);
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
         Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
+            out.push(b'{');
+            // serde_json's default map is already sorted; only an insertion-ordered one
+            // (`preserve_order`) needs sorting, which costs an allocation.
+            let sorted = map.keys().zip(map.keys().skip(1)).all(|(a, b)| a < b);
+            let mut write = |i: usize, key: &String, item: &Value| {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
+                let _ = serde_json::to_writer(&mut *out, key);
+                out.push(b':');
                 write_canonical(item, out);
+            };
+            if sorted {
+                for (i, (key, item)) in map.iter().enumerate() {
+                    write(i, key, item);
+                }
+            } else {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                for (i, (key, item)) in entries.into_iter().enumerate() {
+                    write(i, key, item);
+                }
             }
-            out.push('}');
+            out.push(b'}');
         }
     }
 }
 
-/// Canonical encoding of any serialisable value (see [`canonical`]).
+/// [`canonical`] of anything serde can turn into a `Value`.
 pub(crate) fn canonical_of<T: Serialize>(value: &T) -> String {
     canonical(&serde_json::to_value(value).unwrap_or(Value::Null))
 }
@@ -135,6 +149,44 @@ pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    /// The encoding keys were made with before it stopped allocating per value: cache keys
+    /// must not change between versions.
+    fn reference_canonical(value: &Value) -> String {
+        match value {
+            Value::Array(items) => format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(reference_canonical)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                let parts: Vec<String> = entries
+                    .into_iter()
+                    .map(|(k, v)| {
+                        format!("{}:{}", Value::String(k.clone()), reference_canonical(v))
+                    })
+                    .collect();
+                format!("{{{}}}", parts.join(","))
+            }
+            scalar => scalar.to_string(),
+        }
+    }
+
+    #[test]
+    fn canonical_is_the_reference_encoding() {
+        let v: Value = serde_json::from_str(
+            r#"{"z":[1.5,-0,1e300,null,true,"q\"uo\\te\n",{"é":"ü","a b":[]}],
+                "\u0001ctl":{"y":{},"x":[[]]},"A":"中文 😀","a":12345678901234567890}"#,
+        )
+        .unwrap_or_default();
+        assert!(v.is_object());
+        assert_eq!(canonical(&v), reference_canonical(&v));
+    }
 
     #[test]
     fn canonical_sorts_keys_recursively() {
