@@ -14,7 +14,9 @@
 //! - an invalidation on any replica (any kind: by tag, model, namespace, tenant, id, age,
 //!   all) moves the generation on, so nothing written before it is served again;
 //! - if Memcached evicted the generation key itself, nothing is served until it is set
-//!   again, to the current time in milliseconds: never to a generation used before.
+//!   again, to the current time in microseconds: never to a generation used before, since
+//!   the clock runs far faster than invalidations (each is at least a network round trip)
+//!   can move a generation on.
 //!
 //! Memcached faults never fail a request: a read that fails or takes longer than
 //! `shared_timeout_ms` counts as a miss, a write that fails is dropped; both are logged and
@@ -74,7 +76,7 @@ pub fn parse_url(url: &str) -> Result<String, String> {
 pub struct Memcached {
     addr: String,
     timeout: Duration,
-    idle: Mutex<Vec<BufStream<TcpStream>>>,
+    idle: Mutex<Vec<Conn>>,
 }
 
 impl Memcached {
@@ -87,30 +89,32 @@ impl Memcached {
     }
 
     /// Runs `talk` on a pooled connection within the timeout; the connection goes back to
-    /// the pool only if `talk` succeeded.
-    async fn with_conn<T>(
-        &self,
-        talk: impl for<'c> AsyncFnOnce(&'c mut BufStream<TcpStream>) -> Result<T, SharedError>,
-    ) -> Result<T, SharedError> {
-        let io = |source| SharedError::Io {
-            addr: self.addr.clone(),
-            source,
-        };
+    /// the pool only if `talk` succeeded. A pooled connection that fails is likely stale
+    /// (Memcached restarted): the pool is emptied and `talk` runs once more on a new
+    /// connection. Every command here may be repeated (a repeated `incr` only moves the
+    /// generation on further). `talk` takes the connection and hands it back, so its
+    /// future borrows nothing of it.
+    async fn with_conn<T, Fut>(&self, talk: impl Fn(Conn) -> Fut) -> Result<T, SharedError>
+    where
+        Fut: std::future::Future<Output = (Conn, Result<T, SharedError>)>,
+    {
         let run = async {
             let pooled = self.idle.lock().pop();
-            let mut conn = match pooled {
-                Some(c) => c,
-                None => {
-                    let s = TcpStream::connect(&self.addr).await.map_err(io)?;
-                    s.set_nodelay(true).map_err(io)?;
-                    BufStream::new(s)
+            if let Some(conn) = pooled {
+                match talk(conn).await {
+                    (conn, Ok(out)) => {
+                        self.put_back(conn);
+                        return Ok(out);
+                    }
+                    (_, Err(SharedError::Io { .. } | SharedError::Protocol { .. })) => {
+                        self.idle.lock().clear();
+                    }
+                    (_, Err(e)) => return Err(e),
                 }
-            };
-            let out = talk(&mut conn).await?;
-            let mut idle = self.idle.lock();
-            if idle.len() < POOL {
-                idle.push(conn);
             }
+            let (conn, out) = talk(self.connect().await?).await;
+            let out = out?;
+            self.put_back(conn);
             Ok(out)
         };
         match tokio::time::timeout(self.timeout, run).await {
@@ -122,44 +126,29 @@ impl Memcached {
         }
     }
 
+    async fn connect(&self) -> Result<Conn, SharedError> {
+        let io = |source| SharedError::Io {
+            addr: self.addr.clone(),
+            source,
+        };
+        let s = TcpStream::connect(&self.addr).await.map_err(io)?;
+        s.set_nodelay(true).map_err(io)?;
+        Ok(BufStream::new(s))
+    }
+
+    fn put_back(&self, conn: Conn) {
+        let mut idle = self.idle.lock();
+        if idle.len() < POOL {
+            idle.push(conn);
+        }
+    }
+
     /// The values stored under `keys` (absent keys are left out), in one round trip.
     pub async fn get_many(&self, keys: &[String]) -> Result<HashMap<String, Vec<u8>>, SharedError> {
-        let addr = self.addr.clone();
-        self.with_conn(async move |c| {
-            let mut cmd = String::from("get");
-            for k in keys {
-                cmd.push(' ');
-                cmd.push_str(k);
-            }
-            cmd.push_str("\r\n");
-            send(c, &addr, cmd.as_bytes()).await?;
-            let mut found = HashMap::new();
-            loop {
-                let line = read_line(c, &addr).await?;
-                if line == "END" {
-                    return Ok(found);
-                }
-                // VALUE <key> <flags> <bytes>
-                let mut parts = line.split(' ');
-                let (Some("VALUE"), Some(key), Some(_flags), Some(len)) =
-                    (parts.next(), parts.next(), parts.next(), parts.next())
-                else {
-                    return Err(protocol(&addr, &line));
-                };
-                let len: usize = len.parse().map_err(|_| protocol(&addr, &line))?;
-                let mut data = vec![0u8; len + 2];
-                c.read_exact(&mut data)
-                    .await
-                    .map_err(|source| SharedError::Io {
-                        addr: addr.clone(),
-                        source,
-                    })?;
-                if !data.ends_with(b"\r\n") {
-                    return Err(protocol(&addr, "a value not ended by CRLF"));
-                }
-                data.truncate(len);
-                found.insert(key.to_string(), data);
-            }
+        let addr = self.addr.as_str();
+        self.with_conn(|mut c| async move {
+            let r = get_many(&mut c, addr, keys).await;
+            (c, r)
         })
         .await
     }
@@ -171,59 +160,121 @@ impl Memcached {
         items: &[(String, Vec<u8>)],
         ttl_secs: u64,
     ) -> Result<(), SharedError> {
-        let addr = self.addr.clone();
-        self.with_conn(async move |c| {
-            for (key, value) in items {
-                let head = format!("set {key} 0 {ttl_secs} {} noreply\r\n", value.len());
-                send_part(c, &addr, head.as_bytes()).await?;
-                send_part(c, &addr, value).await?;
-                send_part(c, &addr, b"\r\n").await?;
-            }
-            c.flush().await.map_err(|source| SharedError::Io {
-                addr: addr.clone(),
-                source,
-            })
+        let addr = self.addr.as_str();
+        self.with_conn(|mut c| async move {
+            let r = set_many(&mut c, addr, items, ttl_secs).await;
+            (c, r)
         })
         .await
     }
 
     /// Adds one to the number under `key`, setting it to `initial` if absent; the new value.
     pub async fn incr_or_add(&self, key: &str, initial: u64) -> Result<u64, SharedError> {
-        let addr = self.addr.clone();
-        self.with_conn(async move |c| {
-            for _ in 0..3 {
-                send(c, &addr, format!("incr {key} 1\r\n").as_bytes()).await?;
-                let line = read_line(c, &addr).await?;
-                if let Ok(n) = line.parse::<u64>() {
-                    return Ok(n);
-                }
-                if line != "NOT_FOUND" {
-                    return Err(protocol(&addr, &line));
-                }
-                if add(c, &addr, key, initial).await? {
-                    return Ok(initial);
-                }
-                // Another replica added it meanwhile: increment that.
-            }
-            Err(protocol(&addr, "incr and add kept racing"))
+        let addr = self.addr.as_str();
+        self.with_conn(|mut c| async move {
+            let r = incr_or_add(&mut c, addr, key, initial).await;
+            (c, r)
         })
         .await
     }
 
     /// Sets `key` to `value` unless it exists; whether it was set.
     pub async fn add(&self, key: &str, value: u64) -> Result<bool, SharedError> {
-        let addr = self.addr.clone();
-        self.with_conn(async move |c| add(c, &addr, key, value).await)
-            .await
+        let addr = self.addr.as_str();
+        self.with_conn(|mut c| async move {
+            let r = add(&mut c, addr, key, value).await;
+            (c, r)
+        })
+        .await
     }
 }
 
-async fn add(
-    c: &mut BufStream<TcpStream>,
+/// One connection to Memcached.
+type Conn = BufStream<TcpStream>;
+
+async fn get_many(
+    c: &mut Conn,
+    addr: &str,
+    keys: &[String],
+) -> Result<HashMap<String, Vec<u8>>, SharedError> {
+    let mut cmd = String::from("get");
+    for k in keys {
+        cmd.push(' ');
+        cmd.push_str(k);
+    }
+    cmd.push_str("\r\n");
+    send(c, addr, cmd.as_bytes()).await?;
+    let mut found = HashMap::new();
+    loop {
+        let line = read_line(c, addr).await?;
+        if line == "END" {
+            return Ok(found);
+        }
+        // VALUE <key> <flags> <bytes>
+        let mut parts = line.split(' ');
+        let (Some("VALUE"), Some(key), Some(_flags), Some(len)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(protocol(addr, &line));
+        };
+        let len: usize = len.parse().map_err(|_| protocol(addr, &line))?;
+        let mut data = vec![0u8; len + 2];
+        c.read_exact(&mut data)
+            .await
+            .map_err(|source| SharedError::Io {
+                addr: addr.to_string(),
+                source,
+            })?;
+        if !data.ends_with(b"\r\n") {
+            return Err(protocol(addr, "a value not ended by CRLF"));
+        }
+        data.truncate(len);
+        found.insert(key.to_string(), data);
+    }
+}
+
+async fn set_many(
+    c: &mut Conn,
+    addr: &str,
+    items: &[(String, Vec<u8>)],
+    ttl_secs: u64,
+) -> Result<(), SharedError> {
+    for (key, value) in items {
+        let head = format!("set {key} 0 {ttl_secs} {} noreply\r\n", value.len());
+        send_part(c, addr, head.as_bytes()).await?;
+        send_part(c, addr, value).await?;
+        send_part(c, addr, b"\r\n").await?;
+    }
+    c.flush().await.map_err(|source| SharedError::Io {
+        addr: addr.to_string(),
+        source,
+    })
+}
+
+async fn incr_or_add(
+    c: &mut Conn,
     addr: &str,
     key: &str,
-    value: u64,
-) -> Result<bool, SharedError> {
+    initial: u64,
+) -> Result<u64, SharedError> {
+    for _ in 0..3 {
+        send(c, addr, format!("incr {key} 1\r\n").as_bytes()).await?;
+        let line = read_line(c, addr).await?;
+        if let Ok(n) = line.parse::<u64>() {
+            return Ok(n);
+        }
+        if line != "NOT_FOUND" {
+            return Err(protocol(addr, &line));
+        }
+        if add(c, addr, key, initial).await? {
+            return Ok(initial);
+        }
+        // Another replica added it meanwhile: increment that.
+    }
+    Err(protocol(addr, "incr and add kept racing"))
+}
+
+async fn add(c: &mut Conn, addr: &str, key: &str, value: u64) -> Result<bool, SharedError> {
     let v = value.to_string();
     send(
         c,
@@ -245,18 +296,14 @@ fn protocol(addr: &str, line: &str) -> SharedError {
     }
 }
 
-async fn send_part(
-    c: &mut BufStream<TcpStream>,
-    addr: &str,
-    bytes: &[u8],
-) -> Result<(), SharedError> {
+async fn send_part(c: &mut Conn, addr: &str, bytes: &[u8]) -> Result<(), SharedError> {
     c.write_all(bytes).await.map_err(|source| SharedError::Io {
         addr: addr.to_string(),
         source,
     })
 }
 
-async fn send(c: &mut BufStream<TcpStream>, addr: &str, bytes: &[u8]) -> Result<(), SharedError> {
+async fn send(c: &mut Conn, addr: &str, bytes: &[u8]) -> Result<(), SharedError> {
     send_part(c, addr, bytes).await?;
     c.flush().await.map_err(|source| SharedError::Io {
         addr: addr.to_string(),
@@ -265,7 +312,7 @@ async fn send(c: &mut BufStream<TcpStream>, addr: &str, bytes: &[u8]) -> Result<
 }
 
 /// One reply line without its CRLF.
-async fn read_line(c: &mut BufStream<TcpStream>, addr: &str) -> Result<String, SharedError> {
+async fn read_line(c: &mut Conn, addr: &str) -> Result<String, SharedError> {
     let mut line = String::new();
     let n = c
         .read_line(&mut line)
@@ -321,7 +368,7 @@ impl SharedEmbeddings {
         let found = self.client.get_many(&names).await?;
         let Some(generation) = found.get(&gen_key).and_then(|v| parse_u64(v)) else {
             // Never set, or evicted: start a generation no value can carry.
-            self.client.add(&gen_key, now_ms()).await?;
+            self.client.add(&gen_key, now_us()).await?;
             return Ok(vec![None; keys.len()]);
         };
         Ok(names[1..]
@@ -338,7 +385,7 @@ impl SharedEmbeddings {
         let gen_key = self.generation_key();
         let found = self.client.get_many(std::slice::from_ref(&gen_key)).await?;
         let Some(generation) = found.get(&gen_key).and_then(|v| parse_u64(v)) else {
-            self.client.add(&gen_key, now_ms()).await?;
+            self.client.add(&gen_key, now_us()).await?;
             return Ok(());
         };
         let values: Vec<(String, Vec<u8>)> = items
@@ -351,16 +398,17 @@ impl SharedEmbeddings {
     /// Makes everything stored so far unreachable (an invalidation happened).
     pub async fn invalidate(&self) -> Result<(), SharedError> {
         self.client
-            .incr_or_add(&self.generation_key(), now_ms())
+            .incr_or_add(&self.generation_key(), now_us())
             .await
             .map(|_| ())
     }
 }
 
-fn now_ms() -> u64 {
+/// A new generation: the time in microseconds.
+fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(|d| d.as_micros() as u64)
         .unwrap_or(1)
 }
 

@@ -210,15 +210,7 @@ async fn miss_then_exact_hit_with_no_upstream_call() {
     assert_eq!(p.calls(), 1, "a hit must not call upstream");
 
     // `/metrics` counts them under their own endpoint, not chat's.
-    let text = p
-        .client
-        .get(format!("{}/metrics", p.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = p.served.scrape().await;
     for line in [
         "deja_requests_total{endpoint=\"messages\",outcome=\"miss\"} 1",
         "deja_requests_total{endpoint=\"messages\",outcome=\"hit_exact\"} 1",

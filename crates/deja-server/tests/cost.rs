@@ -153,15 +153,7 @@ impl Proxy {
     }
 
     async fn saved_usd_metric(&self) -> f64 {
-        let text = self
-            .client
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = self.served.scrape().await;
         let line = text
             .lines()
             .find(|l| l.starts_with("deja_saved_usd_total "))

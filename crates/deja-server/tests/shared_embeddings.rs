@@ -83,15 +83,7 @@ impl Replica {
 
     /// `deja_shared_embeddings_total{result=…}`.
     async fn shared_metric(&self, result: &str) -> u64 {
-        let text = self
-            .client
-            .get(format!("{}/metrics", self.served.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = self.served.scrape().await;
         let series = format!("deja_shared_embeddings_total{{result=\"{result}\"}} ");
         text.lines()
             .find_map(|l| l.strip_prefix(&series))

@@ -96,6 +96,15 @@ impl Served {
         }
     }
 
+    /// `GET /metrics` (no credentials needed): the exposition text.
+    pub async fn scrape(&self) -> String {
+        let r = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    }
+
     /// Stops the server and waits until it has shut down cleanly (store flushed).
     pub async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
