@@ -519,66 +519,51 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// How long a scrape waits for the store (entries, removals) before leaving those
-/// metrics out; the proxy's own counters are always rendered.
-const STORE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// `GET /metrics`. The store is read here, at scrape time, never on the request path.
+/// `GET /metrics`. The store is read here, at scrape time, never on the request path;
+/// what it cannot tell within [`crate::admin::STORE_READ_TIMEOUT`] is left out of this
+/// scrape (the proxy's own counters are always rendered).
 pub async fn scrape(State(app): State<AppState>) -> Response {
+    use crate::admin::bounded;
     let mut out = String::with_capacity(16 * 1024);
     app.metrics().render(&mut out);
-    match tokio::time::timeout(STORE_TIMEOUT, app.cache().store().len()).await {
-        Ok(Ok(n)) => {
-            header(
-                &mut out,
-                "deja_entries",
-                "gauge",
-                "Entries in the store (chat answers and embedding items).",
-            );
-            let _ = writeln!(out, "deja_entries {n}");
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %deja_core::ErrorChain(&e), "metrics: reading the entry count failed")
-        }
-        Err(_) => tracing::warn!("metrics: reading the entry count timed out"),
+    let store = app.cache().store();
+    let mut errors = Vec::new();
+    if let Some(n) = bounded("counting entries", store.len(), &mut errors).await {
+        header(
+            &mut out,
+            "deja_entries",
+            "gauge",
+            "Entries in the store (chat answers and embedding items).",
+        );
+        let _ = writeln!(out, "deja_entries {n}");
     }
-    match tokio::time::timeout(STORE_TIMEOUT, app.cache().store().stored_bytes()).await {
-        Ok(Ok(Some(n))) => {
-            header(
-                &mut out,
-                "deja_store_bytes",
-                "gauge",
-                "Bytes the store occupies (the embedded store's file; not reported for Redis).",
-            );
-            let _ = writeln!(out, "deja_store_bytes {n}");
-        }
-        Ok(Ok(None)) => {}
-        Ok(Err(e)) => {
-            tracing::warn!(error = %deja_core::ErrorChain(&e), "metrics: reading the store's size failed")
-        }
-        Err(_) => tracing::warn!("metrics: reading the store's size timed out"),
+    if let Some(Some(n)) = bounded("reading its size", store.stored_bytes(), &mut errors).await {
+        header(
+            &mut out,
+            "deja_store_bytes",
+            "gauge",
+            "Bytes the store occupies (the embedded store's file; not reported for Redis).",
+        );
+        let _ = writeln!(out, "deja_store_bytes {n}");
     }
-    match tokio::time::timeout(STORE_TIMEOUT, app.cache().counters()).await {
-        Ok(Ok(c)) => {
-            header(
-                &mut out,
-                "deja_removed_total",
-                "counter",
-                "Entries removed, by cause; the store's totals (shared by every replica on Redis).",
-            );
-            for (cause, n) in [
-                ("expired", c.removed_expired),
-                ("evicted", c.removed_evicted),
-                ("invalidated", c.removed_invalidated),
-                ("stale", c.removed_stale),
-            ] {
-                let _ = writeln!(out, "deja_removed_total{{cause=\"{cause}\"}} {n}");
-            }
+    if let Some(c) = bounded("reading the counters", app.cache().counters(), &mut errors).await {
+        header(
+            &mut out,
+            "deja_removed_total",
+            "counter",
+            "Entries removed, by cause; the store's totals (shared by every replica on Redis).",
+        );
+        for (cause, n) in [
+            ("expired", c.removed_expired),
+            ("evicted", c.removed_evicted),
+            ("invalidated", c.removed_invalidated),
+            ("stale", c.removed_stale),
+        ] {
+            let _ = writeln!(out, "deja_removed_total{{cause=\"{cause}\"}} {n}");
         }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %deja_core::ErrorChain(&e), "metrics: reading the counters failed")
-        }
-        Err(_) => tracing::warn!("metrics: reading the counters timed out"),
+    }
+    if !errors.is_empty() {
+        tracing::warn!(errors = %errors.join("; "), "metrics: the store could not be read");
     }
     (
         StatusCode::OK,

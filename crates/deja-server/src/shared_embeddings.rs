@@ -127,12 +127,10 @@ impl Memcached {
     }
 
     async fn connect(&self) -> Result<Conn, SharedError> {
-        let io = |source| SharedError::Io {
-            addr: self.addr.clone(),
-            source,
-        };
-        let s = TcpStream::connect(&self.addr).await.map_err(io)?;
-        s.set_nodelay(true).map_err(io)?;
+        let s = TcpStream::connect(&self.addr)
+            .await
+            .map_err(io(&self.addr))?;
+        s.set_nodelay(true).map_err(io(&self.addr))?;
         Ok(BufStream::new(s))
     }
 
@@ -219,12 +217,7 @@ async fn get_many(
         };
         let len: usize = len.parse().map_err(|_| protocol(addr, &line))?;
         let mut data = vec![0u8; len + 2];
-        c.read_exact(&mut data)
-            .await
-            .map_err(|source| SharedError::Io {
-                addr: addr.to_string(),
-                source,
-            })?;
+        c.read_exact(&mut data).await.map_err(io(addr))?;
         if !data.ends_with(b"\r\n") {
             return Err(protocol(addr, "a value not ended by CRLF"));
         }
@@ -245,10 +238,7 @@ async fn set_many(
         send_part(c, addr, value).await?;
         send_part(c, addr, b"\r\n").await?;
     }
-    c.flush().await.map_err(|source| SharedError::Io {
-        addr: addr.to_string(),
-        source,
-    })
+    c.flush().await.map_err(io(addr))
 }
 
 async fn incr_or_add(
@@ -289,6 +279,14 @@ async fn add(c: &mut Conn, addr: &str, key: &str, value: u64) -> Result<bool, Sh
     }
 }
 
+/// Turns an I/O error talking to `addr` into ours.
+fn io(addr: &str) -> impl FnOnce(std::io::Error) -> SharedError + '_ {
+    move |source| SharedError::Io {
+        addr: addr.to_string(),
+        source,
+    }
+}
+
 fn protocol(addr: &str, line: &str) -> SharedError {
     SharedError::Protocol {
         addr: addr.to_string(),
@@ -297,30 +295,18 @@ fn protocol(addr: &str, line: &str) -> SharedError {
 }
 
 async fn send_part(c: &mut Conn, addr: &str, bytes: &[u8]) -> Result<(), SharedError> {
-    c.write_all(bytes).await.map_err(|source| SharedError::Io {
-        addr: addr.to_string(),
-        source,
-    })
+    c.write_all(bytes).await.map_err(io(addr))
 }
 
 async fn send(c: &mut Conn, addr: &str, bytes: &[u8]) -> Result<(), SharedError> {
     send_part(c, addr, bytes).await?;
-    c.flush().await.map_err(|source| SharedError::Io {
-        addr: addr.to_string(),
-        source,
-    })
+    c.flush().await.map_err(io(addr))
 }
 
 /// One reply line without its CRLF.
 async fn read_line(c: &mut Conn, addr: &str) -> Result<String, SharedError> {
     let mut line = String::new();
-    let n = c
-        .read_line(&mut line)
-        .await
-        .map_err(|source| SharedError::Io {
-            addr: addr.to_string(),
-            source,
-        })?;
+    let n = c.read_line(&mut line).await.map_err(io(addr))?;
     if n == 0 {
         return Err(protocol(addr, "connection closed"));
     }

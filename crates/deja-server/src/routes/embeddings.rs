@@ -40,6 +40,11 @@ pub async fn embeddings(
     let partition = wire::partition_key(&req, &tenant);
     let items = wire::items(&req);
     let prompts: Vec<String> = items.iter().map(wire::item_prompt).collect();
+    // Each item's key, for this replica's store and for the shared tier.
+    let keys: Vec<ExactKey> = prompts
+        .iter()
+        .map(|p| ExactKey::new(&partition, p))
+        .collect();
 
     record.summary.model = Some(req.model.clone());
     record.normalised();
@@ -48,9 +53,8 @@ pub async fn embeddings(
     let mut store_ok = true;
     if !controls.skip_lookup {
         let started = Instant::now();
-        for (slot, prompt) in vectors.iter_mut().zip(&prompts) {
-            let key = ExactKey::new(&partition, prompt);
-            match app.cache().store().get_exact(&key).await {
+        for (slot, key) in vectors.iter_mut().zip(&keys) {
+            match app.cache().store().get_exact(key).await {
                 Ok(Some(entry)) => {
                     if let Answer::Body(b) = &entry.answer {
                         *slot = wire::le_bytes_to_f32s(b);
@@ -78,12 +82,9 @@ pub async fn embeddings(
             .filter(|&i| vectors[i].is_none())
             .collect();
         if !lacking.is_empty() {
-            let keys: Vec<ExactKey> = lacking
-                .iter()
-                .map(|&i| ExactKey::new(&partition, &prompts[i]))
-                .collect();
+            let lacking_keys: Vec<ExactKey> = lacking.iter().map(|&i| keys[i]).collect();
             let started = Instant::now();
-            match shared.get(&keys).await {
+            match shared.get(&lacking_keys).await {
                 Ok(found) => {
                     let mut n = 0;
                     for (&i, item) in lacking.iter().zip(found) {
@@ -169,7 +170,7 @@ pub async fn embeddings(
                         vector: fresh[j].clone(),
                         prompt_tokens: per_item_tokens,
                     };
-                    (ExactKey::new(&partition, &prompts[i]), item)
+                    (keys[i], item)
                 })
                 .collect();
             if let Err(e) = shared.put(&items).await {
