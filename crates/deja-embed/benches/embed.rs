@@ -28,6 +28,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| embed(&embedder, &batch))
     });
     c.bench_function("unseen_query_en", |b| b.iter(|| embedder.unseen(QUERY)));
+    // Printable ASCII with a word the vocabulary lacks: the tokenizer runs.
+    c.bench_function("unseen_query_en_rare_word", |b| {
+        b.iter(|| embedder.unseen("How do I reset my Gmail password on the website?"))
+    });
+    c.bench_function("unseen_query_ru", |b| {
+        b.iter(|| embedder.unseen("Как сбросить пароль моей учётной записи на сайте?"))
+    });
     c.bench_function("unseen_query_zh", |b| {
         b.iter(|| embedder.unseen("我的包裹什么时候能送到？我已经等了一个星期了。"))
     });

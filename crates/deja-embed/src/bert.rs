@@ -17,6 +17,14 @@ use tokenizers::{NormalizedString, Normalizer, Tokenizer, TruncationParams};
 use crate::model::{BertConfig, BertModel, Scratch};
 use crate::{l2_normalize, INSTALL_HINT};
 
+/// A word the vocabulary splits into pieces averaging fewer characters than this, and
+/// whose first piece is shorter than [`STEM_CHARS`], is seen only as fragments (see
+/// [`BertEmbedder`]'s `unseen`).
+const FRAGMENT_CHARS: usize = 3;
+
+/// A first piece this long is a word the model knows, and the rest its ending.
+const STEM_CHARS: usize = 4;
+
 /// Settings of a [`BertEmbedder`].
 #[derive(Debug, Clone)]
 pub struct BertOptions {
@@ -72,8 +80,11 @@ struct Shared {
     /// The tokenizer's unknown token, if it has one.
     unk: Option<u32>,
     /// Whether every printable ASCII character is in the vocabulary, alone and as a
-    /// word continuation: then a short printable-ASCII text has nothing unseen.
+    /// word continuation: then a short printable-ASCII text made of whole vocabulary
+    /// words has nothing unseen.
     ascii_seen: bool,
+    /// Whether the tokenizer lowercases (an uncased model) before looking words up.
+    lowercase: bool,
     max_batch: usize,
 }
 
@@ -128,6 +139,7 @@ impl BertEmbedder {
             model,
             unk: tokenizer.token_to_id("[UNK]"),
             ascii_seen: ascii_in_vocab(&tokenizer),
+            lowercase: lowercases(&tokenizer),
             tokenizer,
             max_batch: opts.max_batch.max(1),
         });
@@ -168,6 +180,33 @@ impl BertEmbedder {
         self.shared.model.cfg.max_len
     }
 
+    /// Whether `text` is printable ASCII whose words (letter and digit runs) are all whole
+    /// vocabulary entries or numbers: then nothing in it is unknown or fragmented, and
+    /// finding out takes a few hash lookups instead of tokenizing.
+    fn whole_words(&self, text: &str) -> bool {
+        if !self.shared.ascii_seen
+            || !text
+                .bytes()
+                .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x21..=0x7e))
+        {
+            return false;
+        }
+        let mut buf = [0u8; 32];
+        text.split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty() && !w.bytes().all(|b| b.is_ascii_digit()))
+            .all(|w| {
+                let Some(word) = buf.get_mut(..w.len()) else {
+                    return false;
+                };
+                word.copy_from_slice(w.as_bytes());
+                if self.shared.lowercase {
+                    word.make_ascii_lowercase();
+                }
+                std::str::from_utf8(word)
+                    .is_ok_and(|word| self.shared.tokenizer.token_to_id(word).is_some())
+            })
+    }
+
     fn submit(&self, job: Job) {
         self.shared.queue.lock().jobs.push_back(job);
         self.shared.ready.notify_one();
@@ -191,35 +230,67 @@ impl Embedder for BertEmbedder {
         self.dim
     }
 
-    /// The text of each unknown token, then whatever truncation cut off. A text the
-    /// tokenizer refuses is unseen as a whole.
+    /// The text of each unknown token, each word the model only sees as fragments, then
+    /// whatever truncation cut off. A text the tokenizer refuses is unseen as a whole.
+    ///
+    /// A fragmented word is one the vocabulary splits into short pieces (fewer than
+    /// [`FRAGMENT_CHARS`] characters on average, the first under [`STEM_CHARS`]): a
+    /// Russian, Greek or Hebrew word spelled out letter by letter, "sc ##ri ##ve" (Italian
+    /// "writes"), "me ##o" (Vietnamese "cat"), but not "peel ##s". The model learned next
+    /// to nothing about such pieces, so two texts that differ in them come out nearly the
+    /// same (measured: "включить"/"отключить", enable/disable, cosine 0.98). Numbers are
+    /// left to the verifier's number rules. Parts are lowercased for an uncased model.
     fn unseen(&self, text: &str) -> Vec<String> {
-        // Each character is at least one token, so a text this short is never cut off.
-        if self.shared.ascii_seen
-            && text.len() + 2 <= self.shared.model.cfg.max_len
-            && text
-                .bytes()
-                .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x21..=0x7e))
-        {
+        if text.len() + 2 <= self.shared.model.cfg.max_len && self.whole_words(text) {
             return Vec::new();
         }
         let enc = match self.shared.tokenizer.encode(text, true) {
             Ok(enc) => enc,
             Err(_) => return vec![text.to_string()],
         };
-        let mut parts: Vec<String> = match self.shared.unk {
-            Some(unk) => enc
-                .get_ids()
-                .iter()
-                .zip(enc.get_offsets())
-                .filter(|(id, _)| **id == unk)
-                .map(|(_, &(start, end))| with_marks(text, start, end).to_string())
-                .collect(),
-            None => Vec::new(),
-        };
+        let mut parts = Vec::new();
+        let (ids, offsets, tokens, words) = (
+            enc.get_ids(),
+            enc.get_offsets(),
+            enc.get_tokens(),
+            enc.get_word_ids(),
+        );
+        let mut at = 0;
+        while at < ids.len() {
+            // One word's pieces: `at..end`.
+            let mut end = at + 1;
+            while end < ids.len() && words[at].is_some() && words[end] == words[at] {
+                end += 1;
+            }
+            let unknown = |i: &usize| Some(ids[*i]) == self.shared.unk;
+            if (at..end).any(|i| unknown(&i)) {
+                parts.extend(
+                    (at..end)
+                        .filter(unknown)
+                        .map(|i| with_marks(text, offsets[i].0, offsets[i].1).to_string()),
+                );
+            } else if end - at >= 2 {
+                let chars = |t: &String| t.trim_start_matches("##").chars().count();
+                let total: usize = tokens[at..end].iter().map(chars).sum();
+                // A known word with an ending ("peel ##s", "wolverine ##s") is seen.
+                let fragmented =
+                    total < FRAGMENT_CHARS * (end - at) && chars(&tokens[at]) < STEM_CHARS;
+                let word = with_marks(text, offsets[at].0, offsets[end - 1].1);
+                if fragmented && !word.chars().all(|c| c.is_ascii_digit()) {
+                    parts.push(word.to_string());
+                }
+            }
+            at = end;
+        }
         if !enc.get_overflowing().is_empty() {
-            let seen_to = enc.get_offsets().iter().map(|o| o.1).max().unwrap_or(0);
+            let seen_to = offsets.iter().map(|o| o.1).max().unwrap_or(0);
             parts.push(text.get(seen_to..).unwrap_or_default().to_string());
+        }
+        // As the model reads them: an uncased model does not see "Liceo" and "liceo" apart.
+        if self.shared.lowercase {
+            for part in &mut parts {
+                *part = part.to_lowercase();
+            }
         }
         parts
     }
@@ -253,6 +324,14 @@ fn ascii_in_vocab(tokenizer: &Tokenizer) -> bool {
             && tokenizer.token_to_id(c).is_some()
             && tokenizer.token_to_id(&format!("##{c}")).is_some()
     })
+}
+
+/// Whether the tokenizer's normalizer lowercases ("A" becomes "a").
+fn lowercases(tokenizer: &Tokenizer) -> bool {
+    let mut n = NormalizedString::from("A");
+    tokenizer
+        .get_normalizer()
+        .is_some_and(|normalizer| normalizer.normalize(&mut n).is_ok() && n.get() == "a")
 }
 
 /// `text[start..end]` and the combining marks right after it: an uncased tokenizer strips

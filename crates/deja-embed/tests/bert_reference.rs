@@ -201,16 +201,39 @@ fn missing_model_names_the_install_command() {
 }
 
 /// What the English model cannot see: characters outside its vocabulary (most Chinese
-/// characters, Thai) and what is cut off past its 256 tokens; English text it sees whole.
+/// characters, Thai), words it only has letter-sized pieces for, and what is cut off past
+/// its 256 tokens; English text it sees whole.
 #[test]
-fn unseen_parts_are_unknown_tokens_and_what_truncation_cuts() {
+fn unseen_parts_are_unknown_tokens_fragments_and_what_truncation_cuts() {
     let Some(e) = load(BertOptions::default()) else {
         return;
     };
     assert!(e.unseen("How do I reset my password?").is_empty());
     assert!(e
-        .unseen("Comment réinitialiser mon mot de passe ?")
+        .unseen("What are a wolverine's predators in 2017?")
         .is_empty());
+    // Not all whole words (the slow path), but nothing fragmented: "wolverine ##s".
+    assert!(e.unseen("Do wolverines have any predators?").is_empty());
+    // "rein ##itia ##lis ##er" and "pass ##e" are seen; "mo ##t" is fragments.
+    assert_eq!(
+        e.unseen("Comment réinitialiser mon Mot de passe ?"),
+        vec!["mot".to_string()]
+    );
+    assert!(e.unseen("A woman peels a potato.").is_empty());
+    // Cyrillic is spelled out letter by letter: enable / disable differ where the model
+    // is blind (cosine 0.98 between the two questions).
+    let enable = e.unseen("Как включить двухфакторную аутентификацию?");
+    let disable = e.unseen("Как отключить двухфакторную аутентификацию?");
+    assert!(enable.contains(&"включить".to_string()), "{enable:?}");
+    assert!(disable.contains(&"отключить".to_string()), "{disable:?}");
+    assert_ne!(enable, disable);
+    // Italian read / write: "leg ##ge" and "sc ##ri ##ve".
+    assert_ne!(
+        e.unseen("Come si legge un file CSV in Python?"),
+        e.unseen("Come si scrive un file CSV in Python?")
+    );
+    // Numbers are the number rules' business, not unseen.
+    assert!(e.unseen("Where is my order 4821?").is_empty());
     // 我 and 的 are in the vocabulary; 包裹 (parcel) and 退款 (refund) are not.
     let parcel = e.unseen("我的包裹什么时候到？");
     let refund = e.unseen("我的退款什么时候到？");

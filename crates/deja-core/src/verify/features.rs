@@ -308,6 +308,29 @@ fn slot_exchange(a: &[u64], b: &[u64]) -> f32 {
     (exchanged.min(4) as f32) / 4.0
 }
 
+/// Words that join two alternatives or items whose order says nothing: "buy or lease",
+/// "Java and Python", in the languages the rules know and a few more.
+const COORDINATORS: &[&str] = &[
+    "or", "and", "vs", "versus", "ou", "et", "of", "en", "oder", "und", "o", "y", "e", "или", "и",
+    "或", "和", "与",
+];
+
+/// "Should I buy or lease?" / "Should I lease or buy?": where `b` has "y or x" and `a` has
+/// "x or y" (and not "y or x"), `b`'s two words are put in `a`'s order, so the order
+/// features do not count a swap that changes nothing. Only single words either side of a
+/// coordinator are swapped, and only to agree with `a`: a swap `a` does not show stays.
+fn align_coordinations(a: &[u64], b: &mut [u64]) {
+    static HASHES: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+    let coordinators = HASHES.get_or_init(|| COORDINATORS.iter().map(|w| hash_str(w)).collect());
+    let has = |t: &[u64], x: u64, c: u64, y: u64| t.windows(3).any(|w| w == [x, c, y]);
+    for i in 1..b.len().saturating_sub(1) {
+        let (x, c, y) = (b[i - 1], b[i], b[i + 1]);
+        if x != y && coordinators.contains(&c) && has(a, y, c, x) && !has(a, x, c, y) {
+            b.swap(i - 1, i + 1);
+        }
+    }
+}
+
 /// The features of a pair: `cached` is the stored prompt, `query` the new one (both
 /// normalised), `cosine` their embeddings' similarity.
 pub fn extract(cached: &str, query: &str, cosine: f32) -> [f32; COUNT] {
@@ -317,7 +340,8 @@ pub fn extract(cached: &str, query: &str, cosine: f32) -> [f32; COUNT] {
 /// [`extract`] with the rules that fire on the pair already known ([`super::fired`]).
 pub fn extract_with(cached: &str, query: &str, cosine: f32, rules: Rules) -> [f32; COUNT] {
     let a = Tokens::new(cached);
-    let b = Tokens::new(query);
+    let mut b = Tokens::new(query);
+    align_coordinations(&a.words, &mut b.words);
     let (ua, ub) = (sorted_unique(&a.words), sorted_unique(&b.words));
     let token_jaccard = jaccard(&ua, &ub);
     let bigrams = |t: &Tokens| {
@@ -450,6 +474,29 @@ mod tests {
                 "how do i reset my password",
                 "lcs_ratio",
                 1.0,
+                1.0,
+            ),
+            // Alternatives named in the other order are not a swap...
+            (
+                "Should I buy or lease a car?",
+                "Should I lease or buy a car?",
+                "order_discord",
+                0.0,
+                0.0,
+            ),
+            (
+                "Is it better to rent or buy?",
+                "Is it better to buy or rent?",
+                "slot_exchange",
+                0.0,
+                0.0,
+            ),
+            // ... but the same words ordered differently elsewhere still are.
+            (
+                "Should I lease a car or buy one?",
+                "Should I buy or lease a car?",
+                "order_discord",
+                0.1,
                 1.0,
             ),
             // A swap keeps every word but reverses their order.

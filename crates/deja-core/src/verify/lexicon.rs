@@ -286,12 +286,45 @@ pub(super) fn negator(w: &str) -> Option<Negator> {
         | "without" | "cannot" | "unable" | "dont" | "doesnt" | "didnt" | "isnt" | "arent"
         | "wasnt" | "werent" | "cant" | "couldnt" | "shouldnt" | "wouldnt" | "wont" | "havent"
         | "hasnt" | "hadnt" | "mustnt" | "aint" | "niet" | "geen" | "nooit" | "niets"
-        | "niemand" | "nergens" | "zonder" | "noch" | "sans" => Negator::Plain,
+        | "niemand" | "nergens" | "zonder" | "noch" | "sans"
+        // German, Spanish, Italian, Portuguese, Scandinavian, Polish, Russian, Indonesian.
+        | "nicht" | "kein" | "keine" | "keinen" | "keinem" | "keiner" | "nie" | "niemals"
+        | "nichts" | "ohne" | "nunca" | "jamás" | "ningún" | "ninguno" | "ninguna" | "non"
+        | "mai" | "senza" | "nessuno" | "nessuna" | "não" | "nenhum" | "nenhuma" | "sem"
+        | "inte" | "ej" | "aldrig" | "utan" | "ikke" | "aldri" | "uten" | "uden" | "nigdy"
+        | "не" | "нет" | "никогда" | "без" | "tidak" | "bukan" | "tanpa" => Negator::Plain,
         "ne" | "n'" => Negator::FrenchNe,
         "pas" | "jamais" | "rien" | "aucun" | "aucune" | "guère" => Negator::FrenchPas,
         w if w.ends_with("n't") => Negator::Plain,
         _ => return None,
     })
+}
+
+/// An English negated auxiliary ("can't", "dont", "cannot"): opening a question, it asks
+/// rather than negates ("Can't I pay by card?").
+pub(super) fn is_negated_auxiliary(w: &str) -> bool {
+    w.ends_with("n't")
+        || matches!(
+            w,
+            "cannot"
+                | "dont"
+                | "doesnt"
+                | "didnt"
+                | "isnt"
+                | "arent"
+                | "wasnt"
+                | "werent"
+                | "cant"
+                | "couldnt"
+                | "shouldnt"
+                | "wouldnt"
+                | "wont"
+                | "havent"
+                | "hasnt"
+                | "hadnt"
+                | "mustnt"
+                | "aint"
+        )
 }
 
 /// Auxiliary verbs, which rephrasing a negation adds or drops ("does not work" / "is not
@@ -910,6 +943,29 @@ pub(super) const GROUPS: &[Group] = &[
             ],
             &["up"],
             &["down"],
+        ],
+    },
+    // Where something goes: "copy files to my phone" / "from my phone", "flights to
+    // London" / "from London". (Whole prompts swapping two places are `direction`.)
+    Group {
+        reason: A,
+        classes: &[
+            &["to", "into", "onto", "toward", "towards", "vers", "naar"],
+            &["from", "depuis", "vanaf"],
+        ],
+    },
+    Group {
+        reason: A,
+        classes: &[
+            &["in", "inside", "indoor", "indoors"],
+            &["out", "outside", "outdoor", "outdoors"],
+        ],
+    },
+    Group {
+        reason: A,
+        classes: &[
+            &["under", "below", "beneath", "sous", "onder", "beneden"],
+            &["over", "above", "dessus", "boven"],
         ],
     },
     Group {

@@ -400,8 +400,8 @@ const NEGATION_MAX_DIFFERING: usize = 2;
 const NEGATION_MAX_DIFFERING_PCT: usize = 25;
 
 /// How many negations a prompt makes. Only the parity matters: "not impossible" is
-/// possible. A negated auxiliary opening a sentence ("Can't I …?", "Don't you think …?")
-/// asks a question rather than negating, and A-not-A questions (是不是, 有没有) do not
+/// possible. A negated English auxiliary opening a sentence ("Can't I …?", "Don't you
+/// think …?") asks a question rather than negating; "non-" is a prefix; and A-not-A questions (是不是, 有没有) do not
 /// negate either.
 fn negations(t: &Text) -> u32 {
     let (mut plain, mut ne, mut pas) = (0u32, 0u32, 0u32);
@@ -412,9 +412,9 @@ fn negations(t: &Text) -> u32 {
                 let w = t.lower(tok);
                 match lexicon::negator(w) {
                     Some(Negator::Plain) => {
-                        let question =
-                            tok.sentence_start && w != "no" && w != "not" && w != "never";
+                        let question = tok.sentence_start && lexicon::is_negated_auxiliary(w);
                         let idiom = (w == "not" && matches!(word(i + 1), "only" | "just"))
+                            || (w == "non" && t.followed_by_hyphen(tok))
                             || (w == "not" && i > 0 && word(i - 1) == "or")
                             || (w == "no" && (word(i + 1) == "matter" || t.followed_by_comma(tok)));
                         if !question && !idiom {
@@ -760,6 +760,58 @@ mod tests {
     #[test]
     fn table() {
         let cases: &[(&str, &str, Result<(), RejectReason>)] = &[
+            // Negation in more languages.
+            (
+                "Ich möchte mein Abo kündigen",
+                "Ich möchte mein Abo nicht kündigen",
+                Err(Negation),
+            ),
+            (
+                "Posso pagare con la carta?",
+                "Non posso pagare con la carta?",
+                Err(Negation),
+            ),
+            (
+                "Я хочу отменить подписку",
+                "Я не хочу отменить подписку",
+                Err(Negation),
+            ),
+            (
+                "Quero cancelar a assinatura",
+                "Não quero cancelar a assinatura",
+                Err(Negation),
+            ),
+            // English: where something goes, or lies.
+            (
+                "How do I copy files to my phone?",
+                "How do I copy files from my phone?",
+                Err(Antonym),
+            ),
+            (
+                "Cheap flights to London",
+                "Cheap flights from London",
+                Err(Antonym),
+            ),
+            (
+                "How do I zoom in on a Mac?",
+                "How do I zoom out on a Mac?",
+                Err(Antonym),
+            ),
+            (
+                "What is the best laptop under $500?",
+                "What is the best laptop over $500?",
+                Err(Antonym),
+            ),
+            (
+                "How do I copy files to my phone?",
+                "How can I copy files onto my phone?",
+                Ok(()),
+            ),
+            (
+                "How do I move from London to Paris?",
+                "How can I move from London to Paris?",
+                Ok(()),
+            ),
             // English: numbers, units, dates.
             ("Where is order #4821?", "where is my order #4821", Ok(())),
             (

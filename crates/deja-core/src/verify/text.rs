@@ -66,6 +66,11 @@ impl<'a> Text<'a> {
         self.src[t.orig.1 as usize..].trim_start().starts_with(',')
     }
 
+    /// Whether a hyphen joins the token to the next word ("non-binding").
+    pub fn followed_by_hyphen(&self, t: &Token) -> bool {
+        self.src[t.orig.1 as usize..].starts_with('-')
+    }
+
     pub fn parse(src: &'a str) -> Text<'a> {
         let mut text = Text {
             src,
