@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `deja eval` with the real model on `bench/quality/near-misses.csv`: hand-written
 //! near-miss pairs in 23 languages (negation, antonyms, numbers, direction, places,
-//! objects, words the model only sees as fragments or not at all) must all be refused,
+//! people, objects, words the model only sees as fragments or not at all) must all be refused,
 //! while plain English paraphrases in the same file are still served.
 
 use std::path::{Path, PathBuf};
@@ -52,7 +52,7 @@ fn no_near_miss_is_served_in_any_language() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert!(rows.len() >= 150, "{} rows", rows.len());
+    assert!(rows.len() >= 200, "{} rows", rows.len());
     let served = |r: &&Value| r["deja"] == "hit";
     let wrong: Vec<String> = rows
         .iter()
@@ -71,7 +71,8 @@ fn no_near_miss_is_served_in_any_language() {
     assert!(
         paraphrases.contains(&"How can I reset my password?")
             && paraphrases.contains(&"Where's my order?")
-            && paraphrases.contains(&"Should I lease or buy a car?"),
+            && paraphrases.contains(&"Should I lease or buy a car?")
+            && paraphrases.contains(&"Is a tomato a vegetable or a fruit?"),
         "{paraphrases:?}"
     );
 }

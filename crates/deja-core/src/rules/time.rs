@@ -1,5 +1,8 @@
 //! Time-sensitive prompts: questions whose right answer depends on when they are asked,
-//! in English, French, Chinese and Dutch. One case-insensitive regex finds every time
+//! in English, French, Chinese and Dutch, and in their plainest words ("today",
+//! "yesterday", "tomorrow", "now", "currently", "this week", "latest news") in German,
+//! Spanish, Italian, Portuguese, Polish, Swedish/Danish/Norwegian, Turkish, Indonesian,
+//! Vietnamese, Russian, Greek, Hebrew, Arabic, Hindi, Japanese and Korean. One case-insensitive regex finds every time
 //! phrase in a single scan; explicit dates are only looked for when the text has a digit.
 //!
 //! Decisions (measured on the dev pairs; see `dev_pairs_flag_rates` in `super::tests`):
@@ -153,14 +156,134 @@ impl TimeDetector {
             "actueel".into(),
             "actuele".into(),
         ];
-        let latin: Vec<String> = english.into_iter().chain(french).chain(dutch).collect();
+        // Other languages, in unambiguous words only: German, Spanish, Italian,
+        // Portuguese, Polish, the Scandinavian languages, Turkish, Indonesian and
+        // Vietnamese. ("mañana" is also "morning", "ora" also "hour": left out.)
+        let more = [
+            "heute",
+            "gestern",
+            "jetzt",
+            "derzeit",
+            "zurzeit",
+            "diese woche",
+            "dieses jahr",
+            "neueste",
+            "neuesten",
+            "aktuelle (?:nachrichten|preise?|version|lage)",
+            "hoy",
+            "ayer",
+            "ahora",
+            "actualmente",
+            "en este momento",
+            "esta (?:semana|noche)",
+            "este (?:año|ano|fin de semana)",
+            "oggi",
+            "ieri",
+            "domani",
+            "adesso",
+            "attualmente",
+            "in questo momento",
+            "questa settimana",
+            "quest['’]anno",
+            "stasera",
+            "ultime notizie",
+            "hoje",
+            "ontem",
+            "agora",
+            "neste momento",
+            "dzisiaj",
+            "wczoraj",
+            "jutro",
+            "teraz",
+            "obecnie",
+            "idag",
+            "i dag",
+            "igår",
+            "i går",
+            "imorgon",
+            "i morgon",
+            "just nu",
+            "yarın",
+            "hari ini",
+            "kemarin",
+            "besok",
+            "sekarang",
+            "hôm nay",
+            "hôm qua",
+            "ngày mai",
+            "bây giờ",
+        ]
+        .map(str::to_owned);
+        // Words that begin or end with a letter outside ASCII, or in other alphabets: the
+        // regex's ASCII word boundaries cannot sit next to them, so only the Unicode
+        // check bounds them ("сегодня", not "завтрак" for "завтра").
+        let unicode = [
+            "amanhã",
+            "últimas (?:noticias|notícias)",
+            "más reciente",
+            "dziś",
+            "bugün",
+            "dün",
+            "şu anda",
+            "şimdi",
+            "сегодня",
+            "вчера",
+            "завтра",
+            "сейчас",
+            "в данный момент",
+            "на этой неделе",
+            "в этом году",
+            "последние новости",
+            "σήμερα",
+            "χθες",
+            "αύριο",
+            "τώρα",
+            "היום",
+            "אתמול",
+            "מחר",
+            "עכשיו",
+            "اليوم",
+            "أمس",
+            "غدا",
+            "الآن",
+            "आज",
+            "कल",
+            "अभी",
+        ]
+        .map(str::to_owned);
+        // Japanese and Korean, matched as substrings like Chinese (Korean attaches
+        // particles: "오늘은").
+        let cjk_more = [
+            "現在",
+            "昨日",
+            "明日",
+            "今週",
+            "今夜",
+            "今朝",
+            "오늘",
+            "어제",
+            "내일",
+            "지금",
+            "현재",
+            "이번 주",
+            "최신",
+        ]
+        .map(str::to_owned);
+        let latin: Vec<String> = english
+            .into_iter()
+            .chain(french)
+            .chain(dutch)
+            .chain(more)
+            .collect();
+        let chinese: Vec<String> = chinese.into_iter().chain(cjk_more).collect();
         // ASCII word boundaries in the regex keep the scan on the fast DFA engines and make
         // it prefer the right alternative ("live streams", not "live stream"); the
         // Unicode check in `on_word_boundaries` then rejects matches glued to accented
         // letters ("nu" in "nuée").
         let words = format!(
-            "(?i)(?-u:\\b)(?:{})(?-u:\\b)|{}",
+            "(?i)(?-u:\\b)(?:{})(?-u:\\b)|{}|{}",
             latin.join("|"),
+            unicode.join("|"),
             chinese.join("|")
         );
         let dates = [
@@ -302,7 +425,9 @@ fn present_sense(text: &str, start: usize, end: usize) -> bool {
     let word = text[start..end].to_lowercase();
     match word.as_str() {
         "hier" => french_hier(text, end),
-        "now" | "nu" | "maintenant" => {
+        "now" | "nu" | "maintenant" | "jetzt" | "ahora" | "adesso" | "agora" | "teraz"
+        | "sekarang" | "bây giờ" | "şimdi" | "сейчас" | "τώρα" | "עכשיו" | "الآن" | "अभी" =>
+        {
             const NOT_AFTER: &[&str] = &[
                 "do", "from", "until", "till", "by", "than", "doen", "faire", "tot", "dès",
                 "jusqu'à", "jusqu'a",
@@ -311,10 +436,39 @@ fn present_sense(text: &str, start: usize, end: usize) -> bool {
             let ends_sentence = rest.is_empty() || rest.starts_with(['?', '!', '.', '？', '。']);
             ends_sentence && !NOT_AFTER.contains(&previous_word(text, start).as_str())
         }
-        "currently" | "actuellement" | "momenteel" => {
+        "currently" | "actuellement" | "momenteel" | "derzeit" | "zurzeit" | "actualmente"
+        | "attualmente" | "obecnie" => {
             const FIRST_PERSON: &[&str] = &[
-                "i", "i'm", "im", "am", "we", "we're", "je", "suis", "nous", "sommes", "j'suis",
-                "ik", "ben", "wij", "zijn",
+                "i",
+                "i'm",
+                "im",
+                "am",
+                "we",
+                "we're",
+                "je",
+                "suis",
+                "nous",
+                "sommes",
+                "j'suis",
+                "ik",
+                "ben",
+                "wij",
+                "zijn",
+                "ich",
+                "bin",
+                "wir",
+                "sind",
+                "estoy",
+                "soy",
+                "estamos",
+                "somos",
+                "sto",
+                "sono",
+                "siamo",
+                "estou",
+                "sou",
+                "jestem",
+                "jesteśmy",
             ];
             !FIRST_PERSON.contains(&previous_word(text, start).as_str())
         }
@@ -453,6 +607,42 @@ mod tests {
             ("Breaking Bad plot summary", false),
             ("Who was the last king of France?", false),
             ("Acknowledge the request", false),
+            // More languages, plain words.
+            ("Wie wird das Wetter heute?", true),
+            ("Wie spät ist es jetzt?", true),
+            (
+                "Was soll ich jetzt tun, wenn die Karte gesperrt ist?",
+                false,
+            ),
+            (
+                "Ich bin derzeit Student, welche Versicherung brauche ich?",
+                false,
+            ),
+            ("Wer ist derzeit Bundeskanzler?", true),
+            ("¿Qué tiempo hace hoy?", true),
+            ("¿Quién ganó el partido ayer?", true),
+            ("las últimas noticias de España", true),
+            ("Che tempo fa domani a Roma?", true),
+            ("Qual é a previsão do tempo para amanhã?", true),
+            ("Jaka jest dziś pogoda?", true),
+            ("Hur blir vädret idag?", true),
+            ("Yarın hava nasıl olacak?", true),
+            ("Bugün hava nasıl?", true),
+            ("Apa berita hari ini?", true),
+            ("Thời tiết hôm nay thế nào?", true),
+            ("Какая погода сегодня?", true),
+            ("Что приготовить на завтрак?", false),
+            ("Какая погода завтра?", true),
+            ("Τι καιρό κάνει σήμερα;", true),
+            ("מה מזג האוויר היום?", true),
+            ("ما هو الطقس اليوم؟", true),
+            ("आज मौसम कैसा है?", true),
+            ("今日の天気は？", true),
+            ("明日の天気は？", true),
+            ("오늘 날씨 어때?", true),
+            ("오늘은 무슨 요일이야?", true),
+            ("Wie setze ich mein Passwort zurück?", false),
+            ("¿Cómo restablezco mi contraseña?", false),
             // French.
             ("Quel temps fait-il aujourd'hui ?", true),
             ("Quel temps fait-il aujourd’hui ?", true),

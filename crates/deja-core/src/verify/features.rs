@@ -315,18 +315,49 @@ const COORDINATORS: &[&str] = &[
     "或", "和", "与",
 ];
 
+/// Articles that may stand before each alternative: "a fruit or a vegetable".
+const ARTICLES: &[&str] = &[
+    "a", "an", "the", "le", "la", "les", "l", "un", "une", "de", "het", "een", "der", "die", "das",
+    "ein", "eine", "el", "los", "las", "il", "lo", "uno", "una",
+];
+
 /// "Should I buy or lease?" / "Should I lease or buy?": where `b` has "y or x" and `a` has
 /// "x or y" (and not "y or x"), `b`'s two words are put in `a`'s order, so the order
-/// features do not count a swap that changes nothing. Only single words either side of a
-/// coordinator are swapped, and only to agree with `a`: a swap `a` does not show stays.
+/// features do not count a swap that changes nothing. Each alternative is one word,
+/// optionally after an article ("an alligator and a crocodile"; the articles move with
+/// their words). Words are only swapped to agree with `a`: a swap `a` does not show stays.
 fn align_coordinations(a: &[u64], b: &mut [u64]) {
-    static HASHES: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
-    let coordinators = HASHES.get_or_init(|| COORDINATORS.iter().map(|w| hash_str(w)).collect());
-    let has = |t: &[u64], x: u64, c: u64, y: u64| t.windows(3).any(|w| w == [x, c, y]);
-    for i in 1..b.len().saturating_sub(1) {
-        let (x, c, y) = (b[i - 1], b[i], b[i + 1]);
-        if x != y && coordinators.contains(&c) && has(a, y, c, x) && !has(a, x, c, y) {
-            b.swap(i - 1, i + 1);
+    static HASHES: std::sync::OnceLock<(Vec<u64>, Vec<u64>)> = std::sync::OnceLock::new();
+    let (coordinators, articles) = HASHES.get_or_init(|| {
+        let hash = |words: &[&str]| words.iter().map(|w| hash_str(w)).collect();
+        (hash(COORDINATORS), hash(ARTICLES))
+    });
+    // Each "x c [article] y" as (x's index, c's index, y's index).
+    let pairs = |t: &[u64]| -> Vec<(usize, usize, usize)> {
+        (1..t.len().saturating_sub(1))
+            .filter(|&i| coordinators.contains(&t[i]))
+            .filter_map(|i| {
+                let right = if articles.contains(&t[i + 1]) {
+                    i + 2
+                } else {
+                    i + 1
+                };
+                (right < t.len()).then_some((i - 1, i, right))
+            })
+            .collect()
+    };
+    let in_a: Vec<(u64, u64, u64)> = pairs(a)
+        .iter()
+        .map(|&(x, c, y)| (a[x], a[c], a[y]))
+        .collect();
+    for (x, c, y) in pairs(b) {
+        let (wx, wc, wy) = (b[x], b[c], b[y]);
+        if wx != wy && in_a.contains(&(wy, wc, wx)) && !in_a.contains(&(wx, wc, wy)) {
+            b.swap(x, y);
+            // The articles before each word go with it.
+            if y == c + 2 && x > 0 && articles.contains(&b[x - 1]) {
+                b.swap(x - 1, c + 1);
+            }
         }
     }
 }
@@ -487,6 +518,20 @@ mod tests {
             (
                 "Is it better to rent or buy?",
                 "Is it better to buy or rent?",
+                "slot_exchange",
+                0.0,
+                0.0,
+            ),
+            (
+                "What's the difference between a crocodile and an alligator?",
+                "What's the difference between an alligator and a crocodile?",
+                "order_discord",
+                0.0,
+                0.0,
+            ),
+            (
+                "Is a tomato a fruit or a vegetable?",
+                "Is a tomato a vegetable or a fruit?",
                 "slot_exchange",
                 0.0,
                 0.0,
