@@ -4,13 +4,16 @@
 //! and the store's durability when the server is killed with SIGKILL under load.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deja_core::{Answer, Entry, EntryId, ExactKey, PartitionKey, Usage};
 use deja_server::admin::transfer::ExportLine;
 use serde_json::{json, Value};
+
+mod common;
+use common::{free_addr, have_model, wait_ready, Proc};
 
 const TOKEN: &str = "cli-test-admin-token";
 
@@ -155,56 +158,6 @@ fn data_dir_export_import_round_trip_and_invalidate() {
             .status
             .success()
     );
-}
-
-/// Whether the real model is installed; `false` (the test prints why and skips) unless
-/// `DEJA_REQUIRE_MODEL=1`.
-fn have_model() -> bool {
-    static HAVE: OnceLock<bool> = OnceLock::new();
-    *HAVE.get_or_init(|| {
-        let dir = deja_embed::default_model_dir();
-        match deja_embed::BertEmbedder::load(&dir, deja_embed::BertOptions::default()) {
-            Ok(_) => true,
-            Err(e) => {
-                if std::env::var("DEJA_REQUIRE_MODEL").as_deref() == Ok("1") {
-                    panic!("DEJA_REQUIRE_MODEL=1 but the model cannot be loaded: {e}");
-                }
-                eprintln!("skipped: {e}");
-                false
-            }
-        }
-    })
-}
-
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
-/// A child process killed (SIGKILL) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_ready(client: &reqwest::Client, url: &str, child: &mut Proc) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(url).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        if let Some(status) = child.0.try_wait().unwrap() {
-            panic!("process exited early: {status}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never became ready");
 }
 
 /// `deja mock-upstream` and `deja serve` on free ports over `data_dir`.

@@ -3,55 +3,13 @@
 //! `x-request-id`, or one made by deja and returned in `x-deja-request-id`), and never the
 //! prompt or the API key at the default level.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
-fn have_model() -> bool {
-    let dir = deja_embed::default_model_dir();
-    match deja_embed::BertEmbedder::load(&dir, deja_embed::BertOptions::default()) {
-        Ok(_) => true,
-        Err(e) => {
-            if std::env::var("DEJA_REQUIRE_MODEL").as_deref() == Ok("1") {
-                panic!("DEJA_REQUIRE_MODEL=1 but the model cannot be loaded: {e}");
-            }
-            eprintln!("skipped: {e}");
-            false
-        }
-    }
-}
-
-async fn wait_ready(client: &reqwest::Client, url: &str, child: &mut Proc) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(url).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        if let Some(status) = child.0.try_wait().unwrap() {
-            panic!("process exited early: {status}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never became ready");
-}
+mod common;
+use common::{free_addr, have_model, wait_ready, Proc};
 
 /// The JSON log lines written so far.
 fn log_lines(path: &std::path::Path) -> Vec<Value> {

@@ -9,19 +9,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn have_model() -> bool {
-    let dir = deja_embed::default_model_dir();
-    match deja_embed::BertEmbedder::load(&dir, deja_embed::BertOptions::default()) {
-        Ok(_) => true,
-        Err(e) => {
-            if std::env::var("DEJA_REQUIRE_MODEL").as_deref() == Ok("1") {
-                panic!("DEJA_REQUIRE_MODEL=1 but the model cannot be loaded: {e}");
-            }
-            eprintln!("skipped: {e}");
-            false
-        }
-    }
-}
+mod common;
+use common::have_model;
 
 fn near_misses() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/quality/near-misses.csv")
