@@ -587,12 +587,15 @@ impl Cache {
                 {
                     let started = Instant::now();
                     // Prompts whose unseen parts differ (in order: a swap is unseen too)
-                    // differ where their similarity is blind.
-                    let seen_alike = inner.options.verify == VerifyMode::Off || {
-                        let query =
-                            query_unseen.get_or_insert_with(|| inner.embedder.unseen(req.prompt));
-                        *query == inner.embedder.unseen(&entry.prompt)
-                    };
+                    // differ where their similarity is blind, unless all they differ in
+                    // is a question frame ("Comment puis-je …" / "Comment …").
+                    let seen_alike = inner.options.verify == VerifyMode::Off
+                        || {
+                            let query = query_unseen
+                                .get_or_insert_with(|| inner.embedder.unseen(req.prompt));
+                            *query == inner.embedder.unseen(&entry.prompt)
+                        }
+                        || crate::verify::same_request(&entry.prompt, req.prompt);
                     let verdict = match (inner.options.verify, &inner.verifier) {
                         _ if !seen_alike => Err(RejectReason::Unseen),
                         (VerifyMode::Model, Some(model)) => {

@@ -138,6 +138,9 @@ pub struct PairOutcome {
     /// The learned verifier's probability for the nearest entry (`None`: a veto rule
     /// refused it, or no model).
     pub confidence: Option<f32>,
+    /// The nearest entry's prompt differs from `b` only in question frames ("How do I …" /
+    /// "What is the best way to …"), which verification accepts whatever the confidence.
+    pub same_request: bool,
     /// What deja does with its configuration as it stands: categories with their own
     /// thresholds, never-cache rules, verification (`None` in dumps made before).
     pub deja: Option<Decision>,
@@ -212,7 +215,9 @@ impl Counts {
                 Serving::SimilarityOnly => o.nearest,
                 Serving::Verified => o.served,
                 Serving::Confidence { gate } => o.nearest.filter(|n| {
-                    n.similarity >= gate && o.confidence.is_some_and(|c| c >= threshold)
+                    n.similarity >= gate
+                        && o.confidence
+                            .is_some_and(|c| c >= threshold || o.same_request)
                 }),
             };
             // For the confidence the threshold applies to the probability, checked above.
@@ -943,6 +948,9 @@ pub async fn run_pairs(
                 }
             }
         }
+        let same_request = nearest_prompt
+            .as_deref()
+            .is_some_and(|prompt| deja_core::verify::same_request(prompt, &b));
         let confidence = match (&engine.model, nearest, &nearest_prompt) {
             (Some(m), Some(n), Some(prompt)) => {
                 deja_core::verify::verify_model(m, prompt, &b, n.similarity, 0.0).ok()
@@ -975,6 +983,7 @@ pub async fn run_pairs(
             served,
             rejected,
             confidence,
+            same_request,
             deja: Some(deja),
         });
         bar.inc(1);
@@ -1008,6 +1017,9 @@ struct DumpLine {
     /// The learned verifier's probability for the nearest entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     confidence: Option<f32>,
+    /// The nearest entry differs from `b` only in question frames.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    same_request: bool,
     /// What deja as configured did (absent in older dumps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     deja: Option<Decision>,
@@ -1052,6 +1064,7 @@ fn write_dump(
             }),
             columns: p.columns.clone(),
             confidence: o.confidence,
+            same_request: o.same_request,
             deja: o.deja.clone(),
         };
         serde_json::to_writer(&mut w, &line)?;
@@ -1131,6 +1144,7 @@ pub fn load_dump(
             served,
             rejected: d.rejected,
             confidence: d.confidence,
+            same_request: d.same_request,
             deja: d.deja,
         };
         match files.iter_mut().find(|f| f.file == d.file) {
@@ -1180,6 +1194,7 @@ mod tests {
             served: (!rejected).then_some(c),
             rejected: rejected.then(|| "number".to_string()),
             confidence: None,
+            same_request: false,
             deja: None,
         }
     }
@@ -1252,6 +1267,7 @@ mod tests {
                 served: Some(own),
                 rejected: Some("number".into()),
                 confidence: None,
+                same_request: false,
                 deja: None,
             },
             // Label 0 served its own `a`: a false hit.
@@ -1262,6 +1278,7 @@ mod tests {
                 served: Some(own),
                 rejected: None,
                 confidence: None,
+                same_request: false,
                 deja: None,
             },
             // Label 0 served another entry: a false hit too.
@@ -1272,6 +1289,7 @@ mod tests {
                 served: Some(other),
                 rejected: None,
                 confidence: None,
+                same_request: false,
                 deja: None,
             },
         ];
@@ -1329,6 +1347,17 @@ mod tests {
         assert_eq!(c.false_hits, 1);
         let c = Counts::at(&outcomes, 0.95, Serving::Confidence { gate: 0.8 });
         assert_eq!(c.false_hits, 0);
+        // A question-frame rewording is served whatever the confidence, above the gate.
+        let reworded = |similarity: f32| PairOutcome {
+            same_request: true,
+            ..at(similarity, Some(0.1))
+        };
+        let c = Counts::at(
+            &[reworded(0.85), reworded(0.7)],
+            0.95,
+            Serving::Confidence { gate: 0.8 },
+        );
+        assert_eq!(c.false_hits, 1);
     }
 
     #[test]
@@ -1450,6 +1479,7 @@ mod tests {
                 }),
                 rejected: Some("negation".into()),
                 confidence: None,
+                same_request: false,
                 deja: None,
             },
         ];

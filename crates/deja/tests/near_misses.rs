@@ -2,7 +2,7 @@
 //! `deja eval` with the real model on `bench/quality/near-misses.csv`: hand-written
 //! near-miss pairs in 23 languages (negation, antonyms, numbers, direction, places,
 //! people, objects, words the model only sees as fragments or not at all) must all be refused,
-//! while plain English paraphrases in the same file are still served.
+//! while paraphrases the verifier can vouch for are still served.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -61,7 +61,9 @@ fn no_near_miss_is_served_in_any_language() {
         paraphrases.contains(&"How can I reset my password?")
             && paraphrases.contains(&"Where's my order?")
             && paraphrases.contains(&"Should I lease or buy a car?")
-            && paraphrases.contains(&"Is a tomato a vegetable or a fruit?"),
+            && paraphrases.contains(&"Is a tomato a vegetable or a fruit?")
+            && paraphrases.contains(&"What is the best way to lose weight?")
+            && paraphrases.contains(&"Comment puis-je réinitialiser mon mot de passe ?"),
         "{paraphrases:?}"
     );
 }

@@ -14,12 +14,14 @@
 //! threshold already allowed; a false veto costs one upstream call).
 
 pub mod features;
+mod frames;
 mod lexicon;
 pub mod model;
 mod text;
 
 use std::ops::BitOr;
 
+pub use frames::same_request;
 use lexicon::{Negator, Slot};
 use text::{Kind, Text};
 
@@ -168,8 +170,9 @@ pub const MODEL_VETOES: Rules = Rules::SHIPPED;
 
 /// The learned verifier's decision on a candidate the vector search found: a veto rule
 /// ([`MODEL_VETOES`]) rejects it with that rule's reason; otherwise the model's probability
-/// that it asks the same thing must reach `min_confidence`. On success, returns that
-/// probability. A model rejection names a rule that fired when one did (a feature the
+/// that it asks the same thing must reach `min_confidence`, or the two prompts must differ
+/// only in their question frames ([`same_request`]: "How do I …" / "What is the best way
+/// to …"). On success, returns that probability. A model rejection names a rule that fired when one did (a feature the
 /// model weighed), else [`RejectReason::Model`].
 pub fn verify_model(
     model: &model::Model,
@@ -186,7 +189,7 @@ pub fn verify_model(
         return Err(reason);
     }
     let p = model.probability_of(&features::extract_with(cached, query, cosine, rules));
-    if p >= min_confidence {
+    if p >= min_confidence || same_request(cached, query) {
         Ok(p)
     } else {
         Err(reason_of(rules).unwrap_or(RejectReason::Model))
