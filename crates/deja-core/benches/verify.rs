@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: failing loudly is right
 //! What verification adds to a semantic lookup: the learned verifier (veto rules, features,
-//! model) and the rules alone, on short and long prompt pairs in the four languages.
+//! model, question frames), the rules alone, and the question-frame comparison alone, on
+//! short and long prompt pairs in the four languages.
 //!
 //! Run: `cargo bench -p deja-core --bench verify`.
 
@@ -41,6 +42,9 @@ fn bench(c: &mut Criterion) {
         });
         c.bench_function(&format!("verify_rules_{name}"), |bench| {
             bench.iter(|| verify::verify(black_box(a), black_box(b)))
+        });
+        c.bench_function(&format!("same_request_{name}"), |bench| {
+            bench.iter(|| verify::same_request(black_box(a), black_box(b)))
         });
     }
 }
