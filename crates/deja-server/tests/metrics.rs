@@ -455,6 +455,35 @@ fn promtool_rejects_a_counter_without_total() {
     assert!(!out.status.success(), "promtool accepted {bad:?}");
 }
 
+/// Russian the English embedder only sees letter by letter: enable / disable (cosine 0.98)
+/// is refused as `unseen`. A question-frame rewording of an English question is served
+/// with no upstream call, though the model's confidence is below its threshold.
+#[tokio::test]
+async fn fragments_are_refused_and_question_frames_are_served() {
+    let p = Proxy::start(need_model!(), |_| {}).await;
+    assert_eq!(
+        p.chat("Как включить двухфакторную аутентификацию?", &[])
+            .await
+            .0,
+        "miss"
+    );
+    let (o, h, _) = p
+        .chat("Как отключить двухфакторную аутентификацию?", &[])
+        .await;
+    assert_eq!(o, "miss", "{h}");
+    assert_eq!(h["x-deja-rejected"], "unseen", "{h}");
+    assert_eq!(p.chat("How do I lose weight?", &[]).await.0, "miss");
+    let (o, h, _) = p.chat("What is the best way to lose weight?", &[]).await;
+    assert_eq!(o, "hit-semantic", "{h}");
+    assert_eq!(p.mock.stats().chat_calls, 3);
+    let s = samples(&p.scrape().await);
+    assert_eq!(
+        get(&s, "deja_verification_rejects_total{reason=\"unseen\"}"),
+        1.0
+    );
+    p.stop().await;
+}
+
 /// Chinese the English embedder cannot read comes out as the same vector whatever it says;
 /// the candidate is refused as `unseen`, and counted.
 #[tokio::test]
