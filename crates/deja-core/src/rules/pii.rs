@@ -26,6 +26,12 @@
 //!   - UK NINO: two prefix letters (not D, F, I, Q, U, V; second not O; not BG, GB, KN,
 //!     NK, NT, TN, ZZ), six digits, suffix A–D; spaced form in capitals, compact form in
 //!     any case. The NINO has no checksum, so this is the loosest id rule.
+//!   - Spanish DNI (eight digits and a letter) and NIE (X, Y or Z, seven digits and a
+//!     letter), the letter being the number's mod-23 check letter.
+//!   - Brazilian CPF: `123.456.789-09`, or eleven digits right after "CPF", with both
+//!     mod-11 check digits and not one digit repeated.
+//!   - Italian codice fiscale: six letters, birth year, month letter, day (digits or their
+//!     omocodia letters), place code, and the check letter of the odd/even tables.
 //! - **Phone**: international `+CC …` with 8–15 digits; national numbers with separators
 //!   that look like a phone number: a parenthesised area code, a leading trunk `0`
 //!   (European style, 9–12 digits), NANP `NXX-NXX-XXXX`, or a Chinese mobile `1XX XXXX
@@ -52,6 +58,9 @@ pub struct PiiDetector {
     nir: Regex,
     cn_id: Regex,
     nino: Regex,
+    dni_nie: Regex,
+    cpf: Regex,
+    codice_fiscale: Regex,
     phone_national: Regex,
     phone_keyword: Regex,
     phone_run: Regex,
@@ -66,12 +75,16 @@ const NIR: &str = r"(?i)(?-u:\b)[1-478] ?[0-9]{2} ?[0-9]{2} ?(?:[0-9]{2}|2[ab]) 
 const CN_ID: &str = r"(?-u:\b)[1-9][0-9]{16}[0-9Xx](?-u:\b)";
 const NINO: &str =
     r"(?-u:\b)(?:[A-Z]{2} [0-9]{2} [0-9]{2} [0-9]{2} [A-D]|(?i:[a-z]{2}[0-9]{6}[a-d]))(?-u:\b)";
+const DNI_NIE: &str = r"(?i)(?-u:\b)(?:[0-9]{8}|[xyz]-?[0-9]{7})-?[a-z](?-u:\b)";
+const CPF: &str =
+    r"(?-u:\b)[0-9]{3}\.[0-9]{3}\.[0-9]{3}-[0-9]{2}(?-u:\b)|(?i:cpf)[^0-9]{0,3}[0-9]{11}(?-u:\b)";
+const CODICE_FISCALE: &str = r"(?i)(?-u:\b)[a-z]{6}[0-9lmnpqrstuv]{2}[abcdehlmprst][0-9lmnpqrstuv]{2}[a-z][0-9lmnpqrstuv]{3}[a-z](?-u:\b)";
 const PHONE_NATIONAL: &str =
     r"(?:\([0-9]{2,5}\) ?|(?-u:\b)[0-9]{1,5}[ .\-])(?:[0-9]{1,8}[ .\-])*[0-9]{2,8}(?-u:\b)";
 const PHONE_KEYWORD: &str = r"(?i)(?-u:\b)(?:(?:tel|bel|cell|call|sms|gsm|fax)(?-u:\b)|phone|telephone|téléphone|mobile|mobiel|portable|whatsapp|telefoon)|电话|手机|联系方式";
 
 /// Candidate patterns scanned together in one pass; the index order is [`Candidate`]'s.
-const CANDIDATES: [&str; 9] = [
+const CANDIDATES: [&str; 12] = [
     CARD,
     IBAN_START,
     SSN,
@@ -79,6 +92,9 @@ const CANDIDATES: [&str; 9] = [
     NIR,
     CN_ID,
     NINO,
+    DNI_NIE,
+    CPF,
+    CODICE_FISCALE,
     PHONE_NATIONAL,
     PHONE_KEYWORD,
 ];
@@ -93,6 +109,9 @@ enum Candidate {
     Nir,
     CnId,
     Nino,
+    DniNie,
+    Cpf,
+    CodiceFiscale,
     PhoneNational,
     PhoneKeyword,
 }
@@ -153,6 +172,9 @@ impl PiiDetector {
             nir: re(NIR),
             cn_id: re(CN_ID),
             nino: re(NINO),
+            dni_nie: re(DNI_NIE),
+            cpf: re(CPF),
+            codice_fiscale: re(CODICE_FISCALE),
             phone_national: re(PHONE_NATIONAL),
             phone_keyword: re(PHONE_KEYWORD),
             phone_run: re(r"(?-u:\b)[0-9]{9,15}(?-u:\b)"),
@@ -266,7 +288,28 @@ impl PiiDetector {
         {
             return true;
         }
-        can(Candidate::Nino) && self.nino.find_iter(text).any(|m| valid_nino(m.as_str()))
+        if can(Candidate::Nino) && self.nino.find_iter(text).any(|m| valid_nino(m.as_str())) {
+            return true;
+        }
+        if can(Candidate::DniNie)
+            && self
+                .dni_nie
+                .find_iter(text)
+                .any(|m| valid_dni_nie(m.as_str()))
+        {
+            return true;
+        }
+        if digits >= 11
+            && can(Candidate::Cpf)
+            && self.cpf.find_iter(text).any(|m| valid_cpf(m.as_str()))
+        {
+            return true;
+        }
+        can(Candidate::CodiceFiscale)
+            && self
+                .codice_fiscale
+                .find_iter(text)
+                .any(|m| valid_codice_fiscale(m.as_str()))
     }
 
     fn has_bsn(&self, text: &str) -> bool {
@@ -579,6 +622,74 @@ fn valid_nino(s: &str) -> bool {
     )
 }
 
+/// Spanish DNI / NIE: the letter is `TRWAGMYFPDXBNJZSQVHLCKE`[number mod 23], an NIE's
+/// X, Y, Z counting as a leading 0, 1, 2.
+fn valid_dni_nie(s: &str) -> bool {
+    const LETTERS: &[u8; 23] = b"TRWAGMYFPDXBNJZSQVHLCKE";
+    let chars: Vec<u8> = s
+        .bytes()
+        .filter(|b| *b != b'-')
+        .map(|b| b.to_ascii_uppercase())
+        .collect();
+    let Some((&letter, body)) = chars.split_last() else {
+        return false;
+    };
+    let number = body.iter().try_fold(0u32, |n, &b| {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'X' => 0,
+            b'Y' => 1,
+            b'Z' => 2,
+            _ => return None,
+        };
+        Some(n * 10 + u32::from(d))
+    });
+    number.is_some_and(|n| LETTERS[(n % 23) as usize] == letter)
+}
+
+/// Brazilian CPF: eleven digits, not all the same, with two mod-11 check digits.
+fn valid_cpf(s: &str) -> bool {
+    let d: Vec<u32> = s.chars().filter_map(|c| c.to_digit(10)).collect();
+    if d.len() != 11 || d.iter().all(|&x| x == d[0]) {
+        return false;
+    }
+    [9, 10].iter().all(|&n| {
+        let sum: u32 = (0..n).map(|i| d[i] * (n as u32 + 1 - i as u32)).sum();
+        sum * 10 % 11 % 10 == d[n]
+    })
+}
+
+/// Italian codice fiscale check letter: characters at odd positions (1st, 3rd, …) count by
+/// the odd table, the others by their value (digits 0–9, letters 0–25); the sum mod 26 is
+/// the letter.
+fn valid_codice_fiscale(s: &str) -> bool {
+    // Odd-position values of 0–9 and of A–Z (a digit counts as the letter of its index).
+    const ODD: [u32; 26] = [
+        1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24,
+        23,
+    ];
+    let b: Vec<u8> = s.bytes().map(|b| b.to_ascii_uppercase()).collect();
+    if b.len() != 16 {
+        return false;
+    }
+    let value = |c: u8| match c {
+        b'0'..=b'9' => u32::from(c - b'0'),
+        _ => u32::from(c - b'A'),
+    };
+    let sum: u32 = b[..15]
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            if i % 2 == 0 {
+                ODD[value(c) as usize]
+            } else {
+                value(c)
+            }
+        })
+        .sum();
+    u32::from(b[15] - b'A') == sum % 26
+}
+
 /// `+CC` followed by digits, single separators and parenthesised groups, 8–15 digits in
 /// all (a `(0)` trunk marker not counted), not glued to a preceding word or number.
 fn has_international_phone(text: &str) -> bool {
@@ -739,6 +850,22 @@ mod tests {
             ("BG 12 34 56 C", None),
             ("AO 12 34 56 C", None),
             ("AB 12 34 56 E", None),
+            // Spanish DNI / NIE.
+            ("Mi DNI es 12345678Z", Some(NationalId)),
+            ("dni 12345678-z", Some(NationalId)),
+            ("NIE X1234567L", Some(NationalId)),
+            ("Mi DNI es 12345678A", None),
+            ("NIE X1234567A", None),
+            // Brazilian CPF.
+            ("Meu CPF é 529.982.247-25", Some(NationalId)),
+            ("CPF: 11144477735", Some(NationalId)),
+            ("Meu CPF é 529.982.247-26", None),
+            ("CPF 111.111.111-11", None),
+            ("pedido 52998224725", None),
+            // Italian codice fiscale.
+            ("Il mio codice fiscale è RSSMRA85T10A562S", Some(NationalId)),
+            ("mrtmtt91d08f205j", Some(NationalId)),
+            ("RSSMRA85T10A562T", None),
             // Phone.
             ("+33 6 12 34 56 78", Some(Phone)),
             ("+1 (555) 123-4567", Some(Phone)),
