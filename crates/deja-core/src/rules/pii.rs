@@ -36,7 +36,8 @@
 //!   that look like a phone number: a parenthesised area code, a leading trunk `0`
 //!   (European style, 9–12 digits), NANP `NXX-NXX-XXXX`, or a Chinese mobile `1XX XXXX
 //!   XXXX`; and a bare 9–15 digit run within 48 bytes after a phone word ("phone", "tel",
-//!   "call", "téléphone", "telefoon", "电话", "手机" …) with at least three distinct digits.
+//!   "call", "téléphone", "telefoon", "Telefon", "teléfono", "celular", "телефон", "電話",
+//!   "전화", "电话", "手机" …) with at least three distinct digits.
 //!   A bare digit run without such a cue is never a phone number.
 
 use regex::{Regex, RegexSet, SetMatches};
@@ -81,7 +82,7 @@ const CPF: &str =
 const CODICE_FISCALE: &str = r"(?i)(?-u:\b)[a-z]{6}[0-9lmnpqrstuv]{2}[abcdehlmprst][0-9lmnpqrstuv]{2}[a-z][0-9lmnpqrstuv]{3}[a-z](?-u:\b)";
 const PHONE_NATIONAL: &str =
     r"(?:\([0-9]{2,5}\) ?|(?-u:\b)[0-9]{1,5}[ .\-])(?:[0-9]{1,8}[ .\-])*[0-9]{2,8}(?-u:\b)";
-const PHONE_KEYWORD: &str = r"(?i)(?-u:\b)(?:(?:tel|bel|cell|call|sms|gsm|fax)(?-u:\b)|phone|telephone|téléphone|mobile|mobiel|portable|whatsapp|telefoon)|电话|手机|联系方式";
+const PHONE_KEYWORD: &str = r"(?i)(?-u:\b)(?:(?:tel|bel|cell|call|sms|gsm|fax)(?-u:\b)|phone|telephone|téléphone|mobile|mobiel|portable|whatsapp|telefoon|telefon|telefono|telefone|celular|cellulare|handy(?-u:\b)|móvil|movil)|телефон|電話|携帯|전화|핸드폰|电话|手机|联系方式";
 
 /// Candidate patterns scanned together in one pass; the index order is [`Candidate`]'s.
 const CANDIDATES: [&str; 12] = [
@@ -884,6 +885,11 @@ mod tests {
             ("call me at 5551234567", Some(Phone)),
             ("我的手机是13800138000", Some(Phone)),
             ("bel me op 0612345678", Some(Phone)),
+            ("Meine Telefonnummer ist 015112345678", Some(Phone)),
+            ("mi número de teléfono es 612345678", Some(Phone)),
+            ("il mio cellulare è 3471234567", Some(Phone)),
+            ("мой телефон 89161234567", Some(Phone)),
+            ("제 전화번호는 01012345678입니다", Some(Phone)),
             ("2 +3 = 5 and 10 + 20 = 30", None),
             ("x+12345", None),
             ("12 34 56 78 90", None),
