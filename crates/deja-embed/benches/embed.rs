@@ -32,6 +32,9 @@ fn bench(c: &mut Criterion) {
     c.bench_function("unseen_query_en_rare_word", |b| {
         b.iter(|| embedder.unseen("How do I reset my Gmail password on the website?"))
     });
+    // About 170 words of plain English: under the model's 256 tokens, so still no tokenizing.
+    let long = "How can I quickly reset the password of my account on the website, and what should I do if the reset email never arrives in my inbox? ".repeat(6);
+    c.bench_function("unseen_long_en", |b| b.iter(|| embedder.unseen(&long)));
     c.bench_function("unseen_query_ru", |b| {
         b.iter(|| embedder.unseen("Как сбросить пароль моей учётной записи на сайте?"))
     });

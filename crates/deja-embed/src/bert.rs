@@ -80,8 +80,7 @@ struct Shared {
     /// The tokenizer's unknown token, if it has one.
     unk: Option<u32>,
     /// Whether every printable ASCII character is in the vocabulary, alone and as a
-    /// word continuation: then a short printable-ASCII text made of whole vocabulary
-    /// words has nothing unseen.
+    /// word continuation: then printable-ASCII text can be checked word by word.
     ascii_seen: bool,
     /// Whether the tokenizer lowercases (an uncased model) before looking words up.
     lowercase: bool,
@@ -180,31 +179,110 @@ impl BertEmbedder {
         self.shared.model.cfg.max_len
     }
 
-    /// Whether `text` is printable ASCII whose words (letter and digit runs) are all whole
-    /// vocabulary entries or numbers: then nothing in it is unknown or fragmented, and
-    /// finding out takes a few hash lookups instead of tokenizing.
-    fn whole_words(&self, text: &str) -> bool {
+    /// [`Embedder::unseen`] for printable ASCII, word by word: a word in the vocabulary
+    /// is one token and seen, a number is left to the number rules, and only the other
+    /// words are tokenized, each on its own (the tokenizer splits ASCII text into words at
+    /// spaces and punctuation, so a word's pieces do not depend on its neighbours). `None`
+    /// for any other text, and when the text may be longer than the model reads: then the
+    /// whole text is tokenized to find where it is cut off.
+    fn ascii_unseen(&self, text: &str) -> Option<Vec<String>> {
         if !self.shared.ascii_seen
             || !text
                 .bytes()
                 .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x21..=0x7e))
         {
-            return false;
+            return None;
         }
+        // [CLS] and [SEP] take two of the model's positions; a punctuation mark is a token.
+        let room = self.shared.model.cfg.max_len.saturating_sub(2);
+        let mut tokens = text.bytes().filter(u8::is_ascii_punctuation).count();
+        let mut parts = Vec::new();
         let mut buf = [0u8; 32];
-        text.split(|c: char| !c.is_ascii_alphanumeric())
-            .filter(|w| !w.is_empty() && !w.bytes().all(|b| b.is_ascii_digit()))
-            .all(|w| {
-                let Some(word) = buf.get_mut(..w.len()) else {
-                    return false;
-                };
+        for w in text.split(|c: char| !c.is_ascii_alphanumeric()) {
+            if tokens > room {
+                return None;
+            }
+            if w.is_empty() {
+                continue;
+            }
+            if w.bytes().all(|b| b.is_ascii_digit()) {
+                // At most one token per digit.
+                tokens += w.len();
+                continue;
+            }
+            if let Some(word) = buf.get_mut(..w.len()) {
                 word.copy_from_slice(w.as_bytes());
                 if self.shared.lowercase {
                     word.make_ascii_lowercase();
                 }
-                std::str::from_utf8(word)
-                    .is_ok_and(|word| self.shared.tokenizer.token_to_id(word).is_some())
-            })
+                let known = std::str::from_utf8(word)
+                    .is_ok_and(|word| self.shared.tokenizer.token_to_id(word).is_some());
+                if known {
+                    tokens += 1;
+                    continue;
+                }
+            }
+            let enc = self.shared.tokenizer.encode(w, false).ok()?;
+            tokens += enc.get_ids().len();
+            // A word too long for the vocabulary's word pieces is one unknown token.
+            let unknown = enc.get_ids().iter().any(|&id| Some(id) == self.shared.unk);
+            if unknown || fragmented(enc.get_tokens()) {
+                parts.push(if self.shared.lowercase {
+                    w.to_ascii_lowercase()
+                } else {
+                    w.to_string()
+                });
+            }
+        }
+        (tokens <= room).then_some(parts)
+    }
+
+    /// [`Embedder::unseen`] by tokenizing the whole text.
+    fn unseen_tokenized(&self, text: &str) -> Vec<String> {
+        let enc = match self.shared.tokenizer.encode(text, true) {
+            Ok(enc) => enc,
+            Err(_) => return vec![text.to_string()],
+        };
+        let mut parts = Vec::new();
+        let (ids, offsets, tokens, words) = (
+            enc.get_ids(),
+            enc.get_offsets(),
+            enc.get_tokens(),
+            enc.get_word_ids(),
+        );
+        let mut at = 0;
+        while at < ids.len() {
+            // One word's pieces: `at..end`.
+            let mut end = at + 1;
+            while end < ids.len() && words[at].is_some() && words[end] == words[at] {
+                end += 1;
+            }
+            let unknown = |i: &usize| Some(ids[*i]) == self.shared.unk;
+            if (at..end).any(|i| unknown(&i)) {
+                parts.extend(
+                    (at..end)
+                        .filter(unknown)
+                        .map(|i| with_marks(text, offsets[i].0, offsets[i].1).to_string()),
+                );
+            } else if fragmented(&tokens[at..end]) {
+                let word = with_marks(text, offsets[at].0, offsets[end - 1].1);
+                if !word.chars().all(|c| c.is_ascii_digit()) {
+                    parts.push(word.to_string());
+                }
+            }
+            at = end;
+        }
+        if !enc.get_overflowing().is_empty() {
+            let seen_to = offsets.iter().map(|o| o.1).max().unwrap_or(0);
+            parts.push(text.get(seen_to..).unwrap_or_default().to_string());
+        }
+        // As the model reads them: an uncased model does not see "Liceo" and "liceo" apart.
+        if self.shared.lowercase {
+            for part in &mut parts {
+                *part = part.to_lowercase();
+            }
+        }
+        parts
     }
 
     fn submit(&self, job: Job) {
@@ -241,58 +319,10 @@ impl Embedder for BertEmbedder {
     /// same (measured: "включить"/"отключить", enable/disable, cosine 0.98). Numbers are
     /// left to the verifier's number rules. Parts are lowercased for an uncased model.
     fn unseen(&self, text: &str) -> Vec<String> {
-        if text.len() + 2 <= self.shared.model.cfg.max_len && self.whole_words(text) {
-            return Vec::new();
+        match self.ascii_unseen(text) {
+            Some(parts) => parts,
+            None => self.unseen_tokenized(text),
         }
-        let enc = match self.shared.tokenizer.encode(text, true) {
-            Ok(enc) => enc,
-            Err(_) => return vec![text.to_string()],
-        };
-        let mut parts = Vec::new();
-        let (ids, offsets, tokens, words) = (
-            enc.get_ids(),
-            enc.get_offsets(),
-            enc.get_tokens(),
-            enc.get_word_ids(),
-        );
-        let mut at = 0;
-        while at < ids.len() {
-            // One word's pieces: `at..end`.
-            let mut end = at + 1;
-            while end < ids.len() && words[at].is_some() && words[end] == words[at] {
-                end += 1;
-            }
-            let unknown = |i: &usize| Some(ids[*i]) == self.shared.unk;
-            if (at..end).any(|i| unknown(&i)) {
-                parts.extend(
-                    (at..end)
-                        .filter(unknown)
-                        .map(|i| with_marks(text, offsets[i].0, offsets[i].1).to_string()),
-                );
-            } else if end - at >= 2 {
-                let chars = |t: &String| t.trim_start_matches("##").chars().count();
-                let total: usize = tokens[at..end].iter().map(chars).sum();
-                // A known word with an ending ("peel ##s", "wolverine ##s") is seen.
-                let fragmented =
-                    total < FRAGMENT_CHARS * (end - at) && chars(&tokens[at]) < STEM_CHARS;
-                let word = with_marks(text, offsets[at].0, offsets[end - 1].1);
-                if fragmented && !word.chars().all(|c| c.is_ascii_digit()) {
-                    parts.push(word.to_string());
-                }
-            }
-            at = end;
-        }
-        if !enc.get_overflowing().is_empty() {
-            let seen_to = offsets.iter().map(|o| o.1).max().unwrap_or(0);
-            parts.push(text.get(seen_to..).unwrap_or_default().to_string());
-        }
-        // As the model reads them: an uncased model does not see "Liceo" and "liceo" apart.
-        if self.shared.lowercase {
-            for part in &mut parts {
-                *part = part.to_lowercase();
-            }
-        }
-        parts
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -324,6 +354,17 @@ fn ascii_in_vocab(tokenizer: &Tokenizer) -> bool {
             && tokenizer.token_to_id(c).is_some()
             && tokenizer.token_to_id(&format!("##{c}")).is_some()
     })
+}
+
+/// Whether one word's pieces are fragments: at least two, averaging fewer than
+/// [`FRAGMENT_CHARS`] characters, the first shorter than [`STEM_CHARS`] (a known word with
+/// an ending, "peel ##s", "wolverine ##s", is seen).
+fn fragmented(pieces: &[String]) -> bool {
+    let chars = |t: &String| t.trim_start_matches("##").chars().count();
+    let total: usize = pieces.iter().map(chars).sum();
+    pieces.len() >= 2
+        && total < FRAGMENT_CHARS * pieces.len()
+        && pieces.first().is_some_and(|p| chars(p) < STEM_CHARS)
 }
 
 /// Whether the tokenizer's normalizer lowercases ("A" becomes "a").
@@ -488,4 +529,66 @@ fn fingerprint(dir: &Path) -> Result<String, EmbedError> {
             })?;
     }
     Ok(hasher.finalize().to_hex()[..12].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The word-by-word answer for ASCII text is the whole-text tokenizer's, or none when
+    /// the text may be cut off. Needs the real model (skipped without it, unless
+    /// `DEJA_REQUIRE_MODEL=1`).
+    #[test]
+    fn ascii_word_by_word_agrees_with_tokenizing_the_whole_text() {
+        let e = match BertEmbedder::load(&crate::default_model_dir(), BertOptions::default()) {
+            Ok(e) => e,
+            Err(err) => {
+                assert_ne!(
+                    std::env::var("DEJA_REQUIRE_MODEL").as_deref(),
+                    Ok("1"),
+                    "DEJA_REQUIRE_MODEL=1 but the model cannot be loaded: {err}"
+                );
+                eprintln!("skipped: {err}");
+                return;
+            }
+        };
+        let csv = include_str!("../../../bench/quality/near-misses.csv");
+        let long_word = "a".repeat(120);
+        let mut texts: Vec<String> = csv
+            .lines()
+            .flat_map(|l| l.split(','))
+            .filter(|t| t.is_ascii())
+            .map(str::to_string)
+            .collect();
+        texts.extend(
+            [
+                "How do I reset my Gmail password? My inbox is empty!",
+                "Wie lese ich eine CSV-Datei in Python?",
+                "Come si scrive un file CSV in Python?",
+                "wlaczyc / wylaczyc, hoe zet ik tweestapsverificatie aan",
+                "order #4821 shipped on 2026-11-25 for $1,299.99 (qty: 3)",
+                "C++ vs C# vs F#: which is faster?",
+                long_word.as_str(),
+            ]
+            .map(str::to_string),
+        );
+        // Near the model's 256 tokens, on both sides of it.
+        for n in [40, 60, 62, 63, 64, 80] {
+            texts.push("please help me with my inbox ".repeat(n / 5 + 1) + &"x ".repeat(n));
+        }
+        let mut word_by_word = 0;
+        for text in &texts {
+            let whole = e.unseen_tokenized(text);
+            if let Some(parts) = e.ascii_unseen(text) {
+                assert_eq!(parts, whole, "{text}");
+                word_by_word += 1;
+            } else {
+                assert!(
+                    !text.is_ascii() || text.len() > 200,
+                    "word by word gave up on a short ASCII text: {text}"
+                );
+            }
+        }
+        assert!(word_by_word > 100, "{word_by_word} of {}", texts.len());
+    }
 }
