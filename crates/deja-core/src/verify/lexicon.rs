@@ -283,10 +283,8 @@ pub(super) enum Negator {
 pub(super) fn negator(w: &str) -> Option<Negator> {
     Some(match w {
         "not" | "no" | "never" | "none" | "nothing" | "nobody" | "nowhere" | "neither" | "nor"
-        | "without" | "cannot" | "unable" | "dont" | "doesnt" | "didnt" | "isnt" | "arent"
-        | "wasnt" | "werent" | "cant" | "couldnt" | "shouldnt" | "wouldnt" | "wont" | "havent"
-        | "hasnt" | "hadnt" | "mustnt" | "aint" | "niet" | "geen" | "nooit" | "niets"
-        | "niemand" | "nergens" | "zonder" | "noch" | "sans"
+        | "without" | "unable" | "niet" | "geen" | "nooit" | "niets" | "niemand" | "nergens"
+        | "zonder" | "noch" | "sans"
         // German, Spanish, Italian, Portuguese, Scandinavian, Polish, Russian, Indonesian.
         | "nicht" | "kein" | "keine" | "keinen" | "keinem" | "keiner" | "nie" | "niemals"
         | "nichts" | "ohne" | "nunca" | "jamás" | "ningún" | "ninguno" | "ninguna" | "non"
@@ -295,7 +293,7 @@ pub(super) fn negator(w: &str) -> Option<Negator> {
         | "не" | "нет" | "никогда" | "без" | "tidak" | "bukan" | "tanpa" => Negator::Plain,
         "ne" | "n'" => Negator::FrenchNe,
         "pas" | "jamais" | "rien" | "aucun" | "aucune" | "guère" => Negator::FrenchPas,
-        w if w.ends_with("n't") => Negator::Plain,
+        w if is_negated_auxiliary(w) => Negator::Plain,
         _ => return None,
     })
 }
