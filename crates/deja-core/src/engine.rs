@@ -194,7 +194,8 @@ pub enum Invalidate {
     Tag(String),
     /// Every entry answered by this model.
     Model(String),
-    /// Every entry of this tenant label (`ns:<name>`, `key:<hash>`, `shared`, ...).
+    /// Every entry under this tenant label (`key:<hash>` with its namespaces, `ns:<name>`
+    /// under every principal, ...; see [`crate::entry::tenant_matches`]).
     Namespace(String),
     Id(EntryId),
     /// Every entry created `secs` or more seconds ago.
@@ -482,12 +483,12 @@ impl Cache {
         let policy = self.policy();
         let now = inner.clock.now_ms();
         // Hints and keywords decide before anything is looked up, so an uncacheable
-        // category never touches the cache.
-        let mut category: Option<CategoryId> = req
-            .category
-            .and_then(|name| policy.by_name(name))
-            .or_else(|| policy.classify_text(req.prompt));
-        if category.is_some_and(|c| !policy.get(c).cacheable) {
+        // category never touches the cache. A hint may only tighten: what the prompt is
+        // classified as still counts (see `Policy::tightened`).
+        let hint: Option<CategoryId> = req.category.and_then(|name| policy.by_name(name));
+        let mut classified: Option<CategoryId> = policy.classify_text(req.prompt);
+        let uncacheable = |c: Option<CategoryId>| c.is_some_and(|c| !policy.get(c).cacheable);
+        if uncacheable(hint) || uncacheable(classified) {
             return Lookup::Bypass(BypassReason::UncacheableCategory);
         }
         let exact_key = ExactKey::new(&req.partition, req.prompt);
@@ -512,10 +513,7 @@ impl Cache {
                 nearest_id: None,
                 rejected: None,
                 threshold: None,
-                category: policy
-                    .get(category.unwrap_or(policy.default_id()))
-                    .name
-                    .clone(),
+                category: policy.tightened(hint, classified).name.to_string(),
             };
         }
         let started = Instant::now();
@@ -537,13 +535,13 @@ impl Cache {
                 return Lookup::Bypass(BypassReason::EmbedError);
             }
         };
-        if category.is_none() {
-            category = policy.classify_vector(&vector);
-            if category.is_some_and(|c| !policy.get(c).cacheable) {
+        if classified.is_none() {
+            classified = policy.classify_vector(&vector);
+            if uncacheable(classified) {
                 return Lookup::Bypass(BypassReason::UncacheableCategory);
             }
         }
-        let spec = policy.get(category.unwrap_or(policy.default_id()));
+        let spec = policy.tightened(hint, classified);
         let threshold = req
             .min_similarity
             .map_or(spec.min_similarity, |m| m.max(spec.min_similarity));
@@ -599,8 +597,7 @@ impl Cache {
                     let verdict = match (inner.options.verify, &inner.verifier) {
                         _ if !seen_alike => Err(RejectReason::Unseen),
                         (VerifyMode::Model, Some(model)) => {
-                            let confidence =
-                                spec.min_confidence.unwrap_or(model.file().min_confidence);
+                            let confidence = spec.min_confidence(model.file().min_confidence);
                             crate::verify::verify_model(
                                 model,
                                 &entry.prompt,
@@ -640,7 +637,7 @@ impl Cache {
             nearest_id: nearest.map(|(_, id)| id),
             rejected,
             threshold: Some(threshold),
-            category: spec.name.clone(),
+            category: spec.name.to_string(),
         }
     }
 
@@ -837,7 +834,7 @@ impl Cache {
                 let now = self.inner.clock.now_ms();
                 let selects = |m: &crate::traits::EntryMeta<'_>| match what {
                     Invalidate::Model(model) => m.model == model,
-                    Invalidate::Namespace(ns) => m.namespace == ns,
+                    Invalidate::Namespace(ns) => crate::entry::tenant_matches(m.namespace, ns),
                     Invalidate::OlderThan { secs } => {
                         now.saturating_sub(m.created_at_ms) >= secs.saturating_mul(1000)
                     }
@@ -1716,6 +1713,38 @@ mod tests {
             Lookup::Miss { category, .. } => assert_eq!(category, "default"),
             other => panic!("{other:?}"),
         }
+        // A hint may only tighten: naming a cacheable category does not make a prompt the
+        // transactional category refuses cacheable.
+        for hint in ["default", "loose"] {
+            let mut r = req(P1, "transfer 10 to bob");
+            r.category = Some(hint);
+            assert!(
+                matches!(
+                    f.cache.lookup(&r).await,
+                    Lookup::Bypass(BypassReason::UncacheableCategory)
+                ),
+                "{hint}"
+            );
+        }
+        // Nor does it loosen the threshold: "loose" (0.5) named for a default-category
+        // prompt still needs the default's 0.99.
+        let mut e = new_entry(P1, "red green blue yellow");
+        e.category = Some("default".into());
+        f.cache.insert(e).await.unwrap();
+        let mut r = req(P1, "red green blue purple");
+        r.category = Some("loose");
+        assert!(matches!(f.cache.lookup(&r).await, Lookup::Miss { .. }));
+        // (The same prompt is a hit in "loose" proper: the entry is what the hint cannot
+        // reach, not the prompt.)
+        let mut e = new_entry(P1, "loose red green blue yellow");
+        e.category = Some("loose".into());
+        f.cache.insert(e).await.unwrap();
+        assert!(matches!(
+            f.cache
+                .lookup(&req(P1, "loose red green blue purple"))
+                .await,
+            Lookup::SemanticHit { .. }
+        ));
     }
 
     async fn insert_labelled(f: &Fixture, prompt: &str, model: &str, ns: &str, tags: &[&str]) {

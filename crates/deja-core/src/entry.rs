@@ -69,9 +69,11 @@ pub struct Entry {
     pub hit_count: u64,
     /// The category the request was classified in (its TTL applies to the entry).
     pub category: String,
-    /// The tenant the entry belongs to, as the server labels it (`ns:<name>`,
-    /// `key:<hash>`, `shared`, `anonymous`); empty when the caller gave none. Recorded so
-    /// a tenant's entries can be invalidated; the partition already keeps tenants apart.
+    /// The tenant the entry belongs to, as the server labels it (`key:<hash>`,
+    /// `anonymous`, `shared`, each possibly narrowed as `…/ns:<name>`, or a shared
+    /// namespace `ns:<name>`; see [`tenant_matches`]); empty when the caller gave none.
+    /// Recorded so a tenant's entries can be invalidated; the partition already keeps
+    /// tenants apart.
     pub namespace: String,
     /// Labels the client attached (e.g. `product:123`) so every answer about one thing can
     /// be invalidated at once. Not part of the key.
@@ -185,5 +187,63 @@ impl Counters {
         } else {
             hits as f64 / total as f64
         }
+    }
+}
+
+/// Whether an entry's tenant label falls under `filter`, as invalidation and listing
+/// select them. A label is a principal (`key:<hash>`, `anonymous`, `shared`; none holds a
+/// `/`) optionally narrowed by a namespace (`key:<hash>/ns:<name>`), or a shared
+/// namespace on its own (`ns:<name>`). A principal selects itself and its namespaces; a
+/// namespace `ns:<name>` selects that namespace under every principal and the shared one;
+/// a narrowed label selects only itself.
+pub fn tenant_matches(label: &str, filter: &str) -> bool {
+    if label == filter {
+        return true;
+    }
+    if filter.starts_with("ns:") {
+        // The namespace part starts after the principal's first `/` (a namespace name may
+        // itself hold `/`, a principal never does).
+        return !label.starts_with("ns:")
+            && label.split_once('/').is_some_and(|(_, ns)| ns == filter);
+    }
+    !filter.contains('/')
+        && label
+            .strip_prefix(filter)
+            .is_some_and(|rest| rest.starts_with("/ns:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tenant_matches;
+
+    #[test]
+    fn tenant_filters_select_principals_and_namespaces() {
+        let key = format!("key:{}", "ab".repeat(32));
+        let other = format!("key:{}", "cd".repeat(32));
+        let labels = [
+            key.clone(),
+            format!("{key}/ns:acme"),
+            format!("{key}/ns:team/ns:acme"),
+            format!("{other}/ns:acme"),
+            "anonymous/ns:acme".to_string(),
+            "ns:acme".to_string(),
+            "shared".to_string(),
+        ];
+        let selected = |filter: &str| -> Vec<usize> {
+            (0..labels.len())
+                .filter(|i| tenant_matches(&labels[*i], filter))
+                .collect()
+        };
+        assert_eq!(selected(&key), vec![0, 1, 2]);
+        assert_eq!(selected("ns:acme"), vec![1, 3, 4, 5]);
+        assert_eq!(selected("ns:team/ns:acme"), vec![2]);
+        assert_eq!(selected(&format!("{key}/ns:acme")), vec![1]);
+        assert_eq!(selected("anonymous"), vec![4]);
+        assert_eq!(selected("shared"), vec![6]);
+        assert_eq!(
+            selected("key:ab"),
+            Vec::<usize>::new(),
+            "no prefix matching"
+        );
     }
 }

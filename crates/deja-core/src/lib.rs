@@ -20,9 +20,9 @@ pub use engine::{
     Eviction, InsertError, Invalidate, Lookup, LookupRequest, MaintenanceReport, NewEntry,
     SemanticMode, StageTimes, StaleCheck, VerifyMode,
 };
-pub use entry::{Answer, Counters, Entry, EntryId, Usage};
+pub use entry::{tenant_matches, Answer, Counters, Entry, EntryId, Usage};
 pub use key::{normalize_prompt, ExactKey, KeyBuilder, PartitionKey};
-pub use policy::{CategoryId, CategorySpec, Policy, DEFAULT_CATEGORY};
+pub use policy::{Applied, CategoryId, CategorySpec, Policy, DEFAULT_CATEGORY};
 pub use traits::{
     EmbedError, Embedder, EntryMeta, EntryStore, IndexError, Neighbor, StoreError, VectorIndex,
 };

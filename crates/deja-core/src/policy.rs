@@ -66,6 +66,27 @@ pub struct Policy {
     examples_min_similarity: f32,
 }
 
+/// The thresholds and the category a lookup applies ([`Policy::tightened`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Applied<'a> {
+    /// The category stored with the answer (its TTL applies).
+    pub name: &'a str,
+    pub min_similarity: f32,
+    /// Each category's own least confidence (`None`: the model's).
+    min_confidence: [Option<f32>; 2],
+}
+
+impl Applied<'_> {
+    /// The least verifier confidence: the higher of the categories', each defaulting to
+    /// the model's own.
+    pub fn min_confidence(&self, model_default: f32) -> f32 {
+        self.min_confidence
+            .iter()
+            .map(|c| c.unwrap_or(model_default))
+            .fold(f32::MIN, f32::max)
+    }
+}
+
 impl Policy {
     /// `default` applies when no category matches; `others` are checked for keywords in
     /// order, and by nearest example.
@@ -169,6 +190,38 @@ impl Policy {
             .unwrap_or(&self.categories[0])
     }
 
+    /// What a lookup applies when the client named `hint` and the prompt was classified as
+    /// `classified` (`None`: the default category): a hint may only tighten, so the higher
+    /// similarity and confidence thresholds of the two, and the name (hence the TTL) of the
+    /// one that keeps the answer for less time. (Cacheability is checked before: either
+    /// being uncacheable bypasses.)
+    pub fn tightened(
+        &self,
+        hint: Option<CategoryId>,
+        classified: Option<CategoryId>,
+    ) -> Applied<'_> {
+        let base = self.get(classified.unwrap_or(self.default_id()));
+        let Some(hint) = hint.map(|h| self.get(h)).filter(|h| h.name != base.name) else {
+            return Applied {
+                name: &base.name,
+                min_similarity: base.min_similarity,
+                min_confidence: [base.min_confidence, base.min_confidence],
+            };
+        };
+        // `None` is no TTL of the category's own, which keeps an entry longest.
+        let shorter = match (hint.ttl_secs, base.ttl_secs) {
+            (Some(h), Some(b)) => h <= b,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => true,
+        };
+        Applied {
+            name: if shorter { &hint.name } else { &base.name },
+            min_similarity: hint.min_similarity.max(base.min_similarity),
+            min_confidence: [hint.min_confidence, base.min_confidence],
+        }
+    }
+
     pub fn by_name(&self, name: &str) -> Option<CategoryId> {
         self.categories
             .iter()
@@ -264,6 +317,41 @@ mod tests {
             keywords: keywords.iter().map(|s| s.to_string()).collect(),
             examples: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_hint_only_tightens() {
+        let cat = |name: &str, min: f32, conf: Option<f32>, ttl: Option<u64>| CategorySpec {
+            min_similarity: min,
+            min_confidence: conf,
+            ttl_secs: ttl,
+            ..spec(name, &[])
+        };
+        let p = Policy::new(
+            0.95,
+            None,
+            None,
+            vec![
+                cat("loose", 0.80, Some(0.5), Some(60)),
+                cat("strict", 0.99, Some(0.99), Some(3_600)),
+            ],
+            0.7,
+        )
+        .unwrap();
+        let (loose, strict) = (p.by_name("loose"), p.by_name("strict"));
+        let plain = p.tightened(None, None);
+        assert_eq!((plain.name, plain.min_similarity), ("default", 0.95));
+        // Named for a default prompt, "loose" keeps the default's similarity and the
+        // model's confidence, but its own shorter TTL.
+        let a = p.tightened(loose, None);
+        assert_eq!((a.name, a.min_similarity), ("loose", 0.95));
+        assert_eq!(a.min_confidence(0.8), 0.8);
+        // "strict" raises both; the classified "loose" keeps its shorter TTL.
+        let b = p.tightened(strict, loose);
+        assert_eq!((b.name, b.min_similarity), ("loose", 0.99));
+        assert_eq!(b.min_confidence(0.8), 0.99);
+        let same = p.tightened(strict, strict);
+        assert_eq!((same.name, same.min_similarity), ("strict", 0.99));
     }
 
     #[test]

@@ -451,6 +451,26 @@ pub fn stream_completed(chunks: &[Vec<u8>]) -> bool {
     !finished.is_empty() && finished.values().all(|&done| done)
 }
 
+/// Whether a non-streamed 2xx body is a whole answer worth storing: a JSON object with
+/// no `error`, a non-empty `choices` array, and a finish reason for every choice. (A body
+/// that is merely JSON, `{"error": …}` or `{"choices": []}` from a misbehaving upstream or
+/// gateway, is not.)
+pub fn body_completed(body: &[u8]) -> bool {
+    let Ok(Value::Object(v)) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    if v.get("error").is_some_and(|e| !e.is_null()) {
+        return false;
+    }
+    match v.get("choices") {
+        Some(Value::Array(choices)) if !choices.is_empty() => choices.iter().all(|c| {
+            c.get("finish_reason").is_some_and(|r| !r.is_null())
+                && c.get("message").is_some_and(Value::is_object)
+        }),
+        _ => false,
+    }
+}
+
 fn usage_of(value: Option<&Value>) -> Usage {
     let field = |name: &str| {
         value
@@ -751,6 +771,36 @@ mod tests {
         assert_eq!(back["choices"][1]["message"]["content"], "Hello");
         assert_eq!(back["choices"][1]["message"]["role"], "assistant");
         assert!(back.get("usage").is_none());
+    }
+
+    #[test]
+    fn body_completed_table() {
+        let cases: &[(&str, bool)] = &[
+            (
+                r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#,
+                true,
+            ),
+            (
+                r#"{"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[]},"finish_reason":"tool_calls"}]}"#,
+                true,
+            ),
+            (r#"{"choices":[]}"#, false),
+            (r#"{"error":{"message":"overloaded"}}"#, false),
+            (
+                r#"{"error":{"message":"x"},"choices":[{"message":{},"finish_reason":"stop"}]}"#,
+                false,
+            ),
+            (
+                r#"{"choices":[{"index":0,"message":{"content":"cut"},"finish_reason":null}]}"#,
+                false,
+            ),
+            (r#"{"choices":[{"index":0,"finish_reason":"stop"}]}"#, false),
+            (r#"[1,2]"#, false),
+            ("not json", false),
+        ];
+        for (body, want) in cases {
+            assert_eq!(body_completed(body.as_bytes()), *want, "{body}");
+        }
     }
 
     #[test]

@@ -262,17 +262,19 @@ pub fn staleness_status(config: &crate::config::Config, now_ms: u64) -> Value {
 struct InvalidateBody {
     tag: Option<String>,
     model: Option<String>,
-    /// As given in `x-deja-namespace` (without the `ns:` the tenant label adds).
+    /// As given in `x-deja-namespace` (without the `ns:` the tenant label adds): the
+    /// namespace under every credential, and the shared namespace of that name.
     namespace: Option<String>,
-    /// A tenant label as stored and listed: `ns:<name>`, `key:<hash>` (per-key tenants),
-    /// `shared` or `anonymous`.
+    /// A tenant label as stored and listed: `key:<hash>` (per-key tenants), `anonymous`,
+    /// `shared`, each optionally narrowed by `/ns:<name>`, or `ns:<name>` (a shared
+    /// namespace). A principal selects its namespaces too.
     tenant: Option<String>,
     id: Option<String>,
     older_than_secs: Option<u64>,
     all: Option<bool>,
 }
 
-const INVALIDATE_USAGE: &str = "send exactly one of {\"tag\": \"...\"}, {\"model\": \"...\"}, {\"namespace\": \"...\"}, {\"tenant\": \"ns:...|key:...|shared|anonymous\"}, {\"id\": \"<16 hex digits>\"}, {\"older_than_secs\": N}, {\"all\": true}";
+const INVALIDATE_USAGE: &str = "send exactly one of {\"tag\": \"...\"}, {\"model\": \"...\"}, {\"namespace\": \"...\"}, {\"tenant\": \"key:...|anonymous|shared[/ns:...]|ns:...\"}, {\"id\": \"<16 hex digits>\"}, {\"older_than_secs\": N}, {\"all\": true}";
 
 impl InvalidateBody {
     fn selector(self) -> Result<Invalidate, ApiError> {
@@ -331,20 +333,31 @@ impl InvalidateBody {
     }
 }
 
-/// A tenant label as the server writes it (see `controls::tenant`); anything else would
-/// match no entry, so it is refused rather than silently removing nothing.
+/// A tenant label as the server writes it (see [`crate::tenant`]): a principal
+/// (`key:<hash>`, `anonymous`, `shared`), optionally narrowed by a namespace
+/// (`…/ns:<name>`), or a shared namespace (`ns:<name>`). Anything else would match no
+/// entry, so it is refused rather than silently removing nothing.
 pub fn parse_tenant(label: &str) -> Result<String, ApiError> {
-    let ok = label == "shared"
-        || label == "anonymous"
-        || label.strip_prefix("ns:").is_some_and(|n| !n.is_empty())
-        || label
-            .strip_prefix("key:")
-            .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    let principal_ok = |p: &str| {
+        p == "shared"
+            || p == "anonymous"
+            || p.strip_prefix("key:")
+                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let namespace_ok = |n: &str| n.strip_prefix("ns:").is_some_and(|n| !n.is_empty());
+    let ok = if label.starts_with("ns:") {
+        namespace_ok(label)
+    } else {
+        match label.split_once('/') {
+            Some((p, ns)) => principal_ok(p) && namespace_ok(ns),
+            None => principal_ok(label),
+        }
+    };
     if ok {
         Ok(label.to_string())
     } else {
         Err(ApiError::bad_request(
-            format!("tenant {label:?} is not a tenant label; use ns:<namespace>, key:<64 hex digits>, shared or anonymous"),
+            format!("tenant {label:?} is not a tenant label; use key:<64 hex digits>, anonymous or shared, each optionally followed by /ns:<namespace>, or ns:<namespace>"),
             Some("tenant"),
         ))
     }
@@ -531,6 +544,14 @@ async fn config(State(app): State<AppState>) -> Result<Response, ApiError> {
             *secret = json!("***");
         }
     }
+    // Shared namespaces' tokens are secrets too (their key lists are hashes).
+    if let Some(namespaces) = v.get_mut("namespaces").and_then(|n| n.as_object_mut()) {
+        for ns in namespaces.values_mut() {
+            if let Some(token) = ns.get_mut("token").filter(|t| !t.is_null()) {
+                *token = json!("***");
+            }
+        }
+    }
     // A Redis URL may carry a password; the rest of it is worth showing.
     if let Some(url) = v.pointer_mut("/store/url") {
         if let Some(s) = url.as_str() {
@@ -673,6 +694,12 @@ mod tests {
                 KEY_TENANT_BODY,
                 Some(Invalidate::Namespace(format!("key:{}", "ab".repeat(32)))),
             ),
+            (
+                r#"{"tenant": "anonymous/ns:team-1"}"#,
+                Some(Invalidate::Namespace("anonymous/ns:team-1".into())),
+            ),
+            (r#"{"tenant": "anonymous/team-1"}"#, None),
+            (r#"{"tenant": "bogus/ns:team-1"}"#, None),
             (r#"{"tenant": "team-1"}"#, None),
             (r#"{"tenant": "key:abc"}"#, None),
             (r#"{"tenant": "ns:"}"#, None),

@@ -37,6 +37,10 @@ pub struct Config {
     /// (`[prices."gpt-4o"] input_per_mtok = 2.5, output_per_mtok = 10.0`); see
     /// [`crate::pricing`].
     pub prices: BTreeMap<String, crate::pricing::ModelPrice>,
+    /// Namespaces whose entries several credentials share (`[namespaces.NAME] keys =
+    /// [...]`, or a `token`); without one, a namespace only narrows each credential's own
+    /// tenant. See [`crate::tenant`].
+    pub namespaces: BTreeMap<String, crate::tenant::SharedNamespace>,
 }
 
 /// `[anthropic]`: the upstream of Anthropic's Messages API. Timeouts are `[upstream]`'s.
@@ -232,6 +236,7 @@ impl Default for Config {
             staleness: StalenessConfig::default(),
             anthropic: AnthropicConfig::default(),
             prices: BTreeMap::new(),
+            namespaces: BTreeMap::new(),
         }
     }
 }
@@ -271,10 +276,11 @@ impl Default for UpstreamConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TenantMode {
-    /// A hash of the client's bearer token (never stored in clear); the request header
-    /// `x-deja-namespace` overrides it.
+    /// A hash of the client's credentials (never stored in clear), narrowed by the
+    /// request header `x-deja-namespace` (see [`crate::tenant`]).
     PerKey,
-    /// One cache for every client; `x-deja-namespace` still separates.
+    /// One cache for every client, whatever its credential: an explicit opt-in.
+    /// `x-deja-namespace` still separates.
     Shared,
 }
 
@@ -298,7 +304,8 @@ pub struct CacheConfig {
     /// `rules`: semantic candidates must pass the verification rules (numbers, negation,
     /// ...); `off`: similarity alone decides.
     pub verify: VerifySetting,
-    /// Most entries kept (chat answers and embedding items together). Unset: no limit.
+    /// Most entries kept (chat answers and embedding items together); `0`: no limit.
+    /// Default [`DEFAULT_MAX_ENTRIES`], so memory is bounded out of the box (see there).
     pub max_entries: Option<u64>,
     /// Most bytes of prompts plus answers kept (vectors and store overhead are not
     /// counted, so the file is larger). Unset: no limit.
@@ -341,7 +348,7 @@ impl Default for CacheConfig {
             tenant: TenantMode::PerKey,
             examples_min_similarity: 0.7,
             verify: VerifySetting::Model,
-            max_entries: None,
+            max_entries: Some(DEFAULT_MAX_ENTRIES),
             max_bytes: None,
             eviction: EvictionSetting::Lru,
             cold_after_secs: None,
@@ -349,6 +356,16 @@ impl Default for CacheConfig {
         }
     }
 }
+
+/// The default `cache.max_entries`. Each entry holds in memory its quantised vector
+/// in the index (384 bytes for MiniLM, plus its scale and id), its HNSW links once its
+/// partition is large (16 to 32 neighbours of 4 bytes), and its share of its partition's
+/// index (a partition per tenant, model, system prompt and parameters: about 2.5 KB each
+/// were measured when every request opened a new one); prompts and answers stay on disk,
+/// read through the store's page cache (`store.cache_bytes`). So 100,000 entries bound
+/// the index to about 100 MB when partitions are shared and about 250 MB in the worst case
+/// of one entry per partition. `0` lifts the limit.
+pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
 
 /// The learned verifier's candidate gate ([`deja_core::engine::DEFAULT_GATE`]): below
 /// it, no candidate is judged. Chosen with the model on labelled pairs; see the README.
@@ -677,7 +694,6 @@ impl Config {
             });
         }
         for (key, value) in [
-            ("cache.max_entries", self.cache.max_entries),
             ("cache.max_bytes", self.cache.max_bytes),
             ("cache.cold_after_secs", self.cache.cold_after_secs),
             (
@@ -693,6 +709,7 @@ impl Config {
             }
         }
         self.validate_staleness()?;
+        self.validate_namespaces()?;
         for (model, price) in &self.prices {
             if model.trim().is_empty() {
                 return Err(ConfigError::Invalid {
@@ -769,6 +786,21 @@ impl Config {
 }
 
 impl Config {
+    fn validate_namespaces(&self) -> Result<(), ConfigError> {
+        for (name, ns) in &self.namespaces {
+            let key = format!("namespaces.{name}");
+            if name.is_empty() || name.len() > 256 || !name.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: "a namespace name is 1 to 256 visible ASCII characters, as clients send it in x-deja-namespace".into(),
+                });
+            }
+            ns.check()
+                .map_err(|message| ConfigError::Invalid { key, message })?;
+        }
+        Ok(())
+    }
+
     fn validate_staleness(&self) -> Result<(), ConfigError> {
         let s = &self.staleness;
         let invalid = |key: &str, message: &str| ConfigError::Invalid {
@@ -1027,14 +1059,22 @@ mod tests {
                 d.cache.eviction,
                 d.cache.sweep_interval_secs
             ),
-            (None, EvictionSetting::Lru, 60)
+            (Some(DEFAULT_MAX_ENTRIES), EvictionSetting::Lru, 60)
+        );
+        assert_eq!(
+            crate::capacity_limits(&d).max_entries,
+            Some(DEFAULT_MAX_ENTRIES)
         );
         let err = Config::from_toml("[cache]\neviction = \"fifo\"\n").unwrap_err();
         assert!(err.contains("fifo"), "{err}");
+        // `max_entries = 0` lifts the limit.
+        let unlimited = Config::from_toml("[cache]\nmax_entries = 0\n").unwrap();
+        unlimited.validate().unwrap();
+        assert_eq!(crate::capacity_limits(&unlimited).max_entries, None);
         let mut c = Config::default();
-        c.cache.max_entries = Some(0);
+        c.cache.max_bytes = Some(0);
         let err = c.validate().unwrap_err().to_string();
-        assert!(err.starts_with("cache.max_entries"), "{err}");
+        assert!(err.starts_with("cache.max_bytes"), "{err}");
     }
 
     #[test]

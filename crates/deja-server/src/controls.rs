@@ -1,11 +1,9 @@
 //! What a request asks of the cache through its headers: `Cache-Control`
-//! (`no-cache`, `no-store`, `max-age=N`), `x-deja-min-similarity`, and the tenant it
-//! belongs to (`x-deja-namespace`, else a hash of its bearer token, or for Anthropic's API
-//! of its `x-api-key`).
+//! (`no-cache`, `no-store`, `max-age=N`) and `x-deja-min-similarity`. The tenant it
+//! belongs to is [`crate::tenant`]'s.
 
 use axum::http::HeaderMap;
 
-use crate::config::TenantMode;
 use crate::error::ApiError;
 
 /// Per-request cache controls.
@@ -67,47 +65,6 @@ impl Controls {
         }
         Ok(c)
     }
-}
-
-/// The tenant a request belongs to. Entries are never served across tenants.
-pub fn tenant(headers: &HeaderMap, mode: TenantMode) -> Result<String, ApiError> {
-    tenant_by(headers, mode, &["authorization"])
-}
-
-/// The tenant of a request to Anthropic's API: as [`tenant`], from its `x-api-key`, or its
-/// `Authorization` when it has none (Anthropic's SDKs send a bearer token when given one).
-pub fn anthropic_tenant(headers: &HeaderMap, mode: TenantMode) -> Result<String, ApiError> {
-    tenant_by(headers, mode, &["x-api-key", "authorization"])
-}
-
-/// The tenant from `x-deja-namespace`, else from the first of `credentials` present.
-fn tenant_by(
-    headers: &HeaderMap,
-    mode: TenantMode,
-    credentials: &[&str],
-) -> Result<String, ApiError> {
-    if let Some(ns) = headers.get("x-deja-namespace") {
-        let ns = ns
-            .to_str()
-            .ok()
-            .map(str::trim)
-            .filter(|s| !s.is_empty() && s.len() <= 256)
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "x-deja-namespace must be 1 to 256 visible ASCII characters",
-                    None,
-                )
-            })?;
-        return Ok(format!("ns:{ns}"));
-    }
-    Ok(match mode {
-        TenantMode::Shared => "shared".to_string(),
-        TenantMode::PerKey => match credentials.iter().find_map(|name| headers.get(*name)) {
-            // Only a hash of the credential is kept, never the credential itself.
-            Some(v) => format!("key:{}", blake3::hash(v.as_bytes()).to_hex()),
-            None => "anonymous".to_string(),
-        },
-    })
 }
 
 #[cfg(test)]
@@ -181,65 +138,5 @@ mod tests {
             h.insert("x-deja-min-similarity", HeaderValue::from_str(bad).unwrap());
             assert!(Controls::from_headers(&h).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn tenants() {
-        let a = tenant(
-            &headers(&[("authorization", "Bearer a")]),
-            TenantMode::PerKey,
-        )
-        .unwrap();
-        let b = tenant(
-            &headers(&[("authorization", "Bearer b")]),
-            TenantMode::PerKey,
-        )
-        .unwrap();
-        assert_ne!(a, b);
-        assert!(
-            !a.contains("Bearer"),
-            "the credential is never kept in clear"
-        );
-        let shared = tenant(
-            &headers(&[("authorization", "Bearer a")]),
-            TenantMode::Shared,
-        )
-        .unwrap();
-        assert_eq!(shared, "shared");
-        let ns = tenant(
-            &headers(&[
-                ("authorization", "Bearer a"),
-                ("x-deja-namespace", "team-1"),
-            ]),
-            TenantMode::PerKey,
-        )
-        .unwrap();
-        assert_eq!(ns, "ns:team-1");
-    }
-
-    #[test]
-    fn anthropic_tenants_hash_the_api_key() {
-        let mode = TenantMode::PerKey;
-        let a = anthropic_tenant(&headers(&[("x-api-key", "sk-ant-a")]), mode).unwrap();
-        let b = anthropic_tenant(&headers(&[("x-api-key", "sk-ant-b")]), mode).unwrap();
-        assert_ne!(a, b);
-        assert!(a.starts_with("key:") && !a.contains("sk-ant"), "{a}");
-        let both = headers(&[("x-api-key", "sk-ant-a"), ("authorization", "Bearer z")]);
-        assert_eq!(anthropic_tenant(&both, mode).unwrap(), a, "x-api-key first");
-        let bearer = anthropic_tenant(&headers(&[("authorization", "Bearer z")]), mode).unwrap();
-        assert_eq!(
-            bearer,
-            tenant(&headers(&[("authorization", "Bearer z")]), mode).unwrap()
-        );
-        assert_eq!(
-            anthropic_tenant(&HeaderMap::new(), mode).unwrap(),
-            "anonymous"
-        );
-        let ns = headers(&[("x-api-key", "sk-ant-a"), ("x-deja-namespace", "team")]);
-        assert_eq!(anthropic_tenant(&ns, mode).unwrap(), "ns:team");
-        assert_eq!(
-            anthropic_tenant(&headers(&[("x-api-key", "k")]), TenantMode::Shared).unwrap(),
-            "shared"
-        );
     }
 }

@@ -19,6 +19,7 @@ pub mod routes;
 pub mod shared_embeddings;
 pub mod snapshot;
 pub mod staleness;
+pub mod tenant;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -159,6 +160,13 @@ impl AppState {
     }
     pub fn top_entries(&self) -> &dashboard::TopEntriesCache {
         &self.inner.top_entries
+    }
+    /// How requests are assigned tenants (`cache.tenant`, `[namespaces]`).
+    pub fn tenancy(&self) -> tenant::Tenancy<'_> {
+        tenant::Tenancy {
+            mode: self.inner.config.cache.tenant,
+            shared: &self.inner.config.namespaces,
+        }
     }
     /// The embedding tier shared with other replicas, when configured.
     pub fn shared_embeddings(&self) -> Option<&shared_embeddings::SharedEmbeddings> {
@@ -399,7 +407,8 @@ pub fn cache_options(config: &Config) -> CacheOptions {
 /// The capacity limits and cold-entry age from `[cache]`.
 pub fn capacity_limits(config: &Config) -> CapacityLimits {
     CapacityLimits {
-        max_entries: config.cache.max_entries,
+        // `0` lifts the limit.
+        max_entries: config.cache.max_entries.filter(|n| *n > 0),
         max_bytes: config.cache.max_bytes,
         eviction: match config.cache.eviction {
             config::EvictionSetting::Lru => Eviction::Lru,

@@ -71,6 +71,9 @@ enum Command {
         #[arg(long, conflicts_with_all = ["workload", "transfer"])]
         lifecycle: bool,
     },
+    /// Print the hash a shared namespace lists for a key (`[namespaces.NAME] keys`),
+    /// reading the key from standard input so it stays out of shell history.
+    KeyHash,
     /// Run a deterministic mock OpenAI-compatible upstream (for demos and tests).
     MockUpstream {
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -196,6 +199,21 @@ fn run() -> anyhow::Result<()> {
                 return rt.block_on(bench::run_lifecycle(Config::default(), args));
             }
             rt.block_on(bench::run(Config::default(), args))
+        }
+        Command::KeyHash => {
+            let mut key = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut key)
+                .context("reading the key from standard input")?;
+            let key = key.trim();
+            // A bearer token is listed without its scheme, as the server compares it.
+            let key = key
+                .strip_prefix("Bearer ")
+                .or_else(|| key.strip_prefix("bearer "))
+                .unwrap_or(key)
+                .trim();
+            anyhow::ensure!(!key.is_empty(), "no key on standard input");
+            println!("{}", deja_server::tenant::key_hash(key.as_bytes()).to_hex());
+            Ok(())
         }
         Command::MockUpstream { listen, anthropic } => {
             deja_server::logging::init(deja_server::logging::LogFormat::Text);

@@ -53,11 +53,12 @@ pub struct InvalidateArgs {
     /// Every entry answered by this model.
     #[arg(long)]
     pub model: Option<String>,
-    /// Every entry of this namespace (as given in `x-deja-namespace`).
+    /// Every entry of this namespace (as given in `x-deja-namespace`), under every key.
     #[arg(long)]
     pub namespace: Option<String>,
-    /// Every entry of this tenant label, as `deja entries` shows it: ns:NAME, key:HASH
-    /// (a per-key tenant), shared or anonymous.
+    /// Every entry under this tenant label, as `deja entries` shows it: key:HASH (a
+    /// per-key tenant, with its namespaces), anonymous or shared, each optionally followed
+    /// by /ns:NAME; or ns:NAME (a shared namespace).
     #[arg(long)]
     pub tenant: Option<String>,
     /// One entry, by its 16-hex-digit id.
@@ -104,10 +105,11 @@ pub struct EntriesArgs {
     /// Entries answered by this model.
     #[arg(long)]
     pub model: Option<String>,
-    /// Entries of this namespace (as given in `x-deja-namespace`).
+    /// Entries of this namespace (as given in `x-deja-namespace`), under every key.
     #[arg(long, conflicts_with = "tenant")]
     pub namespace: Option<String>,
-    /// Entries of this tenant label (ns:NAME, key:HASH, shared, anonymous).
+    /// Entries under this tenant label (key:HASH, anonymous or shared, each optionally
+    /// followed by /ns:NAME; or ns:NAME).
     #[arg(long)]
     pub tenant: Option<String>,
     /// Entries per page (1 to 1000).
@@ -411,7 +413,7 @@ pub async fn invalidate(args: InvalidateArgs) -> anyhow::Result<()> {
             } else if let Some(t) = tenant {
                 Invalidate::Namespace(
                     deja_server::admin::parse_tenant(&t)
-                        .map_err(|_| anyhow::anyhow!("--tenant {t:?} is not a tenant label; use ns:NAME, key:HASH, shared or anonymous"))?,
+                        .map_err(|_| anyhow::anyhow!("--tenant {t:?} is not a tenant label; use key:HASH, anonymous or shared, each optionally followed by /ns:NAME, or ns:NAME"))?,
                 )
             } else if let Some(id) = id {
                 let parsed = (id.len() == 16).then(|| EntryId::parse_hex(&id)).flatten();
@@ -452,7 +454,7 @@ pub async fn entries(args: EntriesArgs) -> anyhow::Result<()> {
         (Some(ns), _) => Some(format!("ns:{ns}")),
         (None, Some(t)) => Some(deja_server::admin::parse_tenant(&t).map_err(|_| {
             anyhow::anyhow!(
-                "--tenant {t:?} is not a tenant label; use ns:NAME, key:HASH, shared or anonymous"
+                "--tenant {t:?} is not a tenant label; use key:HASH, anonymous or shared, each optionally followed by /ns:NAME, or ns:NAME"
             )
         })?),
         (None, None) => None,
@@ -521,12 +523,28 @@ fn print_entry_line(e: &entries::EntrySummary) {
     } else {
         e.tags.join(",")
     };
-    // Per-key tenants are long hashes; the start is enough to tell them apart on screen.
-    let tenant: String = e.namespace.chars().take(20).collect();
+    let tenant = short_tenant(&e.namespace);
     println!(
         "{}  {:>6} hits  {:>8} B  {:<16} {:<20} {:<12} {:<20} {}",
         e.id, e.hit_count, e.size_bytes, e.model, tenant, e.category, tags, prompt
     );
+}
+
+/// A tenant label for the screen: a per-key tenant's hash cut to its first 16 digits (enough
+/// to tell them apart), its namespace kept whole.
+fn short_tenant(label: &str) -> String {
+    match label.strip_prefix("key:") {
+        Some(rest) => {
+            let (hash, ns) = rest.split_once('/').map_or((rest, ""), |(h, n)| (h, n));
+            let hash: String = hash.chars().take(16).collect();
+            if ns.is_empty() {
+                format!("key:{hash}")
+            } else {
+                format!("key:{hash}/{ns}")
+            }
+        }
+        None => label.to_string(),
+    }
 }
 
 /// Where `deja entries` reads pages from.
@@ -753,6 +771,18 @@ fn file_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tenants_are_shortened_for_the_screen_but_keep_their_namespace() {
+        let hash = "ab".repeat(32);
+        assert_eq!(short_tenant(&format!("key:{hash}")), "key:abababababababab");
+        assert_eq!(
+            short_tenant(&format!("key:{hash}/ns:acme")),
+            "key:abababababababab/ns:acme"
+        );
+        assert_eq!(short_tenant("anonymous/ns:acme"), "anonymous/ns:acme");
+        assert_eq!(short_tenant("ns:support"), "ns:support");
+    }
 
     #[test]
     fn durations() {

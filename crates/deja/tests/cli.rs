@@ -86,6 +86,39 @@ fn now_ms() -> u64 {
 }
 
 #[test]
+fn key_hash_prints_the_hash_a_shared_namespace_lists() {
+    use std::io::Write;
+    let want = deja_server::tenant::key_hash(b"sk-A").to_hex().to_string();
+    for input in ["sk-A", "sk-A\n", "Bearer sk-A\n"] {
+        let mut child = deja()
+            .arg("key-hash")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{input:?}");
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap().trim(),
+            want,
+            "{input:?}"
+        );
+    }
+    let empty = deja()
+        .arg("key-hash")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!empty.status.success(), "no key is an error");
+}
+
+#[test]
 fn data_dir_export_import_round_trip_and_invalidate() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");

@@ -338,6 +338,18 @@ pub fn stream_completed(events: &[Vec<u8>]) -> bool {
     started && stop_reason && last == "message_stop" && !open.values().any(|&o| o)
 }
 
+/// Whether a non-streamed 2xx body is a whole answer worth storing: a `message` object
+/// with a `content` array and a stop reason (not an `error`, not a message cut short
+/// without one).
+pub fn body_completed(body: &[u8]) -> bool {
+    let Ok(Value::Object(v)) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    v.get("type").and_then(Value::as_str) == Some("message")
+        && v.get("content").is_some_and(Value::is_array)
+        && v.get("stop_reason").is_some_and(|r| !r.is_null())
+}
+
 /// The answer's text, to compare two answers: text blocks as they are, tool calls as their
 /// name and input JSON, one block per line; thinking (which may differ while the answer does
 /// not) and other blocks are left out.
@@ -461,6 +473,29 @@ mod tests {
 
     fn json_of(bytes: &[u8]) -> Value {
         serde_json::from_slice(bytes).unwrap()
+    }
+
+    #[test]
+    fn body_completed_needs_a_message_with_a_stop_reason() {
+        let cases: &[(&str, bool)] = &[
+            (
+                r#"{"type":"message","role":"assistant","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn"}"#,
+                true,
+            ),
+            (
+                r#"{"type":"message","content":[],"stop_reason":null}"#,
+                false,
+            ),
+            (
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"x"}}"#,
+                false,
+            ),
+            (r#"{"type":"message","stop_reason":"end_turn"}"#, false),
+            ("{}", false),
+        ];
+        for (body, want) in cases {
+            assert_eq!(body_completed(body.as_bytes()), *want, "{body}");
+        }
     }
 
     #[test]

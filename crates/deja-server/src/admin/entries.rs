@@ -112,7 +112,10 @@ pub async fn list(
             continue;
         };
         let matches = filter.model.as_deref().is_none_or(|x| e.model == x)
-            && filter.tenant.as_deref().is_none_or(|x| e.namespace == x)
+            && filter
+                .tenant
+                .as_deref()
+                .is_none_or(|x| deja_core::tenant_matches(&e.namespace, x))
             && filter
                 .tag
                 .as_deref()
@@ -168,7 +171,10 @@ async fn next_ids(
         .scan_meta(&mut |m| {
             if after.is_some_and(|a| m.id <= a)
                 || filter.model.as_deref().is_some_and(|x| m.model != x)
-                || filter.tenant.as_deref().is_some_and(|x| m.namespace != x)
+                || filter
+                    .tenant
+                    .as_deref()
+                    .is_some_and(|x| !deja_core::tenant_matches(m.namespace, x))
                 || filter.tag.as_deref().is_some_and(|x| !m.tags.contains(&x))
             {
                 return;

@@ -6,14 +6,14 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use bytes::Bytes;
 use deja_core::{Answer, Entry};
 use deja_openai::chat::{chat_key, include_usage, is_stream, parse_chat};
 use deja_openai::sse;
 
-use crate::controls::{tenant, Controls};
+use crate::controls::Controls;
 use crate::error::ApiError;
 use crate::metrics::Endpoint;
 use crate::observe::RequestRecord;
@@ -27,6 +27,7 @@ const PATH: &str = "/v1/chat/completions";
 
 pub async fn chat_completions(
     State(app): State<AppState>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -35,8 +36,9 @@ pub async fn chat_completions(
     let mut record = RequestRecord::new(&app, Endpoint::Chat);
     let req = parse_chat(&bytes).map_err(wire_error)?;
     let controls = Controls::from_headers(&headers)?;
-    let tenant = tenant(&headers, app.config().cache.tenant)?;
-    let key = chat_key(&req, &tenant);
+    let tenant = app.tenancy().tenant(&headers, uri.query())?;
+    let scope = crate::tenant::key_scope(&tenant, uri.query());
+    let key = chat_key(&req, &scope);
     let want = Shape {
         stream: is_stream(&req),
         include_usage: include_usage(&req),
@@ -57,7 +59,7 @@ pub async fn chat_completions(
     let route = Route {
         endpoint: Endpoint::Chat,
         upstream: app.upstream(),
-        path: PATH,
+        path: &crate::tenant::upstream_path(PATH, uri.query()),
         format: StreamFormat::OpenAi,
         stream: want.stream,
     };

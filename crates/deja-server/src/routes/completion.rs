@@ -68,17 +68,13 @@ impl StreamFormat {
         }
     }
 
-    /// Whether a 2xx body is an answer worth storing, and its usage if so.
+    /// Whether a 2xx body is a whole answer worth storing (not merely JSON: an error
+    /// object or an empty `choices` is not), and its usage if so.
     fn stored_body(self, body: &[u8]) -> Option<Usage> {
         match self {
-            StreamFormat::OpenAi => serde_json::from_slice::<serde::de::IgnoredAny>(body)
-                .is_ok()
-                .then(|| sse::usage_from_body(body)),
-            StreamFormat::Anthropic => {
-                let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-                (value.get("type").and_then(|t| t.as_str()) == Some("message"))
-                    .then(|| anthropic_stream::usage_from_body(body))
-            }
+            StreamFormat::OpenAi => sse::body_completed(body).then(|| sse::usage_from_body(body)),
+            StreamFormat::Anthropic => anthropic_stream::body_completed(body)
+                .then(|| anthropic_stream::usage_from_body(body)),
         }
     }
 }
@@ -88,8 +84,9 @@ pub struct Route<'a> {
     /// The metrics label.
     pub endpoint: Endpoint,
     pub upstream: &'a Upstream,
-    /// The incoming path, mapped under the upstream's base URL.
-    pub path: &'static str,
+    /// The incoming path with the client's query string, mapped under the upstream's
+    /// base URL.
+    pub path: &'a str,
     pub format: StreamFormat,
     /// Whether the client asked for a streamed answer.
     pub stream: bool,

@@ -9,12 +9,12 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use deja_core::{Answer, ExactKey, NewEntry, SemanticMode, Usage};
 use deja_openai::embeddings::{self as wire, EncodingFormat};
 
-use crate::controls::{tenant, Controls};
+use crate::controls::Controls;
 use crate::error::ApiError;
 use crate::metrics::Endpoint;
 use crate::observe::RequestRecord;
@@ -27,6 +27,7 @@ const PATH: &str = "/v1/embeddings";
 
 pub async fn embeddings(
     State(app): State<AppState>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -35,9 +36,10 @@ pub async fn embeddings(
     let mut record = RequestRecord::new(&app, Endpoint::Embeddings);
     let req = wire::parse_embeddings(&bytes).map_err(wire_error)?;
     let controls = Controls::from_headers(&headers)?;
-    let tenant = tenant(&headers, app.config().cache.tenant)?;
+    let tenant = app.tenancy().tenant(&headers, uri.query())?;
+    let scope = crate::tenant::key_scope(&tenant, uri.query());
     let tags = crate::admin::tags_from_headers(&headers)?;
-    let partition = wire::partition_key(&req, &tenant);
+    let partition = wire::partition_key(&req, &scope);
     let items = wire::items(&req);
     let prompts: Vec<String> = items.iter().map(wire::item_prompt).collect();
     // Each item's key, for this replica's store and for the shared tier.
@@ -138,7 +140,13 @@ pub async fn embeddings(
         let started = Instant::now();
         let sent = app
             .upstream()
-            .send(Method::POST, PATH, &headers, upstream_body.into(), true)
+            .send(
+                Method::POST,
+                &crate::tenant::upstream_path(PATH, uri.query()),
+                &headers,
+                upstream_body.into(),
+                true,
+            )
             .await;
         let elapsed = started.elapsed();
         app.metrics().upstream_call(Endpoint::Embeddings, elapsed);

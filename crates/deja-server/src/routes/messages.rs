@@ -13,21 +13,22 @@
 //! assembled into a `message`. deja's own errors are in Anthropic's shape; the upstream's
 //! pass through unchanged and are never stored.
 //!
-//! The tenant is a hash of the client's `x-api-key` (never the key itself). While the
+//! The tenant is a hash of the client's `x-api-key` (never the key itself; see
+//! [`crate::tenant`]). While the
 //! staleness job is on, the request body is recorded with the entry and re-sent to
 //! Anthropic with `anthropic.api_key`. Requests are counted in the metrics' `chat`
 //! endpoint.
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use bytes::Bytes;
 use deja_core::{Answer, Entry};
 use deja_openai::anthropic::stream::{encode_events, events_to_message, message_to_events};
 use deja_openai::anthropic::{is_stream, messages_key, parse_messages, ApiHeaders};
 
-use crate::controls::{anthropic_tenant, Controls};
+use crate::controls::Controls;
 use crate::error::{AnthropicError, ApiError};
 use crate::metrics::Endpoint;
 use crate::observe::RequestRecord;
@@ -41,6 +42,7 @@ const PATH: &str = "/v1/messages";
 
 pub async fn messages(
     State(app): State<AppState>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AnthropicError> {
@@ -49,8 +51,9 @@ pub async fn messages(
     let mut record = RequestRecord::new(&app, Endpoint::Messages);
     let req = parse_messages(&bytes).map_err(wire_error)?;
     let controls = Controls::from_headers(&headers)?;
-    let tenant = anthropic_tenant(&headers, app.config().cache.tenant)?;
-    let key = messages_key(&req, &tenant, &api_headers(&headers)?);
+    let tenant = app.tenancy().tenant(&headers, uri.query())?;
+    let scope = crate::tenant::key_scope(&tenant, uri.query());
+    let key = messages_key(&req, &scope, &api_headers(&headers)?);
     let stream = is_stream(&req);
     let category_hint = category_hint(&app, &headers)?;
     let tags = crate::admin::tags_from_headers(&headers)?;
@@ -68,7 +71,7 @@ pub async fn messages(
     let route = Route {
         endpoint: Endpoint::Messages,
         upstream: app.anthropic(),
-        path: PATH,
+        path: &crate::tenant::upstream_path(PATH, uri.query()),
         format: StreamFormat::Anthropic,
         stream,
     };
