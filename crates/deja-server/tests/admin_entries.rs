@@ -373,7 +373,8 @@ async fn embedding_items_are_labelled_and_tenants_can_be_invalidated() {
     let all = s.list_all("", 10).await;
     assert_eq!(all.len(), 3);
     let hello = all.iter().find(|e| e["prompt"] == "text:hello").unwrap();
-    assert_eq!(hello["namespace"], "ns:team-1");
+    // No credential: the anonymous tenant, narrowed by the namespace.
+    assert_eq!(hello["namespace"], "anonymous/ns:team-1");
     assert_eq!(hello["tags"], json!(["doc:1", "doc:2"]));
     let world = all.iter().find(|e| e["prompt"] == "text:world").unwrap();
     let key_label = world["namespace"].as_str().unwrap().to_string();
