@@ -1452,10 +1452,19 @@ mod tests {
             .insert(new_entry(P1, "Germany beat Brazil in the final"))
             .await
             .unwrap();
+        // (Not merely another case: prompts that differ only in case, punctuation or
+        // contractions are the same request, whatever the confidence.)
         assert!(matches!(
             strict
                 .cache
                 .lookup(&req(P1, "germany beat brazil in the final"))
+                .await,
+            Lookup::SemanticHit { .. }
+        ));
+        assert!(matches!(
+            strict
+                .cache
+                .lookup(&req(P1, "germany beat brazil in the final game"))
                 .await,
             Lookup::Miss {
                 rejected: Some(RejectReason::Model),

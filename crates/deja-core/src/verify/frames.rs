@@ -59,12 +59,162 @@ const FRAMES: &[&str] = &[
     "wat is de beste manier om",
 ];
 
-/// Lowercase words: runs of letters, digits and apostrophes (’ read as ').
+/// Punctuation that ends or separates sentences and clauses, or quotes: it changes how a
+/// prompt reads, never what it asks. (Inside a number, `3.5` or `10:30` or `1,000`, a
+/// point, colon or comma is part of the number.)
+fn is_sentence_punctuation(c: char) -> bool {
+    matches!(
+        c,
+        '.' | ','
+            | '?'
+            | '!'
+            | ';'
+            | ':'
+            | '…'
+            | '¿'
+            | '¡'
+            | '"'
+            | '“'
+            | '”'
+            | '„'
+            | '«'
+            | '»'
+            | '‹'
+            | '›'
+            | '('
+            | ')'
+            | '['
+            | ']'
+            | '。'
+            | '，'
+            | '？'
+            | '！'
+            | '；'
+            | '：'
+            | '、'
+            | '「'
+            | '」'
+            | '『'
+            | '』'
+            | '（'
+            | '）'
+            | '؟'
+            | '،'
+            | '।'
+    )
+}
+
+/// Han characters and kana.
+fn is_ideograph(c: char) -> bool {
+    matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF)
+}
+
+/// Lowercase tokens: runs of letters, digits and apostrophes (’ read as '), numbers with
+/// their inner points, commas and colons, and every other symbol on its own (`c++` and
+/// `c#`, `$5` and `€5` stay apart), each Chinese or Japanese character on its own;
+/// sentence punctuation, whitespace and hyphens between letters are left out.
 fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_lowercase().replace('’', "'"))
-        .collect()
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut Vec<String>| {
+        if !word.is_empty() {
+            out.push(std::mem::take(word).to_lowercase());
+        }
+    };
+    for (i, &c) in chars.iter().enumerate() {
+        let inside_number = matches!(c, '.' | ',' | ':')
+            && i > 0
+            && chars[i - 1].is_ascii_digit()
+            && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
+        // A hyphen between letters joins words ("puis-je", "e-mail"): read as a space.
+        let joining_hyphen = c == '-'
+            && i > 0
+            && chars[i - 1].is_alphabetic()
+            && chars.get(i + 1).is_some_and(|n| n.is_alphabetic());
+        if is_ideograph(c) {
+            // Chinese and Japanese are not written with spaces: each character is a word.
+            flush(&mut word, &mut out);
+            out.push(c.to_string());
+        } else if c.is_alphanumeric() || c == '\'' || c == '’' || inside_number {
+            word.push(if c == '’' { '\'' } else { c });
+        } else if joining_hyphen {
+            flush(&mut word, &mut out);
+        } else {
+            flush(&mut word, &mut out);
+            if !c.is_whitespace() && !is_sentence_punctuation(c) {
+                out.push(c.to_lowercase().collect());
+            }
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// English contractions written out, so "what's" / "what is" and "don't" / "do not" read
+/// alike. Only forms with one reading: "'s" after the words listed (not a possessive),
+/// "'d" is left as it is (had or would).
+fn expand(words: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(words.len() + 2);
+    for w in words {
+        let parts: &[&str] = match w.as_str() {
+            "can't" | "cannot" => &["can", "not"],
+            "won't" => &["will", "not"],
+            "shan't" => &["shall", "not"],
+            "ain't" => &["am", "not"],
+            "let's" => &["let", "us"],
+            "i'm" => &["i", "am"],
+            _ => &[],
+        };
+        if !parts.is_empty() {
+            out.extend(parts.iter().map(|p| p.to_string()));
+            continue;
+        }
+        let split = |suffix: &str, full: &'static str| {
+            w.strip_suffix(suffix)
+                .filter(|stem| !stem.is_empty())
+                .map(|stem| (stem.to_string(), full))
+        };
+        let expanded = split("n't", "not")
+            .or_else(|| split("'re", "are"))
+            .or_else(|| split("'ve", "have"))
+            .or_else(|| split("'ll", "will"))
+            .or_else(|| {
+                split("'s", "is").filter(|(stem, _)| {
+                    matches!(
+                        stem.as_str(),
+                        "it" | "that"
+                            | "what"
+                            | "where"
+                            | "who"
+                            | "how"
+                            | "there"
+                            | "here"
+                            | "he"
+                            | "she"
+                            | "when"
+                            | "why"
+                            | "which"
+                    )
+                })
+            });
+        match expanded {
+            Some((stem, full)) => {
+                out.push(stem);
+                out.push(full.to_string());
+            }
+            None => out.push(w),
+        }
+    }
+    out
+}
+
+/// Whether two prompts are the same request written differently: they differ only in
+/// case, whitespace, sentence punctuation and English contractions ("what is the capital
+/// of France" / "What's the capital of France?").
+pub fn same_wording(cached: &str, query: &str) -> bool {
+    let (a, b) = (expand(words(cached)), expand(words(query)));
+    !a.is_empty() && a == b
 }
 
 /// `w` without its opening frames (the longest first, repeatedly: "please tell me how
@@ -88,10 +238,16 @@ fn strip(w: &[String]) -> (&[String], bool) {
     (rest, stripped)
 }
 
-/// Whether the two prompts differ only in their opening question frames (and in case and
-/// punctuation).
+/// Whether the two prompts ask the same thing in other words: they differ only in their
+/// wording ([`same_wording`]), or also in their opening question frames.
 pub fn same_request(cached: &str, query: &str) -> bool {
-    let (a, b) = (words(cached), words(query));
+    let (a, b) = (expand(words(cached)), expand(words(query)));
+    if a.is_empty() {
+        return false;
+    }
+    if a == b {
+        return true;
+    }
     let ((ra, fa), (rb, fb)) = (strip(&a), strip(&b));
     (fa || fb) && !ra.is_empty() && ra == rb
 }
@@ -144,13 +300,59 @@ mod tests {
                 "What is the cheapest way to get to Paris?",
                 "How do I get to Paris?",
             ),
-            // Nothing but a frame, or no frame at all.
+            // Nothing but a frame.
             ("How do I?", "How to?"),
-            ("Lose weight", "lose weight!"),
+            // Symbols are words: another language, another currency, another account.
+            ("How do I learn C++?", "How to learn C#?"),
+            ("How do I pay $5?", "How to pay €5?"),
+            (
+                "How do I close account #4821?",
+                "How to close account 4821?",
+            ),
+            // Numbers keep their points and commas.
+            ("How do I convert 3.5 kg?", "How to convert 35 kg?"),
+            ("How do I pay 1,000 dollars?", "How do I pay 1 000 dollars?"),
         ];
         for (a, b) in different {
             assert!(!same_request(a, b), "{a} / {b}");
             assert!(!same_request(b, a), "{b} / {a}");
+        }
+    }
+
+    #[test]
+    fn case_punctuation_whitespace_and_contractions_are_the_same_wording() {
+        let same = [
+            (
+                "what is the capital of France",
+                "What is the capital of France?",
+            ),
+            (
+                "What's the capital of France?",
+                "what is the capital of france",
+            ),
+            ("I don't understand my bill", "I do not understand my bill."),
+            ("Why can't I log in?", "why cannot i log in"),
+            ("Lose weight", "lose weight!"),
+            ("  Where’s my order?! ", "where is my order"),
+            ("Le train part à 10:30 ?", "le train part à 10:30"),
+            ("你好，世界！", "你好世界"),
+        ];
+        for (a, b) in same {
+            assert!(same_wording(a, b), "{a} / {b}");
+            assert!(same_request(a, b), "{a} / {b}");
+        }
+        let different = [
+            ("How do I enable 2FA?", "How do I disable 2FA?"),
+            ("I'd like a refund", "I had like a refund"),
+            ("John's account", "John is account"),
+            ("Is it C++?", "Is it C?"),
+            ("order #4821", "order #4812"),
+            ("re-sign the form", "resign the form"),
+            ("3.5", "35"),
+            ("?!", "..."),
+        ];
+        for (a, b) in different {
+            assert!(!same_wording(a, b), "{a} / {b}");
         }
     }
 }

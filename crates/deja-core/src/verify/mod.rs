@@ -21,7 +21,7 @@ mod text;
 
 use std::ops::BitOr;
 
-pub use frames::same_request;
+pub use frames::{same_request, same_wording};
 use lexicon::{Negator, Slot};
 use text::{Kind, Text};
 
