@@ -24,6 +24,7 @@ pub use entry::{Answer, Counters, Entry, EntryId, Usage};
 pub use key::{normalize_prompt, ExactKey, KeyBuilder, PartitionKey};
 pub use policy::{CategoryId, CategorySpec, Policy, DEFAULT_CATEGORY};
 pub use traits::{
-    EmbedError, Embedder, EntryMeta, EntryStore, IndexError, Neighbor, StoreError, VectorIndex,
+    EmbedError, Embedder, EntryMeta, EntryStore, IndexError, Neighbor, StoreError, StoreHealth,
+    VectorIndex,
 };
 pub use verify::RejectReason;

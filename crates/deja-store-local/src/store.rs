@@ -23,12 +23,28 @@
 //!
 //! redb is synchronous; the async trait methods call it directly. Reads take a few
 //! microseconds; a strict write waits for an fsync (milliseconds).
-
+//!
+//! # I/O errors
+//!
+//! After one I/O error (a full disk, say) redb refuses every later transaction ("Previous
+//! I/O error occurred") until the database is opened again, which repairs the file. So an
+//! I/O error marks the database poisoned and the store degraded ([`EntryStore::health`]).
+//! The next operation re-opens the file (a failed attempt is retried after
+//! [`REOPEN_RETRY`]), so reads go on while the disk stays full. While degraded, writes are
+//! paused: one is attempted after [`WRITE_RETRY_MIN`], then after twice as long, up to
+//! [`WRITE_RETRY_MAX`], and the others fail at once without touching the file, since each
+//! failed attempt poisons the database again and the repair reads the whole file. `health`
+//! makes such an attempt itself (a small write), so the store recovers without traffic too.
+//! The store is degraded until a write that changes data succeeds: an empty commit does not
+//! count, since it can succeed on a full disk.
+//!
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use parking_lot::Mutex;
+use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
 use redb::{
     Database, Durability, MultimapTableDefinition, ReadableTable, ReadableTableMetadata,
     TableDefinition,
@@ -36,6 +52,7 @@ use redb::{
 
 use deja_core::{
     Counters, Entry, EntryId, EntryMeta, EntryStore, ExactKey, PartitionKey, StoreError,
+    StoreHealth,
 };
 
 use crate::codec;
@@ -49,6 +66,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
 
 const FORMAT_VERSION: u64 = 1;
 const WRITE_SEQ: &str = "write_seq";
+/// A `meta_v1` row only [`EntryStore::health`]'s write probe changes.
+const PROBES: &str = "health_probes";
 const BACKEND: &str = "redb";
 
 /// When a write is durable.
@@ -70,13 +89,43 @@ struct PendingHit {
     last_ms: u64,
 }
 
+/// How long after a failed attempt to re-open the file it is tried again.
+pub const REOPEN_RETRY: Duration = Duration::from_secs(1);
+/// How long after an I/O error a write is attempted again (then twice as long each time,
+/// up to [`WRITE_RETRY_MAX`], while attempts fail).
+pub const WRITE_RETRY_MIN: Duration = Duration::from_secs(1);
+/// The longest pause between two write attempts while the store is degraded.
+pub const WRITE_RETRY_MAX: Duration = Duration::from_secs(10);
+
 /// The embedded entry store: one redb file (the server uses `<data_dir>/deja.redb`).
 pub struct RedbStore {
-    db: Database,
+    /// `None` only while it is re-opened after an I/O error, or when that failed.
+    /// Operations hold the read lock for their whole length, so re-opening (the write
+    /// lock) waits until no transaction of the old database is left, which redb needs to
+    /// release the file.
+    db: RwLock<Option<Database>>,
     path: PathBuf,
     durability: StoreDurability,
+    cache_bytes: usize,
     /// Buffered [`EntryStore::record_hit`] calls; drained by `flush`.
     pending: Mutex<HashMap<u64, PendingHit>>,
+    /// Set by an I/O error: redb refuses everything until the file is opened again.
+    poisoned: AtomicBool,
+    /// Whether an operation is re-opening the file (the others do not wait for it).
+    reopening: AtomicBool,
+    health: Mutex<WriteHealth>,
+}
+
+/// What the store knows about its writes (see the module docs).
+#[derive(Debug)]
+struct WriteHealth {
+    /// The last I/O error, while no write has succeeded since.
+    last_error: Option<String>,
+    /// While degraded: when a write may be attempted next, and the pause after that.
+    next_write: Instant,
+    write_retry: Duration,
+    /// When the file may be re-opened next (after a failed attempt).
+    next_reopen: Instant,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -88,11 +137,31 @@ impl std::fmt::Debug for RedbStore {
     }
 }
 
-fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+/// Every redb error as a [`redb::Error`], so [`is_io_error`] can tell I/O errors by one
+/// type.
+fn backend<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Backend {
         backend: BACKEND,
-        source: Box::new(e),
+        source: Box::new(e.into()),
     }
+}
+
+/// Whether `e` is an I/O error (or redb's refusal after one), which poisons the database.
+fn is_io_error(e: &StoreError) -> bool {
+    match e {
+        StoreError::Backend { source, .. } => matches!(
+            source.downcast_ref::<redb::Error>(),
+            Some(redb::Error::Io(_) | redb::Error::PreviousIo)
+        ),
+        _ => false,
+    }
+}
+
+/// Opens (creating if absent) the redb file.
+fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, redb::DatabaseError> {
+    redb::Builder::new()
+        .set_cache_size(cache_bytes)
+        .create(path)
 }
 
 /// Page cache redb keeps in memory by default. Entries are read with one small lookup, so a
@@ -120,55 +189,27 @@ impl RedbStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| open_err(Box::new(e)))?;
         }
-        let db = redb::Builder::new()
-            .set_cache_size(cache_bytes)
-            .create(path)
-            .map_err(|e| open_err(Box::new(e)))?;
-        let store = RedbStore {
-            db,
-            path: path.to_path_buf(),
-            durability,
-            pending: Mutex::new(HashMap::new()),
-        };
-        store.init_tables().map_err(|e| match e {
+        let db = open_database(path, cache_bytes).map_err(|e| open_err(Box::new(e)))?;
+        init_tables(&db).map_err(|e| match e {
             StoreError::Backend { source, .. } => open_err(source),
             other => open_err(Box::new(other)),
         })?;
-        Ok(store)
-    }
-
-    /// Creates the tables (so read transactions never meet a missing table) and checks the
-    /// format version.
-    fn init_tables(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
-        {
-            txn.open_table(ENTRIES).map_err(backend)?;
-            txn.open_table(EXACT).map_err(backend)?;
-            txn.open_table(HITS).map_err(backend)?;
-            txn.open_multimap_table(TAGS).map_err(backend)?;
-            txn.open_table(COUNTERS).map_err(backend)?;
-            let mut meta = txn.open_table(META).map_err(backend)?;
-            let found = meta
-                .get("format_version")
-                .map_err(backend)?
-                .map(|g| g.value());
-            match found {
-                None => {
-                    meta.insert("format_version", FORMAT_VERSION)
-                        .map_err(backend)?;
-                }
-                Some(FORMAT_VERSION) => {}
-                Some(v) => {
-                    return Err(StoreError::Corrupt {
-                        id: "format_version".into(),
-                        reason: format!(
-                            "store format version {v} is not supported (this build reads {FORMAT_VERSION})"
-                        ),
-                    })
-                }
-            }
-        }
-        txn.commit().map_err(backend)
+        let now = Instant::now();
+        Ok(RedbStore {
+            db: RwLock::new(Some(db)),
+            path: path.to_path_buf(),
+            durability,
+            cache_bytes,
+            pending: Mutex::new(HashMap::new()),
+            poisoned: AtomicBool::new(false),
+            reopening: AtomicBool::new(false),
+            health: Mutex::new(WriteHealth {
+                last_error: None,
+                next_write: now,
+                write_retry: WRITE_RETRY_MIN,
+                next_reopen: now,
+            }),
+        })
     }
 
     /// A number that changes whenever entries change: it counts the committed write
@@ -176,7 +217,8 @@ impl RedbStore {
     /// copy of the index taken when it had some value is current exactly while it still
     /// has that value.
     pub fn write_seq(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let meta = txn.open_table(META).map_err(backend)?;
         let seq = meta
             .get(WRITE_SEQ)
@@ -189,8 +231,137 @@ impl RedbStore {
         &self.path
     }
 
-    fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
-        let mut txn = self.db.begin_write().map_err(backend)?;
+    /// The open database, re-opened first if an I/O error poisoned it. Callers hold the guard for the whole operation and call this once per
+    /// operation (a second read lock could wait behind a re-opening writer).
+    fn db(&self) -> Result<MappedRwLockReadGuard<'_, Database>, StoreError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            self.reopen();
+        }
+        RwLockReadGuard::try_map(self.db.read(), Option::as_ref).map_err(|_| StoreError::Backend {
+            backend: BACKEND,
+            source: format!(
+                "{} is closed after an I/O error; re-opening it is retried",
+                self.path.display()
+            )
+            .into(),
+        })
+    }
+
+    /// Closes the poisoned database and opens the file again (redb repairs it), unless
+    /// another operation is doing so or an attempt failed less than [`REOPEN_RETRY`] ago.
+    fn reopen(&self) {
+        if self.reopening.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let due = Instant::now() >= self.health.lock().next_reopen;
+        if due && self.poisoned.load(Ordering::Acquire) {
+            // Waits for the operations still in the old database, then closes it, which
+            // releases the file's lock.
+            let old = self.db.write().take();
+            drop(old);
+            match open_database(&self.path, self.cache_bytes) {
+                Ok(db) => {
+                    *self.db.write() = Some(db);
+                    self.poisoned.store(false, Ordering::Release);
+                    tracing::info!(path = %self.path.display(), "store re-opened after an I/O error");
+                }
+                Err(e) => {
+                    self.health.lock().next_reopen = Instant::now() + REOPEN_RETRY;
+                    tracing::warn!(error = %deja_core::ErrorChain(&e), path = %self.path.display(), "re-opening the store failed; retrying later");
+                }
+            }
+        }
+        self.reopening.store(false, Ordering::Release);
+    }
+
+    /// Notes an operation's failure: an I/O error poisons the database and degrades the
+    /// store.
+    fn observe<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(e) = &result {
+            if is_io_error(e) {
+                let was_ok = {
+                    let mut h = self.health.lock();
+                    let was_ok = h.last_error.is_none();
+                    if was_ok {
+                        h.next_write = Instant::now() + h.write_retry;
+                        h.write_retry = (h.write_retry * 2).min(WRITE_RETRY_MAX);
+                    }
+                    h.last_error = Some(deja_core::ErrorChain(e).to_string());
+                    was_ok
+                };
+                self.poisoned.store(true, Ordering::Release);
+                if was_ok {
+                    tracing::warn!(error = %deja_core::ErrorChain(e), path = %self.path.display(), "store I/O error: degraded until a write succeeds again");
+                }
+            }
+        }
+        result
+    }
+
+    /// Whether a write may touch the file now: always while the store is not degraded;
+    /// while it is, one attempt per pause (see the module docs), the others fail at once.
+    fn admit_write(&self) -> Result<(), StoreError> {
+        let mut h = self.health.lock();
+        let Some(last_error) = &h.last_error else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if now < h.next_write {
+            return Err(StoreError::Backend {
+                backend: BACKEND,
+                source: format!(
+                    "writes to {} are paused after an I/O error ({last_error}); the next attempt is in {} ms",
+                    self.path.display(),
+                    h.next_write.saturating_duration_since(now).as_millis()
+                )
+                .into(),
+            });
+        }
+        h.next_write = now + h.write_retry;
+        h.write_retry = (h.write_retry * 2).min(WRITE_RETRY_MAX);
+        Ok(())
+    }
+
+    /// Notes a committed write that changed data: the store can write.
+    fn wrote(&self) {
+        let mut h = self.health.lock();
+        h.write_retry = WRITE_RETRY_MIN;
+        if h.last_error.take().is_some() {
+            tracing::info!(path = %self.path.display(), "store writes again");
+        }
+    }
+
+    /// Writes a small row (the number of probes so far), to learn whether writes work.
+    fn probe_sync(&self) -> Result<(), StoreError> {
+        let db = self.db()?;
+        let txn = self.begin_write(&db)?;
+        {
+            let mut meta = txn.open_table(META).map_err(backend)?;
+            let n = meta.get(PROBES).map_err(backend)?.map_or(0, |g| g.value());
+            meta.insert(PROBES, n.wrapping_add(1)).map_err(backend)?;
+        }
+        txn.commit().map_err(backend)?;
+        self.wrote();
+        Ok(())
+    }
+
+    /// Whether writes work, trying one (when a write attempt is due) while they did not.
+    fn health_sync(&self) -> StoreHealth {
+        if self.health.lock().last_error.is_some() {
+            // A failure is recorded like any other; a paused write changes nothing.
+            let _ = self.observe(self.probe_sync());
+        }
+        match &self.health.lock().last_error {
+            None => StoreHealth::Ok,
+            Some(e) => StoreHealth::Degraded {
+                last_error: e.clone(),
+            },
+        }
+    }
+
+    fn begin_write(&self, db: &Database) -> Result<redb::WriteTransaction, StoreError> {
+        self.admit_write()?;
+        let mut txn = db.begin_write().map_err(backend)?;
         txn.set_durability(match self.durability {
             StoreDurability::Strict => Durability::Immediate,
             StoreDurability::Fast => Durability::Eventual,
@@ -221,7 +392,8 @@ impl RedbStore {
     }
 
     fn get_sync(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let mut found = Self::read_entry(&txn, id)?;
         if let Some(e) = &mut found {
             self.apply_pending(e);
@@ -230,7 +402,8 @@ impl RedbStore {
     }
 
     fn get_exact_sync(&self, key: &ExactKey) -> Result<Option<Entry>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let exact = txn.open_table(EXACT).map_err(backend)?;
         let Some(id) = exact.get(&key.0).map_err(backend)?.map(|g| g.value()) else {
             return Ok(None);
@@ -251,7 +424,8 @@ impl RedbStore {
     /// the batch is stored whole or not at all. Later entries of the batch see earlier
     /// ones, so a repeated exact key replaces within the batch too.
     fn put_many_sync(&self, entries: &[Entry]) -> Result<Vec<Option<EntryId>>, StoreError> {
-        let txn = self.begin_write()?;
+        let db = self.db()?;
+        let txn = self.begin_write(&db)?;
         let replaced = {
             let mut t = WriteTables {
                 entries: txn.open_table(ENTRIES).map_err(backend)?,
@@ -266,6 +440,7 @@ impl RedbStore {
         };
         bump_write_seq(&txn)?;
         txn.commit().map_err(backend)?;
+        self.wrote();
         let mut pending = self.pending.lock();
         for (e, r) in entries.iter().zip(&replaced) {
             pending.remove(&e.id.0);
@@ -277,7 +452,8 @@ impl RedbStore {
     }
 
     fn remove_sync(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
-        let txn = self.begin_write()?;
+        let db = self.db()?;
+        let txn = self.begin_write(&db)?;
         let removed = {
             let mut entries = txn.open_table(ENTRIES).map_err(backend)?;
             let mut exact = txn.open_table(EXACT).map_err(backend)?;
@@ -313,6 +489,7 @@ impl RedbStore {
         }
         bump_write_seq(&txn)?;
         txn.commit().map_err(backend)?;
+        self.wrote();
         let pending = self.pending.lock().remove(&id.0);
         Ok(removed.map(|mut e| {
             if let Some(p) = pending {
@@ -327,7 +504,8 @@ impl RedbStore {
         &self,
         ids: &[EntryId],
     ) -> Result<Vec<(EntryId, PartitionKey, bool)>, StoreError> {
-        let txn = self.begin_write()?;
+        let db = self.db()?;
+        let txn = self.begin_write(&db)?;
         let mut removed = Vec::with_capacity(ids.len());
         {
             let mut entries = txn.open_table(ENTRIES).map_err(backend)?;
@@ -374,6 +552,7 @@ impl RedbStore {
         }
         bump_write_seq(&txn)?;
         txn.commit().map_err(backend)?;
+        self.wrote();
         let mut pending = self.pending.lock();
         for (id, ..) in &removed {
             pending.remove(&id.0);
@@ -382,7 +561,8 @@ impl RedbStore {
     }
 
     fn ids_with_tag_sync(&self, tag: &str) -> Result<Vec<EntryId>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let tags = txn.open_multimap_table(TAGS).map_err(backend)?;
         let mut ids = Vec::new();
         for id in tags.get(tag).map_err(backend)? {
@@ -397,7 +577,8 @@ impl RedbStore {
         &self,
         mut visit: impl for<'a> FnMut(&'a EntryMeta<'a>),
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let entries = txn.open_table(ENTRIES).map_err(backend)?;
         let hits = txn.open_table(HITS).map_err(backend)?;
         // Both tables are ordered by id: walk them side by side instead of looking every
@@ -470,7 +651,14 @@ impl RedbStore {
     /// Writes buffered hits in one fsynced transaction (which also makes every earlier
     /// `Fast` commit durable).
     fn write_hits(&self, pending: &HashMap<u64, PendingHit>) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(backend)?;
+        if pending.is_empty() && self.health.lock().last_error.is_some() {
+            // Nothing to write, and an empty commit would only take the next write
+            // attempt from a write that can tell whether the store writes again.
+            return Ok(());
+        }
+        let db = self.db()?;
+        self.admit_write()?;
+        let mut txn = db.begin_write().map_err(backend)?;
         txn.set_durability(Durability::Immediate);
         {
             let entries = txn.open_table(ENTRIES).map_err(backend)?;
@@ -489,7 +677,12 @@ impl RedbStore {
                     .map_err(backend)?;
             }
         }
-        txn.commit().map_err(backend)
+        txn.commit().map_err(backend)?;
+        // An empty commit proves nothing: it can succeed on a full disk.
+        if !pending.is_empty() {
+            self.wrote();
+        }
+        Ok(())
     }
 
     /// Visits every entry's (id, partition, embedder id, vector) in id order, as
@@ -498,7 +691,8 @@ impl RedbStore {
         &self,
         mut visit: impl for<'a> FnMut(EntryId, PartitionKey, &'a str, &'a [f32]),
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let entries = txn.open_table(ENTRIES).map_err(backend)?;
         for item in entries.iter().map_err(backend)? {
             let (k, v) = item.map_err(backend)?;
@@ -518,7 +712,8 @@ impl RedbStore {
     /// Visits every entry (hit counts current) in id order, e.g. for stats or export.
     /// Stops at the first corrupt entry.
     pub fn for_each_entry(&self, mut f: impl FnMut(&Entry)) -> Result<(), StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let entries = txn.open_table(ENTRIES).map_err(backend)?;
         let hits = txn.open_table(HITS).map_err(backend)?;
         for item in entries.iter().map_err(backend)? {
@@ -541,13 +736,15 @@ impl RedbStore {
     }
 
     fn len_sync(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let entries = txn.open_table(ENTRIES).map_err(backend)?;
         entries.len().map_err(backend)
     }
 
     fn add_counters_sync(&self, delta: &Counters) -> Result<(), StoreError> {
-        let txn = self.begin_write()?;
+        let db = self.db()?;
+        let txn = self.begin_write(&db)?;
         {
             let mut table = txn.open_table(COUNTERS).map_err(backend)?;
             for (name, add) in counter_fields(delta) {
@@ -560,11 +757,16 @@ impl RedbStore {
                     .map_err(backend)?;
             }
         }
-        txn.commit().map_err(backend)
+        txn.commit().map_err(backend)?;
+        if !delta.is_zero() {
+            self.wrote();
+        }
+        Ok(())
     }
 
     fn counters_sync(&self) -> Result<Counters, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let table = txn.open_table(COUNTERS).map_err(backend)?;
         let get = |name: &str| -> Result<u64, StoreError> {
             Ok(table.get(name).map_err(backend)?.map_or(0, |g| g.value()))
@@ -590,6 +792,41 @@ impl RedbStore {
             stale_replaced: get("stale_replaced")?,
         })
     }
+}
+
+/// Creates the tables (so read transactions never meet a missing table) and checks the
+/// format version.
+fn init_tables(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(backend)?;
+    {
+        txn.open_table(ENTRIES).map_err(backend)?;
+        txn.open_table(EXACT).map_err(backend)?;
+        txn.open_table(HITS).map_err(backend)?;
+        txn.open_multimap_table(TAGS).map_err(backend)?;
+        txn.open_table(COUNTERS).map_err(backend)?;
+        let mut meta = txn.open_table(META).map_err(backend)?;
+        let found = meta
+            .get("format_version")
+            .map_err(backend)?
+            .map(|g| g.value());
+        match found {
+            None => {
+                meta.insert("format_version", FORMAT_VERSION)
+                    .map_err(backend)?;
+            }
+            Some(FORMAT_VERSION) => {}
+            Some(v) => {
+                let reason = format!(
+                    "store format version {v} is not supported (this build reads {FORMAT_VERSION})"
+                );
+                return Err(StoreError::Corrupt {
+                    id: "format_version".into(),
+                    reason,
+                });
+            }
+        }
+    }
+    txn.commit().map_err(backend)
 }
 
 /// A row of `hits_v1`: entry id, (last_hit_ms, hit_count).
@@ -750,23 +987,23 @@ fn put_in(t: &mut WriteTables<'_>, entry: &Entry) -> Result<Option<EntryId>, Sto
 #[async_trait]
 impl EntryStore for RedbStore {
     async fn get_exact(&self, key: &ExactKey) -> Result<Option<Entry>, StoreError> {
-        self.get_exact_sync(key)
+        self.observe(self.get_exact_sync(key))
     }
 
     async fn get(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
-        self.get_sync(id)
+        self.observe(self.get_sync(id))
     }
 
     async fn put(&self, entry: &Entry) -> Result<Option<EntryId>, StoreError> {
-        self.put_sync(entry)
+        self.observe(self.put_sync(entry))
     }
 
     async fn put_many(&self, entries: &[Entry]) -> Result<Vec<Option<EntryId>>, StoreError> {
-        self.put_many_sync(entries)
+        self.observe(self.put_many_sync(entries))
     }
 
     async fn remove(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
-        self.remove_sync(id)
+        self.observe(self.remove_sync(id))
     }
 
     async fn record_hit(&self, id: EntryId, at_ms: u64) -> Result<(), StoreError> {
@@ -781,11 +1018,11 @@ impl EntryStore for RedbStore {
         &self,
         visit: &mut (dyn for<'a> FnMut(EntryId, PartitionKey, &'a str, &'a [f32]) + Send),
     ) -> Result<(), StoreError> {
-        self.scan_vectors_with(|id, p, e, v| visit(id, p, e, v))
+        self.observe(self.scan_vectors_with(|id, p, e, v| visit(id, p, e, v)))
     }
 
     async fn len(&self) -> Result<u64, StoreError> {
-        self.len_sync()
+        self.observe(self.len_sync())
     }
 
     async fn stored_bytes(&self) -> Result<Option<u64>, StoreError> {
@@ -797,32 +1034,36 @@ impl EntryStore for RedbStore {
     }
 
     async fn ids_with_tag(&self, tag: &str) -> Result<Vec<EntryId>, StoreError> {
-        self.ids_with_tag_sync(tag)
+        self.observe(self.ids_with_tag_sync(tag))
     }
 
     async fn scan_meta(
         &self,
         visit: &mut (dyn for<'a> FnMut(&'a EntryMeta<'a>) + Send),
     ) -> Result<(), StoreError> {
-        self.scan_meta_with(|m| visit(m))
+        self.observe(self.scan_meta_with(|m| visit(m)))
     }
 
     async fn remove_many(
         &self,
         ids: &[EntryId],
     ) -> Result<Vec<(EntryId, PartitionKey, bool)>, StoreError> {
-        self.remove_many_sync(ids)
+        self.observe(self.remove_many_sync(ids))
     }
 
     async fn add_counters(&self, delta: &Counters) -> Result<(), StoreError> {
-        self.add_counters_sync(delta)
+        self.observe(self.add_counters_sync(delta))
     }
 
     async fn counters(&self) -> Result<Counters, StoreError> {
-        self.counters_sync()
+        self.observe(self.counters_sync())
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        self.flush_sync()
+        self.observe(self.flush_sync())
+    }
+
+    async fn health(&self) -> StoreHealth {
+        self.health_sync()
     }
 }
