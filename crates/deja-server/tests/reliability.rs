@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The proxy under faults, through a real listener, the real embedder and the embedded
-//! store, in front of the mock upstream: a store that cannot write (a full disk) recovers
-//! by itself and says so on `/health`.
+//! store, in front of the mock upstream: coalesced requests neither depend on the first
+//! client's reading speed nor retry one after another when the upstream fails, and a store
+//! that cannot write (a full disk) recovers by itself and says so on `/health`.
 
 #[macro_use]
 mod common;
@@ -16,6 +17,7 @@ use deja_core::Embedder;
 use deja_server::config::Config;
 use deja_testkit::mock_upstream::MockUpstream;
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Proxy {
     base: String,
@@ -45,11 +47,16 @@ impl Proxy {
         }
     }
 
-    fn chat_request(&self, body: &Value) -> reqwest::RequestBuilder {
-        self.client
+    fn chat_request(&self, body: &Value, fault: Option<&str>) -> reqwest::RequestBuilder {
+        let rb = self
+            .client
             .post(format!("{}/v1/chat/completions", self.base))
             .header("authorization", "Bearer sk-test-a")
-            .json(body)
+            .json(body);
+        match fault {
+            Some(f) => rb.header("x-mock-fault", f),
+            None => rb,
+        }
     }
 
     async fn health(&self) -> (u16, String) {
@@ -76,6 +83,182 @@ fn outcome(resp: &reqwest::Response) -> String {
         .get("x-deja-cache")
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default()
+}
+
+/// A streamed miss whose client reads the response headers and then stops reading (but
+/// keeps the connection open) must not hold back an identical request: the leader records
+/// the stream at the upstream's pace, stores it and releases the waiter.
+#[tokio::test]
+async fn a_stalled_streaming_client_does_not_hold_identical_requests() {
+    let embedder = need_model!();
+    let dir = tempfile::tempdir().unwrap();
+    let p = Proxy::start(embedder, dir.path()).await;
+    // A long answer in many choices: several MB of SSE chunks, more than the kernel's socket
+    // buffers hold for a client that does not read.
+    let words: Vec<String> = (0..300).map(|i| format!("word{i}")).collect();
+    let prompt = format!("Repeat these words back to me: {}", words.join(" "));
+    let mut body = ask(&prompt);
+    body["n"] = json!(128);
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let payload = serde_json::to_vec(&streamed).unwrap();
+
+    // The stalled client: raw TCP with a small receive buffer, so that it holds little.
+    let addr: std::net::SocketAddr = p.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer sk-test-a\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        payload.len()
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    stalled.write_all(&payload).await.unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(60), stalled.read(&mut buf))
+            .await
+            .expect("the streamed response's headers arrive")
+            .unwrap();
+        assert!(n > 0, "the proxy closed the streamed response");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let headers = String::from_utf8_lossy(&seen).to_lowercase();
+    assert!(headers.starts_with("http/1.1 200"), "{headers}");
+    assert!(headers.contains("x-deja-cache: miss"), "{headers}");
+    // From here on the client reads nothing, and keeps its connection open.
+
+    let started = Instant::now();
+    let r = p.chat_request(&body, None).send().await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(r.status(), 200);
+    let served = outcome(&r);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["choices"].as_array().unwrap().len(), 128);
+    // Before the leader's recording was decoupled from its client, the identical request
+    // waited for as long as the stalled client kept its connection (here: until the
+    // client's 60 s timeout). Now a second or so, a few on a loaded machine.
+    assert!(
+        elapsed < Duration::from_secs(15),
+        "the identical request waited {elapsed:?} for a client that does not read"
+    );
+    assert!(p.chat_calls() <= 2, "{} upstream calls", p.chat_calls());
+    eprintln!(
+        "identical request: {served} after {elapsed:?}, {} upstream call(s)",
+        p.chat_calls()
+    );
+    drop(stalled);
+    let mut served = p.served;
+    served.stop().await;
+}
+
+/// Twenty identical requests on an upstream that answers `fault` slowly: one upstream call
+/// (two at most, for a request that arrives after the first finished), its error returned
+/// to all twenty, in about the time of one call rather than twenty in a row.
+async fn concurrent_requests_share_an_error(fault: &str, status: u16) -> Vec<reqwest::Response> {
+    // The callers have checked that the model is installed.
+    let embedder = common::model().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = Arc::new(Proxy::start(embedder, dir.path()).await);
+    let body = ask("Summarise the history of the printing press");
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let p = Arc::clone(&p);
+            let body = body.clone();
+            let fault = fault.to_string();
+            tokio::spawn(async move { p.chat_request(&body, Some(&fault)).send().await.unwrap() })
+        })
+        .collect();
+    let mut responses = Vec::new();
+    for t in tasks {
+        responses.push(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    for r in &responses {
+        assert_eq!(r.status().as_u16(), status);
+    }
+    let calls = p.chat_calls();
+    eprintln!("{fault}: 20 answers after {elapsed:?}, {calls} upstream call(s)");
+    assert!(
+        calls <= 2,
+        "{calls} upstream calls for 20 identical requests"
+    );
+    // One call takes 1 s; twenty in a row would take 20 s.
+    assert!(
+        elapsed < Duration::from_secs(6),
+        "20 identical requests took {elapsed:?}"
+    );
+    let p = Arc::try_unwrap(p).ok().unwrap();
+    let mut served = p.served;
+    served.stop().await;
+    responses
+}
+
+#[tokio::test]
+async fn an_upstream_500_is_shared_with_coalesced_requests() {
+    if common::model().is_none() {
+        return;
+    }
+    let responses = concurrent_requests_share_an_error("500,slow=1000", 500).await;
+    for r in responses {
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["type"], "server_error", "{v}");
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_429_is_shared_with_coalesced_requests_with_its_retry_after() {
+    if common::model().is_none() {
+        return;
+    }
+    let responses = concurrent_requests_share_an_error("429,slow=1000", 429).await;
+    for r in responses {
+        assert_eq!(
+            r.headers().get("retry-after").map(|v| v.to_str().unwrap()),
+            Some("1")
+        );
+    }
+}
+
+/// When the leader fails without an error to share (the upstream broke off its answer),
+/// the requests waiting for it go upstream on their own, together, not one after another.
+#[tokio::test]
+async fn waiters_of_a_broken_answer_do_not_queue() {
+    let embedder = need_model!();
+    let dir = tempfile::tempdir().unwrap();
+    let p = Arc::new(Proxy::start(embedder, dir.path()).await);
+    let body = ask("Describe the water cycle");
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let p = Arc::clone(&p);
+            let body = body.clone();
+            tokio::spawn(async move { p.chat_request(&body, Some("cut=1,slow=1000")).send().await })
+        })
+        .collect();
+    for t in tasks {
+        // A broken upstream answer is an error for the client (or a cut-off body).
+        if let Ok(r) = t.await.unwrap() {
+            assert!(!r.status().is_success() || r.bytes().await.is_err());
+        }
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "10 requests on a broken answer: {elapsed:?}, {} upstream call(s)",
+        p.chat_calls()
+    );
+    // Each call takes 1 s: in a row, ten would take 10 s; the first plus the others
+    // together about 2 s.
+    assert!(
+        elapsed < Duration::from_secs(6),
+        "10 requests took {elapsed:?}"
+    );
+    let p = Arc::try_unwrap(p).ok().unwrap();
+    let mut served = p.served;
+    served.stop().await;
 }
 
 /// A small tmpfs mounted on a directory, unmounted when dropped.
@@ -154,7 +337,7 @@ async fn a_full_disk_degrades_the_store_until_it_recovers_by_itself() {
         "What do these tokens have in common: {}",
         words.join(" ")
     ));
-    let r = p.chat_request(&body).send().await.unwrap();
+    let r = p.chat_request(&body, None).send().await.unwrap();
     assert_eq!(
         r.status(),
         200,
@@ -172,7 +355,7 @@ async fn a_full_disk_degrades_the_store_until_it_recovers_by_itself() {
         assert!(Instant::now() < deadline, "never degraded: {status} {text}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let r = p.chat_request(&body).send().await.unwrap();
+    let r = p.chat_request(&body, None).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(outcome(&r), "miss", "nothing was stored");
 
@@ -190,9 +373,9 @@ async fn a_full_disk_degrades_the_store_until_it_recovers_by_itself() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let calls = p.chat_calls();
-    let r = p.chat_request(&body).send().await.unwrap();
+    let r = p.chat_request(&body, None).send().await.unwrap();
     assert_eq!(outcome(&r), "miss");
-    let r = p.chat_request(&body).send().await.unwrap();
+    let r = p.chat_request(&body, None).send().await.unwrap();
     assert_eq!(outcome(&r), "hit-exact", "the store writes again");
     assert_eq!(p.chat_calls(), calls + 1);
     assert_eq!(p.health().await, (200, "ok".to_string()));
