@@ -355,6 +355,8 @@ async fn a_full_disk_degrades_the_store_until_it_recovers_by_itself() {
         assert!(Instant::now() < deadline, "never degraded: {status} {text}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let metrics = p.served.scrape().await;
+    assert!(metrics.contains("\ndeja_store_degraded 1\n"), "{metrics}");
     let r = p.chat_request(&body, None).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(outcome(&r), "miss", "nothing was stored");
@@ -379,6 +381,8 @@ async fn a_full_disk_degrades_the_store_until_it_recovers_by_itself() {
     assert_eq!(outcome(&r), "hit-exact", "the store writes again");
     assert_eq!(p.chat_calls(), calls + 1);
     assert_eq!(p.health().await, (200, "ok".to_string()));
+    let metrics = p.served.scrape().await;
+    assert!(metrics.contains("\ndeja_store_degraded 0\n"), "{metrics}");
     let mut served = p.served;
     served.stop().await;
     drop(tmpfs);
