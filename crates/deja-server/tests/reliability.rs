@@ -28,12 +28,21 @@ struct Proxy {
 
 impl Proxy {
     async fn start(embedder: Arc<dyn Embedder>, data_dir: &Path) -> Proxy {
+        Self::start_with(embedder, data_dir, |_| {}).await
+    }
+
+    async fn start_with(
+        embedder: Arc<dyn Embedder>,
+        data_dir: &Path,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Proxy {
         let mock = MockUpstream::start().await.unwrap();
         let mut config = Config {
             data_dir: data_dir.to_path_buf(),
             ..Config::default()
         };
         config.upstream.base_url = mock.base_url();
+        tweak(&mut config);
         let served = Served::start(config, embedder).await;
         Proxy {
             base: served.base.clone(),
@@ -256,6 +265,44 @@ async fn waiters_of_a_broken_answer_do_not_queue() {
         elapsed < Duration::from_secs(6),
         "10 requests took {elapsed:?}"
     );
+    let p = Arc::try_unwrap(p).ok().unwrap();
+    let mut served = p.served;
+    served.stop().await;
+}
+
+/// A request waits for an identical one at most `cache.coalesce_wait_ms`, then calls the
+/// upstream itself; the waiters that gave up do so together, not one after another.
+#[tokio::test]
+async fn waiters_give_up_on_a_slow_leader_after_the_bound_together() {
+    let embedder = need_model!();
+    let dir = tempfile::tempdir().unwrap();
+    let p =
+        Arc::new(Proxy::start_with(embedder, dir.path(), |c| c.cache.coalesce_wait_ms = 200).await);
+    let body = ask("Explain the rules of cricket");
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let p = Arc::clone(&p);
+            let body = body.clone();
+            tokio::spawn(async move {
+                let r = p
+                    .chat_request(&body, Some("slow=3000"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let calls = p.chat_calls();
+    eprintln!("6 requests on a 3 s upstream, 200 ms bound: {elapsed:?}, {calls} upstream call(s)");
+    assert!(calls >= 2, "no waiter gave up on the leader");
+    // Each call takes 3 s: those that gave up went together (in a row: 6 s and more).
+    assert!(elapsed < Duration::from_millis(5800), "took {elapsed:?}");
     let p = Arc::try_unwrap(p).ok().unwrap();
     let mut served = p.served;
     served.stop().await;
