@@ -163,9 +163,10 @@ async fn a_stalled_streaming_client_does_not_hold_identical_requests() {
     served.stop().await;
 }
 
-/// Twenty identical requests on an upstream that answers `fault` slowly: one upstream call
-/// (two at most, for a request that arrives after the first finished), its error returned
-/// to all twenty, in about the time of one call rather than twenty in a row.
+/// Twenty identical requests (half of them streamed) on an upstream that answers `fault`
+/// slowly: one upstream call (two at most, for a request that arrives after the first
+/// finished), its error returned to all twenty, in about the time of one call rather than
+/// twenty in a row.
 async fn concurrent_requests_share_an_error(fault: &str, status: u16) -> Vec<reqwest::Response> {
     // The callers have checked that the model is installed.
     let embedder = common::model().unwrap();
@@ -174,9 +175,13 @@ async fn concurrent_requests_share_an_error(fault: &str, status: u16) -> Vec<req
     let body = ask("Summarise the history of the printing press");
     let started = Instant::now();
     let tasks: Vec<_> = (0..20)
-        .map(|_| {
+        .map(|i| {
             let p = Arc::clone(&p);
-            let body = body.clone();
+            // Every other one streamed: the same error either way, whichever leads.
+            let mut body = body.clone();
+            if i % 2 == 1 {
+                body["stream"] = json!(true);
+            }
             let fault = fault.to_string();
             tokio::spawn(async move { p.chat_request(&body, Some(&fault)).send().await.unwrap() })
         })
