@@ -107,6 +107,23 @@ pub trait EntryStore: Send + Sync {
     async fn counters(&self) -> Result<Counters, StoreError>;
     /// Makes everything written so far durable (buffered hit counts included).
     async fn flush(&self) -> Result<(), StoreError>;
+    /// Whether the store can write, for a health check. Informational: a store that cannot
+    /// write still serves what it can (a failing cache bypasses, it never fails a request).
+    /// Backends that can tell override it; this default always says ok.
+    async fn health(&self) -> StoreHealth {
+        StoreHealth::Ok
+    }
+}
+
+/// What [`EntryStore::health`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreHealth {
+    Ok,
+    /// Writes fail (answers are served but not stored); `last_error` is the last one's
+    /// error chain. Reads may still work.
+    Degraded {
+        last_error: String,
+    },
 }
 
 /// What [`EntryStore::scan_meta`] shows of an entry: everything but the answer, the

@@ -319,6 +319,10 @@ pub struct CacheConfig {
     /// How often expired and cold entries are removed and the limits enforced. Between
     /// passes the cache may exceed its limits by what was stored meanwhile.
     pub sweep_interval_secs: u64,
+    /// Longest a request waits for an identical one already calling the upstream before
+    /// it calls the upstream itself (0: no waiting). Errors are shared and a stream is
+    /// stored at the upstream's pace, so this only ends waits for a slow upstream.
+    pub coalesce_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -353,6 +357,7 @@ impl Default for CacheConfig {
             eviction: EvictionSetting::Lru,
             cold_after_secs: None,
             sweep_interval_secs: 60,
+            coalesce_wait_ms: 60_000,
         }
     }
 }

@@ -438,8 +438,23 @@ pub fn router(state: AppState) -> request_id::RequestIds<Router> {
     request_id::RequestIds::new(routes)
 }
 
-async fn health() -> &'static str {
-    "ok"
+/// `GET /health`: `200 ok` while the store can write; `503` and `store: degraded (last
+/// write error: ...)` while it cannot (a full disk, say). A degraded proxy still answers
+/// every request (misses are forwarded, not stored), so a load balancer that acts on the
+/// 503 moves traffic to replicas that can cache; it comes back by itself once the store
+/// writes again (the store retries, see `RedbStore`), without traffic.
+async fn health(
+    axum::extract::State(app): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match app.cache().store().health().await {
+        deja_core::StoreHealth::Ok => "ok".into_response(),
+        deja_core::StoreHealth::Degraded { last_error } => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("store: degraded (last write error: {last_error})"),
+        )
+            .into_response(),
+    }
 }
 
 /// Persists counters and buffered hit times every second until the returned handle is

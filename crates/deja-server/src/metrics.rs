@@ -546,6 +546,14 @@ pub async fn scrape(State(app): State<AppState>) -> Response {
         );
         let _ = writeln!(out, "deja_store_bytes {n}");
     }
+    let degraded = store.health().await != deja_core::StoreHealth::Ok;
+    header(
+        &mut out,
+        "deja_store_degraded",
+        "gauge",
+        "1 while the store cannot write (answers are served but not stored), else 0.",
+    );
+    let _ = writeln!(out, "deja_store_degraded {}", u8::from(degraded));
     if let Some(c) = bounded("reading the counters", app.cache().counters(), &mut errors).await {
         header(
             &mut out,

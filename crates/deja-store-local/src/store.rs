@@ -23,12 +23,17 @@
 //!
 //! redb is synchronous; the async trait methods call it directly. Reads take a few
 //! microseconds; a strict write waits for an fsync (milliseconds).
+//!
+//! After an I/O error (a full disk, say) the store re-opens the file by itself and reports
+//! itself degraded until it writes again; see `recovery.rs`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use async_trait::async_trait;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use redb::{
     Database, Durability, MultimapTableDefinition, ReadableTable, ReadableTableMetadata,
     TableDefinition,
@@ -36,9 +41,14 @@ use redb::{
 
 use deja_core::{
     Counters, Entry, EntryId, EntryMeta, EntryStore, ExactKey, PartitionKey, StoreError,
+    StoreHealth,
 };
 
 use crate::codec;
+
+mod recovery;
+
+use recovery::{WriteHealth, WRITE_RETRY_MIN};
 
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries_v1");
 const EXACT: TableDefinition<&[u8; 16], u64> = TableDefinition::new("exact_v1");
@@ -49,6 +59,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
 
 const FORMAT_VERSION: u64 = 1;
 const WRITE_SEQ: &str = "write_seq";
+/// A `meta_v1` row only [`EntryStore::health`]'s write probe changes.
+const PROBES: &str = "health_probes";
 const BACKEND: &str = "redb";
 
 /// When a write is durable.
@@ -72,11 +84,21 @@ struct PendingHit {
 
 /// The embedded entry store: one redb file (the server uses `<data_dir>/deja.redb`).
 pub struct RedbStore {
-    db: Database,
+    /// `None` only while it is re-opened after an I/O error, or when that failed.
+    /// Operations hold the read lock for their whole length, so re-opening (the write
+    /// lock) waits until no transaction of the old database is left, which redb needs to
+    /// release the file.
+    db: RwLock<Option<Database>>,
     path: PathBuf,
     durability: StoreDurability,
+    cache_bytes: usize,
     /// Buffered [`EntryStore::record_hit`] calls; drained by `flush`.
     pending: Mutex<HashMap<u64, PendingHit>>,
+    /// Set by an I/O error: redb refuses everything until the file is opened again.
+    poisoned: AtomicBool,
+    /// Whether an operation is re-opening the file (the others do not wait for it).
+    reopening: AtomicBool,
+    health: Mutex<WriteHealth>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -88,11 +110,20 @@ impl std::fmt::Debug for RedbStore {
     }
 }
 
-fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+/// Every redb error as a [`redb::Error`], so [`is_io_error`] can tell I/O errors by one
+/// type.
+fn backend<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Backend {
         backend: BACKEND,
-        source: Box::new(e),
+        source: Box::new(e.into()),
     }
+}
+
+/// Opens (creating if absent) the redb file.
+fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, redb::DatabaseError> {
+    redb::Builder::new()
+        .set_cache_size(cache_bytes)
+        .create(path)
 }
 
 /// Page cache redb keeps in memory by default. Entries are read with one small lookup, so a
@@ -120,55 +151,27 @@ impl RedbStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| open_err(Box::new(e)))?;
         }
-        let db = redb::Builder::new()
-            .set_cache_size(cache_bytes)
-            .create(path)
-            .map_err(|e| open_err(Box::new(e)))?;
-        let store = RedbStore {
-            db,
-            path: path.to_path_buf(),
-            durability,
-            pending: Mutex::new(HashMap::new()),
-        };
-        store.init_tables().map_err(|e| match e {
+        let db = open_database(path, cache_bytes).map_err(|e| open_err(Box::new(e)))?;
+        init_tables(&db).map_err(|e| match e {
             StoreError::Backend { source, .. } => open_err(source),
             other => open_err(Box::new(other)),
         })?;
-        Ok(store)
-    }
-
-    /// Creates the tables (so read transactions never meet a missing table) and checks the
-    /// format version.
-    fn init_tables(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
-        {
-            txn.open_table(ENTRIES).map_err(backend)?;
-            txn.open_table(EXACT).map_err(backend)?;
-            txn.open_table(HITS).map_err(backend)?;
-            txn.open_multimap_table(TAGS).map_err(backend)?;
-            txn.open_table(COUNTERS).map_err(backend)?;
-            let mut meta = txn.open_table(META).map_err(backend)?;
-            let found = meta
-                .get("format_version")
-                .map_err(backend)?
-                .map(|g| g.value());
-            match found {
-                None => {
-                    meta.insert("format_version", FORMAT_VERSION)
-                        .map_err(backend)?;
-                }
-                Some(FORMAT_VERSION) => {}
-                Some(v) => {
-                    return Err(StoreError::Corrupt {
-                        id: "format_version".into(),
-                        reason: format!(
-                            "store format version {v} is not supported (this build reads {FORMAT_VERSION})"
-                        ),
-                    })
-                }
-            }
-        }
-        txn.commit().map_err(backend)
+        let now = Instant::now();
+        Ok(RedbStore {
+            db: RwLock::new(Some(db)),
+            path: path.to_path_buf(),
+            durability,
+            cache_bytes,
+            pending: Mutex::new(HashMap::new()),
+            poisoned: AtomicBool::new(false),
+            reopening: AtomicBool::new(false),
+            health: Mutex::new(WriteHealth {
+                last_error: None,
+                next_write: now,
+                write_retry: WRITE_RETRY_MIN,
+                next_reopen: now,
+            }),
+        })
     }
 
     /// A number that changes whenever entries change: it counts the committed write
@@ -176,7 +179,8 @@ impl RedbStore {
     /// copy of the index taken when it had some value is current exactly while it still
     /// has that value.
     pub fn write_seq(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let meta = txn.open_table(META).map_err(backend)?;
         let seq = meta
             .get(WRITE_SEQ)
@@ -189,8 +193,9 @@ impl RedbStore {
         &self.path
     }
 
-    fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
-        let mut txn = self.db.begin_write().map_err(backend)?;
+    fn begin_write(&self, db: &Database) -> Result<redb::WriteTransaction, StoreError> {
+        self.admit_write()?;
+        let mut txn = db.begin_write().map_err(backend)?;
         txn.set_durability(match self.durability {
             StoreDurability::Strict => Durability::Immediate,
             StoreDurability::Fast => Durability::Eventual,
@@ -221,7 +226,8 @@ impl RedbStore {
     }
 
     fn get_sync(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let mut found = Self::read_entry(&txn, id)?;
         if let Some(e) = &mut found {
             self.apply_pending(e);
@@ -230,7 +236,8 @@ impl RedbStore {
     }
 
     fn get_exact_sync(&self, key: &ExactKey) -> Result<Option<Entry>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let exact = txn.open_table(EXACT).map_err(backend)?;
         let Some(id) = exact.get(&key.0).map_err(backend)?.map(|g| g.value()) else {
             return Ok(None);
@@ -251,7 +258,8 @@ impl RedbStore {
     /// the batch is stored whole or not at all. Later entries of the batch see earlier
     /// ones, so a repeated exact key replaces within the batch too.
     fn put_many_sync(&self, entries: &[Entry]) -> Result<Vec<Option<EntryId>>, StoreError> {
-        let txn = self.begin_write()?;
+        let db = self.db()?;
+        let txn = self.begin_write(&db)?;
         let replaced = {
             let mut t = WriteTables {
                 entries: txn.open_table(ENTRIES).map_err(backend)?,
@@ -266,6 +274,7 @@ impl RedbStore {
         };
         bump_write_seq(&txn)?;
         txn.commit().map_err(backend)?;
+        self.wrote();
         let mut pending = self.pending.lock();
         for (e, r) in entries.iter().zip(&replaced) {
             pending.remove(&e.id.0);
@@ -277,7 +286,8 @@ impl RedbStore {
     }
 
     fn remove_sync(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
-        let txn = self.begin_write()?;
+        let db = self.db()?;
+        let txn = self.begin_write(&db)?;
         let removed = {
             let mut entries = txn.open_table(ENTRIES).map_err(backend)?;
             let mut exact = txn.open_table(EXACT).map_err(backend)?;
@@ -313,6 +323,7 @@ impl RedbStore {
         }
         bump_write_seq(&txn)?;
         txn.commit().map_err(backend)?;
+        self.wrote();
         let pending = self.pending.lock().remove(&id.0);
         Ok(removed.map(|mut e| {
             if let Some(p) = pending {
@@ -327,7 +338,8 @@ impl RedbStore {
         &self,
         ids: &[EntryId],
     ) -> Result<Vec<(EntryId, PartitionKey, bool)>, StoreError> {
-        let txn = self.begin_write()?;
+        let db = self.db()?;
+        let txn = self.begin_write(&db)?;
         let mut removed = Vec::with_capacity(ids.len());
         {
             let mut entries = txn.open_table(ENTRIES).map_err(backend)?;
@@ -374,6 +386,7 @@ impl RedbStore {
         }
         bump_write_seq(&txn)?;
         txn.commit().map_err(backend)?;
+        self.wrote();
         let mut pending = self.pending.lock();
         for (id, ..) in &removed {
             pending.remove(&id.0);
@@ -382,7 +395,8 @@ impl RedbStore {
     }
 
     fn ids_with_tag_sync(&self, tag: &str) -> Result<Vec<EntryId>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let tags = txn.open_multimap_table(TAGS).map_err(backend)?;
         let mut ids = Vec::new();
         for id in tags.get(tag).map_err(backend)? {
@@ -397,7 +411,8 @@ impl RedbStore {
         &self,
         mut visit: impl for<'a> FnMut(&'a EntryMeta<'a>),
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let entries = txn.open_table(ENTRIES).map_err(backend)?;
         let hits = txn.open_table(HITS).map_err(backend)?;
         // Both tables are ordered by id: walk them side by side instead of looking every
@@ -470,7 +485,14 @@ impl RedbStore {
     /// Writes buffered hits in one fsynced transaction (which also makes every earlier
     /// `Fast` commit durable).
     fn write_hits(&self, pending: &HashMap<u64, PendingHit>) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(backend)?;
+        if pending.is_empty() && self.health.lock().last_error.is_some() {
+            // Nothing to write, and an empty commit would only take the next write
+            // attempt from a write that can tell whether the store writes again.
+            return Ok(());
+        }
+        let db = self.db()?;
+        self.admit_write()?;
+        let mut txn = db.begin_write().map_err(backend)?;
         txn.set_durability(Durability::Immediate);
         {
             let entries = txn.open_table(ENTRIES).map_err(backend)?;
@@ -489,7 +511,12 @@ impl RedbStore {
                     .map_err(backend)?;
             }
         }
-        txn.commit().map_err(backend)
+        txn.commit().map_err(backend)?;
+        // An empty commit proves nothing: it can succeed on a full disk.
+        if !pending.is_empty() {
+            self.wrote();
+        }
+        Ok(())
     }
 
     /// Visits every entry's (id, partition, embedder id, vector) in id order, as
@@ -498,7 +525,8 @@ impl RedbStore {
         &self,
         mut visit: impl for<'a> FnMut(EntryId, PartitionKey, &'a str, &'a [f32]),
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let entries = txn.open_table(ENTRIES).map_err(backend)?;
         for item in entries.iter().map_err(backend)? {
             let (k, v) = item.map_err(backend)?;
@@ -518,7 +546,8 @@ impl RedbStore {
     /// Visits every entry (hit counts current) in id order, e.g. for stats or export.
     /// Stops at the first corrupt entry.
     pub fn for_each_entry(&self, mut f: impl FnMut(&Entry)) -> Result<(), StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let entries = txn.open_table(ENTRIES).map_err(backend)?;
         let hits = txn.open_table(HITS).map_err(backend)?;
         for item in entries.iter().map_err(backend)? {
@@ -541,13 +570,15 @@ impl RedbStore {
     }
 
     fn len_sync(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let entries = txn.open_table(ENTRIES).map_err(backend)?;
         entries.len().map_err(backend)
     }
 
     fn add_counters_sync(&self, delta: &Counters) -> Result<(), StoreError> {
-        let txn = self.begin_write()?;
+        let db = self.db()?;
+        let txn = self.begin_write(&db)?;
         {
             let mut table = txn.open_table(COUNTERS).map_err(backend)?;
             for (name, add) in counter_fields(delta) {
@@ -560,11 +591,16 @@ impl RedbStore {
                     .map_err(backend)?;
             }
         }
-        txn.commit().map_err(backend)
+        txn.commit().map_err(backend)?;
+        if !delta.is_zero() {
+            self.wrote();
+        }
+        Ok(())
     }
 
     fn counters_sync(&self) -> Result<Counters, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
         let table = txn.open_table(COUNTERS).map_err(backend)?;
         let get = |name: &str| -> Result<u64, StoreError> {
             Ok(table.get(name).map_err(backend)?.map_or(0, |g| g.value()))
@@ -590,6 +626,41 @@ impl RedbStore {
             stale_replaced: get("stale_replaced")?,
         })
     }
+}
+
+/// Creates the tables (so read transactions never meet a missing table) and checks the
+/// format version.
+fn init_tables(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(backend)?;
+    {
+        txn.open_table(ENTRIES).map_err(backend)?;
+        txn.open_table(EXACT).map_err(backend)?;
+        txn.open_table(HITS).map_err(backend)?;
+        txn.open_multimap_table(TAGS).map_err(backend)?;
+        txn.open_table(COUNTERS).map_err(backend)?;
+        let mut meta = txn.open_table(META).map_err(backend)?;
+        let found = meta
+            .get("format_version")
+            .map_err(backend)?
+            .map(|g| g.value());
+        match found {
+            None => {
+                meta.insert("format_version", FORMAT_VERSION)
+                    .map_err(backend)?;
+            }
+            Some(FORMAT_VERSION) => {}
+            Some(v) => {
+                let reason = format!(
+                    "store format version {v} is not supported (this build reads {FORMAT_VERSION})"
+                );
+                return Err(StoreError::Corrupt {
+                    id: "format_version".into(),
+                    reason,
+                });
+            }
+        }
+    }
+    txn.commit().map_err(backend)
 }
 
 /// A row of `hits_v1`: entry id, (last_hit_ms, hit_count).
@@ -750,23 +821,23 @@ fn put_in(t: &mut WriteTables<'_>, entry: &Entry) -> Result<Option<EntryId>, Sto
 #[async_trait]
 impl EntryStore for RedbStore {
     async fn get_exact(&self, key: &ExactKey) -> Result<Option<Entry>, StoreError> {
-        self.get_exact_sync(key)
+        self.observe(self.get_exact_sync(key))
     }
 
     async fn get(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
-        self.get_sync(id)
+        self.observe(self.get_sync(id))
     }
 
     async fn put(&self, entry: &Entry) -> Result<Option<EntryId>, StoreError> {
-        self.put_sync(entry)
+        self.observe(self.put_sync(entry))
     }
 
     async fn put_many(&self, entries: &[Entry]) -> Result<Vec<Option<EntryId>>, StoreError> {
-        self.put_many_sync(entries)
+        self.observe(self.put_many_sync(entries))
     }
 
     async fn remove(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
-        self.remove_sync(id)
+        self.observe(self.remove_sync(id))
     }
 
     async fn record_hit(&self, id: EntryId, at_ms: u64) -> Result<(), StoreError> {
@@ -781,11 +852,11 @@ impl EntryStore for RedbStore {
         &self,
         visit: &mut (dyn for<'a> FnMut(EntryId, PartitionKey, &'a str, &'a [f32]) + Send),
     ) -> Result<(), StoreError> {
-        self.scan_vectors_with(|id, p, e, v| visit(id, p, e, v))
+        self.observe(self.scan_vectors_with(|id, p, e, v| visit(id, p, e, v)))
     }
 
     async fn len(&self) -> Result<u64, StoreError> {
-        self.len_sync()
+        self.observe(self.len_sync())
     }
 
     async fn stored_bytes(&self) -> Result<Option<u64>, StoreError> {
@@ -797,32 +868,36 @@ impl EntryStore for RedbStore {
     }
 
     async fn ids_with_tag(&self, tag: &str) -> Result<Vec<EntryId>, StoreError> {
-        self.ids_with_tag_sync(tag)
+        self.observe(self.ids_with_tag_sync(tag))
     }
 
     async fn scan_meta(
         &self,
         visit: &mut (dyn for<'a> FnMut(&'a EntryMeta<'a>) + Send),
     ) -> Result<(), StoreError> {
-        self.scan_meta_with(|m| visit(m))
+        self.observe(self.scan_meta_with(|m| visit(m)))
     }
 
     async fn remove_many(
         &self,
         ids: &[EntryId],
     ) -> Result<Vec<(EntryId, PartitionKey, bool)>, StoreError> {
-        self.remove_many_sync(ids)
+        self.observe(self.remove_many_sync(ids))
     }
 
     async fn add_counters(&self, delta: &Counters) -> Result<(), StoreError> {
-        self.add_counters_sync(delta)
+        self.observe(self.add_counters_sync(delta))
     }
 
     async fn counters(&self) -> Result<Counters, StoreError> {
-        self.counters_sync()
+        self.observe(self.counters_sync())
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        self.flush_sync()
+        self.observe(self.flush_sync())
+    }
+
+    async fn health(&self) -> StoreHealth {
+        self.health_sync()
     }
 }

@@ -327,3 +327,105 @@ async fn write_seq_moves_with_every_change_of_entries() {
     let store = RedbStore::open(&path, StoreDurability::Fast).unwrap();
     assert_eq!(store.write_seq().unwrap(), before, "after a reopen");
 }
+
+/// A small tmpfs mounted on a directory (root only), unmounted when dropped.
+struct Tmpfs {
+    dir: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    /// `None`, with a message, when this process may not mount (not root).
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!(
+                "skipped: cannot mount a tmpfs: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        }
+        Some(Tmpfs {
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// After an I/O error redb refuses everything until re-opened. The store re-opens it by
+/// itself: reads go on while the disk is full, `health` says degraded while writes fail,
+/// and writes work again once there is room, without a restart.
+#[tokio::test]
+async fn a_full_disk_degrades_the_store_until_it_recovers_by_itself() {
+    use deja_core::StoreHealth;
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(tmpfs) = Tmpfs::mount(dir.path(), "2m") else {
+        return;
+    };
+    let store = RedbStore::open(&dir.path().join("deja.redb"), StoreDurability::Strict).unwrap();
+    let p = PartitionKey([9; 16]);
+    let kept = entry(1, p, 64);
+    store.put(&kept).await.unwrap();
+    assert_eq!(store.health().await, StoreHealth::Ok);
+
+    let filler = dir.path().join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0xa5u8; 4096];
+        while f.write_all(&block).is_ok() {}
+    }
+    let mut big = entry(2, p, 64);
+    big.answer = Answer::Body(vec![b'x'; 200_000]);
+    let e = store.put(&big).await.unwrap_err();
+    assert!(
+        deja_core::ErrorChain(&e)
+            .to_string()
+            .contains("No space left"),
+        "{e}"
+    );
+    match store.health().await {
+        StoreHealth::Degraded { last_error } => assert!(!last_error.is_empty()),
+        StoreHealth::Ok => panic!("a failed write must degrade the store"),
+    }
+    // Re-opened at once: what was stored is still read while the disk is full.
+    assert_eq!(
+        store.get(kept.id).await.unwrap().unwrap().prompt,
+        kept.prompt
+    );
+    assert!(store.put(&big).await.is_err(), "still full");
+
+    let out = std::process::Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::fs::remove_file(&filler).unwrap();
+    // Recovers without a write from outside: `health` attempts one when one is due (1 s
+    // after the error, then 2, 4, up to 10 s apart).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while store.health().await != StoreHealth::Ok {
+        assert!(std::time::Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    store.put(&big).await.unwrap();
+    assert_eq!(store.get(big.id).await.unwrap().unwrap().answer, big.answer);
+    assert_eq!(
+        store.get(kept.id).await.unwrap().unwrap().prompt,
+        kept.prompt
+    );
+    drop(store);
+    drop(tmpfs);
+}

@@ -11,7 +11,7 @@
 //! shape. What differs between the wire formats of a stream and a body is
 //! [`StreamFormat`].
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -23,7 +23,7 @@ use deja_openai::chat::ChatKey;
 use deja_openai::sse;
 use futures::StreamExt;
 
-use crate::coalesce::LeaderGuard;
+use crate::coalesce::{LeaderGuard, SharedError, Waited};
 use crate::controls::Controls;
 use crate::error::ApiError;
 use crate::metrics::Endpoint;
@@ -148,8 +148,22 @@ pub async fn answer(
             min_similarity: controls.min_similarity,
             max_age_secs: controls.max_age_secs,
         };
+        // Each request waits for a leader at most once (see `coalesce`), so waiters never
+        // queue behind one another.
+        let bound = Duration::from_millis(app.config().cache.coalesce_wait_ms);
+        let mut waited = false;
         loop {
-            app.inflight().wait(&exact).await;
+            if !waited {
+                match app.inflight().wait(&exact, bound).await {
+                    Waited::NoLeader => {}
+                    Waited::Done | Waited::TimedOut => waited = true,
+                    Waited::Failed(e) => {
+                        // The leader's upstream error, shared: not stored, not re-asked.
+                        record.set(&outcome);
+                        return Ok((e.status, e.headers.clone(), e.body.clone()).into_response());
+                    }
+                }
+            }
             let (found, stages) = app.cache().lookup_timed(&lookup).await;
             record.summary.stages = stages;
             let (entry, hit) = match found {
@@ -179,12 +193,14 @@ pub async fn answer(
                             rejected: r,
                         });
                     }
-                    // Whoever registers first fetches; the others wait above and look again.
+                    // Whoever registers first fetches; the others wait above and look
+                    // again, unless they have waited already: then they go on their own.
                     match app.inflight().lead(exact) {
                         Some(g) => {
                             guard = Some(g);
                             break;
                         }
+                        None if waited => break,
                         None => continue,
                     }
                 }
@@ -218,7 +234,7 @@ pub async fn answer(
         },
         request,
         format: route.format,
-        _guard: guard,
+        guard,
     });
 
     record.set(&outcome);
@@ -250,8 +266,16 @@ pub async fn answer(
     }
 
     if !status.is_success() {
-        // Upstream errors pass through unchanged and are never stored.
+        // Upstream errors pass through unchanged and are never stored; requests waiting
+        // for this one get the same answer.
         let body = upstream.bytes().await.map_err(map_send_error)?;
+        if let Some(g) = pending.as_ref().and_then(|p| p.guard.as_ref()) {
+            g.fail(SharedError {
+                status,
+                headers: resp_headers.clone(),
+                body: body.clone(),
+            });
+        }
         return Ok((status, resp_headers, body).into_response());
     }
     let is_sse = upstream
@@ -327,7 +351,9 @@ struct PendingInsert {
     /// The request body, recorded while staleness checks are on.
     request: Option<Vec<u8>>,
     format: StreamFormat,
-    _guard: Option<LeaderGuard>,
+    /// The coalescing leadership, when this request has it: dropped (waiters released)
+    /// once the answer is stored or cannot be.
+    guard: Option<LeaderGuard>,
 }
 
 impl PendingInsert {
@@ -359,7 +385,8 @@ impl PendingInsert {
             labels,
             request,
             format: _,
-            _guard,
+            // Kept to the end: the waiters look up again once the entry is stored.
+            guard: _guard,
         } = self;
         let ChatKey {
             partition,
@@ -415,6 +442,20 @@ fn with_headers(body: Bytes, headers: HeaderMap) -> Response {
     resp
 }
 
+/// How many bytes of a stream may wait for a slow client. The recording goes on at the
+/// upstream's pace while the client is behind by less than this, so a client that stops
+/// reading does not hold back the requests waiting for this answer (they are released when
+/// it is stored). The recording already holds the whole answer, so this at most doubles
+/// what a stream takes; about 80,000 tokens of OpenAI chunks. A client further behind slows
+/// the upstream down again, and the waiters fall back on `coalesce_wait_ms`.
+const CLIENT_BUFFER_BYTES: usize = 16 << 20;
+
+/// A chunk on its way to the client, with its share of [`CLIENT_BUFFER_BYTES`].
+type ClientChunk = (
+    Result<Bytes, std::io::Error>,
+    Option<tokio::sync::OwnedSemaphorePermit>,
+);
+
 /// Forwards an upstream SSE stream to the client as it arrives, recording its events, and
 /// stores the recording if the stream ended as its format ends and the answer is whole.
 fn stream_through(
@@ -423,7 +464,10 @@ fn stream_through(
     headers: HeaderMap,
     pending: Option<PendingInsert>,
 ) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(32);
+    // Unbounded in chunks, bounded in bytes: a chunk waits for its bytes' permits, which
+    // are given back when the client's body takes it (or drops it, gone).
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ClientChunk>();
+    let budget = std::sync::Arc::new(tokio::sync::Semaphore::new(CLIENT_BUFFER_BYTES));
     let mut pending = pending;
     let strict = pending.as_ref().is_some_and(|p| ack_after_store(&p.app));
     let format = pending.as_ref().map(|p| p.format);
@@ -450,7 +494,14 @@ fn stream_through(
                             store_stream(p, std::mem::take(&mut chunks)).await;
                         }
                     }
-                    if tx.send(Ok(bytes)).await.is_err() {
+                    // A chunk larger than the whole buffer takes all of it. The cast is
+                    // exact: the buffer's size fits in a u32.
+                    let cost = bytes.len().min(CLIENT_BUFFER_BYTES) as u32;
+                    let Ok(permit) = budget.clone().acquire_many_owned(cost).await else {
+                        // The semaphore is never closed.
+                        return;
+                    };
+                    if tx.send((Ok(bytes), Some(permit))).is_err() {
                         // The client went away: stop reading; a partial answer is not stored.
                         return;
                     }
@@ -458,9 +509,10 @@ fn stream_through(
                 Err(e) => {
                     tracing::warn!(error = %deja_core::ErrorChain(&e), "upstream stream broke off; not caching it");
                     failed = true;
-                    let _ = tx
-                        .send(Err(std::io::Error::other("upstream stream broke off")))
-                        .await;
+                    let _ = tx.send((
+                        Err(std::io::Error::other("upstream stream broke off")),
+                        None,
+                    ));
                     break;
                 }
             }
@@ -474,8 +526,10 @@ fn stream_through(
     };
     // The recording outlives the handler; its log lines keep the request's id.
     tokio::spawn(crate::request_id::carry(task));
-    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
-    (status, headers, body).into_response()
+    // The permit is dropped as the body hands the chunk on, which frees its bytes.
+    let chunks =
+        tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map(|(chunk, _permit)| chunk);
+    (status, headers, Body::from_stream(chunks)).into_response()
 }
 
 /// Whether a stored answer must be durable before the client sees the end of the response
