@@ -1,0 +1,263 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Attacks and abuse from the red-team report, through the real server (a listener on
+//! 127.0.0.1, the real model, the embedded store) in front of the mock upstream, which
+//! records what reaches it. Requests whose exact bytes matter (`..`, `%2e%2e`, half a
+//! request line) are written on a raw TCP socket, since an HTTP client would normalise
+//! or complete them.
+
+#[macro_use]
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::Served;
+use deja_core::Embedder;
+use deja_server::config::Config;
+use deja_testkit::mock_upstream::MockUpstream;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const OPERATOR_KEY: &str = "sk-operator";
+const ANTHROPIC_KEY: &str = "sk-ant-operator";
+const ADMIN_TOKEN: &str = "hardening-admin-token";
+
+struct Proxy {
+    served: Served,
+    /// `127.0.0.1:PORT`.
+    addr: String,
+    mock: MockUpstream,
+    _dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    /// The proxy in front of the mock (as the OpenAI-compatible and the Anthropic
+    /// upstream, each with an operator key), after `tweak`.
+    async fn start(embedder: Arc<dyn Embedder>, tweak: impl FnOnce(&mut Config)) -> Proxy {
+        let mock = MockUpstream::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.upstream.base_url = mock.base_url();
+        config.upstream.api_key = Some(OPERATOR_KEY.into());
+        config.anthropic.base_url = format!("http://{}", mock.addr());
+        config.anthropic.api_key = Some(ANTHROPIC_KEY.into());
+        tweak(&mut config);
+        let served = Served::start(config, embedder).await;
+        let addr = served.base.trim_start_matches("http://").to_string();
+        Proxy {
+            served,
+            addr,
+            mock,
+            _dir: dir,
+        }
+    }
+
+    /// Sends `head` (a request line and headers, without the blank line) as written, with
+    /// `Connection: close`, and reads the whole answer.
+    async fn raw(&self, head: &str) -> Raw {
+        let mut s = TcpStream::connect(&self.addr).await.unwrap();
+        let request = format!("{head}\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut bytes = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut bytes))
+            .await
+            .expect("the proxy answers within 10 s")
+            .unwrap();
+        Raw::parse(&bytes)
+    }
+}
+
+/// An HTTP/1.1 answer read off a socket.
+struct Raw {
+    status: u16,
+    /// Header lines, lowercased.
+    head: String,
+    body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Raw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}\n\n{}",
+            self.head,
+            String::from_utf8_lossy(&self.body)
+        )
+    }
+}
+
+/// What reached the mock upstream since its last reset: method, path, credentials.
+fn forwarded(mock: &MockUpstream) -> Vec<String> {
+    mock.state()
+        .requests()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} authorization={:?} x-api-key={:?}",
+                r.method,
+                r.path_and_query,
+                r.headers.get("authorization"),
+                r.headers.get("x-api-key")
+            )
+        })
+        .collect()
+}
+
+impl Raw {
+    fn parse(bytes: &[u8]) -> Raw {
+        let split = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(bytes)));
+        let head = String::from_utf8_lossy(&bytes[..split]).to_lowercase();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        Raw {
+            status,
+            head,
+            body: bytes[split + 4..].to_vec(),
+        }
+    }
+
+    /// The body as JSON (deja's own errors have a length, not chunks).
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("{e}: {} {}", self.head, String::from_utf8_lossy(&self.body))
+        })
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            (n.trim() == name).then(|| v.trim())
+        })
+    }
+}
+
+/// The OpenAI error shape with this type, or Anthropic's.
+fn assert_error_shape(r: &Raw, anthropic: bool, kind: &str, what: &str) {
+    let body = r.json();
+    if anthropic {
+        assert_eq!(body["type"], "error", "{what}: {body}");
+        assert_eq!(body["error"]["type"], kind, "{what}: {body}");
+    } else {
+        assert_eq!(body["error"]["type"], kind, "{what}: {body}");
+        assert!(body["error"]["message"].is_string(), "{what}: {body}");
+    }
+}
+
+/// Finding #2: a path that climbs out of `/v1` (plainly, percent-encoded, with
+/// backslashes, through Anthropic's `/v1/messages/...`) is a 400 from deja and nothing
+/// reaches the upstream; a path outside `/v1` is a 404 from deja. Paths inside stay
+/// forwarded, query and all, with dot segments resolved and double encoding kept.
+#[tokio::test]
+async fn passthrough_paths_cannot_leave_the_upstream_base() {
+    let p = Proxy::start(need_model!(), |_| {}).await;
+    // (request target, answered in Anthropic's shape)
+    let climbs = [
+        ("/v1/%2e%2e/internal/x", false),
+        ("/v1/%2E%2E/internal/x", false),
+        ("/v1/../internal/x", false),
+        ("/v1/.%2e/internal/x?q=1", false),
+        ("/v1/models/../../internal/x", false),
+        ("/v1/..%5cinternal", false),
+        ("/v1/..\\internal", false),
+        ("/v1/%2e%2e%2finternal", false),
+        ("/v1/a%2fb/../../internal", false),
+        ("/v1/messages/x/../../../X", true),
+        ("/v1/messages/%2e%2e/%2e%2e/X", true),
+    ];
+    for (target, anthropic) in climbs {
+        let r = p.raw(&format!("GET {target} HTTP/1.1")).await;
+        assert_eq!(forwarded(&p.mock), Vec::<String>::new(), "{target}");
+        assert_eq!(r.status, 400, "{target}: {r:?}");
+        assert_error_shape(&r, anthropic, "invalid_request_error", target);
+    }
+    for target in ["/internal/x", "/v1beta/models", "/favicon.ico"] {
+        let r = p.raw(&format!("GET {target} HTTP/1.1")).await;
+        assert_eq!(forwarded(&p.mock), Vec::<String>::new(), "{target}");
+        assert_eq!(r.status, 404, "{target}: {r:?}");
+        assert_error_shape(&r, false, "invalid_request_error", target);
+    }
+    assert_eq!(p.mock.stats().total_calls, 0);
+
+    // Inside the base: forwarded as resolved, with the operator's key and the query.
+    for (target, forwarded, status) in [
+        ("/v1/models?limit=2", "/v1/models?limit=2", 200),
+        ("/v1/files/../models", "/v1/models", 200),
+        ("/v1/%252e%252e/x", "/v1/%252e%252e/x", 404),
+    ] {
+        p.mock.reset();
+        let r = p.raw(&format!("GET {target} HTTP/1.1")).await;
+        assert_eq!(r.status, status, "{target}: {r:?}");
+        let seen = p.mock.state().requests();
+        assert_eq!(seen.len(), 1, "{target}");
+        assert_eq!(seen[0].path_and_query, forwarded, "{target}");
+        assert_eq!(
+            seen[0].headers["authorization"],
+            format!("Bearer {OPERATOR_KEY}")
+        );
+    }
+    p.mock.reset();
+    p.raw("POST /v1/messages/count_tokens HTTP/1.1\r\nContent-Length: 0")
+        .await;
+    let seen = p.mock.state().requests();
+    assert_eq!(seen[0].path_and_query, "/v1/messages/count_tokens");
+    assert_eq!(seen[0].headers["x-api-key"], ANTHROPIC_KEY);
+}
+
+/// Finding #9: deja's own paths, in every variant that misses their routes, are answered
+/// by deja and never forwarded. Without an operator key the client's `Authorization`
+/// (here the admin token) would go upstream as it is.
+#[tokio::test]
+async fn deja_paths_are_never_forwarded() {
+    let p = Proxy::start(need_model!(), |c| {
+        c.admin.token = Some(ADMIN_TOKEN.into());
+        c.upstream.api_key = None;
+    })
+    .await;
+    for target in [
+        "/admin",
+        "/admin/",
+        "/admin//stats",
+        "/admin/unknown",
+        "/ADMIN/stats",
+        "/Admin/",
+        "/admin/stats/",
+        "/metrics/",
+        "/Metrics",
+        "/health/",
+        "/HEALTH",
+        "/dashboard/x",
+        "/dashboard.json",
+    ] {
+        for method in ["GET", "POST", "DELETE"] {
+            let r = p
+                .raw(&format!(
+                    "{method} {target} HTTP/1.1\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: 0"
+                ))
+                .await;
+            assert_eq!(
+                forwarded(&p.mock),
+                Vec::<String>::new(),
+                "{method} {target}"
+            );
+            assert!(
+                [401, 404, 405].contains(&r.status),
+                "{method} {target}: {r:?}"
+            );
+            assert_error_shape(&r, false, "invalid_request_error", target);
+        }
+    }
+    // The routes themselves still answer.
+    assert_eq!(p.raw("GET /health HTTP/1.1").await.status, 200);
+    let r = p
+        .raw(&format!(
+            "GET /admin/stats HTTP/1.1\r\nAuthorization: Bearer {ADMIN_TOKEN}"
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+}
