@@ -15,7 +15,7 @@ use common::Served;
 use deja_core::Embedder;
 use deja_server::config::Config;
 use deja_testkit::mock_upstream::MockUpstream;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -260,4 +260,41 @@ async fn deja_paths_are_never_forwarded() {
         ))
         .await;
     assert_eq!(r.status, 200);
+}
+
+/// Finding #13: `max-age` beyond 2^31 (here past u64) means 2^31 seconds, as in HTTP
+/// caches: accepted, and a fresh entry is served.
+#[tokio::test]
+async fn an_overflowing_max_age_is_accepted_as_no_limit() {
+    let p = Proxy::start(need_model!(), |_| {}).await;
+    let client = reqwest::Client::new();
+    let body = json!({
+        "model": "m",
+        "messages": [{"role": "user", "content": "how do I reset my password"}],
+    });
+    let ask = |cache_control: Option<&'static str>| {
+        let mut rb = client
+            .post(format!("{}/v1/chat/completions", p.served.base))
+            .json(&body);
+        if let Some(v) = cache_control {
+            rb = rb.header("cache-control", v);
+        }
+        rb.send()
+    };
+    assert_eq!(ask(None).await.unwrap().status(), 200);
+    for value in [
+        "max-age=99999999999999999999",
+        "max-age=2147483649",
+        "max-age=\"18446744073709551616\"",
+    ] {
+        let r = ask(Some(value)).await.unwrap();
+        assert_eq!(r.status(), 200, "{value}");
+        assert_eq!(r.headers()["x-deja-cache"], "hit-exact", "{value}");
+    }
+    assert_eq!(
+        ask(Some("max-age=-1")).await.unwrap().status(),
+        400,
+        "a sign is still malformed"
+    );
+    assert_eq!(p.mock.stats().chat_calls, 1);
 }
