@@ -115,6 +115,10 @@ pub enum StaleAction {
     Replace,
 }
 
+/// Shortest admin token accepted: the token guards invalidation, export and import, so it
+/// must not be guessable.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
@@ -648,6 +652,17 @@ impl Config {
                     .into(),
             });
         }
+        if let Some(t) = self.admin.token.as_deref() {
+            let chars = t.trim().chars().count();
+            if chars < MIN_ADMIN_TOKEN_CHARS {
+                return Err(ConfigError::Invalid {
+                    key: "admin.token".into(),
+                    message: format!(
+                        "is {chars} characters; use a secret of at least {MIN_ADMIN_TOKEN_CHARS} (e.g. `openssl rand -hex 16`), or remove the key to turn the admin API off"
+                    ),
+                });
+            }
+        }
         if let Some(url) = &self.store.shared_embeddings {
             crate::shared_embeddings::parse_url(url).map_err(|message| ConfigError::Invalid {
                 key: "store.shared_embeddings".into(),
@@ -995,16 +1010,30 @@ mod tests {
 
     #[test]
     fn admin_token_from_file_or_env() {
-        let c = Config::from_toml("[admin]\ntoken = \"s3cret\"\n").unwrap();
-        assert_eq!(c.admin.token.as_deref(), Some("s3cret"));
+        let c = Config::from_toml("[admin]\ntoken = \"s3cret-s3cret-s3cret\"\n").unwrap();
+        assert_eq!(c.admin.token.as_deref(), Some("s3cret-s3cret-s3cret"));
+        c.validate().unwrap();
         let mut c = Config::default();
         assert!(c.admin.token.is_none(), "off by default");
-        c.apply_env(|k| (k == "DEJA_ADMIN_TOKEN").then(|| "from-env".into()))
+        c.apply_env(|k| (k == "DEJA_ADMIN_TOKEN").then(|| "from-env-0123456789".into()))
             .unwrap();
-        assert_eq!(c.admin.token.as_deref(), Some("from-env"));
-        c.admin.token = Some(" ".into());
-        let err = c.validate().unwrap_err().to_string();
-        assert!(err.starts_with("admin.token"), "{err}");
+        assert_eq!(c.admin.token.as_deref(), Some("from-env-0123456789"));
+        c.validate().unwrap();
+        // Empty, blank, or shorter than 16 characters: refused, naming the key.
+        for token in [
+            "",
+            " ",
+            "x",
+            "s3cret",
+            "fifteen-chars-x",
+            " fifteen-chars-x ",
+        ] {
+            c.admin.token = Some(token.into());
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.starts_with("admin.token"), "{token:?}: {err}");
+        }
+        c.admin.token = Some("sixteen-chars-xx".into());
+        c.validate().unwrap();
     }
 
     #[test]

@@ -298,3 +298,24 @@ async fn an_overflowing_max_age_is_accepted_as_no_limit() {
     );
     assert_eq!(p.mock.stats().chat_calls, 1);
 }
+
+/// Finding #13: `deja serve` refuses an admin token shorter than 16 characters, naming
+/// the key.
+#[tokio::test]
+async fn a_short_admin_token_is_refused_at_start() {
+    let _ = need_model!();
+    let dir = tempfile::tempdir().unwrap();
+    for token in ["x", "fifteen-chars-x"] {
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.admin.token = Some(token.into());
+        let err = match deja_server::build_state(config).await {
+            Ok(_) => panic!("{token:?} accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.starts_with("admin.token"), "{token:?}: {err}");
+        assert!(err.contains("16"), "{err}");
+    }
+}
