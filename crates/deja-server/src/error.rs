@@ -18,6 +18,8 @@ pub enum ApiError {
     Unauthorized,
     /// No such route or resource (e.g. the admin API while it is off, an unknown entry).
     NotFound { message: String },
+    /// The route exists, but not for this method (the `Allow` header lists those it has).
+    MethodNotAllowed,
     /// The body exceeds `limits.max_body_bytes`.
     TooLarge { limit: usize },
     /// The upstream could not be reached or broke off before answering.
@@ -73,6 +75,14 @@ impl ApiError {
                 "invalid_request_error",
                 None,
                 Some("not_found"),
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this method is not allowed on this path; the Allow header lists those that are"
+                    .to_string(),
+                "invalid_request_error",
+                None,
+                Some("method_not_allowed"),
             ),
             ApiError::TooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -425,8 +425,21 @@ pub fn router(state: AppState) -> request_id::RequestIds<Router> {
         .merge(dashboard::router())
         .nest("/admin", admin::router(state.clone()))
         .fallback(routes::passthrough::passthrough)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
     request_id::RequestIds::new(routes)
+}
+
+/// A known path with another method: 405 in the provider's error shape (axum adds the
+/// `Allow` header).
+async fn method_not_allowed(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = uri.path();
+    if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+        error::AnthropicError(error::ApiError::MethodNotAllowed).into_response()
+    } else {
+        error::ApiError::MethodNotAllowed.into_response()
+    }
 }
 
 async fn health() -> &'static str {

@@ -262,6 +262,38 @@ async fn deja_paths_are_never_forwarded() {
     assert_eq!(r.status, 200);
 }
 
+/// Finding #13: a known path with the wrong method is a 405 with a body in the provider's
+/// error shape and an `Allow` header.
+#[tokio::test]
+async fn a_wrong_method_is_a_405_with_a_body_and_allow() {
+    let p = Proxy::start(need_model!(), |c| c.admin.token = Some(ADMIN_TOKEN.into())).await;
+    for (head, allow, anthropic) in [
+        ("GET /v1/chat/completions HTTP/1.1", "post", false),
+        ("GET /v1/embeddings HTTP/1.1", "post", false),
+        (
+            "PUT /v1/messages HTTP/1.1\r\nContent-Length: 0",
+            "post",
+            true,
+        ),
+        ("POST /health HTTP/1.1\r\nContent-Length: 0", "get", false),
+        ("POST /metrics HTTP/1.1\r\nContent-Length: 0", "get", false),
+        (
+            &format!("GET /admin/invalidate HTTP/1.1\r\nAuthorization: Bearer {ADMIN_TOKEN}"),
+            "post",
+            false,
+        ),
+    ] {
+        let r = p.raw(head).await;
+        assert_eq!(r.status, 405, "{head}: {r:?}");
+        assert!(
+            r.header("allow").is_some_and(|a| a.contains(allow)),
+            "{head}: {r:?}"
+        );
+        assert_error_shape(&r, anthropic, "invalid_request_error", head);
+    }
+    assert_eq!(p.mock.stats().total_calls, 0);
+}
+
 /// Finding #13: `max-age` beyond 2^31 (here past u64) means 2^31 seconds, as in HTTP
 /// caches: accepted, and a fresh entry is served.
 #[tokio::test]
