@@ -22,6 +22,8 @@ pub enum ApiError {
     MethodNotAllowed,
     /// The body exceeds `limits.max_body_bytes`.
     TooLarge { limit: usize },
+    /// The client stopped sending the request body for `limits.body_read_timeout_secs`.
+    BodyTimeout { secs: u64 },
     /// The upstream could not be reached or broke off before answering.
     UpstreamUnavailable { detail: String },
     /// The upstream took longer than `upstream.timeout_secs`.
@@ -83,6 +85,13 @@ impl ApiError {
                 "invalid_request_error",
                 None,
                 Some("method_not_allowed"),
+            ),
+            ApiError::BodyTimeout { secs } => (
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body stalled: nothing received for {secs} s"),
+                "invalid_request_error",
+                None,
+                Some("request_timeout"),
             ),
             ApiError::TooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,

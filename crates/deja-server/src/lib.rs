@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod coalesce;
 pub mod config;
+pub mod conn;
 pub mod controls;
 pub mod dashboard;
 pub mod error;
@@ -513,11 +514,12 @@ pub async fn serve_on(
     );
     let staleness = staleness::spawn(state.clone());
     let ledger_saver = ledger::spawn_saver(state.inner.ledger.clone());
-    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(router(state.clone()));
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving");
+    let limits = conn::ConnLimits::from_config(&state.config().limits);
+    tracing::info!(
+        max_connections = limits.max_connections,
+        "accepting connections"
+    );
+    conn::serve(listener, router(state.clone()), limits, shutdown).await;
     maintenance.abort();
     if let Some(s) = staleness {
         s.abort();
@@ -539,7 +541,7 @@ pub async fn serve_on(
         Err(e) => tracing::warn!(error = %e, "index snapshot task failed"),
         Ok(_) => {}
     }
-    result
+    Ok(())
 }
 
 async fn shutdown_signal() {

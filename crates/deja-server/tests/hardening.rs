@@ -9,7 +9,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::Served;
 use deja_core::Embedder;
@@ -260,6 +260,152 @@ async fn deja_paths_are_never_forwarded() {
         ))
         .await;
     assert_eq!(r.status, 200);
+}
+
+/// Finding #7: a connection that sends half a request line, or nothing, is closed within
+/// the header timeout.
+#[tokio::test]
+async fn a_connection_without_a_complete_head_is_closed_by_the_header_timeout() {
+    let p = Proxy::start(need_model!(), |c| c.limits.header_read_timeout_secs = 1).await;
+    let mut half = TcpStream::connect(&p.addr).await.unwrap();
+    half.write_all(b"GET /heal").await.unwrap();
+    let mut silent = TcpStream::connect(&p.addr).await.unwrap();
+    let started = Instant::now();
+    for s in [&mut half, &mut silent] {
+        assert_closed_within(s, Duration::from_secs(5)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+/// Reads until the server closes the connection (EOF or reset), failing after `limit`.
+async fn assert_closed_within(s: &mut TcpStream, limit: Duration) {
+    let mut buf = Vec::new();
+    match tokio::time::timeout(limit, s.read_to_end(&mut buf)).await {
+        Ok(_) => {}
+        Err(_) => panic!("still open after {limit:?}"),
+    }
+}
+
+/// Finding #7: a keep-alive connection with no request in progress is closed after the
+/// idle timeout.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_by_the_idle_timeout() {
+    let p = Proxy::start(need_model!(), |c| c.limits.idle_timeout_secs = 1).await;
+    let mut s = TcpStream::connect(&p.addr).await.unwrap();
+    s.write_all(format!("GET /health HTTP/1.1\r\nHost: {}\r\n\r\n", p.addr).as_bytes())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    assert_closed_within(&mut s, Duration::from_secs(5)).await;
+}
+
+/// Finding #7: a request body that stalls is answered 408 after the body timeout, and
+/// nothing is forwarded.
+#[tokio::test]
+async fn a_stalled_body_is_answered_408() {
+    let p = Proxy::start(need_model!(), |c| c.limits.body_read_timeout_secs = 1).await;
+    for (path, anthropic) in [
+        ("/v1/chat/completions", false),
+        ("/v1/models", false),
+        ("/v1/messages", true),
+    ] {
+        let mut s = TcpStream::connect(&p.addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{\"model\":",
+            p.addr
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        let mut bytes = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut bytes))
+            .await
+            .expect("answered within 10 s")
+            .unwrap();
+        let r = Raw::parse(&bytes);
+        assert_eq!(r.status, 408, "{path}: {r:?}");
+        assert_error_shape(&r, anthropic, "invalid_request_error", path);
+        assert!(started.elapsed() >= Duration::from_millis(900));
+    }
+    assert_eq!(p.mock.stats().total_calls, 0);
+}
+
+/// Finding #7: at `max_connections`, a fresh client waits until the idle connections are
+/// reaped (here by the header timeout), then `/health` answers; the idle ones are closed.
+#[tokio::test]
+async fn at_the_connection_limit_a_fresh_client_is_served_once_idle_ones_are_reaped() {
+    let p = Proxy::start(need_model!(), |c| {
+        c.limits.max_connections = Some(8);
+        c.limits.header_read_timeout_secs = 1;
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(TcpStream::connect(&p.addr).await.unwrap());
+    }
+    let started = Instant::now();
+    let health = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+        .get(format!("{}/health", p.served.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "served before a slot was free: the limit is not enforced"
+    );
+    for s in &mut idle {
+        assert_closed_within(s, Duration::from_secs(5)).await;
+    }
+}
+
+/// The timeouts never cut a response in progress: a stream slower than every timeout, and
+/// an upstream that takes longer than them to answer, both complete.
+#[tokio::test]
+async fn slow_streams_and_slow_answers_outlive_the_timeouts() {
+    let p = Proxy::start(need_model!(), |c| {
+        c.limits.header_read_timeout_secs = 1;
+        c.limits.idle_timeout_secs = 1;
+        c.limits.body_read_timeout_secs = 1;
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let r = client
+        .post(format!("{}/v1/chat/completions", p.served.base))
+        .header("x-mock-fault", "slow=300")
+        .json(&json!({
+            "model": "m",
+            "stream": true,
+            "messages": [{"role": "user", "content": "tell me about the quick brown fox"}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+
+    let started = Instant::now();
+    let r = client
+        .post(format!("{}/v1/chat/completions", p.served.base))
+        .header("x-mock-fault", "slow=1800")
+        .json(&json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": "why is the sky blue"}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["choices"][0]["message"]["content"].is_string());
+    assert!(started.elapsed() >= Duration::from_millis(1800));
 }
 
 /// Finding #13: a known path with the wrong method is a 405 with a body in the provider's

@@ -113,6 +113,10 @@ struct ServeArgs {
     /// `redis-search` (Redis Stack's query engine, shared by every replica).
     #[arg(long, value_parser = ["local", "redis-search"])]
     index: Option<String>,
+    /// Most client connections open at once; more wait until one closes [default:
+    /// derived from the open-file limit] (also `DEJA_MAX_CONNECTIONS`).
+    #[arg(long)]
+    max_connections: Option<usize>,
     /// Log format: `text` or `json` (one object per line).
     #[arg(long, default_value = "text")]
     log_format: deja_server::logging::LogFormat,
@@ -276,6 +280,9 @@ fn serve_config(args: &ServeArgs) -> anyhow::Result<Config> {
         } else {
             deja_server::config::IndexKind::Local
         };
+    }
+    if let Some(v) = args.max_connections {
+        config.limits.max_connections = Some(v);
     }
     config.validate()?;
     Ok(config)
