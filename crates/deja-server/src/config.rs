@@ -545,8 +545,9 @@ pub struct LimitsConfig {
     /// included, are requests in progress and are never cut by it. Env
     /// `DEJA_IDLE_TIMEOUT_SECS`.
     pub idle_timeout_secs: u64,
-    /// Most client connections open at once; at the limit, new connections wait in the
-    /// listen backlog until one closes. Unset: derived from the open-file limit at start
+    /// Most client connections open at once; at the limit a new connection closes the one
+    /// idle longest, or, when every connection has a request in progress, waits until one
+    /// ends. Unset: derived from the open-file limit at start
     /// ([`crate::conn::default_max_connections`]). Env `DEJA_MAX_CONNECTIONS`, flag
     /// `--max-connections`.
     pub max_connections: Option<usize>,

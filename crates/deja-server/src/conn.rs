@@ -1,13 +1,15 @@
 //! Connections: the accept loop, and what one connection may hold of the server
 //! (`[limits]`).
 //!
-//! - **Connection limit** (`max_connections`): a connection takes a permit before it is
-//!   accepted. At the limit deja stops accepting, so new connections wait in the kernel's
-//!   listen backlog (rather than being refused) and are served as soon as one closes;
-//!   together with the timeouts below, a client holding idle connections delays a fresh
-//!   client by at most `header_read_timeout_secs`. Without a configured value the limit
-//!   comes from the open-file limit ([`default_max_connections`]), so deja runs out of
-//!   connections before it runs out of descriptors.
+//! - **Connection limit** (`max_connections`): every open connection holds a permit. At
+//!   the limit, a newly accepted connection makes room by closing the connection that has
+//!   been idle (no request in progress) the longest, as nginx reuses keep-alive
+//!   connections; so connections that send nothing, or sit between requests, never keep
+//!   a fresh client out. Only when every connection has a request in progress does the
+//!   new one wait for a permit, with deja accepting nothing further meanwhile (the rest
+//!   wait in the kernel's listen backlog, not refused). Without a configured value the
+//!   limit comes from the open-file limit ([`default_max_connections`]), so deja runs out
+//!   of connections before it runs out of descriptors.
 //! - **Header timeout** (`header_read_timeout_secs`): a new connection that has not sent
 //!   a complete request head by then is closed (whether it sent nothing or half a line).
 //! - **Idle timeout** (`idle_timeout_secs`): a connection with no request in progress
@@ -134,17 +136,10 @@ pub async fn serve<S>(
     // Every connection task holds a receiver; the sender sees them all gone.
     let (close_tx, close_rx) = watch::channel(());
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let open = Arc::new(OpenConnections::default());
     let builder = Arc::new(Builder::new(TokioExecutor::new()));
     let mut pause = ACCEPT_PAUSE_MIN;
-    loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                // The semaphore is never closed.
-                Err(_) => break,
-            },
-            _ = signal_tx.closed() => break,
-        };
+    'accept: loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -162,17 +157,39 @@ pub async fn serve<S>(
             _ = signal_tx.closed() => break,
         };
         pause = ACCEPT_PAUSE_MIN;
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            // At the limit: ask the longest-idle connection to close, and again while
+            // none is idle, until a permit is free.
+            Err(_) => loop {
+                open.evict_idlest();
+                tokio::select! {
+                    permit = permits.clone().acquire_owned() => match permit {
+                        Ok(p) => break p,
+                        // The semaphore is never closed.
+                        Err(_) => break 'accept,
+                    },
+                    _ = tokio::time::sleep(EVICT_RETRY) => {}
+                    _ = signal_tx.closed() => break 'accept,
+                }
+            },
+        };
         // Small answers (exact hits) are written at once rather than held back by Nagle.
         let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::new());
+        let id = open.insert(activity.clone());
         let connection = Connection {
             builder: builder.clone(),
             limits,
+            activity,
             signal: signal_tx.clone(),
             close: close_rx.clone(),
         };
         let service = service.clone();
+        let open = open.clone();
         tokio::spawn(async move {
             connection.run(stream, service).await;
+            open.remove(id);
             drop(permit);
         });
     }
@@ -181,6 +198,8 @@ pub async fn serve<S>(
     close_tx.closed().await;
 }
 
+/// How often a connection waiting at the limit looks again for an idle one to close.
+const EVICT_RETRY: Duration = Duration::from_millis(50);
 const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
 
@@ -194,10 +213,54 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     )
 }
 
+/// The open connections' activity, so the one idle longest can make room at the limit.
+#[derive(Default)]
+struct OpenConnections {
+    inner: parking_lot::Mutex<OpenInner>,
+}
+
+#[derive(Default)]
+struct OpenInner {
+    next_id: u64,
+    by_id: std::collections::HashMap<u64, Arc<Activity>>,
+}
+
+impl OpenConnections {
+    fn insert(&self, activity: Arc<Activity>) -> u64 {
+        let mut inner = self.inner.lock();
+        let id = inner.next_id;
+        inner.next_id += 1;
+        inner.by_id.insert(id, activity);
+        id
+    }
+
+    fn remove(&self, id: u64) {
+        self.inner.lock().by_id.remove(&id);
+    }
+
+    /// Asks the connection idle longest (not already asked) to close; nothing when every
+    /// connection has a request in progress. A scan of the open connections, only ever
+    /// run at the limit.
+    fn evict_idlest(&self) {
+        let inner = self.inner.lock();
+        let idlest = inner
+            .by_id
+            .values()
+            .filter(|a| !a.evicting.load(Ordering::Acquire))
+            .filter_map(|a| Some((a.idle_since()?, a)))
+            .min_by_key(|(since, _)| *since);
+        if let Some((_, activity)) = idlest {
+            activity.evicting.store(true, Ordering::Release);
+            activity.evict.notify_one();
+        }
+    }
+}
+
 /// One accepted connection's task.
 struct Connection {
     builder: Arc<Builder<TokioExecutor>>,
     limits: ConnLimits,
+    activity: Arc<Activity>,
     /// Closed when the server shuts down.
     signal: watch::Sender<()>,
     /// Held until the connection is done, so shutdown can wait for it.
@@ -213,7 +276,7 @@ impl Connection {
             + 'static,
         S::Future: Send + 'static,
     {
-        let activity = Arc::new(Activity::new());
+        let activity = self.activity;
         let service = TowerToHyperService::new(Tracked {
             inner: service,
             activity: activity.clone(),
@@ -253,6 +316,14 @@ impl Connection {
                         .reset(deadline.min(Instant::now() + self.limits.idle_timeout)),
                     None => watchdog.as_mut().reset(Instant::now() + self.limits.idle_timeout),
                 },
+                _ = activity.evict.notified() => {
+                    // A request may have started since the connection was chosen.
+                    if activity.in_flight.load(Ordering::Acquire) == 0 {
+                        tracing::debug!("closing an idle connection to make room for a new one");
+                        break;
+                    }
+                    activity.evicting.store(false, Ordering::Release);
+                }
                 _ = &mut signal, if !draining => {
                     draining = true;
                     conn.as_mut().graceful_shutdown();
@@ -273,6 +344,10 @@ struct Activity {
     served: AtomicBool,
     /// When the last request ended, in milliseconds after `started`.
     idle_since_ms: AtomicU64,
+    /// Asked to close to make room at the connection limit.
+    evict: tokio::sync::Notify,
+    /// Set while an eviction request is pending, so the next one picks another connection.
+    evicting: AtomicBool,
 }
 
 impl Activity {
@@ -282,7 +357,16 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             served: AtomicBool::new(false),
             idle_since_ms: AtomicU64::new(0),
+            evict: tokio::sync::Notify::new(),
+            evicting: AtomicBool::new(false),
         }
+    }
+
+    /// Since when no request has been in progress; `None` while one is.
+    fn idle_since(&self) -> Option<Instant> {
+        (self.in_flight.load(Ordering::Acquire) == 0).then(|| {
+            self.started + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire))
+        })
     }
 
     /// When the connection may be closed for idleness; `None` while a request is in

@@ -331,22 +331,23 @@ async fn a_stalled_body_is_answered_408() {
     assert_eq!(p.mock.stats().total_calls, 0);
 }
 
-/// Finding #7: at `max_connections`, a fresh client waits until the idle connections are
-/// reaped (here by the header timeout), then `/health` answers; the idle ones are closed.
+/// Finding #7: at `max_connections`, a fresh client makes room by closing the connection
+/// idle longest: `/health` answers at once while 8 silent connections fill the limit (the
+/// header timeout is far off), and the oldest of them is closed.
 #[tokio::test]
-async fn at_the_connection_limit_a_fresh_client_is_served_once_idle_ones_are_reaped() {
-    let p = Proxy::start(need_model!(), |c| {
-        c.limits.max_connections = Some(8);
-        c.limits.header_read_timeout_secs = 1;
-    })
-    .await;
+async fn at_the_connection_limit_a_fresh_client_closes_the_idlest_connection() {
+    let p = Proxy::start(need_model!(), |c| c.limits.max_connections = Some(8)).await;
     let mut idle = Vec::new();
     for _ in 0..8 {
-        idle.push(TcpStream::connect(&p.addr).await.unwrap());
+        let mut s = TcpStream::connect(&p.addr).await.unwrap();
+        // Written, so the connection is surely accepted before the next one.
+        s.write_all(b"GET /heal").await.unwrap();
+        idle.push(s);
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let started = Instant::now();
     let health = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(5))
         .build()
         .unwrap()
         .get(format!("{}/health", p.served.base))
@@ -354,13 +355,49 @@ async fn at_the_connection_limit_a_fresh_client_is_served_once_idle_ones_are_rea
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    assert!(
-        started.elapsed() >= Duration::from_millis(500),
-        "served before a slot was free: the limit is not enforced"
-    );
-    for s in &mut idle {
-        assert_closed_within(s, Duration::from_secs(5)).await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_closed_within(&mut idle[0], Duration::from_secs(2)).await;
+}
+
+/// Finding #7: when every connection has a request in progress, a new one waits for a
+/// free slot: the limit holds, and the requests in progress are not cut.
+#[tokio::test]
+async fn at_the_connection_limit_busy_connections_are_kept_and_a_new_one_waits() {
+    let p = Proxy::start(need_model!(), |c| c.limits.max_connections = Some(2)).await;
+    let slow = |question: &'static str| {
+        let url = format!("{}/v1/chat/completions", p.served.base);
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("x-mock-fault", "slow=1500")
+                .json(&json!({"model": "m", "messages": [{"role": "user", "content": question}]}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    let a = slow("what is the capital of France");
+    let b = slow("what is the capital of Spain");
+    // Both are in progress once the upstream has seen them.
+    for _ in 0..200 {
+        if p.mock.state().requests().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert_eq!(p.mock.state().requests().len(), 2);
+    let started = Instant::now();
+    let health = reqwest::get(format!("{}/health", p.served.base))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "served at once: the limit is not enforced"
+    );
+    assert_eq!(a.await.unwrap(), 200);
+    assert_eq!(b.await.unwrap(), 200);
 }
 
 /// The timeouts never cut a response in progress: a stream slower than every timeout, and

@@ -113,8 +113,8 @@ struct ServeArgs {
     /// `redis-search` (Redis Stack's query engine, shared by every replica).
     #[arg(long, value_parser = ["local", "redis-search"])]
     index: Option<String>,
-    /// Most client connections open at once; more wait until one closes [default:
-    /// derived from the open-file limit] (also `DEJA_MAX_CONNECTIONS`).
+    /// Most client connections open at once; at the limit a new one closes the one idle
+    /// longest [default: derived from the open-file limit] (also `DEJA_MAX_CONNECTIONS`).
     #[arg(long)]
     max_connections: Option<usize>,
     /// Log format: `text` or `json` (one object per line).
