@@ -565,6 +565,36 @@ impl HttpBody for ReadTimeoutBody {
 mod tests {
     use super::*;
 
+    /// At the limit the connection idle longest is asked to close, never one with a
+    /// request in progress, and not the same one twice while its close is pending.
+    #[test]
+    fn eviction_picks_the_idlest_connection_without_a_request() {
+        let opened_secs_ago = |secs| {
+            Arc::new(Activity {
+                started: Instant::now() - Duration::from_secs(secs),
+                ..Activity::new()
+            })
+        };
+        let open = OpenConnections::default();
+        let oldest_busy = opened_secs_ago(30);
+        let _request = oldest_busy.begin();
+        let older_idle = opened_secs_ago(20);
+        let newer_idle = opened_secs_ago(10);
+        for a in [&oldest_busy, &older_idle, &newer_idle] {
+            open.insert(a.clone());
+        }
+        let asked = |a: &Activity| a.evicting.load(Ordering::Acquire);
+        open.evict_idlest();
+        assert!(asked(&older_idle) && !asked(&newer_idle) && !asked(&oldest_busy));
+        open.evict_idlest();
+        assert!(asked(&newer_idle) && !asked(&oldest_busy));
+        open.evict_idlest();
+        assert!(
+            !asked(&oldest_busy),
+            "a connection with a request in progress"
+        );
+    }
+
     #[test]
     fn default_connection_limit_follows_the_open_file_limit() {
         let n = default_max_connections() as u64;
