@@ -395,13 +395,15 @@ pub fn error_body(kind: &str, message: &str) -> Vec<u8> {
 /// Anthropic's error type for an HTTP status deja itself answers with.
 pub fn error_kind(status: u16) -> &'static str {
     match status {
-        400 => "invalid_request_error",
         401 => "authentication_error",
         403 => "permission_error",
         404 => "not_found_error",
         413 => "request_too_large",
         429 => "rate_limit_error",
         529 => "overloaded_error",
+        // 400, and (Anthropic's documentation: "We may also use this error type for other
+        // 4XX status codes not listed below") 405, 408, ...
+        400..=499 => "invalid_request_error",
         _ => "api_error",
     }
 }
@@ -774,6 +776,8 @@ mod tests {
             (401, "authentication_error"),
             (404, "not_found_error"),
             (413, "request_too_large"),
+            (405, "invalid_request_error"),
+            (408, "invalid_request_error"),
             (502, "api_error"),
             (504, "api_error"),
             (500, "api_error"),

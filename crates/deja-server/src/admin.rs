@@ -99,6 +99,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         // Unknown admin paths stay here (and behind the token check) rather than falling
         // through to the upstream with the admin token in their headers.
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state, require_token))
 }
 
@@ -106,6 +107,10 @@ async fn not_found() -> ApiError {
     ApiError::NotFound {
         message: "no such admin route".into(),
     }
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 /// 404 while the admin API is off; 401 without the right bearer token.

@@ -119,6 +119,10 @@ pub enum StaleAction {
     Replace,
 }
 
+/// Shortest admin token accepted: the token guards invalidation, export and import, so it
+/// must not be guessable.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
@@ -546,17 +550,39 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// `[limits]`: what one request, and one connection, may take of the server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// A new connection that has not sent a complete request head within this many
+    /// seconds is closed. Env `DEJA_HEADER_READ_TIMEOUT_SECS`.
+    pub header_read_timeout_secs: u64,
+    /// Longest pause while a request body is being received, in seconds; then the
+    /// request is answered 408. Env `DEJA_BODY_READ_TIMEOUT_SECS`.
+    pub body_read_timeout_secs: u64,
+    /// A connection with no request in progress (a keep-alive connection between
+    /// requests) is closed after this many seconds. Responses being sent, streams
+    /// included, are requests in progress and are never cut by it. Env
+    /// `DEJA_IDLE_TIMEOUT_SECS`.
+    pub idle_timeout_secs: u64,
+    /// Most client connections open at once; at the limit a new connection closes the one
+    /// idle longest, or, when every connection has a request in progress, waits until one
+    /// ends. Unset: derived from the open-file limit at start
+    /// ([`crate::conn::default_max_connections`]). Env `DEJA_MAX_CONNECTIONS`, flag
+    /// `--max-connections`.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 8 * 1024 * 1024,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: None,
         }
     }
 }
@@ -648,6 +674,28 @@ impl Config {
         if let Some(v) = lookup("DEJA_SHARED_EMBEDDINGS") {
             self.store.shared_embeddings = Some(v);
         }
+        for (key, field) in [
+            (
+                "DEJA_HEADER_READ_TIMEOUT_SECS",
+                &mut self.limits.header_read_timeout_secs,
+            ),
+            (
+                "DEJA_BODY_READ_TIMEOUT_SECS",
+                &mut self.limits.body_read_timeout_secs,
+            ),
+            ("DEJA_IDLE_TIMEOUT_SECS", &mut self.limits.idle_timeout_secs),
+        ] {
+            if let Some(v) = lookup(key) {
+                *field = parse_key(key, &v, "whole seconds")?;
+            }
+        }
+        if let Some(v) = lookup("DEJA_MAX_CONNECTIONS") {
+            self.limits.max_connections = Some(parse_key(
+                "DEJA_MAX_CONNECTIONS",
+                &v,
+                "a number of connections",
+            )?);
+        }
         if let Some(v) = lookup("DEJA_MODEL_DIR") {
             if let EmbedderConfig::Local { model_dir, .. } = &mut self.embedder {
                 *model_dir = Some(PathBuf::from(v));
@@ -668,6 +716,43 @@ impl Config {
                 key: "admin.token".into(),
                 message: "is empty; set a secret, or remove the key to turn the admin API off"
                     .into(),
+            });
+        }
+        if let Some(t) = self.admin.token.as_deref() {
+            let chars = t.trim().chars().count();
+            if chars < MIN_ADMIN_TOKEN_CHARS {
+                return Err(ConfigError::Invalid {
+                    key: "admin.token".into(),
+                    message: format!(
+                        "is {chars} characters; use a secret of at least {MIN_ADMIN_TOKEN_CHARS} (e.g. `openssl rand -hex 16`), or remove the key to turn the admin API off"
+                    ),
+                });
+            }
+        }
+        for (key, value) in [
+            (
+                "limits.header_read_timeout_secs",
+                self.limits.header_read_timeout_secs,
+            ),
+            (
+                "limits.body_read_timeout_secs",
+                self.limits.body_read_timeout_secs,
+            ),
+            ("limits.idle_timeout_secs", self.limits.idle_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    message: "must be at least 1 second".into(),
+                });
+            }
+        }
+        if self.limits.max_connections == Some(0) {
+            return Err(ConfigError::Invalid {
+                key: "limits.max_connections".into(),
+                message:
+                    "must be at least 1 (remove the key to derive it from the open-file limit)"
+                        .into(),
             });
         }
         if let Some(url) = &self.store.shared_embeddings {
@@ -1032,16 +1117,30 @@ mod tests {
 
     #[test]
     fn admin_token_from_file_or_env() {
-        let c = Config::from_toml("[admin]\ntoken = \"s3cret\"\n").unwrap();
-        assert_eq!(c.admin.token.as_deref(), Some("s3cret"));
+        let c = Config::from_toml("[admin]\ntoken = \"s3cret-s3cret-s3cret\"\n").unwrap();
+        assert_eq!(c.admin.token.as_deref(), Some("s3cret-s3cret-s3cret"));
+        c.validate().unwrap();
         let mut c = Config::default();
         assert!(c.admin.token.is_none(), "off by default");
-        c.apply_env(|k| (k == "DEJA_ADMIN_TOKEN").then(|| "from-env".into()))
+        c.apply_env(|k| (k == "DEJA_ADMIN_TOKEN").then(|| "from-env-0123456789".into()))
             .unwrap();
-        assert_eq!(c.admin.token.as_deref(), Some("from-env"));
-        c.admin.token = Some(" ".into());
-        let err = c.validate().unwrap_err().to_string();
-        assert!(err.starts_with("admin.token"), "{err}");
+        assert_eq!(c.admin.token.as_deref(), Some("from-env-0123456789"));
+        c.validate().unwrap();
+        // Empty, blank, or shorter than 16 characters: refused, naming the key.
+        for token in [
+            "",
+            " ",
+            "x",
+            "s3cret",
+            "fifteen-chars-x",
+            " fifteen-chars-x ",
+        ] {
+            c.admin.token = Some(token.into());
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.starts_with("admin.token"), "{token:?}: {err}");
+        }
+        c.admin.token = Some("sixteen-chars-xx".into());
+        c.validate().unwrap();
     }
 
     #[test]
@@ -1202,6 +1301,59 @@ mod tests {
         ] {
             let e = Config::from_toml(toml).unwrap_err();
             assert!(e.contains("output_per_mtok") || e.contains("cached"), "{e}");
+        }
+    }
+
+    #[test]
+    fn connection_limits_parse_env_and_zero_is_rejected() {
+        let d = Config::default().limits;
+        assert_eq!(
+            (
+                d.header_read_timeout_secs,
+                d.body_read_timeout_secs,
+                d.idle_timeout_secs,
+                d.max_connections
+            ),
+            (10, 30, 60, None)
+        );
+        let mut c = Config::from_toml(
+            "[limits]\nheader_read_timeout_secs = 5\nbody_read_timeout_secs = 7\n\
+             idle_timeout_secs = 9\nmax_connections = 100\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.limits.max_connections, Some(100));
+        c.apply_env(|k| match k {
+            "DEJA_MAX_CONNECTIONS" => Some("8".into()),
+            "DEJA_IDLE_TIMEOUT_SECS" => Some("3".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            (c.limits.max_connections, c.limits.idle_timeout_secs),
+            (Some(8), 3)
+        );
+        let err = c
+            .apply_env(|k| (k == "DEJA_HEADER_READ_TIMEOUT_SECS").then(|| "soon".into()))
+            .unwrap_err();
+        assert!(err.to_string().starts_with("DEJA_HEADER_READ_TIMEOUT_SECS"));
+        for (toml, key) in [
+            ("[limits]\nmax_connections = 0\n", "limits.max_connections"),
+            (
+                "[limits]\nheader_read_timeout_secs = 0\n",
+                "limits.header_read_timeout_secs",
+            ),
+            (
+                "[limits]\nbody_read_timeout_secs = 0\n",
+                "limits.body_read_timeout_secs",
+            ),
+            (
+                "[limits]\nidle_timeout_secs = 0\n",
+                "limits.idle_timeout_secs",
+            ),
+        ] {
+            let err = Config::from_toml(toml).unwrap().validate().unwrap_err();
+            assert!(err.to_string().starts_with(key), "{toml}: {err}");
         }
     }
 

@@ -35,12 +35,18 @@ impl Controls {
                     "no-cache" => c.skip_lookup = true,
                     "no-store" => c.skip_store = true,
                     "max-age" => {
-                        let secs = arg.and_then(|a| a.parse::<u64>().ok()).ok_or_else(|| {
-                            ApiError::bad_request(
-                                format!("Cache-Control max-age must be whole seconds, got {directive:?}"),
-                                None,
-                            )
-                        })?;
+                        // Any run of digits is valid; beyond 2^31 (or past u64) it means
+                        // 2^31 seconds, as RFC 9111 §1.2.2 has HTTP caches read it.
+                        const CAP_SECS: u64 = 1 << 31;
+                        let secs = arg
+                            .filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()))
+                            .map(|a| a.parse::<u64>().map_or(CAP_SECS, |s| s.min(CAP_SECS)))
+                            .ok_or_else(|| {
+                                ApiError::bad_request(
+                                    format!("Cache-Control max-age must be whole seconds, got {directive:?}"),
+                                    None,
+                                )
+                            })?;
                         c.max_age_secs = Some(secs);
                     }
                     // Other directives (private, must-revalidate, ...) do not apply to a

@@ -18,8 +18,12 @@ pub enum ApiError {
     Unauthorized,
     /// No such route or resource (e.g. the admin API while it is off, an unknown entry).
     NotFound { message: String },
+    /// The route exists, but not for this method (the `Allow` header lists those it has).
+    MethodNotAllowed,
     /// The body exceeds `limits.max_body_bytes`.
     TooLarge { limit: usize },
+    /// The client stopped sending the request body for `limits.body_read_timeout_secs`.
+    BodyTimeout { secs: u64 },
     /// The upstream could not be reached or broke off before answering.
     UpstreamUnavailable { detail: String },
     /// The upstream took longer than `upstream.timeout_secs`.
@@ -73,6 +77,21 @@ impl ApiError {
                 "invalid_request_error",
                 None,
                 Some("not_found"),
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this method is not allowed on this path; the Allow header lists those that are"
+                    .to_string(),
+                "invalid_request_error",
+                None,
+                Some("method_not_allowed"),
+            ),
+            ApiError::BodyTimeout { secs } => (
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body stalled: nothing received for {secs} s"),
+                "invalid_request_error",
+                None,
+                Some("request_timeout"),
             ),
             ApiError::TooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod coalesce;
 pub mod config;
+pub mod conn;
 pub mod controls;
 pub mod dashboard;
 pub mod error;
@@ -434,8 +435,21 @@ pub fn router(state: AppState) -> request_id::RequestIds<Router> {
         .merge(dashboard::router())
         .nest("/admin", admin::router(state.clone()))
         .fallback(routes::passthrough::passthrough)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
     request_id::RequestIds::new(routes)
+}
+
+/// A known path with another method: 405 in the provider's error shape (axum adds the
+/// `Allow` header).
+async fn method_not_allowed(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = uri.path();
+    if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+        error::AnthropicError(error::ApiError::MethodNotAllowed).into_response()
+    } else {
+        error::ApiError::MethodNotAllowed.into_response()
+    }
 }
 
 /// `GET /health`: `200 ok` while the store can write; `503` and `store: degraded (last
@@ -524,11 +538,12 @@ pub async fn serve_on(
     );
     let staleness = staleness::spawn(state.clone());
     let ledger_saver = ledger::spawn_saver(state.inner.ledger.clone());
-    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(router(state.clone()));
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving");
+    let limits = conn::ConnLimits::from_config(&state.config().limits);
+    tracing::info!(
+        max_connections = limits.max_connections,
+        "accepting connections"
+    );
+    conn::serve(listener, router(state.clone()), limits, shutdown).await;
     maintenance.abort();
     if let Some(s) = staleness {
         s.abort();
@@ -550,7 +565,7 @@ pub async fn serve_on(
         Err(e) => tracing::warn!(error = %e, "index snapshot task failed"),
         Ok(_) => {}
     }
-    result
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -587,7 +587,10 @@ async fn configured_key_replaces_the_clients_and_tenants_stay_apart() {
 
 #[tokio::test]
 async fn controls_tags_and_coalescing_work_as_for_chat() {
-    let p = Proxy::start(need_model!(), |c| c.admin.token = Some("admin-t".into())).await;
+    let p = Proxy::start(need_model!(), |c| {
+        c.admin.token = Some("admin-t-0123456789".into())
+    })
+    .await;
     let body = ask("Explain photosynthesis briefly");
     // no-store: served, not stored; no-cache: fetched and stored again.
     let r = p.send(body.clone(), &[("cache-control", "no-store")]).await;
@@ -619,7 +622,7 @@ async fn controls_tags_and_coalescing_work_as_for_chat() {
     let removed: Value = p
         .client
         .post(format!("{}/admin/invalidate", p.base))
-        .bearer_auth("admin-t")
+        .bearer_auth("admin-t-0123456789")
         .json(&json!({"tag": "play:hamlet"}))
         .send()
         .await

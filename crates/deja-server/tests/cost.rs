@@ -23,7 +23,7 @@ use deja_server::pricing::ModelPrice;
 use deja_testkit::mock_upstream::MockUpstream;
 use serde_json::{json, Value};
 
-const ADMIN_TOKEN: &str = "cost-test-token";
+const ADMIN_TOKEN: &str = "cost-test-admin-token";
 const DAY_MS: u64 = 24 * 3600 * 1000;
 /// 2025-06-01 12:00 UTC.
 const START_MS: u64 = 20_240 * DAY_MS + 12 * 3600 * 1000;

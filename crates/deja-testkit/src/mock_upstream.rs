@@ -23,6 +23,8 @@
 //! | `GET /mock/last-authorization` | not counted; `{"authorization": ...}`      |
 //!
 //! Every counted call also bumps `total_calls` and records its `authorization` header.
+//! Every request outside `/mock/` is recorded as it arrived ([`MockState::requests`]:
+//! method, path and query, headers), so a test can tell where the proxy sent it.
 //!
 //! # Answers
 //!
@@ -129,6 +131,17 @@ struct Counters {
     answers: Mutex<std::collections::HashMap<String, String>>,
     /// The last user message of every chat call, in order.
     questions: Mutex<Vec<String>>,
+    /// Every request outside `/mock/`, in order of arrival.
+    requests: Mutex<Vec<SeenRequest>>,
+}
+
+/// A request as the mock received it.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    pub method: Method,
+    /// The request target's path and query, as sent (not normalised).
+    pub path_and_query: String,
+    pub headers: HeaderMap,
 }
 
 /// Which counter a call bumps.
@@ -172,6 +185,12 @@ impl MockState {
         }
         *c.last_authorization.lock() = None;
         c.questions.lock().clear();
+        c.requests.lock().clear();
+    }
+
+    /// Every request received outside `/mock/` since the start or the last reset.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.inner.requests.lock().clone()
     }
 
     /// The `authorization` header of the most recent counted call, if it had one.
@@ -292,7 +311,30 @@ pub fn router(state: MockState) -> Router {
         .route("/mock/last-authorization", get(get_last_authorization))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            record_request,
+        ))
         .with_state(state)
+}
+
+/// Records every request outside `/mock/` ([`MockState::requests`]).
+async fn record_request(
+    State(state): State<MockState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !req.uri().path().starts_with("/mock/") {
+        state.inner.requests.lock().push(SeenRequest {
+            method: req.method().clone(),
+            path_and_query: req
+                .uri()
+                .path_and_query()
+                .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string()),
+            headers: req.headers().clone(),
+        });
+    }
+    next.run(req).await
 }
 
 /// Serves the mock on `listener` until the task is dropped or the listener fails.

@@ -116,6 +116,10 @@ struct ServeArgs {
     /// `redis-search` (Redis Stack's query engine, shared by every replica).
     #[arg(long, value_parser = ["local", "redis-search"])]
     index: Option<String>,
+    /// Most client connections open at once; at the limit a new one closes the one idle
+    /// longest [default: derived from the open-file limit] (also `DEJA_MAX_CONNECTIONS`).
+    #[arg(long)]
+    max_connections: Option<usize>,
     /// Log format: `text` or `json` (one object per line).
     #[arg(long, default_value = "text")]
     log_format: deja_server::logging::LogFormat,
@@ -294,6 +298,9 @@ fn serve_config(args: &ServeArgs) -> anyhow::Result<Config> {
         } else {
             deja_server::config::IndexKind::Local
         };
+    }
+    if let Some(v) = args.max_connections {
+        config.limits.max_connections = Some(v);
     }
     config.validate()?;
     Ok(config)

@@ -14,16 +14,33 @@ use http_body_util::BodyExt;
 
 use crate::error::ApiError;
 
-/// Reads a request body up to `limit` bytes.
+/// Reads a request body up to `limit` bytes (a 408 when the body stalls past
+/// `limits.body_read_timeout_secs`, see [`crate::conn`]).
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::TooLarge { limit }),
-        Err(e) => Err(ApiError::bad_request(
-            format!("could not read the request body: {e}"),
-            None,
-        )),
+        Err(e) => Err(match timed_out(&*e) {
+            Some(t) => ApiError::BodyTimeout {
+                secs: t.0.as_secs(),
+            },
+            None => ApiError::bad_request(format!("could not read the request body: {e}"), None),
+        }),
     }
+}
+
+/// The body timeout somewhere in an error's chain of causes.
+fn timed_out<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a crate::conn::BodyTimedOut> {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(t) = c.downcast_ref::<crate::conn::BodyTimedOut>() {
+            return Some(t);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 pub fn wire_error(e: deja_openai::error::WireError) -> ApiError {
