@@ -38,13 +38,15 @@ fn bench(c: &mut Criterion) {
     let confidence = model.file().min_confidence;
     for (name, a, b) in PAIRS {
         c.bench_function(&format!("verify_model_{name}"), |bench| {
-            bench.iter(|| verify::verify_model(model, black_box(a), black_box(b), 0.95, confidence))
+            bench.iter(|| {
+                verify::verify_model(model, black_box(a), black_box(b), 0.95, confidence, None)
+            })
         });
         c.bench_function(&format!("verify_rules_{name}"), |bench| {
             bench.iter(|| verify::verify(black_box(a), black_box(b)))
         });
         c.bench_function(&format!("same_request_{name}"), |bench| {
-            bench.iter(|| verify::same_request(black_box(a), black_box(b)))
+            bench.iter(|| verify::same_request(black_box(a), black_box(b), None))
         });
     }
 }

@@ -205,6 +205,10 @@ pub enum Invalidate {
     All,
 }
 
+/// Least similarity at which a candidate below the threshold is still checked for being
+/// the same request in other wording ([`crate::verify::same_request`]).
+pub const SAME_REQUEST_FLOOR: f32 = 0.5;
+
 /// How many ids [`Cache::invalidate`] hands the store per transaction: large enough that
 /// a typical invalidation is one transaction, small enough that removing millions of
 /// entries does not hold them all in one transaction's memory.
@@ -570,7 +574,17 @@ impl Cache {
         // candidate that reaches verification).
         let mut query_unseen: Option<Vec<String>> = None;
         for n in neighbors {
-            if n.similarity < threshold {
+            // Below the threshold, a candidate may still be the same request in other
+            // wording (case, punctuation, contractions, typos, a question frame), which
+            // similarity measures badly for short prompts ("How do I reset my pasword?",
+            // 0.63): it is read and checked for that alone (never when the client raised
+            // the threshold itself, nor with verification off).
+            let below = n.similarity < threshold;
+            if below
+                && (n.similarity < SAME_REQUEST_FLOOR
+                    || req.min_similarity.is_some()
+                    || inner.options.verify == VerifyMode::Off)
+            {
                 not_served(&n);
                 continue;
             }
@@ -578,6 +592,33 @@ impl Cache {
             let got = inner.store.get(n.id).await;
             times.store += started.elapsed();
             match got {
+                Ok(Some(entry))
+                    if below
+                        && entry.partition == req.partition
+                        && entry.embedder_id == inner.embedder.id()
+                        && self.is_fresh(&policy, &entry, req.max_age_secs, now) =>
+                {
+                    let started = Instant::now();
+                    let same = crate::verify::same_request(
+                        &entry.prompt,
+                        req.prompt,
+                        inner.embedder.vocabulary(),
+                    ) && match inner.options.verify {
+                        VerifyMode::Rules => crate::verify::verify(&entry.prompt, req.prompt),
+                        _ => crate::verify::vetoes(&entry.prompt, req.prompt),
+                    }
+                    .is_ok();
+                    times.verify += started.elapsed();
+                    if !same {
+                        not_served(&n);
+                        continue;
+                    }
+                    self.note_hit(entry.id, now).await;
+                    return Lookup::SemanticHit {
+                        entry,
+                        similarity: n.similarity,
+                    };
+                }
                 Ok(Some(entry))
                     if entry.partition == req.partition
                         && entry.embedder_id == inner.embedder.id()
@@ -593,7 +634,11 @@ impl Cache {
                                 .get_or_insert_with(|| inner.embedder.unseen(req.prompt));
                             *query == inner.embedder.unseen(&entry.prompt)
                         }
-                        || crate::verify::same_request(&entry.prompt, req.prompt);
+                        || crate::verify::same_request(
+                            &entry.prompt,
+                            req.prompt,
+                            inner.embedder.vocabulary(),
+                        );
                     let verdict = match (inner.options.verify, &inner.verifier) {
                         _ if !seen_alike => Err(RejectReason::Unseen),
                         (VerifyMode::Model, Some(model)) => {
@@ -604,6 +649,7 @@ impl Cache {
                                 req.prompt,
                                 n.similarity,
                                 confidence,
+                                inner.embedder.vocabulary(),
                             )
                             .map(|_| ())
                         }
@@ -1103,6 +1149,10 @@ mod tests {
                 })
                 .collect())
         }
+        fn vocabulary(&self) -> Option<&crate::verify::Vocabulary> {
+            None
+        }
+
         fn unseen(&self, text: &str) -> Vec<String> {
             text.split_whitespace()
                 .filter(|w| !w.is_ascii())
@@ -1473,6 +1523,34 @@ mod tests {
         ));
     }
 
+    /// Below the threshold, only the same request in other wording is served; never when
+    /// the client raised the threshold, nor past a veto.
+    #[tokio::test]
+    async fn the_same_request_in_other_wording_is_served_below_the_threshold() {
+        let f = fixture(CacheOptions {
+            min_similarity: 0.99,
+            verify: VerifyMode::Rules,
+            ..CacheOptions::default()
+        });
+        f.cache
+            .insert(new_entry(P1, "Where is my order?"))
+            .await
+            .unwrap();
+        match f.cache.lookup(&req(P1, "where's my order")).await {
+            Lookup::SemanticHit { similarity, .. } => assert!(similarity < 0.99, "{similarity}"),
+            other => panic!("{other:?}"),
+        }
+        // Similar words, another request.
+        assert!(matches!(
+            f.cache.lookup(&req(P1, "where is my car order")).await,
+            Lookup::Miss { .. }
+        ));
+        // The client's own threshold is kept.
+        let mut raised = req(P1, "where's my order");
+        raised.min_similarity = Some(0.99);
+        assert!(matches!(f.cache.lookup(&raised).await, Lookup::Miss { .. }));
+    }
+
     #[tokio::test]
     async fn exact_hit_computes_no_embedding() {
         let f = fixture(options(0.9));
@@ -1633,6 +1711,10 @@ mod tests {
             fn dim(&self) -> usize {
                 8
             }
+            fn vocabulary(&self) -> Option<&crate::verify::Vocabulary> {
+                None
+            }
+
             fn unseen(&self, _text: &str) -> Vec<String> {
                 Vec::new()
             }

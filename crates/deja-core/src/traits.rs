@@ -26,6 +26,11 @@ pub trait Embedder: Send + Sync {
     /// everything, or cannot tell (a remote model). Required, so a wrapper cannot drop it
     /// by accident.
     fn unseen(&self, text: &str) -> Vec<String>;
+    /// The whole words this embedder knows, to tell a typo from another word
+    /// ([`crate::verify::Vocabulary`]); `None` when it has no such list (a remote model),
+    /// and then no difference is taken for a typo. Required, like [`Embedder::unseen`], so
+    /// a wrapper cannot drop it by accident.
+    fn vocabulary(&self) -> Option<&crate::verify::Vocabulary>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! Embedding latency of the local model on one compute thread: a ~16-token query, and a
 //! batch of 16 such queries; and what finding a text's unseen parts costs (verification
-//! does it for the request and each candidate). Skips (prints a note) when the model is
-//! not installed.
+//! does it for the request and each candidate), and telling a typo from another word with
+//! the model's vocabulary. Skips (prints a note) when the model is not installed.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use deja_core::Embedder;
@@ -40,6 +40,27 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("unseen_query_zh", |b| {
         b.iter(|| embedder.unseen("我的包裹什么时候能送到？我已经等了一个星期了。"))
+    });
+    // The same request with a typo, against the model's vocabulary: the nearest-word scan
+    // verification runs for a candidate that differs in one unknown word.
+    let vocab = embedder.vocabulary();
+    c.bench_function("same_request_typo", |b| {
+        b.iter(|| {
+            deja_core::verify::same_request(
+                "How do I reset the password of my account?",
+                "How do I reset the pasword of my account?",
+                vocab,
+            )
+        })
+    });
+    c.bench_function("same_request_different", |b| {
+        b.iter(|| {
+            deja_core::verify::same_request(
+                "How do I reset the password of my account?",
+                "How do I change the password of my account?",
+                vocab,
+            )
+        })
     });
 }
 

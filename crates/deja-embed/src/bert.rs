@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use deja_core::verify::Vocabulary;
 use deja_core::{EmbedError, Embedder};
 use parking_lot::{Condvar, Mutex};
 use tokenizers::{NormalizedString, Normalizer, Tokenizer, TruncationParams};
@@ -95,6 +96,8 @@ pub struct BertEmbedder {
     id: String,
     dim: usize,
     shared: Arc<Shared>,
+    /// The tokenizer's whole words (no `##` pieces), to tell typos from other words.
+    vocabulary: Vocabulary,
 }
 
 impl std::fmt::Debug for BertEmbedder {
@@ -129,6 +132,12 @@ impl BertEmbedder {
         let model = BertModel::load(dir, cfg)?;
         let fingerprint = fingerprint(dir)?;
         let dim = model.cfg.hidden;
+        let vocabulary = Vocabulary::new(
+            tokenizer
+                .get_vocab(false)
+                .into_keys()
+                .filter(|w| !w.starts_with("##")),
+        );
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
@@ -156,6 +165,7 @@ impl BertEmbedder {
             id: format!("local:bert{dim}-{fingerprint}"),
             dim,
             shared,
+            vocabulary,
         })
     }
 
@@ -318,6 +328,12 @@ impl Embedder for BertEmbedder {
     /// to nothing about such pieces, so two texts that differ in them come out nearly the
     /// same (measured: "включить"/"отключить", enable/disable, cosine 0.98). Numbers are
     /// left to the verifier's number rules. Parts are lowercased for an uncased model.
+    /// The tokenizer's whole words: for all-MiniLM-L6-v2, about 22,000 lowercase words of
+    /// WordPiece's 30,522 entries.
+    fn vocabulary(&self) -> Option<&Vocabulary> {
+        Some(&self.vocabulary)
+    }
+
     fn unseen(&self, text: &str) -> Vec<String> {
         match self.ascii_unseen(text) {
             Some(parts) => parts,
@@ -534,6 +550,44 @@ fn fingerprint(dir: &Path) -> Result<String, EmbedError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The vocabulary holds the tokenizer's whole words, and tells common typos from
+    /// words. Needs the real model (skipped without it, unless `DEJA_REQUIRE_MODEL=1`).
+    #[test]
+    fn the_vocabulary_tells_typos_from_words() {
+        let e = match BertEmbedder::load(&crate::default_model_dir(), BertOptions::default()) {
+            Ok(e) => e,
+            Err(err) => {
+                assert_ne!(
+                    std::env::var("DEJA_REQUIRE_MODEL").as_deref(),
+                    Ok("1"),
+                    "DEJA_REQUIRE_MODEL=1 but the model cannot be loaded: {err}"
+                );
+                eprintln!("skipped: {err}");
+                return;
+            }
+        };
+        let v = e.vocabulary().unwrap();
+        assert!(v.len() > 15_000, "{} words", v.len());
+        for w in ["internationally", "password", "receive", "address", "the"] {
+            assert!(v.contains(w), "{w}");
+        }
+        assert!(!v.contains("##ing") && !v.contains("[UNK]"));
+        for (typo, word) in [
+            ("internationaly", "internationally"),
+            ("recieve", "receive"),
+            ("pasword", "password"),
+        ] {
+            assert!(v.is_typo_of(typo, word), "{typo} / {word}");
+        }
+        for (other, word) in [
+            ("from", "form"),
+            ("unsubscribe", "subscribe"),
+            ("teh", "the"),
+        ] {
+            assert!(!v.is_typo_of(other, word), "{other} / {word}");
+        }
+    }
 
     /// The word-by-word answer for ASCII text is the whole-text tokenizer's, or none when
     /// the text may be cut off. Needs the real model (skipped without it, unless

@@ -121,6 +121,11 @@ impl Embedder for HttpEmbedder {
         self.dim
     }
 
+    /// A remote model's vocabulary is not known here: no difference is taken for a typo.
+    fn vocabulary(&self) -> Option<&deja_core::verify::Vocabulary> {
+        None
+    }
+
     /// A remote model's vocabulary is not known here: nothing is reported unseen.
     fn unseen(&self, _text: &str) -> Vec<String> {
         Vec::new()

@@ -30,6 +30,10 @@ impl Embedder for WordsEmbedder {
     fn dim(&self) -> usize {
         64
     }
+    fn vocabulary(&self) -> Option<&deja_core::verify::Vocabulary> {
+        None
+    }
+
     fn unseen(&self, _text: &str) -> Vec<String> {
         Vec::new()
     }

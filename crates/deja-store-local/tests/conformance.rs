@@ -203,6 +203,10 @@ impl deja_core::Embedder for GivenVectors {
     fn dim(&self) -> usize {
         384
     }
+    fn vocabulary(&self) -> Option<&deja_core::verify::Vocabulary> {
+        None
+    }
+
     fn unseen(&self, _text: &str) -> Vec<String> {
         Vec::new()
     }

@@ -802,6 +802,10 @@ impl Embedder for HashEmbedder {
     fn dim(&self) -> usize {
         INDEX_DIM
     }
+    fn vocabulary(&self) -> Option<&deja_core::verify::Vocabulary> {
+        None
+    }
+
     fn unseen(&self, _text: &str) -> Vec<String> {
         Vec::new()
     }

@@ -41,6 +41,10 @@ impl Embedder for PrecomputedEmbedder {
     fn dim(&self) -> usize {
         self.dim
     }
+    fn vocabulary(&self) -> Option<&deja_core::verify::Vocabulary> {
+        None
+    }
+
     fn unseen(&self, _text: &str) -> Vec<String> {
         Vec::new()
     }

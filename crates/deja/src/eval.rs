@@ -826,6 +826,9 @@ impl Embedder for LastEmbedding {
     fn unseen(&self, text: &str) -> Vec<String> {
         self.inner.unseen(text)
     }
+    fn vocabulary(&self) -> Option<&deja_core::verify::Vocabulary> {
+        self.inner.vocabulary()
+    }
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         if let Some((t, v)) = &*self.last.lock() {
             if t.as_slice() == texts {
@@ -937,6 +940,7 @@ pub async fn run_pairs(
                                 &b,
                                 cand.similarity,
                                 m.file().min_confidence,
+                                engine.serving.embedder().vocabulary(),
                             )
                             .err(),
                             None => deja_core::verify::verify(&entry.prompt, &b).err(),
@@ -948,12 +952,13 @@ pub async fn run_pairs(
                 }
             }
         }
+        let vocab = engine.serving.embedder().vocabulary();
         let same_request = nearest_prompt
             .as_deref()
-            .is_some_and(|prompt| deja_core::verify::same_request(prompt, &b));
+            .is_some_and(|prompt| deja_core::verify::same_request(prompt, &b, vocab));
         let confidence = match (&engine.model, nearest, &nearest_prompt) {
             (Some(m), Some(n), Some(prompt)) => {
-                deja_core::verify::verify_model(m, prompt, &b, n.similarity, 0.0).ok()
+                deja_core::verify::verify_model(m, prompt, &b, n.similarity, 0.0, vocab).ok()
             }
             _ => None,
         };

@@ -624,6 +624,10 @@ impl Embedder for NoEmbedder {
     fn dim(&self) -> usize {
         1
     }
+    fn vocabulary(&self) -> Option<&deja_core::verify::Vocabulary> {
+        None
+    }
+
     fn unseen(&self, _text: &str) -> Vec<String> {
         Vec::new()
     }

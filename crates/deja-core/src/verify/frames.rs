@@ -10,6 +10,8 @@
 
 use std::sync::OnceLock;
 
+use super::vocab::Vocabulary;
+
 /// Frames in English, French and Dutch, lowercase, words as [`words`] splits them.
 const FRAMES: &[&str] = &[
     "how do i",
@@ -164,6 +166,10 @@ fn expand(words: Vec<String>) -> Vec<String> {
             "ain't" => &["am", "not"],
             "let's" => &["let", "us"],
             "i'm" => &["i", "am"],
+            // Chat shorthand with one reading.
+            "u" => &["you"],
+            "pls" | "plz" => &["please"],
+            "thx" | "thnx" => &["thanks"],
             _ => &[],
         };
         if !parts.is_empty() {
@@ -238,18 +244,43 @@ fn strip(w: &[String]) -> (&[String], bool) {
     (rest, stripped)
 }
 
+/// Most words two prompts may differ in by typos alone.
+const MAX_TYPOS: usize = 2;
+
+/// Whether two word lists are the same but for at most [`MAX_TYPOS`] typos (a word the
+/// vocabulary lacks in place of the one word it has that close), with at least two words
+/// the same.
+fn alike(a: &[String], b: &[String], vocab: Option<&Vocabulary>) -> bool {
+    if a == b {
+        return !a.is_empty();
+    }
+    let Some(vocab) = vocab else {
+        return false;
+    };
+    if a.len() != b.len() {
+        return false;
+    }
+    let differing: Vec<(&String, &String)> = a.iter().zip(b).filter(|(x, y)| x != y).collect();
+    differing.len() <= MAX_TYPOS
+        && a.len() - differing.len() >= 2
+        && differing
+            .iter()
+            .all(|(x, y)| vocab.is_typo_of(x, y) || vocab.is_typo_of(y, x))
+}
+
 /// Whether the two prompts ask the same thing in other words: they differ only in their
-/// wording ([`same_wording`]), or also in their opening question frames.
-pub fn same_request(cached: &str, query: &str) -> bool {
+/// wording ([`same_wording`]) and, given the embedder's vocabulary, in typos
+/// ("internationaly" / "internationally"), or also in their opening question frames.
+pub fn same_request(cached: &str, query: &str, vocab: Option<&Vocabulary>) -> bool {
     let (a, b) = (expand(words(cached)), expand(words(query)));
     if a.is_empty() {
         return false;
     }
-    if a == b {
+    if alike(&a, &b, vocab) {
         return true;
     }
     let ((ra, fa), (rb, fb)) = (strip(&a), strip(&b));
-    (fa || fb) && !ra.is_empty() && ra == rb
+    (fa || fb) && !ra.is_empty() && alike(ra, rb, vocab)
 }
 
 #[cfg(test)]
@@ -282,8 +313,8 @@ mod tests {
             ),
         ];
         for (a, b) in same {
-            assert!(same_request(a, b), "{a} / {b}");
-            assert!(same_request(b, a), "{b} / {a}");
+            assert!(same_request(a, b, None), "{a} / {b}");
+            assert!(same_request(b, a, None), "{b} / {a}");
         }
         let different = [
             // The rest differs.
@@ -314,8 +345,8 @@ mod tests {
             ("How do I pay 1,000 dollars?", "How do I pay 1 000 dollars?"),
         ];
         for (a, b) in different {
-            assert!(!same_request(a, b), "{a} / {b}");
-            assert!(!same_request(b, a), "{b} / {a}");
+            assert!(!same_request(a, b, None), "{a} / {b}");
+            assert!(!same_request(b, a, None), "{b} / {a}");
         }
     }
 
@@ -339,10 +370,11 @@ mod tests {
         ];
         for (a, b) in same {
             assert!(same_wording(a, b), "{a} / {b}");
-            assert!(same_request(a, b), "{a} / {b}");
+            assert!(same_request(a, b, None), "{a} / {b}");
         }
         let different = [
             ("How do I enable 2FA?", "How do I disable 2FA?"),
+            ("ship it to u", "ship it to me"),
             ("I'd like a refund", "I had like a refund"),
             ("John's account", "John is account"),
             ("Is it C++?", "Is it C?"),
@@ -353,6 +385,60 @@ mod tests {
         ];
         for (a, b) in different {
             assert!(!same_wording(a, b), "{a} / {b}");
+        }
+    }
+
+    #[test]
+    fn typos_against_the_vocabulary_are_the_same_request() {
+        let vocab = Vocabulary::new([
+            "do",
+            "you",
+            "ship",
+            "internationally",
+            "international",
+            "how",
+            "reset",
+            "password",
+            "receive",
+            "my",
+            "order",
+            "where",
+            "is",
+            "subscribe",
+            "from",
+            "form",
+            "the",
+            "can",
+            "i",
+            "delete",
+            "account",
+        ]);
+        let v = Some(&vocab);
+        let same = [
+            ("do u ship internationaly", "do you ship internationally?"),
+            ("How do I reset my pasword?", "How can I reset my password?"),
+            ("Where is my ordr?", "where is my order"),
+            ("how do i reset my passwrod", "How do I reset my password"),
+        ];
+        for (a, b) in same {
+            assert!(same_request(a, b, v), "{a} / {b}");
+            assert!(same_request(b, a, v), "{b} / {a}");
+            assert!(
+                !same_request(a, b, None),
+                "no vocabulary, no typos: {a} / {b}"
+            );
+        }
+        let different = [
+            // Both words.
+            ("Where is my form?", "Where is my from?"),
+            // Another word, not a typo.
+            ("How do I unsubscribe?", "How do I subscribe?"),
+            // Too many, or nothing else in common.
+            ("pasword", "password"),
+            ("dlete my acount pasword", "delete my account password"),
+        ];
+        for (a, b) in different {
+            assert!(!same_request(a, b, v), "{a} / {b}");
         }
     }
 }

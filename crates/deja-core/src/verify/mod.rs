@@ -18,12 +18,14 @@ mod frames;
 mod lexicon;
 pub mod model;
 mod text;
+pub mod vocab;
 
 use std::ops::BitOr;
 
 pub use frames::{same_request, same_wording};
 use lexicon::{Negator, Slot};
 use text::{Kind, Text};
+pub use vocab::Vocabulary;
 
 /// Why a semantic candidate was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -180,6 +182,7 @@ pub fn verify_model(
     query: &str,
     cosine: f32,
     min_confidence: f32,
+    vocab: Option<&Vocabulary>,
 ) -> Result<f32, RejectReason> {
     if cached == query {
         return Ok(1.0);
@@ -189,10 +192,20 @@ pub fn verify_model(
         return Err(reason);
     }
     let p = model.probability_of(&features::extract_with(cached, query, cosine, rules));
-    if p >= min_confidence || same_request(cached, query) {
+    if p >= min_confidence || same_request(cached, query, vocab) {
         Ok(p)
     } else {
         Err(reason_of(rules).unwrap_or(RejectReason::Model))
+    }
+}
+
+/// The veto rules the learned verifier applies first ([`MODEL_VETOES`]): the reason of
+/// the first that fires, if any.
+pub fn vetoes(cached: &str, query: &str) -> Result<(), RejectReason> {
+    let rules = fired(cached, query);
+    match reason_of(Rules(rules.0 & MODEL_VETOES.0)) {
+        Some(reason) => Err(reason),
+        None => Ok(()),
     }
 }
 

@@ -332,7 +332,7 @@ mod tests {
         let mut failures = Vec::new();
         for &(a, b, cos, same) in cases {
             for (x, y) in [(a, b), (b, a)] {
-                let got = crate::verify::verify_model(m, x, y, cos, confidence);
+                let got = crate::verify::verify_model(m, x, y, cos, confidence, None);
                 if got.is_ok() != same {
                     failures.push(format!("{x} / {y}: got {got:?}, want same = {same}"));
                 }

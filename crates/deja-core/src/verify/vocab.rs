@@ -1,0 +1,273 @@
+//! A vocabulary of whole words, to tell a typo from another word: "internationaly" is no
+//! word and "internationally" is the only word one letter away, so a prompt that differs
+//! from another only there asks the same thing; "form" and "from" are both words, so a
+//! difference between them is never a typo.
+//!
+//! An embedder supplies the words it knows ([`crate::Embedder::vocabulary`]); the checks
+//! here are deliberately narrow, because a word taken for a typo is served as if it were
+//! the other one.
+
+use std::collections::HashSet;
+
+/// Whole words, lowercase, by length for the nearest-word search.
+#[derive(Debug, Default, Clone)]
+pub struct Vocabulary {
+    words: HashSet<String>,
+    /// `by_len[n]`: the words of `n` characters.
+    by_len: Vec<Vec<String>>,
+}
+
+/// Shortest word a typo is looked for in, or corrected to: shorter words are too close to
+/// each other ("cat" / "car" / "cap") for one letter to tell a typo.
+const MIN_TYPO_LEN: usize = 4;
+
+impl Vocabulary {
+    /// The words of `words` made of lowercase letters (apostrophes allowed), at least two
+    /// characters long; others (pieces, punctuation, numbers) are left out.
+    pub fn new<I, S>(words: I) -> Vocabulary
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut v = Vocabulary::default();
+        for w in words {
+            let w = w.as_ref();
+            let ok = w.chars().count() >= 2
+                && w.chars().all(|c| c.is_lowercase() || c == '\'')
+                && w.chars().any(char::is_alphabetic);
+            if ok && v.words.insert(w.to_string()) {
+                let n = w.chars().count();
+                if v.by_len.len() <= n {
+                    v.by_len.resize(n + 1, Vec::new());
+                }
+                v.by_len[n].push(w.to_string());
+            }
+        }
+        v
+    }
+
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    pub fn contains(&self, word: &str) -> bool {
+        self.words.contains(word)
+    }
+
+    /// Whether `typo` is a misspelling of `word`: `typo` is no word of the vocabulary,
+    /// `word` is, both are letters only and at least [`MIN_TYPO_LEN`] long, neither starts
+    /// or ends the other ("subscribe" / "unsubscribe" is another word, not a typo), they
+    /// are one edit apart (two for words of 8 letters or more; a swap of neighbours is one
+    /// edit), and no other word of the vocabulary is as close to `typo`.
+    pub fn is_typo_of(&self, typo: &str, word: &str) -> bool {
+        let letters = |w: &str| w.chars().all(char::is_alphabetic);
+        let (nt, nw) = (typo.chars().count(), word.chars().count());
+        if nt < MIN_TYPO_LEN
+            || nw < MIN_TYPO_LEN
+            || !letters(typo)
+            || !letters(word)
+            || self.contains(typo)
+            || !self.contains(word)
+        {
+            return false;
+        }
+        let (short, long) = if nt <= nw { (typo, word) } else { (word, typo) };
+        if long.starts_with(short) || long.ends_with(short) {
+            return false;
+        }
+        let lo = nt.saturating_sub(1);
+        let hi = (nt + 1).min(self.by_len.len().saturating_sub(1));
+        if slip(typo, word) {
+            // The commonest typos (a doubled letter written once or twice, two neighbours
+            // swapped): the correction only needs to be the one word that slip reaches.
+            return (lo..=hi).all(|n| {
+                self.by_len
+                    .get(n)
+                    .into_iter()
+                    .flatten()
+                    .all(|other| other == word || !slip(typo, other))
+            });
+        }
+        let budget = if nw >= 8 { 2 } else { 1 };
+        let Some(d) = distance(typo, word, budget) else {
+            return false;
+        };
+        // The correction must be the only word that close.
+        let lo = nt.saturating_sub(d);
+        let hi = (nt + d).min(self.by_len.len().saturating_sub(1));
+        for n in lo..=hi {
+            for other in self.by_len.get(n).into_iter().flatten() {
+                if other != word && distance(typo, other, d).is_some() {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Whether `typo` is `word` with one slip of the fingers: a doubled letter written once
+/// ("adress"), a letter doubled ("adresss"), or two neighbours swapped ("recieve").
+fn slip(typo: &str, word: &str) -> bool {
+    let t: Vec<char> = typo.chars().collect();
+    let w: Vec<char> = word.chars().collect();
+    let (short, long) = if t.len() <= w.len() {
+        (&t, &w)
+    } else {
+        (&w, &t)
+    };
+    if long.len() == short.len() + 1 {
+        // `long` has one letter more, doubling its neighbour.
+        return (0..long.len()).any(|i| {
+            let doubled =
+                (i > 0 && long[i] == long[i - 1]) || (i + 1 < long.len() && long[i] == long[i + 1]);
+            doubled && long[..i] == short[..i] && long[i + 1..] == short[i..]
+        });
+    }
+    if t.len() == w.len() {
+        let diff: Vec<usize> = (0..t.len()).filter(|&i| t[i] != w[i]).collect();
+        return diff.len() == 2
+            && diff[1] == diff[0] + 1
+            && t[diff[0]] == w[diff[1]]
+            && t[diff[1]] == w[diff[0]];
+    }
+    false
+}
+
+/// The optimal-string-alignment distance (insertions, deletions, substitutions and swaps
+/// of neighbours) between `a` and `b`, if it is at most `max`.
+fn distance(a: &str, b: &str, max: usize) -> Option<usize> {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > max {
+        return None;
+    }
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for (i, row) in d.chunks_mut(w).enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d.iter_mut().enumerate().take(w) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        let mut row_min = usize::MAX;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[(i - 1) * w + j] + 1)
+                .min(d[i * w + j - 1] + 1)
+                .min(d[(i - 1) * w + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[(i - 2) * w + j - 2] + 1);
+            }
+            d[i * w + j] = v;
+            row_min = row_min.min(v);
+        }
+        if row_min > max {
+            return None;
+        }
+    }
+    let v = d[a.len() * w + b.len()];
+    (v <= max).then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vocab() -> Vocabulary {
+        Vocabulary::new([
+            "internationally",
+            "internationals",
+            "international",
+            "receive",
+            "address",
+            "subscribe",
+            "form",
+            "from",
+            "the",
+            "ten",
+            "account",
+            "accounts",
+            "password",
+            "##ing",
+            "Paris",
+            "42",
+            "ship",
+            "shop",
+        ])
+    }
+
+    #[test]
+    fn distances() {
+        assert_eq!(
+            distance("recieve", "receive", 2),
+            Some(1),
+            "a swap is one edit"
+        );
+        assert_eq!(distance("adress", "address", 2), Some(1));
+        assert_eq!(distance("kitten", "sitting", 3), Some(3));
+        assert_eq!(distance("kitten", "sitting", 2), None);
+        assert_eq!(distance("same", "same", 0), Some(0));
+    }
+
+    #[test]
+    fn slips() {
+        for (t, w) in [
+            ("adress", "address"),
+            ("addresss", "address"),
+            ("recieve", "receive"),
+            ("internationaly", "internationally"),
+        ] {
+            assert!(slip(t, w), "{t} / {w}");
+        }
+        for (t, w) in [
+            ("adres", "address"),
+            ("internationals", "internationally"),
+            ("ab", "ab"),
+        ] {
+            assert!(!slip(t, w), "{t} / {w}");
+        }
+    }
+
+    #[test]
+    fn typos_are_unknown_words_with_one_close_known_word() {
+        let v = vocab();
+        assert!(!v.contains("##ing") && !v.contains("paris") && !v.contains("42"));
+        for (typo, word) in [
+            ("internationaly", "internationally"),
+            ("recieve", "receive"),
+            ("adress", "address"),
+            ("pasword", "password"),
+            ("passwrod", "password"),
+        ] {
+            assert!(v.is_typo_of(typo, word), "{typo} / {word}");
+        }
+        for (typo, word) in [
+            // Both are words.
+            ("form", "from"),
+            ("ship", "shop"),
+            // Too short to tell.
+            ("teh", "the"),
+            // Another word, not a typo: one starts or ends the other.
+            ("unsubscribe", "subscribe"),
+            ("accountz", "account"),
+            // Too far.
+            ("adrs", "address"),
+            ("intrnatnaly", "internationally"),
+            // Not a word of the vocabulary.
+            ("recieve", "recieved"),
+            // Digits are numbers, not typos.
+            ("pass1word", "password"),
+        ] {
+            assert!(!v.is_typo_of(typo, word), "{typo} / {word}");
+        }
+        // Ambiguous: two words one edit away.
+        let v = Vocabulary::new(["cart", "card"]);
+        assert!(!v.is_typo_of("carx", "cart"));
+    }
+}
