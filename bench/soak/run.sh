@@ -34,7 +34,7 @@ scripts/install-model.sh >/dev/null
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[$i]}" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
 }
@@ -62,16 +62,18 @@ echo "== soak: ${secs}s, max_entries $max_entries, durability $durability, deja 
 rate_args=()
 [ -n "${SOAK_RATE:-}" ] && rate_args=(--rate "$SOAK_RATE")
 status=0
-# The generator bounds itself; the timeout is a backstop against a hung server.
+# The generator bounds itself; the timeout is a backstop against a hung server. It runs in
+# the background so that a signal to this script runs the cleanup at once.
 timeout $((secs + calibrate + 300)) "$gen" --url http://127.0.0.1:$dport --serve-pid "$serve" \
   --duration-secs "$secs" --calibrate-secs "$calibrate" --load "${SOAK_LOAD:-0.8}" \
-  --max-entries "$max_entries" --json "$json" "${rate_args[@]}" || status=$?
+  --max-entries "$max_entries" --data-dir "$tmp/data" --json "$json" "${rate_args[@]}" & gen_pid=$!; pids+=($gen_pid)
+wait "$gen_pid" || status=$?
 
 echo "== upstream calls (mock): $(curl -s http://127.0.0.1:$mport/mock/stats)"
-if kill -0 "$serve" 2>/dev/null; then
+if curl -sf --max-time 5 http://127.0.0.1:$dport/health >/dev/null; then
   echo "== deja serve still running; final $(grep VmRSS /proc/$serve/status | tr -s ' ')"
 else
-  echo "== deja serve is no longer running"; status=1
+  echo "== deja serve no longer answers /health"; status=1
 fi
 echo "== deja serve log: $(wc -l <"$tmp/serve.log") lines at ${DEJA_LOG:-warn} and above; the last 10:"
 tail -n 10 "$tmp/serve.log"

@@ -61,6 +61,9 @@ struct Args {
     /// The server's `cache.max_entries`, to report when the cache reached it.
     #[arg(long)]
     max_entries: u64,
+    /// The server's data directory, whose size on disk is reported.
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
     /// Write the time series and summary here as JSON.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -135,48 +138,24 @@ const FAMILIES: [[&str; 3]; 6] = [
     ],
 ];
 
-const SUBJECTS: [&str; 40] = [
-    "wireless headphones",
-    "running shoes",
-    "a gaming laptop",
-    "a coffee grinder",
-    "an electric kettle",
-    "a standing desk",
-    "noise cancelling earbuds",
-    "a robot vacuum",
-    "a mechanical keyboard",
-    "a smart watch",
-    "hiking boots",
-    "a winter jacket",
-    "a camping tent",
-    "a yoga mat",
-    "a blender",
-    "an air fryer",
-    "a baby stroller",
-    "a car seat",
-    "a tablet",
-    "a phone case",
-    "a desk lamp",
-    "an office chair",
-    "a rice cooker",
-    "a bicycle helmet",
-    "a water bottle",
-    "a backpack",
-    "a sofa bed",
-    "a mattress",
-    "bed sheets",
-    "a dishwasher",
-    "a washing machine",
-    "a microwave oven",
-    "a toaster",
-    "a hair dryer",
-    "an electric toothbrush",
-    "a security camera",
-    "a wifi router",
-    "a printer",
-    "a monitor",
-    "a webcam",
-];
+/// Products the questions are about, comma-separated.
+const SUBJECTS: &str = "wireless headphones,running shoes,a gaming laptop,a coffee grinder,\
+an electric kettle,a standing desk,noise cancelling earbuds,a robot vacuum,\
+a mechanical keyboard,a smart watch,hiking boots,a winter jacket,a camping tent,\
+a yoga mat,a blender,an air fryer,a baby stroller,a car seat,a tablet,\
+a phone case,a desk lamp,an office chair,a rice cooker,a bicycle helmet,\
+a water bottle,a backpack,a sofa bed,a mattress,bed sheets,a dishwasher,\
+a washing machine,a microwave oven,a toaster,a hair dryer,\
+an electric toothbrush,a security camera,a wifi router,a printer,a monitor,\
+a webcam";
+
+fn subjects() -> impl Iterator<Item = &'static str> {
+    SUBJECTS.split(',')
+}
+
+fn subject(i: usize) -> &'static str {
+    subjects().nth(i).unwrap_or("a gift card")
+}
 
 /// One pool prompt: question family, subject, partition (tenant, model, system prompt).
 #[derive(Clone, Copy)]
@@ -191,7 +170,7 @@ struct Item {
 
 impl Item {
     fn prompt(&self, form: usize) -> String {
-        FAMILIES[self.family][form].replace("{}", SUBJECTS[self.subject])
+        FAMILIES[self.family][form].replace("{}", subject(self.subject))
     }
 }
 
@@ -218,7 +197,7 @@ impl Workload {
         let pool = (0..size)
             .map(|i| Item {
                 family: rng.gen_range(0..FAMILIES.len()),
-                subject: rng.gen_range(0..SUBJECTS.len()),
+                subject: rng.gen_range(0..subjects().count()),
                 tenant: rng.gen_range(0..TENANTS),
                 model: rng.gen_range(0..MODELS.len()),
                 system: rng.gen_range(0..SYSTEMS.len()),
@@ -259,7 +238,7 @@ impl Workload {
         let n = self.fresh.fetch_add(1, Ordering::Relaxed);
         let item = Item {
             family: 0,
-            subject: rng.gen_range(0..SUBJECTS.len()),
+            subject: rng.gen_range(0..subjects().count()),
             tenant: rng.gen_range(0..TENANTS),
             model: rng.gen_range(0..MODELS.len()),
             system: rng.gen_range(0..SYSTEMS.len()),
@@ -268,7 +247,7 @@ impl Workload {
         // The number makes it new; verification refuses a neighbour with another number.
         let prompt = format!(
             "Summarise customer ticket {n} about {}",
-            SUBJECTS[item.subject]
+            subject(item.subject)
         );
         (item, prompt)
     }
@@ -551,12 +530,25 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Bytes of the files directly in `dir` (the store, the index snapshot, the ledger).
+fn dir_bytes(dir: &std::path::Path) -> Option<u64> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    Some(
+        entries
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum(),
+    )
+}
+
 /// One printed row, kept for the summary and the JSON file.
 struct Row {
     t_secs: f64,
     interval: Interval,
     entries: Option<u64>,
     rss_kib: Option<u64>,
+    disk_bytes: Option<u64>,
 }
 
 impl Row {
@@ -574,7 +566,7 @@ impl Row {
             "hit_exact": i.hit_exact, "hit_semantic": i.hit_semantic, "miss": i.miss, "bypass": i.bypass,
             "embedding_items": i.embed_items, "embedding_items_hit": i.embed_items_hit,
             "admin_ops": i.admin_ops, "removed": i.removed, "imported": i.imported,
-            "entries": self.entries, "rss_kib": self.rss_kib,
+            "entries": self.entries, "rss_kib": self.rss_kib, "disk_bytes": self.disk_bytes,
         })
     }
 
@@ -586,7 +578,7 @@ impl Row {
         println!(
             "{:>5.0}s sent {:>6} {:>6.0}/s | err {} (status {} transport {} body {} unsent {}) late {} | \
              ms p50 {:.1} p99 {:.1} max {:.0}, exact p50 {:.2} p99 {:.2} | exact {} sem {} miss {} bypass {} emb {}/{} | \
-             admin {} | entries {} | rss {} MiB",
+             admin {} | entries {} | rss {} MiB | disk {} MiB",
             self.t_secs,
             i.sent,
             i.done as f64 / secs,
@@ -610,6 +602,7 @@ impl Row {
             i.admin_ops,
             opt(self.entries),
             self.rss_kib.map_or("?".to_string(), |k| format!("{:.1}", k as f64 / 1024.0)),
+            self.disk_bytes.map_or("?".to_string(), |b| format!("{:.1}", b as f64 / 1048576.0)),
         );
     }
 }
@@ -785,6 +778,7 @@ async fn soak(
     let reporter = {
         let (client, stats) = (client.clone(), stats.clone());
         let (pid, secs) = (args.serve_pid, args.interval_secs);
+        let data_dir = args.data_dir.clone();
         tokio::spawn(async move {
             let mut rows = Vec::new();
             let mut tick = tokio::time::interval_at(
@@ -807,6 +801,7 @@ async fn soak(
                     interval,
                     entries,
                     rss_kib: rss_kib(pid),
+                    disk_bytes: data_dir.as_deref().and_then(dir_bytes),
                 };
                 row.print(secs as f64);
                 rows.push(row);
@@ -849,8 +844,8 @@ async fn soak(
             stats.lock().record(result, micros);
         });
     }
-    // Requests still in flight at the end are counted in the last interval if they finish
-    // within the client timeout; the reporter stops at `end`.
+    // Requests still in flight when the reporter stops (at `end`) are not counted: the
+    // summary shows them as the difference between sent and completed.
     let rows = reporter.await?;
     admin.abort();
     Ok(rows)
