@@ -462,6 +462,8 @@ struct Interval {
     /// Microseconds from due to answered, every request that completed without error.
     latencies: Vec<u32>,
     exact_latencies: Vec<u32>,
+    /// The same latencies by request kind, in `MIX` order (for the JSON file).
+    kind_latencies: [Vec<u32>; MIX.len()],
     hit_exact: u64,
     hit_semantic: u64,
     miss: u64,
@@ -486,13 +488,16 @@ impl Interval {
         }
     }
 
-    fn record(&mut self, result: Result<Outcome, Failure>, micros: u32) {
+    fn record(&mut self, kind: Kind, result: Result<Outcome, Failure>, micros: u32) {
         self.done += 1;
         let outcome = match result {
             Ok(o) => o,
             Err(f) => return self.fail(f),
         };
         self.latencies.push(micros);
+        if let Some(i) = MIX.iter().position(|(k, _)| *k == kind) {
+            self.kind_latencies[i].push(micros);
+        }
         match outcome {
             Outcome::HitExact => {
                 self.hit_exact += 1;
@@ -563,6 +568,9 @@ impl Row {
             "late": i.late,
             "p50_ms": percentile(&lat, 0.5), "p99_ms": percentile(&lat, 0.99), "max_ms": percentile(&lat, 1.0),
             "exact_p50_ms": percentile(&exact, 0.5), "exact_p99_ms": percentile(&exact, 0.99),
+            "p99_ms_by_kind": MIX.iter().zip(&i.kind_latencies)
+                .map(|((k, _), l)| (format!("{k:?}").to_lowercase(), json!(percentile(&sorted(&[l]), 0.99))))
+                .collect::<serde_json::Map<_, _>>(),
             "hit_exact": i.hit_exact, "hit_semantic": i.hit_semantic, "miss": i.miss, "bypass": i.bypass,
             "embedding_items": i.embed_items, "embedding_items_hit": i.embed_items_hit,
             "admin_ops": i.admin_ops, "removed": i.removed, "imported": i.imported,
@@ -663,7 +671,7 @@ async fn calibrate(client: &Arc<Client>, work: &Arc<Workload>, args: &Args) -> a
                     let t = Instant::now();
                     let result = client.send(&spec).await;
                     let micros = t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
-                    stats.lock().record(result, micros);
+                    stats.lock().record(spec.kind, result, micros);
                 }
             })
         })
@@ -841,7 +849,7 @@ async fn soak(
             let result = client.send(&spec).await;
             let micros = due.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
             inflight.fetch_sub(1, Ordering::Relaxed);
-            stats.lock().record(result, micros);
+            stats.lock().record(spec.kind, result, micros);
         });
     }
     // Requests still in flight when the reporter stops (at `end`) are not counted: the
