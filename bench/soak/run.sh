@@ -51,7 +51,7 @@ TOML
 DEJA_ADMIN_TOKEN=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 export DEJA_ADMIN_TOKEN
 
-"$bin" mock-upstream --listen 127.0.0.1:$mport >"$tmp/mock.log" 2>&1 & pids+=($!)
+"$bin" mock-upstream --listen 127.0.0.1:$mport >"$tmp/mock.log" 2>&1 & mock=$!; pids+=($mock)
 DEJA_CONFIG="$tmp/deja.toml" DEJA_LOG=${DEJA_LOG:-warn} "$bin" serve --listen 127.0.0.1:$dport \
   --data-dir "$tmp/data" --upstream http://127.0.0.1:$mport/v1 --durability "$durability" \
   2>"$tmp/serve.log" & serve=$!; pids+=($serve)
@@ -69,7 +69,8 @@ timeout $((secs + calibrate + 300)) "$gen" --url http://127.0.0.1:$dport --serve
   --max-entries "$max_entries" --data-dir "$tmp/data" --json "$json" "${rate_args[@]}" & gen_pid=$!; pids+=($gen_pid)
 wait "$gen_pid" || status=$?
 
-echo "== upstream calls (mock): $(curl -s http://127.0.0.1:$mport/mock/stats)"
+# The mock keeps every request it saw, so its memory grows through the run; it is not deja's.
+echo "== upstream calls (mock): $(curl -s http://127.0.0.1:$mport/mock/stats); mock $(grep VmRSS /proc/$mock/status | tr -s ' ')"
 if curl -sf --max-time 5 http://127.0.0.1:$dport/health >/dev/null; then
   echo "== deja serve still running; final $(grep VmRSS /proc/$serve/status | tr -s ' ')"
 else

@@ -1033,8 +1033,11 @@ async fn main() -> anyhow::Result<()> {
     if !args.url.starts_with("http://127.0.0.1:") {
         bail!("--url must be http://127.0.0.1:PORT (the soak talks to this machine only)");
     }
+    // Idle pooled connections are dropped well before the server's `idle_timeout_secs`
+    // (60 s) closes them, as SDKs do (httpx: 5 s), so a request never races that close.
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .pool_idle_timeout(Duration::from_secs(20))
         .pool_max_idle_per_host(args.max_inflight)
         .build()?;
     let client = Arc::new(Client {
