@@ -132,7 +132,7 @@ struct Counters {
     /// The last user message of every chat call, in order.
     questions: Mutex<Vec<String>>,
     /// Every request outside `/mock/`, in order of arrival.
-    requests: Mutex<Vec<SeenRequest>>,
+    requests: Mutex<std::collections::VecDeque<SeenRequest>>,
 }
 
 /// A request as the mock received it.
@@ -188,9 +188,10 @@ impl MockState {
         c.requests.lock().clear();
     }
 
-    /// Every request received outside `/mock/` since the start or the last reset.
+    /// The requests received outside `/mock/` since the start or the last reset (the last
+    /// [`MAX_RECORDED`]).
     pub fn requests(&self) -> Vec<SeenRequest> {
-        self.inner.requests.lock().clone()
+        self.inner.requests.lock().iter().cloned().collect()
     }
 
     /// The `authorization` header of the most recent counted call, if it had one.
@@ -318,14 +319,23 @@ pub fn router(state: MockState) -> Router {
         .with_state(state)
 }
 
-/// Records every request outside `/mock/` ([`MockState::requests`]).
+/// How many requests [`MockState::requests`] keeps: the most recent.
+pub const MAX_RECORDED: usize = 10_000;
+
+/// Records every request outside `/mock/` ([`MockState::requests`]), the last
+/// [`MAX_RECORDED`].
 async fn record_request(
     State(state): State<MockState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     if !req.uri().path().starts_with("/mock/") {
-        state.inner.requests.lock().push(SeenRequest {
+        let mut seen = state.inner.requests.lock();
+        // Bounded, so a long load or soak run does not grow the mock without end.
+        if seen.len() >= MAX_RECORDED {
+            seen.pop_front();
+        }
+        seen.push_back(SeenRequest {
             method: req.method().clone(),
             path_and_query: req
                 .uri()
@@ -337,8 +347,14 @@ async fn record_request(
     next.run(req).await
 }
 
-/// Serves the mock on `listener` until the task is dropped or the listener fails.
+/// Serves the mock on `listener` until the task is dropped or the listener fails. Its
+/// connections send each write at once (`TCP_NODELAY`), as a real API's do: otherwise a
+/// streamed chunk waits for the client's delayed acknowledgement (about 40 ms).
 pub async fn serve(listener: TcpListener, state: MockState) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(state)).await
 }
 
