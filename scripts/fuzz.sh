@@ -4,6 +4,7 @@
 #
 #   scripts/fuzz.sh --seconds 30              every target for 30 s (what CI runs)
 #   scripts/fuzz.sh --runs 10000000 sse_stream  one target for ten million executions
+#   scripts/fuzz.sh --seconds 600 --runs 10000000   each stops at whichever comes first
 #   scripts/fuzz.sh --list                    the target names
 #
 # Installs cargo-fuzz (and a nightly toolchain) when missing. New inputs a run finds go to
@@ -15,22 +16,27 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
-limit=(-max_total_time=30)
+limit=()
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --seconds) limit=("-max_total_time=${2:?--seconds needs a number}"); shift 2 ;;
-    --runs) limit=("-runs=${2:?--runs needs a number}"); shift 2 ;;
+    --seconds) limit+=("-max_total_time=${2:?--seconds needs a number}"); shift 2 ;;
+    --runs) limit+=("-runs=${2:?--runs needs a number}"); shift 2 ;;
     --list) targets=(list); shift ;;
     -h|--help) usage ;;
     -*) echo "unknown option $1" >&2; usage ;;
     *) targets+=("$1"); shift ;;
   esac
 done
+
+# Both limits may be given: each target stops at whichever comes first.
+if [ ${#limit[@]} -eq 0 ]; then
+  limit=(-max_total_time=30)
+fi
 
 if ! rustup toolchain list | grep -q '^nightly'; then
   echo "==> installing the nightly toolchain (cargo fuzz needs it)"
