@@ -214,6 +214,20 @@ impl ExportLine {
     }
 }
 
+/// The entry of one line of an export (without its line break), checked as
+/// [`ExportLine::into_entry`] checks it; `None` for a blank line, which imports skip. What
+/// [`Importer`] does with each line before it compares vector dimensions across lines.
+pub fn parse_line(bytes: &[u8]) -> Result<Option<Entry>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_string())?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let parsed: ExportLine =
+        serde_json::from_str(text).map_err(|e| format!("invalid entry: {e}"))?;
+    parsed.into_entry().map(Some)
+}
+
 fn hex16(field: &str, s: &str) -> Result<[u8; 16], String> {
     let bad = || format!("{field} {s:?} is not 32 hex digits");
     if s.len() != 32 || !s.is_ascii() {
@@ -465,18 +479,14 @@ impl Importer {
         Ok(())
     }
 
-    /// The entry of line `self.line`, checked; `None` for a blank line.
+    /// The entry of line `self.line`, checked, also against the dimensions seen so far;
+    /// `None` for a blank line.
     fn parse_line(&mut self, bytes: &[u8]) -> Result<Option<Entry>, ImportError> {
         let line = self.line;
         let bad = |reason: String| ImportError::Line { line, reason };
-        let text = std::str::from_utf8(bytes).map_err(|_| bad("not valid UTF-8".into()))?;
-        let text = text.trim();
-        if text.is_empty() {
+        let Some(entry) = parse_line(bytes).map_err(bad)? else {
             return Ok(None);
-        }
-        let parsed: ExportLine =
-            serde_json::from_str(text).map_err(|e| bad(format!("invalid entry: {e}")))?;
-        let entry = parsed.into_entry().map_err(bad)?;
+        };
         if !entry.vector.is_empty() {
             let dim = *self
                 .dims

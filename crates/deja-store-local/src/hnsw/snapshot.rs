@@ -25,7 +25,7 @@ use parking_lot::RwLock;
 
 use deja_core::PartitionKey;
 
-use super::{Graph, HnswIndex, HnswParams, PartitionIndex, Vectors};
+use super::{Graph, HnswIndex, HnswParams, PartitionIndex, Vectors, MAX_LEVEL};
 
 const MAGIC: &[u8; 8] = b"DEJAHNSW";
 const FORMAT_VERSION: u32 = 1;
@@ -235,17 +235,36 @@ impl HnswIndex {
             path: shown.clone(),
             source,
         };
-        let bad = |reason: String| SnapshotError::Invalid {
-            path: shown.clone(),
-            reason,
-        };
         let file = std::fs::File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
+        let reader = BufReader::with_capacity(1 << 20, file);
+        Self::read_snapshot(reader, len, &shown, embedder_id, dim, params)
+    }
+
+    /// [`HnswIndex::load_snapshot`] from the first `len` bytes of `reader` (the hash is
+    /// their last 32); `name` stands for the path in errors. No length read from the
+    /// snapshot makes it allocate more than `len` allows, so `len` must be the true size.
+    pub fn read_snapshot<R: Read>(
+        reader: R,
+        len: u64,
+        name: &str,
+        embedder_id: &str,
+        dim: usize,
+        params: HnswParams,
+    ) -> Result<(HnswIndex, u64), SnapshotError> {
+        let io = |source| SnapshotError::Io {
+            path: name.to_string(),
+            source,
+        };
+        let bad = |reason: String| SnapshotError::Invalid {
+            path: name.to_string(),
+            reason,
+        };
         if len < 32 {
             return Err(bad("shorter than its hash".into()));
         }
         let mut r = Checked {
-            inner: BufReader::with_capacity(1 << 20, file),
+            inner: reader,
             hasher: blake3::Hasher::new(),
             left: len - 32,
         };
@@ -265,7 +284,10 @@ impl HnswIndex {
             return Err(bad(format!("{} bytes after the last partition", r.left)));
         }
         let mut hash = [0u8; 32];
-        r.inner.read_exact(&mut hash).map_err(io)?;
+        r.inner.read_exact(&mut hash).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => bad("truncated".into()),
+            _ => io(e),
+        })?;
         if hash != *r.hasher.finalize().as_bytes() {
             return Err(bad("its hash does not match its contents".into()));
         }
@@ -374,32 +396,57 @@ impl HnswIndex {
         g.entry = r.u32()?;
         g.max_level = r.u8()?;
         g.len = r.count(1)?;
-        if g.len > slots || (g.len > 0 && g.entry as usize >= g.len) {
-            return Err(invalid("graph larger than its partition"));
+        // A graph always holds every slot of its partition (deleted ones too).
+        if g.len != slots || g.entry as usize >= g.len {
+            return Err(invalid("graph does not cover its partition"));
         }
         g.levels = r.take(g.len)?;
+        if g.levels.iter().any(|&l| l > MAX_LEVEL) {
+            return Err(invalid("a graph level above the maximum"));
+        }
+        // Searches start at the entry on the top layer, so it must have every layer.
+        if g.levels[g.entry as usize] != g.max_level {
+            return Err(invalid("the graph's entry is not on its top layer"));
+        }
         g.links0 = r.u32s(g.len * (g.m0 + 1))?;
         let upper = r.count(8)?;
+        // Exactly the nodes above layer 0 have upper-layer links.
+        if upper != g.levels.iter().filter(|&&l| l > 0).count() {
+            return Err(invalid(format!("{upper} nodes with upper layers")));
+        }
         g.upper.reserve(upper);
         for _ in 0..upper {
             let slot = r.u32()?;
             let words = r.count(4)?;
             let level = g.levels.get(slot as usize).copied().unwrap_or(0);
-            if words != level as usize * (g.m + 1) {
+            if level == 0 || words != level as usize * (g.m + 1) {
                 return Err(invalid(format!(
                     "slot {slot} has {words} upper-layer words"
                 )));
             }
-            g.upper.insert(slot, r.u32s(words)?);
+            if g.upper.insert(slot, r.u32s(words)?).is_some() {
+                return Err(invalid(format!("slot {slot} has upper layers twice")));
+            }
         }
-        // Every link must name a slot of the graph, or a search would index out of bounds.
-        let bad_link = |words: &[u32], cap: usize| {
-            words.chunks_exact(cap + 1).any(|c| {
-                c[0] as usize > cap || c[1..=c[0] as usize].iter().any(|&l| l as usize >= g.len)
-            })
+        // Every link must name a slot of the graph that is on the link's layer, or a
+        // search would index out of bounds.
+        let bad = |words: &[u32], cap: usize, level: u8| {
+            words[0] as usize > cap
+                || words[1..=words[0] as usize]
+                    .iter()
+                    .any(|&to| g.levels.get(to as usize).is_none_or(|&l| l < level))
         };
-        if bad_link(&g.links0, g.m0) || g.upper.values().any(|w| bad_link(w, g.m)) {
-            return Err(invalid("a graph link points outside the graph"));
+        let bad0 = g.links0.chunks_exact(g.m0 + 1).any(|w| bad(w, g.m0, 0));
+        let bad_upper = g.upper.values().any(|layers| {
+            // Levels are at most MAX_LEVEL, so the layer numbers fit.
+            (1..=MAX_LEVEL)
+                .zip(layers.chunks_exact(g.m + 1))
+                .any(|(level, w)| bad(w, g.m, level))
+        });
+        if bad0 || bad_upper {
+            return Err(invalid(
+                "a graph link points outside the graph or its layer",
+            ));
         }
         Ok(g)
     }
@@ -468,6 +515,154 @@ mod tests {
         let v = rng_vec(&mut seed, dim);
         loaded.insert_sync(big, EntryId(9999), &v).unwrap();
         assert_eq!(loaded.search_sync(big, &v, 1).unwrap()[0].id, EntryId(9999));
+    }
+
+    /// Offset of the partition count: magic, version, embedder id, five parameters, state.
+    fn partition_count_at(embedder: &str) -> usize {
+        8 + 4 + 4 + embedder.len() + 5 * 4 + 8
+    }
+
+    /// A snapshot whose counts claim 2^60 partitions, slots or graph nodes is refused
+    /// before anything of that size is allocated, even with a hash that matches.
+    #[test]
+    fn huge_counts_are_refused_before_allocating() {
+        let dim = 4;
+        let index = HnswIndex::new("test:e", dim, params());
+        let mut seed = 9;
+        for id in 0..80u64 {
+            index
+                .insert_sync(PartitionKey([6; 16]), EntryId(id), &rng_vec(&mut seed, dim))
+                .unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.snapshot");
+        index.save_snapshot(&path, 1).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let parts = partition_count_at("test:e");
+        let slots = parts + 8 + 16 + 8;
+        let graph_len = slots + 8 + 80 * (8 + 1 + dim + 4) + 1 + 8 + 4 + 1;
+        assert_eq!(&bytes[slots..slots + 8], &80u64.to_le_bytes());
+        assert_eq!(&bytes[graph_len..graph_len + 8], &80u64.to_le_bytes());
+        for at in [parts, slots, graph_len] {
+            for huge in [1u64 << 60, u64::MAX, u64::MAX / 8 + 1] {
+                let mut file = bytes[..bytes.len() - 32].to_vec();
+                file[at..at + 8].copy_from_slice(&huge.to_le_bytes());
+                let hash = *blake3::hash(&file).as_bytes();
+                file.extend_from_slice(&hash);
+                let len = file.len() as u64;
+                let got = HnswIndex::read_snapshot(
+                    std::io::Cursor::new(file),
+                    len,
+                    "huge",
+                    "test:e",
+                    dim,
+                    params(),
+                );
+                match got {
+                    Err(SnapshotError::Invalid { reason, .. }) => {
+                        assert!(reason.contains("count"), "{reason}")
+                    }
+                    other => panic!("count {huge} at {at} not refused: {other:?}"),
+                }
+            }
+        }
+    }
+
+    /// A snapshot whose hash matches but whose graph is inconsistent (a level, the top
+    /// layer, an upper-layer count or link changed) is refused, or loads into an index
+    /// whose searches and inserts work: it never makes them panic. Found by the
+    /// `index_snapshot` fuzz target: a node's upper-layer links naming a node that is not
+    /// on that layer made searches index past the end of its links.
+    #[test]
+    fn a_hashed_but_inconsistent_graph_is_refused_or_harmless() {
+        let dim = 4;
+        let p = HnswParams {
+            m: 4,
+            ef_construction: 16,
+            ef_search: 8,
+            flat_below: 16,
+        };
+        let key = PartitionKey([6; 16]);
+        let index = HnswIndex::new("test:e", dim, p);
+        let mut seed = 12;
+        for id in 0..60u64 {
+            index
+                .insert_sync(key, EntryId(id), &rng_vec(&mut seed, dim))
+                .unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.snapshot");
+        index.save_snapshot(&path, 1).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let body = &bytes[..bytes.len() - 32];
+        // The graph: after the partition's key, seed, slot count, ids, deleted flags, codes,
+        // inverse norms and graph flag; its levels follow rng, entry, max level and length.
+        let graph = partition_count_at("test:e") + 8 + 16 + 8 + 8 + 60 * (8 + 1 + dim + 4) + 1;
+        let levels = graph + 8 + 4 + 1 + 8;
+        let upper = levels + 60 + 60 * (2 * p.m + 1) * 4;
+        let positions = (graph + 8..levels + 60).chain(upper..body.len());
+        let queries: Vec<Vec<f32>> = (0..3).map(|_| rng_vec(&mut seed, dim)).collect();
+        let mut refused = 0;
+        for at in positions {
+            for value in [0u8, 1, 2, 3, 0xff] {
+                let mut file = body.to_vec();
+                if file[at] == value {
+                    continue;
+                }
+                file[at] = value;
+                let hash = *blake3::hash(&file).as_bytes();
+                file.extend_from_slice(&hash);
+                let len = file.len() as u64;
+                let cursor = std::io::Cursor::new(file);
+                match HnswIndex::read_snapshot(cursor, len, "mutated", "test:e", dim, p) {
+                    Err(_) => refused += 1,
+                    Ok((loaded, _)) => {
+                        for q in &queries {
+                            loaded.search_sync(key, q, 5).unwrap();
+                        }
+                        loaded.insert_sync(key, EntryId(1000), &queries[0]).unwrap();
+                        loaded.search_sync(key, &queries[1], 5).unwrap();
+                    }
+                }
+            }
+        }
+        assert!(refused > 0);
+    }
+
+    /// `read_snapshot` loads from memory what `load_snapshot` loads from the file.
+    #[test]
+    fn a_snapshot_reads_from_memory_like_from_its_file() {
+        let dim = 4;
+        let index = HnswIndex::new("test:e", dim, params());
+        let mut seed = 4;
+        for id in 0..70u64 {
+            index
+                .insert_sync(PartitionKey([8; 16]), EntryId(id), &rng_vec(&mut seed, dim))
+                .unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.snapshot");
+        index.save_snapshot(&path, 77).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let len = bytes.len() as u64;
+        let (from_memory, state) = HnswIndex::read_snapshot(
+            std::io::Cursor::new(bytes),
+            len,
+            "memory",
+            "test:e",
+            dim,
+            params(),
+        )
+        .unwrap();
+        assert_eq!(state, 77);
+        let (from_file, _) = HnswIndex::load_snapshot(&path, "test:e", dim, params()).unwrap();
+        let q = rng_vec(&mut seed, dim);
+        assert_eq!(
+            from_memory
+                .search_sync(PartitionKey([8; 16]), &q, 5)
+                .unwrap(),
+            from_file.search_sync(PartitionKey([8; 16]), &q, 5).unwrap()
+        );
     }
 
     #[test]
