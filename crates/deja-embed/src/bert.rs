@@ -551,12 +551,11 @@ fn fingerprint(dir: &Path) -> Result<String, EmbedError> {
 mod tests {
     use super::*;
 
-    /// The vocabulary holds the tokenizer's whole words, and tells common typos from
-    /// words. Needs the real model (skipped without it, unless `DEJA_REQUIRE_MODEL=1`).
-    #[test]
-    fn the_vocabulary_tells_typos_from_words() {
-        let e = match BertEmbedder::load(&crate::default_model_dir(), BertOptions::default()) {
-            Ok(e) => e,
+    /// The real model; `None` (the test is skipped, with a note) when it is not installed,
+    /// unless `DEJA_REQUIRE_MODEL=1`.
+    fn model() -> Option<BertEmbedder> {
+        match BertEmbedder::load(&crate::default_model_dir(), BertOptions::default()) {
+            Ok(e) => Some(e),
             Err(err) => {
                 assert_ne!(
                     std::env::var("DEJA_REQUIRE_MODEL").as_deref(),
@@ -564,8 +563,17 @@ mod tests {
                     "DEJA_REQUIRE_MODEL=1 but the model cannot be loaded: {err}"
                 );
                 eprintln!("skipped: {err}");
-                return;
+                None
             }
+        }
+    }
+
+    /// The vocabulary holds the tokenizer's whole words, and tells common typos from
+    /// words. Needs the real model (skipped without it, unless `DEJA_REQUIRE_MODEL=1`).
+    #[test]
+    fn the_vocabulary_tells_typos_from_words() {
+        let Some(e) = model() else {
+            return;
         };
         let v = e.vocabulary().unwrap();
         assert!(v.len() > 15_000, "{} words", v.len());
@@ -594,17 +602,8 @@ mod tests {
     /// `DEJA_REQUIRE_MODEL=1`).
     #[test]
     fn ascii_word_by_word_agrees_with_tokenizing_the_whole_text() {
-        let e = match BertEmbedder::load(&crate::default_model_dir(), BertOptions::default()) {
-            Ok(e) => e,
-            Err(err) => {
-                assert_ne!(
-                    std::env::var("DEJA_REQUIRE_MODEL").as_deref(),
-                    Ok("1"),
-                    "DEJA_REQUIRE_MODEL=1 but the model cannot be loaded: {err}"
-                );
-                eprintln!("skipped: {err}");
-                return;
-            }
+        let Some(e) = model() else {
+            return;
         };
         let csv = include_str!("../../../bench/quality/near-misses.csv");
         let long_word = "a".repeat(120);

@@ -276,17 +276,8 @@ impl Default for UpstreamConfig {
     }
 }
 
-/// Whose entries a request may be served from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TenantMode {
-    /// A hash of the client's credentials (never stored in clear), narrowed by the
-    /// request header `x-deja-namespace` (see [`crate::tenant`]).
-    PerKey,
-    /// One cache for every client, whatever its credential: an explicit opt-in.
-    /// `x-deja-namespace` still separates.
-    Shared,
-}
+/// `cache.tenant`: whose entries a request may be served from ([`crate::tenant`]).
+pub use crate::tenant::TenantMode;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -27,8 +27,19 @@ use std::collections::BTreeMap;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use crate::config::TenantMode;
 use crate::error::ApiError;
+
+/// Whose entries a request may be served from (`cache.tenant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TenantMode {
+    /// A hash of the client's credentials (never stored in clear), narrowed by the
+    /// request header `x-deja-namespace`.
+    PerKey,
+    /// One cache for every client, whatever its credential: an explicit opt-in.
+    /// `x-deja-namespace` still separates.
+    Shared,
+}
 
 /// Request headers that carry a provider credential, in the order they are hashed.
 pub const CREDENTIAL_HEADERS: [&str; 4] =
