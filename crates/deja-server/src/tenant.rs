@@ -205,12 +205,16 @@ pub fn keyed_query(query: Option<&str>) -> String {
 /// one, its query string (less credentials), which may change the answer (Azure's
 /// `api-version`). A label never holds a NUL, so the two cannot run into each other; with
 /// no query the scope is the label alone, as in earlier versions.
-pub fn key_scope(tenant: &str, query: Option<&str>) -> String {
+pub fn key_scope<'a>(tenant: &'a str, query: Option<&str>) -> std::borrow::Cow<'a, str> {
+    // Most requests have no query string: no allocation on the exact-hit path.
+    if query.is_none_or(str::is_empty) {
+        return tenant.into();
+    }
     let query = keyed_query(query);
     if query.is_empty() {
-        tenant.to_string()
+        tenant.into()
     } else {
-        format!("{tenant}\0?{query}")
+        format!("{tenant}\0?{query}").into()
     }
 }
 
