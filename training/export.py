@@ -1,0 +1,115 @@
+"""Writes the pair-model file deja ships, and the reference fixture its Rust test reads.
+
+The file is a safetensors file (format `deja-pair-model/1` in its metadata) holding, in f16,
+only the tensors that differ from the base model's: every trunk weight but the word
+embeddings, and the head (`pair.*`). Its metadata records
+
+- `format`: `deja-pair-model/1`
+- `base`: the base model's fingerprint, as deja computes it (BLAKE3 of `config.json`,
+  `tokenizer.json`, `1_Pooling/config.json` and `model.safetensors`, each prefixed by its
+  name; first 12 hex digits), so the file is never combined with other base weights;
+- `payload_blake3`: BLAKE3 over every tensor in name order (name, a zero byte, its raw
+  little-endian bytes), checked at load;
+- `pooling` (`mean`), `head` (`tanh`), `max_tokens` (128) and `trained` (how it was made).
+"""
+
+import json
+import os
+
+import blake3
+import numpy as np
+import torch
+from safetensors.numpy import save_file, load_file
+
+import bert
+
+FORMAT = "deja-pair-model/1"
+
+
+def fingerprint(model_dir):
+    h = blake3.blake3()
+    for name in ["config.json", "tokenizer.json", "1_Pooling/config.json", "model.safetensors"]:
+        h.update(name.encode())
+        with open(os.path.join(model_dir, name), "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:12]
+
+
+def payload_hash(tensors):
+    h = blake3.blake3()
+    for name in sorted(tensors):
+        h.update(name.encode() + b"\0")
+        h.update(np.ascontiguousarray(tensors[name]).astype("<f2").tobytes())
+    return h.hexdigest()
+
+
+def tensors_of(model):
+    out = {}
+    for name, p in model.named_parameters():
+        if name == "bert.word.weight":
+            continue
+        out[bert.file_name(name)] = p.detach().float().numpy().astype(np.float16)
+    return out
+
+
+def write(model, cfg, args, path, tok):
+    tensors = tensors_of(model)
+    meta = {
+        "format": FORMAT,
+        "base": fingerprint(args.model_dir),
+        "payload_blake3": payload_hash(tensors),
+        "pooling": "mean",
+        "head": "tanh",
+        "max_tokens": "128",
+        "trained": (f"training/train.py seed {args.seed}, {args.steps} steps of {args.batch} pairs, "
+                    f"lr {args.lr} (head {args.head_lr}), {args.generated} generated pairs; "
+                    "development pairs without their held-out splits"),
+    }
+    tmp = path + ".tmp"
+    save_file(tensors, tmp, metadata=meta)
+    os.replace(tmp, path)
+    write_fixture(path, args, tok)
+
+
+# Pairs for the reference fixture: the Rust runtime must give the same logits.
+FIXTURE = [
+    ("How do I reset my password?", "How can I reset my password?"),
+    ("How do I reset my password?", "How do I change my email address?"),
+    ("what is the capital of France", "What is the capital of France?"),
+    ("Which city is the capital of France?", "What is the capital of France?"),
+    ("I forgot my password, how do I reset it?", "How do I reset my password?"),
+    ("Cancel my subscription please", "How do I cancel my subscription?"),
+    ("do u ship internationaly", "do you ship internationally?"),
+    ("How do I enable dark mode?", "How do I disable dark mode?"),
+    ("Where is order #4821?", "Where is order #4812?"),
+    ("Does the seller pay the buyer's fees?", "Does the buyer pay the seller's fees?"),
+    ("How do I change my seat?", "How do I change my seat after check-in closes?"),
+    ("Convert 5 kg to grams", "Convert 5 lb to grams"),
+    ("How do I pin a message?", "How do I unpin a message?"),
+    ("Comment réinitialiser mon mot de passe ?", "Comment réinitialiser mon mot de passe"),
+    ("Hoe reset ik mijn wachtwoord?", "hoe reset ik mijn wachtwoord"),
+    ("如何重置我的密码", "怎么重置我的密码"),
+    ("a", "b"),
+    ("x " * 200, "y " * 200),
+]
+
+
+def write_fixture(path, args, tok):
+    # The model as deja will run it: weights read back from the f16 file.
+    model, cfg = bert.load_base(args.model_dir)
+    saved = load_file(path)
+    state = dict(model.state_dict())
+    by_file = {bert.file_name(n): n for n, _ in model.named_parameters() if n != "bert.word.weight"}
+    for fname, arr in saved.items():
+        state[by_file[fname]] = torch.from_numpy(arr.astype(np.float32))
+    model.load_state_dict(state)
+    model.eval()
+    cases = []
+    with torch.no_grad():
+        for a, b in FIXTURE:
+            e = tok.encode(a, b)
+            ids = torch.tensor([e.ids])
+            logit = model(ids, torch.tensor([e.type_ids]), torch.ones_like(ids)).item()
+            cases.append({"a": a, "b": b, "ids": e.ids, "type_ids": e.type_ids, "logit": logit})
+    with open(path + ".fixture.json", "w") as f:
+        json.dump({"format": FORMAT, "cases": cases}, f, ensure_ascii=False, indent=1)
