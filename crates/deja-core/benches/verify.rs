@@ -39,7 +39,15 @@ fn bench(c: &mut Criterion) {
     for (name, a, b) in PAIRS {
         c.bench_function(&format!("verify_model_{name}"), |bench| {
             bench.iter(|| {
-                verify::verify_model(model, black_box(a), black_box(b), 0.95, confidence, None)
+                verify::verify_model(
+                    model,
+                    black_box(a),
+                    black_box(b),
+                    0.95,
+                    None,
+                    confidence,
+                    None,
+                )
             })
         });
         c.bench_function(&format!("verify_rules_{name}"), |bench| {

@@ -44,6 +44,12 @@ pub struct CacheOptions {
     /// The learned verifier to use instead of the shipped one (for evaluating a freshly
     /// trained model).
     pub verifier: Option<Arc<Model>>,
+    /// The pair model (cross-encoder), when one is loaded. It is asked only by a verifier
+    /// stacked with it (same id), about candidates the cheaper checks let through.
+    pub pair_scorer: Option<Arc<dyn crate::PairScorer>>,
+    /// The verifier stacked with the pair model to use instead of the shipped one (for
+    /// evaluating a freshly trained one).
+    pub pair_verifier: Option<Arc<Model>>,
 }
 
 /// Whether semantic candidates are verified before they are served.
@@ -69,6 +75,8 @@ impl Default for CacheOptions {
             candidates: 4,
             verify: VerifyMode::Model,
             verifier: None,
+            pair_scorer: None,
+            pair_verifier: None,
         }
     }
 }
@@ -290,6 +298,9 @@ struct Inner {
     options: CacheOptions,
     /// The learned verifier, when `options.verify` is [`VerifyMode::Model`].
     verifier: Option<Arc<Model>>,
+    /// The second path of [`VerifyMode::Model`]: the pair model and the verifier stacked
+    /// with it, when that pair model is loaded.
+    pair: Option<(Arc<Model>, Arc<dyn crate::PairScorer>)>,
     /// Replaced once, when [`Cache::embed_category_examples`] has embedded the examples.
     policy: parking_lot::RwLock<Arc<Policy>>,
     /// Counted since the last [`Cache::flush_counters`].
@@ -327,6 +338,21 @@ impl Cache {
             )),
             _ => None,
         };
+        // The pair model is asked only by the verifier stacked with it.
+        let pair = match (&options.verify, &options.pair_scorer) {
+            (VerifyMode::Model, Some(scorer)) => {
+                let stacked = match &options.pair_verifier {
+                    Some(m) => Arc::clone(m),
+                    None => Arc::new(
+                        Model::shipped_for(Some(scorer.id()))
+                            .map_err(BuildError::Verifier)?
+                            .clone(),
+                    ),
+                };
+                (stacked.pair_model() == Some(scorer.id())).then(|| (stacked, Arc::clone(scorer)))
+            }
+            _ => None,
+        };
         let policy = Policy::new(
             options.min_similarity,
             options.min_confidence,
@@ -342,6 +368,7 @@ impl Cache {
                 clock,
                 options,
                 verifier,
+                pair,
                 policy: parking_lot::RwLock::new(Arc::new(policy)),
                 pending: Mutex::new(Counters::default()),
             }),
@@ -573,15 +600,24 @@ impl Cache {
         // What the embedder could not see of the request (computed for the first
         // candidate that reaches verification).
         let mut query_unseen: Option<Vec<String>> = None;
+        // The pair model's path reaches below the gate, down to its own (unless the client
+        // set a threshold or the category is stricter than the default).
+        let pair_gate = inner
+            .pair
+            .as_ref()
+            .filter(|_| req.min_similarity.is_none() && spec.min_similarity <= DEFAULT_GATE)
+            .map(|(m, _)| m.file().min_similarity);
+        let floor = pair_gate.map_or(SAME_REQUEST_FLOOR, |g| g.min(SAME_REQUEST_FLOOR));
         for n in neighbors {
             // Below the threshold, a candidate may still be the same request in other
             // wording (case, punctuation, contractions, typos, a question frame), which
             // similarity measures badly for short prompts ("How do I reset my pasword?",
-            // 0.63): it is read and checked for that alone (never when the client raised
-            // the threshold itself, nor with verification off).
+            // 0.63): it is read and checked for that alone, or by the pair model's path
+            // (never when the client raised the threshold itself, nor with verification
+            // off).
             let below = n.similarity < threshold;
             if below
-                && (n.similarity < SAME_REQUEST_FLOOR
+                && (n.similarity < floor
                     || req.min_similarity.is_some()
                     || inner.options.verify == VerifyMode::Off)
             {
@@ -591,91 +627,99 @@ impl Cache {
             let started = Instant::now();
             let got = inner.store.get(n.id).await;
             times.store += started.elapsed();
-            match got {
-                Ok(Some(entry))
-                    if below
-                        && entry.partition == req.partition
-                        && entry.embedder_id == inner.embedder.id()
-                        && self.is_fresh(&policy, &entry, req.max_age_secs, now) =>
-                {
-                    let started = Instant::now();
-                    let same = crate::verify::same_request(
-                        &entry.prompt,
-                        req.prompt,
-                        inner.embedder.vocabulary(),
-                    ) && match inner.options.verify {
-                        VerifyMode::Rules => crate::verify::verify(&entry.prompt, req.prompt),
-                        _ => crate::verify::vetoes(&entry.prompt, req.prompt),
-                    }
-                    .is_ok();
-                    times.verify += started.elapsed();
-                    if !same {
-                        not_served(&n);
-                        continue;
-                    }
-                    self.note_hit(entry.id, now).await;
-                    return Lookup::SemanticHit {
-                        entry,
-                        similarity: n.similarity,
-                    };
-                }
+            let entry = match got {
                 Ok(Some(entry))
                     if entry.partition == req.partition
                         && entry.embedder_id == inner.embedder.id()
                         && self.is_fresh(&policy, &entry, req.max_age_secs, now) =>
                 {
-                    let started = Instant::now();
-                    // Prompts whose unseen parts differ (in order: a swap is unseen too)
-                    // differ where their similarity is blind, unless all they differ in
-                    // is a question frame ("Comment puis-je …" / "Comment …").
-                    let seen_alike = inner.options.verify == VerifyMode::Off
-                        || {
-                            let query = query_unseen
-                                .get_or_insert_with(|| inner.embedder.unseen(req.prompt));
-                            *query == inner.embedder.unseen(&entry.prompt)
-                        }
-                        || crate::verify::same_request(
-                            &entry.prompt,
-                            req.prompt,
-                            inner.embedder.vocabulary(),
-                        );
-                    let verdict = match (inner.options.verify, &inner.verifier) {
-                        _ if !seen_alike => Err(RejectReason::Unseen),
-                        (VerifyMode::Model, Some(model)) => {
-                            let confidence = spec.min_confidence(model.file().min_confidence);
-                            crate::verify::verify_model(
-                                model,
-                                &entry.prompt,
-                                req.prompt,
-                                n.similarity,
-                                confidence,
-                                inner.embedder.vocabulary(),
-                            )
-                            .map(|_| ())
-                        }
-                        (VerifyMode::Rules, _) => crate::verify::verify(&entry.prompt, req.prompt),
-                        // `Cache::new` loads a model for `Model`.
-                        (VerifyMode::Model, None) | (VerifyMode::Off, _) => Ok(()),
-                    };
-                    times.verify += started.elapsed();
-                    if let Err(reason) = verdict {
-                        rejected.get_or_insert(reason);
-                        not_served(&n);
-                        continue;
-                    }
-                    self.note_hit(entry.id, now).await;
-                    return Lookup::SemanticHit {
-                        entry,
-                        similarity: n.similarity,
-                    };
+                    entry
                 }
                 // Removed, expired or replaced since the index saw it: not servable.
-                Ok(_) => {}
+                Ok(_) => continue,
                 Err(e) => {
                     tracing::warn!(error = %ErrorChain(&e), "store read failed; bypassing cache");
                     return Lookup::Bypass(BypassReason::StoreError);
                 }
+            };
+            let started = Instant::now();
+            let same_request = || {
+                crate::verify::same_request(&entry.prompt, req.prompt, inner.embedder.vocabulary())
+            };
+            // Prompts whose unseen parts differ (in order: a swap is unseen too) differ
+            // where their similarity is blind, unless all they differ in is a question
+            // frame ("Comment puis-je …" / "Comment …").
+            let mut seen_alike = || {
+                inner.options.verify == VerifyMode::Off
+                    || {
+                        let query =
+                            query_unseen.get_or_insert_with(|| inner.embedder.unseen(req.prompt));
+                        *query == inner.embedder.unseen(&entry.prompt)
+                    }
+                    || same_request()
+            };
+            let second_path = pair_gate.is_some_and(|g| n.similarity >= g);
+            let verdict = if below {
+                let same = same_request()
+                    && match inner.options.verify {
+                        VerifyMode::Rules => crate::verify::verify(&entry.prompt, req.prompt),
+                        _ => crate::verify::vetoes(&entry.prompt, req.prompt),
+                    }
+                    .is_ok();
+                if same {
+                    Ok(())
+                } else if second_path {
+                    if seen_alike() {
+                        self.second_path(&entry.prompt, req.prompt, n.similarity, &spec)
+                            .await
+                    } else {
+                        Err(RejectReason::Unseen)
+                    }
+                } else {
+                    // Below the gate and not the same request: not reported as a refusal.
+                    times.verify += started.elapsed();
+                    not_served(&n);
+                    continue;
+                }
+            } else {
+                match (inner.options.verify, &inner.verifier) {
+                    _ if !seen_alike() => Err(RejectReason::Unseen),
+                    (VerifyMode::Model, Some(model)) => {
+                        let confidence = spec.min_confidence(model.file().min_confidence);
+                        match crate::verify::verify_model(
+                            model,
+                            &entry.prompt,
+                            req.prompt,
+                            n.similarity,
+                            None,
+                            confidence,
+                            inner.embedder.vocabulary(),
+                        ) {
+                            Ok(_) => Ok(()),
+                            // The features alone were not sure: the pair model reads both.
+                            Err(RejectReason::Model) if second_path => {
+                                self.second_path(&entry.prompt, req.prompt, n.similarity, &spec)
+                                    .await
+                            }
+                            Err(reason) => Err(reason),
+                        }
+                    }
+                    (VerifyMode::Rules, _) => crate::verify::verify(&entry.prompt, req.prompt),
+                    // `Cache::new` loads a model for `Model`.
+                    (VerifyMode::Model, None) | (VerifyMode::Off, _) => Ok(()),
+                }
+            };
+            times.verify += started.elapsed();
+            if let Err(reason) = verdict {
+                rejected.get_or_insert(reason);
+                not_served(&n);
+                continue;
             }
+            self.note_hit(entry.id, now).await;
+            return Lookup::SemanticHit {
+                entry,
+                similarity: n.similarity,
+            };
         }
         Lookup::Miss {
             vector: Some(vector),
@@ -685,6 +729,59 @@ impl Cache {
             threshold: Some(threshold),
             category: spec.name.to_string(),
         }
+    }
+
+    /// The second path of the learned verifier: the veto rules (cheaper, and precise),
+    /// then the pair model reads both prompts and the verifier stacked with it decides
+    /// (at its own confidence, or the category's if that is higher). A pair model that
+    /// fails refuses the candidate (logged): a fault costs a hit, never a wrong answer.
+    async fn second_path(
+        &self,
+        cached: &str,
+        query: &str,
+        similarity: f32,
+        spec: &crate::policy::Applied<'_>,
+    ) -> Result<(), RejectReason> {
+        let Some((stacked, pair)) = &self.inner.pair else {
+            return Err(RejectReason::Model);
+        };
+        crate::verify::vetoes(cached, query)?;
+        // The pair model judges only what its vocabulary reads (it learned English): in
+        // other languages the first path's refusal stands.
+        if !self
+            .inner
+            .embedder
+            .vocabulary()
+            .is_some_and(|v| v.reads_both(cached, query))
+        {
+            return Err(RejectReason::Model);
+        }
+        let logit = match pair.score(&[(cached.to_string(), query.to_string())]).await {
+            Ok(v) if v.len() == 1 && v[0].is_finite() => v[0],
+            Ok(v) => {
+                tracing::warn!(
+                    got = v.len(),
+                    "pair model gave no usable score; not serving"
+                );
+                return Err(RejectReason::Model);
+            }
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "pair model failed; not serving");
+                return Err(RejectReason::Model);
+            }
+        };
+        let own = stacked.file().min_confidence;
+        let confidence = spec.min_confidence(own).max(own);
+        crate::verify::verify_model(
+            stacked,
+            cached,
+            query,
+            similarity,
+            Some(logit),
+            confidence,
+            self.inner.embedder.vocabulary(),
+        )
+        .map(|_| ())
     }
 
     async fn note_hit(&self, id: EntryId, now: u64) {
@@ -1121,6 +1218,7 @@ mod tests {
     struct WordsEmbedder {
         calls: AtomicUsize,
         fail: AtomicBool,
+        vocab: Option<crate::verify::Vocabulary>,
     }
 
     #[async_trait]
@@ -1150,7 +1248,7 @@ mod tests {
                 .collect())
         }
         fn vocabulary(&self) -> Option<&crate::verify::Vocabulary> {
-            None
+            self.vocab.as_ref()
         }
 
         fn unseen(&self, text: &str) -> Vec<String> {
@@ -1344,9 +1442,13 @@ mod tests {
     }
 
     pub(super) fn fixture(options: CacheOptions) -> Fixture {
+        fixture_with(options, WordsEmbedder::default())
+    }
+
+    fn fixture_with(options: CacheOptions, embedder: WordsEmbedder) -> Fixture {
         let store = Arc::new(MemStore::default());
         let index = Arc::new(FlatIndex::default());
-        let embedder = Arc::new(WordsEmbedder::default());
+        let embedder = Arc::new(embedder);
         let clock = Arc::new(ManualClock::new(1_000_000));
         let cache = Cache::new(
             store.clone(),
@@ -1549,6 +1651,136 @@ mod tests {
         let mut raised = req(P1, "where's my order");
         raised.min_similarity = Some(0.99);
         assert!(matches!(f.cache.lookup(&raised).await, Lookup::Miss { .. }));
+    }
+
+    /// A pair model that answers a fixed logit, or fails; counts what it was asked.
+    #[derive(Debug, Default)]
+    struct FixedPair {
+        logit: f32,
+        fail: bool,
+        asked: parking_lot::Mutex<Vec<(String, String)>>,
+    }
+
+    #[async_trait]
+    impl crate::PairScorer for FixedPair {
+        fn id(&self) -> &str {
+            "pair:test"
+        }
+        async fn score(&self, pairs: &[(String, String)]) -> Result<Vec<f32>, EmbedError> {
+            self.asked.lock().extend(pairs.iter().cloned());
+            if self.fail {
+                return Err(EmbedError::WorkerGone);
+            }
+            Ok(vec![self.logit; pairs.len()])
+        }
+    }
+
+    /// A verifier of the features alone that never serves.
+    fn never() -> Arc<Model> {
+        let mut file = Model::shipped().unwrap().file().clone();
+        file.weights.iter_mut().for_each(|w| *w = 0.0);
+        file.bias = -50.0;
+        Arc::new(Model::from_file(file).unwrap())
+    }
+
+    /// A verifier of the pair model's logit alone (every feature weight 0).
+    fn stacked_on(model: &str) -> Arc<Model> {
+        Arc::new(
+            Model::from_file(crate::verify::model::ModelFile {
+                min_similarity: 0.5,
+                pair: Some(crate::verify::model::PairInput {
+                    model: model.into(),
+                    mean: 0.0,
+                    scale: 1.0,
+                    weight: 1.0,
+                }),
+                ..crate::verify::model::neutral_file()
+            })
+            .unwrap(),
+        )
+    }
+
+    /// With a verifier stacked on a pair model, the pair model decides the candidates the
+    /// veto rules let through: a high logit serves, a low one refuses, a veto is never
+    /// sent to it, and a pair model that fails refuses (a fault costs a hit, not a wrong
+    /// answer). A verifier stacked on another pair model never asks this one.
+    #[tokio::test]
+    async fn a_stacked_verifier_asks_the_pair_model_after_the_vetoes() {
+        let run = |logit: f32, fail: bool, model: &'static str| async move {
+            let pair = Arc::new(FixedPair {
+                logit,
+                fail,
+                ..FixedPair::default()
+            });
+            let words = WordsEmbedder {
+                vocab: Some(crate::verify::Vocabulary::new([
+                    "how", "do", "not", "reset", "my", "password", "please", "comment", "le",
+                    "volume",
+                ])),
+                ..WordsEmbedder::default()
+            };
+            let f = fixture_with(
+                CacheOptions {
+                    min_similarity: 0.5,
+                    verify: VerifyMode::Model,
+                    verifier: Some(never()),
+                    pair_verifier: Some(stacked_on(model)),
+                    pair_scorer: Some(pair.clone()),
+                    ..CacheOptions::default()
+                },
+                words,
+            );
+            f.cache
+                .insert(new_entry(P1, "how do i reset my password"))
+                .await
+                .unwrap();
+            let paraphrase = f
+                .cache
+                .lookup(&req(P1, "how do i reset my password please"))
+                .await;
+            let negated = f
+                .cache
+                .lookup(&req(P1, "how do i not reset my password"))
+                .await;
+            // A difference the vocabulary cannot read is not sent to the pair model.
+            f.cache
+                .insert(new_entry(P2, "comment flurbiser le volume"))
+                .await
+                .unwrap();
+            let foreign = f.cache.lookup(&req(P2, "comment gronker le volume")).await;
+            assert!(matches!(foreign, Lookup::Miss { .. }), "{foreign:?}");
+            let asked = pair.asked.lock().clone();
+            (paraphrase, negated, asked)
+        };
+        let (served, negated, asked) = run(3.0, false, "pair:test").await;
+        assert!(matches!(served, Lookup::SemanticHit { .. }), "{served:?}");
+        assert!(matches!(negated, Lookup::Miss { .. }), "{negated:?}");
+        assert_eq!(
+            asked,
+            vec![(
+                "how do i reset my password".to_string(),
+                "how do i reset my password please".to_string()
+            )],
+            "only the candidate no veto refused reaches the pair model"
+        );
+        let (refused, _, _) = run(-3.0, false, "pair:test").await;
+        assert!(
+            matches!(
+                refused,
+                Lookup::Miss {
+                    rejected: Some(RejectReason::Model),
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
+        let (failed, _, _) = run(3.0, true, "pair:test").await;
+        assert!(matches!(failed, Lookup::Miss { .. }), "{failed:?}");
+        // Stacked on another pair model: this one is never asked, and only the first path
+        // (here: never serving) decides.
+        let (other, _, asked) = run(3.0, false, "pair:other").await;
+        assert!(asked.is_empty());
+        assert!(matches!(other, Lookup::Miss { .. }), "{other:?}");
     }
 
     #[tokio::test]

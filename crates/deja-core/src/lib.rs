@@ -24,7 +24,7 @@ pub use entry::{tenant_matches, Answer, Counters, Entry, EntryId, Usage};
 pub use key::{normalize_prompt, ExactKey, KeyBuilder, PartitionKey};
 pub use policy::{Applied, CategoryId, CategorySpec, Policy, DEFAULT_CATEGORY};
 pub use traits::{
-    EmbedError, Embedder, EntryMeta, EntryStore, IndexError, Neighbor, StoreError, StoreHealth,
-    VectorIndex,
+    EmbedError, Embedder, EntryMeta, EntryStore, IndexError, Neighbor, PairScorer, StoreError,
+    StoreHealth, VectorIndex,
 };
 pub use verify::RejectReason;

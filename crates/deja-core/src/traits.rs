@@ -33,6 +33,19 @@ pub trait Embedder: Send + Sync {
     fn vocabulary(&self) -> Option<&crate::verify::Vocabulary>;
 }
 
+/// Reads two prompts together and says how likely the answer cached for the first answers
+/// the second: a cross-encoder ("pair model"), asked only about candidates the vector
+/// search found and the cheap checks let through. Optional: a cache without one decides
+/// on similarity and the verifier's features alone.
+#[async_trait]
+pub trait PairScorer: Send + Sync + std::fmt::Debug {
+    /// Stable identity of the pair model (recorded in evaluations and the verifier it
+    /// was stacked with).
+    fn id(&self) -> &str;
+    /// One logit (log-odds of "the same request") per `(cached, query)` pair, in order.
+    async fn score(&self, pairs: &[(String, String)]) -> Result<Vec<f32>, EmbedError>;
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
     #[error("embedding model not found at {path}; install it with `{install_hint}`")]

@@ -1,7 +1,9 @@
 //! Embedding latency of the local model on one compute thread: a ~16-token query, and a
 //! batch of 16 such queries; and what finding a text's unseen parts costs (verification
 //! does it for the request and each candidate), and telling a typo from another word with
-//! the model's vocabulary. Skips (prints a note) when the model is not installed.
+//! the model's vocabulary; and the pair model on one candidate (two prompts of about 35
+//! tokens together) and on 4 candidates at once. Skips (prints a note) when the model is
+//! not installed.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use deja_core::Embedder;
@@ -12,7 +14,16 @@ const QUERY: &str = "How can I quickly reset the password of my account on the w
 
 fn bench(c: &mut Criterion) {
     let dir = default_model_dir();
-    let embedder = match BertEmbedder::load(&dir, BertOptions::default()) {
+    let pair_file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models")
+        .join(deja_embed::PAIR_FILE);
+    let embedder = match BertEmbedder::load(
+        &dir,
+        BertOptions {
+            pair_model: Some(pair_file),
+            ..BertOptions::default()
+        },
+    ) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("skipped: {e}");
@@ -26,6 +37,30 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("embed_batch_16_1_thread", |b| {
         b.iter(|| embed(&embedder, &batch))
+    });
+    // 35 tokens together with [CLS] and the two [SEP]s.
+    let cached = "How can I quickly reset the password of my account on the website?";
+    let query = "I forgot my password yesterday, so how do I reset it on your website right now?";
+    c.bench_function("pair_score_35_tokens_1_thread", |b| {
+        b.iter(|| score(&embedder, &[(cached, query)]))
+    });
+    let four = [
+        (cached, query),
+        (
+            cached,
+            "How do I change the password of my account on the website?",
+        ),
+        (
+            cached,
+            "How can I reset the password of my account in the app?",
+        ),
+        (
+            cached,
+            "how can i quickly reset my account password on the website",
+        ),
+    ];
+    c.bench_function("pair_score_4_candidates_1_thread", |b| {
+        b.iter(|| score(&embedder, &four))
     });
     c.bench_function("unseen_query_en", |b| b.iter(|| embedder.unseen(QUERY)));
     // Printable ASCII with a word the vocabulary lacks: the tokenizer runs.
@@ -68,6 +103,13 @@ fn embed(embedder: &BertEmbedder, texts: &[&str]) -> Vec<Vec<f32>> {
     match embedder.embed_blocking(texts) {
         Ok(v) => v,
         Err(e) => panic!("embedding failed: {e}"),
+    }
+}
+
+fn score(embedder: &BertEmbedder, pairs: &[(&str, &str)]) -> Vec<f32> {
+    match embedder.score_pairs_blocking(pairs) {
+        Ok(v) => v,
+        Err(e) => panic!("pair scoring failed: {e}"),
     }
 }
 

@@ -6,16 +6,17 @@
 //! embedder answers a lone request immediately. The async `embed` never blocks the runtime.
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use deja_core::verify::Vocabulary;
-use deja_core::{EmbedError, Embedder};
+use deja_core::{EmbedError, Embedder, PairScorer};
 use parking_lot::{Condvar, Mutex};
 use tokenizers::{NormalizedString, Normalizer, Tokenizer, TruncationParams};
 
 use crate::model::{BertConfig, BertModel, Scratch};
+use crate::pair::PairModel;
 use crate::{l2_normalize, INSTALL_HINT};
 
 /// A word the vocabulary splits into pieces averaging fewer characters than this, and
@@ -33,6 +34,9 @@ pub struct BertOptions {
     pub threads: usize,
     /// Most texts run in one forward pass (default 32).
     pub max_batch: usize,
+    /// A pair model to load over this base model ([`crate::PAIR_FILE`], made by
+    /// `training/`); its pairs run on the same compute threads.
+    pub pair_model: Option<PathBuf>,
 }
 
 impl Default for BertOptions {
@@ -40,20 +44,22 @@ impl Default for BertOptions {
         Self {
             threads: 1,
             max_batch: 32,
+            pair_model: None,
         }
     }
 }
 
 type Reply = Result<Vec<Vec<f32>>, EmbedError>;
+type PairReply = Result<Vec<f32>, EmbedError>;
 
 /// Where a job's result goes: an async caller's oneshot or a blocking caller's channel.
-enum ReplyTo {
-    Async(tokio::sync::oneshot::Sender<Reply>),
-    Blocking(std::sync::mpsc::SyncSender<Reply>),
+enum ReplyTo<R> {
+    Async(tokio::sync::oneshot::Sender<R>),
+    Blocking(std::sync::mpsc::SyncSender<R>),
 }
 
-impl ReplyTo {
-    fn send(self, reply: Reply) {
+impl<R> ReplyTo<R> {
+    fn send(self, reply: R) {
         // A caller that went away (e.g. a cancelled request) no longer wants the result.
         match self {
             ReplyTo::Async(tx) => drop(tx.send(reply)),
@@ -62,9 +68,29 @@ impl ReplyTo {
     }
 }
 
-struct Job {
-    texts: Vec<String>,
-    reply: ReplyTo,
+/// Work for the compute threads: texts to embed, or pairs for the pair model.
+enum Job {
+    Embed {
+        texts: Vec<String>,
+        reply: ReplyTo<Reply>,
+    },
+    Pairs {
+        pairs: Vec<(String, String)>,
+        reply: ReplyTo<PairReply>,
+    },
+}
+
+impl Job {
+    fn len(&self) -> usize {
+        match self {
+            Job::Embed { texts, .. } => texts.len(),
+            Job::Pairs { pairs, .. } => pairs.len(),
+        }
+    }
+
+    fn is_pairs(&self) -> bool {
+        matches!(self, Job::Pairs { .. })
+    }
 }
 
 struct Queue {
@@ -77,6 +103,7 @@ struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
     model: BertModel,
+    pair: Option<PairModel>,
     tokenizer: Tokenizer,
     /// The tokenizer's unknown token, if it has one.
     unk: Option<u32>,
@@ -96,6 +123,8 @@ pub struct BertEmbedder {
     id: String,
     dim: usize,
     shared: Arc<Shared>,
+    /// The pair model's handle on the same compute threads, when one is loaded.
+    pair: Option<Arc<BertPairScorer>>,
     /// The tokenizer's whole words (no `##` pieces), to tell typos from other words.
     vocabulary: Vocabulary,
 }
@@ -131,6 +160,11 @@ impl BertEmbedder {
         let tokenizer = load_tokenizer(&dir.join("tokenizer.json"), cfg.max_len)?;
         let model = BertModel::load(dir, cfg)?;
         let fingerprint = fingerprint(dir)?;
+        let pair = match &opts.pair_model {
+            Some(file) => Some(PairModel::load(dir, file, &fingerprint, model.word())?),
+            None => None,
+        };
+        let pair_id = pair.as_ref().map(|p| p.id.clone());
         let dim = model.cfg.hidden;
         let vocabulary = Vocabulary::new(
             tokenizer
@@ -145,6 +179,7 @@ impl BertEmbedder {
             }),
             ready: Condvar::new(),
             model,
+            pair,
             unk: tokenizer.token_to_id("[UNK]"),
             ascii_seen: ascii_in_vocab(&tokenizer),
             lowercase: lowercases(&tokenizer),
@@ -161,12 +196,53 @@ impl BertEmbedder {
                     reason: format!("cannot start compute thread: {e}"),
                 })?;
         }
+        let pair = pair_id.map(|id| {
+            Arc::new(BertPairScorer {
+                id,
+                shared: Arc::downgrade(&shared),
+            })
+        });
         Ok(BertEmbedder {
             id: format!("local:bert{dim}-{fingerprint}"),
             dim,
             shared,
+            pair,
             vocabulary,
         })
+    }
+
+    /// The pair model loaded with this embedder ([`BertOptions::pair_model`]), running on
+    /// its compute threads.
+    pub fn pair_scorer(&self) -> Option<Arc<BertPairScorer>> {
+        self.pair.clone()
+    }
+
+    /// The pair model's token ids for a pair and where the second segment starts.
+    #[cfg(test)]
+    pub(crate) fn pair_encode(&self, a: &str, b: &str) -> Result<(Vec<u32>, usize), EmbedError> {
+        match &self.shared.pair {
+            Some(model) => model.encode(a, b),
+            None => Err(EmbedError::WorkerGone),
+        }
+    }
+
+    /// [`PairScorer::score`], blocking the calling thread (benchmarks, command-line tools).
+    pub fn score_pairs_blocking(&self, pairs: &[(&str, &str)]) -> PairReply {
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        submit(
+            &self.shared,
+            Job::Pairs {
+                pairs: pairs
+                    .iter()
+                    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                    .collect(),
+                reply: ReplyTo::Blocking(tx),
+            },
+        );
+        rx.recv().map_err(|_| EmbedError::WorkerGone)?
     }
 
     /// Embeds on the compute threads and waits for the result, blocking the calling thread.
@@ -176,10 +252,13 @@ impl BertEmbedder {
             return Ok(Vec::new());
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.submit(Job {
-            texts: texts.iter().map(|t| (*t).to_owned()).collect(),
-            reply: ReplyTo::Blocking(tx),
-        });
+        submit(
+            &self.shared,
+            Job::Embed {
+                texts: texts.iter().map(|t| (*t).to_owned()).collect(),
+                reply: ReplyTo::Blocking(tx),
+            },
+        );
         rx.recv().map_err(|_| EmbedError::WorkerGone)?
     }
 
@@ -294,10 +373,50 @@ impl BertEmbedder {
         }
         parts
     }
+}
 
-    fn submit(&self, job: Job) {
-        self.shared.queue.lock().jobs.push_back(job);
-        self.shared.ready.notify_one();
+fn submit(shared: &Shared, job: Job) {
+    shared.queue.lock().jobs.push_back(job);
+    shared.ready.notify_one();
+}
+
+/// The pair model of a [`BertEmbedder`], as a [`PairScorer`]: its pairs are queued with
+/// the embedder's texts and run on the same compute threads. It holds the threads weakly,
+/// so dropping the embedder still stops them; a scorer that outlives its embedder answers
+/// [`EmbedError::WorkerGone`].
+#[derive(Debug)]
+pub struct BertPairScorer {
+    id: String,
+    shared: std::sync::Weak<Shared>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl PairScorer for BertPairScorer {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn score(&self, pairs: &[(String, String)]) -> PairReply {
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let shared = self.shared.upgrade().ok_or(EmbedError::WorkerGone)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        submit(
+            &shared,
+            Job::Pairs {
+                pairs: pairs.to_vec(),
+                reply: ReplyTo::Async(tx),
+            },
+        );
+        drop(shared);
+        rx.await.map_err(|_| EmbedError::WorkerGone)?
     }
 }
 
@@ -346,10 +465,13 @@ impl Embedder for BertEmbedder {
             return Ok(Vec::new());
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(Job {
-            texts: texts.to_vec(),
-            reply: ReplyTo::Async(tx),
-        });
+        submit(
+            &self.shared,
+            Job::Embed {
+                texts: texts.to_vec(),
+                reply: ReplyTo::Async(tx),
+            },
+        );
         rx.await.map_err(|_| EmbedError::WorkerGone)?
     }
 }
@@ -438,17 +560,26 @@ fn worker(shared: &Shared) {
                 }
                 shared.ready.wait(&mut queue);
             }
-            // Take the first job whatever its size, then whole jobs while they fit the batch.
-            let mut texts = 0;
+            // Take the first job whatever its size, then whole jobs of the same kind while
+            // they fit the batch.
+            let mut items = 0;
             while let Some(job) = queue.jobs.front() {
-                if !jobs.is_empty() && texts + job.texts.len() > shared.max_batch {
-                    break;
+                if let Some(first) = jobs.first() {
+                    if items + job.len() > shared.max_batch
+                        || Job::is_pairs(first) != job.is_pairs()
+                    {
+                        break;
+                    }
                 }
-                texts += job.texts.len();
+                items += job.len();
                 jobs.extend(queue.jobs.pop_front());
             }
         }
-        run_batch(shared, &mut jobs, &mut scratch);
+        if jobs.first().is_some_and(Job::is_pairs) {
+            run_pairs(shared, &mut jobs, &mut scratch);
+        } else {
+            run_batch(shared, &mut jobs, &mut scratch);
+        }
     }
 }
 
@@ -457,25 +588,52 @@ fn worker(shared: &Shared) {
 fn run_batch(shared: &Shared, jobs: &mut Vec<Job>, scratch: &mut Scratch) {
     let texts: Vec<&str> = jobs
         .iter()
-        .flat_map(|j| j.texts.iter().map(String::as_str))
+        .flat_map(|j| match j {
+            Job::Embed { texts, .. } => texts.as_slice(),
+            Job::Pairs { .. } => &[],
+        })
+        .map(String::as_str)
         .collect();
     let result = embed_texts(shared, &texts, scratch);
     drop(texts);
-    match result {
-        Ok(vectors) => {
-            let mut vectors = vectors.into_iter();
-            for job in jobs.drain(..) {
-                let mine: Vec<Vec<f32>> = vectors.by_ref().take(job.texts.len()).collect();
-                job.reply.send(Ok(mine));
-            }
+    let mut result = result.map(Vec::into_iter);
+    for job in jobs.drain(..) {
+        if let Job::Embed { texts, reply } = job {
+            reply.send(match &mut result {
+                Ok(vectors) => Ok(vectors.by_ref().take(texts.len()).collect()),
+                // EmbedError is not Clone; every job gets an equivalent error.
+                Err(err) => Err(EmbedError::Tokenizer(err.to_string().into())),
+            });
         }
-        Err(err) => {
-            // EmbedError is not Clone; every job gets an equivalent error.
-            let reason = err.to_string();
-            for job in jobs.drain(..) {
-                job.reply
-                    .send(Err(EmbedError::Tokenizer(reason.clone().into())));
-            }
+    }
+}
+
+/// Scores all pairs of `jobs` with the pair model and answers each job. Leaves `jobs`
+/// empty.
+fn run_pairs(shared: &Shared, jobs: &mut Vec<Job>, scratch: &mut Scratch) {
+    let pairs: Vec<(&str, &str)> = jobs
+        .iter()
+        .flat_map(|j| match j {
+            Job::Pairs { pairs, .. } => pairs.as_slice(),
+            Job::Embed { .. } => &[],
+        })
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let result = match &shared.pair {
+        Some(model) => model.logits(&pairs, shared.max_batch, scratch),
+        None => Err(EmbedError::ModelInvalid {
+            path: String::new(),
+            reason: "no pair model loaded".into(),
+        }),
+    };
+    drop(pairs);
+    let mut result = result.map(Vec::into_iter);
+    for job in jobs.drain(..) {
+        if let Job::Pairs { pairs, reply } = job {
+            reply.send(match &mut result {
+                Ok(logits) => Ok(logits.by_ref().take(pairs.len()).collect()),
+                Err(err) => Err(EmbedError::Tokenizer(err.to_string().into())),
+            });
         }
     }
 }
@@ -511,7 +669,7 @@ fn embed_texts(
             seqs.push(ids.to_vec());
         }
         let mut vectors = vec![Vec::new(); chunk.len()];
-        shared.model.forward(&seqs, scratch, &mut vectors);
+        shared.model.forward(&seqs, None, scratch, &mut vectors);
         for v in &mut vectors {
             l2_normalize(v);
         }

@@ -11,11 +11,13 @@ mod http;
 mod kernels;
 mod model;
 mod packed;
+mod pair;
 
 use std::path::PathBuf;
 
-pub use bert::{BertEmbedder, BertOptions};
+pub use bert::{BertEmbedder, BertOptions, BertPairScorer};
 pub use http::{HttpEmbedder, HttpEmbedderConfig};
+pub use pair::{PAIR_FILE, PAIR_FORMAT};
 
 /// Directory name (and model id suffix) of the default local model.
 pub const DEFAULT_MODEL_NAME: &str = "all-MiniLM-L6-v2";

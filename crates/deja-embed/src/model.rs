@@ -8,6 +8,7 @@
 //! padding. This module does not tokenize; see `bert.rs`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use deja_core::EmbedError;
 use safetensors::{Dtype, SafeTensors};
@@ -58,10 +59,13 @@ struct Layer {
 
 pub(crate) struct BertModel {
     pub cfg: BertConfig,
-    word: Vec<f32>,
-    /// Position embeddings with the token-type-0 embedding already added (every sentence is
-    /// a single segment).
+    /// Word embeddings, shared with a pair model built on the same base (`pair.rs`).
+    word: Arc<[f32]>,
+    /// Position embeddings with the token-type-0 embedding already added (a single sentence
+    /// is all segment 0).
     pos_type: Vec<f32>,
+    /// Token type 1 minus token type 0: added to the second segment's tokens of a pair.
+    type1: Vec<f32>,
     emb_ln_g: Vec<f32>,
     emb_ln_b: Vec<f32>,
     layers: Vec<Layer>,
@@ -176,15 +180,22 @@ impl BertConfig {
 }
 
 /// Tensor lookup in a safetensors file, tolerant of the naming variants of BERT checkpoints
-/// (`bert.` prefix, `gamma`/`beta` for LayerNorm).
+/// (`bert.` prefix, `gamma`/`beta` for LayerNorm). With an overlay (a pair model's tuned
+/// weights), a tensor the overlay has is taken from it, by its exact name.
 struct Tensors<'a> {
     st: SafeTensors<'a>,
     prefix: &'static str,
     path: &'a Path,
+    overlay: Option<(&'a SafeTensors<'a>, &'a Path)>,
 }
 
 impl Tensors<'_> {
     fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, EmbedError> {
+        if let Some((overlay, path)) = self.overlay {
+            if let Ok(view) = overlay.tensor(name) {
+                return values(&view, name, shape, path);
+            }
+        }
         let mut candidates = vec![format!("{}{name}", self.prefix)];
         if let Some(stem) = name.strip_suffix("LayerNorm.weight") {
             candidates.push(format!("{}{stem}LayerNorm.gamma", self.prefix));
@@ -196,37 +207,7 @@ impl Tensors<'_> {
             .iter()
             .find_map(|n| self.st.tensor(n).ok())
             .ok_or_else(|| invalid(self.path, format!("tensor `{name}` not found")))?;
-        if view.shape() != shape {
-            return Err(invalid(
-                self.path,
-                format!(
-                    "tensor `{name}` has shape {:?}, want {shape:?}",
-                    view.shape()
-                ),
-            ));
-        }
-        let data = view.data();
-        let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::F16 => data
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => data
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            other => {
-                return Err(invalid(
-                    self.path,
-                    format!("tensor `{name}` has unsupported dtype {other:?}"),
-                ))
-            }
-        };
-        Ok(values)
+        values(&view, name, shape, self.path)
     }
 
     /// A `[rows, cols]` weight (PyTorch `Linear` layout, `[out, in]`) transposed to
@@ -243,8 +224,70 @@ impl Tensors<'_> {
     }
 }
 
+/// A tensor's values as f32, checked against `shape`.
+pub(crate) fn values(
+    view: &safetensors::tensor::TensorView<'_>,
+    name: &str,
+    shape: &[usize],
+    path: &Path,
+) -> Result<Vec<f32>, EmbedError> {
+    if view.shape() != shape {
+        return Err(invalid(
+            path,
+            format!(
+                "tensor `{name}` has shape {:?}, want {shape:?}",
+                view.shape()
+            ),
+        ));
+    }
+    let data = view.data();
+    let values: Vec<f32> = match view.dtype() {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        other => {
+            return Err(invalid(
+                path,
+                format!("tensor `{name}` has unsupported dtype {other:?}"),
+            ))
+        }
+    };
+    Ok(values)
+}
+
+/// Weights a model is built from: the base directory's `model.safetensors`, and optionally
+/// an overlay of tuned tensors and word embeddings already loaded by another model.
+pub(crate) struct Source<'a> {
+    pub overlay: Option<(&'a SafeTensors<'a>, &'a Path)>,
+    pub word: Option<Arc<[f32]>>,
+}
+
 impl BertModel {
     pub(crate) fn load(dir: &Path, cfg: BertConfig) -> Result<BertModel, EmbedError> {
+        BertModel::load_from(
+            dir,
+            cfg,
+            Source {
+                overlay: None,
+                word: None,
+            },
+        )
+    }
+
+    pub(crate) fn load_from(
+        dir: &Path,
+        cfg: BertConfig,
+        source: Source<'_>,
+    ) -> Result<BertModel, EmbedError> {
         let path = dir.join("model.safetensors");
         let bytes = std::fs::read(&path).map_err(|e| invalid(&path, e.to_string()))?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| invalid(&path, e.to_string()))?;
@@ -257,9 +300,16 @@ impl BertModel {
             st,
             prefix,
             path: &path,
+            overlay: source.overlay,
         };
         let (h, ff) = (cfg.hidden, cfg.intermediate);
-        let word = t.get("embeddings.word_embeddings.weight", &[cfg.vocab, h])?;
+        let word: Arc<[f32]> = match source.word {
+            Some(w) if w.len() == cfg.vocab * h => w,
+            Some(_) => return Err(invalid(&path, "shared word embeddings have the wrong size")),
+            None => t
+                .get("embeddings.word_embeddings.weight", &[cfg.vocab, h])?
+                .into(),
+        };
         let positions = t.tensor_rows("embeddings.position_embeddings.weight", h)?;
         if positions.len() / h < cfg.max_len {
             return Err(invalid(
@@ -272,6 +322,10 @@ impl BertModel {
         for row in pos_type.chunks_exact_mut(h) {
             row.iter_mut().zip(&types[..h]).for_each(|(p, t)| *p += t);
         }
+        let type1: Vec<f32> = match types.get(h..2 * h) {
+            Some(t1) => t1.iter().zip(&types[..h]).map(|(a, b)| a - b).collect(),
+            None => vec![0.0; h],
+        };
         let scale = 1.0 / ((h / cfg.heads) as f32).sqrt();
         let mut layers = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
@@ -318,6 +372,7 @@ impl BertModel {
         Ok(BertModel {
             word,
             pos_type,
+            type1,
             emb_ln_g: t.get("embeddings.LayerNorm.weight", &[h])?,
             emb_ln_b: t.get("embeddings.LayerNorm.bias", &[h])?,
             layers,
@@ -326,9 +381,23 @@ impl BertModel {
         })
     }
 
-    /// Writes one pooled, not yet normalised, vector per sequence to `out[i]`. Every id must be below `cfg.vocab` and every sequence non-empty and at most
-    /// `cfg.max_len` long; the caller (`bert.rs`) guarantees both.
-    pub(crate) fn forward(&self, seqs: &[Vec<u32>], s: &mut Scratch, out: &mut [Vec<f32>]) {
+    /// The word embeddings, to share with a model built on the same base.
+    pub(crate) fn word(&self) -> Arc<[f32]> {
+        Arc::clone(&self.word)
+    }
+
+    /// Writes one pooled, not yet normalised, vector per sequence to `out[i]`. Every id
+    /// must be below `cfg.vocab` and every sequence non-empty and at most `cfg.max_len`
+    /// long; the callers (`bert.rs`, `pair.rs`) guarantee both. `segments`, for pairs,
+    /// gives where each sequence's second segment (token type 1) starts; without it every
+    /// token is type 0.
+    pub(crate) fn forward(
+        &self,
+        seqs: &[Vec<u32>],
+        segments: Option<&[usize]>,
+        s: &mut Scratch,
+        out: &mut [Vec<f32>],
+    ) {
         let cfg = &self.cfg;
         let (h, ff, isa) = (cfg.hidden, cfg.intermediate, self.isa);
         let dh = h / cfg.heads;
@@ -346,13 +415,19 @@ impl BertModel {
 
         // Embeddings.
         let mut t = 0;
-        for seq in seqs {
+        for (k, seq) in seqs.iter().enumerate() {
+            let second = segments
+                .and_then(|s| s.get(k).copied())
+                .unwrap_or(seq.len());
             for (i, &id) in seq.iter().enumerate() {
                 let row = &mut s.h[t * h..(t + 1) * h];
                 let w = &self.word[id as usize * h..(id as usize + 1) * h];
                 let p = &self.pos_type[i * h..(i + 1) * h];
                 for ((r, w), p) in row.iter_mut().zip(w).zip(p) {
                     *r = w + p;
+                }
+                if i >= second {
+                    row.iter_mut().zip(&self.type1).for_each(|(r, d)| *r += d);
                 }
                 t += 1;
             }

@@ -138,10 +138,12 @@ async fn concurrent_requests_are_batched_and_answered_in_order() {
         BertOptions {
             threads: 1,
             max_batch: 8,
+            ..BertOptions::default()
         },
         BertOptions {
             threads: 2,
             max_batch: 3,
+            ..BertOptions::default()
         },
     ];
     for opts in options {

@@ -381,6 +381,12 @@ pub enum EmbedderConfig {
         model_dir: Option<PathBuf>,
         #[serde(default = "one")]
         threads: usize,
+        /// The pair model (cross-encoder) the learned verifier is stacked with:
+        /// `"auto"` (the default) loads `deja-pair-model.safetensors` from the model
+        /// directory when `scripts/install-model.sh` put it there, `"off"` never loads
+        /// one, a path loads that file (and fails to start if it cannot).
+        #[serde(default)]
+        pair_model: PairModelSetting,
     },
     /// An OpenAI-compatible `/embeddings` endpoint (by default the upstream).
     Openai {
@@ -397,11 +403,48 @@ fn one() -> usize {
     1
 }
 
+/// `embedder.pair_model`: see [`EmbedderConfig::Local`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PairModelSetting {
+    #[default]
+    Auto,
+    Off,
+    Path(PathBuf),
+}
+
+impl Serialize for PairModelSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PairModelSetting::Auto => s.serialize_str("auto"),
+            PairModelSetting::Off => s.serialize_str("off"),
+            PairModelSetting::Path(p) => p.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PairModelSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(PairModelSetting::parse(&String::deserialize(d)?))
+    }
+}
+
+impl PairModelSetting {
+    /// `auto`, `off`, or a path.
+    pub fn parse(v: &str) -> PairModelSetting {
+        match v {
+            "auto" => PairModelSetting::Auto,
+            "off" => PairModelSetting::Off,
+            path => PairModelSetting::Path(PathBuf::from(path)),
+        }
+    }
+}
+
 impl Default for EmbedderConfig {
     fn default() -> Self {
         EmbedderConfig::Local {
             model_dir: None,
             threads: 1,
+            pair_model: PairModelSetting::Auto,
         }
     }
 }
@@ -690,6 +733,11 @@ impl Config {
         if let Some(v) = lookup("DEJA_MODEL_DIR") {
             if let EmbedderConfig::Local { model_dir, .. } = &mut self.embedder {
                 *model_dir = Some(PathBuf::from(v));
+            }
+        }
+        if let Some(v) = lookup("DEJA_PAIR_MODEL") {
+            if let EmbedderConfig::Local { pair_model, .. } = &mut self.embedder {
+                *pair_model = PairModelSetting::parse(&v);
             }
         }
         Ok(())

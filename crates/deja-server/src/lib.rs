@@ -30,8 +30,8 @@ use anyhow::Context;
 use axum::routing::{any, get, post};
 use axum::Router;
 use deja_core::{
-    Cache, CacheOptions, CapacityLimits, Clock, Embedder, EntryStore, Eviction, SystemClock,
-    VectorIndex,
+    Cache, CacheOptions, CapacityLimits, Clock, Embedder, EntryStore, Eviction, PairScorer,
+    SystemClock, VectorIndex,
 };
 use deja_embed::{BertEmbedder, BertOptions, HttpEmbedder, HttpEmbedderConfig};
 use deja_store_local::{HnswIndex, HnswParams, RedbStore, StoreDurability};
@@ -222,35 +222,76 @@ pub async fn connect_redis(config: &Config) -> anyhow::Result<Arc<RedisStore>> {
     Ok(Arc::new(store))
 }
 
-/// Builds the configured embedder.
-pub fn build_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
+/// The configured embedder, and the pair model loaded with it (if any).
+pub struct Embedders {
+    pub embedder: Arc<dyn Embedder>,
+    pub pair: Option<Arc<dyn PairScorer>>,
+}
+
+/// Builds the configured embedder and, for the local one, its pair model
+/// (`embedder.pair_model`).
+pub fn build_embedders(config: &Config) -> anyhow::Result<Embedders> {
     Ok(match &config.embedder {
-        EmbedderConfig::Local { model_dir, threads } => {
+        EmbedderConfig::Local {
+            model_dir,
+            threads,
+            pair_model,
+        } => {
             let dir = model_dir
                 .clone()
                 .unwrap_or_else(deja_embed::default_model_dir);
+            let pair_file = match pair_model {
+                config::PairModelSetting::Off => None,
+                config::PairModelSetting::Path(p) => Some(p.clone()),
+                config::PairModelSetting::Auto => {
+                    let p = dir.join(deja_embed::PAIR_FILE);
+                    if p.is_file() {
+                        Some(p)
+                    } else {
+                        tracing::info!(
+                            path = %p.display(),
+                            "no pair model installed (scripts/install-model.sh installs it); verifying without it"
+                        );
+                        None
+                    }
+                }
+            };
             let opts = BertOptions {
                 threads: (*threads).max(1),
+                pair_model: pair_file,
                 ..BertOptions::default()
             };
-            Arc::new(BertEmbedder::load(&dir, opts)?)
+            let bert = BertEmbedder::load(&dir, opts)?;
+            let pair = bert.pair_scorer().map(|p| p as Arc<dyn PairScorer>);
+            Embedders {
+                embedder: Arc::new(bert),
+                pair,
+            }
         }
         EmbedderConfig::Openai {
             model,
             dim,
             base_url,
             api_key,
-        } => Arc::new(HttpEmbedder::new(HttpEmbedderConfig {
-            base_url: base_url
-                .clone()
-                .unwrap_or_else(|| config.upstream.base_url.clone()),
-            api_key: api_key.clone().or_else(|| config.upstream.api_key.clone()),
-            model: model.clone(),
-            dimensions: None,
-            dim: *dim,
-            timeout: Duration::from_secs(config.upstream.timeout_secs.max(1)),
-        })?),
+        } => Embedders {
+            embedder: Arc::new(HttpEmbedder::new(HttpEmbedderConfig {
+                base_url: base_url
+                    .clone()
+                    .unwrap_or_else(|| config.upstream.base_url.clone()),
+                api_key: api_key.clone().or_else(|| config.upstream.api_key.clone()),
+                model: model.clone(),
+                dimensions: None,
+                dim: *dim,
+                timeout: Duration::from_secs(config.upstream.timeout_secs.max(1)),
+            })?),
+            pair: None,
+        },
     })
+}
+
+/// Builds the configured embedder (without its pair model).
+pub fn build_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
+    Ok(build_embedders(config)?.embedder)
 }
 
 /// Builds the cache on the configured store and loads the in-process index from it (with
@@ -279,7 +320,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         ),
         None => None,
     };
-    let embedder = build_embedder(&config)?;
+    let Embedders {
+        embedder,
+        pair: pair_scorer,
+    } = build_embedders(&config)?;
     let snapshot_path = config.data_dir.join(snapshot::SNAPSHOT_FILE);
     let params = HnswParams::default();
     let redis_identity = config
@@ -341,7 +385,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         index.clone(),
         embedder,
         clock,
-        cache_options(&config),
+        CacheOptions {
+            pair_scorer,
+            ..cache_options(&config)
+        },
     )?;
     // A shared index in Redis already holds every replica's vectors.
     let shared_index = config.store.index == IndexKind::RedisSearch;
@@ -402,6 +449,8 @@ pub fn cache_options(config: &Config) -> CacheOptions {
             config::VerifySetting::Off => deja_core::VerifyMode::Off,
         },
         verifier: None,
+        pair_scorer: None,
+        pair_verifier: None,
     }
 }
 

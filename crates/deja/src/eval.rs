@@ -31,7 +31,7 @@ use deja_core::rules::NeverCacheRules;
 use deja_core::verify::model::Model;
 use deja_core::{
     Answer, Cache, CacheOptions, EmbedError, Embedder, Entry, KeyBuilder, Lookup, LookupRequest,
-    NewEntry, SemanticMode, SystemClock, Usage, VerifyMode,
+    NewEntry, PairScorer, SemanticMode, SystemClock, Usage, VerifyMode,
 };
 use deja_server::config::{Config, Durability};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -138,6 +138,10 @@ pub struct PairOutcome {
     /// The learned verifier's probability for the nearest entry (`None`: a veto rule
     /// refused it, or no model).
     pub confidence: Option<f32>,
+    /// The pair model's logit for the nearest entry and `b` (`None`: no pair model loaded,
+    /// or no nearest entry). The verifier stacked with it is its second path; `confidence`
+    /// is the first's.
+    pub pair_logit: Option<f32>,
     /// The nearest entry's prompt differs from `b` only in question frames ("How do I …" /
     /// "What is the best way to …"), which verification accepts whatever the confidence.
     pub same_request: bool,
@@ -727,6 +731,8 @@ pub struct EvalEngine {
     rules: NeverCacheRules,
     /// The learned verifier, to record each nearest entry's probability.
     model: Option<Arc<Model>>,
+    /// The pair model, to record each nearest entry's logit.
+    pair: Option<Arc<dyn PairScorer>>,
     /// Verification as configured but at threshold 0 and without categories, so every
     /// lookup yields its best candidate and thresholds apply when reporting.
     verified: Cache,
@@ -749,8 +755,10 @@ impl EvalEngine {
         config.store.durability = Durability::Fast;
         let store = Arc::new(deja_server::open_store(&config)?);
         // Both caches embed the same `b` one after the other; the second gets it for free.
+        let built = deja_server::build_embedders(&config)?;
+        let pair = built.pair;
         let embedder: Arc<dyn Embedder> = Arc::new(LastEmbedding {
-            inner: deja_server::build_embedder(&config)?,
+            inner: built.embedder,
             last: Mutex::new(None),
         });
         let index = Arc::new(deja_store_local::HnswIndex::new(
@@ -760,6 +768,7 @@ impl EvalEngine {
         ));
         let configured = CacheOptions {
             verifier: verifier.clone(),
+            pair_scorer: pair.clone(),
             ..deja_server::cache_options(&config)
         };
         let model = match (configured.verify, verifier) {
@@ -797,6 +806,7 @@ impl EvalEngine {
             rules: NeverCacheRules::new(&config.rules)
                 .context("compiling the never-cache rules ([rules] in the config)")?,
             model,
+            pair,
             verified: cache(at_zero(configured.verify))?,
             unverified: cache(at_zero(VerifyMode::Off))?,
             serving,
@@ -939,6 +949,7 @@ pub async fn run_pairs(
                                 &entry.prompt,
                                 &b,
                                 cand.similarity,
+                                None,
                                 m.file().min_confidence,
                                 engine.serving.embedder().vocabulary(),
                             )
@@ -956,9 +967,18 @@ pub async fn run_pairs(
         let same_request = nearest_prompt
             .as_deref()
             .is_some_and(|prompt| deja_core::verify::same_request(prompt, &b, vocab));
+        let pair_logit = match (&engine.pair, &nearest_prompt) {
+            (Some(scorer), Some(prompt)) if nearest.is_some() => scorer
+                .score(&[(prompt.clone(), b.clone())])
+                .await
+                .with_context(|| format!("{file}: scoring a pair"))?
+                .first()
+                .copied(),
+            _ => None,
+        };
         let confidence = match (&engine.model, nearest, &nearest_prompt) {
             (Some(m), Some(n), Some(prompt)) => {
-                deja_core::verify::verify_model(m, prompt, &b, n.similarity, 0.0, vocab).ok()
+                deja_core::verify::verify_model(m, prompt, &b, n.similarity, None, 0.0, vocab).ok()
             }
             _ => None,
         };
@@ -988,6 +1008,7 @@ pub async fn run_pairs(
             served,
             rejected,
             confidence,
+            pair_logit,
             same_request,
             deja: Some(deja),
         });
@@ -1022,6 +1043,9 @@ struct DumpLine {
     /// The learned verifier's probability for the nearest entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     confidence: Option<f32>,
+    /// The pair model's logit for the nearest entry and `b`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pair: Option<f32>,
     /// The nearest entry differs from `b` only in question frames.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     same_request: bool,
@@ -1069,6 +1093,7 @@ fn write_dump(
             }),
             columns: p.columns.clone(),
             confidence: o.confidence,
+            pair: o.pair_logit,
             same_request: o.same_request,
             deja: o.deja.clone(),
         };
@@ -1149,6 +1174,7 @@ pub fn load_dump(
             served,
             rejected: d.rejected,
             confidence: d.confidence,
+            pair_logit: d.pair,
             same_request: d.same_request,
             deja: d.deja,
         };
@@ -1199,6 +1225,7 @@ mod tests {
             served: (!rejected).then_some(c),
             rejected: rejected.then(|| "number".to_string()),
             confidence: None,
+            pair_logit: None,
             same_request: false,
             deja: None,
         }
@@ -1272,6 +1299,7 @@ mod tests {
                 served: Some(own),
                 rejected: Some("number".into()),
                 confidence: None,
+                pair_logit: None,
                 same_request: false,
                 deja: None,
             },
@@ -1283,6 +1311,7 @@ mod tests {
                 served: Some(own),
                 rejected: None,
                 confidence: None,
+                pair_logit: None,
                 same_request: false,
                 deja: None,
             },
@@ -1294,6 +1323,7 @@ mod tests {
                 served: Some(other),
                 rejected: None,
                 confidence: None,
+                pair_logit: None,
                 same_request: false,
                 deja: None,
             },
@@ -1484,6 +1514,7 @@ mod tests {
                 }),
                 rejected: Some("negation".into()),
                 confidence: None,
+                pair_logit: None,
                 same_request: false,
                 deja: None,
             },

@@ -583,6 +583,7 @@ mod tests {
             served: Some(c),
             rejected: None,
             confidence: None,
+            pair_logit: None,
             same_request: false,
             deja: None,
         }

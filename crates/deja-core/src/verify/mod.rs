@@ -181,6 +181,7 @@ pub fn verify_model(
     cached: &str,
     query: &str,
     cosine: f32,
+    pair_logit: Option<f32>,
     min_confidence: f32,
     vocab: Option<&Vocabulary>,
 ) -> Result<f32, RejectReason> {
@@ -191,7 +192,10 @@ pub fn verify_model(
     if let Some(reason) = reason_of(Rules(rules.0 & MODEL_VETOES.0)) {
         return Err(reason);
     }
-    let p = model.probability_of(&features::extract_with(cached, query, cosine, rules));
+    let p = model.probability_with(
+        &features::extract_with(cached, query, cosine, rules),
+        pair_logit,
+    );
     if p >= min_confidence || same_request(cached, query, vocab) {
         Ok(p)
     } else {

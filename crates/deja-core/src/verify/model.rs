@@ -16,10 +16,13 @@ use super::features::{self, COUNT, NAMES};
 
 /// The model file format this build reads. A file with another version is refused rather
 /// than misread.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// The shipped model file.
 const SHIPPED: &str = include_str!("verifier.json");
+
+/// The shipped verifier stacked with the shipped pair model (`models/` in the repository).
+const SHIPPED_PAIR: &str = include_str!("verifier-pair.json");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -58,6 +61,22 @@ pub struct ModelFile {
     /// How the model was made (data, split, seed, regularisation), for people.
     #[serde(default)]
     pub trained: String,
+    /// The pair model (cross-encoder) this verifier was stacked with, by its id
+    /// ([`crate::PairScorer::id`]): its logit is one more input, standardised by
+    /// `(logit - pair_mean) / pair_scale` and weighted by `pair_weight`. A stacked file is
+    /// used only with that pair model; `None` for a verifier of the features alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<PairInput>,
+}
+
+/// How a stacked verifier takes the pair model's logit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairInput {
+    pub model: String,
+    pub mean: f32,
+    pub scale: f32,
+    pub weight: f32,
 }
 
 /// A parsed, checked model.
@@ -116,6 +135,12 @@ impl Model {
         if !file.bias.is_finite() {
             return Err(ModelError::Value { field: "bias" });
         }
+        if let Some(p) = &file.pair {
+            if !(p.mean.is_finite() && p.weight.is_finite() && p.scale.is_finite() && p.scale > 0.0)
+            {
+                return Err(ModelError::Value { field: "pair" });
+            }
+        }
         for (field, v) in [
             ("min_similarity", file.min_similarity),
             ("min_confidence", file.min_confidence),
@@ -144,6 +169,19 @@ impl Model {
         MODEL.get_or_init(|| Model::parse(SHIPPED)).as_ref()
     }
 
+    /// The shipped verifier for a cache whose pair model has this id: the one stacked
+    /// with it when this build ships one, else [`Model::shipped`] (features alone).
+    pub fn shipped_for(pair_model: Option<&str>) -> Result<&'static Model, &'static ModelError> {
+        static STACKED: OnceLock<Result<Model, ModelError>> = OnceLock::new();
+        let stacked = STACKED
+            .get_or_init(|| Model::parse(SHIPPED_PAIR))
+            .as_ref()?;
+        match pair_model {
+            Some(id) if stacked.pair_model() == Some(id) => Ok(stacked),
+            _ => Model::shipped(),
+        }
+    }
+
     pub fn file(&self) -> &ModelFile {
         &self.file
     }
@@ -156,8 +194,41 @@ impl Model {
 
     /// [`Model::probability`] from already extracted features.
     pub fn probability_of(&self, x: &[f32; COUNT]) -> f32 {
-        let z: f32 = self.bias + self.weights.iter().zip(x).map(|(w, v)| w * v).sum::<f32>();
+        self.probability_with(x, None)
+    }
+
+    /// The pair model this verifier was stacked with, if any.
+    pub fn pair_model(&self) -> Option<&str> {
+        self.file.pair.as_ref().map(|p| p.model.as_str())
+    }
+
+    /// The probability from features and, for a stacked verifier, the pair model's logit
+    /// (a stacked verifier asked without one treats the logit as its mean: no evidence
+    /// either way).
+    pub fn probability_with(&self, x: &[f32; COUNT], pair_logit: Option<f32>) -> f32 {
+        let mut z: f32 = self.bias + self.weights.iter().zip(x).map(|(w, v)| w * v).sum::<f32>();
+        if let (Some(p), Some(logit)) = (&self.file.pair, pair_logit) {
+            z += p.weight * (logit - p.mean) / p.scale;
+        }
         1.0 / (1.0 + (-z).exp())
+    }
+}
+
+/// A model file whose every weight is 0 (probability 0.5 whatever the pair), for tests
+/// to change what they need.
+#[cfg(test)]
+pub(crate) fn neutral_file() -> ModelFile {
+    ModelFile {
+        format: FORMAT,
+        features: NAMES.iter().map(|s| s.to_string()).collect(),
+        mean: vec![0.0; COUNT],
+        scale: vec![1.0; COUNT],
+        weights: vec![0.0; COUNT],
+        bias: 0.0,
+        min_similarity: 0.8,
+        min_confidence: 0.5,
+        trained: String::new(),
+        pair: None,
     }
 }
 
@@ -166,17 +237,7 @@ mod tests {
     use super::*;
 
     fn file() -> ModelFile {
-        ModelFile {
-            format: FORMAT,
-            features: NAMES.iter().map(|s| s.to_string()).collect(),
-            mean: vec![0.0; COUNT],
-            scale: vec![1.0; COUNT],
-            weights: vec![0.0; COUNT],
-            bias: 0.0,
-            min_similarity: 0.8,
-            min_confidence: 0.5,
-            trained: String::new(),
-        }
+        neutral_file()
     }
 
     #[test]
@@ -184,6 +245,47 @@ mod tests {
         let m = Model::shipped().map_err(|e| e.to_string()).unwrap();
         // The engine's default gate is the one the shipped model was trained for.
         assert_eq!(m.file().min_similarity, crate::engine::DEFAULT_GATE);
+        assert!(m.pair_model().is_none());
+        // The stacked one is chosen only for its own pair model.
+        let stacked = SHIPPED_PAIR_ID.with(|id| id.clone());
+        let got = Model::shipped_for(Some(&stacked))
+            .map_err(|e| e.to_string())
+            .unwrap();
+        assert_eq!(got.pair_model(), Some(stacked.as_str()));
+        // The pair model's path reaches below the default gate.
+        assert!(got.file().min_similarity <= crate::engine::DEFAULT_GATE);
+        let other = Model::shipped_for(Some("pair:other"))
+            .map_err(|e| e.to_string())
+            .unwrap();
+        assert!(other.pair_model().is_none());
+        assert!(Model::shipped_for(None).unwrap().pair_model().is_none());
+    }
+
+    thread_local! {
+        static SHIPPED_PAIR_ID: String = Model::parse(SHIPPED_PAIR)
+            .unwrap()
+            .pair_model()
+            .unwrap()
+            .to_string();
+    }
+
+    #[test]
+    fn a_stacked_verifier_weighs_the_pair_logit() {
+        let mut f = file();
+        f.pair = Some(PairInput {
+            model: "pair:x".into(),
+            mean: 1.0,
+            scale: 2.0,
+            weight: 4.0,
+        });
+        let m = Model::from_file(f.clone()).unwrap();
+        let x = [0.0; COUNT];
+        // z = 4 * (3 - 1) / 2 = 4
+        let want = 1.0 / (1.0 + (-4.0f32).exp());
+        assert!((m.probability_with(&x, Some(3.0)) - want).abs() < 1e-6);
+        assert_eq!(m.probability_with(&x, None), 0.5);
+        f.pair.as_mut().unwrap().scale = 0.0;
+        assert!(Model::from_file(f).is_err());
     }
 
     #[test]
@@ -191,10 +293,10 @@ mod tests {
         let cases: Vec<(ModelFile, &str)> = vec![
             (
                 ModelFile {
-                    format: 2,
+                    format: FORMAT + 1,
                     ..file()
                 },
-                "format 2",
+                "format 3",
             ),
             (
                 ModelFile {
@@ -332,7 +434,7 @@ mod tests {
         let mut failures = Vec::new();
         for &(a, b, cos, same) in cases {
             for (x, y) in [(a, b), (b, a)] {
-                let got = crate::verify::verify_model(m, x, y, cos, confidence, None);
+                let got = crate::verify::verify_model(m, x, y, cos, None, confidence, None);
                 if got.is_ok() != same {
                     failures.push(format!("{x} / {y}: got {got:?}, want same = {same}"));
                 }

@@ -58,6 +58,29 @@ impl Vocabulary {
         self.words.contains(word)
     }
 
+    /// Whether a model with this vocabulary reads every word of both prompts as a word it
+    /// learned: each word (lowercased; split at anything but letters and digits) is in the
+    /// vocabulary, is a single Latin letter, is a number, or is a typo of a word of the
+    /// other prompt. A French or Indonesian verb the vocabulary only spells in pieces
+    /// ("augmenter" / "baisser", "mengaktifkan" / "menonaktifkan") is not read: a model
+    /// trained on English would judge the difference blind.
+    pub fn reads_both(&self, a: &str, b: &str) -> bool {
+        let words = |t: &str| -> Vec<String> {
+            t.split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect()
+        };
+        let (wa, wb) = (words(a), words(b));
+        let read = |w: &String, other: &[String]| {
+            self.contains(w)
+                || (w.len() == 1 && w.chars().all(|c| c.is_ascii_alphabetic()))
+                || w.chars().all(|c| c.is_ascii_digit())
+                || other.iter().any(|o| self.is_typo_of(w, o))
+        };
+        wa.iter().all(|w| read(w, &wb)) && wb.iter().all(|w| read(w, &wa))
+    }
+
     /// Whether `typo` is a misspelling of `word`: `typo` is no word of the vocabulary,
     /// `word` is, both are letters only and at least [`MIN_TYPO_LEN`] long, neither starts
     /// or ends the other ("subscribe" / "unsubscribe" is another word, not a typo), they
@@ -173,6 +196,35 @@ fn distance(a: &str, b: &str, max: usize) -> Option<usize> {
     }
     let v = d[a.len() * w + b.len()];
     (v <= max).then_some(v)
+}
+
+#[cfg(test)]
+mod reads_tests {
+    use super::*;
+
+    #[test]
+    fn a_vocabulary_reads_its_own_words_and_their_typos_only() {
+        let v = Vocabulary::new([
+            "how",
+            "do",
+            "you",
+            "ship",
+            "internationally",
+            "comment",
+            "le",
+            "volume",
+            "reset",
+            "my",
+            "password",
+        ]);
+        assert!(v.reads_both("do you ship internationally?", "do u ship internationaly"));
+        assert!(v.reads_both("How do I reset my password 2?", "reset my password"));
+        assert!(!v.reads_both(
+            "Comment augmenter le volume ?",
+            "Comment baisser le volume ?"
+        ));
+        assert!(!v.reads_both("如何重置我的密码", "怎么重置我的密码"));
+    }
 }
 
 #[cfg(test)]
