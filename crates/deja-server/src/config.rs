@@ -1089,6 +1089,33 @@ mod tests {
     }
 
     #[test]
+    fn pair_model_is_auto_off_or_a_path() {
+        let pair = |c: &Config| match &c.embedder {
+            EmbedderConfig::Local { pair_model, .. } => pair_model.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(pair(&Config::default()), PairModelSetting::Auto);
+        let off =
+            Config::from_toml("[embedder]\nkind = \"local\"\npair_model = \"off\"\n").unwrap();
+        assert_eq!(pair(&off), PairModelSetting::Off);
+        let path = Config::from_toml(
+            "[embedder]\nkind = \"local\"\npair_model = \"/opt/p.safetensors\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            pair(&path),
+            PairModelSetting::Path(PathBuf::from("/opt/p.safetensors"))
+        );
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "DEJA_PAIR_MODEL").then(|| "off".into()))
+            .unwrap();
+        assert_eq!(pair(&c), PairModelSetting::Off);
+        // What is written reads back the same.
+        let text = toml::to_string(&path).unwrap();
+        assert_eq!(pair(&Config::from_toml(&text).unwrap()), pair(&path));
+    }
+
+    #[test]
     fn env_overrides_and_bad_values_name_the_key() {
         let mut c = Config::default();
         c.apply_env(|k| match k {

@@ -81,7 +81,12 @@ impl Served {
         .unwrap();
         cache.rebuild_index().await.unwrap();
         cache.embed_category_examples().await.unwrap();
-        let state = AppState::new(config, cache).unwrap();
+        Self::serve(AppState::new(config, cache).unwrap()).await
+    }
+
+    /// Serves a state built elsewhere (e.g. by `deja_server::build_state`, as `deja
+    /// serve` builds it).
+    pub async fn serve(state: AppState) -> Served {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel();
