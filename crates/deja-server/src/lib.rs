@@ -263,6 +263,18 @@ pub fn build_embedders(config: &Config) -> anyhow::Result<Embedders> {
             };
             let bert = BertEmbedder::load(&dir, opts)?;
             let pair = bert.pair_scorer().map(|p| p as Arc<dyn PairScorer>);
+            if let Some(p) = &pair {
+                let stacked = deja_core::verify::model::Model::shipped_for(Some(p.id()))
+                    .is_ok_and(|m| m.pair_model() == Some(p.id()));
+                if stacked {
+                    tracing::info!(pair_model = p.id(), "pair model loaded");
+                } else {
+                    tracing::warn!(
+                        pair_model = p.id(),
+                        "pair model loaded, but this build has no verifier stacked on it, so it is not asked (deja train-verifier --pair-model re-stacks one)"
+                    );
+                }
+            }
             Embedders {
                 embedder: Arc::new(bert),
                 pair,

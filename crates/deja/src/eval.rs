@@ -78,6 +78,10 @@ pub struct EvalArgs {
     /// shipped one.
     #[arg(long)]
     pub verifier: Option<PathBuf>,
+    /// A verifier stacked on the pair model (`deja train-verifier --pair-model`) to use
+    /// instead of the shipped `verifier-pair.json`, for the second path.
+    #[arg(long)]
+    pub pair_verifier: Option<PathBuf>,
     /// Only the pairs `deja train-verifier` holds out (PAWS: split=test; other files: 30%
     /// by a hash of the pair), so the shipped model is measured on pairs it was not
     /// trained on. Applied before --sample.
@@ -441,6 +445,7 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
         dump: args.dump.as_deref(),
         progress: !args.json,
         verifier: args.verifier.as_deref(),
+        pair_verifier: args.pair_verifier.as_deref(),
         held_out: args.held_out,
     };
     let (mode, files) = collect(config, &source).await?;
@@ -574,6 +579,8 @@ pub struct Source<'a> {
     pub pairs: &'a [PathBuf],
     /// A model file to verify with instead of the shipped model.
     pub verifier: Option<&'a Path>,
+    /// A stacked model file for the pair model's path instead of the shipped one.
+    pub pair_verifier: Option<&'a Path>,
     /// Keep only the pairs the verifier's trainer holds out.
     pub held_out: bool,
     pub from_dump: Option<&'a Path>,
@@ -596,17 +603,22 @@ pub async fn collect(
         let mode = dump_mode(dump)?.unwrap_or(Mode::Isolated);
         return Ok((mode, files));
     }
-    let verifier = match src.verifier {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let model = deja_core::verify::model::Model::parse(&text)
-                .with_context(|| format!("reading {}", path.display()))?;
-            Some(Arc::new(model))
-        }
-        None => None,
+    let read = |path: Option<&Path>| -> anyhow::Result<Option<Arc<Model>>> {
+        let Some(path) = path else {
+            return Ok(None);
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let model = Model::parse(&text).with_context(|| format!("reading {}", path.display()))?;
+        Ok(Some(Arc::new(model)))
     };
-    let engine = EvalEngine::new(config, src.mode, verifier).await?;
+    let engine = EvalEngine::new(
+        config,
+        src.mode,
+        read(src.verifier)?,
+        read(src.pair_verifier)?,
+    )
+    .await?;
     let mut files = Vec::new();
     for path in src.pairs {
         let name = file_name(path);
@@ -748,6 +760,7 @@ impl EvalEngine {
         config: Config,
         mode: Mode,
         verifier: Option<Arc<Model>>,
+        pair_verifier: Option<Arc<Model>>,
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("creating a scratch data dir")?;
         let mut config = config;
@@ -769,6 +782,7 @@ impl EvalEngine {
         let configured = CacheOptions {
             verifier: verifier.clone(),
             pair_scorer: pair.clone(),
+            pair_verifier,
             ..deja_server::cache_options(&config)
         };
         let model = match (configured.verify, verifier) {

@@ -263,6 +263,7 @@ pub async fn run(config: Config, args: TuneArgs) -> anyhow::Result<()> {
         dump: None,
         progress: !args.json,
         verifier: None,
+        pair_verifier: None,
         held_out: false,
     };
     let (mode, files) = eval::collect(config, &source).await?;
