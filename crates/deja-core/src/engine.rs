@@ -772,7 +772,7 @@ impl Cache {
         };
         let own = stacked.file().min_confidence;
         let confidence = spec.min_confidence(own).max(own);
-        crate::verify::verify_model(
+        match crate::verify::verify_model(
             stacked,
             cached,
             query,
@@ -780,8 +780,11 @@ impl Cache {
             Some(logit),
             confidence,
             self.inner.embedder.vocabulary(),
-        )
-        .map(|_| ())
+        ) {
+            Ok(_) => Ok(()),
+            Err(RejectReason::Model) => Err(RejectReason::Pair),
+            Err(reason) => Err(reason),
+        }
     }
 
     async fn note_hit(&self, id: EntryId, now: u64) {

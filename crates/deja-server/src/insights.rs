@@ -56,7 +56,7 @@ const LATENCY_BINS: usize = LATENCY_DECADES * LATENCY_BINS_PER_DECADE;
 /// Similarity bins over [0, 1]; a negative similarity counts in the first.
 const SIMILARITY_BINS: usize = 100;
 const OUTCOMES: usize = 4;
-const REJECT_REASONS: [RejectReason; 7] = [
+const REJECT_REASONS: [RejectReason; 8] = [
     RejectReason::Number,
     RejectReason::Negation,
     RejectReason::Antonym,
@@ -64,6 +64,7 @@ const REJECT_REASONS: [RejectReason; 7] = [
     RejectReason::Entity,
     RejectReason::Model,
     RejectReason::Unseen,
+    RejectReason::Pair,
 ];
 const MINUTE_MS: u64 = 60_000;
 
@@ -87,6 +88,7 @@ fn reject_slot(r: RejectReason) -> usize {
         RejectReason::Entity => 4,
         RejectReason::Model => 5,
         RejectReason::Unseen => 6,
+        RejectReason::Pair => 7,
     }
 }
 

@@ -97,7 +97,7 @@ const ENGINE_BYPASS_REASONS: [BypassReason; 4] = [
     BypassReason::UncacheableCategory,
 ];
 
-const REJECT_REASONS: [RejectReason; 7] = [
+const REJECT_REASONS: [RejectReason; 8] = [
     RejectReason::Number,
     RejectReason::Negation,
     RejectReason::Antonym,
@@ -105,6 +105,7 @@ const REJECT_REASONS: [RejectReason; 7] = [
     RejectReason::Entity,
     RejectReason::Model,
     RejectReason::Unseen,
+    RejectReason::Pair,
 ];
 
 /// The label for a bypass reason outside the table.

@@ -46,6 +46,9 @@ pub enum RejectReason {
     /// longest input), so their similarity does not vouch for that difference
     /// ([`crate::Embedder::unseen`]).
     Unseen,
+    /// The pair model read both prompts and the verifier stacked on it was not confident
+    /// enough (the second path, after the features alone were not sure).
+    Pair,
 }
 
 impl RejectReason {
@@ -58,6 +61,7 @@ impl RejectReason {
             RejectReason::Entity => "entity",
             RejectReason::Model => "model",
             RejectReason::Unseen => "unseen",
+            RejectReason::Pair => "pair",
         }
     }
 }
