@@ -1771,7 +1771,7 @@ mod tests {
             matches!(
                 refused,
                 Lookup::Miss {
-                    rejected: Some(RejectReason::Model),
+                    rejected: Some(RejectReason::Pair),
                     ..
                 }
             ),
