@@ -161,7 +161,13 @@ impl BertEmbedder {
         let model = BertModel::load(dir, cfg)?;
         let fingerprint = fingerprint(dir)?;
         let pair = match &opts.pair_model {
-            Some(file) => Some(PairModel::load(dir, file, &fingerprint, model.word())?),
+            Some(file) => Some(PairModel::load(
+                dir,
+                file,
+                &fingerprint,
+                model.word(),
+                &tokenizer,
+            )?),
             None => None,
         };
         let pair_id = pair.as_ref().map(|p| p.id.clone());

@@ -91,7 +91,7 @@ fn grow(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut buf[..len]
 }
 
-fn invalid(path: &Path, reason: impl Into<String>) -> EmbedError {
+pub(crate) fn invalid(path: &Path, reason: impl Into<String>) -> EmbedError {
     EmbedError::ModelInvalid {
         path: path.display().to_string(),
         reason: reason.into(),

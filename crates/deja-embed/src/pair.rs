@@ -19,7 +19,7 @@ use deja_core::EmbedError;
 use safetensors::{Dtype, SafeTensors};
 use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
 
-use crate::model::{values, BertConfig, BertModel, Scratch, Source};
+use crate::model::{invalid, values, BertConfig, BertModel, Scratch, Source};
 
 /// The file format this build reads (`format` in the file's metadata).
 pub const PAIR_FORMAT: &str = "deja-pair-model/1";
@@ -52,13 +52,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-fn invalid(path: &Path, reason: impl Into<String>) -> EmbedError {
-    EmbedError::ModelInvalid {
-        path: path.display().to_string(),
-        reason: reason.into(),
-    }
-}
-
 /// BLAKE3 over every tensor in name order: its name, a zero byte, its raw bytes (what
 /// `training/export.py` records as `payload_blake3`).
 fn payload_hash(st: &SafeTensors<'_>) -> String {
@@ -77,12 +70,14 @@ fn payload_hash(st: &SafeTensors<'_>) -> String {
 
 impl PairModel {
     /// Loads the pair model in `file` over the base model in `dir` (whose fingerprint is
-    /// `base_fingerprint` and whose word embeddings are `word`).
+    /// `base_fingerprint`, whose word embeddings are `word` and whose tokenizer is
+    /// `tokenizer`).
     pub(crate) fn load(
         dir: &Path,
         file: &Path,
         base_fingerprint: &str,
         word: Arc<[f32]>,
+        tokenizer: &Tokenizer,
     ) -> Result<PairModel, EmbedError> {
         let bytes = std::fs::read(file).map_err(|e| invalid(file, e.to_string()))?;
         let (_, header) =
@@ -175,9 +170,9 @@ impl PairModel {
         let dense_b = get(DENSE_B, &[h])?;
         let score_w = get(SCORE_W, &[1, h])?;
         let score_b = get(SCORE_B, &[1])?[0];
-        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
-            .map_err(|e| invalid(&dir.join("tokenizer.json"), e.to_string()))?;
-        tokenizer.with_padding(None);
+        // The embedder's own tokenizer (no padding), cutting pairs at the pair model's
+        // length, longest side first.
+        let mut tokenizer = tokenizer.clone();
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: model.cfg.max_len,
