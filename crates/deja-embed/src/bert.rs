@@ -1,22 +1,17 @@
-//! [`BertEmbedder`]: a local sentence-transformers model run on dedicated compute threads.
-//!
-//! Callers enqueue jobs; each worker thread takes every job waiting when it becomes free (up
-//! to `max_batch` texts), runs them as one forward pass, and sends each job its vectors
-//! through its own channel. So concurrent requests are batched without a timer, and an idle
-//! embedder answers a lone request immediately. The async `embed` never blocks the runtime.
+//! [`BertEmbedder`]: a local sentence-transformers model run on dedicated compute threads
+//! (`pool.rs` queues and batches; this module tokenizes and runs `model.rs`).
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use deja_core::verify::Vocabulary;
 use deja_core::{EmbedError, Embedder, PairScorer};
-use parking_lot::{Condvar, Mutex};
 use tokenizers::{NormalizedString, Normalizer, Tokenizer, TruncationParams};
 
 use crate::model::{BertConfig, BertModel, Scratch};
 use crate::pair::PairModel;
+use crate::pool::{Compute, PairReply, Pool, WeakPool};
 use crate::{l2_normalize, INSTALL_HINT};
 
 /// A word the vocabulary splits into pieces averaging fewer characters than this, and
@@ -49,59 +44,8 @@ impl Default for BertOptions {
     }
 }
 
-type Reply = Result<Vec<Vec<f32>>, EmbedError>;
-type PairReply = Result<Vec<f32>, EmbedError>;
-
-/// Where a job's result goes: an async caller's oneshot or a blocking caller's channel.
-enum ReplyTo<R> {
-    Async(tokio::sync::oneshot::Sender<R>),
-    Blocking(std::sync::mpsc::SyncSender<R>),
-}
-
-impl<R> ReplyTo<R> {
-    fn send(self, reply: R) {
-        // A caller that went away (e.g. a cancelled request) no longer wants the result.
-        match self {
-            ReplyTo::Async(tx) => drop(tx.send(reply)),
-            ReplyTo::Blocking(tx) => drop(tx.send(reply)),
-        }
-    }
-}
-
-/// Work for the compute threads: texts to embed, or pairs for the pair model.
-enum Job {
-    Embed {
-        texts: Vec<String>,
-        reply: ReplyTo<Reply>,
-    },
-    Pairs {
-        pairs: Vec<(String, String)>,
-        reply: ReplyTo<PairReply>,
-    },
-}
-
-impl Job {
-    fn len(&self) -> usize {
-        match self {
-            Job::Embed { texts, .. } => texts.len(),
-            Job::Pairs { pairs, .. } => pairs.len(),
-        }
-    }
-
-    fn is_pairs(&self) -> bool {
-        matches!(self, Job::Pairs { .. })
-    }
-}
-
-struct Queue {
-    jobs: VecDeque<Job>,
-    /// Set when the embedder is dropped; workers finish the queued jobs and exit.
-    closed: bool,
-}
-
-struct Shared {
-    queue: Mutex<Queue>,
-    ready: Condvar,
+/// The model a [`BertEmbedder`]'s compute threads run.
+pub(crate) struct Bert {
     model: BertModel,
     pair: Option<PairModel>,
     tokenizer: Tokenizer,
@@ -112,7 +56,6 @@ struct Shared {
     ascii_seen: bool,
     /// Whether the tokenizer lowercases (an uncased model) before looking words up.
     lowercase: bool,
-    max_batch: usize,
 }
 
 /// Embeds with a BERT-family sentence-transformers model directory (`config.json`,
@@ -122,7 +65,7 @@ struct Shared {
 pub struct BertEmbedder {
     id: String,
     dim: usize,
-    shared: Arc<Shared>,
+    pool: Pool<Bert>,
     /// The pair model's handle on the same compute threads, when one is loaded.
     pair: Option<Arc<BertPairScorer>>,
     /// The tokenizer's whole words (no `##` pieces), to tell typos from other words.
@@ -178,40 +121,30 @@ impl BertEmbedder {
                 .into_keys()
                 .filter(|w| !w.starts_with("##")),
         );
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue {
-                jobs: VecDeque::new(),
-                closed: false,
-            }),
-            ready: Condvar::new(),
+        let bert = Bert {
             model,
             pair,
             unk: tokenizer.token_to_id("[UNK]"),
             ascii_seen: ascii_in_vocab(&tokenizer),
             lowercase: lowercases(&tokenizer),
             tokenizer,
-            max_batch: opts.max_batch.max(1),
-        });
-        for i in 0..opts.threads.max(1) {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name(format!("deja-embed-{i}"))
-                .spawn(move || worker(&shared))
-                .map_err(|e| EmbedError::ModelInvalid {
-                    path: dir.display().to_string(),
-                    reason: format!("cannot start compute thread: {e}"),
-                })?;
-        }
+        };
+        let pool = Pool::start(bert, opts.threads, opts.max_batch).map_err(|e| {
+            EmbedError::ModelInvalid {
+                path: dir.display().to_string(),
+                reason: format!("cannot start compute thread: {e}"),
+            }
+        })?;
         let pair = pair_id.map(|id| {
             Arc::new(BertPairScorer {
                 id,
-                shared: Arc::downgrade(&shared),
+                pool: pool.downgrade(),
             })
         });
         Ok(BertEmbedder {
             id: format!("local:bert{dim}-{fingerprint}"),
             dim,
-            shared,
+            pool,
             pair,
             vocabulary,
         })
@@ -226,7 +159,7 @@ impl BertEmbedder {
     /// The pair model's token ids for a pair and where the second segment starts.
     #[cfg(test)]
     pub(crate) fn pair_encode(&self, a: &str, b: &str) -> Result<(Vec<u32>, usize), EmbedError> {
-        match &self.shared.pair {
+        match &self.bert().pair {
             Some(model) => model.encode(a, b),
             None => Err(EmbedError::WorkerGone),
         }
@@ -234,44 +167,19 @@ impl BertEmbedder {
 
     /// [`PairScorer::score`], blocking the calling thread (benchmarks, command-line tools).
     pub fn score_pairs_blocking(&self, pairs: &[(&str, &str)]) -> PairReply {
-        if pairs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        submit(
-            &self.shared,
-            Job::Pairs {
-                pairs: pairs
-                    .iter()
-                    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-                    .collect(),
-                reply: ReplyTo::Blocking(tx),
-            },
-        );
-        rx.recv().map_err(|_| EmbedError::WorkerGone)?
+        self.pool.score_pairs_blocking(pairs)
     }
 
     /// Embeds on the compute threads and waits for the result, blocking the calling thread.
     /// For benchmarks and command-line tools; async code should use [`Embedder::embed`].
     pub fn embed_blocking(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        submit(
-            &self.shared,
-            Job::Embed {
-                texts: texts.iter().map(|t| (*t).to_owned()).collect(),
-                reply: ReplyTo::Blocking(tx),
-            },
-        );
-        rx.recv().map_err(|_| EmbedError::WorkerGone)?
+        self.pool.embed_blocking(texts)
     }
 
     /// Model directory's maximum sequence length in tokens, special tokens included; longer
     /// texts are truncated.
     pub fn max_tokens(&self) -> usize {
-        self.shared.model.cfg.max_len
+        self.bert().model.cfg.max_len
     }
 
     /// [`Embedder::unseen`] for printable ASCII, word by word: a word in the vocabulary
@@ -281,7 +189,7 @@ impl BertEmbedder {
     /// for any other text, and when the text may be longer than the model reads: then the
     /// whole text is tokenized to find where it is cut off.
     fn ascii_unseen(&self, text: &str) -> Option<Vec<String>> {
-        if !self.shared.ascii_seen
+        if !self.bert().ascii_seen
             || !text
                 .bytes()
                 .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x21..=0x7e))
@@ -289,7 +197,7 @@ impl BertEmbedder {
             return None;
         }
         // [CLS] and [SEP] take two of the model's positions; a punctuation mark is a token.
-        let room = self.shared.model.cfg.max_len.saturating_sub(2);
+        let room = self.bert().model.cfg.max_len.saturating_sub(2);
         let mut tokens = text.bytes().filter(u8::is_ascii_punctuation).count();
         let mut parts = Vec::new();
         let mut buf = [0u8; 32];
@@ -307,22 +215,22 @@ impl BertEmbedder {
             }
             if let Some(word) = buf.get_mut(..w.len()) {
                 word.copy_from_slice(w.as_bytes());
-                if self.shared.lowercase {
+                if self.bert().lowercase {
                     word.make_ascii_lowercase();
                 }
                 let known = std::str::from_utf8(word)
-                    .is_ok_and(|word| self.shared.tokenizer.token_to_id(word).is_some());
+                    .is_ok_and(|word| self.bert().tokenizer.token_to_id(word).is_some());
                 if known {
                     tokens += 1;
                     continue;
                 }
             }
-            let enc = self.shared.tokenizer.encode(w, false).ok()?;
+            let enc = self.bert().tokenizer.encode(w, false).ok()?;
             tokens += enc.get_ids().len();
             // A word too long for the vocabulary's word pieces is one unknown token.
-            let unknown = enc.get_ids().iter().any(|&id| Some(id) == self.shared.unk);
+            let unknown = enc.get_ids().iter().any(|&id| Some(id) == self.bert().unk);
             if unknown || fragmented(enc.get_tokens()) {
-                parts.push(if self.shared.lowercase {
+                parts.push(if self.bert().lowercase {
                     w.to_ascii_lowercase()
                 } else {
                     w.to_string()
@@ -334,7 +242,7 @@ impl BertEmbedder {
 
     /// [`Embedder::unseen`] by tokenizing the whole text.
     fn unseen_tokenized(&self, text: &str) -> Vec<String> {
-        let enc = match self.shared.tokenizer.encode(text, true) {
+        let enc = match self.bert().tokenizer.encode(text, true) {
             Ok(enc) => enc,
             Err(_) => return vec![text.to_string()],
         };
@@ -352,7 +260,7 @@ impl BertEmbedder {
             while end < ids.len() && words[at].is_some() && words[end] == words[at] {
                 end += 1;
             }
-            let unknown = |i: &usize| Some(ids[*i]) == self.shared.unk;
+            let unknown = |i: &usize| Some(ids[*i]) == self.bert().unk;
             if (at..end).any(|i| unknown(&i)) {
                 parts.extend(
                     (at..end)
@@ -372,7 +280,7 @@ impl BertEmbedder {
             parts.push(text.get(seen_to..).unwrap_or_default().to_string());
         }
         // As the model reads them: an uncased model does not see "Liceo" and "liceo" apart.
-        if self.shared.lowercase {
+        if self.bert().lowercase {
             for part in &mut parts {
                 *part = part.to_lowercase();
             }
@@ -381,9 +289,10 @@ impl BertEmbedder {
     }
 }
 
-fn submit(shared: &Shared, job: Job) {
-    shared.queue.lock().jobs.push_back(job);
-    shared.ready.notify_one();
+impl BertEmbedder {
+    fn bert(&self) -> &Bert {
+        self.pool.compute()
+    }
 }
 
 /// The pair model of a [`BertEmbedder`], as a [`PairScorer`]: its pairs are queued with
@@ -393,13 +302,7 @@ fn submit(shared: &Shared, job: Job) {
 #[derive(Debug)]
 pub struct BertPairScorer {
     id: String,
-    shared: std::sync::Weak<Shared>,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").finish_non_exhaustive()
-    }
+    pool: WeakPool<Bert>,
 }
 
 #[async_trait]
@@ -409,27 +312,7 @@ impl PairScorer for BertPairScorer {
     }
 
     async fn score(&self, pairs: &[(String, String)]) -> PairReply {
-        if pairs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let shared = self.shared.upgrade().ok_or(EmbedError::WorkerGone)?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        submit(
-            &shared,
-            Job::Pairs {
-                pairs: pairs.to_vec(),
-                reply: ReplyTo::Async(tx),
-            },
-        );
-        drop(shared);
-        rx.await.map_err(|_| EmbedError::WorkerGone)?
-    }
-}
-
-impl Drop for BertEmbedder {
-    fn drop(&mut self) {
-        self.shared.queue.lock().closed = true;
-        self.shared.ready.notify_all();
+        self.pool.score_pairs(pairs).await
     }
 }
 
@@ -467,18 +350,7 @@ impl Embedder for BertEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        submit(
-            &self.shared,
-            Job::Embed {
-                texts: texts.to_vec(),
-                reply: ReplyTo::Async(tx),
-            },
-        );
-        rx.await.map_err(|_| EmbedError::WorkerGone)?
+        self.pool.embed(texts).await
     }
 }
 
@@ -554,104 +426,43 @@ fn load_tokenizer(path: &Path, max_len: usize) -> Result<Tokenizer, EmbedError> 
     Ok(tokenizer)
 }
 
-fn worker(shared: &Shared) {
-    let mut scratch = Scratch::default();
-    let mut jobs = Vec::new();
-    loop {
-        {
-            let mut queue = shared.queue.lock();
-            while queue.jobs.is_empty() {
-                if queue.closed {
-                    return;
-                }
-                shared.ready.wait(&mut queue);
-            }
-            // Take the first job whatever its size, then whole jobs of the same kind while
-            // they fit the batch.
-            let mut items = 0;
-            while let Some(job) = queue.jobs.front() {
-                if let Some(first) = jobs.first() {
-                    if items + job.len() > shared.max_batch
-                        || Job::is_pairs(first) != job.is_pairs()
-                    {
-                        break;
-                    }
-                }
-                items += job.len();
-                jobs.extend(queue.jobs.pop_front());
-            }
-        }
-        if jobs.first().is_some_and(Job::is_pairs) {
-            run_pairs(shared, &mut jobs, &mut scratch);
-        } else {
-            run_batch(shared, &mut jobs, &mut scratch);
-        }
-    }
-}
+impl Compute for Bert {
+    type Scratch = Scratch;
 
-/// Embeds all texts of `jobs` in forward passes of at most `max_batch` texts and answers
-/// each job. Leaves `jobs` empty.
-fn run_batch(shared: &Shared, jobs: &mut Vec<Job>, scratch: &mut Scratch) {
-    let texts: Vec<&str> = jobs
-        .iter()
-        .flat_map(|j| match j {
-            Job::Embed { texts, .. } => texts.as_slice(),
-            Job::Pairs { .. } => &[],
-        })
-        .map(String::as_str)
-        .collect();
-    let result = embed_texts(shared, &texts, scratch);
-    drop(texts);
-    let mut result = result.map(Vec::into_iter);
-    for job in jobs.drain(..) {
-        if let Job::Embed { texts, reply } = job {
-            reply.send(match &mut result {
-                Ok(vectors) => Ok(vectors.by_ref().take(texts.len()).collect()),
-                // EmbedError is not Clone; every job gets an equivalent error.
-                Err(err) => Err(EmbedError::Tokenizer(err.to_string().into())),
-            });
-        }
+    fn embed(
+        &self,
+        texts: &[&str],
+        max_batch: usize,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        embed_texts(self, texts, max_batch, scratch)
     }
-}
 
-/// Scores all pairs of `jobs` with the pair model and answers each job. Leaves `jobs`
-/// empty.
-fn run_pairs(shared: &Shared, jobs: &mut Vec<Job>, scratch: &mut Scratch) {
-    let pairs: Vec<(&str, &str)> = jobs
-        .iter()
-        .flat_map(|j| match j {
-            Job::Pairs { pairs, .. } => pairs.as_slice(),
-            Job::Embed { .. } => &[],
-        })
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let result = match &shared.pair {
-        Some(model) => model.logits(&pairs, shared.max_batch, scratch),
-        None => Err(EmbedError::ModelInvalid {
-            path: String::new(),
-            reason: "no pair model loaded".into(),
-        }),
-    };
-    drop(pairs);
-    let mut result = result.map(Vec::into_iter);
-    for job in jobs.drain(..) {
-        if let Job::Pairs { pairs, reply } = job {
-            reply.send(match &mut result {
-                Ok(logits) => Ok(logits.by_ref().take(pairs.len()).collect()),
-                Err(err) => Err(EmbedError::Tokenizer(err.to_string().into())),
-            });
+    fn score_pairs(
+        &self,
+        pairs: &[(&str, &str)],
+        max_batch: usize,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<f32>, EmbedError> {
+        match &self.pair {
+            Some(model) => model.logits(pairs, max_batch, scratch),
+            None => Err(EmbedError::ModelInvalid {
+                path: String::new(),
+                reason: "no pair model loaded".into(),
+            }),
         }
     }
 }
 
 fn embed_texts(
-    shared: &Shared,
+    shared: &Bert,
     texts: &[&str],
+    max_batch: usize,
     scratch: &mut Scratch,
 ) -> Result<Vec<Vec<f32>>, EmbedError> {
     let cfg = &shared.model.cfg;
     let mut out = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(shared.max_batch) {
+    for chunk in texts.chunks(max_batch) {
         let mut seqs = Vec::with_capacity(chunk.len());
         for text in chunk {
             let enc = shared

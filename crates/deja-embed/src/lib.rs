@@ -12,6 +12,7 @@ mod kernels;
 mod model;
 mod packed;
 mod pair;
+mod pool;
 
 use std::path::PathBuf;
 
