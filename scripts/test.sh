@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "installing the embedding model (skipped when present)"
-scripts/install-model.sh
+step "installing the embedding models (skipped when present)"
+scripts/install-model.sh all
 
 step "installing the Python test client (.venv)"
 if [ ! -x .venv/bin/python ]; then

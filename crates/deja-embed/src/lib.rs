@@ -1,5 +1,6 @@
 //! Embedders for deja: [`BertEmbedder`] runs a BERT-family sentence-transformers model
-//! (all-MiniLM-L6-v2 by default) locally on the CPU with a hand-written f32 forward pass, and
+//! (all-MiniLM-L6-v2 by default) locally on the CPU with a hand-written f32 forward pass,
+//! [`E5Embedder`] runs multilingual-e5-small from a 4-bit model file with int8 kernels, and
 //! [`HttpEmbedder`] calls an OpenAI-compatible `/embeddings` endpoint.
 //!
 //! Both implement [`deja_core::Embedder`] and return unit-length vectors. This crate does not
@@ -7,16 +8,19 @@
 //! default model.
 
 mod bert;
+mod e5;
 mod http;
 mod kernels;
 mod model;
 mod packed;
 mod pair;
 mod pool;
+mod q4;
 
 use std::path::PathBuf;
 
 pub use bert::{BertEmbedder, BertOptions, BertPairScorer};
+pub use e5::{default_e5_dir, E5Embedder, E5Options, E5_FILE, E5_INSTALL_HINT, E5_MODEL_NAME};
 pub use http::{HttpEmbedder, HttpEmbedderConfig};
 pub use pair::{PAIR_FILE, PAIR_FORMAT};
 

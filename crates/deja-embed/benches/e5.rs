@@ -1,0 +1,65 @@
+//! multilingual-e5-small on one compute thread: a 16-token query (`<s>`, `query: `, the
+//! text, `</s>`), the MiniLM benchmark's English query (21 tokens here), a batch of 16, and
+//! finding a text's unseen parts. Skips (prints a note) when the model is not installed
+//! (`scripts/install-model.sh multilingual-e5-small`).
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use deja_core::Embedder;
+use deja_embed::{default_e5_dir, E5Embedder, E5Options};
+
+/// Queries of about 16 tokens; the first of exactly 16 as the model reads them is timed.
+const QUERIES_16: [&str; 4] = [
+    "How do I reset the password of my account?",
+    "How do I quickly reset the password of my account?",
+    "How can I reset the password for my online account?",
+    "How do I reset the password of my account on the website?",
+];
+/// The query of `benches/embed.rs` (16 tokens for MiniLM).
+const QUERY: &str = "How can I quickly reset the password of my account on the website?";
+
+fn bench(c: &mut Criterion) {
+    let embedder = match E5Embedder::load(&default_e5_dir(), E5Options::default()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            return;
+        }
+    };
+    let counts: Vec<usize> = QUERIES_16
+        .iter()
+        .map(|q| embedder.token_ids(q).len())
+        .collect();
+    let Some(at) = counts.iter().position(|&n| n == 16) else {
+        panic!("no query of 16 tokens: {counts:?}");
+    };
+    let query_16 = QUERIES_16[at];
+    eprintln!(
+        "weights in memory: {:.1} MB; {} tokens in the MiniLM query",
+        embedder.weight_bytes() as f64 / 1e6,
+        embedder.token_ids(QUERY).len()
+    );
+    let batch: Vec<String> = (0..16).map(|i| format!("{QUERY} (variant {i})")).collect();
+    let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
+    c.bench_function("e5_embed_query_16_tokens_1_thread", |b| {
+        b.iter(|| embed(&embedder, &[query_16]))
+    });
+    c.bench_function("e5_embed_minilm_query_1_thread", |b| {
+        b.iter(|| embed(&embedder, &[QUERY]))
+    });
+    c.bench_function("e5_embed_batch_16_1_thread", |b| {
+        b.iter(|| embed(&embedder, &batch))
+    });
+    c.bench_function("e5_unseen_query_zh", |b| {
+        b.iter(|| embedder.unseen("我的包裹什么时候能送到？我已经等了一个星期了。"))
+    });
+}
+
+fn embed(embedder: &E5Embedder, texts: &[&str]) -> Vec<Vec<f32>> {
+    match embedder.embed_blocking(texts) {
+        Ok(v) => v,
+        Err(e) => panic!("embedding failed: {e}"),
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,257 @@
+//! The multilingual-e5-small encoder (XLM-R's BERT layout: 12 layers, hidden 384, 12 heads)
+//! over Q4_0 weights: word embeddings stay 4-bit and are expanded a row at a time, every
+//! linear layer runs as an int8 × int4 product (`q4.rs`), attention, LayerNorm and GELU in
+//! f32. Sequences of a batch are packed back to back as in `model.rs`. Mean pooling over
+//! every token, `<s>` and `</s>` included, as sentence-transformers does for this model.
+
+use crate::kernels::{self, gemm, Isa};
+use crate::q4::{self, Q4Matrix, Q8Rows, Q4_BLOCK_BYTES, QK};
+
+use super::blob::{Blob, Dtype, Header};
+
+struct Layer {
+    q: Q4Matrix,
+    qb: Vec<f32>,
+    k: Q4Matrix,
+    kb: Vec<f32>,
+    v: Q4Matrix,
+    vb: Vec<f32>,
+    o: Q4Matrix,
+    ob: Vec<f32>,
+    ln1_g: Vec<f32>,
+    ln1_b: Vec<f32>,
+    up: Q4Matrix,
+    up_b: Vec<f32>,
+    down: Q4Matrix,
+    down_b: Vec<f32>,
+    ln2_g: Vec<f32>,
+    ln2_b: Vec<f32>,
+}
+
+pub(crate) struct Encoder {
+    pub cfg: Header,
+    /// Word embeddings, `vocab` rows of Q4_0 blocks.
+    word: Vec<u8>,
+    /// Position embeddings (the file's row 0 is the first token's) plus token type 0.
+    pos_type: Vec<f32>,
+    emb_ln_g: Vec<f32>,
+    emb_ln_b: Vec<f32>,
+    layers: Vec<Layer>,
+    isa: Isa,
+}
+
+/// Work buffers of one forward pass, reused across calls.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    x: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    ctx: Vec<f32>,
+    out: Vec<f32>,
+    mid: Vec<f32>,
+    scores: Vec<f32>,
+    acts: Q8Rows,
+}
+
+fn grow(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
+}
+
+fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+impl Encoder {
+    pub(crate) fn load(blob: &Blob, bytes: &[u8]) -> Result<Encoder, String> {
+        let cfg = blob.header.clone();
+        let (h, ff) = (cfg.hidden, cfg.intermediate);
+        let f32_tensor = |name: &str, n: usize| -> Result<Vec<f32>, String> {
+            let t = blob.tensor(name, Dtype::F32, n)?;
+            let v = f32s(&bytes[t.range.clone()]);
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(format!("tensor `{name}` has a value that is not finite"));
+            }
+            Ok(v)
+        };
+        let q4_tensor = |name: &str, rows: usize, cols: usize| -> Result<Q4Matrix, String> {
+            let t = blob.tensor(name, Dtype::Q4, rows * cols)?;
+            Ok(Q4Matrix::from_blocks(&bytes[t.range.clone()], rows, cols))
+        };
+        let word = bytes[blob
+            .tensor("emb.word", Dtype::Q4, cfg.vocab * h)?
+            .range
+            .clone()]
+        .to_vec();
+        let positions = f32_tensor("emb.pos", cfg.positions * h)?;
+        let types = blob
+            .tensors
+            .get("emb.type")
+            .filter(|t| t.dtype == Dtype::F32 && t.elements >= h && t.elements % h == 0)
+            .ok_or("tensor `emb.type` missing or of the wrong shape")?;
+        let type0 = f32s(&bytes[types.range.start..types.range.start + 4 * h]);
+        let mut pos_type = positions;
+        for row in pos_type.chunks_exact_mut(h) {
+            row.iter_mut().zip(&type0).for_each(|(p, t)| *p += t);
+        }
+        let mut layers = Vec::with_capacity(cfg.layers);
+        for l in 0..cfg.layers {
+            let n = |s: &str| format!("l{l}.{s}");
+            layers.push(Layer {
+                q: q4_tensor(&n("q.w"), h, h)?,
+                qb: f32_tensor(&n("q.b"), h)?,
+                k: q4_tensor(&n("k.w"), h, h)?,
+                kb: f32_tensor(&n("k.b"), h)?,
+                v: q4_tensor(&n("v.w"), h, h)?,
+                vb: f32_tensor(&n("v.b"), h)?,
+                o: q4_tensor(&n("ao.w"), h, h)?,
+                ob: f32_tensor(&n("ao.b"), h)?,
+                ln1_g: f32_tensor(&n("aln.w"), h)?,
+                ln1_b: f32_tensor(&n("aln.b"), h)?,
+                up: q4_tensor(&n("fi.w"), ff, h)?,
+                up_b: f32_tensor(&n("fi.b"), ff)?,
+                down: q4_tensor(&n("fo.w"), h, ff)?,
+                down_b: f32_tensor(&n("fo.b"), h)?,
+                ln2_g: f32_tensor(&n("oln.w"), h)?,
+                ln2_b: f32_tensor(&n("oln.b"), h)?,
+            });
+        }
+        if layers.iter().any(|l| l.up.rows() % 4 != 0) || h % 4 != 0 {
+            return Err("layer sizes must be multiples of 4".into());
+        }
+        Ok(Encoder {
+            emb_ln_g: f32_tensor("emb.ln.w", h)?,
+            emb_ln_b: f32_tensor("emb.ln.b", h)?,
+            word,
+            pos_type,
+            layers,
+            isa: Isa::detect(),
+            cfg,
+        })
+    }
+
+    /// Bytes the weights take in memory.
+    pub(crate) fn bytes(&self) -> usize {
+        let mats: usize = self
+            .layers
+            .iter()
+            .map(|l| l.q.bytes() + l.k.bytes() + l.v.bytes() + l.o.bytes())
+            .chain(self.layers.iter().map(|l| l.up.bytes() + l.down.bytes()))
+            .sum();
+        self.word.len() + self.pos_type.len() * 4 + mats
+    }
+
+    /// Writes one mean-pooled, not yet normalised, vector per sequence to `out[i]`. Every
+    /// id must be below `cfg.vocab`, every sequence non-empty and at most `cfg.positions`
+    /// long (the caller, `mod.rs`, guarantees both).
+    pub(crate) fn forward(&self, seqs: &[Vec<u32>], s: &mut Scratch, out: &mut [Vec<f32>]) {
+        let cfg = &self.cfg;
+        let (h, ff, isa) = (cfg.hidden, cfg.intermediate, self.isa);
+        let dh = h / cfg.heads;
+        let scale = 1.0 / (dh as f32).sqrt();
+        let total: usize = seqs.iter().map(Vec::len).sum();
+        let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        if total == 0 {
+            return;
+        }
+        let row_bytes = h / QK * Q4_BLOCK_BYTES;
+        let x = grow(&mut s.x, total * h);
+        let mut t = 0;
+        for seq in seqs {
+            for (i, &id) in seq.iter().enumerate() {
+                let row = &mut x[t * h..(t + 1) * h];
+                row.copy_from_slice(&self.pos_type[i * h..(i + 1) * h]);
+                let at = id as usize * row_bytes;
+                q4::add_row(&self.word[at..at + row_bytes], row);
+                t += 1;
+            }
+        }
+        kernels::layer_norm(isa, x, h, &self.emb_ln_g, &self.emb_ln_b, cfg.eps);
+        grow(&mut s.q, total * h);
+        grow(&mut s.k, total * h);
+        grow(&mut s.v, total * h);
+        grow(&mut s.ctx, total * h);
+        grow(&mut s.out, total * h);
+        grow(&mut s.mid, total * ff);
+        grow(&mut s.scores, longest * longest);
+
+        for layer in &self.layers {
+            s.acts.quantize(&s.x, total, h);
+            q4::matmul(isa, &layer.q, &layer.qb, &s.acts, &mut s.q);
+            q4::matmul(isa, &layer.k, &layer.kb, &s.acts, &mut s.k);
+            q4::matmul(isa, &layer.v, &layer.vb, &s.acts, &mut s.v);
+            let mut start = 0;
+            for seq in seqs {
+                let n = seq.len();
+                let scores = &mut s.scores[..n * n];
+                for head in 0..cfg.heads {
+                    let off = start * h + head * dh;
+                    // scores = Q_head * K_head^T / sqrt(dh).
+                    gemm(n, dh, n, &s.q[off..], h, &s.k[off..], 1, h, 0.0, scores, n);
+                    scores.iter_mut().for_each(|v| *v *= scale);
+                    kernels::softmax_rows(isa, scores, n);
+                    gemm(
+                        n,
+                        n,
+                        dh,
+                        scores,
+                        n,
+                        &s.v[off..],
+                        h,
+                        1,
+                        0.0,
+                        &mut s.ctx[off..],
+                        h,
+                    );
+                }
+                start += n;
+            }
+            s.acts.quantize(&s.ctx, total, h);
+            q4::matmul(isa, &layer.o, &layer.ob, &s.acts, &mut s.out);
+            add_norm(
+                isa,
+                &mut s.x[..total * h],
+                &s.out,
+                h,
+                &layer.ln1_g,
+                &layer.ln1_b,
+                cfg.eps,
+            );
+
+            s.acts.quantize(&s.x, total, h);
+            q4::matmul(isa, &layer.up, &layer.up_b, &s.acts, &mut s.mid);
+            kernels::gelu(isa, &mut s.mid[..total * ff]);
+            s.acts.quantize(&s.mid, total, ff);
+            q4::matmul(isa, &layer.down, &layer.down_b, &s.acts, &mut s.out);
+            add_norm(
+                isa,
+                &mut s.x[..total * h],
+                &s.out,
+                h,
+                &layer.ln2_g,
+                &layer.ln2_b,
+                cfg.eps,
+            );
+        }
+
+        let mut start = 0;
+        for (seq, vec) in seqs.iter().zip(out.iter_mut()) {
+            let n = seq.len();
+            vec.resize(h, 0.0);
+            kernels::mean_rows(isa, &s.x[start * h..(start + n) * h], h, vec);
+            start += n;
+        }
+    }
+}
+
+/// `x = LayerNorm(x + y)`, row by row.
+fn add_norm(isa: Isa, x: &mut [f32], y: &[f32], width: usize, g: &[f32], b: &[f32], eps: f32) {
+    x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
+    kernels::layer_norm(isa, x, width, g, b, eps);
+}

