@@ -334,7 +334,9 @@ impl Cache {
         let verifier = match (&options.verify, &options.verifier) {
             (VerifyMode::Model, Some(m)) => Some(m.clone()),
             (VerifyMode::Model, None) => Some(Arc::new(
-                Model::shipped().map_err(BuildError::Verifier)?.clone(),
+                Model::shipped_for_embedder(embedder.id())
+                    .map_err(BuildError::Verifier)?
+                    .clone(),
             )),
             _ => None,
         };

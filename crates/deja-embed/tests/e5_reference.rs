@@ -135,6 +135,15 @@ fn unseen_names_unknown_characters_and_what_was_cut_off() {
         "{unseen:?}"
     );
     assert_eq!(e.token_ids(&long).len(), 512);
+    // A prompt of megabytes is tokenized only as far as the model reads.
+    let huge = "ab\u{1}cd ".repeat(200_000);
+    assert_eq!(e.token_ids(&huge).len(), 512);
+    assert_eq!(e.token_ids(&huge), e.token_ids(&huge[..20_000]));
+    // What the normaliser deletes is read as nothing, up to where reading stops: the rest
+    // is unseen.
+    let deleted = "\u{1}".repeat(200_000);
+    assert_eq!(e.token_ids(&deleted).len(), 6);
+    assert!(e.unseen(&deleted).concat().len() > 100_000);
     let v = e.embed_blocking(&[long.as_str()]).unwrap();
     assert_eq!(v[0].len(), 384);
 }

@@ -294,7 +294,8 @@ pub struct CacheConfig {
     pub candidates: usize,
     pub tenant: TenantMode,
     /// Least similarity to a category's example prompt to classify a prompt by it.
-    pub examples_min_similarity: f32,
+    /// Unset: the embedder's own ([`CacheConfig::examples_min_similarity_for`]).
+    pub examples_min_similarity: Option<f32>,
     /// `model`: veto rules, then the learned verifier's confidence (the default);
     /// `rules`: semantic candidates must pass the verification rules (numbers, negation,
     /// ...); `off`: similarity alone decides.
@@ -345,7 +346,7 @@ impl Default for CacheConfig {
             ttl_secs: None,
             candidates: 4,
             tenant: TenantMode::PerKey,
-            examples_min_similarity: 0.7,
+            examples_min_similarity: None,
             verify: VerifySetting::Model,
             max_entries: Some(DEFAULT_MAX_ENTRIES),
             max_bytes: None,
@@ -367,6 +368,27 @@ impl Default for CacheConfig {
 /// of one entry per partition. `0` lifts the limit.
 pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
 
+/// `cache.examples_min_similarity` unset, for all-MiniLM-L6-v2 (and remote embedders).
+pub const EXAMPLES_MIN_SIMILARITY: f32 = 0.7;
+
+/// `cache.examples_min_similarity` unset, for multilingual-e5-small, whose cosines sit
+/// higher: unrelated prompts (GPTCache's 999 random pairings) score 0.83 at the median,
+/// 0.89 at the 99th percentile and 0.92 at most; its paraphrases 0.94 and up.
+pub const E5_EXAMPLES_MIN_SIMILARITY: f32 = 0.92;
+
+impl CacheConfig {
+    /// The configured `examples_min_similarity`, else the one for `embedder`'s model.
+    pub fn examples_min_similarity_for(&self, embedder: &EmbedderConfig) -> f32 {
+        self.examples_min_similarity.unwrap_or(match embedder {
+            EmbedderConfig::Local {
+                model: LocalModel::E5Small,
+                ..
+            } => E5_EXAMPLES_MIN_SIMILARITY,
+            _ => EXAMPLES_MIN_SIMILARITY,
+        })
+    }
+}
+
 /// The learned verifier's candidate gate ([`deja_core::engine::DEFAULT_GATE`]): below
 /// it, no candidate is judged. Chosen with the model on labelled pairs; see the README.
 pub const DEFAULT_MIN_SIMILARITY: f32 = deja_core::engine::DEFAULT_GATE;
@@ -374,9 +396,14 @@ pub const DEFAULT_MIN_SIMILARITY: f32 = deja_core::engine::DEFAULT_GATE;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum EmbedderConfig {
-    /// A BERT-family sentence-transformers model directory, run in-process.
+    /// A model run in-process: all-MiniLM-L6-v2 (English) or multilingual-e5-small.
     Local {
-        /// Default: `$DEJA_MODEL_DIR`, else the user's data dir `deja/models/all-MiniLM-L6-v2`.
+        /// Which model (also `DEJA_EMBEDDER_MODEL`, `--embedder-model`).
+        #[serde(default)]
+        model: LocalModel,
+        /// The model's directory. Default for all-MiniLM-L6-v2: `$DEJA_MODEL_DIR`, else
+        /// the user's data dir `deja/models/all-MiniLM-L6-v2`; for multilingual-e5-small:
+        /// `$DEJA_E5_DIR`, else `deja/models/multilingual-e5-small` there.
         #[serde(default)]
         model_dir: Option<PathBuf>,
         #[serde(default = "one")]
@@ -401,6 +428,36 @@ pub enum EmbedderConfig {
 
 fn one() -> usize {
     1
+}
+
+/// `embedder.model`: which local model embeds prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum LocalModel {
+    /// sentence-transformers/all-MiniLM-L6-v2: English, 6 layers, the fastest.
+    #[default]
+    #[serde(rename = "all-minilm-l6-v2", alias = "all-MiniLM-L6-v2")]
+    MiniLm,
+    /// intfloat/multilingual-e5-small (4-bit): about 100 languages, 12 layers.
+    #[serde(rename = "multilingual-e5-small")]
+    E5Small,
+}
+
+impl LocalModel {
+    /// The setting's value for a model name (case-insensitive).
+    pub fn parse(name: &str) -> Option<LocalModel> {
+        match name.to_ascii_lowercase().as_str() {
+            "all-minilm-l6-v2" => Some(LocalModel::MiniLm),
+            "multilingual-e5-small" => Some(LocalModel::E5Small),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LocalModel::MiniLm => "all-minilm-l6-v2",
+            LocalModel::E5Small => "multilingual-e5-small",
+        }
+    }
 }
 
 /// `embedder.pair_model`: see [`EmbedderConfig::Local`].
@@ -442,6 +499,7 @@ impl PairModelSetting {
 impl Default for EmbedderConfig {
     fn default() -> Self {
         EmbedderConfig::Local {
+            model: LocalModel::MiniLm,
             model_dir: None,
             threads: 1,
             pair_model: PairModelSetting::Auto,
@@ -730,14 +788,52 @@ impl Config {
                 "a number of connections",
             )?);
         }
+        if let Some(v) = lookup("DEJA_EMBEDDER_MODEL") {
+            self.set_embedder_model("DEJA_EMBEDDER_MODEL", &v)?;
+        }
         if let Some(v) = lookup("DEJA_MODEL_DIR") {
-            if let EmbedderConfig::Local { model_dir, .. } = &mut self.embedder {
+            // The default model's directory (as for scripts/install-model.sh); the
+            // multilingual one has its own, `DEJA_E5_DIR`.
+            if let EmbedderConfig::Local {
+                model: LocalModel::MiniLm,
+                model_dir,
+                ..
+            } = &mut self.embedder
+            {
                 *model_dir = Some(PathBuf::from(v));
             }
         }
         if let Some(v) = lookup("DEJA_PAIR_MODEL") {
             if let EmbedderConfig::Local { pair_model, .. } = &mut self.embedder {
                 *pair_model = PairModelSetting::parse(&v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Selects the local model `name` (`key` names the setting in an error). A change of
+    /// model forgets a directory set for the other one.
+    pub fn set_embedder_model(&mut self, key: &str, name: &str) -> Result<(), ConfigError> {
+        let chosen = LocalModel::parse(name).ok_or_else(|| ConfigError::Invalid {
+            key: key.into(),
+            message: format!(
+                "unknown model {name:?}: use \"all-minilm-l6-v2\" or \"multilingual-e5-small\""
+            ),
+        })?;
+        match &mut self.embedder {
+            EmbedderConfig::Local {
+                model, model_dir, ..
+            } => {
+                if *model != chosen {
+                    *model = chosen;
+                    *model_dir = None;
+                }
+            }
+            EmbedderConfig::Openai { .. } => {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    message: "selects a local model, but embedder.kind is \"openai\"".into(),
+                })
             }
         }
         Ok(())
@@ -1113,6 +1209,62 @@ mod tests {
         // What is written reads back the same.
         let text = toml::to_string(&path).unwrap();
         assert_eq!(pair(&Config::from_toml(&text).unwrap()), pair(&path));
+    }
+
+    #[test]
+    fn the_local_model_is_chosen_by_file_env_or_flag() {
+        let model = |c: &Config| match &c.embedder {
+            EmbedderConfig::Local {
+                model, model_dir, ..
+            } => (*model, model_dir.clone()),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(model(&Config::default()).0, LocalModel::MiniLm);
+        let file =
+            Config::from_toml("[embedder]\nkind = \"local\"\nmodel = \"multilingual-e5-small\"\n")
+                .unwrap();
+        assert_eq!(model(&file).0, LocalModel::E5Small);
+        // What is written reads back the same.
+        let text = toml::to_string(&file).unwrap();
+        assert_eq!(
+            model(&Config::from_toml(&text).unwrap()).0,
+            LocalModel::E5Small
+        );
+        let err = Config::from_toml("[embedder]\nkind = \"local\"\nmodel = \"bge-m3\"\n");
+        assert!(err.is_err());
+        // The environment: DEJA_MODEL_DIR is the English model's directory, not e5's.
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            let mut c = Config::default();
+            c.apply_env(|k| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            })
+            .map(|()| c)
+        };
+        let c = env(&[
+            ("DEJA_EMBEDDER_MODEL", "Multilingual-E5-Small"),
+            ("DEJA_MODEL_DIR", "/m"),
+        ])
+        .unwrap();
+        assert_eq!(model(&c), (LocalModel::E5Small, None));
+        let c = env(&[("DEJA_MODEL_DIR", "/m")]).unwrap();
+        assert_eq!(model(&c), (LocalModel::MiniLm, Some(PathBuf::from("/m"))));
+        let err = env(&[("DEJA_EMBEDDER_MODEL", "e5")]).unwrap_err();
+        assert!(err.to_string().contains("DEJA_EMBEDDER_MODEL"), "{err}");
+        // A flag that changes the model forgets the other model's directory.
+        let mut c = env(&[("DEJA_MODEL_DIR", "/m")]).unwrap();
+        c.set_embedder_model("--embedder-model", "multilingual-e5-small")
+            .unwrap();
+        assert_eq!(model(&c), (LocalModel::E5Small, None));
+        let mut remote = Config::from_toml(
+            "[embedder]\nkind = \"openai\"\nmodel = \"text-embedding-3-small\"\ndim = 1536\n",
+        )
+        .unwrap();
+        assert!(remote
+            .set_embedder_model("--embedder-model", "multilingual-e5-small")
+            .is_err());
     }
 
     #[test]

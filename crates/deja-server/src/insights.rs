@@ -56,7 +56,7 @@ const LATENCY_BINS: usize = LATENCY_DECADES * LATENCY_BINS_PER_DECADE;
 /// Similarity bins over [0, 1]; a negative similarity counts in the first.
 const SIMILARITY_BINS: usize = 100;
 const OUTCOMES: usize = 4;
-const REJECT_REASONS: [RejectReason; 8] = [
+const REJECT_REASONS: [RejectReason; 9] = [
     RejectReason::Number,
     RejectReason::Negation,
     RejectReason::Antonym,
@@ -65,6 +65,7 @@ const REJECT_REASONS: [RejectReason; 8] = [
     RejectReason::Model,
     RejectReason::Unseen,
     RejectReason::Pair,
+    RejectReason::Language,
 ];
 const MINUTE_MS: u64 = 60_000;
 
@@ -89,6 +90,7 @@ fn reject_slot(r: RejectReason) -> usize {
         RejectReason::Model => 5,
         RejectReason::Unseen => 6,
         RejectReason::Pair => 7,
+        RejectReason::Language => 8,
     }
 }
 

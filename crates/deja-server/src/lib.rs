@@ -33,7 +33,9 @@ use deja_core::{
     Cache, CacheOptions, CapacityLimits, Clock, Embedder, EntryStore, Eviction, PairScorer,
     SystemClock, VectorIndex,
 };
-use deja_embed::{BertEmbedder, BertOptions, HttpEmbedder, HttpEmbedderConfig};
+use deja_embed::{
+    BertEmbedder, BertOptions, E5Embedder, E5Options, HttpEmbedder, HttpEmbedderConfig,
+};
 use deja_store_local::{HnswIndex, HnswParams, RedbStore, StoreDurability};
 use deja_store_redis::{RedisSearchIndex, RedisStore, RedisStoreOptions};
 
@@ -233,6 +235,35 @@ pub struct Embedders {
 pub fn build_embedders(config: &Config) -> anyhow::Result<Embedders> {
     Ok(match &config.embedder {
         EmbedderConfig::Local {
+            model: config::LocalModel::E5Small,
+            model_dir,
+            threads,
+            pair_model,
+        } => {
+            let dir = model_dir.clone().unwrap_or_else(deja_embed::default_e5_dir);
+            if let config::PairModelSetting::Path(p) = pair_model {
+                anyhow::bail!(
+                    "embedder.pair_model = {:?}: the pair model is made for all-minilm-l6-v2, not multilingual-e5-small",
+                    p.display()
+                );
+            }
+            let opts = E5Options {
+                threads: (*threads).max(1),
+                ..E5Options::default()
+            };
+            let e5 = E5Embedder::load(&dir, opts)?;
+            tracing::info!(
+                embedder = e5.id(),
+                weights_mb = e5.weight_bytes() / 1_000_000,
+                "multilingual-e5-small loaded"
+            );
+            Embedders {
+                embedder: Arc::new(e5),
+                pair: None,
+            }
+        }
+        EmbedderConfig::Local {
+            model: config::LocalModel::MiniLm,
             model_dir,
             threads,
             pair_model,
@@ -454,7 +485,7 @@ pub fn cache_options(config: &Config) -> CacheOptions {
                 ..c.clone()
             })
             .collect(),
-        examples_min_similarity: config.cache.examples_min_similarity,
+        examples_min_similarity: config.cache.examples_min_similarity_for(&config.embedder),
         verify: match config.cache.verify {
             config::VerifySetting::Model => deja_core::VerifyMode::Model,
             config::VerifySetting::Rules => deja_core::VerifyMode::Rules,

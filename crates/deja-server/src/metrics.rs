@@ -97,7 +97,7 @@ const ENGINE_BYPASS_REASONS: [BypassReason; 4] = [
     BypassReason::UncacheableCategory,
 ];
 
-const REJECT_REASONS: [RejectReason; 8] = [
+const REJECT_REASONS: [RejectReason; 9] = [
     RejectReason::Number,
     RejectReason::Negation,
     RejectReason::Antonym,
@@ -106,6 +106,7 @@ const REJECT_REASONS: [RejectReason; 8] = [
     RejectReason::Model,
     RejectReason::Unseen,
     RejectReason::Pair,
+    RejectReason::Language,
 ];
 
 /// The label for a bypass reason outside the table.

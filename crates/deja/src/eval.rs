@@ -68,6 +68,10 @@ pub struct EvalArgs {
     /// Directory of the local embedding model.
     #[arg(long)]
     pub model_dir: Option<PathBuf>,
+    /// The local embedding model: all-minilm-l6-v2 or multilingual-e5-small (also
+    /// `DEJA_EMBEDDER_MODEL`).
+    #[arg(long)]
+    pub embedder_model: Option<String>,
     /// Print JSON (everything in the tables; no progress bar).
     #[arg(long)]
     pub json: bool,
@@ -788,7 +792,7 @@ impl EvalEngine {
         let model = match (configured.verify, verifier) {
             (VerifyMode::Model, Some(m)) => Some(m),
             (VerifyMode::Model, None) => Some(Arc::new(
-                Model::shipped()
+                Model::shipped_for_embedder(embedder.id())
                     .map_err(|e| anyhow::anyhow!("{e}"))
                     .context("loading the learned verifier")?
                     .clone(),

@@ -101,6 +101,10 @@ struct ServeArgs {
     /// Directory of the local embedding model [default: $DEJA_MODEL_DIR or the user's data dir].
     #[arg(long)]
     model_dir: Option<PathBuf>,
+    /// The local embedding model: `all-minilm-l6-v2` (English, the default) or
+    /// `multilingual-e5-small` (also `DEJA_EMBEDDER_MODEL`).
+    #[arg(long)]
+    embedder_model: Option<String>,
     /// Least cosine similarity for a semantic hit.
     #[arg(long)]
     min_similarity: Option<f32>,
@@ -168,12 +172,12 @@ fn run() -> anyhow::Result<()> {
         Command::Import(args) => rt.block_on(manage::import(args)),
         Command::Entries(args) => rt.block_on(manage::entries(args)),
         Command::Eval(args) => {
-            let config = eval_config(args.model_dir.clone())?;
+            let config = eval_config(args.embedder_model.as_deref(), args.model_dir.clone())?;
             rt.block_on(eval::run(config, args))
         }
         Command::TrainVerifier(args) => train::run(args),
         Command::Tune(args) => {
-            let config = eval_config(args.model_dir.clone())?;
+            let config = eval_config(args.embedder_model.as_deref(), args.model_dir.clone())?;
             rt.block_on(tune::run(config, args))
         }
         Command::Bench {
@@ -247,10 +251,13 @@ fn run() -> anyhow::Result<()> {
 }
 
 /// The configuration `eval` and `tune` run the engine with: defaults, the environment, and
-/// their `--model-dir`.
-fn eval_config(model_dir: Option<PathBuf>) -> anyhow::Result<Config> {
+/// their `--embedder-model` and `--model-dir`.
+fn eval_config(embedder_model: Option<&str>, model_dir: Option<PathBuf>) -> anyhow::Result<Config> {
     let mut config = Config::default();
     config.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(v) = embedder_model {
+        config.set_embedder_model("--embedder-model", v)?;
+    }
     if let Some(v) = model_dir {
         if let deja_server::config::EmbedderConfig::Local { model_dir, .. } = &mut config.embedder {
             *model_dir = Some(v);
@@ -273,6 +280,9 @@ fn serve_config(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = &args.upstream {
         config.upstream.base_url = v.clone();
+    }
+    if let Some(v) = &args.embedder_model {
+        config.set_embedder_model("--embedder-model", v)?;
     }
     if let Some(v) = &args.model_dir {
         if let deja_server::config::EmbedderConfig::Local { model_dir, .. } = &mut config.embedder {

@@ -58,6 +58,11 @@ pub struct TrainArgs {
     /// without a logit are left out of the fit.
     #[arg(long)]
     pub pair_model: Option<String>,
+    /// The embedder the dumps were measured with, when it is not the default
+    /// all-MiniLM-L6-v2 (its id, as `deja eval` prints it): recorded in the model file, so
+    /// the engine uses the model with that embedder's family only.
+    #[arg(long)]
+    pub embedder: Option<String>,
     /// Fit on one half of the held-out pairs (by a second hash of the pair) and report on
     /// the other, leaving the pairs the pair model was trained on out entirely: its
     /// logits on those are overconfident, and a verifier stacked on them would trust it
@@ -671,6 +676,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             scale: fitted.scale[COUNT] as f32,
             weight: fitted.w[COUNT] as f32,
         }),
+        embedder: args.embedder.clone(),
         min_similarity: args.gate,
         min_confidence: confidence as f32,
         trained: if args.calibrate_on_held_out {

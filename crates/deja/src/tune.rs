@@ -57,6 +57,10 @@ pub struct TuneArgs {
     /// Directory of the local embedding model.
     #[arg(long)]
     pub model_dir: Option<PathBuf>,
+    /// The local embedding model: all-minilm-l6-v2 or multilingual-e5-small (also
+    /// `DEJA_EMBEDDER_MODEL`).
+    #[arg(long)]
+    pub embedder_model: Option<String>,
     /// Print JSON (tables, recommendations, the TOML snippet; no progress bar).
     #[arg(long)]
     pub json: bool,
@@ -733,6 +737,7 @@ mod tests {
             sample: 0,
             mode: Mode::Isolated,
             model_dir: None,
+            embedder_model: None,
             json: false,
             knob: Knob::MinSimilarity,
             gate: 0.8,

@@ -15,6 +15,7 @@
 
 pub mod features;
 mod frames;
+pub mod lang;
 mod lexicon;
 pub mod model;
 mod text;
@@ -49,6 +50,9 @@ pub enum RejectReason {
     /// The pair model read both prompts and the verifier stacked on it was not confident
     /// enough (the second path, after the features alone were not sure).
     Pair,
+    /// The prompts are plainly written in different languages ([`lang::differ`]): the
+    /// cached answer is in the other one.
+    Language,
 }
 
 impl RejectReason {
@@ -62,6 +66,7 @@ impl RejectReason {
             RejectReason::Model => "model",
             RejectReason::Unseen => "unseen",
             RejectReason::Pair => "pair",
+            RejectReason::Language => "language",
         }
     }
 }
@@ -143,6 +148,9 @@ pub fn verify_with(cached: &str, query: &str, rules: Rules) -> Result<(), Reject
     if cached == query {
         return Ok(());
     }
+    if lang::differ(cached, query) {
+        return Err(RejectReason::Language);
+    }
     let a = Text::parse(cached);
     let b = Text::parse(query);
     let diff = Diff::new(&a, &b);
@@ -192,6 +200,9 @@ pub fn verify_model(
     if cached == query {
         return Ok(1.0);
     }
+    if lang::differ(cached, query) {
+        return Err(RejectReason::Language);
+    }
     let rules = fired(cached, query);
     if let Some(reason) = reason_of(Rules(rules.0 & MODEL_VETOES.0)) {
         return Err(reason);
@@ -210,6 +221,9 @@ pub fn verify_model(
 /// The veto rules the learned verifier applies first ([`MODEL_VETOES`]): the reason of
 /// the first that fires, if any.
 pub fn vetoes(cached: &str, query: &str) -> Result<(), RejectReason> {
+    if lang::differ(cached, query) {
+        return Err(RejectReason::Language);
+    }
     let rules = fired(cached, query);
     match reason_of(Rules(rules.0 & MODEL_VETOES.0)) {
         Some(reason) => Err(reason),

@@ -24,6 +24,10 @@ const SHIPPED: &str = include_str!("verifier.json");
 /// The shipped verifier stacked with the shipped pair model (`models/` in the repository).
 const SHIPPED_PAIR: &str = include_str!("verifier-pair.json");
 
+/// The shipped verifier fitted on multilingual-e5-small's similarities, which sit higher
+/// and closer together than all-MiniLM-L6-v2's (its `embedder` names it).
+const SHIPPED_E5: &str = include_str!("verifier-e5.json");
+
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("verifier model is not valid JSON")]
@@ -67,6 +71,17 @@ pub struct ModelFile {
     /// used only with that pair model; `None` for a verifier of the features alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pair: Option<PairInput>,
+    /// The embedder whose similarities the model was fitted on ([`crate::Embedder::id`]),
+    /// when it is not the default all-MiniLM-L6-v2: the `cosine` features mean something
+    /// else for another model. Chosen for an embedder of the same family (the id without
+    /// its last `-` part, the model file's fingerprint); see [`Model::shipped_for_embedder`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedder: Option<String>,
+}
+
+/// An embedder id without its fingerprint (`local:e5-small-1a2b3c` → `local:e5-small`).
+pub fn embedder_family(id: &str) -> &str {
+    id.rsplit_once('-').map_or(id, |(family, _)| family)
 }
 
 /// How a stacked verifier takes the pair model's logit.
@@ -169,6 +184,19 @@ impl Model {
         MODEL.get_or_init(|| Model::parse(SHIPPED)).as_ref()
     }
 
+    /// The shipped verifier for a cache embedding with `embedder_id`: the one fitted on
+    /// that embedder's family ([`embedder_family`]) when this build ships one, else
+    /// [`Model::shipped`] (fitted on all-MiniLM-L6-v2).
+    pub fn shipped_for_embedder(embedder_id: &str) -> Result<&'static Model, &'static ModelError> {
+        static E5: OnceLock<Result<Model, ModelError>> = OnceLock::new();
+        let e5 = E5.get_or_init(|| Model::parse(SHIPPED_E5)).as_ref()?;
+        let fitted_on = e5.file.embedder.as_deref().map(embedder_family);
+        if fitted_on == Some(embedder_family(embedder_id)) {
+            return Ok(e5);
+        }
+        Model::shipped()
+    }
+
     /// The shipped verifier for a cache whose pair model has this id: the one stacked
     /// with it when this build ships one, else [`Model::shipped`] (features alone).
     pub fn shipped_for(pair_model: Option<&str>) -> Result<&'static Model, &'static ModelError> {
@@ -229,6 +257,7 @@ pub(crate) fn neutral_file() -> ModelFile {
         min_confidence: 0.5,
         trained: String::new(),
         pair: None,
+        embedder: None,
     }
 }
 
@@ -259,6 +288,30 @@ mod tests {
             .unwrap();
         assert!(other.pair_model().is_none());
         assert!(Model::shipped_for(None).unwrap().pair_model().is_none());
+    }
+
+    /// Each embedder family gets the verifier fitted on its similarities: e5's for any
+    /// multilingual-e5-small file, the default one for everything else.
+    #[test]
+    fn the_verifier_follows_the_embedder_family() {
+        let e5 = Model::parse(SHIPPED_E5).map_err(|e| e.to_string()).unwrap();
+        let fitted = e5.file().embedder.clone().unwrap();
+        assert!(fitted.starts_with("local:e5-small-"), "{fitted}");
+        assert_eq!(embedder_family(&fitted), "local:e5-small");
+        for id in [fitted.as_str(), "local:e5-small-000000000000"] {
+            let got = Model::shipped_for_embedder(id).unwrap();
+            assert_eq!(got.file(), e5.file(), "{id}");
+        }
+        let default = Model::shipped().unwrap();
+        for id in [
+            "local:bert384-0123456789ab",
+            "openai:text-embedding-3-small",
+            "x",
+        ] {
+            let got = Model::shipped_for_embedder(id).unwrap();
+            assert_eq!(got.file(), default.file(), "{id}");
+        }
+        assert!(default.file().embedder.is_none());
     }
 
     thread_local! {

@@ -70,13 +70,22 @@ pub(crate) struct Encoded {
 
 impl E5 {
     pub(crate) fn encode(&self, text: &str) -> Encoded {
-        let prefixed = format!("{PREFIX}{text}");
-        let tokens = self.tokenizer.encode(&prefixed);
         let room = self.encoder.cfg.positions - 2;
+        // Only a prefix is tokenized: every piece is at most `longest` bytes, so this many
+        // bytes make 64 tokens more than the model reads, and a megabyte prompt costs no
+        // more than a long one. (Cutting can change the segmentation only of the word it cuts.)
+        let limit = (room + 64) * self.tokenizer.longest();
+        let mut end = text.len().min(limit);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let prefixed = format!("{PREFIX}{}", &text[..end]);
+        let tokens = self.tokenizer.encode(&prefixed);
         let cut = tokens
             .spans
             .get(room)
-            .map(|s| s.start.saturating_sub(PREFIX.len()));
+            .map(|s| s.start.saturating_sub(PREFIX.len()))
+            .or((end < text.len()).then_some(end));
         let mut ids = Vec::with_capacity(tokens.ids.len().min(room) + 2);
         ids.push(self.tokenizer.bos);
         ids.extend(tokens.ids.iter().take(room));
@@ -151,10 +160,14 @@ impl std::fmt::Debug for E5Embedder {
     }
 }
 
-/// Where the multilingual model lives by default: beside the default model, in
-/// `<data dir>/deja/models/multilingual-e5-small` (`$DEJA_MODEL_DIR` names the default
-/// model's own directory, so it is not used here).
+/// Where the multilingual model lives by default (where `scripts/install-model.sh
+/// multilingual-e5-small` puts it): `$DEJA_E5_DIR` if set, else
+/// `<data dir>/deja/models/multilingual-e5-small`. (`$DEJA_MODEL_DIR` names the default
+/// model's own directory, so it is not used here.)
 pub fn default_e5_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("DEJA_E5_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
     match dirs::data_dir() {
         Some(data) => data.join("deja").join("models").join(E5_MODEL_NAME),
         None => PathBuf::from("models").join(E5_MODEL_NAME),
@@ -252,6 +265,7 @@ impl Embedder for E5Embedder {
             .map(str::to_string)
             .collect();
         if let Some(cut) = enc.cut {
+            // Past 512 tokens (or past the tokenized prefix, which is longer).
             parts.push(text.get(cut..).unwrap_or_default().to_string());
         }
         parts

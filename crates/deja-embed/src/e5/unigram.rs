@@ -80,6 +80,11 @@ impl Unigram {
         }
     }
 
+    /// Bytes of the longest piece.
+    pub(crate) fn longest(&self) -> usize {
+        self.longest
+    }
+
     pub(crate) fn piece(&self, id: u32) -> &[u8] {
         let i = id as usize;
         &self.bytes[self.offsets[i] as usize..self.offsets[i + 1] as usize]
