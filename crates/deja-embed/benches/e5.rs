@@ -1,6 +1,7 @@
 //! multilingual-e5-small on one compute thread: a 16-token query (`<s>`, `query: `, the
-//! text, `</s>`), the MiniLM benchmark's English query (21 tokens here), a batch of 16, and
-//! finding a text's unseen parts. Skips (prints a note) when the model is not installed
+//! text, `</s>`), the MiniLM benchmark's English query (19 tokens here), a batch of 16, the
+//! same query with the 4-bit weights (`E5Options::quantized`), and finding a text's unseen
+//! parts. `DEJA_EMBED_ISA=avx2` measures what a CPU without AVX-512 runs. Skips (prints a note) when the model is not installed
 //! (`scripts/install-model.sh multilingual-e5-small`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -48,6 +49,17 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("e5_embed_batch_16_1_thread", |b| {
         b.iter(|| embed(&embedder, &batch))
+    });
+    let quantized = E5Embedder::load(
+        &default_e5_dir(),
+        E5Options {
+            quantized: true,
+            ..E5Options::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    c.bench_function("e5_quantized_embed_query_16_tokens_1_thread", |b| {
+        b.iter(|| embed(&quantized, &[query_16]))
     });
     c.bench_function("e5_unseen_query_zh", |b| {
         b.iter(|| embedder.unseen("我的包裹什么时候能送到？我已经等了一个星期了。"))

@@ -67,11 +67,34 @@ pub(crate) enum Isa {
 impl Isa {
     pub(crate) fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        if isa_cap() != IsaCap::Generic
+            && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+        {
             return Isa::Avx2;
         }
         Isa::Generic
     }
+}
+
+/// `DEJA_EMBED_ISA`: the most capable instructions the kernels may use, below what the
+/// CPU has — `avx2` (no AVX-512 even where the CPU has it) or `generic` (no SIMD
+/// kernels) — so one machine can measure what others will run. Unset or anything else:
+/// the CPU's best.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IsaCap {
+    None,
+    Avx2,
+    Generic,
+}
+
+pub(crate) fn isa_cap() -> IsaCap {
+    static CAP: std::sync::OnceLock<IsaCap> = std::sync::OnceLock::new();
+    *CAP.get_or_init(|| match std::env::var("DEJA_EMBED_ISA").as_deref() {
+        Ok("avx2") => IsaCap::Avx2,
+        Ok("generic") => IsaCap::Generic,
+        _ => IsaCap::None,
+    })
 }
 
 /// Defines `pub(crate) fn $name(isa, args..)` that runs `$body` compiled for the chosen ISA.

@@ -37,7 +37,11 @@ impl Kernel {
     fn detect() -> Kernel {
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx512f") {
+            let cap = crate::kernels::isa_cap();
+            if cap == crate::kernels::IsaCap::Generic {
+                return Kernel::Generic;
+            }
+            if cap == crate::kernels::IsaCap::None && is_x86_feature_detected!("avx512f") {
                 return Kernel::Avx512;
             }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
@@ -93,6 +97,16 @@ impl PackedWeight {
             data
         };
         PackedWeight { k, n, kernel, data }
+    }
+
+    /// Inputs per output.
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Outputs.
+    pub(crate) fn n(&self) -> usize {
+        self.n
     }
 
     /// `c += a * w` for row-major `a` (`m x k`, row stride `lda`) and `c` (`m x n`, row

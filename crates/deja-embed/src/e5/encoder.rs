@@ -5,24 +5,71 @@
 //! every token, `<s>` and `</s>` included, as sentence-transformers does for this model.
 
 use crate::kernels::{self, gemm, Isa};
+use crate::packed::PackedWeight;
 use crate::q4::{self, Q4Matrix, Q8Rows, Q4_BLOCK_BYTES, QK};
 
 use super::blob::{Blob, Dtype, Header};
 
+/// A linear layer's weights as the products run them.
+enum Linear {
+    /// 4-bit weights against activations quantised to 8 bits (`q4.rs`).
+    Int8(Q4Matrix),
+    /// Weights dequantised at load, f32 activations (`packed.rs`).
+    F32(PackedWeight),
+}
+
+impl Linear {
+    fn rows(&self) -> usize {
+        match self {
+            Linear::Int8(m) => m.rows(),
+            Linear::F32(p) => p.n(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Linear::Int8(m) => m.bytes(),
+            Linear::F32(p) => p.n() * p.k() * 4,
+        }
+    }
+
+    /// `y = x * w^T + bias` for `rows` rows of `x`; `acts` holds `x` quantised when the
+    /// layer is `Int8`.
+    fn apply(&self, isa: Isa, x: &[f32], rows: usize, acts: &Q8Rows, bias: &[f32], y: &mut [f32]) {
+        match self {
+            Linear::Int8(m) => q4::matmul(isa, m, bias, acts, y),
+            Linear::F32(p) => {
+                let (k, n) = (p.k(), p.n());
+                for row in y[..rows * n].chunks_exact_mut(n) {
+                    row.copy_from_slice(&bias[..n]);
+                }
+                p.matmul_acc(rows, x, k, y, n);
+            }
+        }
+    }
+}
+
+/// How the linear layers run ([`Encoder::load`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Precision {
+    Int8,
+    F32,
+}
+
 struct Layer {
-    q: Q4Matrix,
+    q: Linear,
     qb: Vec<f32>,
-    k: Q4Matrix,
+    k: Linear,
     kb: Vec<f32>,
-    v: Q4Matrix,
+    v: Linear,
     vb: Vec<f32>,
-    o: Q4Matrix,
+    o: Linear,
     ob: Vec<f32>,
     ln1_g: Vec<f32>,
     ln1_b: Vec<f32>,
-    up: Q4Matrix,
+    up: Linear,
     up_b: Vec<f32>,
-    down: Q4Matrix,
+    down: Linear,
     down_b: Vec<f32>,
     ln2_g: Vec<f32>,
     ln2_b: Vec<f32>,
@@ -37,6 +84,7 @@ pub(crate) struct Encoder {
     emb_ln_g: Vec<f32>,
     emb_ln_b: Vec<f32>,
     layers: Vec<Layer>,
+    precision: Precision,
     isa: Isa,
 }
 
@@ -69,7 +117,7 @@ fn f32s(bytes: &[u8]) -> Vec<f32> {
 }
 
 impl Encoder {
-    pub(crate) fn load(blob: &Blob, bytes: &[u8]) -> Result<Encoder, String> {
+    pub(crate) fn load(blob: &Blob, bytes: &[u8], precision: Precision) -> Result<Encoder, String> {
         let cfg = blob.header.clone();
         let (h, ff) = (cfg.hidden, cfg.intermediate);
         let f32_tensor = |name: &str, n: usize| -> Result<Vec<f32>, String> {
@@ -80,9 +128,28 @@ impl Encoder {
             }
             Ok(v)
         };
-        let q4_tensor = |name: &str, rows: usize, cols: usize| -> Result<Q4Matrix, String> {
+        let q4_tensor = |name: &str, rows: usize, cols: usize| -> Result<Linear, String> {
             let t = blob.tensor(name, Dtype::Q4, rows * cols)?;
-            Ok(Q4Matrix::from_blocks(&bytes[t.range.clone()], rows, cols))
+            let blocks = &bytes[t.range.clone()];
+            Ok(match precision {
+                Precision::Int8 => Linear::Int8(Q4Matrix::from_blocks(blocks, rows, cols)),
+                Precision::F32 => {
+                    // `[rows, cols]` dequantised, then transposed to the `[cols, rows]`
+                    // the packed product takes.
+                    let row_bytes = cols / QK * Q4_BLOCK_BYTES;
+                    let mut w = vec![0.0f32; rows * cols];
+                    for (r, out) in w.chunks_exact_mut(cols).enumerate() {
+                        q4::add_row(&blocks[r * row_bytes..(r + 1) * row_bytes], out);
+                    }
+                    let mut t = vec![0.0f32; rows * cols];
+                    for r in 0..rows {
+                        for c in 0..cols {
+                            t[c * rows + r] = w[r * cols + c];
+                        }
+                    }
+                    Linear::F32(PackedWeight::new(t, cols, rows))
+                }
+            })
         };
         let word = bytes[blob
             .tensor("emb.word", Dtype::Q4, cfg.vocab * h)?
@@ -135,6 +202,7 @@ impl Encoder {
             word,
             pos_type,
             layers,
+            precision,
             isa: Isa::detect(),
             cfg,
         })
@@ -186,10 +254,19 @@ impl Encoder {
         grow(&mut s.scores, longest * longest);
 
         for layer in &self.layers {
-            s.acts.quantize(&s.x, total, h);
-            q4::matmul(isa, &layer.q, &layer.qb, &s.acts, &mut s.q);
-            q4::matmul(isa, &layer.k, &layer.kb, &s.acts, &mut s.k);
-            q4::matmul(isa, &layer.v, &layer.vb, &s.acts, &mut s.v);
+            let int8 = self.precision == Precision::Int8;
+            if int8 {
+                s.acts.quantize(isa, &s.x, total, h);
+            }
+            layer
+                .q
+                .apply(isa, &s.x, total, &s.acts, &layer.qb, &mut s.q);
+            layer
+                .k
+                .apply(isa, &s.x, total, &s.acts, &layer.kb, &mut s.k);
+            layer
+                .v
+                .apply(isa, &s.x, total, &s.acts, &layer.vb, &mut s.v);
             let mut start = 0;
             for seq in seqs {
                 let n = seq.len();
@@ -216,8 +293,12 @@ impl Encoder {
                 }
                 start += n;
             }
-            s.acts.quantize(&s.ctx, total, h);
-            q4::matmul(isa, &layer.o, &layer.ob, &s.acts, &mut s.out);
+            if int8 {
+                s.acts.quantize(isa, &s.ctx, total, h);
+            }
+            layer
+                .o
+                .apply(isa, &s.ctx, total, &s.acts, &layer.ob, &mut s.out);
             add_norm(
                 isa,
                 &mut s.x[..total * h],
@@ -228,11 +309,19 @@ impl Encoder {
                 cfg.eps,
             );
 
-            s.acts.quantize(&s.x, total, h);
-            q4::matmul(isa, &layer.up, &layer.up_b, &s.acts, &mut s.mid);
+            if int8 {
+                s.acts.quantize(isa, &s.x, total, h);
+            }
+            layer
+                .up
+                .apply(isa, &s.x, total, &s.acts, &layer.up_b, &mut s.mid);
             kernels::gelu(isa, &mut s.mid[..total * ff]);
-            s.acts.quantize(&s.mid, total, ff);
-            q4::matmul(isa, &layer.down, &layer.down_b, &s.acts, &mut s.out);
+            if int8 {
+                s.acts.quantize(isa, &s.mid, total, ff);
+            }
+            layer
+                .down
+                .apply(isa, &s.mid, total, &s.acts, &layer.down_b, &mut s.out);
             add_norm(
                 isa,
                 &mut s.x[..total * h],

@@ -3,7 +3,8 @@
 //! multilingual-e5-small`), run on the CPU with our own loader (`blob.rs`), tokenizer
 //! (`unigram.rs`) and encoder (`encoder.rs`) on the shared compute threads (`pool.rs`).
 //!
-//! Every text is embedded as a query (`"query: "` + text, as the model card prescribes for
+//! The linear layers run on weights dequantised to f32 at load (`packed.rs`'s kernels), or
+//! with [`E5Options::quantized`] on the 4-bit weights (`q4.rs`). Every text is embedded as a query (`"query: "` + text, as the model card prescribes for
 //! symmetric tasks), cut at 512 tokens, mean-pooled and L2-normalised.
 
 mod blob;
@@ -41,6 +42,11 @@ pub struct E5Options {
     pub threads: usize,
     /// Most texts run in one forward pass (default 32).
     pub max_batch: usize,
+    /// Run the linear layers on the file's 4-bit weights, with activations quantised to 8
+    /// bits as the reference engine does (79 MB of weights), instead of weights
+    /// dequantised to f32 at load (140 MB; the default, measured faster: 7.9 against
+    /// 10.9 ms for a 16-token query on AVX2, 4.8 against 11.1 ms with AVX-512).
+    pub quantized: bool,
 }
 
 impl Default for E5Options {
@@ -48,6 +54,7 @@ impl Default for E5Options {
         Self {
             threads: 1,
             max_batch: 32,
+            quantized: false,
         }
     }
 }
@@ -196,7 +203,12 @@ impl E5Embedder {
         let bytes = std::fs::read(&file).map_err(|e| invalid(e.to_string()))?;
         let fingerprint = blake3::hash(&bytes).to_hex()[..12].to_string();
         let blob = Blob::parse(&bytes).map_err(invalid)?;
-        let encoder = Encoder::load(&blob, &bytes).map_err(invalid)?;
+        let precision = if opts.quantized {
+            encoder::Precision::Int8
+        } else {
+            encoder::Precision::F32
+        };
+        let encoder = Encoder::load(&blob, &bytes, precision).map_err(invalid)?;
         drop(bytes);
         let tokenizer = Unigram::new(blob.vocab);
         if tokenizer.pieces().count() > encoder.cfg.vocab {
