@@ -48,6 +48,8 @@ pub(super) enum Unit {
     Ml,
     Celsius,
     Fahrenheit,
+    Tablespoon,
+    Teaspoon,
 }
 
 impl Unit {
@@ -86,7 +88,8 @@ pub(super) fn unit_word(w: &str) -> Unit {
         "dollar" | "dollars" | "usd" | "bucks" | "dollars." => Unit::Usd,
         "euro" | "euros" | "eur" => Unit::Eur,
         "gbp" | "sterling" => Unit::Gbp,
-        "pound" | "pounds" | "livres" | "livre" => Unit::Pound,
+        "pound" | "pounds" | "livres" | "livre" | "libra" | "libras" | "libbra" | "libbre"
+        | "pfund" | "pond" => Unit::Pound,
         "lb" | "lbs" => Unit::Lb,
         "yuan" | "rmb" | "cny" => Unit::Yuan,
         "yen" | "jpy" => Unit::Yen,
@@ -94,18 +97,41 @@ pub(super) fn unit_word(w: &str) -> Unit {
         "percent" | "pourcent" | "procent" | "pct" => Unit::Percent,
         "am" | "a.m" => Unit::Am,
         "pm" | "p.m" => Unit::Pm,
-        "h" | "hr" | "hrs" | "hour" | "hours" | "heure" | "heures" | "uur" | "uren" => Unit::Hour,
-        "min" | "mins" | "minute" | "minutes" | "minuut" | "minuten" => Unit::Minute,
-        "sec" | "secs" | "second" | "seconds" | "seconde" | "secondes" | "seconden" => Unit::Second,
-        "day" | "days" | "jour" | "jours" | "dag" | "dagen" => Unit::Day,
-        "week" | "weeks" | "semaine" | "semaines" | "weken" => Unit::Week,
-        "month" | "months" | "mois" | "maand" | "maanden" => Unit::Month,
-        "year" | "years" | "yr" | "yrs" | "an" | "ans" | "année" | "années" | "jaar" | "jaren" => {
+        // Time units in English, French, Dutch, then German, Spanish, Italian, Portuguese,
+        // Russian (its case forms after numerals) and Arabic.
+        "h" | "hr" | "hrs" | "hour" | "hours" | "heure" | "heures" | "uur" | "uren" | "stunde"
+        | "stunden" | "hora" | "horas" | "ora" | "ore" | "час" | "часа" | "часов" | "ساعة"
+        | "ساعات" => Unit::Hour,
+        "min" | "mins" | "minute" | "minutes" | "minuut" | "minuten" | "minuto" | "minutos"
+        | "minuti" | "минута" | "минуты" | "минут" | "دقيقة" | "دقائق" => {
+            Unit::Minute
+        }
+        "sec" | "secs" | "second" | "seconds" | "seconde" | "secondes" | "seconden" | "sekunde"
+        | "sekunden" | "segundo" | "segundos" | "secondo" | "secondi" | "секунда" | "секунды"
+        | "секунд" => Unit::Second,
+        "day" | "days" | "jour" | "jours" | "dag" | "dagen" | "tag" | "tage" | "tagen" | "día"
+        | "días" | "dia" | "dias" | "giorno" | "giorni" | "день" | "дня" | "дней" | "يوم"
+        | "أيام" | "ايام" => Unit::Day,
+        "week" | "weeks" | "semaine" | "semaines" | "weken" | "woche" | "wochen" | "semana"
+        | "semanas" | "settimana" | "settimane" | "неделя" | "недели" | "недель" | "أسبوع"
+        | "أسابيع" => Unit::Week,
+        "month" | "months" | "mois" | "maand" | "maanden" | "monat" | "monate" | "monaten"
+        | "mes" | "meses" | "mês" | "mese" | "mesi" | "месяц" | "месяца" | "месяцев" | "شهر"
+        | "أشهر" | "شهور" => Unit::Month,
+        "year" | "years" | "yr" | "yrs" | "an" | "ans" | "année" | "années" | "jaar" | "jaren"
+        | "jahr" | "jahre" | "jahren" | "año" | "años" | "ano" | "anos" | "anno" | "anni"
+        | "год" | "года" | "лет" | "سنة" | "سنوات" | "عام" | "أعوام" => {
             Unit::Year
         }
-        "km" | "kms" | "kilometer" | "kilometers" | "kilometre" | "kilometres" | "kilomètre"
-        | "kilomètres" => Unit::Km,
-        "mi" | "mile" | "miles" | "mijl" => Unit::Mile,
+        "tbsp" | "tablespoon" | "tablespoons" | "cucharada" | "cucharadas" | "cucchiaio"
+        | "cucchiai" | "esslöffel" | "eetlepel" | "eetlepels" => Unit::Tablespoon,
+        "tsp" | "teaspoon" | "teaspoons" | "cucharadita" | "cucharaditas" | "cucchiaino"
+        | "cucchiaini" | "teelöffel" | "theelepel" | "theelepels" => Unit::Teaspoon,
+        "km" | "kms" | "kmh" | "kph" | "kilometer" | "kilometers" | "kilometre" | "kilometres"
+        | "kilomètre" | "kilomètres" | "kilómetro" | "kilómetros" | "chilometro" | "chilometri"
+        | "quilômetro" | "quilômetros" | "км" => Unit::Km,
+        "mi" | "mile" | "miles" | "mijl" | "mph" | "meile" | "meilen" | "milla" | "millas"
+        | "miglio" | "miglia" | "milha" | "milhas" => Unit::Mile,
         "m" | "meter" | "meters" | "metre" | "metres" | "mètre" | "mètres" => Unit::Meter,
         "cm" | "centimeter" | "centimeters" | "centimètre" | "centimètres" => Unit::Cm,
         "mm" | "millimeter" | "millimeters" | "millimètre" | "millimètres" => Unit::Mm,
@@ -290,7 +316,9 @@ pub(super) fn negator(w: &str) -> Option<Negator> {
         | "nichts" | "ohne" | "nunca" | "jamás" | "ningún" | "ninguno" | "ninguna" | "non"
         | "mai" | "senza" | "nessuno" | "nessuna" | "não" | "nenhum" | "nenhuma" | "sem"
         | "inte" | "ej" | "aldrig" | "utan" | "ikke" | "aldri" | "uten" | "uden" | "nigdy"
-        | "не" | "нет" | "никогда" | "без" | "tidak" | "bukan" | "tanpa" => Negator::Plain,
+        | "не" | "нет" | "никогда" | "без" | "tidak" | "bukan" | "tanpa"
+        // Arabic ("ما" is also "what", so it is left out).
+        | "لا" | "لم" | "لن" | "ليس" | "ليست" | "بدون" | "بلا" => Negator::Plain,
         "ne" | "n'" => Negator::FrenchNe,
         "pas" | "jamais" | "rien" | "aucun" | "aucune" | "guère" => Negator::FrenchPas,
         w if is_negated_auxiliary(w) => Negator::Plain,
@@ -877,8 +905,36 @@ pub(super) const GROUPS: &[Group] = &[
     Group {
         reason: A,
         classes: &[
-            &["before", "avant", "voordat", "vóór", "之前", "以前"],
-            &["after", "après", "nadat", "na", "之后", "以后"],
+            &[
+                "before",
+                "avant",
+                "voordat",
+                "vóór",
+                "bevor",
+                "vor",
+                "antes",
+                "prima",
+                "до",
+                "перед",
+                "قبل",
+                "之前",
+                "以前",
+            ],
+            &[
+                "after",
+                "après",
+                "nadat",
+                "na",
+                "nachdem",
+                "nach",
+                "después",
+                "depois",
+                "dopo",
+                "после",
+                "بعد",
+                "之后",
+                "以后",
+            ],
         ],
     },
     Group {

@@ -819,6 +819,47 @@ mod tests {
                 "Não quero cancelar a assinatura",
                 Err(Negation),
             ),
+            (
+                "هل يمكن استبدال المنتج إذا كان مفتوحًا؟",
+                "هل يمكن استبدال المنتج إذا لم يكن مفتوحًا؟",
+                Err(Negation),
+            ),
+            // Units and time shifts in more languages.
+            (
+                "Mi maleta pesa 23 kilos, ¿puedo facturarla?",
+                "Mi maleta pesa 23 libras, ¿puedo facturarla?",
+                Err(Number),
+            ),
+            (
+                "Quanti grammi sono 3 cucchiai di zucchero?",
+                "Quanti grammi sono 3 cucchiaini di zucchero?",
+                Err(Number),
+            ),
+            (
+                "Ist 100 km/h auf dem Highway erlaubt?",
+                "Ist 100 mph auf dem Highway erlaubt?",
+                Err(Number),
+            ),
+            (
+                "Kann ich nach 10 Tagen noch zurückgeben?",
+                "Kann ich nach 10 Wochen noch zurückgeben?",
+                Err(Number),
+            ),
+            (
+                "Como desfaço o último commit antes de dar push?",
+                "Como desfaço o último commit depois de dar push?",
+                Err(Antonym),
+            ),
+            (
+                "Что нужно сделать до переезда?",
+                "Что нужно сделать после переезда?",
+                Err(Antonym),
+            ),
+            (
+                "Mi maleta pesa 23 kilos",
+                "mi maleta pesa 23 kilos?",
+                Ok(()),
+            ),
             // English: where something goes, or lies.
             (
                 "How do I copy files to my phone?",
