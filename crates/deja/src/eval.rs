@@ -626,7 +626,7 @@ pub async fn collect(
     let mut files = Vec::new();
     for path in src.pairs {
         let name = file_name(path);
-        let pairs = if src.held_out {
+        let mut pairs = if src.held_out {
             let all = read_pairs(path, 0)?
                 .into_iter()
                 .filter(|p| crate::train::is_held_out(&name, &p.a, &p.b, &p.columns, HOLDOUT_PCT))
@@ -635,6 +635,13 @@ pub async fn collect(
         } else {
             read_pairs(path, src.sample)?
         };
+        if src.by == Some(LANG) {
+            for p in &mut pairs {
+                p.columns
+                    .entry(LANG.into())
+                    .or_insert_with(|| detected_lang(&p.a, &p.b));
+            }
+        }
         if let Some(by) = src.by {
             if !pairs.iter().any(|p| p.columns.contains_key(by)) {
                 eprintln!("note: {name} has no column {by:?}; reported as a whole");
@@ -722,6 +729,22 @@ fn read_pairs_from<R: std::io::Read>(
 
 /// The share of each file (other than PAWS) `deja train-verifier` holds out, in percent.
 pub const HOLDOUT_PCT: u64 = 30;
+
+/// `--by lang` on a file without a `lang` column groups its pairs by the language deja
+/// tells they are written in ([`detected_lang`]).
+const LANG: &str = "lang";
+
+/// The language of a pair as `deja_core::verify::lang` tells it: the code both prompts
+/// share, `xx-yy` when they plainly differ, `und` when it cannot tell.
+fn detected_lang(a: &str, b: &str) -> String {
+    use deja_core::verify::lang::language;
+    match (language(a), language(b)) {
+        (Some(x), Some(y)) if x == y => x.to_string(),
+        (Some(x), Some(y)) => format!("{x}-{y}"),
+        (Some(x), None) | (None, Some(x)) => x.to_string(),
+        (None, None) => "und".to_string(),
+    }
+}
 
 /// An evenly spread, deterministic sample of `sample` pairs (all of them for 0).
 fn spread_sample(all: Vec<Pair>, sample: usize) -> Vec<Pair> {
@@ -1479,6 +1502,23 @@ mod tests {
         let rdr = csv::Reader::from_reader("a,b\nx,y\n".as_bytes());
         let err = read_pairs_from(rdr, 0).unwrap_err();
         assert!(err.to_string().contains("\"label\""), "{err}");
+    }
+
+    #[test]
+    fn pairs_without_a_lang_column_get_the_detected_language() {
+        assert_eq!(
+            detected_lang("Où est ma commande ?", "ou est ma comande"),
+            "fr"
+        );
+        assert_eq!(
+            detected_lang("Where is my order?", "我的订单在哪里？"),
+            "en-zh"
+        );
+        assert_eq!(detected_lang("pizza recipe", "recipe for pizza"), "und");
+        assert_eq!(
+            detected_lang("Wie kann ich mein Passwort ändern?", "passwort"),
+            "de"
+        );
     }
 
     #[test]
