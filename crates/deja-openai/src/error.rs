@@ -69,7 +69,9 @@ pub fn error_body(message: &str, kind: &str, param: Option<&str>, code: Option<&
             code,
         },
     };
-    crate::json::to_vec(&body)
+    // Serialising string fields cannot fail. (Not `json::to_vec`: the JSON module reports
+    // its errors through this one, and this one knows nothing of it.)
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 #[cfg(test)]

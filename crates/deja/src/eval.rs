@@ -629,7 +629,15 @@ pub async fn collect(
         let mut pairs = if src.held_out {
             let all = read_pairs(path, 0)?
                 .into_iter()
-                .filter(|p| crate::train::is_held_out(&name, &p.a, &p.b, &p.columns, HOLDOUT_PCT))
+                .filter(|p| {
+                    crate::split::is_held_out(
+                        &name,
+                        &p.a,
+                        &p.b,
+                        &p.columns,
+                        crate::split::HOLDOUT_PCT,
+                    )
+                })
                 .collect();
             spread_sample(all, src.sample)
         } else {
@@ -726,9 +734,6 @@ fn read_pairs_from<R: std::io::Read>(
     }
     Ok(spread_sample(all, sample))
 }
-
-/// The share of each file (other than PAWS) `deja train-verifier` holds out, in percent.
-pub const HOLDOUT_PCT: u64 = 30;
 
 /// `--by lang` on a file without a `lang` column groups its pairs by the language deja
 /// tells they are written in ([`detected_lang`]).

@@ -5,6 +5,7 @@ mod bench;
 mod eval;
 mod manage;
 mod plot;
+mod split;
 mod train;
 mod tune;
 

@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use deja_core::verify;
+
+use crate::split::is_held_out;
 use deja_core::verify::features::{self, COUNT, NAMES};
 use deja_core::verify::model::{Model, ModelFile, PairInput, FORMAT};
 use serde::Deserialize;
@@ -44,7 +46,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.01)]
     pub l2: f64,
     /// Percent of each file (other than PAWS, which has its own split) held out.
-    #[arg(long, default_value_t = crate::eval::HOLDOUT_PCT)]
+    #[arg(long, default_value_t = crate::split::HOLDOUT_PCT)]
     pub holdout_pct: u64,
     /// Files (by name, e.g. mrpc.csv) reported but never trained on.
     #[arg(long, num_args = 1..)]
@@ -150,34 +152,6 @@ pub fn hard_negative(file: &str, label: bool, columns: &BTreeMap<String, String>
             .get("jaccard")
             .and_then(|j| j.parse::<f64>().ok())
             .is_some_and(|j| j >= 0.5)
-}
-
-/// Whether a pair is held out: PAWS by its own split, the rest by a hash of the texts.
-pub fn is_held_out(
-    file: &str,
-    a: &str,
-    b: &str,
-    columns: &BTreeMap<String, String>,
-    pct: u64,
-) -> bool {
-    if file.contains("paws") {
-        if let Some(split) = columns.get("split") {
-            return split != "dev";
-        }
-    }
-    // FNV-1a: stable across runs and platforms, unlike the standard library's hasher.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in file
-        .bytes()
-        .chain([0])
-        .chain(a.bytes())
-        .chain([0])
-        .chain(b.bytes())
-    {
-        h ^= u64::from(byte);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h % 100 < pct
 }
 
 fn load(paths: &[PathBuf], args: &TrainArgs) -> anyhow::Result<Vec<Example>> {
@@ -724,23 +698,6 @@ fn write_model(path: &Path, model: &ModelFile) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn split_is_deterministic_and_near_the_share() {
-        let none = BTreeMap::new();
-        let held = (0..10_000)
-            .filter(|i| is_held_out("x.csv", &format!("a{i}"), "b", &none, 30))
-            .count();
-        assert!((2_700..3_300).contains(&held), "{held}");
-        assert_eq!(
-            is_held_out("x.csv", "a1", "b", &none, 30),
-            is_held_out("x.csv", "a1", "b", &none, 30)
-        );
-        let dev = BTreeMap::from([("split".to_string(), "dev".to_string())]);
-        let test = BTreeMap::from([("split".to_string(), "test".to_string())]);
-        assert!(!is_held_out("paws_wiki.csv", "a", "b", &dev, 30));
-        assert!(is_held_out("paws_wiki.csv", "a", "b", &test, 30));
-    }
 
     #[test]
     fn hard_negatives_follow_the_issue() {

@@ -243,6 +243,12 @@ pub(super) fn number_word(w: &str) -> Option<u64> {
     })
 }
 
+/// A Han (Chinese) character: the word tables match Han terms as substrings, and the
+/// tokeniser (`text.rs`) reads a run of them as one span.
+pub(super) fn is_han(c: char) -> bool {
+    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F | 0x3007)
+}
+
 /// Chinese numeral characters: digits 0–9 and the multipliers.
 pub(super) fn chinese_digit(c: char) -> Option<u64> {
     Some(match c {
@@ -1483,7 +1489,7 @@ pub(super) static WORD_SLOTS: LazyLock<HashMap<String, Vec<Slot>>> = LazyLock::n
     let mut map: HashMap<String, Vec<Slot>> = HashMap::new();
     for (g, group) in GROUPS.iter().enumerate() {
         for (c, class) in group.classes.iter().enumerate() {
-            for term in class.iter().filter(|t| !t.chars().any(super::text::is_han)) {
+            for term in class.iter().filter(|t| !t.chars().any(is_han)) {
                 for form in expand(term) {
                     let slots = map.entry(form).or_default();
                     let slot = (g as u16, c as u16);
@@ -1502,7 +1508,7 @@ pub(super) static HAN_TERMS: LazyLock<Vec<(&'static str, Slot)>> = LazyLock::new
     let mut terms = Vec::new();
     for (g, group) in GROUPS.iter().enumerate() {
         for (c, class) in group.classes.iter().enumerate() {
-            for term in class.iter().filter(|t| t.chars().any(super::text::is_han)) {
+            for term in class.iter().filter(|t| t.chars().any(is_han)) {
                 terms.push((*term, (g as u16, c as u16)));
             }
         }

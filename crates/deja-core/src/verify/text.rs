@@ -2,7 +2,7 @@
 //! unit or currency attached to them) and runs of Han characters. This is not a general
 //! tokenizer: it keeps exactly what the rules compare and nothing else.
 
-use super::lexicon::{self, Unit};
+use super::lexicon::{self, is_han, Unit};
 
 /// What a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,10 +310,6 @@ impl<'a> Text<'a> {
 
 /// Quoted spans up to this many words are names or literals ("What does 'foo' mean").
 const MAX_QUOTED_NAME_WORDS: usize = 4;
-
-pub(super) fn is_han(c: char) -> bool {
-    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F | 0x3007)
-}
 
 /// End of a digit run with separators: "25,000", "4.5", "4:30".
 fn scan_number(bytes: &[u8], mut i: usize) -> usize {
