@@ -9,6 +9,9 @@
 //! prompts whose languages are both plain and differ are never the same request. A prompt
 //! too short or too mixed to tell is not judged.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 /// Share of a prompt's letters a script must hold to name its language.
 const SCRIPT_SHARE: f32 = 0.6;
 
@@ -135,6 +138,25 @@ const WORDS: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Each word of [`WORDS`] that tells its language, with that language's index: words of
+/// one letter, and words several lists share ("de", "is", "en"), tell nothing.
+static TELLING: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| {
+    let mut lists: HashMap<&'static str, Vec<usize>> = HashMap::new();
+    for (i, (_, words)) in WORDS.iter().enumerate() {
+        for &w in *words {
+            let langs = lists.entry(w).or_default();
+            if langs.last() != Some(&i) {
+                langs.push(i);
+            }
+        }
+    }
+    lists
+        .into_iter()
+        .filter(|(w, langs)| w.chars().nth(1).is_some() && langs.len() == 1)
+        .map(|(w, langs)| (w, langs[0]))
+        .collect()
+});
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Script {
     Latin,
@@ -223,37 +245,24 @@ fn written(text: &str) -> Option<Written> {
     if share(Script::Latin) < SCRIPT_SHARE {
         return None;
     }
-    let words: Vec<String> = unquoted(text)
+    let mut counts = [0usize; WORDS.len()];
+    for w in unquoted(text)
         .split(|c: char| !c.is_alphabetic() && c != '\'')
         .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect();
-    let mut best: Option<(&str, usize)> = None;
-    let mut second = 0;
-    // A word of one letter, or one several lists share ("de", "is", "en"), tells nothing.
-    let telling = |w: &&String| {
-        w.chars().nth(1).is_some()
-            && WORDS
-                .iter()
-                .filter(|(_, list)| list.contains(&w.as_str()))
-                .count()
-                == 1
-    };
-    let words: Vec<&String> = words.iter().filter(telling).collect();
-    for (code, list) in WORDS {
-        let n = words.iter().filter(|w| list.contains(&w.as_str())).count();
-        match best {
-            Some((_, b)) if n > b => {
-                second = b;
-                best = Some((code, n));
-            }
-            Some(_) => second = second.max(n),
-            None => best = Some((code, n)),
+    {
+        if let Some(&i) = TELLING.get(w.to_lowercase().as_str()) {
+            counts[i] += 1;
         }
     }
-    let language = best
-        .filter(|&(_, n)| n >= 2 && n >= 2 * second)
-        .map(|(code, _)| code);
+    // The first language with the most words, and the most any other has.
+    let top = (0..counts.len()).fold(0, |t, i| if counts[i] > counts[t] { i } else { t });
+    let second = (0..counts.len())
+        .filter(|&i| i != top)
+        .map(|i| counts[i])
+        .max()
+        .unwrap_or(0);
+    let n = counts[top];
+    let language = (n >= 2 && n >= 2 * second).then_some(WORDS[top].0);
     plain(Script::Latin, language)
 }
 

@@ -200,13 +200,7 @@ pub fn verify_model(
     if cached == query {
         return Ok(1.0);
     }
-    if lang::differ(cached, query) {
-        return Err(RejectReason::Language);
-    }
-    let rules = fired(cached, query);
-    if let Some(reason) = reason_of(Rules(rules.0 & MODEL_VETOES.0)) {
-        return Err(reason);
-    }
+    let rules = vetoed(cached, query)?;
     let p = model.probability_with(
         &features::extract_with(cached, query, cosine, rules),
         pair_logit,
@@ -221,13 +215,19 @@ pub fn verify_model(
 /// The veto rules the learned verifier applies first ([`MODEL_VETOES`]): the reason of
 /// the first that fires, if any.
 pub fn vetoes(cached: &str, query: &str) -> Result<(), RejectReason> {
+    vetoed(cached, query).map(|_| ())
+}
+
+/// The prompts in two languages, or the first veto rule that fires; otherwise every rule
+/// that fired (the verifier weighs the others as features).
+fn vetoed(cached: &str, query: &str) -> Result<Rules, RejectReason> {
     if lang::differ(cached, query) {
         return Err(RejectReason::Language);
     }
     let rules = fired(cached, query);
     match reason_of(Rules(rules.0 & MODEL_VETOES.0)) {
         Some(reason) => Err(reason),
-        None => Ok(()),
+        None => Ok(rules),
     }
 }
 
