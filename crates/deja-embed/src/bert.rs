@@ -12,7 +12,7 @@ use tokenizers::{NormalizedString, Normalizer, Tokenizer, TruncationParams};
 use crate::model::{BertConfig, BertModel, Scratch};
 use crate::pair::PairModel;
 use crate::pool::{Compute, PairReply, Pool, WeakPool};
-use crate::{l2_normalize, INSTALL_HINT};
+use crate::INSTALL_HINT;
 
 /// A word the vocabulary splits into pieces averaging fewer characters than this, and
 /// whose first piece is shorter than [`STEM_CHARS`], is seen only as fragments (see
@@ -429,13 +429,29 @@ fn load_tokenizer(path: &Path, max_len: usize) -> Result<Tokenizer, EmbedError> 
 impl Compute for Bert {
     type Scratch = Scratch;
 
-    fn embed(
-        &self,
-        texts: &[&str],
-        max_batch: usize,
-        scratch: &mut Scratch,
-    ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        embed_texts(self, texts, max_batch, scratch)
+    fn encode(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
+        let cfg = &self.model.cfg;
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(EmbedError::Tokenizer)?;
+        let ids = enc.get_ids();
+        // Invariants `BertModel::forward` relies on: in-vocabulary ids, 1..=max_len tokens.
+        if ids.is_empty() || ids.len() > cfg.max_len || ids.iter().any(|&i| i as usize >= cfg.vocab)
+        {
+            return Err(EmbedError::Tokenizer(
+                format!(
+                    "tokenizer produced {} ids outside the model's range",
+                    ids.len()
+                )
+                .into(),
+            ));
+        }
+        Ok(ids.to_vec())
+    }
+
+    fn forward(&self, seqs: &[Vec<u32>], scratch: &mut Scratch, out: &mut [Vec<f32>]) {
+        self.model.forward(seqs, None, scratch, out);
     }
 
     fn score_pairs(
@@ -452,47 +468,6 @@ impl Compute for Bert {
             }),
         }
     }
-}
-
-fn embed_texts(
-    shared: &Bert,
-    texts: &[&str],
-    max_batch: usize,
-    scratch: &mut Scratch,
-) -> Result<Vec<Vec<f32>>, EmbedError> {
-    let cfg = &shared.model.cfg;
-    let mut out = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(max_batch) {
-        let mut seqs = Vec::with_capacity(chunk.len());
-        for text in chunk {
-            let enc = shared
-                .tokenizer
-                .encode(*text, true)
-                .map_err(EmbedError::Tokenizer)?;
-            let ids = enc.get_ids();
-            // Invariants `BertModel::forward` relies on: in-vocabulary ids, 1..=max_len tokens.
-            if ids.is_empty()
-                || ids.len() > cfg.max_len
-                || ids.iter().any(|&i| i as usize >= cfg.vocab)
-            {
-                return Err(EmbedError::Tokenizer(
-                    format!(
-                        "tokenizer produced {} ids outside the model's range",
-                        ids.len()
-                    )
-                    .into(),
-                ));
-            }
-            seqs.push(ids.to_vec());
-        }
-        let mut vectors = vec![Vec::new(); chunk.len()];
-        shared.model.forward(&seqs, None, scratch, &mut vectors);
-        for v in &mut vectors {
-            l2_normalize(v);
-        }
-        out.extend(vectors);
-    }
-    Ok(out)
 }
 
 /// Identity of a model directory's content (weights, tokenizer, configuration), so stored

@@ -14,17 +14,18 @@ use std::sync::{Arc, Weak};
 use deja_core::EmbedError;
 use parking_lot::{Condvar, Mutex};
 
-/// A model the pool runs: texts to vectors, and optionally pairs to logits.
+use crate::l2_normalize;
+
+/// A model the pool runs: texts to vectors, and optionally pairs to logits. The pool
+/// batches, runs forward passes of at most `max_batch` texts and normalises the vectors.
 pub(crate) trait Compute: Send + Sync + 'static {
     /// Work buffers one thread reuses across forward passes.
     type Scratch: Default;
-    /// One unit-length vector per text, in forward passes of at most `max_batch` texts.
-    fn embed(
-        &self,
-        texts: &[&str],
-        max_batch: usize,
-        scratch: &mut Self::Scratch,
-    ) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// The token ids `text` runs as, within what [`Compute::forward`] takes (ids in the
+    /// vocabulary, at least one token, no more than the longest sequence).
+    fn encode(&self, text: &str) -> Result<Vec<u32>, EmbedError>;
+    /// One pooled, not yet normalised, vector per sequence, in one forward pass.
+    fn forward(&self, seqs: &[Vec<u32>], scratch: &mut Self::Scratch, out: &mut [Vec<f32>]);
     /// One logit per pair; an error when the model has no pair head.
     fn score_pairs(
         &self,
@@ -32,6 +33,29 @@ pub(crate) trait Compute: Send + Sync + 'static {
         max_batch: usize,
         scratch: &mut Self::Scratch,
     ) -> Result<Vec<f32>, EmbedError>;
+}
+
+/// One unit-length vector per text, in forward passes of at most `max_batch` texts.
+fn embed<C: Compute>(
+    compute: &C,
+    texts: &[&str],
+    max_batch: usize,
+    scratch: &mut C::Scratch,
+) -> Result<Vec<Vec<f32>>, EmbedError> {
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(max_batch) {
+        let seqs = chunk
+            .iter()
+            .map(|t| compute.encode(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut vectors = vec![Vec::new(); chunk.len()];
+        compute.forward(&seqs, scratch, &mut vectors);
+        for v in &mut vectors {
+            l2_normalize(v);
+        }
+        out.extend(vectors);
+    }
+    Ok(out)
 }
 
 pub(crate) type Reply = Result<Vec<Vec<f32>>, EmbedError>;
@@ -269,7 +293,7 @@ fn run_batch<C: Compute>(shared: &Shared<C>, jobs: &mut Vec<Job>, scratch: &mut 
         })
         .map(String::as_str)
         .collect();
-    let result = shared.compute.embed(&texts, shared.max_batch, scratch);
+    let result = embed(&shared.compute, &texts, shared.max_batch, scratch);
     drop(texts);
     let mut result = result.map(Vec::into_iter);
     for job in jobs.drain(..) {

@@ -17,7 +17,6 @@ use async_trait::async_trait;
 use deja_core::verify::Vocabulary;
 use deja_core::{EmbedError, Embedder};
 
-use crate::l2_normalize;
 use crate::pool::{Compute, Pool};
 use blob::Blob;
 use encoder::{Encoder, Scratch};
@@ -76,7 +75,7 @@ pub(crate) struct Encoded {
 }
 
 impl E5 {
-    pub(crate) fn encode(&self, text: &str) -> Encoded {
+    pub(crate) fn tokens(&self, text: &str) -> Encoded {
         let room = self.encoder.cfg.positions - 2;
         // Only a prefix is tokenized: every piece is at most `longest` bytes, so this many
         // bytes make 64 tokens more than the model reads, and a megabyte prompt costs no
@@ -110,30 +109,19 @@ impl E5 {
 impl Compute for E5 {
     type Scratch = Scratch;
 
-    fn embed(
-        &self,
-        texts: &[&str],
-        max_batch: usize,
-        scratch: &mut Scratch,
-    ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(max_batch) {
-            let seqs: Vec<Vec<u32>> = chunk.iter().map(|t| self.encode(t).ids).collect();
-            // Invariants `Encoder::forward` relies on.
-            let vocab = self.encoder.cfg.vocab;
-            if seqs.iter().flatten().any(|&id| id as usize >= vocab) {
-                return Err(EmbedError::Tokenizer(
-                    "tokenizer produced an id outside the model's range".into(),
-                ));
-            }
-            let mut vectors = vec![Vec::new(); chunk.len()];
-            self.encoder.forward(&seqs, scratch, &mut vectors);
-            for v in &mut vectors {
-                l2_normalize(v);
-            }
-            out.extend(vectors);
+    fn encode(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
+        let ids = self.tokens(text).ids;
+        // The invariant `Encoder::forward` relies on (the length is capped by `encode`).
+        if ids.iter().any(|&id| id as usize >= self.encoder.cfg.vocab) {
+            return Err(EmbedError::Tokenizer(
+                "tokenizer produced an id outside the model's range".into(),
+            ));
         }
-        Ok(out)
+        Ok(ids)
+    }
+
+    fn forward(&self, seqs: &[Vec<u32>], scratch: &mut Scratch, out: &mut [Vec<f32>]) {
+        self.encoder.forward(seqs, scratch, out);
     }
 
     fn score_pairs(
@@ -241,7 +229,7 @@ impl E5Embedder {
 
     /// The token ids the model reads for `text` (`<s>` … `</s>`, prefix included).
     pub fn token_ids(&self, text: &str) -> Vec<u32> {
-        self.pool.compute().encode(text).ids
+        self.pool.compute().tokens(text).ids
     }
 
     /// Bytes the model's weights take in memory.
@@ -264,7 +252,7 @@ impl Embedder for E5Embedder {
     /// byte fallback), then whatever was cut off past 512 tokens.
     fn unseen(&self, text: &str) -> Vec<String> {
         let model = self.pool.compute();
-        let enc = model.encode(text);
+        let enc = model.tokens(text);
         let mut parts: Vec<String> = enc
             .ids
             .get(1..enc.ids.len() - 1)
