@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::budget::{Budgets, Calibration, Certified};
 use crate::clock::Clock;
 use crate::entry::{Answer, Counters, Entry, EntryId, Usage};
 use crate::key::{ExactKey, PartitionKey};
@@ -50,6 +51,14 @@ pub struct CacheOptions {
     /// The verifier stacked with the pair model to use instead of the shipped one (for
     /// evaluating a freshly trained one).
     pub pair_verifier: Option<Arc<Model>>,
+    /// The error budget: the largest share of semantic hits that may be wrong (δ), for
+    /// every category without its own. With a budget, misses are labelled by comparing
+    /// answers ([`Cache::label`]) and a candidate is served where the labels certify it
+    /// ([`crate::budget`]); until they do, as without one.
+    pub max_false_hit_rate: Option<f64>,
+    /// Least cosine of two answers' embeddings for them to agree
+    /// ([`crate::verify::answer`]); `None`: the embedder family's default.
+    pub answer_min_similarity: Option<f32>,
 }
 
 /// Whether semantic candidates are verified before they are served.
@@ -77,6 +86,8 @@ impl Default for CacheOptions {
             verifier: None,
             pair_scorer: None,
             pair_verifier: None,
+            max_false_hit_rate: None,
+            answer_min_similarity: None,
         }
     }
 }
@@ -109,6 +120,21 @@ pub struct LookupRequest<'a> {
     pub max_age_secs: Option<u64>,
 }
 
+impl<'a> LookupRequest<'a> {
+    /// A lookup of `prompt` in `partition` without client controls: a similar prompt may
+    /// answer it, no category hint, the configured threshold, any age.
+    pub fn new(partition: PartitionKey, prompt: &'a str) -> Self {
+        Self {
+            category: None,
+            partition,
+            prompt,
+            semantic: SemanticMode::Allowed,
+            min_similarity: None,
+            max_age_secs: None,
+        }
+    }
+}
+
 /// Why a request was not looked up or stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BypassReason {
@@ -137,6 +163,9 @@ pub enum Lookup {
     SemanticHit {
         entry: Entry,
         similarity: f32,
+        /// Served under an error budget: what to label if this hit is audited
+        /// ([`Cache::audit`]).
+        audit: Option<LabelTicket>,
     },
     /// Nothing servable. `vector` is the prompt's embedding when one was computed, so the
     /// insert that follows the upstream call does not compute it again; `nearest` is the
@@ -152,9 +181,33 @@ pub enum Lookup {
         threshold: Option<f32>,
         /// The request's category, to be stored with its answer.
         category: String,
+        /// With an error budget: the candidates to label once the upstream has answered.
+        label: Option<LabelTicket>,
     },
     /// A backend failed; the caller should go upstream and not store.
     Bypass(BypassReason),
+}
+
+/// What a miss leaves for labelling under an error budget: the candidates the search found
+/// (best first, down to [`SAME_REQUEST_FLOOR`]), so that once the upstream has answered,
+/// the first one the hard checks let through is compared with the fresh answer
+/// ([`Cache::label`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelTicket {
+    pub category: String,
+    /// Entry, similarity, and support (see [`crate::budget`]).
+    pub candidates: Vec<(EntryId, f32, u8)>,
+}
+
+/// One label [`Cache::label`] recorded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    pub candidate: EntryId,
+    pub similarity: f32,
+    pub support: u8,
+    /// Whether the stored answer agreed with the upstream's: serving it would have been
+    /// right.
+    pub agreed: bool,
 }
 
 /// Where a lookup spent its time, by stage. Stages it did not reach stay zero.
@@ -212,6 +265,11 @@ pub enum Invalidate {
     },
     All,
 }
+
+/// Most candidates' answers one miss compares with the fresh answer ([`Cache::label`]),
+/// looking for the answer group the new entry belongs to: each costs a store read and,
+/// unless the answers are identical or structured, one embedding of the stored answer.
+pub const LABELS_PER_MISS: usize = 4;
 
 /// Least similarity at which a candidate below the threshold is still checked for being
 /// the same request in other wording ([`crate::verify::same_request`]).
@@ -272,6 +330,8 @@ pub enum BuildError {
     Policy(#[from] PolicyError),
     #[error("loading the learned verifier")]
     Verifier(#[source] &'static ModelError),
+    #[error("max_false_hit_rate must be above 0 and below 0.5, got {0}")]
+    Budget(f64),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -305,6 +365,8 @@ struct Inner {
     policy: parking_lot::RwLock<Arc<Policy>>,
     /// Counted since the last [`Cache::flush_counters`].
     pending: Mutex<Counters>,
+    /// The error budget's labels and thresholds, when a budget is set.
+    calibration: Option<Arc<Calibration>>,
 }
 
 impl Cache {
@@ -362,6 +424,23 @@ impl Cache {
             options.categories.clone(),
             options.examples_min_similarity,
         )?;
+        let budgets = Budgets {
+            default: options.max_false_hit_rate,
+            categories: options
+                .categories
+                .iter()
+                .filter_map(|c| Some((c.name.clone(), c.max_false_hit_rate?)))
+                .collect(),
+        };
+        if let Some(bad) = budgets
+            .default
+            .iter()
+            .chain(budgets.categories.values())
+            .find(|d| !(**d > 0.0 && **d < 0.5))
+        {
+            return Err(BuildError::Budget(*bad));
+        }
+        let calibration = budgets.any().then(|| Arc::new(Calibration::new(budgets)));
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -373,8 +452,14 @@ impl Cache {
                 pair,
                 policy: parking_lot::RwLock::new(Arc::new(policy)),
                 pending: Mutex::new(Counters::default()),
+                calibration,
             }),
         })
+    }
+
+    /// The error budget's labels and thresholds, when a budget is set.
+    pub fn calibration(&self) -> Option<&Arc<Calibration>> {
+        self.inner.calibration.as_ref()
     }
 
     pub fn options(&self) -> &CacheOptions {
@@ -547,6 +632,7 @@ impl Cache {
                 rejected: None,
                 threshold: None,
                 category: policy.tightened(hint, classified).name.to_string(),
+                label: None,
             };
         }
         let started = Instant::now();
@@ -610,7 +696,44 @@ impl Cache {
             .filter(|_| req.min_similarity.is_none() && spec.min_similarity <= DEFAULT_GATE)
             .map(|(m, _)| m.file().min_similarity);
         let floor = pair_gate.map_or(SAME_REQUEST_FLOOR, |g| g.min(SAME_REQUEST_FLOOR));
+        // The error budget decides where its labels have certified a threshold (never
+        // with verification off).
+        let calibration = inner
+            .calibration
+            .as_ref()
+            .filter(|_| inner.options.verify != VerifyMode::Off);
+        let found: Vec<EntryId> = neighbors.iter().map(|n| n.id).collect();
+        let mut ticket = Vec::new();
         for n in neighbors {
+            let certified = calibration.and_then(|c| {
+                let support = c.support(n.id, &found);
+                let certified = c.certified(spec.name, support)?;
+                if n.similarity >= SAME_REQUEST_FLOOR {
+                    ticket.push((n.id, n.similarity, support));
+                }
+                Some(certified)
+            });
+            let calibrated = match certified {
+                Some(Certified::From(t)) => Some(t),
+                // Until the labels certify a threshold, a budgeted category serves no
+                // semantic hit (see `crate::budget`); nor does a candidate further away
+                // (see below).
+                Some(Certified::Nothing | Certified::Untrained) => {
+                    not_served(&n);
+                    break;
+                }
+                None => None,
+            };
+            if let Some(t) = calibrated {
+                // A client's threshold can only raise the certified one. The labels were
+                // learned on the nearest candidate the veto rules let through, so a
+                // candidate below its threshold ends the search: one further away is not
+                // served in its place.
+                if n.similarity < t.max(req.min_similarity.unwrap_or(0.0)) {
+                    not_served(&n);
+                    break;
+                }
+            }
             // Below the threshold, a candidate may still be the same request in other
             // wording (case, punctuation, contractions, typos, a question frame), which
             // similarity measures badly for short prompts ("How do I reset my pasword?",
@@ -618,7 +741,8 @@ impl Cache {
             // (never when the client raised the threshold itself, nor with verification
             // off).
             let below = n.similarity < threshold;
-            if below
+            if calibrated.is_none()
+                && below
                 && (n.similarity < floor
                     || req.min_similarity.is_some()
                     || inner.options.verify == VerifyMode::Off)
@@ -661,7 +785,9 @@ impl Cache {
                     || same_request()
             };
             let second_path = pair_gate.is_some_and(|g| n.similarity >= g);
-            let verdict = if below {
+            let verdict = if calibrated.is_some() {
+                self.hard_checks(&entry.prompt, req.prompt, &mut query_unseen)
+            } else if below {
                 let same = same_request()
                     && match inner.options.verify {
                         VerifyMode::Rules => crate::verify::verify(&entry.prompt, req.prompt),
@@ -718,9 +844,14 @@ impl Cache {
                 continue;
             }
             self.note_hit(entry.id, now).await;
+            let audit = certified.map(|_| LabelTicket {
+                category: spec.name.to_string(),
+                candidates: ticket.last().copied().into_iter().collect(),
+            });
             return Lookup::SemanticHit {
                 entry,
                 similarity: n.similarity,
+                audit,
             };
         }
         Lookup::Miss {
@@ -730,7 +861,147 @@ impl Cache {
             rejected,
             threshold: Some(threshold),
             category: spec.name.to_string(),
+            label: (!ticket.is_empty()).then(|| LabelTicket {
+                category: spec.name.to_string(),
+                candidates: ticket,
+            }),
         }
+    }
+
+    /// What a candidate must pass whatever its similarity or the labels say: the veto rules
+    /// (all of them in [`VerifyMode::Rules`]), and no difference where the embedder is
+    /// blind ([`Embedder::unseen`]) unless only a question frame differs.
+    fn hard_checks(
+        &self,
+        cached: &str,
+        query: &str,
+        query_unseen: &mut Option<Vec<String>>,
+    ) -> Result<(), RejectReason> {
+        let inner = &self.inner;
+        match inner.options.verify {
+            VerifyMode::Rules => crate::verify::verify(cached, query)?,
+            _ => crate::verify::vetoes(cached, query)?,
+        }
+        let unseen = query_unseen.get_or_insert_with(|| inner.embedder.unseen(query));
+        if *unseen != inner.embedder.unseen(cached)
+            && !crate::verify::same_request(cached, query, inner.embedder.vocabulary())
+        {
+            return Err(RejectReason::Unseen);
+        }
+        Ok(())
+    }
+
+    /// Whether two answers to one request agree ([`crate::verify::answer`]): the text an
+    /// answer stored for a similar prompt, and the upstream's fresh one. Embeds both unless
+    /// they are identical or structured.
+    pub async fn answers_agree(&self, cached: &str, fresh: &str) -> Result<bool, EmbedError> {
+        if let Some(decided) = crate::verify::answer::agree_without_embedding(cached, fresh) {
+            return Ok(decided);
+        }
+        let inner = &self.inner;
+        let vectors = inner
+            .embedder
+            .embed(&[cached.to_string(), fresh.to_string()])
+            .await?;
+        let [a, b] = vectors.as_slice() else {
+            return Err(EmbedError::Shape {
+                want: 2,
+                got: vectors.len(),
+                dim: inner.embedder.dim(),
+            });
+        };
+        let cosine: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let least = inner
+            .options
+            .answer_min_similarity
+            .unwrap_or_else(|| crate::verify::answer::default_min_similarity(inner.embedder.id()));
+        Ok(crate::verify::answer::agree(cached, fresh, cosine, least))
+    }
+
+    /// Labels a miss once the upstream has answered it (off the request path). The first
+    /// of the ticket's candidates that is still stored and passes [`Cache::hard_checks`]
+    /// — the one a lookup would have served — has its stored answer compared with the
+    /// fresh one ([`crate::verify::answer`]), and the calibration learns whether serving it
+    /// would have been right. `new_entry`, the entry that stored the fresh answer (if it
+    /// was stored), joins the answer group of the first candidate whose answer agrees (up
+    /// to [`LABELS_PER_MISS`] are compared), else it starts its own. `text_of` gives an
+    /// answer's text (the caller knows the wire format); a candidate whose text it cannot
+    /// give is passed over. Returns the label recorded, if any.
+    pub async fn label(
+        &self,
+        ticket: &LabelTicket,
+        query: &str,
+        fresh: &str,
+        new_entry: Option<EntryId>,
+        text_of: impl Fn(&Answer) -> Option<String>,
+    ) -> Result<Option<Observation>, InsertError> {
+        let inner = &self.inner;
+        let Some(calibration) = &inner.calibration else {
+            return Ok(None);
+        };
+        let mut query_unseen = None;
+        let mut label = None;
+        let mut compared = 0;
+        let mut group = None;
+        for &(id, similarity, support) in &ticket.candidates {
+            if compared == LABELS_PER_MISS
+                || (label.is_some() && (group.is_some() || new_entry.is_none()))
+            {
+                break;
+            }
+            let Some(entry) = inner.store.get(id).await? else {
+                continue;
+            };
+            if self
+                .hard_checks(&entry.prompt, query, &mut query_unseen)
+                .is_err()
+            {
+                continue;
+            }
+            let Some(cached) = text_of(&entry.answer) else {
+                continue;
+            };
+            compared += 1;
+            let agreed = self.answers_agree(&cached, fresh).await?;
+            if label.is_none() {
+                calibration.observe(&ticket.category, support, similarity, agreed);
+                label = Some(Observation {
+                    candidate: id,
+                    similarity,
+                    support,
+                    agreed,
+                });
+            }
+            if agreed && group.is_none() {
+                group = Some(id);
+            }
+        }
+        if let Some(new) = new_entry {
+            match group {
+                Some(id) => calibration.join(new, id, true),
+                None => calibration.join(new, new, false),
+            }
+        }
+        Ok(label)
+    }
+
+    /// Audits a semantic hit served under an error budget, once the upstream has answered
+    /// the same request (off the request path): the served answer is compared with the
+    /// fresh one, the verdict counts in the live audit's tally, and it is a label like a
+    /// miss's, so the labels keep covering the similarities the budget now serves (which
+    /// produce no misses any more). Returns the label, if the entry could be compared.
+    pub async fn audit(
+        &self,
+        ticket: &LabelTicket,
+        query: &str,
+        fresh: &str,
+        text_of: impl Fn(&Answer) -> Option<String>,
+    ) -> Result<Option<Observation>, InsertError> {
+        let label = self.label(ticket, query, fresh, None, text_of).await?;
+        if let (Some(o), Some(c)) = (&label, &self.inner.calibration) {
+            c.audited(&ticket.category, !o.agreed);
+        }
+        Ok(label)
     }
 
     /// The second path of the learned verifier: the veto rules (cheaper, and precise),
@@ -871,6 +1142,9 @@ impl Cache {
             request,
         };
         if let Some(replaced) = inner.store.put(&entry).await? {
+            if let Some(c) = &inner.calibration {
+                c.forget(replaced);
+            }
             if let Err(e) = inner.index.remove(partition, replaced).await {
                 // Harmless for correctness: lookups re-read the store, and the replaced id
                 // is gone from it.
@@ -952,6 +1226,9 @@ impl Cache {
     pub async fn remove(&self, id: EntryId) -> Result<bool, InsertError> {
         match self.inner.store.remove(id).await? {
             Some(entry) => {
+                if let Some(c) = &self.inner.calibration {
+                    c.forget(id);
+                }
                 if !entry.vector.is_empty() {
                     self.inner.index.remove(entry.partition, id).await?;
                 }
@@ -1016,6 +1293,9 @@ impl Cache {
             let gone = self.inner.store.remove_many(batch).await?;
             removed += gone.len() as u64;
             for (id, partition, had_vector) in gone {
+                if let Some(c) = &self.inner.calibration {
+                    c.forget(id);
+                }
                 if !had_vector {
                     continue;
                 }
@@ -1492,14 +1772,7 @@ mod tests {
     }
 
     pub(super) fn req(partition: PartitionKey, prompt: &str) -> LookupRequest<'_> {
-        LookupRequest {
-            category: None,
-            partition,
-            prompt,
-            semantic: SemanticMode::Allowed,
-            min_similarity: None,
-            max_age_secs: None,
-        }
+        LookupRequest::new(partition, prompt)
     }
 
     /// The fake embedder is a bag of words, so these tests pair reorderings of the same
@@ -1788,6 +2061,123 @@ mod tests {
         assert!(matches!(other, Lookup::Miss { .. }), "{other:?}");
     }
 
+    fn body_text(answer: &Answer) -> Option<String> {
+        match answer {
+            Answer::Body(b) => String::from_utf8(b.clone()).ok(),
+            Answer::Chunks(_) => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_error_budget_serves_only_what_its_labels_certify() {
+        assert!(matches!(
+            Cache::new(
+                Arc::new(MemStore::default()),
+                Arc::new(FlatIndex::default()),
+                Arc::new(WordsEmbedder::default()),
+                Arc::new(ManualClock::new(0)),
+                CacheOptions {
+                    max_false_hit_rate: Some(0.7),
+                    ..CacheOptions::default()
+                },
+            ),
+            Err(BuildError::Budget(_))
+        ));
+        let f = fixture(CacheOptions {
+            max_false_hit_rate: Some(0.05),
+            ..CacheOptions::default()
+        });
+        let stored = f
+            .cache
+            .insert(new_entry(P1, "where is my parcel"))
+            .await
+            .unwrap();
+        // The same words in another order: cosine 1 for the bag-of-words embedder.
+        let asked = "is my parcel where";
+        // No labels yet: no semantic hit, and the miss says what to label.
+        let Lookup::Miss {
+            label: Some(ticket),
+            ..
+        } = f.cache.lookup(&req(P1, asked)).await
+        else {
+            panic!("an untrained budget served a semantic hit");
+        };
+        assert_eq!(ticket.category, "default");
+        assert_eq!(ticket.candidates.len(), 1);
+        assert_eq!(ticket.candidates[0].0, stored);
+        // The upstream gave the stored answer again, 60 times: enough to certify 5%.
+        for i in 0..60 {
+            let o = f
+                .cache
+                .label(&ticket, asked, "where is my parcel", None, body_text)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(o.agreed, "{i}");
+        }
+        let calibration = f.cache.calibration().unwrap();
+        assert!(matches!(
+            calibration.certified("default", 0),
+            Some(Certified::From(t)) if t <= 1.0
+        ));
+        let Lookup::SemanticHit {
+            entry,
+            audit: Some(audit),
+            ..
+        } = f.cache.lookup(&req(P1, asked)).await
+        else {
+            panic!("the certified candidate was not served");
+        };
+        assert_eq!(entry.id, stored);
+        // An audit that finds another answer counts as wrong and as a label.
+        let o = f
+            .cache
+            .audit(&audit, asked, "the shop opens at nine", body_text)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!o.agreed);
+        assert_eq!(
+            calibration.audits(),
+            vec![(
+                "default".to_string(),
+                crate::budget::AuditTally {
+                    checked: 1,
+                    wrong: 1
+                }
+            )]
+        );
+        // Wrong labels at the top take the certificate away again.
+        for _ in 0..20 {
+            f.cache
+                .label(&ticket, asked, "the shop opens at nine", None, body_text)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            calibration.certified("default", 0),
+            Some(Certified::Nothing)
+        );
+        assert!(matches!(
+            f.cache.lookup(&req(P1, asked)).await,
+            Lookup::Miss { .. }
+        ));
+        // A new entry whose answer agreed joins the candidate's answer group; removing an
+        // entry forgets it.
+        let other = f
+            .cache
+            .insert(new_entry(P1, "is my parcel where"))
+            .await
+            .unwrap();
+        f.cache
+            .label(&ticket, asked, "where is my parcel", Some(other), body_text)
+            .await
+            .unwrap();
+        assert_eq!(calibration.support(stored, &[stored, other]), 1);
+        f.cache.remove(other).await.unwrap();
+        assert_eq!(calibration.support(stored, &[stored, other]), 0);
+    }
+
     #[tokio::test]
     async fn exact_hit_computes_no_embedding() {
         let f = fixture(options(0.9));
@@ -1998,6 +2388,7 @@ mod tests {
                 name: name.into(),
                 min_similarity: min,
                 min_confidence: None,
+                max_false_hit_rate: None,
                 ttl_secs: ttl,
                 cacheable,
                 keywords: vec![kw.into()],
@@ -2269,6 +2660,7 @@ mod tests {
             name: name.into(),
             min_similarity: 0.9,
             min_confidence: None,
+            max_false_hit_rate: None,
             ttl_secs,
             cacheable: true,
             keywords: Vec::new(),

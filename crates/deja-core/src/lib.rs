@@ -5,6 +5,7 @@
 //! This crate knows nothing of HTTP, OpenAI JSON, files or any particular backend; the
 //! server composes it with concrete implementations.
 
+pub mod budget;
 pub mod clock;
 pub mod engine;
 pub mod entry;
@@ -17,8 +18,8 @@ pub mod verify;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     BuildError, BypassReason, Cache, CacheOptions, CapacityLimits, EntryLabels, ErrorChain,
-    Eviction, InsertError, Invalidate, Lookup, LookupRequest, MaintenanceReport, NewEntry,
-    SemanticMode, StageTimes, StaleCheck, VerifyMode,
+    Eviction, InsertError, Invalidate, LabelTicket, Lookup, LookupRequest, MaintenanceReport,
+    NewEntry, Observation, SemanticMode, StageTimes, StaleCheck, VerifyMode,
 };
 pub use entry::{tenant_matches, Answer, Counters, Entry, EntryId, Usage};
 pub use key::{normalize_prompt, ExactKey, KeyBuilder, PartitionKey};

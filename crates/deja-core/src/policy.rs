@@ -26,6 +26,10 @@ pub struct CategorySpec {
     /// (unset: the model's recommendation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_confidence: Option<f32>,
+    /// This category's error budget: the largest share of its semantic hits that may be
+    /// wrong (unset: `cache.max_false_hit_rate`). See [`crate::budget`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_false_hit_rate: Option<f64>,
     /// Entries of this category older than this are not served (`None`: no limit).
     #[serde(default)]
     pub ttl_secs: Option<u64>,
@@ -107,6 +111,7 @@ impl Policy {
             name: DEFAULT_CATEGORY.to_string(),
             min_similarity: default_min_similarity,
             min_confidence: default_min_confidence,
+            max_false_hit_rate: None,
             ttl_secs: default_ttl_secs,
             cacheable: true,
             keywords: Vec::new(),
@@ -167,6 +172,7 @@ impl Policy {
                 name: DEFAULT_CATEGORY.to_string(),
                 min_similarity,
                 min_confidence: None,
+                max_false_hit_rate: None,
                 ttl_secs,
                 cacheable: true,
                 keywords: Vec::new(),
@@ -312,6 +318,7 @@ mod tests {
             name: name.into(),
             min_similarity: 0.9,
             min_confidence: None,
+            max_false_hit_rate: None,
             ttl_secs: None,
             cacheable: true,
             keywords: keywords.iter().map(|s| s.to_string()).collect(),
@@ -324,6 +331,7 @@ mod tests {
         let cat = |name: &str, min: f32, conf: Option<f32>, ttl: Option<u64>| CategorySpec {
             min_similarity: min,
             min_confidence: conf,
+            max_false_hit_rate: None,
             ttl_secs: ttl,
             ..spec(name, &[])
         };
@@ -407,6 +415,7 @@ mod tests {
             (
                 CategorySpec {
                     min_confidence: Some(-0.1),
+                    max_false_hit_rate: None,
                     ..spec("support", &[])
                 },
                 "min_confidence",

@@ -149,6 +149,7 @@ pub fn default_categories() -> BTreeMap<String, CategorySpec> {
                 name: "faq".to_string(),
                 min_similarity: DEFAULT_MIN_SIMILARITY,
                 min_confidence: None,
+                max_false_hit_rate: None,
                 ttl_secs: Some(14 * day),
                 cacheable: true,
                 keywords: Vec::new(),
@@ -165,6 +166,7 @@ pub fn default_categories() -> BTreeMap<String, CategorySpec> {
                 name: "support".to_string(),
                 min_similarity: DEFAULT_MIN_SIMILARITY,
                 min_confidence: None,
+                max_false_hit_rate: None,
                 ttl_secs: Some(7 * day),
                 cacheable: true,
                 keywords: Vec::new(),
@@ -181,6 +183,7 @@ pub fn default_categories() -> BTreeMap<String, CategorySpec> {
                 name: "search".to_string(),
                 min_similarity: DEFAULT_MIN_SIMILARITY,
                 min_confidence: None,
+                max_false_hit_rate: None,
                 ttl_secs: Some(day),
                 cacheable: true,
                 keywords: Vec::new(),
@@ -196,6 +199,7 @@ pub fn default_categories() -> BTreeMap<String, CategorySpec> {
                 name: "transactional".to_string(),
                 min_similarity: 0.97,
                 min_confidence: None,
+                max_false_hit_rate: None,
                 ttl_secs: None,
                 cacheable: false,
                 keywords: strings(&[
@@ -319,6 +323,16 @@ pub struct CacheConfig {
     /// it calls the upstream itself (0: no waiting). Errors are shared and a stream is
     /// stored at the upstream's pace, so this only ends waits for a slow upstream.
     pub coalesce_wait_ms: u64,
+    /// The error budget (δ): the largest share of semantic hits that may be wrong, e.g.
+    /// `0.01`. Misses are then labelled by comparing the upstream's answer with the
+    /// nearest entry's, and a semantic candidate is served where those labels certify it
+    /// (see README "Error budget"); until enough labels exist, as without a budget. A
+    /// category may set its own (`[categories.NAME] max_false_hit_rate`). Unset: no budget.
+    pub max_false_hit_rate: Option<f64>,
+    /// Least cosine of two answers' embeddings for them to count as the same answer when
+    /// labelling. Unset: the embedder's own (0.8 for all-MiniLM-L6-v2, 0.93 for
+    /// multilingual-e5-small).
+    pub answer_min_similarity: Option<f32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -354,6 +368,8 @@ impl Default for CacheConfig {
             cold_after_secs: None,
             sweep_interval_secs: 60,
             coalesce_wait_ms: 60_000,
+            max_false_hit_rate: None,
+            answer_min_similarity: None,
         }
     }
 }
@@ -409,9 +425,11 @@ pub enum EmbedderConfig {
         #[serde(default = "one")]
         threads: usize,
         /// The pair model (cross-encoder) the learned verifier is stacked with:
-        /// `"auto"` (the default) loads `deja-pair-model.safetensors` from the model
-        /// directory when `scripts/install-model.sh` put it there, `"off"` never loads
-        /// one, a path loads that file (and fails to start if it cannot).
+        /// `"auto"` loads `deja-pair-model.safetensors` from the model directory when
+        /// `scripts/install-model.sh` put it there, `"off"` (the default: on a stream of
+        /// related questions it served other questions' answers, see README "The pair
+        /// model") never loads one, a path loads that file (and fails to start if it
+        /// cannot).
         #[serde(default)]
         pair_model: PairModelSetting,
     },
@@ -463,8 +481,8 @@ impl LocalModel {
 /// `embedder.pair_model`: see [`EmbedderConfig::Local`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum PairModelSetting {
-    #[default]
     Auto,
+    #[default]
     Off,
     Path(PathBuf),
 }
@@ -502,7 +520,7 @@ impl Default for EmbedderConfig {
             model: LocalModel::MiniLm,
             model_dir: None,
             threads: 1,
-            pair_model: PairModelSetting::Auto,
+            pair_model: PairModelSetting::Off,
         }
     }
 }
@@ -745,6 +763,13 @@ impl Config {
             self.cache.min_similarity =
                 parse_key("DEJA_MIN_SIMILARITY", &v, "a number between 0 and 1")?;
         }
+        if let Some(v) = lookup("DEJA_MAX_FALSE_HIT_RATE") {
+            self.cache.max_false_hit_rate = Some(parse_key(
+                "DEJA_MAX_FALSE_HIT_RATE",
+                &v,
+                "a share above 0 and below 0.5, e.g. 0.01",
+            )?);
+        }
         if let Some(v) = lookup("DEJA_TTL_SECS") {
             self.cache.ttl_secs = Some(parse_key("DEJA_TTL_SECS", &v, "whole seconds")?);
         }
@@ -881,6 +906,34 @@ impl Config {
                     message: "must be at least 1 second".into(),
                 });
             }
+        }
+        let budgets = std::iter::once((
+            "cache.max_false_hit_rate".to_string(),
+            self.cache.max_false_hit_rate,
+        ))
+        .chain(self.categories.iter().map(|(name, c)| {
+            (
+                format!("categories.{name}.max_false_hit_rate"),
+                c.max_false_hit_rate,
+            )
+        }));
+        for (key, value) in budgets {
+            if value.is_some_and(|d| !(d > 0.0 && d < 0.5)) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: "must be a share above 0 and below 0.5, e.g. 0.01 for 1%".into(),
+                });
+            }
+        }
+        if self
+            .cache
+            .answer_min_similarity
+            .is_some_and(|s| !(0.0..=1.0).contains(&s))
+        {
+            return Err(ConfigError::Invalid {
+                key: "cache.answer_min_similarity".into(),
+                message: "must be between 0 and 1".into(),
+            });
         }
         if self.limits.max_connections == Some(0) {
             return Err(ConfigError::Invalid {
@@ -1190,7 +1243,9 @@ mod tests {
             EmbedderConfig::Local { pair_model, .. } => pair_model.clone(),
             other => panic!("{other:?}"),
         };
-        assert_eq!(pair(&Config::default()), PairModelSetting::Auto);
+        // Off unless asked for: on a stream of related questions it served other
+        // questions' answers (see README "The pair model").
+        assert_eq!(pair(&Config::default()), PairModelSetting::Off);
         let off =
             Config::from_toml("[embedder]\nkind = \"local\"\npair_model = \"off\"\n").unwrap();
         assert_eq!(pair(&off), PairModelSetting::Off);

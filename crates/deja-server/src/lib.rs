@@ -3,6 +3,7 @@
 //! below it receives them as trait objects.
 
 pub mod admin;
+pub mod answers;
 pub mod coalesce;
 pub mod config;
 pub mod conn;
@@ -494,6 +495,8 @@ pub fn cache_options(config: &Config) -> CacheOptions {
         verifier: None,
         pair_scorer: None,
         pair_verifier: None,
+        max_false_hit_rate: config.cache.max_false_hit_rate,
+        answer_min_similarity: config.cache.answer_min_similarity,
     }
 }
 

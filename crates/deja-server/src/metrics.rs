@@ -206,6 +206,8 @@ pub struct Metrics {
     embedding_items: [AtomicU64; 2],
     /// Shared embedding tier (Memcached): items found, items not found, failed round trips.
     shared_embeddings: [AtomicU64; 3],
+    /// Error-budget labels recorded: the stored answer agreed with the upstream's, or not.
+    budget_labels: [AtomicU64; 2],
 }
 
 impl Metrics {
@@ -245,6 +247,7 @@ impl Metrics {
             saved_nano_usd: AtomicU64::new(0),
             embedding_items: Default::default(),
             shared_embeddings: Default::default(),
+            budget_labels: Default::default(),
         }
     }
 
@@ -325,6 +328,11 @@ impl Metrics {
 
     /// Counts an upstream answer that was served but not stored: a never-cache rule
     /// matched the answer, or the store failed. `reason` is a bypass reason.
+    /// Counts one error-budget label ([`deja_core::Cache::label`]).
+    pub fn budget_label(&self, agreed: bool) {
+        self.budget_labels[usize::from(!agreed)].fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn not_stored(&self, reason: &str) {
         self.not_stored[self.bypass_slot(reason)].fetch_add(1, Ordering::Relaxed);
     }
@@ -381,6 +389,19 @@ impl Metrics {
                 out,
                 "deja_answers_not_stored_total{{reason=\"{}\"}} {}",
                 escape(reason),
+                n.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            out,
+            "deja_budget_labels_total",
+            "counter",
+            "Misses labelled for the error budget by comparing the upstream's answer with the nearest entry's: agreed (serving it would have been right) or not.",
+        );
+        for (agreed, n) in ["true", "false"].iter().zip(&self.budget_labels) {
+            let _ = writeln!(
+                out,
+                "deja_budget_labels_total{{agreed=\"{agreed}\"}} {}",
                 n.load(Ordering::Relaxed)
             );
         }
@@ -508,6 +529,51 @@ impl Metrics {
     }
 }
 
+/// The error budget's cells: labels, wrong labels, and the threshold certified (absent
+/// while untrained; 2 when nothing is certified, so no similarity reaches it).
+fn render_budget(out: &mut String, cells: &[deja_core::budget::CellReport]) {
+    header(
+        out,
+        "deja_budget_cell_labels",
+        "gauge",
+        "Error-budget labels per category and support level (neighbours giving the same answer), by verdict.",
+    );
+    let labels = |c: &deja_core::budget::CellReport| {
+        format!(
+            "category=\"{}\",support=\"{}\"",
+            escape(&c.key.category),
+            c.key.support
+        )
+    };
+    for c in cells {
+        let l = labels(c);
+        let _ = writeln!(
+            out,
+            "deja_budget_cell_labels{{{l},agreed=\"true\"}} {}",
+            c.labels - c.wrong
+        );
+        let _ = writeln!(
+            out,
+            "deja_budget_cell_labels{{{l},agreed=\"false\"}} {}",
+            c.wrong
+        );
+    }
+    header(
+        out,
+        "deja_budget_certified_similarity",
+        "gauge",
+        "Least similarity the error budget's labels certify per category and support level (2: nothing certified; absent: not enough labels yet).",
+    );
+    for c in cells {
+        let t = match c.certified {
+            deja_core::budget::Certified::From(t) => f64::from(t),
+            deja_core::budget::Certified::Nothing => 2.0,
+            deja_core::budget::Certified::Untrained => continue,
+        };
+        let _ = writeln!(out, "deja_budget_certified_similarity{{{}}} {t}", labels(c));
+    }
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -547,6 +613,9 @@ pub async fn scrape(State(app): State<AppState>) -> Response {
             "Bytes the store occupies (the embedded store's file; not reported for Redis).",
         );
         let _ = writeln!(out, "deja_store_bytes {n}");
+    }
+    if let Some(calibration) = app.cache().calibration() {
+        render_budget(&mut out, &calibration.report());
     }
     let degraded = store.health().await != deja_core::StoreHealth::Ok;
     header(

@@ -39,6 +39,7 @@ use serde_json::Value;
 
 use deja_openai::anthropic::stream as anthropic_stream;
 
+use crate::answers::Api;
 use crate::config::StaleAction;
 use crate::AppState;
 
@@ -378,63 +379,13 @@ impl StalenessJob {
 /// only, and this is the version every Anthropic SDK has long understood.
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 
-/// Which API an entry answered, told by its answer: an Anthropic `message` (or a stream of
-/// Anthropic's events), else OpenAI chat completions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Api {
-    OpenAi,
-    Anthropic,
-}
-
-impl Api {
-    fn of(answer: &Answer) -> Api {
-        let kind = |bytes: &[u8]| {
-            serde_json::from_slice::<Value>(bytes)
-                .ok()
-                .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string))
-        };
-        let anthropic = match answer {
-            Answer::Body(b) => kind(b).as_deref() == Some("message"),
-            Answer::Chunks(c) => {
-                c.first().and_then(|first| kind(first)).as_deref() == Some("message_start")
-            }
-        };
-        if anthropic {
-            Api::Anthropic
-        } else {
-            Api::OpenAi
-        }
-    }
-}
-
 fn total(u: Usage) -> u64 {
     u.prompt_tokens.saturating_add(u.completion_tokens)
 }
 
-/// The text of a `chat.completion` body: each choice's content (or refusal, or tool calls
-/// as JSON), in choice order, one per line.
+/// The text of a `chat.completion` body ([`crate::answers::completion_text`]).
 fn answer_text(body: &[u8]) -> Result<String, CheckError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|_| CheckError::Unreadable("the answer is not JSON".into()))?;
-    let mut choices: Vec<&Value> = v
-        .get("choices")
-        .and_then(Value::as_array)
-        .map(|c| c.iter().collect())
-        .ok_or_else(|| CheckError::Unreadable("the answer has no choices".into()))?;
-    choices.sort_by_key(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0));
-    let texts: Vec<String> = choices
-        .iter()
-        .map(|c| {
-            let m = c.get("message").unwrap_or(&Value::Null);
-            match (m.get("content"), m.get("refusal"), m.get("tool_calls")) {
-                (Some(Value::String(s)), _, _) => s.clone(),
-                (_, Some(Value::String(s)), _) => s.clone(),
-                (_, _, Some(t)) if !t.is_null() => t.to_string(),
-                _ => String::new(),
-            }
-        })
-        .collect();
-    Ok(texts.join("\n"))
+    crate::answers::completion_text(body).map_err(CheckError::Unreadable)
 }
 
 /// Runs a pass every `staleness.interval_secs` (the first after one interval) until the
@@ -499,36 +450,6 @@ mod tests {
                 *want,
                 "{body}"
             );
-        }
-    }
-
-    #[test]
-    fn the_api_is_told_by_the_answer() {
-        let cases: &[(Answer, Api)] = &[
-            (
-                Answer::Body(br#"{"type":"message","content":[]}"#.to_vec()),
-                Api::Anthropic,
-            ),
-            (
-                Answer::Chunks(vec![
-                    br#"{"type":"message_start","message":{}}"#.to_vec(),
-                    br#"{"type":"message_stop"}"#.to_vec(),
-                ]),
-                Api::Anthropic,
-            ),
-            (
-                Answer::Body(br#"{"object":"chat.completion","choices":[]}"#.to_vec()),
-                Api::OpenAi,
-            ),
-            (
-                Answer::Chunks(vec![br#"{"object":"chat.completion.chunk"}"#.to_vec()]),
-                Api::OpenAi,
-            ),
-            (Answer::Body(b"not json".to_vec()), Api::OpenAi),
-            (Answer::Chunks(Vec::new()), Api::OpenAi),
-        ];
-        for (answer, want) in cases {
-            assert_eq!(Api::of(answer), *want, "{answer:?}");
         }
     }
 

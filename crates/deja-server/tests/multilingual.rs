@@ -6,18 +6,10 @@
 
 use deja_server::config::Config;
 use deja_testkit::mock_upstream::MockUpstream;
-use serde_json::json;
 
 /// (cache header, rejection header) of one chat request.
 async fn ask(client: &reqwest::Client, base: &str, text: &str) -> (String, Option<String>) {
-    let r = client
-        .post(format!("{base}/v1/chat/completions"))
-        .header("authorization", "Bearer sk-test")
-        .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let r = common::chat(client, base, text).await;
     let header = |name: &str| {
         r.headers()
             .get(name)

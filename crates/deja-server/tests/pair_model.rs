@@ -14,20 +14,12 @@ mod common;
 use common::Served;
 use deja_server::config::{Config, EmbedderConfig, PairModelSetting};
 use deja_testkit::mock_upstream::MockUpstream;
-use serde_json::json;
 
 const STORED: &str = "Where can I see the top-up limit?";
 const ASKED: &str = "How much am I allowed to top up?";
 
 async fn outcome(client: &reqwest::Client, base: &str, text: &str) -> String {
-    let r = client
-        .post(format!("{base}/v1/chat/completions"))
-        .header("authorization", "Bearer sk-test")
-        .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let r = common::chat(client, base, text).await;
     r.headers()["x-deja-cache"].to_str().unwrap().to_string()
 }
 

@@ -892,6 +892,7 @@ pub async fn maintenance_suite(make: impl Fn() -> (Arc<dyn EntryStore>, Arc<dyn 
             name: "short".into(),
             min_similarity: 0.9,
             min_confidence: None,
+            max_false_hit_rate: None,
             ttl_secs: Some(10),
             cacheable: true,
             keywords: Vec::new(),

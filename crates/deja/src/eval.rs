@@ -65,13 +65,8 @@ pub struct EvalArgs {
     /// Also report per value of this CSV column (e.g. pair_type, split) where present.
     #[arg(long, value_name = "COLUMN")]
     pub by: Option<String>,
-    /// Directory of the local embedding model.
-    #[arg(long)]
-    pub model_dir: Option<PathBuf>,
-    /// The local embedding model: all-minilm-l6-v2 or multilingual-e5-small (also
-    /// `DEJA_EMBEDDER_MODEL`).
-    #[arg(long)]
-    pub embedder_model: Option<String>,
+    #[command(flatten)]
+    pub model: crate::model_args::ModelArgs,
     /// Print JSON (everything in the tables; no progress bar).
     #[arg(long)]
     pub json: bool,
@@ -953,9 +948,9 @@ pub async fn run_pairs(
         };
         let (served, mut rejected, mut nearest) = match engine.verified.lookup(&req).await {
             Lookup::ExactHit(e) => (Some(candidate(&e, 1.0)), None, None),
-            Lookup::SemanticHit { entry, similarity } => {
-                (Some(candidate(&entry, similarity)), None, None)
-            }
+            Lookup::SemanticHit {
+                entry, similarity, ..
+            } => (Some(candidate(&entry, similarity)), None, None),
             Lookup::Miss {
                 nearest, rejected, ..
             } => (
@@ -977,9 +972,9 @@ pub async fn run_pairs(
             Mode::Shared => {
                 let top = match engine.unverified.lookup(&req).await {
                     Lookup::ExactHit(e) => Some((candidate(&e, 1.0), e)),
-                    Lookup::SemanticHit { entry, similarity } => {
-                        Some((candidate(&entry, similarity), entry))
-                    }
+                    Lookup::SemanticHit {
+                        entry, similarity, ..
+                    } => Some((candidate(&entry, similarity), entry)),
                     Lookup::Miss { .. } => None,
                     Lookup::Bypass(r) => {
                         anyhow::bail!("{file}: lookup bypassed: {}", r.as_str())

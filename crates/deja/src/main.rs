@@ -4,7 +4,9 @@
 mod bench;
 mod eval;
 mod manage;
+mod model_args;
 mod plot;
+mod simulate;
 mod split;
 mod train;
 mod tune;
@@ -49,6 +51,10 @@ enum Command {
     Tune(tune::TuneArgs),
     /// Fit the learned pair verifier on `deja eval --dump` files and write its model file.
     TrainVerifier(train::TrainArgs),
+    /// Measure the error budget on a simulated request stream drawn from an intent set
+    /// (text,intent CSV): hits and false hits with a budget, with today's defaults, and at
+    /// the best single static threshold.
+    Simulate(simulate::SimulateArgs),
     /// Benchmark the engine on the embedded backend with synthetic entries.
     Bench {
         #[arg(long, default_value_t = 100_000)]
@@ -173,12 +179,16 @@ fn run() -> anyhow::Result<()> {
         Command::Import(args) => rt.block_on(manage::import(args)),
         Command::Entries(args) => rt.block_on(manage::entries(args)),
         Command::Eval(args) => {
-            let config = eval_config(args.embedder_model.as_deref(), args.model_dir.clone())?;
+            let config = args.model.config()?;
             rt.block_on(eval::run(config, args))
         }
         Command::TrainVerifier(args) => train::run(args),
+        Command::Simulate(args) => {
+            let config = args.model.config()?;
+            rt.block_on(simulate::run(config, args))
+        }
         Command::Tune(args) => {
-            let config = eval_config(args.embedder_model.as_deref(), args.model_dir.clone())?;
+            let config = args.model.config()?;
             rt.block_on(tune::run(config, args))
         }
         Command::Bench {
@@ -249,22 +259,6 @@ fn run() -> anyhow::Result<()> {
             })
         }
     }
-}
-
-/// The configuration `eval` and `tune` run the engine with: defaults, the environment, and
-/// their `--embedder-model` and `--model-dir`.
-fn eval_config(embedder_model: Option<&str>, model_dir: Option<PathBuf>) -> anyhow::Result<Config> {
-    let mut config = Config::default();
-    config.apply_env(|k| std::env::var(k).ok())?;
-    if let Some(v) = embedder_model {
-        config.set_embedder_model("--embedder-model", v)?;
-    }
-    if let Some(v) = model_dir {
-        if let deja_server::config::EmbedderConfig::Local { model_dir, .. } = &mut config.embedder {
-            *model_dir = Some(v);
-        }
-    }
-    Ok(config)
 }
 
 fn serve_config(args: &ServeArgs) -> anyhow::Result<Config> {

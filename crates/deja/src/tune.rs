@@ -54,13 +54,8 @@ pub struct TuneArgs {
     /// --from-dump, the dump's mode is used).
     #[arg(long, value_enum, default_value_t = Mode::Isolated)]
     pub mode: Mode,
-    /// Directory of the local embedding model.
-    #[arg(long)]
-    pub model_dir: Option<PathBuf>,
-    /// The local embedding model: all-minilm-l6-v2 or multilingual-e5-small (also
-    /// `DEJA_EMBEDDER_MODEL`).
-    #[arg(long)]
-    pub embedder_model: Option<String>,
+    #[command(flatten)]
+    pub model: crate::model_args::ModelArgs,
     /// Print JSON (tables, recommendations, the TOML snippet; no progress bar).
     #[arg(long)]
     pub json: bool,
@@ -736,8 +731,7 @@ mod tests {
             plot: PathBuf::from("unused.svg"),
             sample: 0,
             mode: Mode::Isolated,
-            model_dir: None,
-            embedder_model: None,
+            model: Default::default(),
             json: false,
             knob: Knob::MinSimilarity,
             gate: 0.8,

@@ -13,6 +13,7 @@
 //! found similar, and it errs towards serving (a missed veto costs a wrong answer the
 //! threshold already allowed; a false veto costs one upstream call).
 
+pub mod answer;
 pub mod features;
 mod frames;
 pub mod lang;

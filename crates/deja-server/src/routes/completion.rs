@@ -130,6 +130,7 @@ pub async fn answer(
     let mut vector = None;
     let mut rejected = None;
     let mut category = None;
+    let mut label = None;
     let mut outcome = CacheHeader::Miss;
     let mut guard = None;
     if let Some(rule) = app.rules().check_prompt(&key.prompt) {
@@ -168,9 +169,9 @@ pub async fn answer(
             record.summary.stages = stages;
             let (entry, hit) = match found {
                 Lookup::ExactHit(entry) => (entry, CacheHeader::HitExact),
-                Lookup::SemanticHit { entry, similarity } => {
-                    (entry, CacheHeader::HitSemantic(similarity))
-                }
+                Lookup::SemanticHit {
+                    entry, similarity, ..
+                } => (entry, CacheHeader::HitSemantic(similarity)),
                 Lookup::Miss {
                     vector: v,
                     nearest,
@@ -178,8 +179,10 @@ pub async fn answer(
                     rejected: r,
                     threshold,
                     category: c,
+                    label: l,
                 } => {
                     vector = v;
+                    label = l;
                     rejected = r;
                     category = Some(c);
                     if let (Some(similarity), Some(entry), Some(threshold)) =
@@ -235,6 +238,7 @@ pub async fn answer(
         request,
         format: route.format,
         guard,
+        label,
     });
 
     record.set(&outcome);
@@ -354,6 +358,8 @@ struct PendingInsert {
     /// The coalescing leadership, when this request has it: dropped (waiters released)
     /// once the answer is stored or cannot be.
     guard: Option<LeaderGuard>,
+    /// With an error budget: the candidates to label with this answer once it is stored.
+    label: Option<deja_core::LabelTicket>,
 }
 
 impl PendingInsert {
@@ -387,6 +393,7 @@ impl PendingInsert {
             format: _,
             // Kept to the end: the waiters look up again once the entry is stored.
             guard: _guard,
+            label,
         } = self;
         let ChatKey {
             partition,
@@ -394,6 +401,11 @@ impl PendingInsert {
             semantic,
             model,
         } = key;
+        // What the labelling needs, taken before the entry takes the prompt and answer.
+        let label = label.and_then(|ticket| {
+            let fresh = crate::answers::comparable_text(&answer)?;
+            Some((ticket, prompt.clone(), fresh))
+        });
         let new = NewEntry {
             partition,
             prompt,
@@ -404,10 +416,49 @@ impl PendingInsert {
             vector,
             category,
         };
-        if let Err(e) = app.cache().insert_recorded(new, labels, request).await {
-            app.cache().count(|c| c.bypasses += 1);
-            app.metrics().not_stored(BypassReason::StoreError.as_str());
-            tracing::warn!(error = %deja_core::ErrorChain(&e), "storing an answer failed; it was served but not cached");
+        match app.cache().insert_recorded(new, labels, request).await {
+            Ok(id) => {
+                if let Some((ticket, prompt, fresh)) = label {
+                    // Off the request path: labelling may embed both answers.
+                    tokio::spawn(crate::request_id::carry(label_miss(
+                        app, ticket, prompt, fresh, id,
+                    )));
+                }
+            }
+            Err(e) => {
+                app.cache().count(|c| c.bypasses += 1);
+                app.metrics().not_stored(BypassReason::StoreError.as_str());
+                tracing::warn!(error = %deja_core::ErrorChain(&e), "storing an answer failed; it was served but not cached");
+            }
+        }
+    }
+}
+
+/// Compares a miss's fresh answer with its nearest candidates' stored answers and records
+/// the label for the error budget ([`deja_core::Cache::label`]). A failure costs the label
+/// only (logged).
+async fn label_miss(
+    app: AppState,
+    ticket: deja_core::LabelTicket,
+    prompt: String,
+    fresh: String,
+    stored_as: deja_core::EntryId,
+) {
+    match app
+        .cache()
+        .label(
+            &ticket,
+            &prompt,
+            &fresh,
+            Some(stored_as),
+            crate::answers::comparable_text,
+        )
+        .await
+    {
+        Ok(Some(o)) => app.metrics().budget_label(o.agreed),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %deja_core::ErrorChain(&e), "labelling a miss for the error budget failed")
         }
     }
 }

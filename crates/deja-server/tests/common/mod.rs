@@ -120,3 +120,17 @@ impl Served {
         }
     }
 }
+
+/// One chat completion request with `text` as the user's message, as an SDK sends it with a
+/// key; the response, whose status must be 200.
+pub async fn chat(client: &reqwest::Client, base: &str, text: &str) -> reqwest::Response {
+    let r = client
+        .post(format!("{base}/v1/chat/completions"))
+        .header("authorization", "Bearer sk-test")
+        .json(&serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r
+}

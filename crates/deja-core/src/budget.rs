@@ -1,0 +1,579 @@
+//! The error budget: serve a semantic candidate only where the cache's own traffic shows
+//! that at most `max_false_hit_rate` (δ) of such hits are wrong.
+//!
+//! **Labels.** Every candidate that was not served became a miss, and the upstream answered
+//! it anyway; comparing that fresh answer with the candidate's stored one
+//! ([`crate::verify::answer`]) says whether serving the candidate would have been right. One
+//! comparison is one observation: the candidate's similarity, its cell, agreed or not. They
+//! cost no upstream call.
+//!
+//! **Cells.** Observations are kept per category and per *support*: how many of the other
+//! entries the vector search returned answer the same as the candidate (entries join an
+//! answer group when a label says their answers agree). A candidate surrounded by entries
+//! that all give its answer is right more often at the same similarity, so each support
+//! level earns its own threshold (a neighbourhood-sized version of vCache's per-entry
+//! thresholds, with enough labels per cell to bound). Cells are cumulative: cell `k` holds
+//! every label of support `k` or more, so cell 0 pools them all and a candidate may use
+//! the lowest threshold of any cell it belongs to.
+//!
+//! **Certification.** A cell's threshold is the lowest similarity `t` such that, among the
+//! labelled candidates at or above `t`, the one-sided Wilson upper bound of the wrong share
+//! (at 95%) is at most δ. Thresholds are tested from the top down and the walk stops at the
+//! first that fails (fixed-sequence testing: no correction for the many thresholds tried is
+//! needed). Until a cell has enough labels to certify anything it is [`Certified::Untrained`];
+//! a cell whose labels certify nothing is [`Certified::Nothing`]. Either way it serves no
+//! semantic hit: a budget is a promise, and the cache's decisions without one are not
+//! within 1% on every traffic (measured with `deja simulate`), so until its own labels
+//! speak, a budgeted category answers from exact hits and the upstream (whose answers are
+//! the labels).
+//!
+//! This module records and decides; it knows nothing of how lookups use it.
+
+use std::collections::{HashMap, VecDeque};
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+use crate::entry::EntryId;
+
+/// Similarity bins over [0, 1]; a threshold is a bin's lower edge.
+pub const BINS: usize = 200;
+
+/// The highest support level a cell distinguishes: "this many or more".
+pub const MAX_SUPPORT: u8 = 3;
+
+/// One-sided 95% normal quantile for the Wilson bound.
+const Z: f64 = 1.645;
+
+/// Most entries whose answer group is remembered; the oldest memberships are forgotten
+/// first (a forgotten entry counts as its own group, which only lowers support).
+const MAX_MEMBERS: usize = 1_000_000;
+
+/// Which cell an observation belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CellKey {
+    pub category: String,
+    /// At least this many neighbours in the candidate's answer group (up to
+    /// [`MAX_SUPPORT`]).
+    pub support: u8,
+}
+
+/// What a cell's labels allow.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Certified {
+    /// Not enough labels yet: the cache decides as it does without a budget.
+    Untrained,
+    /// Candidates at or above this similarity may be served (after the veto rules).
+    From(f32),
+    /// The labels certify no similarity: no semantic hit from this cell.
+    Nothing,
+}
+
+/// A cell's labels, by similarity bin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Cell {
+    agreed: Vec<u32>,
+    wrong: Vec<u32>,
+}
+
+impl Default for Cell {
+    fn default() -> Self {
+        Self {
+            agreed: vec![0; BINS],
+            wrong: vec![0; BINS],
+        }
+    }
+}
+
+/// The bin a similarity falls in.
+fn bin(similarity: f32) -> usize {
+    ((similarity.clamp(0.0, 1.0) * BINS as f32) as usize).min(BINS - 1)
+}
+
+/// The lower edge of a bin: the threshold it stands for.
+fn edge(bin: usize) -> f32 {
+    bin as f32 / BINS as f32
+}
+
+/// The one-sided Wilson score upper bound of a rate seen as `k` out of `n`.
+pub fn wilson_upper(k: u64, n: u64) -> f64 {
+    wilson(k, n, Z).1
+}
+
+/// The Wilson score interval of `k` out of `n` at normal quantile `z` (both sides
+/// clamped to [0, 1]); `(0, 1)` when `n` is 0.
+pub fn wilson(k: u64, n: u64, z: f64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let n = n as f64;
+    let p = k as f64 / n;
+    let z2 = z * z;
+    let centre = p + z2 / (2.0 * n);
+    let spread = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    let denom = 1.0 + z2 / n;
+    (
+        ((centre - spread) / denom).max(0.0),
+        ((centre + spread) / denom).min(1.0),
+    )
+}
+
+/// The fewest labels, all agreeing, whose bound reaches `delta`: below this a cell
+/// cannot certify anything, so its walk does not stop for lack of labels.
+fn labels_needed(delta: f64) -> u64 {
+    // z²(1−δ)/δ, from solving the bound at k = 0 for n.
+    ((Z * Z * (1.0 - delta) / delta).ceil() as u64).max(1)
+}
+
+impl Cell {
+    fn certify(&self, delta: f64) -> Certified {
+        let needed = labels_needed(delta);
+        let (mut n, mut k) = (0u64, 0u64);
+        let mut lowest = None;
+        for b in (0..BINS).rev() {
+            let here = u64::from(self.agreed[b]) + u64::from(self.wrong[b]);
+            if here == 0 {
+                continue;
+            }
+            n += here;
+            k += u64::from(self.wrong[b]);
+            if n < needed {
+                continue;
+            }
+            if wilson_upper(k, n) <= delta {
+                lowest = Some(edge(b));
+            } else {
+                break;
+            }
+        }
+        match lowest {
+            Some(t) => Certified::From(t),
+            None if n < needed => Certified::Untrained,
+            None => Certified::Nothing,
+        }
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        let n = self
+            .agreed
+            .iter()
+            .chain(&self.wrong)
+            .map(|&c| u64::from(c))
+            .sum();
+        let k = self.wrong.iter().map(|&c| u64::from(c)).sum();
+        (n, k)
+    }
+}
+
+/// Which entries answer the same: each remembered entry points at its group's first
+/// member.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Groups {
+    of: HashMap<EntryId, EntryId>,
+    /// Insertion order, for forgetting the oldest past [`MAX_MEMBERS`].
+    order: VecDeque<EntryId>,
+}
+
+impl Groups {
+    fn group(&self, id: EntryId) -> EntryId {
+        self.of.get(&id).copied().unwrap_or(id)
+    }
+
+    fn set(&mut self, id: EntryId, group: EntryId) {
+        if self.of.insert(id, group).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > MAX_MEMBERS {
+            if let Some(old) = self.order.pop_front() {
+                self.of.remove(&old);
+            }
+        }
+    }
+}
+
+/// What a calibration has learned, as saved and restored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    cells: Vec<(CellKey, Cell)>,
+    groups: Groups,
+    #[serde(default)]
+    audits: Vec<(String, AuditTally)>,
+}
+
+/// The labels of one cell, for reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellReport {
+    pub key: CellKey,
+    pub delta: f64,
+    pub labels: u64,
+    pub wrong: u64,
+    pub certified: Certified,
+}
+
+/// The operator's budgets: δ for every category, or its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budgets {
+    pub default: Option<f64>,
+    pub categories: HashMap<String, f64>,
+}
+
+impl Budgets {
+    /// The budget of a category; `None`: no budget (the cache decides as without one).
+    pub fn of(&self, category: &str) -> Option<f64> {
+        self.categories.get(category).copied().or(self.default)
+    }
+
+    pub fn any(&self) -> bool {
+        self.default.is_some() || !self.categories.is_empty()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    cells: HashMap<CellKey, Cell>,
+    certified: HashMap<CellKey, Certified>,
+    groups: Groups,
+    /// The live audit's tallies, per category.
+    audits: HashMap<String, AuditTally>,
+}
+
+/// The learned thresholds of one cache. Cheap to read on the request path (one read lock,
+/// two map lookups); observations take the write lock briefly.
+pub struct Calibration {
+    budgets: Budgets,
+    state: RwLock<State>,
+}
+
+impl Calibration {
+    pub fn new(budgets: Budgets) -> Self {
+        Self {
+            budgets,
+            state: RwLock::new(State::default()),
+        }
+    }
+
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
+    /// How many of `others` answer the same as `candidate`, capped at [`MAX_SUPPORT`].
+    pub fn support(&self, candidate: EntryId, others: &[EntryId]) -> u8 {
+        let state = self.state.read();
+        let group = state.groups.group(candidate);
+        let same = others
+            .iter()
+            .filter(|&&o| o != candidate && state.groups.group(o) == group)
+            .count();
+        same.min(usize::from(MAX_SUPPORT)) as u8
+    }
+
+    /// What a candidate of `category` with `support` may be served at: the lowest
+    /// threshold certified by a cell it belongs to (support `0..=support`). `None`: the
+    /// category has no budget.
+    pub fn certified(&self, category: &str, support: u8) -> Option<Certified> {
+        self.budgets.of(category)?;
+        let state = self.state.read();
+        let mut best = Certified::Untrained;
+        for k in 0..=support.min(MAX_SUPPORT) {
+            let key = CellKey {
+                category: category.to_string(),
+                support: k,
+            };
+            best = match (best, state.certified.get(&key).copied()) {
+                (Certified::From(a), Some(Certified::From(b))) => Certified::From(a.min(b)),
+                (_, Some(Certified::From(b))) => Certified::From(b),
+                (Certified::Untrained, Some(Certified::Nothing)) => Certified::Nothing,
+                (best, _) => best,
+            };
+        }
+        Some(best)
+    }
+
+    /// Records one label: serving a candidate of `category` with `support` at `similarity`
+    /// would have been right (`agreed`) or wrong. It counts in every cell the candidate
+    /// belongs to. Ignored for categories without a budget.
+    pub fn observe(&self, category: &str, support: u8, similarity: f32, agreed: bool) {
+        let Some(delta) = self.budgets.of(category) else {
+            return;
+        };
+        let mut state = self.state.write();
+        let b = bin(similarity);
+        for k in 0..=support.min(MAX_SUPPORT) {
+            let key = CellKey {
+                category: category.to_string(),
+                support: k,
+            };
+            let cell = state.cells.entry(key.clone()).or_default();
+            if agreed {
+                cell.agreed[b] = cell.agreed[b].saturating_add(1);
+            } else {
+                cell.wrong[b] = cell.wrong[b].saturating_add(1);
+            }
+            let certified = cell.certify(delta);
+            state.certified.insert(key, certified);
+        }
+    }
+
+    /// Records which group a new entry's answer belongs to: the candidate's when their
+    /// answers agreed, else its own.
+    pub fn join(&self, new: EntryId, candidate: EntryId, agreed: bool) {
+        let mut state = self.state.write();
+        if agreed {
+            let group = state.groups.group(candidate);
+            state.groups.set(candidate, group);
+            state.groups.set(new, group);
+        } else {
+            state.groups.set(new, new);
+        }
+    }
+
+    /// Forgets an entry's membership (it was removed, or its answer changed).
+    pub fn forget(&self, id: EntryId) {
+        // The order queue keeps the id until it ages out; a stale id there only makes the
+        // next eviction remove nothing.
+        self.state.write().groups.of.remove(&id);
+    }
+
+    /// Every cell with labels, in a stable order.
+    pub fn report(&self) -> Vec<CellReport> {
+        let state = self.state.read();
+        let mut cells: Vec<CellReport> = state
+            .cells
+            .iter()
+            .filter_map(|(key, cell)| {
+                let delta = self.budgets.of(&key.category)?;
+                let (labels, wrong) = cell.counts();
+                Some(CellReport {
+                    key: key.clone(),
+                    delta,
+                    labels,
+                    wrong,
+                    certified: cell.certify(delta),
+                })
+            })
+            .collect();
+        cells.sort_by(|a, b| a.key.cmp(&b.key));
+        cells
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let state = self.state.read();
+        let mut cells: Vec<(CellKey, Cell)> = state
+            .cells
+            .iter()
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect();
+        cells.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut audits: Vec<(String, AuditTally)> =
+            state.audits.iter().map(|(k, t)| (k.clone(), *t)).collect();
+        audits.sort_by(|a, b| a.0.cmp(&b.0));
+        Snapshot {
+            cells,
+            groups: state.groups.clone(),
+            audits,
+        }
+    }
+
+    /// Takes over what a snapshot learned (cells of a bad length are dropped).
+    pub fn restore(&self, snapshot: Snapshot) {
+        let mut state = self.state.write();
+        state.cells = snapshot
+            .cells
+            .into_iter()
+            .filter(|(_, c)| c.agreed.len() == BINS && c.wrong.len() == BINS)
+            .collect();
+        state.certified = state
+            .cells
+            .iter()
+            .filter_map(|(k, c)| Some((k.clone(), c.certify(self.budgets.of(&k.category)?))))
+            .collect();
+        state.groups = snapshot.groups;
+        state.audits = snapshot.audits.into_iter().collect();
+    }
+
+    /// Counts one audited semantic hit of `category`: judged wrong or not.
+    pub fn audited(&self, category: &str, wrong: bool) {
+        self.state
+            .write()
+            .audits
+            .entry(category.to_string())
+            .or_default()
+            .add(wrong);
+    }
+
+    /// The live audit's tallies, per category, in name order.
+    pub fn audits(&self) -> Vec<(String, AuditTally)> {
+        let mut audits: Vec<(String, AuditTally)> = self
+            .state
+            .read()
+            .audits
+            .iter()
+            .map(|(k, t)| (k.clone(), *t))
+            .collect();
+        audits.sort_by(|a, b| a.0.cmp(&b.0));
+        audits
+    }
+}
+
+/// The served semantic hits checked against the upstream, and how many were wrong: the
+/// measured false-hit rate with its interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditTally {
+    pub checked: u64,
+    pub wrong: u64,
+}
+
+impl AuditTally {
+    pub fn add(&mut self, wrong: bool) {
+        self.checked += 1;
+        self.wrong += u64::from(wrong);
+    }
+
+    /// The wrong share and its two-sided 95% Wilson interval; `None` before any check.
+    pub fn estimate(&self) -> Option<(f64, f64, f64)> {
+        (self.checked > 0).then(|| {
+            let (lo, hi) = wilson(self.wrong, self.checked, 1.96);
+            (self.wrong as f64 / self.checked as f64, lo, hi)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budgets(delta: f64) -> Budgets {
+        Budgets {
+            default: Some(delta),
+            categories: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn wilson_matches_known_values() {
+        // 0 of 100 at z = 1.96: 0 to 3.70%.
+        let (lo, hi) = wilson(0, 100, 1.96);
+        assert_eq!(lo, 0.0);
+        assert!((hi - 0.0370).abs() < 5e-4, "{hi}");
+        // 10 of 100 at z = 1.96: 5.52% to 17.4%.
+        let (lo, hi) = wilson(10, 100, 1.96);
+        assert!((lo - 0.0552).abs() < 5e-4, "{lo}");
+        assert!((hi - 0.1744).abs() < 5e-4, "{hi}");
+        assert_eq!(wilson(0, 0, 1.96), (0.0, 1.0));
+        // The bound at the labels needed reaches δ, one label fewer does not.
+        for delta in [0.01, 0.02, 0.05] {
+            let n = labels_needed(delta);
+            assert!(wilson_upper(0, n) <= delta, "{delta}");
+            assert!(wilson_upper(0, n - 1) > delta, "{delta}");
+        }
+    }
+
+    #[test]
+    fn untrained_until_enough_labels_then_certified_down_to_where_errors_start() {
+        let cal = Calibration::new(budgets(0.02));
+        for _ in 0..100 {
+            cal.observe("default", 0, 0.9, true);
+        }
+        assert_eq!(cal.certified("default", 0), Some(Certified::Untrained));
+        for _ in 0..100 {
+            cal.observe("default", 0, 0.8, true);
+        }
+        assert_eq!(cal.certified("default", 0), Some(Certified::From(0.8)));
+        // Below 0.7 half the labels are wrong: the walk stops above it.
+        for _ in 0..60 {
+            cal.observe("default", 0, 0.6, true);
+            cal.observe("default", 0, 0.6, false);
+        }
+        assert_eq!(cal.certified("default", 0), Some(Certified::From(0.8)));
+        // A candidate with more support may use what cell 0 certified.
+        assert_eq!(cal.certified("default", 2), Some(Certified::From(0.8)));
+    }
+
+    #[test]
+    fn a_cell_whose_top_labels_are_wrong_certifies_nothing() {
+        let cal = Calibration::new(budgets(0.01));
+        for i in 0..400 {
+            cal.observe("default", 1, 0.95, i % 10 != 0);
+        }
+        assert_eq!(cal.certified("default", 1), Some(Certified::Nothing));
+        assert_eq!(cal.certified("default", 0), Some(Certified::Nothing));
+    }
+
+    #[test]
+    fn categories_without_a_budget_learn_nothing() {
+        let cal = Calibration::new(Budgets {
+            default: None,
+            categories: HashMap::from([("faq".to_string(), 0.05)]),
+        });
+        for _ in 0..500 {
+            cal.observe("default", 0, 0.9, true);
+        }
+        assert_eq!(cal.certified("default", 0), None);
+        assert!(cal.report().is_empty());
+        for _ in 0..100 {
+            cal.observe("faq", 0, 0.9, true);
+        }
+        assert_eq!(cal.certified("faq", 0), Some(Certified::From(0.9)));
+    }
+
+    #[test]
+    fn cells_are_cumulative_and_a_candidate_takes_its_lowest_threshold() {
+        let cal = Calibration::new(budgets(0.02));
+        // Support 0 is wrong one time in ten below 0.9; support 2 and up never is.
+        for i in 0..300 {
+            cal.observe("default", 0, 0.95, true);
+            cal.observe("default", 0, 0.7, i % 10 != 0);
+            cal.observe("default", 2, 0.7, true);
+        }
+        assert_eq!(cal.certified("default", 0), Some(Certified::From(0.95)));
+        // Cell 1 holds the labels of support 1 or more: here, those of support 2.
+        assert_eq!(cal.certified("default", 1), Some(Certified::From(0.7)));
+        assert_eq!(cal.certified("default", 2), Some(Certified::From(0.7)));
+        assert_eq!(cal.certified("default", 3), Some(Certified::From(0.7)));
+        let cells = cal.report();
+        let labels: Vec<(u8, u64)> = cells.iter().map(|c| (c.key.support, c.labels)).collect();
+        assert_eq!(labels, vec![(0, 900), (1, 300), (2, 300)]);
+    }
+
+    #[test]
+    fn support_counts_neighbours_of_the_same_answer_group() {
+        let cal = Calibration::new(budgets(0.01));
+        let [a, b, c, d, e] = [1u64, 2, 3, 4, 5].map(EntryId);
+        cal.join(b, a, true);
+        cal.join(c, b, true);
+        cal.join(d, a, false);
+        assert_eq!(cal.support(a, &[a, b, c, d]), 2);
+        assert_eq!(cal.support(c, &[a, b, c, d, e]), 2);
+        assert_eq!(cal.support(d, &[a, b, c, d]), 0);
+        assert_eq!(cal.support(e, &[a, e]), 0);
+        cal.forget(b);
+        assert_eq!(cal.support(a, &[a, b, c]), 1);
+    }
+
+    #[test]
+    fn a_snapshot_restores_labels_certificates_and_groups() {
+        let cal = Calibration::new(budgets(0.05));
+        for _ in 0..80 {
+            cal.observe("default", 3, 0.7, true);
+        }
+        cal.join(EntryId(2), EntryId(1), true);
+        let json = serde_json::to_string(&cal.snapshot()).unwrap();
+        let back = Calibration::new(budgets(0.05));
+        back.restore(serde_json::from_str(&json).unwrap());
+        assert_eq!(back.certified("default", 3), Some(Certified::From(0.7)));
+        assert_eq!(back.support(EntryId(1), &[EntryId(2)]), 1);
+        assert_eq!(back.report(), cal.report());
+    }
+
+    #[test]
+    fn audit_interval_covers_its_rate() {
+        let mut t = AuditTally::default();
+        assert_eq!(t.estimate(), None);
+        for i in 0..200 {
+            t.add(i % 50 == 0);
+        }
+        let (rate, lo, hi) = t.estimate().unwrap();
+        assert_eq!(rate, 0.02);
+        assert!(lo < 0.02 && hi > 0.02 && lo > 0.0, "{lo} {hi}");
+    }
+}

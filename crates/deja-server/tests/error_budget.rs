@@ -1,0 +1,114 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The error budget through the real proxy (`cache.max_false_hit_rate`): until labels
+//! certify a threshold no semantic hit is served; every miss is labelled in the background
+//! by comparing the upstream's answer with the nearest entry's (`/metrics` counts them); once
+//! the labels certify a threshold, a paraphrase above it is served. The upstream is the
+//! mock, told to give every paraphrase the same answer and an unrelated question another.
+
+#[macro_use]
+mod common;
+
+use std::time::Duration;
+
+use common::Served;
+use deja_server::config::Config;
+use deja_testkit::mock_upstream::MockUpstream;
+
+const ANSWER: &str = "Your parcel usually arrives within three working days.";
+
+/// Paraphrases of one question: the first ten are misses while the budget learns.
+const PARAPHRASES: [&str; 11] = [
+    "where is my parcel",
+    "where is my parcel please",
+    "can you tell me where my parcel is",
+    "I want to know where my parcel is",
+    "where is my package",
+    "where exactly is my package",
+    "has my parcel been shipped",
+    "track my parcel please",
+    "I need to track my parcel",
+    "what is the status of my parcel",
+    "my parcel, where is it",
+];
+
+async fn ask(client: &reqwest::Client, base: &str, text: &str) -> String {
+    let r = common::chat(client, base, text).await;
+    r.headers()["x-deja-cache"].to_str().unwrap().to_string()
+}
+
+/// The sample's value in an exposition text, if present.
+fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_learns_from_misses_before_it_serves_a_paraphrase() {
+    let embedder = need_model!();
+    let mock = MockUpstream::start().await.unwrap();
+    for q in PARAPHRASES {
+        mock.state().set_answer(q, ANSWER);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    config.upstream.base_url = mock.base_url();
+    // 25%: nine agreeing labels certify it, so the test stays short.
+    config.cache.max_false_hit_rate = Some(0.25);
+    let mut served = Served::start(config, embedder).await;
+    let client = reqwest::Client::new();
+
+    // Nine labels are needed: the tenth lookup is the first that can find them.
+    let learn = &PARAPHRASES[..10];
+    for (i, q) in learn.iter().enumerate() {
+        assert_eq!(
+            ask(&client, &served.base, q).await,
+            "miss",
+            "{q}: served before the labels certified anything"
+        );
+        // Each answer is stored before the next question (labelled in the background).
+        let mut stored = false;
+        for _ in 0..200 {
+            if sample(&served.scrape().await, "deja_entries ").unwrap_or(0.0) >= (i + 1) as f64 {
+                stored = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(stored, "the answer to {q:?} was not stored");
+    }
+    // Every miss but the first had a candidate whose answer agrees.
+    let mut metrics = String::new();
+    for _ in 0..200 {
+        metrics = served.scrape().await;
+        if sample(&metrics, "deja_budget_labels_total{agreed=\"true\"}").unwrap_or(0.0) >= 9.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let agreed = sample(&metrics, "deja_budget_labels_total{agreed=\"true\"}").unwrap();
+    let disagreed = sample(&metrics, "deja_budget_labels_total{agreed=\"false\"}").unwrap();
+    assert!(agreed >= 9.0 && disagreed == 0.0, "{metrics}");
+    assert!(
+        metrics.contains("deja_budget_certified_similarity{category="),
+        "{metrics}"
+    );
+    // A paraphrase close to what was learned is now served.
+    assert_eq!(
+        ask(&client, &served.base, PARAPHRASES[10]).await,
+        "hit-semantic"
+    );
+    // An unrelated question is still a miss.
+    assert_eq!(
+        ask(
+            &client,
+            &served.base,
+            "what are your opening hours on sunday"
+        )
+        .await,
+        "miss"
+    );
+    served.stop().await;
+}
