@@ -235,6 +235,9 @@ struct State {
     groups: Groups,
     /// The live audit's tallies, per category.
     audits: HashMap<String, AuditTally>,
+    /// Counts changes, so a save can be skipped when nothing changed.
+    version: u64,
+    saved: u64,
 }
 
 /// The learned thresholds of one cache. Cheap to read on the request path (one read lock,
@@ -312,6 +315,7 @@ impl Calibration {
             let certified = cell.certify(delta);
             state.certified.insert(key, certified);
         }
+        state.version += 1;
     }
 
     /// Records which group a new entry's answer belongs to: the candidate's when their
@@ -325,13 +329,17 @@ impl Calibration {
         } else {
             state.groups.set(new, new);
         }
+        state.version += 1;
     }
 
     /// Forgets an entry's membership (it was removed, or its answer changed).
     pub fn forget(&self, id: EntryId) {
         // The order queue keeps the id until it ages out; a stale id there only makes the
         // next eviction remove nothing.
-        self.state.write().groups.of.remove(&id);
+        let mut state = self.state.write();
+        if state.groups.of.remove(&id).is_some() {
+            state.version += 1;
+        }
     }
 
     /// Every cell with labels, in a stable order.
@@ -393,12 +401,32 @@ impl Calibration {
 
     /// Counts one audited semantic hit of `category`: judged wrong or not.
     pub fn audited(&self, category: &str, wrong: bool) {
-        self.state
-            .write()
+        let mut state = self.state.write();
+        state
             .audits
             .entry(category.to_string())
             .or_default()
             .add(wrong);
+        state.version += 1;
+    }
+
+    /// What changed since the last [`Calibration::saved`], with the change count to pass
+    /// to it once written; `None` when nothing did.
+    pub fn unsaved(&self) -> Option<(u64, Snapshot)> {
+        let version = {
+            let state = self.state.read();
+            if state.version == state.saved {
+                return None;
+            }
+            state.version
+        };
+        Some((version, self.snapshot()))
+    }
+
+    /// Notes that the state as of `version` was written.
+    pub fn saved(&self, version: u64) {
+        let mut state = self.state.write();
+        state.saved = state.saved.max(version);
     }
 
     /// The live audit's tallies, per category, in name order.

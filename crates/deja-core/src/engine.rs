@@ -266,6 +266,9 @@ pub enum Invalidate {
     All,
 }
 
+/// The name the error budget's labels are saved under ([`EntryStore::save_state`]).
+pub const CALIBRATION_STATE: &str = "calibration";
+
 /// Most candidates' answers one miss compares with the fresh answer ([`Cache::label`]),
 /// looking for the answer group the new entry belongs to: each costs a store read and,
 /// unless the answers are identical or structured, one embedding of the stored answer.
@@ -985,6 +988,49 @@ impl Cache {
         Ok(label)
     }
 
+    /// Saves the error budget's labels with the store ([`EntryStore::save_state`]) if they
+    /// changed since the last save; returns whether it wrote.
+    pub async fn save_calibration(&self) -> Result<bool, StoreError> {
+        let Some((version, snapshot)) = self.inner.calibration.as_ref().and_then(|c| c.unsaved())
+        else {
+            return Ok(false);
+        };
+        let bytes = serde_json::to_vec(&snapshot).map_err(|e| StoreError::Backend {
+            backend: "calibration",
+            source: Box::new(e),
+        })?;
+        self.inner
+            .store
+            .save_state(CALIBRATION_STATE, &bytes)
+            .await?;
+        if let Some(c) = &self.inner.calibration {
+            c.saved(version);
+        }
+        Ok(true)
+    }
+
+    /// Takes over the error budget's labels saved with the store (at start); returns
+    /// whether there were any. Saved labels that cannot be read are logged and left
+    /// alone (the budget learns again, and the next save replaces them).
+    pub async fn load_calibration(&self) -> Result<bool, StoreError> {
+        let Some(c) = &self.inner.calibration else {
+            return Ok(false);
+        };
+        let Some(bytes) = self.inner.store.load_state(CALIBRATION_STATE).await? else {
+            return Ok(false);
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(snapshot) => {
+                c.restore(snapshot);
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the error budget's saved labels are unreadable; learning again");
+                Ok(false)
+            }
+        }
+    }
+
     /// Audits a semantic hit served under an error budget, once the upstream has answered
     /// the same request (off the request path): the served answer is compared with the
     /// fresh one, the verdict counts in the live audit's tally, and it is a label like a
@@ -1549,6 +1595,7 @@ mod tests {
     pub(super) struct MemStore {
         pub(super) entries: Mutex<HashMap<EntryId, Entry>>,
         fail: AtomicBool,
+        state: Mutex<HashMap<String, Vec<u8>>>,
     }
 
     fn backend_err() -> StoreError {
@@ -1656,6 +1703,13 @@ mod tests {
             Ok(Counters::default())
         }
         async fn flush(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn load_state(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(self.state.lock().get(name).cloned())
+        }
+        async fn save_state(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+            self.state.lock().insert(name.to_string(), bytes.to_vec());
             Ok(())
         }
     }
@@ -2116,10 +2170,24 @@ mod tests {
             assert!(o.agreed, "{i}");
         }
         let calibration = f.cache.calibration().unwrap();
-        assert!(matches!(
-            calibration.certified("default", 0),
-            Some(Certified::From(t)) if t <= 1.0
-        ));
+        let certified = calibration.certified("default", 0);
+        assert!(matches!(certified, Some(Certified::From(t)) if t <= 1.0));
+        // Saved with the store when changed, and taken over by the next start.
+        assert!(f.cache.save_calibration().await.unwrap());
+        assert!(!f.cache.save_calibration().await.unwrap(), "unchanged");
+        let restarted = Cache::new(
+            f.store.clone(),
+            f.index.clone(),
+            f.embedder.clone(),
+            f.clock.clone(),
+            f.cache.options().clone(),
+        )
+        .unwrap();
+        assert!(restarted.load_calibration().await.unwrap());
+        assert_eq!(
+            restarted.calibration().unwrap().certified("default", 0),
+            certified
+        );
         let Lookup::SemanticHit {
             entry,
             audit: Some(audit),

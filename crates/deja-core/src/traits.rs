@@ -131,6 +131,17 @@ pub trait EntryStore: Send + Sync {
     async fn health(&self) -> StoreHealth {
         StoreHealth::Ok
     }
+    /// A named piece of the engine's own learned state (the error budget's labels), kept
+    /// with the entries so it survives a restart and, in a shared store, is seen by every
+    /// replica. `None` when nothing was saved under `name`. Backends that cannot keep it
+    /// use these defaults: nothing is kept.
+    async fn load_state(&self, _name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+    /// Replaces what is saved under `name`.
+    async fn save_state(&self, _name: &str, _bytes: &[u8]) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// What [`EntryStore::health`] reports.

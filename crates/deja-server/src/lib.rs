@@ -455,6 +455,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         }
         _ => None,
     };
+    match cache.load_calibration().await {
+        Ok(true) => tracing::info!("error budget: labels loaded from the store"),
+        Ok(false) => {}
+        // The budget learns again; a store that cannot read this fails louder elsewhere.
+        Err(e) => {
+            tracing::warn!(error = %deja_core::ErrorChain(&e), "error budget: loading the labels failed; learning again")
+        }
+    }
     let examples = cache
         .embed_category_examples()
         .await
@@ -566,18 +574,34 @@ async fn health(
     }
 }
 
-/// Persists counters and buffered hit times every second until the returned handle is
+/// Persists counters and buffered hit times every second, and the error budget's labels
+/// every [`CALIBRATION_SAVE_EVERY`] when they changed, until the returned handle is
 /// aborted.
 pub fn spawn_flusher(cache: Cache) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks = 0u64;
         loop {
             tick.tick().await;
             if let Err(e) = cache.flush_counters().await {
                 tracing::warn!(error = %deja_core::ErrorChain(&e), "flushing counters failed");
             }
+            ticks += 1;
+            if ticks.is_multiple_of(CALIBRATION_SAVE_EVERY.as_secs()) {
+                save_calibration_logged(&cache).await;
+            }
         }
     })
+}
+
+/// How often the error budget's labels are saved with the store when they changed: a
+/// crash loses at most this much learning.
+pub const CALIBRATION_SAVE_EVERY: Duration = Duration::from_secs(10);
+
+async fn save_calibration_logged(cache: &Cache) {
+    if let Err(e) = cache.save_calibration().await {
+        tracing::warn!(error = %deja_core::ErrorChain(&e), "saving the error budget's labels failed");
+    }
 }
 
 /// Every `every` (first after one period), removes expired and cold entries and enforces
@@ -644,6 +668,7 @@ pub async fn serve_on(
         s.abort();
     }
     flusher.abort();
+    save_calibration_logged(state.cache()).await;
     if let Err(e) = state.cache().flush_counters().await {
         tracing::warn!(error = %deja_core::ErrorChain(&e), "final flush failed");
     }

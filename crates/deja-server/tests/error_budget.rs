@@ -2,8 +2,9 @@
 //! The error budget through the real proxy (`cache.max_false_hit_rate`): until labels
 //! certify a threshold no semantic hit is served; every miss is labelled in the background
 //! by comparing the upstream's answer with the nearest entry's (`/metrics` counts them); once
-//! the labels certify a threshold, a paraphrase above it is served. The upstream is the
-//! mock, told to give every paraphrase the same answer and an unrelated question another.
+//! the labels certify a threshold, a paraphrase above it is served; the labels are saved
+//! with the store and a restarted proxy starts from them. The upstream is the mock, told to
+//! give every paraphrase the same answer and an unrelated question another.
 
 #[macro_use]
 mod common;
@@ -57,7 +58,7 @@ async fn a_budget_learns_from_misses_before_it_serves_a_paraphrase() {
     config.upstream.base_url = mock.base_url();
     // 25%: nine agreeing labels certify it, so the test stays short.
     config.cache.max_false_hit_rate = Some(0.25);
-    let mut served = Served::start(config, embedder).await;
+    let mut served = Served::start(config.clone(), embedder).await;
     let client = reqwest::Client::new();
 
     // Nine labels are needed: the tenth lookup is the first that can find them.
@@ -111,4 +112,20 @@ async fn a_budget_learns_from_misses_before_it_serves_a_paraphrase() {
         "miss"
     );
     served.stop().await;
+    drop(served);
+
+    // The labels were saved with the store at the clean stop: a proxy started as `deja
+    // serve` starts serves the next paraphrase at once, having labelled nothing itself.
+    let mut restarted = Served::serve(deja_server::build_state(config).await.unwrap()).await;
+    assert_eq!(
+        ask(&client, &restarted.base, "where's my parcel").await,
+        "hit-semantic"
+    );
+    let metrics = restarted.scrape().await;
+    assert_eq!(
+        sample(&metrics, "deja_budget_labels_total{agreed=\"true\"}"),
+        Some(0.0),
+        "{metrics}"
+    );
+    restarted.stop().await;
 }

@@ -56,6 +56,8 @@ const HITS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("hits_v1");
 const TAGS: MultimapTableDefinition<&str, u64> = MultimapTableDefinition::new("tags_v1");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters_v1");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
+/// The engine's own named state ([`EntryStore::save_state`]).
+const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state_v1");
 
 const FORMAT_VERSION: u64 = 1;
 const WRITE_SEQ: &str = "write_seq";
@@ -598,6 +600,31 @@ impl RedbStore {
         Ok(())
     }
 
+    fn load_state_sync(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(backend)?;
+        // A store written before the table existed has none: nothing was saved.
+        let table = match txn.open_table(STATE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(backend(e)),
+        };
+        let got = table.get(name).map_err(backend)?;
+        Ok(got.map(|g| g.value().to_vec()))
+    }
+
+    fn save_state_sync(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let db = self.db()?;
+        let txn = self.begin_write(&db)?;
+        {
+            let mut table = txn.open_table(STATE).map_err(backend)?;
+            table.insert(name, bytes).map_err(backend)?;
+        }
+        txn.commit().map_err(backend)?;
+        self.wrote();
+        Ok(())
+    }
+
     fn counters_sync(&self) -> Result<Counters, StoreError> {
         let db = self.db()?;
         let txn = db.begin_read().map_err(backend)?;
@@ -895,6 +922,14 @@ impl EntryStore for RedbStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         self.observe(self.flush_sync())
+    }
+
+    async fn load_state(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.observe(self.load_state_sync(name))
+    }
+
+    async fn save_state(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.observe(self.save_state_sync(name, bytes))
     }
 
     async fn health(&self) -> StoreHealth {

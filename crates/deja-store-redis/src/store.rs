@@ -570,6 +570,9 @@ impl RedisStore {
     fn counters_key(&self) -> String {
         format!("{}:counters", self.opts.prefix)
     }
+    fn state_key(&self, name: &str) -> String {
+        format!("{}:state:{name}", self.opts.prefix)
+    }
 
     fn ttl_ms(&self) -> u64 {
         self.opts
@@ -1142,6 +1145,24 @@ impl EntryStore for RedisStore {
             }
         }
         self.exec(vec![p]).await.map(|_| ())
+    }
+
+    async fn load_state(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let v = self
+            .query(redis::cmd("GET").arg(self.state_key(name)).clone())
+            .await?;
+        redis::from_redis_value(&v).map_err(backend)
+    }
+
+    async fn save_state(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.query(
+            redis::cmd("SET")
+                .arg(self.state_key(name))
+                .arg(bytes)
+                .clone(),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn counters(&self) -> Result<Counters, StoreError> {

@@ -357,6 +357,27 @@ pub async fn entry_store_suite(store: Arc<dyn EntryStore>) {
     s.flush().await.unwrap();
     assert_eq!(s.counters().await.unwrap(), want);
 
+    // The engine's named state: absent until saved, then the last bytes saved; not an
+    // entry.
+    let entries = s.len().await.unwrap();
+    assert_eq!(s.load_state("calibration").await.unwrap(), None);
+    s.save_state("calibration", b"{\"cells\":[]}")
+        .await
+        .unwrap();
+    s.save_state("other", b"").await.unwrap();
+    s.save_state("calibration", b"{\"cells\":[1]}")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.load_state("calibration").await.unwrap().as_deref(),
+        Some(&b"{\"cells\":[1]}"[..])
+    );
+    assert_eq!(
+        s.load_state("other").await.unwrap().as_deref(),
+        Some(&b""[..])
+    );
+    assert_eq!(s.len().await.unwrap(), entries);
+
     batch_checks(s).await;
 }
 
