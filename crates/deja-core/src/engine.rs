@@ -988,6 +988,21 @@ impl Cache {
         Ok(label)
     }
 
+    /// Records a client's verdict on a semantic hit it was served under an error budget
+    /// (`ticket` is the hit's audit ticket): a label like an audit's, right or wrong.
+    /// Returns the label, or `None` without a budget.
+    pub fn feedback(&self, ticket: &LabelTicket, right: bool) -> Option<Observation> {
+        let calibration = self.inner.calibration.as_ref()?;
+        let &(candidate, similarity, support) = ticket.candidates.first()?;
+        calibration.observe(&ticket.category, support, similarity, right);
+        Some(Observation {
+            candidate,
+            similarity,
+            support,
+            agreed: right,
+        })
+    }
+
     /// Saves the error budget's labels with the store ([`EntryStore::save_state`]) if they
     /// changed since the last save; returns whether it wrote.
     pub async fn save_calibration(&self) -> Result<bool, StoreError> {

@@ -10,6 +10,7 @@ pub mod conn;
 pub mod controls;
 pub mod dashboard;
 pub mod error;
+pub mod feedback;
 pub mod insights;
 pub mod ledger;
 pub mod logging;
@@ -72,6 +73,8 @@ struct AppInner {
     index_snapshot: Option<snapshot::IndexSnapshot>,
     /// Embedding items shared with other replicas (`[store] shared_embeddings`).
     shared_embeddings: Option<shared_embeddings::SharedEmbeddings>,
+    /// Semantic hits served under an error budget, for client verdicts ([`feedback`]).
+    served_hits: feedback::ServedHits,
 }
 
 impl AppState {
@@ -123,8 +126,14 @@ impl AppState {
                 inflight: Inflight::default(),
                 index_snapshot,
                 shared_embeddings,
+                served_hits: feedback::ServedHits::default(),
             }),
         })
+    }
+
+    /// Semantic hits served under an error budget, for client verdicts.
+    pub fn served_hits(&self) -> &feedback::ServedHits {
+        &self.inner.served_hits
     }
 
     pub fn config(&self) -> &Config {
@@ -529,6 +538,7 @@ pub fn router(state: AppState) -> request_id::RequestIds<Router> {
         .route("/v1/chat/completions", post(routes::chat::chat_completions))
         .route("/v1/embeddings", post(routes::embeddings::embeddings))
         .route("/v1/messages", post(routes::messages::messages))
+        .route("/v1/deja/feedback", post(feedback::feedback))
         .route(
             "/v1/messages/{*rest}",
             any(routes::passthrough::anthropic_passthrough),

@@ -208,6 +208,8 @@ pub struct Metrics {
     shared_embeddings: [AtomicU64; 3],
     /// Error-budget labels recorded: the stored answer agreed with the upstream's, or not.
     budget_labels: [AtomicU64; 2],
+    /// Client verdicts on semantic hits (`POST /v1/deja/feedback`): right, wrong.
+    feedback: [AtomicU64; 2],
 }
 
 impl Metrics {
@@ -248,6 +250,7 @@ impl Metrics {
             embedding_items: Default::default(),
             shared_embeddings: Default::default(),
             budget_labels: Default::default(),
+            feedback: Default::default(),
         }
     }
 
@@ -326,13 +329,18 @@ impl Metrics {
         self.embedding_items[1].fetch_add(misses, Ordering::Relaxed);
     }
 
-    /// Counts an upstream answer that was served but not stored: a never-cache rule
-    /// matched the answer, or the store failed. `reason` is a bypass reason.
     /// Counts one error-budget label ([`deja_core::Cache::label`]).
     pub fn budget_label(&self, agreed: bool) {
         self.budget_labels[usize::from(!agreed)].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one client verdict on a semantic hit ([`crate::feedback`]).
+    pub fn feedback(&self, right: bool) {
+        self.feedback[usize::from(!right)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an upstream answer that was served but not stored: a never-cache rule
+    /// matched the answer, or the store failed. `reason` is a bypass reason.
     pub fn not_stored(&self, reason: &str) {
         self.not_stored[self.bypass_slot(reason)].fetch_add(1, Ordering::Relaxed);
     }
@@ -402,6 +410,19 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "deja_budget_labels_total{{agreed=\"{agreed}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            out,
+            "deja_feedback_total",
+            "counter",
+            "Client verdicts on semantic hits served under the error budget (POST /v1/deja/feedback).",
+        );
+        for (verdict, n) in ["right", "wrong"].iter().zip(&self.feedback) {
+            let _ = writeln!(
+                out,
+                "deja_feedback_total{{verdict=\"{verdict}\"}} {}",
                 n.load(Ordering::Relaxed)
             );
         }

@@ -3,8 +3,9 @@
 //! certify a threshold no semantic hit is served; every miss is labelled in the background
 //! by comparing the upstream's answer with the nearest entry's (`/metrics` counts them); once
 //! the labels certify a threshold, a paraphrase above it is served; the labels are saved
-//! with the store and a restarted proxy starts from them. The upstream is the mock, told to
-//! give every paraphrase the same answer and an unrelated question another.
+//! with the store and a restarted proxy starts from them; a client's verdict on a hit it was
+//! served removes the entry and is a label. The upstream is the mock, told to give every
+//! paraphrase the same answer and an unrelated question another.
 
 #[macro_use]
 mod common;
@@ -117,14 +118,48 @@ async fn a_budget_learns_from_misses_before_it_serves_a_paraphrase() {
     // The labels were saved with the store at the clean stop: a proxy started as `deja
     // serve` starts serves the next paraphrase at once, having labelled nothing itself.
     let mut restarted = Served::serve(deja_server::build_state(config).await.unwrap()).await;
-    assert_eq!(
-        ask(&client, &restarted.base, "where's my parcel").await,
-        "hit-semantic"
-    );
+    let hit = common::chat(&client, &restarted.base, "where's my parcel").await;
+    assert_eq!(hit.headers()["x-deja-cache"], "hit-semantic");
     let metrics = restarted.scrape().await;
     assert_eq!(
         sample(&metrics, "deja_budget_labels_total{agreed=\"true\"}"),
         Some(0.0),
+        "{metrics}"
+    );
+
+    // The client says that hit was wrong: only with its own key, once; the entry goes.
+    let request_id = hit.headers()["x-deja-request-id"].to_str().unwrap();
+    let entry = hit.headers()["x-deja-entry"].to_str().unwrap().to_string();
+    let verdict = |key: &str, body: serde_json::Value| {
+        client
+            .post(format!("{}/v1/deja/feedback", restarted.base))
+            .header("authorization", format!("Bearer {key}"))
+            .json(&body)
+            .send()
+    };
+    let wrong = serde_json::json!({"request_id": request_id, "verdict": "wrong"});
+    let r = verdict("sk-other", wrong.clone()).await.unwrap();
+    assert_eq!(r.status(), 404, "another tenant may not judge it");
+    let r = verdict(
+        "sk-test",
+        serde_json::json!({"request_id": request_id, "verdict": "meh"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["type"], "invalid_request_error", "{e}");
+    let r = verdict("sk-test", wrong.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let done: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(done["entry"], entry.as_str(), "{done}");
+    assert_eq!(done["removed"], true, "{done}");
+    let r = verdict("sk-test", wrong).await.unwrap();
+    assert_eq!(r.status(), 404, "one verdict per hit");
+    let metrics = restarted.scrape().await;
+    assert_eq!(
+        sample(&metrics, "deja_feedback_total{verdict=\"wrong\"}"),
+        Some(1.0),
         "{metrics}"
     );
     restarted.stop().await;

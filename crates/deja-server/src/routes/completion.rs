@@ -170,8 +170,18 @@ pub async fn answer(
             let (entry, hit) = match found {
                 Lookup::ExactHit(entry) => (entry, CacheHeader::HitExact),
                 Lookup::SemanticHit {
-                    entry, similarity, ..
-                } => (entry, CacheHeader::HitSemantic(similarity)),
+                    entry,
+                    similarity,
+                    audit,
+                } => {
+                    // Served under an error budget: a verdict may name it later.
+                    if let (Some(ticket), Some(id)) = (audit, crate::request_id::current()) {
+                        if let Ok(id) = id.to_str() {
+                            app.served_hits().record(id, &tenant, entry.id, ticket);
+                        }
+                    }
+                    (entry, CacheHeader::HitSemantic(similarity))
+                }
                 Lookup::Miss {
                     vector: v,
                     nearest,

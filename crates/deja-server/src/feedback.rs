@@ -1,0 +1,141 @@
+//! `POST /v1/deja/feedback`: a client says a semantic hit it was served was wrong, or right.
+//!
+//! The proxy remembers the last [`MAX_REMEMBERED`] semantic hits it served under an error
+//! budget, by the request id it returned with each (`x-deja-request-id`), with the tenant
+//! that asked and what the hit was (its entry, similarity and cell). A verdict names that
+//! id: it must come with the credentials of the same tenant (another tenant is told the id
+//! is unknown, so ids reveal nothing across tenants), and it is taken once. `wrong` removes
+//! the entry and labels the hit wrong; `right` labels it right. Either way the error budget
+//! learns from it as from an audit ([`deja_core::Cache::feedback`]).
+//!
+//! This module keeps the record and answers the route; the label is the engine's.
+
+use std::collections::{HashMap, VecDeque};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use deja_core::{EntryId, LabelTicket};
+use parking_lot::Mutex;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Most served hits remembered for feedback; the oldest are forgotten first.
+pub const MAX_REMEMBERED: usize = 10_000;
+
+/// One semantic hit served under an error budget.
+struct ServedHit {
+    tenant: String,
+    entry: EntryId,
+    ticket: LabelTicket,
+}
+
+/// The recent semantic hits a verdict may name, by request id.
+#[derive(Default)]
+pub struct ServedHits {
+    inner: Mutex<Remembered>,
+}
+
+#[derive(Default)]
+struct Remembered {
+    by_id: HashMap<String, ServedHit>,
+    order: VecDeque<String>,
+}
+
+impl ServedHits {
+    /// Remembers a hit served to `tenant` with `request_id`.
+    pub fn record(&self, request_id: &str, tenant: &str, entry: EntryId, ticket: LabelTicket) {
+        let mut r = self.inner.lock();
+        let hit = ServedHit {
+            tenant: tenant.to_string(),
+            entry,
+            ticket,
+        };
+        if r.by_id.insert(request_id.to_string(), hit).is_none() {
+            r.order.push_back(request_id.to_string());
+        }
+        while r.order.len() > MAX_REMEMBERED {
+            if let Some(old) = r.order.pop_front() {
+                r.by_id.remove(&old);
+            }
+        }
+    }
+
+    /// Takes the hit `request_id` names, if it was served to `tenant`.
+    fn take(&self, request_id: &str, tenant: &str) -> Option<ServedHit> {
+        let mut r = self.inner.lock();
+        if r.by_id.get(request_id)?.tenant != tenant {
+            return None;
+        }
+        // The id stays in the order queue until it ages out; removing nothing then.
+        r.by_id.remove(request_id)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Verdict {
+    request_id: String,
+    verdict: Said,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Said {
+    Right,
+    Wrong,
+}
+
+/// `POST /v1/deja/feedback` with `{"request_id": "…", "verdict": "wrong" | "right"}`.
+pub async fn feedback(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let v: Verdict = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            format!("the body must be {{\"request_id\": \"…\", \"verdict\": \"wrong\" or \"right\"}}: {e}"),
+            None,
+        )
+    })?;
+    let tenant = app.tenancy().tenant(&headers, uri.query())?;
+    let Some(hit) = app.served_hits().take(&v.request_id, &tenant) else {
+        return Err(ApiError::NotFound {
+            message: format!(
+                "no semantic hit served under the error budget to this key has request id {:?} (the last {MAX_REMEMBERED} are kept, each takes one verdict)",
+                v.request_id
+            ),
+        });
+    };
+    let right = v.verdict == Said::Right;
+    app.cache().feedback(&hit.ticket, right);
+    app.metrics().feedback(right);
+    let removed = if right {
+        false
+    } else {
+        match app.cache().remove(hit.entry).await {
+            Ok(removed) => removed,
+            Err(e) => {
+                tracing::warn!(error = %deja_core::ErrorChain(&e), entry = %hit.entry, "removing an entry a client called wrong failed");
+                return Err(ApiError::Unavailable {
+                    message: format!(
+                        "the verdict was recorded but entry {} could not be removed; invalidate it by id",
+                        hit.entry
+                    ),
+                });
+            }
+        }
+    };
+    Ok(Json(serde_json::json!({
+        "request_id": v.request_id,
+        "verdict": if right { "right" } else { "wrong" },
+        "entry": hit.entry.to_string(),
+        "removed": removed,
+    }))
+    .into_response())
+}
