@@ -333,6 +333,15 @@ pub struct CacheConfig {
     /// labelling. Unset: the embedder's own (0.8 for all-MiniLM-L6-v2, 0.93 for
     /// multilingual-e5-small).
     pub answer_min_similarity: Option<f32>,
+    /// The live audit: the share of semantic hits served under an error budget that are
+    /// asked upstream again in the background (with `upstream.api_key`, or
+    /// `anthropic.api_key` for `/v1/messages`; never with a client's key) and compared.
+    pub audit_share: f64,
+    /// Most audit calls per UTC day (counted in this process since it started).
+    pub audit_max_calls_per_day: u64,
+    /// Most tokens (prompt plus completion) audit calls spend per UTC day; a call starts
+    /// only if the served entry's recorded usage still fits.
+    pub audit_max_tokens_per_day: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -370,6 +379,9 @@ impl Default for CacheConfig {
             coalesce_wait_ms: 60_000,
             max_false_hit_rate: None,
             answer_min_similarity: None,
+            audit_share: 0.01,
+            audit_max_calls_per_day: 1_000,
+            audit_max_tokens_per_day: 1_000_000,
         }
     }
 }
@@ -924,6 +936,12 @@ impl Config {
                     message: "must be a share above 0 and below 0.5, e.g. 0.01 for 1%".into(),
                 });
             }
+        }
+        if !(0.0..=1.0).contains(&self.cache.audit_share) {
+            return Err(ConfigError::Invalid {
+                key: "cache.audit_share".into(),
+                message: "must be a share between 0 and 1, e.g. 0.01 for 1%".into(),
+            });
         }
         if self
             .cache

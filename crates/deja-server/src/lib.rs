@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod answers;
+pub mod audit;
 pub mod coalesce;
 pub mod config;
 pub mod conn;
@@ -75,6 +76,8 @@ struct AppInner {
     shared_embeddings: Option<shared_embeddings::SharedEmbeddings>,
     /// Semantic hits served under an error budget, for client verdicts ([`feedback`]).
     served_hits: feedback::ServedHits,
+    /// What the live audit spent today ([`audit`]).
+    audit_budget: audit::AuditBudget,
 }
 
 impl AppState {
@@ -127,6 +130,7 @@ impl AppState {
                 index_snapshot,
                 shared_embeddings,
                 served_hits: feedback::ServedHits::default(),
+                audit_budget: audit::AuditBudget::default(),
             }),
         })
     }
@@ -134,6 +138,11 @@ impl AppState {
     /// Semantic hits served under an error budget, for client verdicts.
     pub fn served_hits(&self) -> &feedback::ServedHits {
         &self.inner.served_hits
+    }
+
+    /// What the live audit spent today.
+    pub fn audit_budget(&self) -> &audit::AuditBudget {
+        &self.inner.audit_budget
     }
 
     pub fn config(&self) -> &Config {

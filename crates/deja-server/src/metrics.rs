@@ -210,6 +210,8 @@ pub struct Metrics {
     budget_labels: [AtomicU64; 2],
     /// Client verdicts on semantic hits (`POST /v1/deja/feedback`): right, wrong.
     feedback: [AtomicU64; 2],
+    /// Live audit checks: the served answer agreed with the upstream's, or not.
+    audit_checks: [AtomicU64; 2],
 }
 
 impl Metrics {
@@ -251,6 +253,7 @@ impl Metrics {
             shared_embeddings: Default::default(),
             budget_labels: Default::default(),
             feedback: Default::default(),
+            audit_checks: Default::default(),
         }
     }
 
@@ -334,6 +337,11 @@ impl Metrics {
         self.budget_labels[usize::from(!agreed)].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one live audit check ([`crate::audit`]).
+    pub fn audit_check(&self, agreed: bool) {
+        self.audit_checks[usize::from(!agreed)].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts one client verdict on a semantic hit ([`crate::feedback`]).
     pub fn feedback(&self, right: bool) {
         self.feedback[usize::from(!right)].fetch_add(1, Ordering::Relaxed);
@@ -410,6 +418,19 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "deja_budget_labels_total{{agreed=\"{agreed}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            out,
+            "deja_audit_checks_total",
+            "counter",
+            "Semantic hits served under the error budget, asked upstream again and compared: the served answer agreed, or not.",
+        );
+        for (agreed, n) in ["true", "false"].iter().zip(&self.audit_checks) {
+            let _ = writeln!(
+                out,
+                "deja_audit_checks_total{{agreed=\"{agreed}\"}} {}",
                 n.load(Ordering::Relaxed)
             );
         }
@@ -595,6 +616,42 @@ fn render_budget(out: &mut String, cells: &[deja_core::budget::CellReport]) {
     }
 }
 
+/// The live audit's measured false-hit rate per category, with its 95% Wilson interval
+/// (`bound`: `estimate`, `low`, `high`), and how many hits it checked.
+fn render_audit(out: &mut String, audits: &[(String, deja_core::budget::AuditTally)]) {
+    header(
+        out,
+        "deja_audit_false_hit_rate",
+        "gauge",
+        "The share of audited semantic hits whose answer disagreed with the upstream's, per category, with the 95% Wilson interval.",
+    );
+    for (category, tally) in audits {
+        if let Some((rate, low, high)) = tally.estimate() {
+            for (bound, v) in [("estimate", rate), ("low", low), ("high", high)] {
+                let _ = writeln!(
+                    out,
+                    "deja_audit_false_hit_rate{{category=\"{}\",bound=\"{bound}\"}} {v}",
+                    escape(category)
+                );
+            }
+        }
+    }
+    header(
+        out,
+        "deja_audit_checked",
+        "gauge",
+        "Semantic hits the live audit has checked per category (saved with the error budget's labels).",
+    );
+    for (category, tally) in audits {
+        let _ = writeln!(
+            out,
+            "deja_audit_checked{{category=\"{}\"}} {}",
+            escape(category),
+            tally.checked
+        );
+    }
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -637,6 +694,7 @@ pub async fn scrape(State(app): State<AppState>) -> Response {
     }
     if let Some(calibration) = app.cache().calibration() {
         render_budget(&mut out, &calibration.report());
+        render_audit(&mut out, &calibration.audits());
     }
     let degraded = store.health().await != deja_core::StoreHealth::Ok;
     header(

@@ -105,6 +105,12 @@ impl Upstream {
         })
     }
 
+    /// Whether the operator configured a key for this upstream (then it replaces the
+    /// client's on every call).
+    pub fn has_operator_key(&self) -> bool {
+        self.api_key.is_some()
+    }
+
     /// The upstream URL for an incoming path: `/v1/x` maps to `{base_url}/x`.
     pub fn url_for(&self, path_and_query: &str) -> String {
         let rest = path_and_query

@@ -2,7 +2,8 @@
 //! The error budget through the real proxy (`cache.max_false_hit_rate`): until labels
 //! certify a threshold no semantic hit is served; every miss is labelled in the background
 //! by comparing the upstream's answer with the nearest entry's (`/metrics` counts them); once
-//! the labels certify a threshold, a paraphrase above it is served; the labels are saved
+//! the labels certify a threshold, a paraphrase above it is served and audited in the
+//! background with the operator's key (and not audited without one); the labels are saved
 //! with the store and a restarted proxy starts from them; a client's verdict on a hit it was
 //! served removes the entry and is a label. The upstream is the mock, told to give every
 //! paraphrase the same answer and an unrelated question another.
@@ -59,6 +60,9 @@ async fn a_budget_learns_from_misses_before_it_serves_a_paraphrase() {
     config.upstream.base_url = mock.base_url();
     // 25%: nine agreeing labels certify it, so the test stays short.
     config.cache.max_false_hit_rate = Some(0.25);
+    // Every hit audited, with the operator's key.
+    config.cache.audit_share = 1.0;
+    config.upstream.api_key = Some("sk-operator".into());
     let mut served = Served::start(config.clone(), embedder).await;
     let client = reqwest::Client::new();
 
@@ -98,9 +102,34 @@ async fn a_budget_learns_from_misses_before_it_serves_a_paraphrase() {
         "{metrics}"
     );
     // A paraphrase close to what was learned is now served.
+    let calls = mock.stats().chat_calls;
     assert_eq!(
         ask(&client, &served.base, PARAPHRASES[10]).await,
         "hit-semantic"
+    );
+    // The hit is asked upstream again in the background, with the operator's key, and the
+    // answers agree.
+    let mut audited = None;
+    for _ in 0..200 {
+        audited = sample(
+            &served.scrape().await,
+            "deja_audit_checks_total{agreed=\"true\"}",
+        );
+        if audited == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(audited, Some(1.0), "{}", served.scrape().await);
+    assert_eq!(
+        mock.stats().chat_calls,
+        calls + 1,
+        "one upstream call: the audit's"
+    );
+    let metrics = served.scrape().await;
+    assert!(
+        metrics.contains("deja_audit_false_hit_rate{category="),
+        "{metrics}"
     );
     // An unrelated question is still a miss.
     assert_eq!(
@@ -117,12 +146,26 @@ async fn a_budget_learns_from_misses_before_it_serves_a_paraphrase() {
 
     // The labels were saved with the store at the clean stop: a proxy started as `deja
     // serve` starts serves the next paraphrase at once, having labelled nothing itself.
+    // Without an operator key there is no audit: a client's key is never spent on one.
+    config.upstream.api_key = None;
     let mut restarted = Served::serve(deja_server::build_state(config).await.unwrap()).await;
+    let calls = mock.stats().chat_calls;
     let hit = common::chat(&client, &restarted.base, "where's my parcel").await;
     assert_eq!(hit.headers()["x-deja-cache"], "hit-semantic");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        mock.stats().chat_calls,
+        calls,
+        "no audit call without an operator key"
+    );
     let metrics = restarted.scrape().await;
     assert_eq!(
         sample(&metrics, "deja_budget_labels_total{agreed=\"true\"}"),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "deja_audit_checks_total{agreed=\"true\"}"),
         Some(0.0),
         "{metrics}"
     );

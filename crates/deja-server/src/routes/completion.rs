@@ -174,10 +174,37 @@ pub async fn answer(
                     similarity,
                     audit,
                 } => {
-                    // Served under an error budget: a verdict may name it later.
-                    if let (Some(ticket), Some(id)) = (audit, crate::request_id::current()) {
-                        if let Ok(id) = id.to_str() {
-                            app.served_hits().record(id, &tenant, entry.id, ticket);
+                    if let Some(ticket) = audit {
+                        let c = &app.config().cache;
+                        // A sampled share is asked again in the background.
+                        if app.audit_budget().admit(
+                            app.cache().now_ms(),
+                            entry.usage,
+                            c.audit_share,
+                            c.audit_max_calls_per_day,
+                            c.audit_max_tokens_per_day,
+                        ) {
+                            let resend = crate::audit::Resend {
+                                api: match route.format {
+                                    StreamFormat::OpenAi => crate::answers::Api::OpenAi,
+                                    StreamFormat::Anthropic => crate::answers::Api::Anthropic,
+                                },
+                                path: route.path.to_string(),
+                                headers: headers.clone(),
+                                body: bytes.clone(),
+                            };
+                            tokio::spawn(crate::request_id::carry(crate::audit::check(
+                                app.clone(),
+                                ticket.clone(),
+                                key.prompt.clone(),
+                                resend,
+                            )));
+                        }
+                        // A verdict may name it later.
+                        if let Some(id) = crate::request_id::current() {
+                            if let Ok(id) = id.to_str() {
+                                app.served_hits().record(id, &tenant, entry.id, ticket);
+                            }
                         }
                     }
                     (entry, CacheHeader::HitSemantic(similarity))

@@ -1,0 +1,186 @@
+//! The live audit: a sampled share of the semantic hits served under an error budget is
+//! asked upstream again in the background and the fresh answer compared with the one
+//! served ([`deja_core::Cache::audit`]): the measured false-hit rate, with its interval, in
+//! `/metrics`, and labels for the similarities the budget now serves (which produce no
+//! misses any more).
+//!
+//! Only with the operator's key for that upstream (`upstream.api_key`, or
+//! `anthropic.api_key` for `/v1/messages`): a client's key is never spent on a check it did
+//! not ask for. Within a daily call and token budget (per UTC day of the cache's clock,
+//! counted since this process started); a hit is audited only if its entry's recorded
+//! usage still fits. The request is re-sent as it came, not streamed. Nothing here runs on
+//! the request path but the sampling decision.
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method};
+use deja_core::{Answer, LabelTicket, Usage};
+use parking_lot::Mutex;
+use rand::Rng;
+use serde_json::Value;
+
+use crate::answers::Api;
+use crate::AppState;
+
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+/// Today's spending.
+#[derive(Default)]
+pub struct AuditBudget {
+    spent: Mutex<Spent>,
+}
+
+#[derive(Default)]
+struct Spent {
+    day: u64,
+    calls: u64,
+    tokens: u64,
+}
+
+impl AuditBudget {
+    /// Whether to audit a hit whose entry recorded `usage`: sampled at `share`, within
+    /// the day's budget (the call is counted now, its tokens when it answers).
+    pub fn admit(&self, now_ms: u64, usage: Usage, share: f64, calls: u64, tokens: u64) -> bool {
+        if share <= 0.0 || !rand::thread_rng().gen_bool(share.min(1.0)) {
+            return false;
+        }
+        let mut s = self.spent.lock();
+        let day = now_ms / DAY_MS;
+        if s.day != day {
+            *s = Spent {
+                day,
+                ..Spent::default()
+            };
+        }
+        let expected = usage.prompt_tokens.saturating_add(usage.completion_tokens);
+        if s.calls >= calls || s.tokens.saturating_add(expected) > tokens {
+            return false;
+        }
+        s.calls += 1;
+        true
+    }
+
+    fn spend(&self, usage: Usage) {
+        let mut s = self.spent.lock();
+        s.tokens = s
+            .tokens
+            .saturating_add(usage.prompt_tokens.saturating_add(usage.completion_tokens));
+    }
+}
+
+/// What an audit re-sends: the request as it came, where it went.
+pub struct Resend {
+    /// Which upstream answered it.
+    pub api: Api,
+    /// The incoming path and query, mapped under the upstream's base URL.
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Audits one hit (spawned after it was served): re-sends the request non-streamed with the
+/// operator's key, compares the answers and records the verdict. A failure costs the audit
+/// only (logged).
+pub async fn check(app: AppState, ticket: LabelTicket, prompt: String, resend: Resend) {
+    let upstream = match resend.api {
+        Api::OpenAi => app.upstream(),
+        Api::Anthropic => app.anthropic(),
+    };
+    if !upstream.has_operator_key() {
+        return;
+    }
+    let body = match serde_json::from_slice::<Value>(&resend.body) {
+        Ok(Value::Object(mut obj)) => {
+            obj.insert("stream".into(), Value::Bool(false));
+            obj.remove("stream_options");
+            match serde_json::to_vec(&obj) {
+                Ok(b) => b,
+                Err(_) => return,
+            }
+        }
+        _ => return,
+    };
+    let sent = upstream
+        .send(
+            Method::POST,
+            &resend.path,
+            &resend.headers,
+            body.into(),
+            true,
+        )
+        .await;
+    let fresh = match sent {
+        Ok(r) if r.status().is_success() => match r.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "audit: reading the upstream's answer failed");
+                return;
+            }
+        },
+        Ok(r) => {
+            tracing::warn!(
+                status = r.status().as_u16(),
+                "audit: the upstream refused the check"
+            );
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = ?e, "audit: the upstream could not be reached");
+            return;
+        }
+    };
+    app.audit_budget().spend(match resend.api {
+        Api::OpenAi => deja_openai::sse::usage_from_body(&fresh),
+        Api::Anthropic => deja_openai::anthropic::stream::usage_from_body(&fresh),
+    });
+    let Some(fresh_text) = crate::answers::comparable_text(&Answer::Body(fresh.to_vec())) else {
+        tracing::warn!("audit: the upstream's answer has no text to compare");
+        return;
+    };
+    match app
+        .cache()
+        .audit(
+            &ticket,
+            &prompt,
+            &fresh_text,
+            crate::answers::comparable_text,
+        )
+        .await
+    {
+        Ok(Some(o)) => {
+            app.metrics().audit_check(o.agreed);
+            warn_if_over_budget(&app, &ticket.category);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %deja_core::ErrorChain(&e), "audit: comparing the answers failed")
+        }
+    }
+}
+
+/// Logs a warning when a category's audit says, at 95%, that its hits are wrong more often
+/// than its budget allows.
+fn warn_if_over_budget(app: &AppState, category: &str) {
+    let Some(calibration) = app.cache().calibration() else {
+        return;
+    };
+    let Some(delta) = calibration.budgets().of(category) else {
+        return;
+    };
+    let tally = calibration
+        .audits()
+        .into_iter()
+        .find(|(c, _)| c == category)
+        .map(|(_, t)| t);
+    if let Some((rate, low, high)) = tally.and_then(|t| t.estimate()) {
+        if low > delta {
+            tracing::warn!(
+                category,
+                rate,
+                low,
+                high,
+                delta,
+                "audit: semantic hits are wrong more often than max_false_hit_rate allows"
+            );
+        }
+    }
+}
