@@ -326,7 +326,7 @@ pub struct CacheConfig {
     /// The error budget (δ): the largest share of semantic hits that may be wrong, e.g.
     /// `0.01`. Misses are then labelled by comparing the upstream's answer with the
     /// nearest entry's, and a semantic candidate is served where those labels certify it
-    /// (see README "Error budget"); until enough labels exist, as without a budget. A
+    /// (see README "Error budget"); until enough labels exist, exact hits only. A
     /// category may set its own (`[categories.NAME] max_false_hit_rate`). Unset: no budget.
     pub max_false_hit_rate: Option<f64>,
     /// Least cosine of two answers' embeddings for them to count as the same answer when
