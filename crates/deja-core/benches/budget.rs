@@ -35,17 +35,14 @@ fn budget(c: &mut Criterion) {
     let cal = trained();
     // The four candidates of one lookup: three of one group, one of another.
     let found = [EntryId(80), EntryId(81), EntryId(83), EntryId(96)];
+    // What a lookup asks per candidate (`Calibration::decide`).
     c.bench_function("budget/per_candidate", |b| {
-        b.iter(|| {
-            let support = cal.support(black_box(found[0]), black_box(&found));
-            black_box(cal.certified(black_box("support"), support))
-        })
+        b.iter(|| black_box(cal.decide(black_box("support"), black_box(found[0]), &found)))
     });
     c.bench_function("budget/per_lookup_of_4", |b| {
         b.iter(|| {
             for &id in &found {
-                let support = cal.support(black_box(id), black_box(&found));
-                black_box(cal.certified(black_box("support"), support));
+                black_box(cal.decide(black_box("support"), black_box(id), &found));
             }
         })
     });

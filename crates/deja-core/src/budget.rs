@@ -42,6 +42,14 @@ pub const BINS: usize = 200;
 /// The highest support level a cell distinguishes: "this many or more".
 pub const MAX_SUPPORT: u8 = 3;
 
+/// Support levels, hence cells, per category.
+const LEVELS: usize = MAX_SUPPORT as usize + 1;
+
+/// Whether `delta` is a budget the cache can keep: a share above 0 and below one half.
+pub fn valid_rate(delta: f64) -> bool {
+    delta > 0.0 && delta < 0.5
+}
+
 /// One-sided 95% normal quantile for the Wilson bound.
 const Z: f64 = 1.645;
 
@@ -231,7 +239,9 @@ impl Budgets {
 #[derive(Default)]
 struct State {
     cells: HashMap<CellKey, Cell>,
-    certified: HashMap<CellKey, Certified>,
+    /// Each cell's certificate, by category and support level (kept beside the labels so
+    /// a lookup reads it without allocating).
+    certified: HashMap<String, [Certified; LEVELS]>,
     groups: Groups,
     /// The live audit's tallies, per category.
     audits: HashMap<String, AuditTally>,
@@ -261,13 +271,7 @@ impl Calibration {
 
     /// How many of `others` answer the same as `candidate`, capped at [`MAX_SUPPORT`].
     pub fn support(&self, candidate: EntryId, others: &[EntryId]) -> u8 {
-        let state = self.state.read();
-        let group = state.groups.group(candidate);
-        let same = others
-            .iter()
-            .filter(|&&o| o != candidate && state.groups.group(o) == group)
-            .count();
-        same.min(usize::from(MAX_SUPPORT)) as u8
+        support_in(&self.state.read(), candidate, others)
     }
 
     /// What a candidate of `category` with `support` may be served at: the lowest
@@ -275,21 +279,22 @@ impl Calibration {
     /// category has no budget.
     pub fn certified(&self, category: &str, support: u8) -> Option<Certified> {
         self.budgets.of(category)?;
+        Some(certified_in(&self.state.read(), category, support))
+    }
+
+    /// A lookup's question about one candidate, under one read lock and without
+    /// allocating: its support among `others`, and what it may be served at. `None`: the
+    /// category has no budget.
+    pub fn decide(
+        &self,
+        category: &str,
+        candidate: EntryId,
+        others: &[EntryId],
+    ) -> Option<(u8, Certified)> {
+        self.budgets.of(category)?;
         let state = self.state.read();
-        let mut best = Certified::Untrained;
-        for k in 0..=support.min(MAX_SUPPORT) {
-            let key = CellKey {
-                category: category.to_string(),
-                support: k,
-            };
-            best = match (best, state.certified.get(&key).copied()) {
-                (Certified::From(a), Some(Certified::From(b))) => Certified::From(a.min(b)),
-                (_, Some(Certified::From(b))) => Certified::From(b),
-                (Certified::Untrained, Some(Certified::Nothing)) => Certified::Nothing,
-                (best, _) => best,
-            };
-        }
-        Some(best)
+        let support = support_in(&state, candidate, others);
+        Some((support, certified_in(&state, category, support)))
     }
 
     /// Records one label: serving a candidate of `category` with `support` at `similarity`
@@ -299,21 +304,25 @@ impl Calibration {
         let Some(delta) = self.budgets.of(category) else {
             return;
         };
-        let mut state = self.state.write();
+        let mut guard = self.state.write();
+        let state = &mut *guard;
         let b = bin(similarity);
         for k in 0..=support.min(MAX_SUPPORT) {
             let key = CellKey {
                 category: category.to_string(),
                 support: k,
             };
-            let cell = state.cells.entry(key.clone()).or_default();
+            let cell = state.cells.entry(key).or_default();
             if agreed {
                 cell.agreed[b] = cell.agreed[b].saturating_add(1);
             } else {
                 cell.wrong[b] = cell.wrong[b].saturating_add(1);
             }
             let certified = cell.certify(delta);
-            state.certified.insert(key, certified);
+            state
+                .certified
+                .entry(category.to_string())
+                .or_insert([Certified::Untrained; LEVELS])[usize::from(k)] = certified;
         }
         state.version += 1;
     }
@@ -372,13 +381,10 @@ impl Calibration {
             .map(|(k, c)| (k.clone(), c.clone()))
             .collect();
         cells.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut audits: Vec<(String, AuditTally)> =
-            state.audits.iter().map(|(k, t)| (k.clone(), *t)).collect();
-        audits.sort_by(|a, b| a.0.cmp(&b.0));
         Snapshot {
             cells,
             groups: state.groups.clone(),
-            audits,
+            audits: sorted_audits(&state),
         }
     }
 
@@ -390,11 +396,18 @@ impl Calibration {
             .into_iter()
             .filter(|(_, c)| c.agreed.len() == BINS && c.wrong.len() == BINS)
             .collect();
-        state.certified = state
-            .cells
-            .iter()
-            .filter_map(|(k, c)| Some((k.clone(), c.certify(self.budgets.of(&k.category)?))))
-            .collect();
+        let mut certified: HashMap<String, [Certified; LEVELS]> = HashMap::new();
+        for (key, cell) in &state.cells {
+            if let (Some(delta), true) =
+                (self.budgets.of(&key.category), key.support <= MAX_SUPPORT)
+            {
+                certified
+                    .entry(key.category.clone())
+                    .or_insert([Certified::Untrained; LEVELS])[usize::from(key.support)] =
+                    cell.certify(delta);
+            }
+        }
+        state.certified = certified;
         state.groups = snapshot.groups;
         state.audits = snapshot.audits.into_iter().collect();
     }
@@ -431,16 +444,42 @@ impl Calibration {
 
     /// The live audit's tallies, per category, in name order.
     pub fn audits(&self) -> Vec<(String, AuditTally)> {
-        let mut audits: Vec<(String, AuditTally)> = self
-            .state
-            .read()
-            .audits
-            .iter()
-            .map(|(k, t)| (k.clone(), *t))
-            .collect();
-        audits.sort_by(|a, b| a.0.cmp(&b.0));
-        audits
+        sorted_audits(&self.state.read())
     }
+}
+
+/// How many of `others` share `candidate`'s answer group, capped at [`MAX_SUPPORT`].
+fn support_in(state: &State, candidate: EntryId, others: &[EntryId]) -> u8 {
+    let group = state.groups.group(candidate);
+    let same = others
+        .iter()
+        .filter(|&&o| o != candidate && state.groups.group(o) == group)
+        .count();
+    same.min(usize::from(MAX_SUPPORT)) as u8
+}
+
+/// The lowest threshold certified by the cells of `category` up to `support`; `Nothing`
+/// when some of them certify nothing and none a threshold; else `Untrained`.
+fn certified_in(state: &State, category: &str, support: u8) -> Certified {
+    let Some(levels) = state.certified.get(category) else {
+        return Certified::Untrained;
+    };
+    levels[..=usize::from(support.min(MAX_SUPPORT))]
+        .iter()
+        .fold(Certified::Untrained, |best, &c| match (best, c) {
+            (Certified::From(a), Certified::From(b)) => Certified::From(a.min(b)),
+            (_, Certified::From(b)) | (Certified::From(b), _) => Certified::From(b),
+            (Certified::Untrained, Certified::Nothing) => Certified::Nothing,
+            (best, _) => best,
+        })
+}
+
+/// The audit tallies in category order.
+fn sorted_audits(state: &State) -> Vec<(String, AuditTally)> {
+    let mut audits: Vec<(String, AuditTally)> =
+        state.audits.iter().map(|(k, t)| (k.clone(), *t)).collect();
+    audits.sort_by(|a, b| a.0.cmp(&b.0));
+    audits
 }
 
 /// The served semantic hits checked against the upstream, and how many were wrong: the

@@ -439,7 +439,7 @@ impl Cache {
             .default
             .iter()
             .chain(budgets.categories.values())
-            .find(|d| !(**d > 0.0 && **d < 0.5))
+            .find(|d| !crate::budget::valid_rate(**d))
         {
             return Err(BuildError::Budget(*bad));
         }
@@ -705,18 +705,19 @@ impl Cache {
             .calibration
             .as_ref()
             .filter(|_| inner.options.verify != VerifyMode::Off);
-        let found: Vec<EntryId> = neighbors.iter().map(|n| n.id).collect();
+        let found: Vec<EntryId> = match calibration {
+            Some(_) => neighbors.iter().map(|n| n.id).collect(),
+            None => Vec::new(),
+        };
         let mut ticket = Vec::new();
         for n in neighbors {
-            let certified = calibration.and_then(|c| {
-                let support = c.support(n.id, &found);
-                let certified = c.certified(spec.name, support)?;
+            let decided = calibration.and_then(|c| c.decide(spec.name, n.id, &found));
+            if let Some((support, _)) = decided {
                 if n.similarity >= SAME_REQUEST_FLOOR {
                     ticket.push((n.id, n.similarity, support));
                 }
-                Some(certified)
-            });
-            let calibrated = match certified {
+            }
+            let calibrated = match decided.map(|(_, c)| c) {
                 Some(Certified::From(t)) => Some(t),
                 // Until the labels certify a threshold, a budgeted category serves no
                 // semantic hit (see `crate::budget`); nor does a candidate further away
@@ -847,9 +848,9 @@ impl Cache {
                 continue;
             }
             self.note_hit(entry.id, now).await;
-            let audit = certified.map(|_| LabelTicket {
+            let audit = decided.map(|(support, _)| LabelTicket {
                 category: spec.name.to_string(),
-                candidates: ticket.last().copied().into_iter().collect(),
+                candidates: vec![(n.id, n.similarity, support)],
             });
             return Lookup::SemanticHit {
                 entry,
@@ -894,6 +895,24 @@ impl Cache {
         Ok(())
     }
 
+    /// The cosine similarity of two texts' embeddings by the cache's embedder (1 for equal
+    /// texts, without embedding them): how close two answers to one request are.
+    pub async fn text_similarity(&self, a: &str, b: &str) -> Result<f32, EmbedError> {
+        if a == b {
+            return Ok(1.0);
+        }
+        let embedder = &self.inner.embedder;
+        let vectors = embedder.embed(&[a.to_string(), b.to_string()]).await?;
+        match vectors.as_slice() {
+            [x, y] => Ok(x.iter().zip(y).map(|(p, q)| p * q).sum()),
+            _ => Err(EmbedError::Shape {
+                want: 2,
+                got: vectors.len(),
+                dim: embedder.dim(),
+            }),
+        }
+    }
+
     /// Whether two answers to one request agree ([`crate::verify::answer`]): the text an
     /// answer stored for a similar prompt, and the upstream's fresh one. Embeds both unless
     /// they are identical or structured.
@@ -901,19 +920,8 @@ impl Cache {
         if let Some(decided) = crate::verify::answer::agree_without_embedding(cached, fresh) {
             return Ok(decided);
         }
+        let cosine = self.text_similarity(cached, fresh).await?;
         let inner = &self.inner;
-        let vectors = inner
-            .embedder
-            .embed(&[cached.to_string(), fresh.to_string()])
-            .await?;
-        let [a, b] = vectors.as_slice() else {
-            return Err(EmbedError::Shape {
-                want: 2,
-                got: vectors.len(),
-                dim: inner.embedder.dim(),
-            });
-        };
-        let cosine: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
         let least = inner
             .options
             .answer_min_similarity

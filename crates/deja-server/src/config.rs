@@ -930,7 +930,7 @@ impl Config {
             )
         }));
         for (key, value) in budgets {
-            if value.is_some_and(|d| !(d > 0.0 && d < 0.5)) {
+            if value.is_some_and(|d| !deja_core::budget::valid_rate(d)) {
                 return Err(ConfigError::Invalid {
                     key,
                     message: "must be a share above 0 and below 0.5, e.g. 0.01 for 1%".into(),

@@ -408,45 +408,30 @@ impl Metrics {
                 n.load(Ordering::Relaxed)
             );
         }
-        header(
+        counter_by(
             out,
             "deja_budget_labels_total",
-            "counter",
             "Misses labelled for the error budget by comparing the upstream's answer with the nearest entry's: agreed (serving it would have been right) or not.",
+            "agreed",
+            &["true", "false"],
+            &self.budget_labels,
         );
-        for (agreed, n) in ["true", "false"].iter().zip(&self.budget_labels) {
-            let _ = writeln!(
-                out,
-                "deja_budget_labels_total{{agreed=\"{agreed}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
-        header(
+        counter_by(
             out,
             "deja_audit_checks_total",
-            "counter",
             "Semantic hits served under the error budget, asked upstream again and compared: the served answer agreed, or not.",
+            "agreed",
+            &["true", "false"],
+            &self.audit_checks,
         );
-        for (agreed, n) in ["true", "false"].iter().zip(&self.audit_checks) {
-            let _ = writeln!(
-                out,
-                "deja_audit_checks_total{{agreed=\"{agreed}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
-        header(
+        counter_by(
             out,
             "deja_feedback_total",
-            "counter",
             "Client verdicts on semantic hits served under the error budget (POST /v1/deja/feedback).",
+            "verdict",
+            &["right", "wrong"],
+            &self.feedback,
         );
-        for (verdict, n) in ["right", "wrong"].iter().zip(&self.feedback) {
-            let _ = writeln!(
-                out,
-                "deja_feedback_total{{verdict=\"{verdict}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
         header(
             out,
             "deja_verification_rejects_total",
@@ -518,19 +503,14 @@ impl Metrics {
                 &format!("endpoint=\"{}\"", e.as_str()),
             );
         }
-        header(
+        counter_by(
             out,
             "deja_upstream_tokens_avoided_total",
-            "counter",
             "Tokens the upstream reported for the answers served from the cache, by kind.",
+            "kind",
+            &["prompt", "completion"],
+            &self.tokens_avoided,
         );
-        for (kind, n) in ["prompt", "completion"].iter().zip(&self.tokens_avoided) {
-            let _ = writeln!(
-                out,
-                "deja_upstream_tokens_avoided_total{{kind=\"{kind}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
         header(
             out,
             "deja_saved_usd_total",
@@ -542,32 +522,22 @@ impl Metrics {
             "deja_saved_usd_total {}",
             self.saved_nano_usd.load(Ordering::Relaxed) as f64 / 1e9
         );
-        header(
+        counter_by(
             out,
             "deja_embedding_items_total",
-            "counter",
             "Embedding-cache input items served from the cache (hit) or sent upstream (miss).",
+            "result",
+            &["hit", "miss"],
+            &self.embedding_items,
         );
-        for (result, n) in ["hit", "miss"].iter().zip(&self.embedding_items) {
-            let _ = writeln!(
-                out,
-                "deja_embedding_items_total{{result=\"{result}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
-        header(
+        counter_by(
             out,
             "deja_shared_embeddings_total",
-            "counter",
             "Shared embedding tier (Memcached): items found (hit) or not (miss) of those this replica's store lacked, and failed round trips (error).",
+            "result",
+            &["hit", "miss", "error"],
+            &self.shared_embeddings,
         );
-        for (result, n) in ["hit", "miss", "error"].iter().zip(&self.shared_embeddings) {
-            let _ = writeln!(
-                out,
-                "deja_shared_embeddings_total{{result=\"{result}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
     }
 }
 
@@ -648,6 +618,25 @@ fn render_audit(out: &mut String, audits: &[(String, deja_core::budget::AuditTal
             "deja_audit_checked{{category=\"{}\"}} {}",
             escape(category),
             tally.checked
+        );
+    }
+}
+
+/// A counter with one label: its header, then one sample per value.
+fn counter_by(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[&str],
+    counts: &[AtomicU64],
+) {
+    header(out, name, "counter", help);
+    for (value, n) in values.iter().zip(counts) {
+        let _ = writeln!(
+            out,
+            "{name}{{{label}=\"{value}\"}} {}",
+            n.load(Ordering::Relaxed)
         );
     }
 }

@@ -323,26 +323,12 @@ impl StalenessJob {
                 (anthropic_stream::usage_from_body(&fresh), old, new)
             }
         };
-        let similarity = if old_text == new_text {
-            1.0
-        } else {
-            let v = self
-                .app
-                .cache()
-                .embedder()
-                .embed(&[old_text, new_text])
-                .await
-                .map_err(CheckError::Embed)?;
-            match v.as_slice() {
-                [a, b] => a.iter().zip(b).map(|(x, y)| x * y).sum(),
-                _ => {
-                    return Err(CheckError::Unreadable(format!(
-                        "the embedder returned {} vectors for 2 texts",
-                        v.len()
-                    )))
-                }
-            }
-        };
+        let similarity = self
+            .app
+            .cache()
+            .text_similarity(&old_text, &new_text)
+            .await
+            .map_err(CheckError::Embed)?;
         Ok((fresh, usage, similarity))
     }
 

@@ -34,11 +34,7 @@ impl Proxy {
         let anthropic = MockAnthropic::start().await.unwrap();
         let openai = MockUpstream::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config {
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
-        config.upstream.base_url = openai.base_url();
+        let mut config = common::config(dir.path(), openai.base_url());
         config.anthropic.base_url = anthropic.base_url();
         tweak(&mut config);
         let served = Served::start(config, embedder).await;

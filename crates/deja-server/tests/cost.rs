@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use common::Served;
 use deja_core::{Clock, Embedder, ManualClock};
-use deja_server::config::Config;
 use deja_server::ledger::{Ledger, LedgerReport, LEDGER_FILE};
 use deja_server::pricing::ModelPrice;
 use deja_testkit::mock_upstream::MockUpstream;
@@ -75,11 +74,7 @@ impl Proxy {
         embedder: Arc<dyn Embedder>,
         clock: Arc<ManualClock>,
     ) -> Proxy {
-        let mut config = Config {
-            data_dir: data_dir.to_path_buf(),
-            ..Config::default()
-        };
-        config.upstream.base_url = upstream.base_url();
+        let mut config = common::config(data_dir, upstream.base_url());
         config.store.durability = deja_server::config::Durability::Strict;
         config.admin.token = Some(ADMIN_TOKEN.into());
         // Replaces the default gpt-4o price; adds a model the defaults do not know.

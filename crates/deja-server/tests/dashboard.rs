@@ -68,11 +68,7 @@ impl Proxy {
     ) -> Proxy {
         let mock = MockUpstream::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config {
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
-        config.upstream.base_url = mock.base_url();
+        let mut config = common::config(dir.path(), mock.base_url());
         config.store.durability = deja_server::config::Durability::Strict;
         config.admin.token = Some(ADMIN_TOKEN.into());
         tweak(&mut config);

@@ -14,7 +14,6 @@ mod common;
 use std::time::Duration;
 
 use common::Served;
-use deja_server::config::Config;
 use deja_testkit::mock_upstream::MockUpstream;
 
 const ANSWER: &str = "Your parcel usually arrives within three working days.";
@@ -53,11 +52,7 @@ async fn a_budget_learns_from_misses_before_it_serves_a_paraphrase() {
         mock.state().set_answer(q, ANSWER);
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    config.upstream.base_url = mock.base_url();
+    let mut config = common::config(dir.path(), mock.base_url());
     // 25%: nine agreeing labels certify it, so the test stays short.
     config.cache.max_false_hit_rate = Some(0.25);
     // Every hit audited, with the operator's key.

@@ -37,11 +37,7 @@ impl Proxy {
     async fn start(embedder: Arc<dyn Embedder>, tweak: impl FnOnce(&mut Config)) -> Proxy {
         let mock = MockUpstream::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config {
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
-        config.upstream.base_url = mock.base_url();
+        let mut config = common::config(dir.path(), mock.base_url());
         config.upstream.api_key = Some(OPERATOR_KEY.into());
         config.anthropic.base_url = format!("http://{}", mock.addr());
         config.anthropic.api_key = Some(ANTHROPIC_KEY.into());

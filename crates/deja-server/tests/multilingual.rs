@@ -4,7 +4,6 @@
 //! a German prompt served to its lowercase, unpunctuated repeat, and the same request in
 //! another language, or an antonym, refused. The upstream is the mock.
 
-use deja_server::config::Config;
 use deja_testkit::mock_upstream::MockUpstream;
 
 /// (cache header, rejection header) of one chat request.
@@ -34,11 +33,7 @@ async fn the_multilingual_model_serves_a_repeat_and_refuses_another_language() {
     }
     let mock = MockUpstream::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    config.upstream.base_url = mock.base_url();
+    let mut config = common::config(dir.path(), mock.base_url());
     config
         .set_embedder_model("--embedder-model", "multilingual-e5-small")
         .unwrap();

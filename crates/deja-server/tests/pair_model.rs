@@ -12,7 +12,7 @@
 mod common;
 
 use common::Served;
-use deja_server::config::{Config, EmbedderConfig, PairModelSetting};
+use deja_server::config::{EmbedderConfig, PairModelSetting};
 use deja_testkit::mock_upstream::MockUpstream;
 
 const STORED: &str = "Where can I see the top-up limit?";
@@ -26,11 +26,7 @@ async fn outcome(client: &reqwest::Client, base: &str, text: &str) -> String {
 async fn ask_after_storing(pair_model: PairModelSetting) -> String {
     let mock = MockUpstream::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    config.upstream.base_url = mock.base_url();
+    let mut config = common::config(dir.path(), mock.base_url());
     if let EmbedderConfig::Local { pair_model: p, .. } = &mut config.embedder {
         *p = pair_model;
     }

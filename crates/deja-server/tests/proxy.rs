@@ -51,11 +51,7 @@ impl Proxy {
         tweak: impl FnOnce(&mut Config),
         wrap_store: impl FnOnce(Arc<dyn EntryStore>) -> Arc<dyn EntryStore>,
     ) -> Proxy {
-        let mut config = Config {
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
-        config.upstream.base_url = mock.base_url();
+        let mut config = common::config(dir.path(), mock.base_url());
         tweak(&mut config);
         let served = Served::start_with(config, embedder, Arc::new(SystemClock), wrap_store).await;
         Proxy {

@@ -37,11 +37,7 @@ impl Proxy {
         tweak: impl FnOnce(&mut Config),
     ) -> Proxy {
         let mock = MockUpstream::start().await.unwrap();
-        let mut config = Config {
-            data_dir: data_dir.to_path_buf(),
-            ..Config::default()
-        };
-        config.upstream.base_url = mock.base_url();
+        let mut config = common::config(data_dir, mock.base_url());
         tweak(&mut config);
         let served = Served::start(config, embedder).await;
         Proxy {

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use common::Served;
 use deja_core::Embedder;
-use deja_server::config::Config;
 use deja_server::shared_embeddings::{SharedEmbeddings, SharedItem};
 use deja_testkit::memcached_server::MemcachedServer;
 use deja_testkit::mock_upstream::MockUpstream;
@@ -32,11 +31,7 @@ impl Replica {
         memcached: &str,
     ) -> Replica {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config {
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
-        config.upstream.base_url = upstream.base_url();
+        let mut config = common::config(dir.path(), upstream.base_url());
         config.admin.token = Some(ADMIN_TOKEN.into());
         config.store.shared_embeddings = Some(memcached.to_string());
         config.validate().unwrap();

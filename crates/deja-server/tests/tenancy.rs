@@ -33,11 +33,7 @@ impl Proxy {
         tweak: impl FnOnce(&mut Config),
     ) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config {
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
-        config.upstream.base_url = upstream;
+        let mut config = common::config(dir.path(), upstream);
         tweak(&mut config);
         let served = Served::start(config, embedder).await;
         Proxy {

@@ -34,16 +34,13 @@ pub fn default_min_similarity(embedder_id: &str) -> f32 {
     }
 }
 
-/// The two answers as structured values, when both parse as JSON objects or arrays.
-fn both_json(a: &str, b: &str) -> Option<(serde_json::Value, serde_json::Value)> {
-    let parse = |s: &str| {
-        let t = s.trim_start();
-        if !(t.starts_with('{') || t.starts_with('[')) {
-            return None;
-        }
-        serde_json::from_str::<serde_json::Value>(s).ok()
-    };
-    Some((parse(a)?, parse(b)?))
+/// An answer as a structured value, when it is a JSON object or array.
+fn as_json(s: &str) -> Option<serde_json::Value> {
+    let t = s.trim_start();
+    if !(t.starts_with('{') || t.starts_with('[')) {
+        return None;
+    }
+    serde_json::from_str(s).ok()
 }
 
 /// Whether two answers need no embedding to be judged: identical, or JSON on either side.
@@ -52,22 +49,13 @@ pub fn agree_without_embedding(cached: &str, fresh: &str) -> Option<bool> {
     if cached.trim() == fresh.trim() {
         return Some(true);
     }
-    if let Some((a, b)) = both_json(cached, fresh) {
-        return Some(a == b);
+    match (as_json(cached), as_json(fresh)) {
+        (Some(a), Some(b)) => Some(a == b),
+        // One structured, one prose: different kinds of answer.
+        (Some(_), None) | (None, Some(_)) => Some(false),
+        (None, None) if cached.trim().is_empty() || fresh.trim().is_empty() => Some(false),
+        (None, None) => None,
     }
-    let json = |s: &str| {
-        let t = s.trim_start();
-        (t.starts_with('{') || t.starts_with('['))
-            && serde_json::from_str::<serde_json::Value>(s).is_ok()
-    };
-    // One structured, one prose: different kinds of answer.
-    if json(cached) || json(fresh) {
-        return Some(false);
-    }
-    if cached.trim().is_empty() || fresh.trim().is_empty() {
-        return Some(false);
-    }
-    None
 }
 
 /// Whether two prose answers agree, given their embeddings' cosine.

@@ -175,37 +175,16 @@ pub async fn answer(
                     audit,
                 } => {
                     if let Some(ticket) = audit {
-                        let c = &app.config().cache;
-                        // A sampled share is asked again in the background.
-                        if app.audit_budget().admit(
-                            app.cache().now_ms(),
-                            entry.usage,
-                            c.audit_share,
-                            c.audit_max_calls_per_day,
-                            c.audit_max_tokens_per_day,
-                        ) {
-                            let resend = crate::audit::Resend {
-                                api: match route.format {
-                                    StreamFormat::OpenAi => crate::answers::Api::OpenAi,
-                                    StreamFormat::Anthropic => crate::answers::Api::Anthropic,
-                                },
-                                path: route.path.to_string(),
-                                headers: headers.clone(),
-                                body: bytes.clone(),
-                            };
-                            tokio::spawn(crate::request_id::carry(crate::audit::check(
-                                app.clone(),
-                                ticket.clone(),
-                                key.prompt.clone(),
-                                resend,
-                            )));
-                        }
-                        // A verdict may name it later.
-                        if let Some(id) = crate::request_id::current() {
-                            if let Ok(id) = id.to_str() {
-                                app.served_hits().record(id, &tenant, entry.id, ticket);
-                            }
-                        }
+                        let request = (headers, &bytes);
+                        after_budgeted_hit(
+                            app,
+                            ticket,
+                            &entry,
+                            &tenant,
+                            &key.prompt,
+                            &route,
+                            request,
+                        );
                     }
                     (entry, CacheHeader::HitSemantic(similarity))
                 }
@@ -347,6 +326,50 @@ pub async fn answer(
     Ok((status, resp_headers, body).into_response())
 }
 
+/// After a semantic hit served under an error budget: a sampled share is audited in the
+/// background ([`crate::audit`]), and the hit is remembered for a client's verdict
+/// ([`crate::feedback`]). On the request path this is a random draw and a short lock; the
+/// request is copied for the audit only when it is sampled.
+fn after_budgeted_hit(
+    app: &AppState,
+    ticket: deja_core::LabelTicket,
+    entry: &Entry,
+    tenant: &str,
+    prompt: &str,
+    route: &Route<'_>,
+    (headers, body): (&HeaderMap, &Bytes),
+) {
+    let c = &app.config().cache;
+    if app.audit_budget().admit(
+        app.cache().now_ms(),
+        entry.usage,
+        c.audit_share,
+        c.audit_max_calls_per_day,
+        c.audit_max_tokens_per_day,
+    ) {
+        let resend = crate::audit::Resend {
+            api: match route.format {
+                StreamFormat::OpenAi => crate::answers::Api::OpenAi,
+                StreamFormat::Anthropic => crate::answers::Api::Anthropic,
+            },
+            path: route.path.to_string(),
+            headers: headers.clone(),
+            body: body.clone(),
+        };
+        tokio::spawn(crate::request_id::carry(crate::audit::check(
+            app.clone(),
+            ticket.clone(),
+            prompt.to_string(),
+            resend,
+        )));
+    }
+    if let Some(id) = crate::request_id::current() {
+        if let Ok(id) = id.to_str() {
+            app.served_hits().record(id, tenant, entry.id, ticket);
+        }
+    }
+}
+
 /// The headers of a response served from `entry`.
 fn hit_headers(entry: &Entry, outcome: &CacheHeader) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(HIT_HEADERS);
@@ -438,11 +461,6 @@ impl PendingInsert {
             semantic,
             model,
         } = key;
-        // What the labelling needs, taken before the entry takes the prompt and answer.
-        let label = label.and_then(|ticket| {
-            let fresh = crate::answers::comparable_text(&answer)?;
-            Some((ticket, prompt.clone(), fresh))
-        });
         let new = NewEntry {
             partition,
             prompt,
@@ -455,11 +473,10 @@ impl PendingInsert {
         };
         match app.cache().insert_recorded(new, labels, request).await {
             Ok(id) => {
-                if let Some((ticket, prompt, fresh)) = label {
-                    // Off the request path: labelling may embed both answers.
-                    tokio::spawn(crate::request_id::carry(label_miss(
-                        app, ticket, prompt, fresh, id,
-                    )));
+                if let Some(ticket) = label {
+                    // Off the request path: labelling reads the entry back and may embed
+                    // both answers.
+                    tokio::spawn(crate::request_id::carry(label_miss(app, ticket, id)));
                 }
             }
             Err(e) => {
@@ -471,21 +488,27 @@ impl PendingInsert {
     }
 }
 
-/// Compares a miss's fresh answer with its nearest candidates' stored answers and records
-/// the label for the error budget ([`deja_core::Cache::label`]). A failure costs the label
-/// only (logged).
-async fn label_miss(
-    app: AppState,
-    ticket: deja_core::LabelTicket,
-    prompt: String,
-    fresh: String,
-    stored_as: deja_core::EntryId,
-) {
+/// Compares a miss's fresh answer, as stored in `stored_as`, with its nearest candidates'
+/// stored answers and records the label for the error budget
+/// ([`deja_core::Cache::label`]). A failure costs the label only (logged).
+async fn label_miss(app: AppState, ticket: deja_core::LabelTicket, stored_as: deja_core::EntryId) {
+    let stored = match app.cache().store().get(stored_as).await {
+        Ok(Some(entry)) => entry,
+        // Replaced or removed already: nothing to label it with.
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %deja_core::ErrorChain(&e), "labelling a miss: reading its answer back failed");
+            return;
+        }
+    };
+    let Some(fresh) = crate::answers::comparable_text(&stored.answer) else {
+        return;
+    };
     match app
         .cache()
         .label(
             &ticket,
-            &prompt,
+            &stored.prompt,
             &fresh,
             Some(stored_as),
             crate::answers::comparable_text,

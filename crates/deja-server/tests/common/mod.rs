@@ -134,3 +134,13 @@ pub async fn chat(client: &reqwest::Client, base: &str, text: &str) -> reqwest::
     assert_eq!(r.status(), 200);
     r
 }
+
+/// The defaults, with the store in `data_dir` and the upstream at `upstream_base_url`.
+pub fn config(data_dir: &std::path::Path, upstream_base_url: String) -> Config {
+    let mut config = Config {
+        data_dir: data_dir.to_path_buf(),
+        ..Config::default()
+    };
+    config.upstream.base_url = upstream_base_url;
+    config
+}

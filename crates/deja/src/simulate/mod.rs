@@ -371,20 +371,7 @@ pub async fn run(config: Config, args: SimulateArgs) -> anyhow::Result<()> {
         inner: built.embedder,
         seen: Mutex::new(HashMap::new()),
     });
-    let progress = |len: usize, what: &str| {
-        let bar = if args.json {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(len as u64)
-        };
-        bar.set_style(
-            ProgressStyle::with_template("{msg:>10} {bar:40} {pos}/{len} {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.set_message(what.to_string());
-        bar
-    };
-    let bar = progress(set.texts.len(), "embedding");
+    let bar = progress(args.json, set.texts.len(), "embedding");
     for chunk in set.texts.chunks(64) {
         memo.embed(chunk)
             .await
@@ -474,6 +461,21 @@ pub async fn run(config: Config, args: SimulateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A progress bar of `len` steps named `what` (hidden when the output is JSON).
+fn progress(hidden: bool, len: usize, what: &str) -> ProgressBar {
+    let bar = if hidden {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(len as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>10} {bar:40} {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
 /// What every run shares.
 struct Sim<'a> {
     config: &'a Config,
@@ -514,16 +516,7 @@ impl Sim<'_> {
         // stream whatever it asked upstream.
         let mut rng = StdRng::seed_from_u64(self.seed ^ 0x5eed_a115);
         let mut r = RunReport::default();
-        let bar = if self.json {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(self.stream.len() as u64)
-        };
-        bar.set_style(
-            ProgressStyle::with_template("{msg:>10} {bar:40} {pos}/{len} {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.set_message(name.to_string());
+        let bar = progress(self.json, self.stream.len(), name);
         for &t in self.stream {
             bar.inc(1);
             let prompt = &self.set.texts[t];
