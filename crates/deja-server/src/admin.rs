@@ -1,4 +1,4 @@
-//! The admin API under `/admin/`, and the request tags it invalidates by.
+//! The admin API under `/admin/` (the tags it invalidates by are [`crate::tags`]).
 //!
 //! Off unless `admin.token` (or `DEJA_ADMIN_TOKEN`) is set: then every admin route answers
 //! 404, as if it did not exist. With a token, a request must carry
@@ -7,7 +7,7 @@
 //!
 //! - `GET /admin/stats?days=N`: entry count, counters (persisted and pending), hit rate,
 //!   the staleness job's settings and spending today, and the cost ledger of the last `N`
-//!   UTC days (default 30): per day and per model, with totals ([`crate::ledger`]);
+//!   UTC days (default 30): per day and per model, with totals ([`crate::observe::ledger`]);
 //! - `POST /admin/invalidate`: `{"tag": ..}` | `{"model": ..}` | `{"namespace": ..}` |
 //!   `{"tenant": ..}` | `{"id": ..}` | `{"older_than_secs": N}` | `{"all": true}` →
 //!   `{"removed": N}`;
@@ -27,7 +27,7 @@ pub mod transfer;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{header, HeaderMap};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -39,51 +39,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::AppState;
-
-/// Request header carrying an entry's tags: `x-deja-tags: product:123, policy:returns`.
-pub const TAGS_HEADER: &str = "x-deja-tags";
-/// Most tags one request may attach.
-pub const MAX_TAGS: usize = 32;
-/// Longest tag, in characters.
-pub const MAX_TAG_CHARS: usize = 128;
-
-/// The tags a request attaches to the entry its answer is stored as: every
-/// `x-deja-tags` header, split on commas, trimmed, duplicates dropped (first kept). Each
-/// tag is 1 to 128 printable characters; at most 32 tags. An absent or blank header means
-/// no tags.
-pub fn tags_from_headers(headers: &HeaderMap) -> Result<Vec<String>, ApiError> {
-    let bad = |why: String| ApiError::bad_request(format!("{TAGS_HEADER}: {why}"), None);
-    let mut tags: Vec<String> = Vec::new();
-    for value in headers.get_all(TAGS_HEADER) {
-        let value = std::str::from_utf8(value.as_bytes())
-            .map_err(|_| bad("the header is not valid UTF-8".into()))?;
-        if value.trim().is_empty() {
-            continue;
-        }
-        for tag in value.split(',').map(str::trim) {
-            let chars = tag.chars().count();
-            if !(1..=MAX_TAG_CHARS).contains(&chars) {
-                return Err(bad(format!(
-                    "each comma-separated tag must be 1 to {MAX_TAG_CHARS} characters, got {chars}"
-                )));
-            }
-            if tag.chars().any(char::is_control) {
-                return Err(bad(format!("tag {tag:?} contains a control character")));
-            }
-            if !tags.iter().any(|t| t == tag) {
-                tags.push(tag.to_string());
-            }
-        }
-    }
-    if tags.len() > MAX_TAGS {
-        return Err(bad(format!(
-            "at most {MAX_TAGS} tags per request, got {}",
-            tags.len()
-        )));
-    }
-    Ok(tags)
-}
+use crate::state::AppState;
+use crate::store_view::store_view;
 
 /// The admin routes, to be nested under `/admin`; `state` is needed by the token check.
 pub fn router(state: AppState) -> Router<AppState> {
@@ -168,60 +125,9 @@ async fn stats(
     })))
 }
 
-/// How long the stats pages wait for each store read before answering without it.
-pub const STORE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// The store's entry count and counters as the stats pages show them. What could not be
-/// read (an error, or no answer within [`STORE_READ_TIMEOUT`]) is `None` and `error` says
-/// why, so the pages answer with what they have while the store (Redis) is away.
-pub struct StoreView {
-    pub entries: Option<u64>,
-    pub counters: Option<deja_core::Counters>,
-    pub error: Option<String>,
-}
-
-/// Reads the [`StoreView`].
-pub async fn store_view(cache: &deja_core::Cache) -> StoreView {
-    let mut errors = Vec::new();
-    let entries = bounded("counting entries", cache.store().len(), &mut errors).await;
-    let counters = bounded("reading counters", cache.counters(), &mut errors).await;
-    let error = (!errors.is_empty()).then(|| errors.join("; "));
-    if let Some(e) = &error {
-        tracing::warn!(error = %e, "the store could not be read for the stats");
-    }
-    StoreView {
-        entries,
-        counters,
-        error,
-    }
-}
-
-/// `read`'s value, or `None` with why in `errors` when it fails or does not answer within
-/// [`STORE_READ_TIMEOUT`].
-pub async fn bounded<T, E: std::error::Error>(
-    what: &str,
-    read: impl std::future::Future<Output = Result<T, E>>,
-    errors: &mut Vec<String>,
-) -> Option<T> {
-    match tokio::time::timeout(STORE_READ_TIMEOUT, read).await {
-        Ok(Ok(v)) => Some(v),
-        Ok(Err(e)) => {
-            errors.push(format!("{what}: {}", ErrorChain(&e)));
-            None
-        }
-        Err(_) => {
-            errors.push(format!(
-                "{what}: no answer within {} s",
-                STORE_READ_TIMEOUT.as_secs()
-            ));
-            None
-        }
-    }
-}
-
 /// The `days` of `/admin/stats?days=N`: 1 to the days the ledger keeps.
 fn stats_days(query: Option<&str>) -> Result<u64, ApiError> {
-    let max = crate::ledger::KEEP_DAYS as u64;
+    let max = crate::observe::ledger::KEEP_DAYS as u64;
     let bad = || {
         ApiError::bad_request(
             format!("days must be a whole number of days from 1 to {max}"),
@@ -627,43 +533,6 @@ fn import_error(e: transfer::ImportError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
-
-    #[test]
-    fn tags_header_table() {
-        let long = "x".repeat(MAX_TAG_CHARS);
-        let too_long = "x".repeat(MAX_TAG_CHARS + 1);
-        let many = (0..=MAX_TAGS)
-            .map(|i| format!("t{i}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let cases: Vec<(Vec<&str>, Option<Vec<&str>>)> = vec![
-            (vec![], Some(vec![])),
-            (vec!["  "], Some(vec![])),
-            (
-                vec!["product:123, policy:returns"],
-                Some(vec!["product:123", "policy:returns"]),
-            ),
-            (vec!["a,a , b"], Some(vec!["a", "b"])),
-            (vec!["a", "b, c"], Some(vec!["a", "b", "c"])),
-            (vec!["produit:é"], Some(vec!["produit:é"])),
-            (vec![&long], Some(vec![&long])),
-            (vec![&too_long], None),
-            (vec!["a,,b"], None),
-            (vec!["a,"], None),
-            (vec!["a\tb"], None),
-            (vec![&many], None),
-        ];
-        for (values, want) in cases {
-            let mut h = HeaderMap::new();
-            for v in &values {
-                h.append(TAGS_HEADER, HeaderValue::from_bytes(v.as_bytes()).unwrap());
-            }
-            let got = tags_from_headers(&h).ok();
-            let want: Option<Vec<String>> = want.map(|w| w.into_iter().map(String::from).collect());
-            assert_eq!(got, want, "{values:?}");
-        }
-    }
 
     const KEY_TENANT_BODY: &str =
         r#"{"tenant": "key:abababababababababababababababababababababababababababababababab"}"#;

@@ -13,7 +13,7 @@
 //! Savings are priced at the full input price: the tokens the upstream reported when the
 //! answer was recorded say nothing of which of them a provider's own prompt cache served.
 //!
-//! This module is not where savings are counted ([`crate::ledger`], [`crate::metrics`]).
+//! This module is not where savings are counted ([`crate::observe::ledger`], [`crate::observe::metrics`]).
 
 use std::collections::{BTreeMap, HashMap};
 

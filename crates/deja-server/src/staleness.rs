@@ -41,7 +41,7 @@ use deja_openai::anthropic::stream as anthropic_stream;
 
 use crate::answers::Api;
 use crate::config::StaleAction;
-use crate::AppState;
+use crate::state::AppState;
 
 /// The job's state file, in the data directory.
 pub const STATE_FILE: &str = "staleness.json";

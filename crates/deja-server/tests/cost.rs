@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use common::Served;
 use deja_core::{Clock, Embedder, ManualClock};
-use deja_server::ledger::{Ledger, LedgerReport, LEDGER_FILE};
+use deja_server::observe::ledger::{Ledger, LedgerReport, LEDGER_FILE};
 use deja_server::pricing::ModelPrice;
 use deja_testkit::mock_upstream::MockUpstream;
 use serde_json::{json, Value};
@@ -328,9 +328,9 @@ async fn a_scripted_day_and_the_next_in_the_ledger_and_the_metric() {
 /// recording allocates nothing. Prints what a record costs (single thread).
 #[test]
 fn recording_on_an_existing_row_does_not_allocate() {
-    use deja_server::metrics::{Endpoint, Outcome};
+    use deja_server::observe::summary::{Endpoint, Outcome};
     let ledger = Ledger::in_memory();
-    let mut s = deja_server::observe::RequestSummary::new(Endpoint::Chat);
+    let mut s = deja_server::observe::summary::RequestSummary::new(Endpoint::Chat);
     s.model = Some("gpt-4o-mini-2024-07-18".into());
     s.outcome = Some(Outcome::HitExact);
     s.saved = deja_core::Usage {

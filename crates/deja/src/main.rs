@@ -317,7 +317,7 @@ fn serve_config(args: &ServeArgs) -> anyhow::Result<Config> {
 fn print_stats(
     source: (&str, &str),
     store: Result<(u64, &deja_core::Counters), &str>,
-    ledger: Option<&deja_server::ledger::LedgerReport>,
+    ledger: Option<&deja_server::observe::ledger::LedgerReport>,
     json: bool,
 ) -> anyhow::Result<()> {
     if json {

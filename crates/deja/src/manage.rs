@@ -2,7 +2,7 @@
 //! (`--server URL`, through its admin API with the admin token) or on a stopped data
 //! directory (`--data-dir DIR`, opening the store directly).
 //!
-//! `deja stats` includes the cost ledger ([`deja_server::ledger`]): requests, hit rate,
+//! `deja stats` includes the cost ledger ([`deja_server::observe::ledger`]): requests, hit rate,
 //! tokens and dollars saved per UTC day and per model, from the server's `/admin/stats`
 //! or the data directory's `ledger.json`.
 //!
@@ -18,7 +18,7 @@ use anyhow::{bail, Context};
 use deja_core::{Cache, Clock, EmbedError, Embedder, EntryId, EntryStore, Invalidate, SystemClock};
 use deja_server::admin::{entries, transfer};
 use deja_server::config::Config;
-use deja_server::ledger::{Ledger, LedgerReport, ReportRow, LEDGER_FILE};
+use deja_server::observe::ledger::{Ledger, LedgerReport, ReportRow, LEDGER_FILE};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
@@ -809,11 +809,11 @@ mod tests {
     }
 
     fn ledger() -> Ledger {
-        use deja_server::metrics::{Endpoint, Outcome};
+        use deja_server::observe::summary::{Endpoint, Outcome};
         let l = Ledger::in_memory();
         let day = 24 * 3600 * 1000;
         let record = |ms: u64, model: &str, outcome: Outcome, saved: (u64, u64), usd| {
-            let mut s = deja_server::observe::RequestSummary::new(Endpoint::Chat);
+            let mut s = deja_server::observe::summary::RequestSummary::new(Endpoint::Chat);
             s.model = Some(model.into());
             s.outcome = Some(outcome);
             s.saved = deja_core::Usage {

@@ -20,7 +20,7 @@ use base64::Engine as _;
 use deja_core::{Answer, Entry, EntryId, EntryStore, ExactKey, PartitionKey, StoreError, Usage};
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_TAGS, MAX_TAG_CHARS};
+use crate::tags::{MAX_TAGS, MAX_TAG_CHARS};
 
 /// Longest line [`Importer`] accepts, so a malformed file cannot make it buffer without
 /// bound.

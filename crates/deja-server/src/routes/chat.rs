@@ -15,13 +15,13 @@ use deja_openai::sse;
 
 use crate::controls::Controls;
 use crate::error::ApiError;
-use crate::metrics::Endpoint;
-use crate::observe::RequestRecord;
+use crate::observe::summary::Endpoint;
 use crate::routes::completion::{
     self, category_hint, json_response, sse_response, Cached, Route, StreamFormat,
 };
+use crate::routes::record::RequestRecord;
 use crate::routes::{read_body, wire_error};
-use crate::AppState;
+use crate::state::AppState;
 
 const PATH: &str = "/v1/chat/completions";
 
@@ -44,7 +44,7 @@ pub async fn chat_completions(
         include_usage: include_usage(&req),
     };
     let category_hint = category_hint(&app, &headers)?;
-    let tags = crate::admin::tags_from_headers(&headers)?;
+    let tags = crate::tags::tags_from_headers(&headers)?;
     record.summary.model = Some(key.model.clone());
     record.normalised();
     let cached = Cached {

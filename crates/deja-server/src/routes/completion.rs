@@ -26,11 +26,12 @@ use futures::StreamExt;
 use crate::coalesce::{LeaderGuard, SharedError, Waited};
 use crate::controls::Controls;
 use crate::error::ApiError;
-use crate::metrics::Endpoint;
-use crate::observe::{NearMiss, RequestRecord};
+use crate::observe::summary::Endpoint;
+use crate::observe::summary::NearMiss;
+use crate::routes::record::RequestRecord;
 use crate::routes::CacheHeader;
+use crate::state::AppState;
 use crate::upstream::{map_send_error, response_headers, Upstream};
-use crate::AppState;
 
 /// The wire format of an answer: how a stream ends, when a recording is whole, where the
 /// token usage is.

@@ -16,12 +16,12 @@ use deja_openai::embeddings::{self as wire, EncodingFormat};
 
 use crate::controls::Controls;
 use crate::error::ApiError;
-use crate::metrics::Endpoint;
-use crate::observe::RequestRecord;
+use crate::observe::summary::Endpoint;
+use crate::routes::record::RequestRecord;
 use crate::routes::{read_body, wire_error, CacheHeader};
 use crate::shared_embeddings::SharedItem;
+use crate::state::AppState;
 use crate::upstream::{map_send_error, response_headers};
-use crate::AppState;
 
 const PATH: &str = "/v1/embeddings";
 
@@ -38,7 +38,7 @@ pub async fn embeddings(
     let controls = Controls::from_headers(&headers)?;
     let tenant = app.tenancy().tenant(&headers, uri.query())?;
     let scope = crate::tenant::key_scope(&tenant, uri.query());
-    let tags = crate::admin::tags_from_headers(&headers)?;
+    let tags = crate::tags::tags_from_headers(&headers)?;
     let partition = wire::partition_key(&req, &scope);
     let items = wire::items(&req);
     let prompts: Vec<String> = items.iter().map(wire::item_prompt).collect();

@@ -30,13 +30,13 @@ use deja_openai::anthropic::{is_stream, messages_key, parse_messages, ApiHeaders
 
 use crate::controls::Controls;
 use crate::error::{AnthropicError, ApiError};
-use crate::metrics::Endpoint;
-use crate::observe::RequestRecord;
+use crate::observe::summary::Endpoint;
 use crate::routes::completion::{
     self, category_hint, json_response, sse_response, Cached, Route, StreamFormat,
 };
+use crate::routes::record::RequestRecord;
 use crate::routes::{read_body, wire_error};
-use crate::AppState;
+use crate::state::AppState;
 
 const PATH: &str = "/v1/messages";
 
@@ -56,7 +56,7 @@ pub async fn messages(
     let key = messages_key(&req, &scope, &api_headers(&headers)?);
     let stream = is_stream(&req);
     let category_hint = category_hint(&app, &headers)?;
-    let tags = crate::admin::tags_from_headers(&headers)?;
+    let tags = crate::tags::tags_from_headers(&headers)?;
     record.summary.model = Some(key.model.clone());
     record.normalised();
     let cached = Cached {

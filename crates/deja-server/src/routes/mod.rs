@@ -6,6 +6,7 @@ pub mod completion;
 pub mod embeddings;
 pub mod messages;
 pub mod passthrough;
+pub mod record;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue};

@@ -30,8 +30,8 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 
 use crate::error::{AnthropicError, ApiError};
+use crate::state::AppState;
 use crate::upstream::{response_headers, Upstream};
-use crate::AppState;
 
 pub async fn passthrough(State(app): State<AppState>, req: Request) -> Result<Response, ApiError> {
     forward(&app, app.upstream(), req).await

@@ -22,7 +22,7 @@
 //! Nothing here is persisted: a restart starts the accounts afresh (the store's counters
 //! are the durable totals).
 //!
-//! This is not the Prometheus table ([`crate::metrics`]), whose fixed series are meant
+//! This is not the Prometheus table ([`crate::observe::metrics`]), whose fixed series are meant
 //! for scraping, nor the dashboard's HTTP side ([`crate::dashboard`]).
 
 use std::collections::VecDeque;
@@ -33,8 +33,7 @@ use deja_core::{EntryId, RejectReason};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::metrics::Outcome;
-use crate::observe::RequestSummary;
+use super::summary::{nano_usd, Outcome, RequestSummary};
 
 /// Minutes the time series covers.
 pub const WINDOW_MINUTES: usize = 24 * 60;
@@ -91,16 +90,6 @@ fn reject_slot(r: RejectReason) -> usize {
         RejectReason::Unseen => 6,
         RejectReason::Pair => 7,
         RejectReason::Language => 8,
-    }
-}
-
-/// Dollars are counted in nano-dollars, so they can be added atomically; one request's
-/// savings are often a fraction of a cent.
-fn nano_usd(usd: f64) -> u64 {
-    if usd.is_finite() && usd > 0.0 {
-        (usd * 1e9).round() as u64
-    } else {
-        0
     }
 }
 
@@ -228,7 +217,7 @@ fn entry_hex<S: serde::Serializer>(id: &EntryId, s: S) -> Result<S::Ok, S::Error
     s.collect_str(id)
 }
 
-/// The in-memory accounts; one per server, in [`crate::AppState`].
+/// The in-memory accounts; one per server, in [`crate::state::AppState`].
 pub struct Insights {
     started_ms: u64,
     minutes: Box<[MinuteSlot]>,
@@ -584,8 +573,7 @@ mod tests {
     use deja_core::Usage;
 
     use super::*;
-    use crate::metrics::Endpoint;
-    use crate::observe::NearMiss;
+    use crate::observe::summary::{Endpoint, NearMiss};
 
     const T0: u64 = 1_700_000_000_000;
 

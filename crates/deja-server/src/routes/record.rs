@@ -3,87 +3,22 @@
 //! A route starts a [`RequestRecord`] as soon as the request is readable, fills in what it
 //! learns (the model, the outcome, the tokens a hit saved, the similarity, a near-miss,
 //! where the time went) and lets it drop when it returns. On drop the summary is handed to
-//! every consumer in one place: the Prometheus table ([`crate::metrics`]) and whatever
+//! every consumer in one place: the Prometheus table ([`crate::observe::metrics`]) and whatever
 //! else keeps per-request accounts. So a route says what happened once, and a new
 //! consumer is added here, not in every route.
 //!
 //! A request rejected before its outcome is decided (a bad body) is not recorded; one
 //! that fails after (an upstream that cannot be reached) is, with its duration.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use deja_core::{EntryId, RejectReason, StageTimes, Usage};
+use deja_core::Usage;
 
-use crate::metrics::{Endpoint, Outcome};
+use crate::observe::summary::{Endpoint, Outcome, RequestSummary};
 use crate::routes::CacheHeader;
-use crate::AppState;
+use crate::state::AppState;
 
 /// What one request did, as the consumers see it.
-#[derive(Debug, Clone)]
-pub struct RequestSummary {
-    pub endpoint: Endpoint,
-    /// `None` until the route decided; a summary without one is not recorded.
-    pub outcome: Option<Outcome>,
-    /// For a bypass, its reason (`x-deja-bypass-reason`).
-    pub bypass_reason: Option<String>,
-    /// The model the request named, when it named one.
-    pub model: Option<String>,
-    /// Tokens the upstream reported for the answer(s) served from the cache: what the
-    /// request would have cost without it.
-    pub saved: Usage,
-    /// What `saved` would have cost in US dollars at the configured prices for `model`
-    /// (`None`: no price known for it); set when recorded, before the consumers see it.
-    pub saved_usd: Option<f64>,
-    /// The similarity of a semantic hit.
-    pub similarity: Option<f32>,
-    /// The best candidate not served, when a semantic search found one.
-    pub near_miss: Option<NearMiss>,
-    /// Reading the request into its cache key (parsing and normalising).
-    pub normalise: Option<Duration>,
-    /// The engine's stages (see [`deja_core::StageTimes`]).
-    pub stages: StageTimes,
-    /// The upstream call, until its response head arrived.
-    pub upstream: Option<Duration>,
-    /// The whole request until the response head was ready; set when recorded.
-    pub total: Duration,
-}
-
-impl RequestSummary {
-    /// A request to `endpoint` with nothing known yet.
-    pub fn new(endpoint: Endpoint) -> RequestSummary {
-        RequestSummary {
-            endpoint,
-            outcome: None,
-            bypass_reason: None,
-            model: None,
-            saved: Usage::default(),
-            saved_usd: None,
-            similarity: None,
-            near_miss: None,
-            normalise: None,
-            stages: StageTimes::default(),
-            upstream: None,
-            total: Duration::ZERO,
-        }
-    }
-}
-
-/// A cached prompt similar to the request's, but not served: below the threshold, or
-/// refused by verification. Shown to guide tuning.
-#[derive(Debug, Clone)]
-pub struct NearMiss {
-    pub similarity: f32,
-    /// The similarity a hit needed.
-    pub threshold: f32,
-    /// The cached entry (its prompt is read when it is shown).
-    pub entry: EntryId,
-    /// The request's prompt as it was looked up (normalised).
-    pub prompt: String,
-    /// Set when the candidate reached the threshold and verification refused it.
-    pub rejected: Option<RejectReason>,
-}
-
-/// Records one request when dropped; see the module docs.
 pub struct RequestRecord<'a> {
     app: &'a AppState,
     started: Instant,

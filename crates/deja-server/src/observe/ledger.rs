@@ -20,7 +20,7 @@
 //! own data directory; the fleet's figures are the sum of theirs.
 //!
 //! This module is not the place for prices ([`crate::pricing`]) nor for Prometheus
-//! counters ([`crate::metrics`], which count since start, without days or models).
+//! counters ([`crate::observe::metrics`], which count since start, without days or models).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -30,8 +30,7 @@ use deja_core::Usage;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::Outcome;
-use crate::observe::RequestSummary;
+use super::summary::{nano_usd, Outcome, RequestSummary};
 
 /// The ledger's file, in the data directory.
 pub const LEDGER_FILE: &str = "ledger.json";
@@ -118,17 +117,6 @@ impl Row {
     }
 }
 
-/// Dollars to billionths of a dollar, rounded; what is not a non-negative finite amount
-/// counts nothing.
-pub fn nano_usd(usd: f64) -> u64 {
-    if usd.is_finite() && usd > 0.0 {
-        // `as` saturates at u64::MAX for amounts beyond any bill.
-        (usd * NANOS_PER_USD).round() as u64
-    } else {
-        0
-    }
-}
-
 /// The days, each with its rows by model.
 #[derive(Debug, Default)]
 struct Days {
@@ -138,7 +126,7 @@ struct Days {
     saved: u64,
 }
 
-/// The per-day, per-model accounts; one per server, in [`crate::AppState`].
+/// The per-day, per-model accounts; one per server, in [`crate::state::AppState`].
 #[derive(Debug)]
 pub struct Ledger {
     state: Mutex<Days>,
@@ -225,7 +213,7 @@ impl Ledger {
     }
 
     /// Adds one request, on the UTC day of `now_ms`, to its model's row. A request
-    /// without an outcome is not counted (as in [`crate::metrics`]).
+    /// without an outcome is not counted (as in [`crate::observe::metrics`]).
     pub fn record(&self, now_ms: u64, s: &RequestSummary) {
         let Some(outcome) = s.outcome else {
             return;
@@ -535,7 +523,7 @@ mod tests {
     use deja_core::{Clock, ManualClock};
 
     use super::*;
-    use crate::metrics::Endpoint;
+    use crate::observe::summary::Endpoint;
 
     fn summary(
         model: &str,

@@ -1,6 +1,5 @@
-//! Prometheus metrics: what the proxy counts per request, and `GET /metrics`, which renders
-//! them in the text exposition format (0.0.4) together with what the store knows (entries,
-//! removals by cause).
+//! Prometheus metrics: what the proxy counts per request, rendered in the text exposition
+//! format (0.0.4) by `GET /metrics` ([`crate::scrape`], which adds what the store knows).
 //!
 //! Recording is lock-free and allocation-free: every series is an atomic in a table fixed
 //! when the server starts, so the exact-hit path (tens of thousands of requests a second)
@@ -16,65 +15,10 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use deja_core::rules::{PiiKind, RulesConfig};
 use deja_core::{BypassReason, RejectReason};
 
-use crate::observe::RequestSummary;
-use crate::AppState;
-
-/// The `endpoint` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    /// OpenAI's `/v1/chat/completions`.
-    Chat,
-    Embeddings,
-    /// Anthropic's `/v1/messages`.
-    Messages,
-}
-
-impl Endpoint {
-    const COUNT: usize = 3;
-    const ALL: [Endpoint; Endpoint::COUNT] =
-        [Endpoint::Chat, Endpoint::Embeddings, Endpoint::Messages];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "chat",
-            Endpoint::Embeddings => "embeddings",
-            Endpoint::Messages => "messages",
-        }
-    }
-}
-
-/// The `outcome` label: what `x-deja-cache` said.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    HitExact,
-    HitSemantic,
-    Miss,
-    Bypass,
-}
-
-impl Outcome {
-    const ALL: [Outcome; 4] = [
-        Outcome::HitExact,
-        Outcome::HitSemantic,
-        Outcome::Miss,
-        Outcome::Bypass,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::HitExact => "hit_exact",
-            Outcome::HitSemantic => "hit_semantic",
-            Outcome::Miss => "miss",
-            Outcome::Bypass => "bypass",
-        }
-    }
-}
+use super::summary::{nano_usd, Endpoint, Outcome, RequestSummary};
 
 /// Reasons the routes give for a bypass themselves (`x-deja-bypass-reason`), besides the
 /// engine's [`BypassReason`]s and the never-cache rules'.
@@ -270,7 +214,7 @@ impl Metrics {
             self.bypasses[slot].fetch_add(1, Ordering::Relaxed);
         }
         self.tokens_avoided(s.saved);
-        if let Some(nano) = s.saved_usd.map(crate::ledger::nano_usd).filter(|n| *n > 0) {
+        if let Some(nano) = s.saved_usd.map(nano_usd).filter(|n| *n > 0) {
             self.saved_nano_usd.fetch_add(nano, Ordering::Relaxed);
         }
         let stages = [
@@ -543,7 +487,7 @@ impl Metrics {
 
 /// The error budget's cells: labels, wrong labels, and the threshold certified (absent
 /// while untrained; 2 when nothing is certified, so no similarity reaches it).
-fn render_budget(out: &mut String, cells: &[deja_core::budget::CellReport]) {
+pub fn render_budget(out: &mut String, cells: &[deja_core::budget::CellReport]) {
     header(
         out,
         "deja_budget_cell_labels",
@@ -588,7 +532,7 @@ fn render_budget(out: &mut String, cells: &[deja_core::budget::CellReport]) {
 
 /// The live audit's measured false-hit rate per category, with its 95% Wilson interval
 /// (`bound`: `estimate`, `low`, `high`), and how many hits it checked.
-fn render_audit(out: &mut String, audits: &[(String, deja_core::budget::AuditTally)]) {
+pub fn render_audit(out: &mut String, audits: &[(String, deja_core::budget::AuditTally)]) {
     header(
         out,
         "deja_audit_false_hit_rate",
@@ -641,7 +585,7 @@ fn counter_by(
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
@@ -652,75 +596,6 @@ fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-/// `GET /metrics`. The store is read here, at scrape time, never on the request path;
-/// what it cannot tell within [`crate::admin::STORE_READ_TIMEOUT`] is left out of this
-/// scrape (the proxy's own counters are always rendered).
-pub async fn scrape(State(app): State<AppState>) -> Response {
-    use crate::admin::bounded;
-    let mut out = String::with_capacity(16 * 1024);
-    app.metrics().render(&mut out);
-    let store = app.cache().store();
-    let mut errors = Vec::new();
-    if let Some(n) = bounded("counting entries", store.len(), &mut errors).await {
-        header(
-            &mut out,
-            "deja_entries",
-            "gauge",
-            "Entries in the store (chat answers and embedding items).",
-        );
-        let _ = writeln!(out, "deja_entries {n}");
-    }
-    if let Some(Some(n)) = bounded("reading its size", store.stored_bytes(), &mut errors).await {
-        header(
-            &mut out,
-            "deja_store_bytes",
-            "gauge",
-            "Bytes the store occupies (the embedded store's file; not reported for Redis).",
-        );
-        let _ = writeln!(out, "deja_store_bytes {n}");
-    }
-    if let Some(calibration) = app.cache().calibration() {
-        render_budget(&mut out, &calibration.report());
-        render_audit(&mut out, &calibration.audits());
-    }
-    let degraded = store.health().await != deja_core::StoreHealth::Ok;
-    header(
-        &mut out,
-        "deja_store_degraded",
-        "gauge",
-        "1 while the store cannot write (answers are served but not stored), else 0.",
-    );
-    let _ = writeln!(out, "deja_store_degraded {}", u8::from(degraded));
-    if let Some(c) = bounded("reading the counters", app.cache().counters(), &mut errors).await {
-        header(
-            &mut out,
-            "deja_removed_total",
-            "counter",
-            "Entries removed, by cause; the store's totals (shared by every replica on Redis).",
-        );
-        for (cause, n) in [
-            ("expired", c.removed_expired),
-            ("evicted", c.removed_evicted),
-            ("invalidated", c.removed_invalidated),
-            ("stale", c.removed_stale),
-        ] {
-            let _ = writeln!(out, "deja_removed_total{{cause=\"{cause}\"}} {n}");
-        }
-    }
-    if !errors.is_empty() {
-        tracing::warn!(errors = %errors.join("; "), "metrics: the store could not be read");
-    }
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
-        out,
-    )
-        .into_response()
 }
 
 #[cfg(test)]
