@@ -1,0 +1,430 @@
+//! Lookups: exact first (no embedding computed), then the nearest candidates of the request's
+//! partition through the freshness, veto and verification checks (and, under an error
+//! budget, its certified similarity), then a miss. Every candidate is re-read from the
+//! store before it is served.
+
+use std::time::Instant;
+
+use crate::budget::Certified;
+use crate::entry::{Entry, EntryId};
+use crate::key::ExactKey;
+use crate::policy::{CategoryId, Policy};
+use crate::traits::EmbedError;
+use crate::verify::RejectReason;
+
+use super::{
+    category_ttl_secs, younger_than, BypassReason, Cache, ErrorChain, LabelTicket, Lookup,
+    LookupRequest, SemanticMode, StageTimes, VerifyMode, DEFAULT_GATE, SAME_REQUEST_FLOOR,
+};
+
+impl Cache {
+    /// Whether an entry may still be served: younger than its category's TTL and the
+    /// request's `max-age`.
+    pub(super) fn is_fresh(
+        &self,
+        policy: &Policy,
+        entry: &Entry,
+        max_age_secs: Option<u64>,
+        now_ms: u64,
+    ) -> bool {
+        let limit = match (category_ttl_secs(policy, &entry.category), max_age_secs) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        limit.is_none_or(|secs| younger_than(entry.created_at_ms, now_ms, secs))
+    }
+
+    /// Exact, then semantic, then miss. Never fails: a backend fault is a bypass.
+    pub async fn lookup(&self, req: &LookupRequest<'_>) -> Lookup {
+        self.lookup_timed(req).await.0
+    }
+
+    /// [`Cache::lookup`], also saying where the time went.
+    pub async fn lookup_timed(&self, req: &LookupRequest<'_>) -> (Lookup, StageTimes) {
+        let mut times = StageTimes::default();
+        let found = self.lookup_inner(req, &mut times).await;
+        let mut pending = self.inner.pending.lock();
+        match &found {
+            Lookup::ExactHit(e) => {
+                pending.exact_hits += 1;
+                pending.prompt_tokens_saved += e.usage.prompt_tokens;
+                pending.completion_tokens_saved += e.usage.completion_tokens;
+            }
+            Lookup::SemanticHit { entry: e, .. } => {
+                pending.semantic_hits += 1;
+                pending.prompt_tokens_saved += e.usage.prompt_tokens;
+                pending.completion_tokens_saved += e.usage.completion_tokens;
+            }
+            Lookup::Miss { rejected, .. } => {
+                pending.misses += 1;
+                if rejected.is_some() {
+                    pending.verification_rejects += 1;
+                }
+            }
+            Lookup::Bypass(_) => pending.bypasses += 1,
+        }
+        (found, times)
+    }
+
+    pub(super) async fn lookup_inner(
+        &self,
+        req: &LookupRequest<'_>,
+        times: &mut StageTimes,
+    ) -> Lookup {
+        let inner = &self.inner;
+        let policy = self.policy();
+        let now = inner.clock.now_ms();
+        // Hints and keywords decide before anything is looked up, so an uncacheable
+        // category never touches the cache. A hint may only tighten: what the prompt is
+        // classified as still counts (see `Policy::tightened`).
+        let hint: Option<CategoryId> = req.category.and_then(|name| policy.by_name(name));
+        let mut classified: Option<CategoryId> = policy.classify_text(req.prompt);
+        let uncacheable = |c: Option<CategoryId>| c.is_some_and(|c| !policy.get(c).cacheable);
+        if uncacheable(hint) || uncacheable(classified) {
+            return Lookup::Bypass(BypassReason::UncacheableCategory);
+        }
+        let exact_key = ExactKey::new(&req.partition, req.prompt);
+        let started = Instant::now();
+        let exact = inner.store.get_exact(&exact_key).await;
+        times.store += started.elapsed();
+        match exact {
+            Ok(Some(entry)) if self.is_fresh(&policy, &entry, req.max_age_secs, now) => {
+                self.note_hit(entry.id, now).await;
+                return Lookup::ExactHit(entry);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "store lookup failed; bypassing cache");
+                return Lookup::Bypass(BypassReason::StoreError);
+            }
+        }
+        if req.semantic == SemanticMode::ExactOnly || req.prompt.is_empty() {
+            return Lookup::Miss {
+                vector: None,
+                nearest: None,
+                nearest_id: None,
+                rejected: None,
+                threshold: None,
+                category: policy.tightened(hint, classified).name.to_string(),
+                label: None,
+            };
+        }
+        let started = Instant::now();
+        let embedded = inner.embedder.embed(&[req.prompt.to_string()]).await;
+        times.embed += started.elapsed();
+        let vector = match embedded {
+            Ok(mut v) if v.len() == 1 => v.swap_remove(0),
+            Ok(v) => {
+                let e = EmbedError::Shape {
+                    want: 1,
+                    got: v.len(),
+                    dim: inner.embedder.dim(),
+                };
+                tracing::warn!(error = %e, "embedder failed; bypassing cache");
+                return Lookup::Bypass(BypassReason::EmbedError);
+            }
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "embedder failed; bypassing cache");
+                return Lookup::Bypass(BypassReason::EmbedError);
+            }
+        };
+        if classified.is_none() {
+            classified = policy.classify_vector(&vector);
+            if uncacheable(classified) {
+                return Lookup::Bypass(BypassReason::UncacheableCategory);
+            }
+        }
+        let spec = policy.tightened(hint, classified);
+        let threshold = req
+            .min_similarity
+            .map_or(spec.min_similarity, |m| m.max(spec.min_similarity));
+        let started = Instant::now();
+        let searched = inner
+            .index
+            .search(req.partition, &vector, inner.options.candidates.max(1))
+            .await;
+        times.search += started.elapsed();
+        let neighbors = match searched {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "index search failed; bypassing cache");
+                return Lookup::Bypass(BypassReason::IndexError);
+            }
+        };
+        // The best candidate not served, and its entry.
+        let mut nearest: Option<(f32, EntryId)> = None;
+        let mut not_served = |n: &crate::traits::Neighbor| {
+            if nearest.is_none_or(|(s, _)| n.similarity > s) {
+                nearest = Some((n.similarity, n.id));
+            }
+        };
+        let mut rejected = None;
+        // What the embedder could not see of the request (computed for the first
+        // candidate that reaches verification).
+        let mut query_unseen: Option<Vec<String>> = None;
+        // The pair model's path reaches below the gate, down to its own (unless the client
+        // set a threshold or the category is stricter than the default).
+        let pair_gate = inner
+            .pair
+            .as_ref()
+            .filter(|_| req.min_similarity.is_none() && spec.min_similarity <= DEFAULT_GATE)
+            .map(|(m, _)| m.file().min_similarity);
+        let floor = pair_gate.map_or(SAME_REQUEST_FLOOR, |g| g.min(SAME_REQUEST_FLOOR));
+        // The error budget decides where its labels have certified a threshold (never
+        // with verification off).
+        let calibration = inner
+            .calibration
+            .as_ref()
+            .filter(|_| inner.options.verify != VerifyMode::Off);
+        let found: Vec<EntryId> = match calibration {
+            Some(_) => neighbors.iter().map(|n| n.id).collect(),
+            None => Vec::new(),
+        };
+        let mut ticket = Vec::new();
+        for n in neighbors {
+            let decided = calibration.and_then(|c| c.decide(spec.name, n.id, &found));
+            if let Some((support, _)) = decided {
+                if n.similarity >= SAME_REQUEST_FLOOR {
+                    ticket.push((n.id, n.similarity, support));
+                }
+            }
+            let calibrated = match decided.map(|(_, c)| c) {
+                Some(Certified::From(t)) => Some(t),
+                // Until the labels certify a threshold, a budgeted category serves no
+                // semantic hit (see `crate::budget`); nor does a candidate further away
+                // (see below).
+                Some(Certified::Nothing | Certified::Untrained) => {
+                    not_served(&n);
+                    break;
+                }
+                None => None,
+            };
+            if let Some(t) = calibrated {
+                // A client's threshold can only raise the certified one. The labels were
+                // learned on the nearest candidate the veto rules let through, so a
+                // candidate below its threshold ends the search: one further away is not
+                // served in its place.
+                if n.similarity < t.max(req.min_similarity.unwrap_or(0.0)) {
+                    not_served(&n);
+                    break;
+                }
+            }
+            // Below the threshold, a candidate may still be the same request in other
+            // wording (case, punctuation, contractions, typos, a question frame), which
+            // similarity measures badly for short prompts ("How do I reset my pasword?",
+            // 0.63): it is read and checked for that alone, or by the pair model's path
+            // (never when the client raised the threshold itself, nor with verification
+            // off).
+            let below = n.similarity < threshold;
+            if calibrated.is_none()
+                && below
+                && (n.similarity < floor
+                    || req.min_similarity.is_some()
+                    || inner.options.verify == VerifyMode::Off)
+            {
+                not_served(&n);
+                continue;
+            }
+            let started = Instant::now();
+            let got = inner.store.get(n.id).await;
+            times.store += started.elapsed();
+            let entry = match got {
+                Ok(Some(entry))
+                    if entry.partition == req.partition
+                        && entry.embedder_id == inner.embedder.id()
+                        && self.is_fresh(&policy, &entry, req.max_age_secs, now) =>
+                {
+                    entry
+                }
+                // Removed, expired or replaced since the index saw it: not servable.
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %ErrorChain(&e), "store read failed; bypassing cache");
+                    return Lookup::Bypass(BypassReason::StoreError);
+                }
+            };
+            let started = Instant::now();
+            let same_request = || {
+                crate::verify::same_request(&entry.prompt, req.prompt, inner.embedder.vocabulary())
+            };
+            // Prompts whose unseen parts differ (in order: a swap is unseen too) differ
+            // where their similarity is blind, unless all they differ in is a question
+            // frame ("Comment puis-je …" / "Comment …").
+            let mut seen_alike = || {
+                inner.options.verify == VerifyMode::Off
+                    || {
+                        let query =
+                            query_unseen.get_or_insert_with(|| inner.embedder.unseen(req.prompt));
+                        *query == inner.embedder.unseen(&entry.prompt)
+                    }
+                    || same_request()
+            };
+            let second_path = pair_gate.is_some_and(|g| n.similarity >= g);
+            let verdict = if calibrated.is_some() {
+                self.hard_checks(&entry.prompt, req.prompt, &mut query_unseen)
+            } else if below {
+                let same = same_request()
+                    && match inner.options.verify {
+                        VerifyMode::Rules => crate::verify::verify(&entry.prompt, req.prompt),
+                        _ => crate::verify::vetoes(&entry.prompt, req.prompt),
+                    }
+                    .is_ok();
+                if same {
+                    Ok(())
+                } else if second_path {
+                    if seen_alike() {
+                        self.second_path(&entry.prompt, req.prompt, n.similarity, &spec)
+                            .await
+                    } else {
+                        Err(RejectReason::Unseen)
+                    }
+                } else {
+                    // Below the gate and not the same request: not reported as a refusal.
+                    times.verify += started.elapsed();
+                    not_served(&n);
+                    continue;
+                }
+            } else {
+                match (inner.options.verify, &inner.verifier) {
+                    _ if !seen_alike() => Err(RejectReason::Unseen),
+                    (VerifyMode::Model, Some(model)) => {
+                        let confidence = spec.min_confidence(model.file().min_confidence);
+                        match crate::verify::verify_model(
+                            model,
+                            &entry.prompt,
+                            req.prompt,
+                            n.similarity,
+                            None,
+                            confidence,
+                            inner.embedder.vocabulary(),
+                        ) {
+                            Ok(_) => Ok(()),
+                            // The features alone were not sure: the pair model reads both.
+                            Err(RejectReason::Model) if second_path => {
+                                self.second_path(&entry.prompt, req.prompt, n.similarity, &spec)
+                                    .await
+                            }
+                            Err(reason) => Err(reason),
+                        }
+                    }
+                    (VerifyMode::Rules, _) => crate::verify::verify(&entry.prompt, req.prompt),
+                    // `Cache::new` loads a model for `Model`.
+                    (VerifyMode::Model, None) | (VerifyMode::Off, _) => Ok(()),
+                }
+            };
+            times.verify += started.elapsed();
+            if let Err(reason) = verdict {
+                rejected.get_or_insert(reason);
+                not_served(&n);
+                continue;
+            }
+            self.note_hit(entry.id, now).await;
+            let audit = decided.map(|(support, _)| LabelTicket {
+                category: spec.name.to_string(),
+                candidates: vec![(n.id, n.similarity, support)],
+            });
+            return Lookup::SemanticHit {
+                entry,
+                similarity: n.similarity,
+                audit,
+            };
+        }
+        Lookup::Miss {
+            vector: Some(vector),
+            nearest: nearest.map(|(s, _)| s),
+            nearest_id: nearest.map(|(_, id)| id),
+            rejected,
+            threshold: Some(threshold),
+            category: spec.name.to_string(),
+            label: (!ticket.is_empty()).then(|| LabelTicket {
+                category: spec.name.to_string(),
+                candidates: ticket,
+            }),
+        }
+    }
+
+    /// What a candidate must pass whatever its similarity or the labels say: the veto rules
+    /// (all of them in [`VerifyMode::Rules`]), and no difference where the embedder is
+    /// blind ([`Embedder::unseen`]) unless only a question frame differs.
+    pub(super) fn hard_checks(
+        &self,
+        cached: &str,
+        query: &str,
+        query_unseen: &mut Option<Vec<String>>,
+    ) -> Result<(), RejectReason> {
+        let inner = &self.inner;
+        match inner.options.verify {
+            VerifyMode::Rules => crate::verify::verify(cached, query)?,
+            _ => crate::verify::vetoes(cached, query)?,
+        }
+        let unseen = query_unseen.get_or_insert_with(|| inner.embedder.unseen(query));
+        if *unseen != inner.embedder.unseen(cached)
+            && !crate::verify::same_request(cached, query, inner.embedder.vocabulary())
+        {
+            return Err(RejectReason::Unseen);
+        }
+        Ok(())
+    }
+
+    /// The second path of the learned verifier: the veto rules (cheaper, and precise),
+    /// then the pair model reads both prompts and the verifier stacked with it decides
+    /// (at its own confidence, or the category's if that is higher). A pair model that
+    /// fails refuses the candidate (logged): a fault costs a hit, never a wrong answer.
+    pub(super) async fn second_path(
+        &self,
+        cached: &str,
+        query: &str,
+        similarity: f32,
+        spec: &crate::policy::Applied<'_>,
+    ) -> Result<(), RejectReason> {
+        let Some((stacked, pair)) = &self.inner.pair else {
+            return Err(RejectReason::Model);
+        };
+        crate::verify::vetoes(cached, query)?;
+        // The pair model judges only what its vocabulary reads (it learned English): in
+        // other languages the first path's refusal stands.
+        if !self
+            .inner
+            .embedder
+            .vocabulary()
+            .is_some_and(|v| v.reads_both(cached, query))
+        {
+            return Err(RejectReason::Model);
+        }
+        let logit = match pair.score(&[(cached.to_string(), query.to_string())]).await {
+            Ok(v) if v.len() == 1 && v[0].is_finite() => v[0],
+            Ok(v) => {
+                tracing::warn!(
+                    got = v.len(),
+                    "pair model gave no usable score; not serving"
+                );
+                return Err(RejectReason::Model);
+            }
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "pair model failed; not serving");
+                return Err(RejectReason::Model);
+            }
+        };
+        let own = stacked.file().min_confidence;
+        let confidence = spec.min_confidence(own).max(own);
+        match crate::verify::verify_model(
+            stacked,
+            cached,
+            query,
+            similarity,
+            Some(logit),
+            confidence,
+            self.inner.embedder.vocabulary(),
+        ) {
+            Ok(_) => Ok(()),
+            Err(RejectReason::Model) => Err(RejectReason::Pair),
+            Err(reason) => Err(reason),
+        }
+    }
+
+    pub(super) async fn note_hit(&self, id: EntryId, now: u64) {
+        if let Err(e) = self.inner.store.record_hit(id, now).await {
+            tracing::warn!(error = %ErrorChain(&e), entry = %id, "recording a hit failed");
+        }
+    }
+}
