@@ -14,6 +14,7 @@
 //! stream. Nothing here reads configuration: the server picks
 //! this backend and passes its options.
 
+mod conn;
 mod follow;
 mod search;
 mod store;

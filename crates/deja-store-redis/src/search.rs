@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use deja_core::{EntryId, IndexError, Neighbor, PartitionKey, VectorIndex};
 use redis::Value;
 
-use crate::store::{open_conn, Conn, RedisStoreOptions};
+use crate::conn::{open_conn, Conn};
+use crate::store::RedisStoreOptions;
 
 const BACKEND: &str = "redis-search";
 
@@ -81,7 +82,9 @@ impl RedisSearchIndex {
         embedder_id: &str,
         dim: usize,
     ) -> Result<RedisSearchIndex, IndexError> {
-        let conn = open_conn(url, opts).await.map_err(backend)?;
+        let conn = open_conn(url, opts.connection_timeout, opts.response_timeout)
+            .await
+            .map_err(backend)?;
         let model = hex16(&fingerprint(embedder_id));
         let index = RedisSearchIndex {
             conn,

@@ -38,14 +38,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use parking_lot::Mutex;
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, Value};
 
 use deja_core::{
     Counters, Entry, EntryId, EntryMeta, EntryStore, ExactKey, PartitionKey, StoreError,
 };
 use deja_store_local::codec;
+
+use crate::conn::{open_conn, redact, Conn};
 
 const BACKEND: &str = "redis";
 
@@ -142,41 +142,6 @@ impl Default for RedisStoreOptions {
     }
 }
 
-/// A connection to a standalone server (reconnecting on failure) or to a cluster.
-#[derive(Clone)]
-pub(crate) enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> redis::RedisFuture<'a, Value> {
-        match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        cmd: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> redis::RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
-        }
-    }
-}
-
 /// Hits noted since the last flush, per entry.
 #[derive(Debug, Clone, Copy, Default)]
 struct PendingHit {
@@ -269,42 +234,6 @@ fn corrupt(what: &str, reason: impl Into<String>) -> StoreError {
     }
 }
 
-/// An error while parsing or opening a Redis URL.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct UrlError(String);
-
-/// The URL with any password replaced, so it can be logged.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
-}
-
-/// The node URLs of a `redis+cluster://host:port,host:port` (or `rediss+cluster://`) URL.
-fn cluster_nodes(url: &str) -> Option<Vec<String>> {
-    let (scheme, rest) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
-        ("redis", rest)
-    } else {
-        ("rediss", url.strip_prefix("rediss+cluster://")?)
-    };
-    // Credentials, if any, apply to every node.
-    let (auth, hosts) = match rest.rfind('@') {
-        Some(at) => (&rest[..=at], &rest[at + 1..]),
-        None => ("", rest),
-    };
-    let hosts = hosts.trim_end_matches('/');
-    let nodes: Vec<String> = hosts
-        .split(',')
-        .filter(|h| !h.is_empty())
-        .map(|h| format!("{scheme}://{auth}{h}"))
-        .collect();
-    (!nodes.is_empty()).then_some(nodes)
-}
-
 /// A random 64-bit value (the origin of a handle's events), from the standard library's
 /// randomly seeded hasher, so no RNG crate is needed for one number.
 fn rand_u64() -> u64 {
@@ -316,53 +245,6 @@ fn rand_u64() -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish()
-}
-
-/// Connects to `redis://HOST:PORT[/DB]` (or `rediss://`), or to a cluster through any of
-/// its nodes: `redis+cluster://HOST:PORT,HOST:PORT`.
-pub(crate) async fn open_conn(url: &str, opts: &RedisStoreOptions) -> Result<Conn, StoreError> {
-    let display_url = redact(url);
-    let open_err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
-        path: display_url.clone(),
-        source: e,
-    };
-    if let Some(nodes) = cluster_nodes(url) {
-        let client = redis::cluster::ClusterClientBuilder::new(nodes)
-            .connection_timeout(opts.connection_timeout)
-            .response_timeout(opts.response_timeout)
-            // A dead shard fails the command quickly (the request bypasses) instead of
-            // being retried for seconds.
-            .retries(2)
-            .max_retry_wait(200)
-            .build()
-            .map_err(|e| open_err(Box::new(e)))?;
-        Ok(Conn::Cluster(
-            client
-                .get_async_connection()
-                .await
-                .map_err(|e| open_err(Box::new(e)))?,
-        ))
-    } else if url.starts_with("redis://") || url.starts_with("rediss://") {
-        let client = redis::Client::open(url).map_err(|e| open_err(Box::new(e)))?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(opts.response_timeout)
-            .set_connection_timeout(opts.connection_timeout)
-            // Reconnection is retried in the background on the next command; a short
-            // backoff lets a returning Redis be used again within a second.
-            .set_number_of_retries(2)
-            .set_factor(50)
-            .set_max_delay(500);
-        Ok(Conn::Single(
-            ConnectionManager::new_with_config(client, config)
-                .await
-                .map_err(|e| open_err(Box::new(e)))?,
-        ))
-    } else {
-        Err(open_err(Box::new(UrlError(
-            "expected redis://HOST:PORT, rediss://HOST:PORT or redis+cluster://HOST:PORT,HOST:PORT"
-                .into(),
-        ))))
-    }
 }
 
 fn id_hex(id: EntryId) -> String {
@@ -424,7 +306,7 @@ impl RedisStore {
     /// Connects to `redis://HOST:PORT[/DB]` (or `rediss://`), or to a cluster through any
     /// of its nodes: `redis+cluster://HOST:PORT,HOST:PORT`.
     pub async fn connect(url: &str, opts: RedisStoreOptions) -> Result<RedisStore, StoreError> {
-        let conn = open_conn(url, &opts).await?;
+        let conn = open_conn(url, opts.connection_timeout, opts.response_timeout).await?;
         let l1 = (opts.l1_max_entries > 0).then(|| L1::new(opts.l1_max_entries, opts.l1_ttl));
         Ok(RedisStore {
             l1,
@@ -443,7 +325,7 @@ impl RedisStore {
         let mut opts = self.opts.clone();
         // A blocking read waits up to its own timeout; the response may take that long.
         opts.response_timeout = opts.response_timeout.max(Duration::from_secs(5));
-        open_conn(&self.url, &opts).await
+        open_conn(&self.url, opts.connection_timeout, opts.response_timeout).await
     }
 
     /// Drops an exact key from the L1 (after a removal or replacement, here or elsewhere).
@@ -1209,39 +1091,6 @@ impl EntryStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cluster_urls_list_every_node() {
-        let cases: &[(&str, Option<&[&str]>)] = &[
-            (
-                "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
-                Some(&["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]),
-            ),
-            (
-                "rediss+cluster://u:pw@h1:1,h2:2/",
-                Some(&["rediss://u:pw@h1:1", "rediss://u:pw@h2:2"]),
-            ),
-            ("redis+cluster://", None),
-            ("redis://127.0.0.1:6379", None),
-        ];
-        for (url, want) in cases {
-            let got = cluster_nodes(url);
-            let want = want.map(|w| w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-            assert_eq!(got, want, "{url}");
-        }
-    }
-
-    #[test]
-    fn urls_are_redacted_for_messages() {
-        let cases = [
-            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
-            ("redis://:secret@h:1/0", "redis://***@h:1/0"),
-            ("redis+cluster://u:p@a:1,b:2", "redis+cluster://***@a:1,b:2"),
-        ];
-        for (url, want) in cases {
-            assert_eq!(redact(url), want);
-        }
-    }
 
     #[test]
     fn stored_hits_add_to_the_record() {

@@ -1,6 +1,6 @@
 //! Removals: one entry, or every entry a selector names (tag, model, namespace, tenant,
-//! age, all), from the index first and then the store, so no removed entry is served
-//! after the call returns.
+//! age, all): the store first, then the index, so no removed entry is served after the
+//! call returns (lookups re-read every candidate from the store).
 
 use crate::entry::EntryId;
 
