@@ -1,4 +1,5 @@
--- wrk script: paraphrases of one cached question (semantic hits: embed + search).
+-- wrk script: paraphrases of one cached question: semantic hits (embed + search + verify)
+-- with aliases off, repeats served through their aliases with them on.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer sk-bench"

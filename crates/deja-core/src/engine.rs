@@ -30,6 +30,7 @@ use crate::traits::{EmbedError, Embedder, EntryStore, IndexError, StoreError, Ve
 use crate::verify::model::{Model, ModelError};
 use crate::verify::RejectReason;
 
+mod alias;
 mod insert;
 mod invalidate;
 mod label;
@@ -76,6 +77,9 @@ pub struct CacheOptions {
     /// Least cosine of two answers' embeddings for them to agree
     /// ([`crate::verify::answer`]); `None`: the embedder family's default.
     pub answer_min_similarity: Option<f32>,
+    /// Most requests remembered as aliases of the entry a semantic hit served them, so a
+    /// repeat is served without embedding (`engine/alias.rs`); 0 keeps none.
+    pub max_aliases: usize,
 }
 
 /// Whether semantic candidates are verified before they are served.
@@ -105,9 +109,13 @@ impl Default for CacheOptions {
             pair_verifier: None,
             max_false_hit_rate: None,
             answer_min_similarity: None,
+            max_aliases: DEFAULT_MAX_ALIASES,
         }
     }
 }
+
+/// The default of [`CacheOptions::max_aliases`]: about 10 MB at most.
+pub const DEFAULT_MAX_ALIASES: usize = 100_000;
 
 /// The default candidate gate (`min_similarity`) with the learned verifier: the shipped
 /// model's (see [`crate::verify::model`]).
@@ -180,6 +188,9 @@ pub enum Lookup {
     SemanticHit {
         entry: Entry,
         similarity: f32,
+        /// Served through an alias: an earlier identical request was served this entry, so
+        /// no embedding was computed.
+        aliased: bool,
         /// Served under an error budget: what to label if this hit is audited
         /// ([`Cache::audit`]).
         audit: Option<LabelTicket>,
@@ -387,6 +398,8 @@ struct Inner {
     pending: Mutex<Counters>,
     /// The error budget's labels and thresholds, when a budget is set.
     calibration: Option<Arc<Calibration>>,
+    /// Requests earlier semantic hits answered, by exact key.
+    aliases: alias::Aliases,
 }
 
 impl Cache {
@@ -461,6 +474,7 @@ impl Cache {
             return Err(BuildError::Budget(*bad));
         }
         let calibration = budgets.any().then(|| Arc::new(Calibration::new(budgets)));
+        let aliases = alias::Aliases::new(options.max_aliases);
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -473,6 +487,7 @@ impl Cache {
                 policy: parking_lot::RwLock::new(Arc::new(policy)),
                 pending: Mutex::new(Counters::default()),
                 calibration,
+                aliases,
             }),
         })
     }
@@ -497,6 +512,11 @@ impl Cache {
 
     pub fn embedder(&self) -> &Arc<dyn Embedder> {
         &self.inner.embedder
+    }
+
+    /// How many requests are remembered as aliases of the entry that answered them.
+    pub fn alias_count(&self) -> usize {
+        self.inner.aliases.len()
     }
 
     pub fn now_ms(&self) -> u64 {

@@ -333,6 +333,11 @@ pub struct CacheConfig {
     /// labelling. Unset: the embedder's own (0.8 for all-MiniLM-L6-v2, 0.93 for
     /// multilingual-e5-small).
     pub answer_min_similarity: Option<f32>,
+    /// Most requests remembered as aliases of the entry a semantic hit served them: a
+    /// repeat of the same request is then served from that entry without embedding
+    /// (re-read from the store and checked first; never under an error budget). `0`
+    /// keeps none.
+    pub max_aliases: usize,
     /// The live audit: the share of semantic hits served under an error budget that are
     /// asked upstream again in the background (with `upstream.api_key`, or
     /// `anthropic.api_key` for `/v1/messages`; never with a client's key) and compared.
@@ -379,6 +384,7 @@ impl Default for CacheConfig {
             coalesce_wait_ms: 60_000,
             max_false_hit_rate: None,
             answer_min_similarity: None,
+            max_aliases: deja_core::DEFAULT_MAX_ALIASES,
             audit_share: 0.01,
             audit_max_calls_per_day: 1_000,
             audit_max_tokens_per_day: 1_000_000,
@@ -781,6 +787,9 @@ impl Config {
                 &v,
                 "a share above 0 and below 0.5, e.g. 0.01",
             )?);
+        }
+        if let Some(v) = lookup("DEJA_MAX_ALIASES") {
+            self.cache.max_aliases = parse_key("DEJA_MAX_ALIASES", &v, "a whole number")?;
         }
         if let Some(v) = lookup("DEJA_TTL_SECS") {
             self.cache.ttl_secs = Some(parse_key("DEJA_TTL_SECS", &v, "whole seconds")?);

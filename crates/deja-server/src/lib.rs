@@ -374,6 +374,7 @@ pub fn cache_options(config: &Config) -> CacheOptions {
         pair_verifier: None,
         max_false_hit_rate: config.cache.max_false_hit_rate,
         answer_min_similarity: config.cache.answer_min_similarity,
+        max_aliases: config.cache.max_aliases,
     }
 }
 

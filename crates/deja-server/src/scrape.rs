@@ -38,6 +38,13 @@ pub async fn scrape(State(app): State<AppState>) -> Response {
         );
         let _ = writeln!(out, "deja_store_bytes {n}");
     }
+    header(
+        &mut out,
+        "deja_aliases",
+        "gauge",
+        "Requests remembered as aliases of the entry a semantic hit served them (cache.max_aliases).",
+    );
+    let _ = writeln!(out, "deja_aliases {}", app.cache().alias_count());
     if let Some(calibration) = app.cache().calibration() {
         render_budget(&mut out, &calibration.report());
         render_audit(&mut out, &calibration.audits());

@@ -155,6 +155,38 @@ fn total(s: &HashMap<String, f64>, name: &str) -> f64 {
 }
 
 #[tokio::test]
+async fn a_repeated_paraphrase_is_served_through_its_alias() {
+    let p = Proxy::start(need_model!(), |_| {}).await;
+    let embeds = |s: &HashMap<String, f64>| {
+        get(
+            s,
+            "deja_stage_duration_seconds_count{endpoint=\"chat\",stage=\"embed\"}",
+        )
+    };
+    assert_eq!(p.chat("How do I reset my password?", &[]).await.0, "miss");
+    let (o, first, _) = p.chat("how can I reset my password", &[]).await;
+    assert_eq!(o, "hit-semantic");
+    let before = samples(&p.scrape().await);
+    assert_eq!(get(&before, "deja_aliases"), 1.0);
+    assert_eq!(get(&before, "deja_alias_hits_total"), 0.0);
+    // The repeat: the same answer at the same similarity, without an embedding.
+    let (o, again, _) = p.chat("how can I reset my password", &[]).await;
+    assert_eq!(o, "hit-semantic");
+    assert_eq!(again["x-deja-similarity"], first["x-deja-similarity"]);
+    let after = samples(&p.scrape().await);
+    assert_eq!(get(&after, "deja_alias_hits_total"), 1.0);
+    assert_eq!(embeds(&after), embeds(&before));
+    // A client asking for a similarity above the hit's is decided anew: a miss.
+    let (o, _, _) = p
+        .chat(
+            "how can I reset my password",
+            &[("x-deja-min-similarity", "0.9999")],
+        )
+        .await;
+    assert_eq!(o, "miss");
+}
+
+#[tokio::test]
 async fn scripted_requests_show_up_as_exact_counts() {
     let p = Proxy::start(need_model!(), |c| {
         c.rules.patterns.push(deja_core::rules::NamedPattern {

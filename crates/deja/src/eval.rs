@@ -573,6 +573,17 @@ fn print_table(out: &mut impl Write, title: &str, t: &Table, mode: Mode) -> std:
     Ok(())
 }
 
+/// A verifier file (`deja train-verifier --out`), if one is named.
+pub fn read_verifier(path: Option<&Path>) -> anyhow::Result<Option<Arc<Model>>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let model = Model::parse(&text).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Some(Arc::new(model)))
+}
+
 /// Where outcomes come from, for `eval` and `tune` alike.
 pub struct Source<'a> {
     pub pairs: &'a [PathBuf],
@@ -602,20 +613,11 @@ pub async fn collect(
         let mode = dump_mode(dump)?.unwrap_or(Mode::Isolated);
         return Ok((mode, files));
     }
-    let read = |path: Option<&Path>| -> anyhow::Result<Option<Arc<Model>>> {
-        let Some(path) = path else {
-            return Ok(None);
-        };
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let model = Model::parse(&text).with_context(|| format!("reading {}", path.display()))?;
-        Ok(Some(Arc::new(model)))
-    };
     let engine = EvalEngine::new(
         config,
         src.mode,
-        read(src.verifier)?,
-        read(src.pair_verifier)?,
+        read_verifier(src.verifier)?,
+        read_verifier(src.pair_verifier)?,
     )
     .await?;
     let mut files = Vec::new();

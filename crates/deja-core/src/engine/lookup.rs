@@ -12,6 +12,7 @@ use crate::policy::{CategoryId, Policy};
 use crate::traits::EmbedError;
 use crate::verify::RejectReason;
 
+use super::alias::Alias;
 use super::{
     category_ttl_secs, younger_than, BypassReason, Cache, ErrorChain, LabelTicket, Lookup,
     LookupRequest, SemanticMode, StageTimes, VerifyMode, DEFAULT_GATE, SAME_REQUEST_FLOOR,
@@ -96,6 +97,14 @@ impl Cache {
             Err(e) => {
                 tracing::warn!(error = %ErrorChain(&e), "store lookup failed; bypassing cache");
                 return Lookup::Bypass(BypassReason::StoreError);
+            }
+        }
+        if req.semantic == SemanticMode::Allowed {
+            if let Some(found) = self
+                .aliased(req, &exact_key, hint, &policy, now, times)
+                .await
+            {
+                return found;
             }
         }
         if req.semantic == SemanticMode::ExactOnly || req.prompt.is_empty() {
@@ -323,9 +332,23 @@ impl Cache {
                 category: spec.name.to_string(),
                 candidates: vec![(n.id, n.similarity, support)],
             });
+            if decided.is_none() {
+                // Under no error budget the same request will be decided the same way
+                // while this entry stands: a repeat need not embed it again.
+                inner.aliases.insert(
+                    exact_key,
+                    Alias {
+                        entry: entry.id,
+                        created_at_ms: entry.created_at_ms,
+                        similarity: n.similarity,
+                        hint,
+                    },
+                );
+            }
             return Lookup::SemanticHit {
                 entry,
                 similarity: n.similarity,
+                aliased: false,
                 audit,
             };
         }
@@ -419,6 +442,52 @@ impl Cache {
             Ok(_) => Ok(()),
             Err(RejectReason::Model) => Err(RejectReason::Pair),
             Err(reason) => Err(reason),
+        }
+    }
+
+    /// The entry an earlier semantic hit served this same request, if it may serve it
+    /// again (see `alias.rs`); `None` goes on to the semantic search.
+    async fn aliased(
+        &self,
+        req: &LookupRequest<'_>,
+        key: &ExactKey,
+        hint: Option<CategoryId>,
+        policy: &Policy,
+        now: u64,
+        times: &mut StageTimes,
+    ) -> Option<Lookup> {
+        let inner = &self.inner;
+        let alias = inner.aliases.get(key)?;
+        if alias.hint != hint || req.min_similarity.is_some_and(|m| alias.similarity < m) {
+            return None;
+        }
+        let started = Instant::now();
+        let got = inner.store.get(alias.entry).await;
+        times.store += started.elapsed();
+        match got {
+            Ok(Some(entry))
+                if entry.partition == req.partition
+                    && entry.created_at_ms == alias.created_at_ms
+                    && entry.embedder_id == inner.embedder.id()
+                    && self.is_fresh(policy, &entry, req.max_age_secs, now) =>
+            {
+                self.note_hit(entry.id, now).await;
+                Some(Lookup::SemanticHit {
+                    entry,
+                    similarity: alias.similarity,
+                    aliased: true,
+                    audit: None,
+                })
+            }
+            // Removed, replaced or expired: the alias goes with it.
+            Ok(_) => {
+                inner.aliases.forget(key, alias.entry);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "store read failed; bypassing cache");
+                Some(Lookup::Bypass(BypassReason::StoreError))
+            }
         }
     }
 

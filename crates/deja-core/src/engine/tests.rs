@@ -665,6 +665,8 @@ async fn an_error_budget_serves_only_what_its_labels_certify() {
         panic!("the certified candidate was not served");
     };
     assert_eq!(entry.id, stored);
+    // Its certificate may be taken away: no alias lets a repeat skip the decision.
+    assert_eq!(f.cache.alias_count(), 0);
     // An audit that finds another answer counts as wrong and as a label.
     let o = f
         .cache
@@ -744,6 +746,92 @@ async fn semantic_hits_stay_inside_their_partition() {
         f.cache.lookup(&req(P2, "blue green red")).await,
         Lookup::Miss { .. }
     ));
+}
+
+#[tokio::test]
+async fn a_repeated_paraphrase_is_served_through_its_alias_until_its_entry_changes() {
+    let f = fixture(options(0.5));
+    let stored = f
+        .cache
+        .insert(new_entry(P1, "red green blue"))
+        .await
+        .unwrap();
+    let asked = "red green blue white";
+    let first = f.cache.lookup(&req(P1, asked)).await;
+    let Lookup::SemanticHit {
+        similarity,
+        aliased: false,
+        ..
+    } = first
+    else {
+        panic!("{first:?}");
+    };
+    assert_eq!(f.cache.alias_count(), 1);
+    // The repeat: the same entry at the same similarity, with no embedding.
+    let calls = f.embedder.calls.load(Ordering::SeqCst);
+    let again = f.cache.lookup(&req(P1, asked)).await;
+    assert!(
+        matches!(again, Lookup::SemanticHit { ref entry, similarity: s, aliased: true, .. }
+            if entry.id == stored && s == similarity),
+        "{again:?}"
+    );
+    assert_eq!(f.embedder.calls.load(Ordering::SeqCst), calls);
+    // Another partition has no alias; a client asking more than the hit had is decided
+    // anew (and refused), without the alias.
+    assert!(matches!(
+        f.cache.lookup(&req(P2, asked)).await,
+        Lookup::Miss { .. }
+    ));
+    let mut strict = req(P1, asked);
+    strict.min_similarity = Some(similarity + 0.05);
+    assert!(matches!(f.cache.lookup(&strict).await, Lookup::Miss { .. }));
+    // An entry changed in place (the staleness job's replaced answer keeps its id, with a
+    // new creation time) is decided anew, not through the alias.
+    let Lookup::SemanticHit { mut entry, .. } = again else {
+        unreachable!()
+    };
+    entry.created_at_ms += 1;
+    entry.answer = Answer::Body(b"a checked answer".to_vec());
+    f.cache.restore(&entry).await.unwrap();
+    let found = f.cache.lookup(&req(P1, asked)).await;
+    assert!(
+        matches!(found, Lookup::SemanticHit { ref entry, aliased: false, .. } if entry.id == stored),
+        "{found:?}"
+    );
+    // A replaced entry is another entry: the alias is not used, the new one is found.
+    let mut replacement = new_entry(P1, "red green blue");
+    replacement.answer = Answer::Body(b"a newer answer".to_vec());
+    f.clock.advance_ms(1);
+    let replaced = f.cache.insert(replacement).await.unwrap();
+    assert_ne!(replaced, stored);
+    let found = f.cache.lookup(&req(P1, asked)).await;
+    assert!(
+        matches!(found, Lookup::SemanticHit { ref entry, aliased: false, .. } if entry.id == replaced),
+        "{found:?}"
+    );
+    // Removed, the entry is not served through its alias, which goes with it.
+    assert!(f.cache.remove(replaced).await.unwrap());
+    assert!(matches!(
+        f.cache.lookup(&req(P1, asked)).await,
+        Lookup::Miss { .. }
+    ));
+    assert_eq!(f.cache.alias_count(), 0);
+    // Off, nothing is remembered.
+    let off = fixture(CacheOptions {
+        max_aliases: 0,
+        ..options(0.5)
+    });
+    off.cache
+        .insert(new_entry(P1, "red green blue"))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        assert!(matches!(
+            off.cache.lookup(&req(P1, asked)).await,
+            Lookup::SemanticHit { aliased: false, .. }
+        ));
+    }
+    assert_eq!(off.cache.alias_count(), 0);
 }
 
 #[tokio::test]

@@ -156,6 +156,8 @@ pub struct Metrics {
     feedback: [AtomicU64; 2],
     /// Live audit checks: the served answer agreed with the upstream's, or not.
     audit_checks: [AtomicU64; 2],
+    /// Semantic hits served through an alias (no embedding).
+    alias_hits: AtomicU64,
 }
 
 impl Metrics {
@@ -198,6 +200,7 @@ impl Metrics {
             budget_labels: Default::default(),
             feedback: Default::default(),
             audit_checks: Default::default(),
+            alias_hits: AtomicU64::new(0),
         }
     }
 
@@ -212,6 +215,9 @@ impl Metrics {
         if outcome == Outcome::Bypass {
             let slot = self.bypass_slot(s.bypass_reason.as_deref().unwrap_or(OTHER));
             self.bypasses[slot].fetch_add(1, Ordering::Relaxed);
+        }
+        if s.aliased {
+            self.alias_hits.fetch_add(1, Ordering::Relaxed);
         }
         self.tokens_avoided(s.saved);
         if let Some(nano) = s.saved_usd.map(nano_usd).filter(|n| *n > 0) {
@@ -367,6 +373,17 @@ impl Metrics {
             "agreed",
             &["true", "false"],
             &self.audit_checks,
+        );
+        header(
+            out,
+            "deja_alias_hits_total",
+            "counter",
+            "Semantic hits served through an alias: a repeat of a request a semantic hit answered, served from the same entry without embedding.",
+        );
+        let _ = writeln!(
+            out,
+            "deja_alias_hits_total {}",
+            self.alias_hits.load(Ordering::Relaxed)
         );
         counter_by(
             out,

@@ -26,6 +26,9 @@ pub struct RequestSummary {
     pub saved_usd: Option<f64>,
     /// The similarity of a semantic hit.
     pub similarity: Option<f32>,
+    /// A semantic hit served through an alias of an earlier identical request (no
+    /// embedding computed).
+    pub aliased: bool,
     /// The best candidate not served, when a semantic search found one.
     pub near_miss: Option<NearMiss>,
     /// Reading the request into its cache key (parsing and normalising).
@@ -49,6 +52,7 @@ impl RequestSummary {
             saved: Usage::default(),
             saved_usd: None,
             similarity: None,
+            aliased: false,
             near_miss: None,
             normalise: None,
             stages: StageTimes::default(),

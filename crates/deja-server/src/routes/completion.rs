@@ -174,7 +174,9 @@ pub async fn answer(
                     entry,
                     similarity,
                     audit,
+                    aliased,
                 } => {
+                    record.summary.aliased = aliased;
                     if let Some(ticket) = audit {
                         let request = (headers, &bytes);
                         after_budgeted_hit(

@@ -66,6 +66,10 @@ pub struct SimulateArgs {
     /// Index candidates examined per lookup [default: `cache.candidates`].
     #[arg(long)]
     pub candidates: Option<usize>,
+    /// A verifier stacked on the loaded pair model (`deja train-verifier --pair-model`),
+    /// for a pair model this build ships no verifier for (`DEJA_PAIR_MODEL=PATH`).
+    #[arg(long)]
+    pub pair_verifier: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -385,8 +389,10 @@ pub async fn run(config: Config, args: SimulateArgs) -> anyhow::Result<()> {
         .collect();
 
     let configured = deja_server::cache_options(&config);
+    let pair_verifier = crate::eval::read_verifier(args.pair_verifier.as_deref())?;
     let base = CacheOptions {
         pair_scorer: built.pair.clone(),
+        pair_verifier,
         answer_min_similarity: args
             .answer_min_similarity
             .or(configured.answer_min_similarity),
