@@ -62,8 +62,10 @@ def write(model, cfg, args, path, tok):
         "head": "tanh",
         "max_tokens": "128",
         "trained": (f"training/train.py seed {args.seed}, {args.steps} steps of {args.batch} pairs, "
-                    f"lr {args.lr} (head {args.head_lr}), {args.generated} generated pairs; "
-                    "development pairs without their held-out splits"),
+                    f"lr {args.lr} (head {args.head_lr}), {args.generated} generated pairs, "
+                    f"{getattr(args, 'neighbours', 0)} semantic-neighbour pairs per intent file; "
+                    "development pairs without their held-out splits (intent files labelled "
+                    "by what each side asks)"),
     }
     tmp = path + ".tmp"
     save_file(tensors, tmp, metadata=meta)

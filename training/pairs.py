@@ -52,3 +52,64 @@ def load(path: str):
 
 def files(directory: str = DEFAULT_DIR):
     return sorted(os.path.join(directory, n) for n in os.listdir(directory) if n.endswith(".csv"))
+
+
+# --------------------------------------------------------------------------------------
+# What each text of the intent files asks for
+
+def normal_slots(slots: str) -> str:
+    """`name=value;…` with each value lowercased and without a leading article, sorted."""
+    out = []
+    for part in slots.split(";"):
+        name, _, value = part.partition("=")
+        words = value.lower().split()
+        while words and words[0] in ("the", "a", "an", "this", "my"):
+            words = words[1:]
+        out.append(f"{name}={' '.join(words)}")
+    return ";".join(sorted(out))
+
+
+# The intent files, and how a row gives the intent of its side `a` or `b`. HWU64's intent is
+# its intent *and its slot values*: "wake me up at four am" and "at five am" need different
+# answers.
+INTENT_FILES = {
+    "banking77.csv": lambda row, side: (row[f"intent_{side}"], ""),
+    "hwu64.csv": lambda row, side: (row[f"intent_{side}"], row.get(f"slots_{side}", "")),
+}
+
+
+def text_intents(path: str):
+    """Every text of an intent file with what it asks for: `(intents, conflicts, unknown)`.
+
+    `intents` maps a text to its intent (`intent|slots` where the file gives slots). A text
+    given two intents or two slot values is a conflict and left out; a text whose slots are
+    never given, of an intent whose other texts have slots, is unknown and left out.
+    """
+    intent_of = INTENT_FILES[os.path.basename(path)]
+    seen = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            for side in ("a", "b"):
+                text = row[side].strip()
+                if text:
+                    seen.setdefault(text, set()).add(intent_of(row, side))
+    with_slots = {intent for labels in seen.values() for intent, s in labels if s}
+    intents, conflicts, unknown = {}, set(), 0
+    for text, labels in seen.items():
+        names = {intent for intent, _ in labels}
+        slots = {normal_slots(s) for _, s in labels if s}
+        if len(names) > 1 or len(slots) > 1:
+            conflicts.add(text)
+            continue
+        (intent,) = names
+        if not slots and intent in with_slots:
+            unknown += 1
+            continue
+        intents[text] = f"{intent}|{slots.pop()}" if slots else intent
+    return intents, conflicts, unknown
+
+
+def text_held_out(file: str, text: str, pct: int = HOLDOUT_PCT) -> bool:
+    """Whether a text of an intent file is held out of the mined neighbour pairs (and so
+    may be used to measure a stream: `bench/simulate/intents.py --texts held-out`)."""
+    return fnv1a("text:" + file, text, "") % 100 < pct

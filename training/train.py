@@ -23,6 +23,7 @@ from tokenizers import Tokenizer
 import bert
 import export
 import generate
+import neighbours
 import pairs as devpairs
 from prompts import CHAT
 
@@ -32,7 +33,7 @@ CAP = {"gptcache_qqp.csv": 30000}
 WEIGHT = {"mrpc.csv": 0.5, "stsb.csv": 0.5, "gptcache_mock.csv": 0.5}
 
 
-def training_pairs(args, rng):
+def training_pairs(args, rng, model, tok, log):
     rows = []
     texts = []
     for path in devpairs.files(args.pairs):
@@ -43,6 +44,17 @@ def training_pairs(args, rng):
         rng.shuffle(train)
         train = train[:CAP.get(name, len(train))]
         w = WEIGHT.get(name, 1.0)
+        if name in devpairs.INTENT_FILES:
+            # Label by what each side asks for: in HWU64, "wake me up at four am" and "at
+            # five am" share an intent but not an answer.
+            intents, _, _ = devpairs.text_intents(path)
+            relabelled = 0
+            for p in train:
+                ia, ib = intents.get(p.a.strip()), intents.get(p.b.strip())
+                if ia is not None and ib is not None and int(ia == ib) != p.label:
+                    p.label = int(ia == ib)
+                    relabelled += 1
+            log(f"  {name}: {relabelled} pairs relabelled by their slot values")
         rows += [(p.a, p.b, p.label, w, name) for p in train]
         # Short prompts of the question and command files seed the generators.
         if name in ("banking77.csv", "hwu64.csv", "gptcache_qqp.csv"):
@@ -52,6 +64,10 @@ def training_pairs(args, rng):
     texts = texts[:args.seed_texts] + CHAT * 20
     gen = generate.generate(texts, args.generated, seed=args.seed)
     rows += [(a, b, label, 1.0, "generated:" + kind.split("+")[0]) for a, b, label, kind in gen]
+    if args.neighbours:
+        mined = neighbours.mine(model, tok, args.pairs, cap_per_file=args.neighbours, rng=rng, log=log)
+        rows += [(a, b, label, 1.0, "neighbours:" + file) for a, b, label, file in mined
+                 if file not in args.exclude]
     return rows
 
 
@@ -184,8 +200,10 @@ def main():
     ap.add_argument("--head-lr", type=float, default=1e-3)
     ap.add_argument("--generated", type=int, default=40000)
     ap.add_argument("--seed-texts", type=int, default=20000)
-    ap.add_argument("--eval-per-file", type=int, default=1500)
-    ap.add_argument("--eval-every", type=int, default=2000)
+    ap.add_argument("--neighbours", type=int, default=15000,
+                    help="semantic-neighbour pairs mined per intent file (0: none)")
+    ap.add_argument("--eval-per-file", type=int, default=800)
+    ap.add_argument("--eval-every", type=int, default=3000)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--exclude", nargs="*", default=[],
                     help="development files not to train on (e.g. gptcache_qqp.csv mrpc.csv "
@@ -207,20 +225,23 @@ def main():
 
     log(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(sys.argv)}")
     rng = random.Random(args.seed)
-    rows = training_pairs(args, rng)
-    held = held_out_sample(args, random.Random(args.seed + 1), args.eval_per_file)
-    by_source = {}
-    for r in rows:
-        by_source.setdefault(r[4].split(":")[0] if not r[4].startswith("generated") else r[4], [0, 0])
-        by_source[r[4] if r[4].startswith("generated") else r[4]][r[2]] += 1
-    for k in sorted(by_source):
-        log(f"  train {k:<28} neg {by_source[k][0]:>6} pos {by_source[k][1]:>6}")
-
     tok = Tokenizer.from_file(os.path.join(args.model_dir, "tokenizer.json"))
     tok.no_padding()
     tok.enable_truncation(max_length=128, strategy="longest_first")
     model, cfg = bert.load_base(args.model_dir)
     model.bert.word.weight.requires_grad_(False)
+    rows = training_pairs(args, rng, model, tok, log)
+    held = held_out_sample(args, random.Random(args.seed + 1), args.eval_per_file)
+    if args.neighbours:
+        # The held-out texts' own neighbours: the relations a stream of new prompts brings.
+        mined = neighbours.mine(model, tok, args.pairs, cap_per_file=args.eval_per_file,
+                                rng=random.Random(args.seed + 2), held_out=True, log=log)
+        held += [(a, b, label, "neighbours:" + file) for a, b, label, file in mined]
+    by_source = {}
+    for r in rows:
+        by_source.setdefault(r[4], [0, 0])[r[2]] += 1
+    for k in sorted(by_source):
+        log(f"  train {k:<28} neg {by_source[k][0]:>6} pos {by_source[k][1]:>6}")
 
     # Each pair in a random order: the model must not learn which side is the cached one.
     swapped = [(b, a, l, w, s) if rng.random() < 0.5 else (a, b, l, w, s)

@@ -11,9 +11,14 @@ slots of a text only in some of its rows: a text takes the slot values it is giv
 a text whose slots are never given, of an intent whose other texts have slots, has an
 unknown intent here and is dropped, as is a text given two intents or two slot values.
 Slot values are compared lowercased and without a leading article or "this"/"my"
-("the statue of liberty" / "statue of liberty").
+("the statue of liberty" / "statue of liberty"). The rules live in training/pairs.py,
+which the pair model's training shares.
 
-    python3 bench/simulate/intents.py [--pairs DIR] [--out DIR]
+`--texts held-out` keeps only the texts the pair model's mined neighbour pairs never use
+(training/neighbours.py), so a stream of them measures the model on relations it has not
+seen; they are written as NAME.held-out.intents.csv.
+
+    python3 bench/simulate/intents.py [--pairs DIR] [--out DIR] [--texts all|held-out]
 """
 
 import argparse
@@ -21,55 +26,27 @@ import csv
 import os
 import sys
 
-FILES = {
-    "banking77": lambda row, side: (row[f"intent_{side}"], ""),
-    "hwu64": lambda row, side: (row[f"intent_{side}"], row[f"slots_{side}"]),
-}
-
-
-def normal_slots(slots):
-    """`name=value;…` with each value lowercased and without a leading article."""
-    out = []
-    for part in slots.split(";"):
-        name, _, value = part.partition("=")
-        words = value.lower().split()
-        while words and words[0] in ("the", "a", "an", "this", "my"):
-            words = words[1:]
-        out.append(f"{name}={' '.join(words)}")
-    return ";".join(sorted(out))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "training"))
+import pairs as devpairs  # noqa: E402
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pairs", default=os.path.join(here, "..", "..", "..", "shared", "data", "pairs"))
-    ap.add_argument("--out", default=os.path.join(here, "..", "..", "target", "simulate"))
+    ap.add_argument("--pairs", default=os.path.join(HERE, "..", "..", "..", "shared", "data", "pairs"))
+    ap.add_argument("--out", default=os.path.join(HERE, "..", "..", "target", "simulate"))
+    ap.add_argument("--texts", choices=("all", "held-out"), default="all")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    for name, intent_of in FILES.items():
-        src = os.path.join(args.pairs, f"{name}.csv")
+    for file in devpairs.INTENT_FILES:
+        name = file.removesuffix(".csv")
+        src = os.path.join(args.pairs, file)
         if not os.path.exists(src):
             sys.exit(f"{src} not found; pass --pairs DIR")
-        seen = {}
-        with open(src, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                for side in ("a", "b"):
-                    text = row[side].strip()
-                    if text:
-                        seen.setdefault(text, set()).add(intent_of(row, side))
-        with_slots = {intent for labels in seen.values() for intent, s in labels if s}
-        intents, conflicts, unknown = {}, set(), 0
-        for text, labels in seen.items():
-            names = {intent for intent, _ in labels}
-            slots = {normal_slots(s) for _, s in labels if s}
-            if len(names) > 1 or len(slots) > 1:
-                conflicts.add(text)
-                continue
-            (intent,) = names
-            if not slots and intent in with_slots:
-                unknown += 1
-                continue
-            intents[text] = f"{intent}|{slots.pop()}" if slots else intent
+        intents, conflicts, unknown = devpairs.text_intents(src)
+        if args.texts == "held-out":
+            intents = {t: i for t, i in intents.items() if devpairs.text_held_out(file, t)}
+            name += ".held-out"
         dst = os.path.join(args.out, f"{name}.intents.csv")
         with open(dst, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)

@@ -443,11 +443,10 @@ pub enum EmbedderConfig {
         #[serde(default = "one")]
         threads: usize,
         /// The pair model (cross-encoder) the learned verifier is stacked with:
-        /// `"auto"` loads `deja-pair-model.safetensors` from the model directory when
-        /// `scripts/install-model.sh` put it there, `"off"` (the default: on a stream of
-        /// related questions it served other questions' answers, see README "The pair
-        /// model") never loads one, a path loads that file (and fails to start if it
-        /// cannot).
+        /// `"auto"` (the default) loads `deja-pair-model.safetensors` from the model
+        /// directory when `scripts/install-model.sh` put it there, `"off"` never loads
+        /// one, a path loads that file (and fails to start if it cannot). See README "The
+        /// pair model" for what it adds, measured on streams of requests.
         #[serde(default)]
         pair_model: PairModelSetting,
     },
@@ -499,8 +498,8 @@ impl LocalModel {
 /// `embedder.pair_model`: see [`EmbedderConfig::Local`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum PairModelSetting {
-    Auto,
     #[default]
+    Auto,
     Off,
     Path(PathBuf),
 }
@@ -538,7 +537,7 @@ impl Default for EmbedderConfig {
             model: LocalModel::MiniLm,
             model_dir: None,
             threads: 1,
-            pair_model: PairModelSetting::Off,
+            pair_model: PairModelSetting::Auto,
         }
     }
 }

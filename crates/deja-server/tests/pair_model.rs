@@ -4,9 +4,9 @@
 //! paraphrase the verifier of the features alone refuses, below the gate; turned off, the
 //! same request is a miss. The upstream is the mock.
 //!
-//! The pair is one the shipped pair model scores well above its stacked verifier's
-//! confidence (logit 6.8; the verifier asks about 6.2) at a cosine of 0.61, where the first
-//! path never looks: a retrained pair model may need another example.
+//! The pair is one the shipped pair model scores above its stacked verifier's confidence
+//! (0.984 against 0.977: logit 7.5 where the verifier asks about 7.2) at a cosine of 0.68,
+//! where the first path never looks: a retrained pair model may need another example.
 
 #[macro_use]
 mod common;
@@ -15,8 +15,8 @@ use common::Served;
 use deja_server::config::{EmbedderConfig, PairModelSetting};
 use deja_testkit::mock_upstream::MockUpstream;
 
-const STORED: &str = "Where can I see the top-up limit?";
-const ASKED: &str = "How much am I allowed to top up?";
+const STORED: &str = "tell me one more again please.";
+const ASKED: &str = "please tell me it once again.";
 
 async fn outcome(client: &reqwest::Client, base: &str, text: &str) -> String {
     let r = common::chat(client, base, text).await;

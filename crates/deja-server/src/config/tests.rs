@@ -122,9 +122,9 @@ fn pair_model_is_auto_off_or_a_path() {
         EmbedderConfig::Local { pair_model, .. } => pair_model.clone(),
         other => panic!("{other:?}"),
     };
-    // Off unless asked for: on a stream of related questions it served other
-    // questions' answers (see README "The pair model").
-    assert_eq!(pair(&Config::default()), PairModelSetting::Off);
+    // On where installed: trained on the semantic neighbours a stream brings, it adds
+    // hits there without adding wrong ones (see README "The pair model").
+    assert_eq!(pair(&Config::default()), PairModelSetting::Auto);
     let off = Config::from_toml("[embedder]\nkind = \"local\"\npair_model = \"off\"\n").unwrap();
     assert_eq!(pair(&off), PairModelSetting::Off);
     let path =
