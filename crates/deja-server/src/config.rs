@@ -440,7 +440,10 @@ pub enum EmbedderConfig {
         /// `$DEJA_E5_DIR`, else `deja/models/multilingual-e5-small` there.
         #[serde(default)]
         model_dir: Option<PathBuf>,
-        #[serde(default = "one")]
+        /// Threads computing embeddings (and the pair model's scores), batching the
+        /// requests that arrive together. Default: the machine's cores, at most
+        /// [`MAX_DEFAULT_EMBEDDER_THREADS`] (see [`default_embedder_threads`]).
+        #[serde(default = "default_embedder_threads")]
         threads: usize,
         /// The pair model (cross-encoder) the learned verifier is stacked with:
         /// `"auto"` (the default) loads `deja-pair-model.safetensors` from the model
@@ -461,8 +464,14 @@ pub enum EmbedderConfig {
     },
 }
 
-fn one() -> usize {
-    1
+/// The most embedding threads the default asks for.
+pub const MAX_DEFAULT_EMBEDDER_THREADS: usize = 8;
+
+/// `embedder.threads` by default: one per core, at most [`MAX_DEFAULT_EMBEDDER_THREADS`].
+/// On 2 cores, two threads served 1.6x the semantic hits of one at 16 connections, exact
+/// hits unchanged (README "Performance").
+pub fn default_embedder_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_DEFAULT_EMBEDDER_THREADS))
 }
 
 /// `embedder.model`: which local model embeds prompts.
@@ -536,7 +545,7 @@ impl Default for EmbedderConfig {
         EmbedderConfig::Local {
             model: LocalModel::MiniLm,
             model_dir: None,
-            threads: 1,
+            threads: default_embedder_threads(),
             pair_model: PairModelSetting::Auto,
         }
     }
