@@ -13,6 +13,8 @@ mod common;
 
 use std::time::Duration;
 
+use serde_json::json;
+
 use common::Served;
 use deja_testkit::mock_upstream::MockUpstream;
 
@@ -58,6 +60,7 @@ async fn a_budget_learns_from_misses_before_it_serves_a_paraphrase() {
     // Every hit audited, with the operator's key.
     config.cache.audit_share = 1.0;
     config.upstream.api_key = Some("sk-operator".into());
+    config.admin.token = Some("admin-token-0123456789".into());
     let mut served = Served::start(config.clone(), embedder).await;
     let client = reqwest::Client::new();
 
@@ -125,6 +128,32 @@ async fn a_budget_learns_from_misses_before_it_serves_a_paraphrase() {
     assert!(
         metrics.contains("deja_audit_false_hit_rate{category="),
         "{metrics}"
+    );
+    // The same in /admin/stats, which `deja stats` prints.
+    let stats: serde_json::Value = client
+        .get(format!("{}/admin/stats", served.base))
+        .bearer_auth("admin-token-0123456789")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let budget = &stats["error_budget"];
+    let audit = &budget["audits"][0];
+    assert_eq!(
+        (&audit["checked"], &audit["wrong"], &audit["over_budget"]),
+        (&json!(1), &json!(0), &json!(false)),
+        "{budget}"
+    );
+    assert!(audit["high"].as_f64().unwrap() > 0.0, "{budget}");
+    assert!(
+        budget["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["support"] == 0 && c["certified_similarity"].is_f64()),
+        "{budget}"
     );
     // An unrelated question is still a miss.
     assert_eq!(

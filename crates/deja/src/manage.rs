@@ -213,7 +213,7 @@ impl Remote {
 
 /// `deja stats`: the cache's counters, and the cost ledger of the last `days` UTC days.
 pub async fn stats(target: TargetArgs, json_out: bool, days: u64) -> anyhow::Result<()> {
-    let (store, source, staleness_today, ledger) = match &target.server {
+    let (store, source, staleness_today, ledger, budget) = match &target.server {
         Some(server) => {
             let remote = Remote::new(server, target.token)?;
             let v: Value = remote
@@ -256,7 +256,8 @@ pub async fn stats(target: TargetArgs, json_out: bool, days: u64) -> anyhow::Res
                 ),
                 _ => None,
             };
-            (store, ("server", server.clone()), today, ledger)
+            let budget = v.get("error_budget").cloned().unwrap_or(Value::Null);
+            (store, ("server", server.clone()), today, ledger, budget)
         }
         None => {
             let config = local_config(target.data_dir)?;
@@ -272,6 +273,9 @@ pub async fn stats(target: TargetArgs, json_out: bool, days: u64) -> anyhow::Res
                 ("data dir", config.data_dir.display().to_string()),
                 today,
                 Some(ledger),
+                // The labels and audits are the running server's (its budgets are its
+                // config's): not read from a stopped data dir.
+                Value::Null,
             )
         }
     };
@@ -286,12 +290,68 @@ pub async fn stats(target: TargetArgs, json_out: bool, days: u64) -> anyhow::Res
     )?;
     if !json_out {
         println!("staleness today     {}", staleness_today);
+        for line in budget_lines(&budget) {
+            println!("{line}");
+        }
         match &ledger {
             Some(l) => print!("\n{}", ledger_table(l)),
             None => println!("cost ledger         not reported (the server predates it)"),
         }
     }
     Ok(())
+}
+
+/// The error budget of `/admin/stats` as `deja stats` prints it: each category's live
+/// audit (with its 95% interval, and a warning when its lower bound passes the budget),
+/// then each cell's labels and certified similarity. Nothing without a budget.
+pub fn budget_lines(budget: &Value) -> Vec<String> {
+    let pct = |v: &Value| {
+        v.as_f64()
+            .map_or("-".to_string(), |x| format!("{:.1}%", x * 100.0))
+    };
+    let mut out = Vec::new();
+    let (Some(audits), Some(cells)) = (budget["audits"].as_array(), budget["cells"].as_array())
+    else {
+        return out;
+    };
+    let mut head = "error budget".to_string();
+    for a in audits {
+        let over = if a["over_budget"] == true {
+            "  OVER BUDGET: the lower bound passes it"
+        } else {
+            ""
+        };
+        out.push(format!(
+            "{head:<20}{}: audited {}, wrong {} ({}, 95% {}–{}), budget {}{over}",
+            a["category"].as_str().unwrap_or("?"),
+            a["checked"],
+            a["wrong"],
+            pct(&a["false_hit_rate"]),
+            pct(&a["low"]),
+            pct(&a["high"]),
+            pct(&a["max_false_hit_rate"]),
+        ));
+        head.clear();
+    }
+    for c in cells {
+        let certified = match &c["certified_similarity"] {
+            Value::Null => "too few labels".to_string(),
+            Value::String(s) if s == "nothing" => "nothing certified".to_string(),
+            t => format!("served from {:.3}", t.as_f64().unwrap_or(f64::NAN)),
+        };
+        out.push(format!(
+            "{head:<20}{} support ≥ {}: {} labels, {} wrong, {certified}",
+            c["category"].as_str().unwrap_or("?"),
+            c["support"],
+            c["labels"],
+            c["wrong"],
+        ));
+        head.clear();
+    }
+    if out.is_empty() {
+        out.push("error budget        no labels yet".to_string());
+    }
+    out
 }
 
 /// The ledger as `deja stats` prints it: per day (newest first), then per model, each
@@ -775,6 +835,28 @@ fn file_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_error_budget_prints_its_audits_then_its_cells() {
+        assert!(budget_lines(&Value::Null).is_empty());
+        let budget = serde_json::json!({
+            "audits": [{"category": "default", "max_false_hit_rate": 0.01, "checked": 40,
+                        "wrong": 3, "false_hit_rate": 0.075, "low": 0.026, "high": 0.199,
+                        "over_budget": true}],
+            "cells": [{"category": "default", "support": 0, "max_false_hit_rate": 0.01,
+                       "labels": 700, "wrong": 2, "certified_similarity": 0.9123},
+                      {"category": "default", "support": 1, "max_false_hit_rate": 0.01,
+                       "labels": 12, "wrong": 0, "certified_similarity": null}],
+        });
+        assert_eq!(
+            budget_lines(&budget),
+            [
+                "error budget        default: audited 40, wrong 3 (7.5%, 95% 2.6%–19.9%), budget 1.0%  OVER BUDGET: the lower bound passes it",
+                "                    default support ≥ 0: 700 labels, 2 wrong, served from 0.912",
+                "                    default support ≥ 1: 12 labels, 0 wrong, too few labels",
+            ]
+        );
+    }
 
     #[test]
     fn tenants_are_shortened_for_the_screen_but_keep_their_namespace() {
