@@ -57,6 +57,25 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    /// Every reason, in declaration order: `ALL[r.index()] == r`, so per-reason tables
+    /// (metrics, the dashboard's counts) are arrays indexed by [`RejectReason::index`].
+    pub const ALL: [RejectReason; 9] = [
+        RejectReason::Number,
+        RejectReason::Negation,
+        RejectReason::Antonym,
+        RejectReason::Direction,
+        RejectReason::Entity,
+        RejectReason::Model,
+        RejectReason::Unseen,
+        RejectReason::Pair,
+        RejectReason::Language,
+    ];
+
+    /// This reason's place in [`RejectReason::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             RejectReason::Number => "number",

@@ -412,3 +412,10 @@ fn reasons_have_stable_names() {
         ]
     );
 }
+
+#[test]
+fn every_reason_indexes_its_place_in_all() {
+    for (i, r) in RejectReason::ALL.iter().enumerate() {
+        assert_eq!(r.index(), i, "{r:?}");
+    }
+}

@@ -54,44 +54,8 @@ const LATENCY_DECADES: usize = 7;
 const LATENCY_BINS: usize = LATENCY_DECADES * LATENCY_BINS_PER_DECADE;
 /// Similarity bins over [0, 1]; a negative similarity counts in the first.
 const SIMILARITY_BINS: usize = 100;
-const OUTCOMES: usize = 4;
-const REJECT_REASONS: [RejectReason; 9] = [
-    RejectReason::Number,
-    RejectReason::Negation,
-    RejectReason::Antonym,
-    RejectReason::Direction,
-    RejectReason::Entity,
-    RejectReason::Model,
-    RejectReason::Unseen,
-    RejectReason::Pair,
-    RejectReason::Language,
-];
+const OUTCOMES: usize = Outcome::ALL.len();
 const MINUTE_MS: u64 = 60_000;
-
-/// The slot of an outcome in per-outcome arrays (exhaustive, so a new outcome does not
-/// compile until it has one).
-fn outcome_slot(o: Outcome) -> usize {
-    match o {
-        Outcome::HitExact => 0,
-        Outcome::HitSemantic => 1,
-        Outcome::Miss => 2,
-        Outcome::Bypass => 3,
-    }
-}
-
-fn reject_slot(r: RejectReason) -> usize {
-    match r {
-        RejectReason::Number => 0,
-        RejectReason::Negation => 1,
-        RejectReason::Antonym => 2,
-        RejectReason::Direction => 3,
-        RejectReason::Entity => 4,
-        RejectReason::Model => 5,
-        RejectReason::Unseen => 6,
-        RejectReason::Pair => 7,
-        RejectReason::Language => 8,
-    }
-}
 
 fn zeroed<const N: usize>() -> [AtomicU64; N] {
     std::array::from_fn(|_| AtomicU64::new(0))
@@ -231,7 +195,7 @@ pub struct Insights {
     served_similarity: [AtomicU64; SIMILARITY_BINS],
     near_similarity: [AtomicU64; SIMILARITY_BINS],
     rejected_similarity: [AtomicU64; SIMILARITY_BINS],
-    rejects: [AtomicU64; REJECT_REASONS.len()],
+    rejects: [AtomicU64; RejectReason::ALL.len()],
     bypasses: Mutex<Vec<(String, u64)>>,
     near_misses: Mutex<VecDeque<NearMissRecord>>,
 }
@@ -286,7 +250,7 @@ impl Insights {
         let Some(outcome) = s.outcome else {
             return;
         };
-        let o = outcome_slot(outcome);
+        let o = outcome as usize;
         let nano_usd = s.saved_usd.map_or(0, nano_usd);
         self.requests[o].fetch_add(1, Ordering::Relaxed);
         self.latency[o].observe(s.total);
@@ -328,7 +292,7 @@ impl Insights {
         if let Some(n) = near {
             match n.rejected {
                 Some(r) => {
-                    self.rejects[reject_slot(r)].fetch_add(1, Ordering::Relaxed);
+                    self.rejects[r.index()].fetch_add(1, Ordering::Relaxed);
                     self.rejected_similarity[similarity_bin(n.similarity)]
                         .fetch_add(1, Ordering::Relaxed);
                 }
@@ -422,7 +386,7 @@ impl Insights {
             })
             .collect();
         bypass_reasons.sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
-        let mut reject_reasons: Vec<ReasonCount> = REJECT_REASONS
+        let mut reject_reasons: Vec<ReasonCount> = RejectReason::ALL
             .iter()
             .zip(&self.rejects)
             .map(|(r, n)| ReasonCount {

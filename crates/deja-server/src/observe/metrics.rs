@@ -41,18 +41,6 @@ const ENGINE_BYPASS_REASONS: [BypassReason; 4] = [
     BypassReason::UncacheableCategory,
 ];
 
-const REJECT_REASONS: [RejectReason; 9] = [
-    RejectReason::Number,
-    RejectReason::Negation,
-    RejectReason::Antonym,
-    RejectReason::Direction,
-    RejectReason::Entity,
-    RejectReason::Model,
-    RejectReason::Unseen,
-    RejectReason::Pair,
-    RejectReason::Language,
-];
-
 /// The label for a bypass reason outside the table.
 const OTHER: &str = "other";
 
@@ -140,7 +128,7 @@ pub struct Metrics {
     bypasses: Vec<AtomicU64>,
     /// Answers served but not stored, by the same reasons (answer rules, store errors).
     not_stored: Vec<AtomicU64>,
-    rejects: [AtomicU64; REJECT_REASONS.len()],
+    rejects: [AtomicU64; RejectReason::ALL.len()],
     /// Prompt and completion tokens of the answers served from the cache.
     tokens_avoided: [AtomicU64; 2],
     /// What those tokens would have cost at the configured prices, in billionths of a US
@@ -248,11 +236,7 @@ impl Metrics {
 
     /// Counts a semantic candidate that verification refused.
     pub fn verification_reject(&self, reason: RejectReason) {
-        let i = REJECT_REASONS
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(0);
-        self.rejects[i].fetch_add(1, Ordering::Relaxed);
+        self.rejects[reason.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts the tokens an answer served from the cache would have cost upstream.
@@ -399,7 +383,7 @@ impl Metrics {
             "counter",
             "Semantic candidates above the threshold that verification refused (x-deja-rejected), by reason.",
         );
-        for (reason, n) in REJECT_REASONS.iter().zip(&self.rejects) {
+        for (reason, n) in RejectReason::ALL.iter().zip(&self.rejects) {
             let _ = writeln!(
                 out,
                 "deja_verification_rejects_total{{reason=\"{}\"}} {}",

@@ -139,3 +139,19 @@ pub fn nano_usd(usd: f64) -> u64 {
         0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Per-endpoint and per-outcome tables are indexed by `as usize`.
+    #[test]
+    fn labels_are_listed_in_declaration_order() {
+        for (i, e) in Endpoint::ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i, "{e:?}");
+        }
+        for (i, o) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(*o as usize, i, "{o:?}");
+        }
+    }
+}
