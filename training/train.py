@@ -129,20 +129,11 @@ def score(model, tok, rows, size=64):
     return out
 
 
-@torch.no_grad()
-def cosines(model, tok, rows, size=64):
-    model.eval()
+def cosines(model, tok, rows):
+    """The bi-encoder's cosine of each pair (the baseline the pair model is reported
+    against), from the vectors deja's embedder computes."""
     texts = sorted({r[0] for r in rows} | {r[1] for r in rows})
-    enc = [tok.encode(t).ids for t in texts]
-    vec = {}
-    order = sorted(range(len(texts)), key=lambda i: len(enc[i]))
-    for s in range(0, len(order), size):
-        idx = order[s:s + size]
-        ids, _, mask = batch([(enc[i], [0] * len(enc[i])) for i in range(len(enc))], idx)
-        v = model.embed(ids, mask).numpy()
-        for k, i in enumerate(idx):
-            vec[texts[i]] = v[k]
-    model.train()
+    vec = dict(zip(texts, neighbours.embed(model, tok, texts)))
     return np.array([float(vec[r[0]] @ vec[r[1]]) for r in rows], dtype=np.float32)
 
 
