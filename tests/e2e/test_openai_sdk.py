@@ -1,6 +1,7 @@
 """End to end: the official `openai` Python SDK pointed at a real `deja serve`, in front of
-`deja mock-upstream`. Checks chat (plain and streamed) and embeddings, exact and semantic
-hits, and that hits make no upstream calls (the mock counts them).
+`deja mock-upstream`. Checks chat (plain and streamed), the Responses API (plain and
+streamed) and embeddings, exact and semantic hits, and that hits make no upstream calls
+(the mock counts them).
 
 Usage: python tests/e2e/test_openai_sdk.py --deja target/debug/deja
 """
@@ -43,6 +44,60 @@ def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 60.0
 def mock_stats(mock: str) -> dict:
     with urllib.request.urlopen(f"{mock}/mock/stats", timeout=5) as r:
         return json.loads(r.read())
+
+
+def check_responses(client: openai.OpenAI, mock: str) -> None:
+    """The Responses API (`client.responses.create`), not streamed and streamed: miss, exact
+    and semantic hits with no upstream call, a stored response served as events and a
+    recorded stream served as a response, and `background` passed through uncached."""
+    ask = dict(model="gpt-4o-mini", instructions="You are terse.")
+    raw = client.responses.with_raw_response.create(input="How do I cancel my subscription?", **ask)
+    first = raw.parse()
+    assert raw.headers["x-deja-cache"] == "miss", raw.headers
+    assert first.status == "completed" and "cancel my subscription" in first.output_text, first
+    calls = mock_stats(mock)["responses_calls"]
+    raw = client.responses.with_raw_response.create(
+        input=[{"role": "user", "content": "How do I cancel my subscription?"}], **ask)
+    assert raw.headers["x-deja-cache"] == "hit-exact", raw.headers
+    assert raw.parse().output_text == first.output_text
+    raw = client.responses.with_raw_response.create(input="how can I cancel my subscription", **ask)
+    assert raw.headers["x-deja-cache"] == "hit-semantic", raw.headers
+    assert raw.parse().id == first.id
+    assert mock_stats(mock)["responses_calls"] == calls, "hits must not call upstream"
+
+    # The stored response, streamed: the SDK's typed events rebuild the same text.
+    with client.responses.with_streaming_response.create(
+            input="How do I cancel my subscription?", stream=True, **ask) as resp:
+        assert resp.headers["x-deja-cache"] == "hit-exact", resp.headers
+        events = list(resp.parse())
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    delta = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert delta == first.output_text, (delta, first.output_text)
+    assert events[-1].response.output_text == first.output_text
+    assert mock_stats(mock)["responses_calls"] == calls
+
+    # A streamed miss, then its recording served streamed (the SDK's stream helper) and not.
+    streamed = client.responses.create(input="Write a haiku about the sea", stream=True, **ask)
+    text = "".join(e.delta for e in streamed if e.type == "response.output_text.delta")
+    assert "haiku about the sea" in text, text
+    calls = mock_stats(mock)["responses_calls"]
+    with client.responses.stream(input="Write a haiku about the sea", **ask) as stream:
+        replay = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert replay == text and final.output_text == text, (replay, final.output_text)
+    again = client.responses.create(input="Write a haiku about the sea", **ask)
+    assert again.output_text == text and again.status == "completed"
+    assert mock_stats(mock)["responses_calls"] == calls
+
+    # Background responses are the provider's to keep: passed through, never cached.
+    for _ in range(2):
+        raw = client.responses.with_raw_response.create(
+            input="Write a report on tides", background=True, **ask)
+        assert raw.headers["x-deja-cache"] == "bypass", raw.headers
+        assert raw.headers["x-deja-bypass-reason"] == "background", raw.headers
+        assert raw.parse().status == "queued"
+    assert mock_stats(mock)["responses_calls"] == calls + 2
 
 
 def main() -> None:
@@ -119,6 +174,8 @@ def main() -> None:
         e3 = client.embeddings.create(model="text-embedding-3-small", input="alpha",
                                       encoding_format="base64")
         assert len(e3.data) == 1
+
+        check_responses(client, mock)
 
         # Errors come back in OpenAI's shape.
         try:

@@ -174,6 +174,26 @@ pub fn encode_chunks(chunks: &[Vec<u8>]) -> Bytes {
     Bytes::from(out)
 }
 
+/// A whole stream of named events, as Anthropic's Messages API and OpenAI's Responses API
+/// send them: each payload as `event: <type>` (its own `type` field) and its `data`. No
+/// `[DONE]`: those streams end with an event of their own.
+pub fn encode_named_events(events: &[Vec<u8>]) -> Bytes {
+    let mut out = Vec::with_capacity(events.iter().map(|e| e.len() + 40).sum());
+    for data in events {
+        if let Ok(map) = parse_object(data, "event") {
+            let name = map.get("type").and_then(Value::as_str).unwrap_or_default();
+            // A name with a line break would end the field early; such data is sent bare.
+            if !name.is_empty() && !name.contains(['\n', '\r']) {
+                out.extend_from_slice(b"event: ");
+                out.extend_from_slice(name.as_bytes());
+                out.push(b'\n');
+            }
+        }
+        out.extend_from_slice(&encode_event(data));
+    }
+    Bytes::from(out)
+}
+
 fn parse_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, WireError> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),

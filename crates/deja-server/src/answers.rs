@@ -4,33 +4,50 @@
 
 use deja_core::Answer;
 use deja_openai::anthropic::stream as anthropic_stream;
+use deja_openai::responses::stream as responses_stream;
 use serde_json::Value;
 
 /// Which API an entry answered, told by its answer: an Anthropic `message` (or a stream of
-/// Anthropic's events), else OpenAI chat completions.
+/// Anthropic's events), a Responses API `response` (or a stream of its events), else
+/// OpenAI chat completions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
     OpenAi,
     Anthropic,
+    Responses,
 }
 
 impl Api {
     pub fn of(answer: &Answer) -> Api {
-        let kind = |bytes: &[u8]| {
+        let field = |bytes: &[u8], name: &str| {
             serde_json::from_slice::<Value>(bytes)
                 .ok()
-                .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string))
+                .and_then(|v| v.get(name).and_then(Value::as_str).map(str::to_string))
         };
-        let anthropic = match answer {
-            Answer::Body(b) => kind(b).as_deref() == Some("message"),
-            Answer::Chunks(c) => {
-                c.first().and_then(|first| kind(first)).as_deref() == Some("message_start")
+        match answer {
+            Answer::Body(b) => {
+                if field(b, "type").as_deref() == Some("message") {
+                    Api::Anthropic
+                } else if field(b, "object").as_deref() == Some("response") {
+                    Api::Responses
+                } else {
+                    Api::OpenAi
+                }
             }
-        };
-        if anthropic {
-            Api::Anthropic
-        } else {
-            Api::OpenAi
+            Answer::Chunks(c) => match c.first().and_then(|first| field(first, "type")) {
+                Some(t) if t == "message_start" => Api::Anthropic,
+                Some(t) if t.starts_with("response.") => Api::Responses,
+                _ => Api::OpenAi,
+            },
+        }
+    }
+
+    /// The token usage a non-streamed answer of this API reports.
+    pub fn usage_from_body(self, body: &[u8]) -> deja_core::Usage {
+        match self {
+            Api::OpenAi => deja_openai::sse::usage_from_body(body),
+            Api::Anthropic => anthropic_stream::usage_from_body(body),
+            Api::Responses => responses_stream::usage_from_body(body),
         }
     }
 }
@@ -110,6 +127,12 @@ pub fn comparable_text(answer: &Answer) -> Option<String> {
                 .and_then(|b| anthropic_stream::message_text(&b)),
         }
         .ok(),
+        Api::Responses => match answer {
+            Answer::Body(b) => responses_stream::response_text(b),
+            Answer::Chunks(c) => responses_stream::events_to_response(c)
+                .and_then(|b| responses_stream::response_text(&b)),
+        }
+        .ok(),
     }
 }
 
@@ -138,6 +161,16 @@ mod tests {
             (
                 Answer::Chunks(vec![br#"{"object":"chat.completion.chunk"}"#.to_vec()]),
                 Api::OpenAi,
+            ),
+            (
+                Answer::Body(br#"{"object":"response","status":"completed","output":[]}"#.to_vec()),
+                Api::Responses,
+            ),
+            (
+                Answer::Chunks(vec![
+                    br#"{"type":"response.created","sequence_number":0,"response":{}}"#.to_vec(),
+                ]),
+                Api::Responses,
             ),
             (Answer::Body(b"not json".to_vec()), Api::OpenAi),
             (Answer::Chunks(Vec::new()), Api::OpenAi),
@@ -173,5 +206,25 @@ mod tests {
             Answer::Body(br#"{"choices":[{"index":0,"message":{"content":"Paris"}}]}"#.to_vec());
         assert_eq!(comparable_text(&text).as_deref(), Some("Paris"));
         assert_eq!(comparable_text(&Answer::Body(b"not json".to_vec())), None);
+    }
+
+    #[test]
+    fn a_responses_answer_compares_by_its_output_either_shape() {
+        let body = serde_json::json!({"object": "response", "status": "completed", "output": [
+            {"type": "reasoning", "id": "rs_1", "summary": []},
+            {"type": "message", "id": "msg_1", "role": "assistant",
+             "content": [{"type": "output_text", "text": "Paris", "annotations": []}]}
+        ]})
+        .to_string()
+        .into_bytes();
+        let events = deja_openai::responses::stream::response_to_events(&body).unwrap();
+        assert_eq!(
+            comparable_text(&Answer::Body(body)).as_deref(),
+            Some("Paris")
+        );
+        assert_eq!(
+            comparable_text(&Answer::Chunks(events)).as_deref(),
+            Some("Paris")
+        );
     }
 }

@@ -21,8 +21,10 @@ use crate::state::AppState;
 
 /// What an audit re-sends: the request as it came, where it went.
 pub struct Resend {
-    /// Which upstream answered it.
+    /// Which API answered it (how to read the fresh answer).
     pub api: Api,
+    /// The upstream the request went to.
+    pub upstream: crate::upstream::Upstream,
     /// The incoming path and query, mapped under the upstream's base URL.
     pub path: String,
     pub headers: HeaderMap,
@@ -33,10 +35,7 @@ pub struct Resend {
 /// operator's key, compares the answers and records the verdict. A failure costs the audit
 /// only (logged).
 pub async fn check(app: AppState, ticket: LabelTicket, prompt: String, resend: Resend) {
-    let upstream = match resend.api {
-        Api::OpenAi => app.upstream(),
-        Api::Anthropic => app.anthropic(),
-    };
+    let upstream = &resend.upstream;
     if !upstream.has_operator_key() {
         return;
     }
@@ -80,10 +79,7 @@ pub async fn check(app: AppState, ticket: LabelTicket, prompt: String, resend: R
             return;
         }
     };
-    app.audit_budget().spend(match resend.api {
-        Api::OpenAi => deja_openai::sse::usage_from_body(&fresh),
-        Api::Anthropic => deja_openai::anthropic::stream::usage_from_body(&fresh),
-    });
+    app.audit_budget().spend(resend.api.usage_from_body(&fresh));
     let Some(fresh_text) = crate::answers::comparable_text(&Answer::Body(fresh.to_vec())) else {
         tracing::warn!("audit: the upstream's answer has no text to compare");
         return;

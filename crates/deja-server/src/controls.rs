@@ -17,6 +17,10 @@ pub struct Controls {
     pub max_age_secs: Option<u64>,
     /// `x-deja-min-similarity`: raises (never lowers) the semantic threshold.
     pub min_similarity: Option<f32>,
+    /// Not from a header: set by a route for a request whose answer the cache cannot hold
+    /// (a Responses API background response). Neither looked up nor stored; the reason is
+    /// the response's `x-deja-bypass-reason`.
+    pub bypass: Option<&'static str>,
 }
 
 impl Controls {

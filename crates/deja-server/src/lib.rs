@@ -399,6 +399,7 @@ pub fn router(state: AppState) -> request_id::RequestIds<Router> {
         .route("/v1/chat/completions", post(routes::chat::chat_completions))
         .route("/v1/embeddings", post(routes::embeddings::embeddings))
         .route("/v1/messages", post(routes::messages::messages))
+        .route("/v1/responses", post(routes::responses::responses))
         .route("/v1/deja/feedback", post(feedback::feedback))
         .route(
             "/v1/messages/{*rest}",

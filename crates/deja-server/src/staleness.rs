@@ -19,7 +19,9 @@
 //! An entry of Anthropic's Messages API (its answer is a `message`, or a stream of
 //! Anthropic's events) is re-asked at `[anthropic]`'s `/v1/messages` with `anthropic.api_key`
 //! and `anthropic-version: 2023-06-01` (the recorded request is the body only), and its
-//! text is compared the same way; without `anthropic.api_key` it is passed over.
+//! text is compared the same way; without `anthropic.api_key` it is passed over. An entry
+//! of the Responses API (a `response`, or a stream of its events) is re-asked at the
+//! upstream's `/v1/responses`.
 //!
 //! Entries without a recorded request (stored while the job was off, embedding items) are
 //! passed over without a call. What the checks did is counted in the cache's counters
@@ -38,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use deja_openai::anthropic::stream as anthropic_stream;
+use deja_openai::responses::stream as responses_stream;
 
 use crate::answers::Api;
 use crate::config::StaleAction;
@@ -277,6 +280,7 @@ impl StalenessJob {
         );
         let (upstream, path) = match api {
             Api::OpenAi => (self.app.upstream(), "/v1/chat/completions"),
+            Api::Responses => (self.app.upstream(), "/v1/responses"),
             Api::Anthropic => {
                 headers.insert(
                     "anthropic-version",
@@ -321,6 +325,20 @@ impl StalenessJob {
                 let new = anthropic_stream::message_text(&fresh)
                     .map_err(|e| unreadable("the fresh answer", e))?;
                 (anthropic_stream::usage_from_body(&fresh), old, new)
+            }
+            Api::Responses => {
+                let unreadable = |what: &str, e: deja_openai::WireError| {
+                    CheckError::Unreadable(format!("{what}: {}", e.message))
+                };
+                let old = match &entry.answer {
+                    Answer::Body(b) => responses_stream::response_text(b),
+                    Answer::Chunks(c) => responses_stream::events_to_response(c)
+                        .and_then(|b| responses_stream::response_text(&b)),
+                }
+                .map_err(|e| unreadable("the cached answer", e))?;
+                let new = responses_stream::response_text(&fresh)
+                    .map_err(|e| unreadable("the fresh answer", e))?;
+                (responses_stream::usage_from_body(&fresh), old, new)
             }
         };
         let similarity = self

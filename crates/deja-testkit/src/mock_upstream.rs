@@ -16,6 +16,7 @@
 //! |------------------------------|----------------------------------------------|
 //! | `POST /v1/chat/completions`  | `chat_calls`                                 |
 //! | `POST /v1/embeddings`        | `embedding_calls`, `embedding_items` += inputs |
+//! | `POST /v1/responses`         | `responses_calls` (see [`responses`])        |
 //! | `GET /v1/models`             | `other_calls`                                |
 //! | anything else                | `other_calls` (404 in the OpenAI error shape) |
 //! | `GET /mock/stats`            | not counted; [`MockStats`] as JSON           |
@@ -74,6 +75,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+mod responses;
+
 /// Embedding dimension used when a request does not ask for one with `dimensions`.
 pub const DEFAULT_EMBEDDING_DIMENSIONS: usize = 16;
 
@@ -100,6 +103,9 @@ pub struct MockStats {
     pub chat_calls: u64,
     /// `POST /v1/embeddings` calls, faulted ones included.
     pub embedding_calls: u64,
+    /// `POST /v1/responses` calls, faulted ones included.
+    #[serde(default)]
+    pub responses_calls: u64,
     /// Inputs across all embedding calls (one call may embed many inputs).
     pub embedding_items: u64,
     /// Calls to any other path, including `GET /v1/models` and 404s.
@@ -121,6 +127,7 @@ pub struct MockState {
 struct Counters {
     chat_calls: AtomicU64,
     embedding_calls: AtomicU64,
+    responses_calls: AtomicU64,
     embedding_items: AtomicU64,
     other_calls: AtomicU64,
     total_calls: AtomicU64,
@@ -149,6 +156,7 @@ pub struct SeenRequest {
 enum CallKind {
     Chat,
     Embeddings,
+    Responses,
     Other,
 }
 
@@ -165,6 +173,7 @@ impl MockState {
         MockStats {
             chat_calls: c.chat_calls.load(Ordering::SeqCst),
             embedding_calls: c.embedding_calls.load(Ordering::SeqCst),
+            responses_calls: c.responses_calls.load(Ordering::SeqCst),
             embedding_items: c.embedding_items.load(Ordering::SeqCst),
             other_calls: c.other_calls.load(Ordering::SeqCst),
             total_calls: c.total_calls.load(Ordering::SeqCst),
@@ -177,6 +186,7 @@ impl MockState {
         for counter in [
             &c.chat_calls,
             &c.embedding_calls,
+            &c.responses_calls,
             &c.embedding_items,
             &c.other_calls,
             &c.total_calls,
@@ -208,7 +218,7 @@ impl MockState {
             .insert(question.to_string(), answer.to_string());
     }
 
-    /// The last user message of every chat call so far, in order (reset by
+    /// The last user message of every chat (and Responses) call so far, in order (reset by
     /// [`MockState::reset`]).
     pub fn chat_questions(&self) -> Vec<String> {
         self.inner.questions.lock().clone()
@@ -221,6 +231,7 @@ impl MockState {
         let counter = match kind {
             CallKind::Chat => &c.chat_calls,
             CallKind::Embeddings => &c.embedding_calls,
+            CallKind::Responses => &c.responses_calls,
             CallKind::Other => &c.other_calls,
         };
         let ordinal = counter.fetch_add(1, Ordering::SeqCst) + 1;
@@ -306,6 +317,7 @@ pub fn router(state: MockState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(embeddings))
+        .route("/v1/responses", post(responses::responses))
         .route("/v1/models", get(list_models))
         .route("/mock/stats", get(get_stats))
         .route("/mock/reset", post(post_reset))

@@ -41,22 +41,10 @@ pub fn is_stream_end(data: &[u8]) -> bool {
         && parse_object(data, "event").is_ok_and(|m| event_type(&m) == "message_stop")
 }
 
-/// A whole stream as Anthropic sends it: each payload as `event: <type>` and its `data`.
+/// A whole stream as Anthropic sends it: each payload as `event: <type>` and its `data`
+/// ([`crate::sse::encode_named_events`]).
 pub fn encode_events(events: &[Vec<u8>]) -> Bytes {
-    let mut out = Vec::with_capacity(events.iter().map(|e| e.len() + 40).sum());
-    for data in events {
-        if let Ok(map) = parse_object(data, "event") {
-            let name = event_type(&map);
-            // A name with a line break would end the field early; such data is sent bare.
-            if !name.is_empty() && !name.contains(['\n', '\r']) {
-                out.extend_from_slice(b"event: ");
-                out.extend_from_slice(name.as_bytes());
-                out.push(b'\n');
-            }
-        }
-        out.extend_from_slice(&crate::sse::encode_event(data));
-    }
-    Bytes::from(out)
+    crate::sse::encode_named_events(events)
 }
 
 /// Converts a non-streamed `message` body into the events a stream of the same answer

@@ -77,7 +77,6 @@ pub struct NearMiss {
     pub rejected: Option<RejectReason>,
 }
 
-/// Records one request when dropped; see the module docs.
 /// The `endpoint` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -86,18 +85,25 @@ pub enum Endpoint {
     Embeddings,
     /// Anthropic's `/v1/messages`.
     Messages,
+    /// OpenAI's Responses API, `/v1/responses`.
+    Responses,
 }
 
 impl Endpoint {
-    pub const COUNT: usize = 3;
-    pub const ALL: [Endpoint; Endpoint::COUNT] =
-        [Endpoint::Chat, Endpoint::Embeddings, Endpoint::Messages];
+    pub const COUNT: usize = 4;
+    pub const ALL: [Endpoint; Endpoint::COUNT] = [
+        Endpoint::Chat,
+        Endpoint::Embeddings,
+        Endpoint::Messages,
+        Endpoint::Responses,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Endpoint::Chat => "chat",
             Endpoint::Embeddings => "embeddings",
             Endpoint::Messages => "messages",
+            Endpoint::Responses => "responses",
         }
     }
 }

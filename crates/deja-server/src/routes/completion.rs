@@ -20,6 +20,7 @@ use bytes::Bytes;
 use deja_core::{Answer, BypassReason, Entry, ExactKey, Lookup, LookupRequest, NewEntry, Usage};
 use deja_openai::anthropic::stream as anthropic_stream;
 use deja_openai::chat::ChatKey;
+use deja_openai::responses::stream as responses_stream;
 use deja_openai::sse;
 use futures::StreamExt;
 
@@ -41,6 +42,9 @@ pub enum StreamFormat {
     OpenAi,
     /// Anthropic `message` bodies and named events; a stream ends with `message_stop`.
     Anthropic,
+    /// OpenAI Responses API `response` bodies and named events; a stream ends with
+    /// `response.completed` (or `.failed`, `.incomplete`, `error`).
+    Responses,
 }
 
 impl StreamFormat {
@@ -51,6 +55,8 @@ impl StreamFormat {
             (StreamFormat::OpenAi, sse::SseEvent::Data(_)) => false,
             (StreamFormat::Anthropic, sse::SseEvent::Data(d)) => anthropic_stream::is_stream_end(d),
             (StreamFormat::Anthropic, sse::SseEvent::Done) => false,
+            (StreamFormat::Responses, sse::SseEvent::Data(d)) => responses_stream::is_stream_end(d),
+            (StreamFormat::Responses, sse::SseEvent::Done) => false,
         }
     }
 
@@ -59,6 +65,7 @@ impl StreamFormat {
         match self {
             StreamFormat::OpenAi => sse::stream_completed(chunks),
             StreamFormat::Anthropic => anthropic_stream::stream_completed(chunks),
+            StreamFormat::Responses => responses_stream::stream_completed(chunks),
         }
     }
 
@@ -66,6 +73,7 @@ impl StreamFormat {
         match self {
             StreamFormat::OpenAi => sse::usage_from_chunks(chunks),
             StreamFormat::Anthropic => anthropic_stream::usage_from_events(chunks),
+            StreamFormat::Responses => responses_stream::usage_from_events(chunks),
         }
     }
 
@@ -76,6 +84,17 @@ impl StreamFormat {
             StreamFormat::OpenAi => sse::body_completed(body).then(|| sse::usage_from_body(body)),
             StreamFormat::Anthropic => anthropic_stream::body_completed(body)
                 .then(|| anthropic_stream::usage_from_body(body)),
+            StreamFormat::Responses => responses_stream::body_completed(body)
+                .then(|| responses_stream::usage_from_body(body)),
+        }
+    }
+
+    /// The API whose answers this format carries.
+    fn api(self) -> crate::answers::Api {
+        match self {
+            StreamFormat::OpenAi => crate::answers::Api::OpenAi,
+            StreamFormat::Anthropic => crate::answers::Api::Anthropic,
+            StreamFormat::Responses => crate::answers::Api::Responses,
         }
     }
 }
@@ -137,6 +156,9 @@ pub async fn answer(
     if let Some(rule) = app.rules().check_prompt(&key.prompt) {
         // Personal data or a time-sensitive question: neither looked up nor stored.
         outcome = CacheHeader::NeverCache(rule.reason());
+        app.cache().count(|c| c.bypasses += 1);
+    } else if let Some(reason) = controls.bypass {
+        outcome = CacheHeader::Bypass(reason);
         app.cache().count(|c| c.bypasses += 1);
     } else if controls.skip_lookup {
         outcome = CacheHeader::Bypass("no-cache");
@@ -351,10 +373,8 @@ fn after_budgeted_hit(
         c.audit_max_tokens_per_day,
     ) {
         let resend = crate::audit::Resend {
-            api: match route.format {
-                StreamFormat::OpenAi => crate::answers::Api::OpenAi,
-                StreamFormat::Anthropic => crate::answers::Api::Anthropic,
-            },
+            api: route.format.api(),
+            upstream: route.upstream.clone(),
             path: route.path.to_string(),
             headers: headers.clone(),
             body: body.clone(),

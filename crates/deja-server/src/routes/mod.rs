@@ -7,6 +7,7 @@ pub mod embeddings;
 pub mod messages;
 pub mod passthrough;
 pub mod record;
+pub mod responses;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue};

@@ -511,6 +511,7 @@ async fn embeddings_are_deterministic_normalised_and_counted() {
         mock.stats(),
         MockStats {
             embedding_calls: 2,
+            responses_calls: 0,
             embedding_items: 6,
             total_calls: 2,
             ..MockStats::default()
@@ -601,6 +602,7 @@ async fn stats_and_reset_endpoints() {
         MockStats {
             chat_calls: 1,
             embedding_calls: 1,
+            responses_calls: 0,
             embedding_items: 1,
             other_calls: 1,
             total_calls: 3,
@@ -683,4 +685,164 @@ async fn models_and_unknown_paths_without_a_socket() {
             ..MockStats::default()
         }
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses API
+
+/// The named events of a Responses stream: each event's name and its data.
+fn named_events(reply: &Reply) -> Vec<(String, Value)> {
+    String::from_utf8(reply.body())
+        .unwrap()
+        .split("\n\n")
+        .filter(|event| !event.is_empty())
+        .map(|event| {
+            let (name, data) = event
+                .split_once('\n')
+                .expect("an event line and a data line");
+            let name = name
+                .strip_prefix("event: ")
+                .expect("event line")
+                .to_string();
+            let data = data.strip_prefix("data: ").expect("data line");
+            (name, serde_json::from_str(data).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn responses_answer_the_last_user_message_and_are_counted() {
+    let mock = MockUpstream::start().await.unwrap();
+    let reply = post_json(
+        &mock,
+        "/v1/responses",
+        json!({"model": "gpt-test", "instructions": "be brief", "input": [
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [{"type": "input_text", "text": "what is"}, {"type": "input_text", "text": "rust?"}]}
+        ]}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let body = reply.json();
+    assert_eq!(body["object"], "response");
+    assert_eq!(body["status"], "completed");
+    assert_eq!(body["id"], "resp_mock_1");
+    assert_eq!(body["model"], "gpt-test");
+    assert_eq!(body["store"], true);
+    assert_eq!(body["instructions"], "be brief");
+    assert_eq!(
+        body["output"][0]["content"][0]["text"],
+        "deja-mock answer to: what is rust?"
+    );
+    // Input: "first", "ok", "what is rust?" and the instructions' two words.
+    assert_eq!(body["usage"]["input_tokens"], 7);
+    assert_eq!(body["usage"]["output_tokens"], 6);
+    assert_eq!(
+        mock.stats(),
+        MockStats {
+            responses_calls: 1,
+            total_calls: 1,
+            ..MockStats::default()
+        }
+    );
+    assert_eq!(mock.state().chat_questions(), ["what is rust?"]);
+
+    // A string input is the user message; set_answer applies.
+    mock.state().set_answer("hello", "hi there");
+    let reply = post_json(
+        &mock,
+        "/v1/responses",
+        json!({"model": "m", "input": "hello", "store": false}),
+    )
+    .await;
+    let body = reply.json();
+    assert_eq!(body["output"][0]["content"][0]["text"], "hi there");
+    assert_eq!(body["store"], false);
+    assert_eq!(body["id"], "resp_mock_2");
+}
+
+#[tokio::test]
+async fn responses_stream_named_numbered_events_ending_with_completed() {
+    let mock = MockUpstream::start().await.unwrap();
+    let reply = post_json(
+        &mock,
+        "/v1/responses",
+        json!({"model": "m", "input": "tell me more", "stream": true}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.headers[header::CONTENT_TYPE], "text/event-stream");
+    let events = named_events(&reply);
+    for (i, (name, data)) in events.iter().enumerate() {
+        assert_eq!(data["type"], name.as_str());
+        assert_eq!(data["sequence_number"], i as u64);
+    }
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names[..4],
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added"
+        ]
+    );
+    assert_eq!(
+        names[names.len() - 4..],
+        [
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.completed"
+        ]
+    );
+    let text: String = events
+        .iter()
+        .filter(|(n, _)| n == "response.output_text.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(text, "deja-mock answer to: tell me more");
+    let completed = &events.last().unwrap().1["response"];
+    assert_eq!(completed["status"], "completed");
+    assert_eq!(completed["output"][0]["content"][0]["text"], text);
+    assert_eq!(events[0].1["response"]["status"], "in_progress");
+    assert_eq!(mock.stats().responses_calls, 1);
+
+    // A cut stream never completes.
+    let cut = post_json(
+        &mock,
+        "/v1/responses",
+        json!({"model": "m", "input": "tell me a long story [mock:cut=3]", "stream": true}),
+    )
+    .await;
+    assert!(cut.error.is_some(), "client must see the cut as an error");
+    let events = named_events(&cut);
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|(n, _)| n != "response.completed"));
+}
+
+#[tokio::test]
+async fn responses_in_the_background_are_queued_and_faults_apply() {
+    let mock = MockUpstream::start().await.unwrap();
+    let reply = post_json(
+        &mock,
+        "/v1/responses",
+        json!({"model": "m", "input": "later", "background": true}),
+    )
+    .await;
+    let body = reply.json();
+    assert_eq!(body["status"], "queued");
+    assert_eq!(body["output"], json!([]));
+    assert_eq!(body["background"], true);
+    let failed = post_json(
+        &mock,
+        "/v1/responses",
+        json!({"model": "m", "input": "x [mock:500]"}),
+    )
+    .await;
+    assert_eq!(failed.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let bad = send(mock.addr(), Method::POST, "/v1/responses", &[], None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(mock.stats().responses_calls, 3);
 }
