@@ -17,13 +17,16 @@
 //! - `GET /admin/config`: the effective configuration, secrets redacted;
 //! - `GET /admin/export`: every entry as JSON Lines, streamed ([`transfer`]);
 //! - `POST /admin/import`: JSON Lines in the export's format, streamed → `{"imported": N}`;
-//! - `GET /admin/dashboard.json`: what the dashboard draws ([`crate::dashboard`]).
+//! - `GET /admin/dashboard.json`: what the dashboard draws ([`crate::dashboard`]);
+//! - `POST /admin/feedback`: `{"hit": ID}` | `{"near_miss": ID}` with `"verdict": "right"`
+//!   or `"wrong"`, a person's verdict on a row the dashboard lists ([`verdicts`]).
 //!
 //! This module is not the place for the invalidation logic itself
 //! ([`deja_core::Cache::invalidate`]) nor for how tags are stored (the store's tag index).
 
 pub mod entries;
 pub mod transfer;
+pub mod verdicts;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
@@ -54,6 +57,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/export", get(export))
         .route("/import", post(import))
         .route("/dashboard.json", get(crate::dashboard::data))
+        .route("/feedback", post(verdicts::verdict))
         // Unknown admin paths stay here (and behind the token check) rather than falling
         // through to the upstream with the admin token in their headers.
         .fallback(not_found)

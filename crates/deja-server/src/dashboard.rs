@@ -7,8 +7,10 @@
 //!   nothing from elsewhere; like the admin API it answers 404 while `admin.token` is unset.
 //! - `GET /admin/dashboard.json`: the data, behind the admin token like every admin route:
 //!   the in-memory accounts ([`crate::observe::insights`]), the store's entry count and persisted
-//!   counters, the most-hit entries, and the recent near-misses with the cached entry's
-//!   prompt read from the store now (`null` if it has gone since).
+//!   counters, the most-hit entries, and the recent near-misses and semantic hits with the
+//!   cached entry's prompt read from the store now (`null` if it has gone since). Each row
+//!   of those two lists has buttons for a person's verdict (`POST /admin/feedback`,
+//!   [`crate::admin::verdicts`]).
 //!
 //! The page asks for the token once, keeps it in `sessionStorage` (so it goes with the
 //! tab) and sends it as `Authorization: Bearer`; `/dashboard#token=...` signs in without
@@ -28,7 +30,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::observe::insights::{NearMissRecord, NEAR_MISS_BAND, PROMPT_CHARS};
+use crate::observe::insights::{HitRecord, NearMissRecord, NEAR_MISS_BAND, PROMPT_CHARS};
 use crate::state::AppState;
 
 const INDEX_HTML: &str = include_str!("dashboard/index.html");
@@ -99,6 +101,16 @@ struct NearMissView<'a> {
     cached_prompt: Option<String>,
 }
 
+/// A semantic hit as the page lists it: the request's prompt and the cached one it was
+/// served from.
+#[derive(Debug, Serialize)]
+struct HitView<'a> {
+    #[serde(flatten)]
+    record: &'a HitRecord,
+    /// The cached entry's prompt now; `None` if it was removed since.
+    cached_prompt: Option<String>,
+}
+
 /// `GET /admin/dashboard.json`: see the module docs.
 pub async fn data(State(app): State<AppState>) -> Response {
     let cache = app.cache();
@@ -120,26 +132,32 @@ pub async fn data(State(app): State<AppState>) -> Response {
         }
         _ => None,
     };
-    // Each cached prompt is read once, however many near-misses name its entry.
+    // Each cached prompt is read once, however many near-misses and hits name its entry.
     let mut cached: HashMap<EntryId, Option<String>> = HashMap::new();
-    for n in &insights.near_misses {
-        if cached.contains_key(&n.entry) || !errors.is_empty() {
+    let listed = insights.near_misses.iter().map(|n| n.entry);
+    for entry in listed.chain(insights.hits.iter().map(|h| h.entry)) {
+        if cached.contains_key(&entry) || !errors.is_empty() {
             continue;
         }
-        let prompt = crate::store_view::bounded(
-            "reading a near-miss's entry",
-            store.get(n.entry),
-            &mut errors,
-        )
-        .await
-        .flatten()
-        .map(|e| e.prompt.chars().take(PROMPT_CHARS).collect());
-        cached.insert(n.entry, prompt);
+        let prompt =
+            crate::store_view::bounded("reading a listed entry", store.get(entry), &mut errors)
+                .await
+                .flatten()
+                .map(|e| e.prompt.chars().take(PROMPT_CHARS).collect());
+        cached.insert(entry, prompt);
     }
     let near_misses: Vec<NearMissView> = insights
         .near_misses
         .iter()
         .map(|record| NearMissView {
+            record,
+            cached_prompt: cached.get(&record.entry).cloned().flatten(),
+        })
+        .collect();
+    let hits: Vec<HitView> = insights
+        .hits
+        .iter()
+        .map(|record| HitView {
             record,
             cached_prompt: cached.get(&record.entry).cloned().flatten(),
         })
@@ -160,6 +178,7 @@ pub async fn data(State(app): State<AppState>) -> Response {
         },
         "insights": insights,
         "near_misses": near_misses,
+        "hits": hits,
         "top_entries": top.as_deref().map(Vec::as_slice).unwrap_or_default(),
     });
     let mut resp = Json(body).into_response();

@@ -18,6 +18,8 @@ pub enum ApiError {
     Unauthorized,
     /// No such route or resource (e.g. the admin API while it is off, an unknown entry).
     NotFound { message: String },
+    /// The request conflicts with what was done before (a second verdict on one row).
+    Conflict { message: String },
     /// The route exists, but not for this method (the `Allow` header lists those it has).
     MethodNotAllowed,
     /// The body exceeds `limits.max_body_bytes`.
@@ -77,6 +79,13 @@ impl ApiError {
                 "invalid_request_error",
                 None,
                 Some("not_found"),
+            ),
+            ApiError::Conflict { message } => (
+                StatusCode::CONFLICT,
+                message,
+                "invalid_request_error",
+                None,
+                Some("conflict"),
             ),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -58,24 +58,7 @@ pub async fn feedback(
         });
     };
     let right = v.verdict == Said::Right;
-    app.cache().feedback(&hit.ticket, right);
-    app.metrics().feedback(right);
-    let removed = if right {
-        false
-    } else {
-        match app.cache().remove(hit.entry).await {
-            Ok(removed) => removed,
-            Err(e) => {
-                tracing::warn!(error = %deja_core::ErrorChain(&e), entry = %hit.entry, "removing an entry a client called wrong failed");
-                return Err(ApiError::Unavailable {
-                    message: format!(
-                        "the verdict was recorded but entry {} could not be removed; invalidate it by id",
-                        hit.entry
-                    ),
-                });
-            }
-        }
-    };
+    let removed = judge(&app, hit.entry, Some(&hit.ticket), right).await?;
     Ok(Json(serde_json::json!({
         "request_id": v.request_id,
         "verdict": if right { "right" } else { "wrong" },
@@ -83,4 +66,31 @@ pub async fn feedback(
         "removed": removed,
     }))
     .into_response())
+}
+
+/// Applies a verdict on a served hit (or, from the dashboard, a near-miss): labels the error
+/// budget's cell when there is a `ticket`, counts it, and for `wrong` removes `entry`.
+/// Returns whether the entry was removed; a removal that fails is an error (the label
+/// stays recorded).
+pub async fn judge(
+    app: &AppState,
+    entry: deja_core::EntryId,
+    ticket: Option<&deja_core::LabelTicket>,
+    right: bool,
+) -> Result<bool, ApiError> {
+    if let Some(ticket) = ticket {
+        app.cache().feedback(ticket, right);
+    }
+    app.metrics().feedback(right);
+    if right {
+        return Ok(false);
+    }
+    app.cache().remove(entry).await.map_err(|e| {
+        tracing::warn!(error = %deja_core::ErrorChain(&e), entry = %entry, "removing an entry called wrong failed");
+        ApiError::Unavailable {
+            message: format!(
+                "the verdict was recorded but entry {entry} could not be removed; invalidate it by id"
+            ),
+        }
+    })
 }

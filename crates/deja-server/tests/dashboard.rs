@@ -537,6 +537,33 @@ async fn dashboard_shows_the_traffic_in_a_real_browser() {
         assert!(drawn.as_u64().unwrap() > 0, "{id} is empty");
     }
 
+    // A person says the newest semantic hit was wrong: its entry is removed.
+    let newest = &data["hits"][0];
+    assert_eq!(newest["labelable"], false, "no error budget here: {newest}");
+    let entry = newest["entry"].as_str().unwrap().to_string();
+    assert_eq!(
+        p.get(&format!("/admin/entries/{entry}"), Some(ADMIN_TOKEN))
+            .await
+            .status(),
+        200
+    );
+    browser
+        .js("document.querySelector('#semantic-hits tbody tr button[data-verdict=wrong]').click(); return true;")
+        .await;
+    browser
+        .wait_for(
+            "the hit marked wrong",
+            "const g = document.querySelector('#semantic-hits tbody tr [data-verdict-given]');
+             return !!g && g.dataset.verdictGiven === 'wrong';",
+        )
+        .await;
+    assert_eq!(
+        p.get(&format!("/admin/entries/{entry}"), Some(ADMIN_TOKEN))
+            .await
+            .status(),
+        404,
+        "the entry called wrong is gone"
+    );
     // A full-height screenshot.
     let height = browser
         .js("return Math.ceil(document.documentElement.scrollHeight);")
@@ -559,6 +586,201 @@ async fn dashboard_shows_the_traffic_in_a_real_browser() {
     let path = dir.join("dashboard.png");
     std::fs::write(&path, &png).unwrap();
     println!("dashboard screenshot: {}", path.display());
+
+    let severe: Vec<Value> = browser
+        .console()
+        .await
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .collect();
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+    browser.close().await;
+    drop(driver);
+    p.stop().await;
+}
+
+/// The labels every cell of the error budget holds, summed, and how many were wrong.
+async fn budget_labels(p: &Proxy) -> (u64, u64) {
+    let stats: Value = p
+        .get("/admin/stats", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cells = stats["error_budget"]["cells"].as_array().unwrap();
+    let sum = |field: &str| cells.iter().map(|c| c[field].as_u64().unwrap()).sum();
+    (sum("labels"), sum("wrong"))
+}
+
+/// A person's verdicts on near-misses, given with the dashboard's buttons in a real
+/// browser under an error budget: `should serve` and `rightly refused` each label the
+/// candidate's cell (the entry stays), and each row takes one verdict. The admin route's
+/// errors are checked beside it. (A verdict on a served hit is clicked in
+/// `dashboard_shows_the_traffic_in_a_real_browser`.)
+#[tokio::test]
+async fn near_miss_verdicts_from_the_dashboard_label_the_error_budget() {
+    let Some(embedder) = common::model() else {
+        return;
+    };
+    if !chromium_available() {
+        return;
+    }
+    let p = Proxy::start(embedder, now_ms(), |c| {
+        c.cache.max_false_hit_rate = Some(0.01);
+    })
+    .await;
+    // Until labels certify a threshold, no paraphrase is served: both are near-misses.
+    assert_eq!(p.chat("How do I reset my password?", &[]).await.0, "miss");
+    assert_eq!(p.chat("how can I reset my password", &[]).await.0, "miss");
+    assert_eq!(p.chat("How do I enable dark mode?", &[]).await.0, "miss");
+    assert_eq!(p.chat("How do I disable dark mode?", &[]).await.0, "miss");
+    // Misses are labelled in the background by comparing answers; let that settle.
+    let mut before = budget_labels(&p).await;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = budget_labels(&p).await;
+        if now == before && now.0 > 0 {
+            break;
+        }
+        before = now;
+    }
+
+    let data: Value = p
+        .get("/admin/dashboard.json", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let row = |prompt: &str| {
+        data["near_misses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["prompt"] == prompt)
+            .unwrap_or_else(|| panic!("no near-miss row for {prompt}: {data}"))
+            .clone()
+    };
+    let (paraphrase, antonym) = (
+        row("how can I reset my password"),
+        row("How do I disable dark mode?"),
+    );
+    for n in [&paraphrase, &antonym] {
+        assert_eq!(n["labelable"], true, "{n}");
+        assert!(n["verdict"].is_null() && n.get("ticket").is_none(), "{n}");
+    }
+    assert_ne!(paraphrase["id"], antonym["id"]);
+
+    // The route's errors, in OpenAI's shape: no token, a bad body, an unknown row.
+    let post = |body: Value, token: Option<&'static str>| {
+        let mut rb = p
+            .client
+            .post(format!("{}/admin/feedback", p.base))
+            .json(&body);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        rb.send()
+    };
+    let r = post(
+        json!({"near_miss": antonym["id"], "verdict": "wrong"}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401);
+    for bad in [
+        json!({"verdict": "wrong"}),
+        json!({"hit": 1, "near_miss": 2, "verdict": "wrong"}),
+        json!({"near_miss": 1, "verdict": "maybe"}),
+    ] {
+        let r = post(bad.clone(), Some(ADMIN_TOKEN)).await.unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    }
+    let r = post(
+        json!({"near_miss": 999_999, "verdict": "wrong"}),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        budget_labels(&p).await,
+        before,
+        "refused verdicts label nothing"
+    );
+
+    // The browser: click "should serve" on the paraphrase, "rightly refused" on the antonym.
+    let client = reqwest::Client::new();
+    let mut driver = ChromeDriver::start();
+    driver.wait_ready(&client).await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = Browser::open(&driver, &client, profile.path()).await;
+    browser
+        .goto(&format!("{}/dashboard#token={ADMIN_TOKEN}", p.base))
+        .await;
+    let find_row = |prompt: &str| {
+        format!(
+            "const rows = Array.from(document.querySelectorAll('#near-misses tbody tr'));
+             const row = rows.find(r => r.querySelector('td.prompt') && r.querySelector('td.prompt').innerText === {prompt:?});"
+        )
+    };
+    for (prompt, verdict) in [
+        ("how can I reset my password", "right"),
+        ("How do I disable dark mode?", "wrong"),
+    ] {
+        let row = find_row(prompt);
+        browser
+            .wait_for(
+                &format!("the {verdict} button for {prompt}"),
+                &format!(
+                    "{row}
+                     const b = row && row.querySelector('button[data-verdict={verdict}]');
+                     if (!b) return false;
+                     b.click();
+                     return true;"
+                ),
+            )
+            .await;
+        browser
+            .wait_for(
+                &format!("{prompt} marked {verdict}"),
+                &format!(
+                    "{row}
+                     const g = row && row.querySelector('[data-verdict-given]');
+                     return !!g && g.dataset.verdictGiven === '{verdict}';"
+                ),
+            )
+            .await;
+    }
+    assert_eq!(
+        budget_labels(&p).await,
+        (before.0 + 2, before.1 + 1),
+        "one right and one wrong label"
+    );
+    // The entries stay; each row took its one verdict.
+    assert_eq!(
+        p.chat("How do I enable dark mode?", &[]).await.0,
+        "hit-exact"
+    );
+    let r = post(
+        json!({"near_miss": antonym["id"], "verdict": "right"}),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 409);
+    let metrics = p.served.scrape().await;
+    for line in [
+        "deja_feedback_total{verdict=\"right\"} 1",
+        "deja_feedback_total{verdict=\"wrong\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in:\n{metrics}"
+        );
+    }
 
     let severe: Vec<Value> = browser
         .console()

@@ -7,6 +7,7 @@
   const TOKEN_KEY = "deja.adminToken";
   const RANGE_KEY = "deja.rangeMinutes";
   const DATA_URL = "/admin/dashboard.json";
+  const FEEDBACK_URL = "/admin/feedback";
   const REFRESH_MS = 5000;
   const MINUTE_MS = 60000;
   const SVG_NS = "http://www.w3.org/2000/svg";
@@ -223,6 +224,7 @@
     renderReasons($("bypass-bars"), data.insights.bypass_reasons, "", "No bypasses");
     renderReasons($("reject-bars"), data.insights.reject_reasons, "refused", "No candidate refused");
     renderNearMisses(data);
+    renderHits(data);
     renderTopEntries(data);
     const s = data.store;
     const c = s.counters;
@@ -515,7 +517,7 @@
   function renderNearMisses(data) {
     const tbody = $("near-misses").querySelector("tbody");
     if (!data.near_misses.length) {
-      return tbody.replaceChildren(el("tr", {}, [el("td", { class: "empty-row", colspan: 5, text: "No near-misses yet: every similar candidate was served, or none was close." })]));
+      return tbody.replaceChildren(el("tr", {}, [el("td", { class: "empty-row", colspan: 6, text: "No near-misses yet: every similar candidate was served, or none was close." })]));
     }
     tbody.replaceChildren(
       ...data.near_misses.map((n) => {
@@ -542,9 +544,82 @@
             el("span", { class: "pill " + (refused ? "refused" : "near"), text: refused ? "refused: " + n.rejected : "below threshold" }),
             n.model ? el("div", { class: "model", text: n.model }) : null,
           ]),
+          el("td", {}, [
+            n.labelable
+              ? verdictButtons({ near_miss: n.id }, n.verdict, [["right", "should serve", "Serving it would have been right: a label for the error budget"], ["wrong", "rightly refused", "Refusing it was right: a label for the error budget"]])
+              : el("span", { class: "hint", text: "no error budget", title: "Set cache.max_false_hit_rate for verdicts to teach the cache" }),
+          ]),
         ]);
       })
     );
+  }
+
+  function renderHits(data) {
+    const tbody = $("semantic-hits").querySelector("tbody");
+    if (!data.hits.length) {
+      return tbody.replaceChildren(el("tr", {}, [el("td", { class: "empty-row", colspan: 5, text: "No semantic hit served yet." })]));
+    }
+    tbody.replaceChildren(
+      ...data.hits.map((h) => {
+        const cached = h.cached_prompt == null
+          ? el("td", { class: "prompt cached gone", text: "entry " + h.entry + " has since been removed" })
+          : el("td", { class: "prompt cached", text: h.cached_prompt });
+        return el("tr", {}, [
+          el("td", { class: "when", text: fmtAgo(h.at_ms, data.now_ms) }),
+          el("td", { class: "num" }, [
+            el("b", { text: h.similarity.toFixed(3) }),
+            h.aliased ? el("div", { class: "model", text: "repeat (alias)" }) : null,
+          ]),
+          el("td", { class: "prompt", text: h.prompt + (h.truncated ? "…" : "") }),
+          cached,
+          el("td", {}, [
+            verdictButtons({ hit: h.id }, h.verdict, [["right", "right", "The cached answer fits this prompt"], ["wrong", "wrong", "The cached answer does not fit: remove the entry"]]),
+            h.model ? el("div", { class: "model", text: h.model }) : null,
+          ]),
+        ]);
+      })
+    );
+  }
+
+  // A row's verdict: its buttons, or what was said. `target` names the row
+  // ({hit: id} or {near_miss: id}); `choices` are [verdict, label, title].
+  function verdictButtons(target, given, choices) {
+    if (given) {
+      const label = choices.find((c) => c[0] === given);
+      return el("span", { class: "pill verdict " + given, "data-verdict-given": given, text: "marked " + (label ? label[1] : given) });
+    }
+    const box = el("div", { class: "verdict-buttons" });
+    for (const [verdict, label, title] of choices) {
+      const b = el("button", { type: "button", class: "verdict " + verdict, "data-verdict": verdict, title, text: label });
+      b.addEventListener("click", () => sendVerdict(target, verdict, box));
+      box.append(b);
+    }
+    return box;
+  }
+
+  async function sendVerdict(target, verdict, box) {
+    for (const b of box.querySelectorAll("button")) b.disabled = true;
+    try {
+      const resp = await fetch(FEEDBACK_URL, {
+        method: "POST",
+        headers: { Authorization: "Bearer " + token(), "Content-Type": "application/json" },
+        body: JSON.stringify(Object.assign({ verdict }, target)),
+      });
+      if (resp.status === 401) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        return showLogin("That token was not accepted.");
+      }
+      if (!resp.ok && resp.status !== 409) {
+        const body = await resp.json().catch(() => ({}));
+        throw new Error((body.error && body.error.message) || "HTTP " + resp.status);
+      }
+    } catch (e) {
+      for (const b of box.querySelectorAll("button")) b.disabled = false;
+      box.title = "The verdict was not taken: " + e.message;
+      box.classList.add("error");
+      return;
+    }
+    refresh();
   }
 
   function renderTopEntries(data) {

@@ -13,7 +13,9 @@
 //!   verification reason;
 //! - the last [`NEAR_MISS_RING`] near-misses, with the request's prompt (truncated to
 //!   [`PROMPT_CHARS`]) and the cached entry's id, so the dashboard can show both prompts
-//!   side by side.
+//!   side by side; and the last [`HIT_RING`] semantic hits served, the same way. Each has
+//!   an id a person's verdict names ([`Insights::take_verdict`]; `crate::admin`'s
+//!   `POST /admin/feedback`), once.
 //!
 //! Recording is a handful of relaxed atomic adds and one `log10`; a lock is taken only when
 //! a minute's slot is reused (once a minute), for a bypass reason's count, and for a
@@ -29,7 +31,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use deja_core::{EntryId, RejectReason};
+use deja_core::{EntryId, LabelTicket, RejectReason};
 use parking_lot::Mutex;
 use serde::Serialize;
 
@@ -39,6 +41,8 @@ use super::summary::{nano_usd, Outcome, RequestSummary};
 pub const WINDOW_MINUTES: usize = 24 * 60;
 /// Near-misses kept for the dashboard's list.
 pub const NEAR_MISS_RING: usize = 50;
+/// Semantic hits kept for the dashboard's list.
+pub const HIT_RING: usize = 50;
 /// How far below the threshold a candidate still counts as a near-miss.
 pub const NEAR_MISS_BAND: f32 = 0.15;
 /// Characters of a request's prompt kept with a near-miss.
@@ -163,6 +167,8 @@ fn similarity_bin(s: f32) -> usize {
 /// One near-miss, as the dashboard lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct NearMissRecord {
+    /// What a verdict names.
+    pub id: u64,
     pub at_ms: u64,
     pub model: Option<String>,
     /// The request's prompt (normalised), at most [`PROMPT_CHARS`] characters.
@@ -175,6 +181,59 @@ pub struct NearMissRecord {
     pub threshold: f32,
     /// The verification reason, when the candidate reached the threshold and was refused.
     pub rejected: Option<&'static str>,
+    /// Whether a verdict labels the error budget (the miss was looked up under one).
+    pub labelable: bool,
+    /// The verdict given, if one was.
+    pub verdict: Option<&'static str>,
+    #[serde(skip)]
+    pub ticket: Option<LabelTicket>,
+}
+
+/// One semantic hit served, as the dashboard lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HitRecord {
+    /// What a verdict names.
+    pub id: u64,
+    pub at_ms: u64,
+    pub model: Option<String>,
+    /// The request's prompt (normalised), at most [`PROMPT_CHARS`] characters.
+    pub prompt: String,
+    pub truncated: bool,
+    /// The entry served.
+    #[serde(serialize_with = "entry_hex")]
+    pub entry: EntryId,
+    pub similarity: f32,
+    /// Served through an alias of an earlier identical request.
+    pub aliased: bool,
+    /// Whether a verdict labels the error budget (served under one).
+    pub labelable: bool,
+    /// The verdict given, if one was.
+    pub verdict: Option<&'static str>,
+    #[serde(skip)]
+    pub ticket: Option<LabelTicket>,
+}
+
+/// Which list a verdict names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reviewed {
+    NearMiss,
+    Hit,
+}
+
+/// What a verdict is about, taken from the list it named.
+#[derive(Debug, Clone)]
+pub struct UnderReview {
+    pub entry: EntryId,
+    pub ticket: Option<LabelTicket>,
+}
+
+/// Why a verdict was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReviewable {
+    /// Not (or no longer) in the list.
+    Unknown,
+    /// A verdict was given already.
+    Given,
 }
 
 fn entry_hex<S: serde::Serializer>(id: &EntryId, s: S) -> Result<S::Ok, S::Error> {
@@ -198,6 +257,9 @@ pub struct Insights {
     rejects: [AtomicU64; RejectReason::ALL.len()],
     bypasses: Mutex<Vec<(String, u64)>>,
     near_misses: Mutex<VecDeque<NearMissRecord>>,
+    hits: Mutex<VecDeque<HitRecord>>,
+    /// The next id of a listed near-miss or hit.
+    next_id: AtomicU64,
 }
 
 impl Insights {
@@ -218,6 +280,8 @@ impl Insights {
             rejects: zeroed(),
             bypasses: Mutex::new(Vec::new()),
             near_misses: Mutex::new(VecDeque::with_capacity(NEAR_MISS_RING)),
+            hits: Mutex::new(VecDeque::with_capacity(HIT_RING)),
+            next_id: AtomicU64::new(1),
         }
     }
 
@@ -285,6 +349,22 @@ impl Insights {
         }
         if let (Outcome::HitSemantic, Some(sim)) = (outcome, s.similarity) {
             self.served_similarity[similarity_bin(sim)].fetch_add(1, Ordering::Relaxed);
+            if let Some(hit) = &s.semantic_hit {
+                let record = HitRecord {
+                    id: self.next_id.fetch_add(1, Ordering::Relaxed),
+                    at_ms: now_ms,
+                    model: s.model.clone(),
+                    prompt: hit.prompt.chars().take(PROMPT_CHARS).collect(),
+                    truncated: hit.prompt.chars().count() > PROMPT_CHARS,
+                    entry: hit.entry,
+                    similarity: sim,
+                    aliased: s.aliased,
+                    labelable: hit.ticket.is_some(),
+                    verdict: None,
+                    ticket: hit.ticket.clone(),
+                };
+                push_bounded(&mut self.hits.lock(), record, HIT_RING);
+            }
         }
         if outcome == Outcome::Bypass {
             self.count_bypass(s.bypass_reason.as_deref().unwrap_or("other"));
@@ -303,6 +383,7 @@ impl Insights {
             }
             let truncated = n.prompt.chars().count() > PROMPT_CHARS;
             let record = NearMissRecord {
+                id: self.next_id.fetch_add(1, Ordering::Relaxed),
                 at_ms: now_ms,
                 model: s.model.clone(),
                 prompt: n.prompt.chars().take(PROMPT_CHARS).collect(),
@@ -311,12 +392,59 @@ impl Insights {
                 similarity: n.similarity,
                 threshold: n.threshold,
                 rejected: n.rejected.map(|r| r.as_str()),
+                labelable: n.ticket.is_some(),
+                verdict: None,
+                ticket: n.ticket.clone(),
             };
-            let mut ring = self.near_misses.lock();
-            if ring.len() == NEAR_MISS_RING {
-                ring.pop_front();
+            push_bounded(&mut self.near_misses.lock(), record, NEAR_MISS_RING);
+        }
+    }
+
+    /// Takes a person's verdict (`right` or `wrong`) on the listed near-miss or hit `id`:
+    /// marks it, so each takes one, and returns what it is about.
+    pub fn take_verdict(
+        &self,
+        list: Reviewed,
+        id: u64,
+        verdict: &'static str,
+    ) -> Result<UnderReview, NotReviewable> {
+        fn give(
+            given: &mut Option<&'static str>,
+            verdict: &'static str,
+        ) -> Result<(), NotReviewable> {
+            match given {
+                Some(_) => Err(NotReviewable::Given),
+                None => {
+                    *given = Some(verdict);
+                    Ok(())
+                }
             }
-            ring.push_back(record);
+        }
+        match list {
+            Reviewed::NearMiss => {
+                let mut ring = self.near_misses.lock();
+                let r = ring
+                    .iter_mut()
+                    .find(|r| r.id == id)
+                    .ok_or(NotReviewable::Unknown)?;
+                give(&mut r.verdict, verdict)?;
+                Ok(UnderReview {
+                    entry: r.entry,
+                    ticket: r.ticket.clone(),
+                })
+            }
+            Reviewed::Hit => {
+                let mut ring = self.hits.lock();
+                let r = ring
+                    .iter_mut()
+                    .find(|r| r.id == id)
+                    .ok_or(NotReviewable::Unknown)?;
+                give(&mut r.verdict, verdict)?;
+                Ok(UnderReview {
+                    entry: r.entry,
+                    ticket: r.ticket.clone(),
+                })
+            }
         }
     }
 
@@ -426,8 +554,17 @@ impl Insights {
             bypass_reasons,
             reject_reasons,
             near_misses: self.near_misses.lock().iter().rev().cloned().collect(),
+            hits: self.hits.lock().iter().rev().cloned().collect(),
         }
     }
+}
+
+/// Appends `record`, dropping the oldest once `capacity` are held.
+fn push_bounded<T>(ring: &mut VecDeque<T>, record: T, capacity: usize) {
+    if ring.len() == capacity {
+        ring.pop_front();
+    }
+    ring.push_back(record);
 }
 
 /// What [`Insights::snapshot`] returns; serialised into the dashboard's JSON.
@@ -448,6 +585,8 @@ pub struct InsightsSnapshot {
     pub reject_reasons: Vec<ReasonCount>,
     /// Newest first.
     pub near_misses: Vec<NearMissRecord>,
+    /// The semantic hits served, newest first.
+    pub hits: Vec<HitRecord>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -556,6 +695,7 @@ mod tests {
             entry: EntryId(7),
             prompt: prompt.into(),
             rejected,
+            ticket: None,
         });
         s
     }
@@ -765,6 +905,77 @@ mod tests {
         assert_eq!(
             reasons.iter().map(|r| r.count).sum::<u64>(),
             4 + MAX_BYPASS_REASONS as u64 + 5
+        );
+    }
+
+    #[test]
+    fn listed_hits_and_near_misses_take_one_verdict_each() {
+        use crate::observe::summary::SemanticServed;
+        let insights = Insights::new(T0);
+        let ticket = LabelTicket {
+            category: "default".into(),
+            candidates: vec![(EntryId(9), 0.91, 1)],
+        };
+        let mut hit = summary(Outcome::HitSemantic, 500);
+        hit.similarity = Some(0.91);
+        hit.semantic_hit = Some(SemanticServed {
+            entry: EntryId(9),
+            prompt: "how do i reset my password".into(),
+            ticket: Some(ticket.clone()),
+        });
+        insights.observe(&hit, T0);
+        let mut untracked = near(0.75, None, "below");
+        untracked.near_miss.as_mut().unwrap().ticket = None;
+        insights.observe(&untracked, T0);
+
+        let snap = insights.snapshot(T0 + 1);
+        let (h, n) = (&snap.hits[0], &snap.near_misses[0]);
+        assert_eq!(
+            (h.entry, h.similarity, h.labelable),
+            (EntryId(9), 0.91, true)
+        );
+        assert_eq!(h.prompt, "how do i reset my password");
+        assert!(!n.labelable);
+        assert_ne!(h.id, n.id, "ids are unique across both lists");
+        // The ticket stays on the server.
+        let json = serde_json::to_value(&snap.hits).unwrap();
+        assert!(json[0].get("ticket").is_none(), "{json}");
+        assert_eq!(json[0]["entry"], EntryId(9).to_string());
+
+        let review = insights.take_verdict(Reviewed::Hit, h.id, "wrong").unwrap();
+        assert_eq!(review.entry, EntryId(9));
+        assert_eq!(review.ticket, Some(ticket));
+        assert_eq!(
+            insights
+                .take_verdict(Reviewed::Hit, h.id, "right")
+                .unwrap_err(),
+            NotReviewable::Given
+        );
+        assert_eq!(
+            insights
+                .take_verdict(Reviewed::NearMiss, h.id, "right")
+                .unwrap_err(),
+            NotReviewable::Unknown,
+            "an id names one list"
+        );
+        let review = insights
+            .take_verdict(Reviewed::NearMiss, n.id, "right")
+            .unwrap();
+        assert_eq!((review.entry, review.ticket), (EntryId(7), None));
+        let snap = insights.snapshot(T0 + 2);
+        assert_eq!(snap.hits[0].verdict, Some("wrong"));
+        assert_eq!(snap.near_misses[0].verdict, Some("right"));
+
+        // The list is bounded: the oldest hits go.
+        for _ in 0..HIT_RING + 5 {
+            insights.observe(&hit, T0);
+        }
+        assert_eq!(insights.snapshot(T0 + 3).hits.len(), HIT_RING);
+        assert_eq!(
+            insights
+                .take_verdict(Reviewed::Hit, h.id, "right")
+                .unwrap_err(),
+            NotReviewable::Unknown
         );
     }
 }

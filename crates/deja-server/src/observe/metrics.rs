@@ -140,7 +140,8 @@ pub struct Metrics {
     shared_embeddings: [AtomicU64; 3],
     /// Error-budget labels recorded: the stored answer agreed with the upstream's, or not.
     budget_labels: [AtomicU64; 2],
-    /// Client verdicts on semantic hits (`POST /v1/deja/feedback`): right, wrong.
+    /// Verdicts on semantic hits (`POST /v1/deja/feedback`) and on the dashboard's rows
+    /// (`POST /admin/feedback`): right, wrong.
     feedback: [AtomicU64; 2],
     /// Live audit checks: the served answer agreed with the upstream's, or not.
     audit_checks: [AtomicU64; 2],
@@ -372,7 +373,7 @@ impl Metrics {
         counter_by(
             out,
             "deja_feedback_total",
-            "Client verdicts on semantic hits served under the error budget (POST /v1/deja/feedback).",
+            "Verdicts on semantic hits (POST /v1/deja/feedback) and on the dashboard's listed hits and near-misses (POST /admin/feedback).",
             "verdict",
             &["right", "wrong"],
             &self.feedback,

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use deja_core::{EntryId, RejectReason, StageTimes, Usage};
+use deja_core::{EntryId, LabelTicket, RejectReason, StageTimes, Usage};
 
 #[derive(Debug, Clone)]
 pub struct RequestSummary {
@@ -31,6 +31,8 @@ pub struct RequestSummary {
     pub aliased: bool,
     /// The best candidate not served, when a semantic search found one.
     pub near_miss: Option<NearMiss>,
+    /// What a semantic hit served, for a person's verdict on the dashboard.
+    pub semantic_hit: Option<SemanticServed>,
     /// Reading the request into its cache key (parsing and normalising).
     pub normalise: Option<Duration>,
     /// The engine's stages (see [`deja_core::StageTimes`]).
@@ -54,6 +56,7 @@ impl RequestSummary {
             similarity: None,
             aliased: false,
             near_miss: None,
+            semantic_hit: None,
             normalise: None,
             stages: StageTimes::default(),
             upstream: None,
@@ -75,6 +78,19 @@ pub struct NearMiss {
     pub prompt: String,
     /// Set when the candidate reached the threshold and verification refused it.
     pub rejected: Option<RejectReason>,
+    /// Under an error budget: the candidate's label cell, which a person's verdict on the
+    /// dashboard labels (would serving it have been right?).
+    pub ticket: Option<LabelTicket>,
+}
+
+/// A semantic hit that was served.
+#[derive(Debug, Clone)]
+pub struct SemanticServed {
+    pub entry: EntryId,
+    /// The request's prompt as it was looked up (normalised).
+    pub prompt: String,
+    /// Under an error budget: the hit's label cell, which a verdict labels.
+    pub ticket: Option<LabelTicket>,
 }
 
 /// The `endpoint` label.

@@ -28,7 +28,7 @@ use crate::coalesce::{LeaderGuard, SharedError, Waited};
 use crate::controls::Controls;
 use crate::error::ApiError;
 use crate::observe::summary::Endpoint;
-use crate::observe::summary::NearMiss;
+use crate::observe::summary::{NearMiss, SemanticServed};
 use crate::routes::record::RequestRecord;
 use crate::routes::CacheHeader;
 use crate::state::AppState;
@@ -199,6 +199,11 @@ pub async fn answer(
                     aliased,
                 } => {
                     record.summary.aliased = aliased;
+                    record.summary.semantic_hit = Some(SemanticServed {
+                        entry: entry.id,
+                        prompt: key.prompt.clone(),
+                        ticket: audit.clone(),
+                    });
                     if let Some(ticket) = audit {
                         let request = (headers, &bytes);
                         after_budgeted_hit(
@@ -235,6 +240,7 @@ pub async fn answer(
                             entry,
                             prompt: key.prompt.clone(),
                             rejected: r,
+                            ticket: label.clone(),
                         });
                     }
                     // Whoever registers first fetches; the others wait above and look
