@@ -22,7 +22,7 @@ use super::summary::{nano_usd, Endpoint, Outcome, RequestSummary};
 
 /// Reasons the routes give for a bypass themselves (`x-deja-bypass-reason`), besides the
 /// engine's [`BypassReason`]s and the never-cache rules'.
-const ROUTE_BYPASS_REASONS: [&str; 2] = ["no-cache", "unreadable-entry"];
+const ROUTE_BYPASS_REASONS: [&str; 3] = ["no-cache", "unreadable-entry", "background"];
 
 /// Every personal-data kind the detectors report. A kind added to `PiiKind` and not here
 /// is counted as `other` until it is listed.
