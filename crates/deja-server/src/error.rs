@@ -18,6 +18,9 @@ pub enum ApiError {
     Unauthorized,
     /// No such route or resource (e.g. the admin API while it is off, an unknown entry).
     NotFound { message: String },
+    /// A route whose upstream is not configured (Azure OpenAI's without `azure.base_url`):
+    /// nothing is sent anywhere, and the message says what to configure.
+    NotConfigured { message: String },
     /// The route exists, but not for this method (the `Allow` header lists those it has).
     MethodNotAllowed,
     /// The body exceeds `limits.max_body_bytes`.
@@ -77,6 +80,14 @@ impl ApiError {
                 "invalid_request_error",
                 None,
                 Some("not_found"),
+            ),
+            // A 404, as for a path deja does not serve: SDKs do not retry it.
+            ApiError::NotConfigured { message } => (
+                StatusCode::NOT_FOUND,
+                message,
+                "invalid_request_error",
+                None,
+                Some("not_configured"),
             ),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
