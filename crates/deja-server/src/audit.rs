@@ -4,8 +4,8 @@
 //! `/metrics`, and labels for the similarities the budget now serves (which produce no
 //! misses any more).
 //!
-//! Only with the operator's key for that upstream (`upstream.api_key`, or
-//! `anthropic.api_key` for `/v1/messages`): a client's key is never spent on a check it did
+//! Only with the operator's key for that upstream (`upstream.api_key`, `anthropic.api_key`
+//! for `/v1/messages`, or `azure.api_key` for Azure OpenAI's routes): a client's key is never spent on a check it did
 //! not ask for. Within a daily call and token budget (per UTC day of the cache's clock,
 //! counted since this process started); a hit is audited only if its entry's recorded
 //! usage still fits. The request is re-sent as it came, not streamed. Nothing here runs on
@@ -18,10 +18,13 @@ use serde_json::Value;
 
 use crate::answers::Api;
 use crate::state::AppState;
+use crate::upstream::Upstream;
 
 /// What an audit re-sends: the request as it came, where it went.
 pub struct Resend {
-    /// Which upstream answered it.
+    /// The upstream that answered it.
+    pub upstream: Upstream,
+    /// The wire format it answered in.
     pub api: Api,
     /// The incoming path and query, mapped under the upstream's base URL.
     pub path: String,
@@ -33,10 +36,7 @@ pub struct Resend {
 /// operator's key, compares the answers and records the verdict. A failure costs the audit
 /// only (logged).
 pub async fn check(app: AppState, ticket: LabelTicket, prompt: String, resend: Resend) {
-    let upstream = match resend.api {
-        Api::OpenAi => app.upstream(),
-        Api::Anthropic => app.anthropic(),
-    };
+    let upstream = &resend.upstream;
     if !upstream.has_operator_key() {
         return;
     }

@@ -21,8 +21,9 @@
 //! and `anthropic-version: 2023-06-01` (the recorded request is the body only), and its
 //! text is compared the same way; without `anthropic.api_key` it is passed over.
 //!
-//! Entries without a recorded request (stored while the job was off, embedding items) are
-//! passed over without a call. What the checks did is counted in the cache's counters
+//! Entries without a recorded request (stored while the job was off, embedding items, Azure
+//! OpenAI's, whose path and `api-version` a recording would lack) are passed over without
+//! a call. What the checks did is counted in the cache's counters
 //! (`stale_checks`, `stale_check_tokens`, `stale_check_failures`, `removed_stale`,
 //! `stale_replaced`), which `deja stats` and `GET /admin/stats` show.
 //!

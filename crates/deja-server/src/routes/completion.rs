@@ -351,6 +351,7 @@ fn after_budgeted_hit(
         c.audit_max_tokens_per_day,
     ) {
         let resend = crate::audit::Resend {
+            upstream: route.upstream.clone(),
             api: match route.format {
                 StreamFormat::OpenAi => crate::answers::Api::OpenAi,
                 StreamFormat::Anthropic => crate::answers::Api::Anthropic,
