@@ -2,8 +2,8 @@
 # Runs every check deja has, on a fresh machine: installs what the tests need (the
 # embedding model, the Python OpenAI and Anthropic SDKs in a private venv), then
 # formatting, lints, the Rust test suite (unit, conformance, integration through the real
-# server and mock upstreams), the end-to-end tests with the official `openai` and
-# `anthropic` packages, and a short run of every fuzz target.
+# server and mock upstreams), the end-to-end tests with the official `openai` (also its
+# `AzureOpenAI` client) and `anthropic` packages, and a short run of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,6 +57,9 @@ cargo build --locked -p deja
 
 step "end to end with the anthropic Python SDK"
 .venv/bin/python tests/e2e/test_anthropic_sdk.py --deja "${CARGO_TARGET_DIR:-target}/debug/deja"
+
+step "end to end with the openai Python SDK's AzureOpenAI client"
+.venv/bin/python tests/e2e/test_azure_sdk.py --deja "${CARGO_TARGET_DIR:-target}/debug/deja"
 
 step "fuzzing: every cargo-fuzz target for 20 s from its committed corpus (scripts/fuzz.sh)"
 scripts/fuzz.sh --seconds 20

@@ -20,6 +20,9 @@ use crate::json::{canonical, canonical_of, parse_request};
 /// as JSON. `null` is treated like an absent field, as OpenAI does.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct ChatRequest {
+    /// Required by [`parse_chat`]. Empty only from [`parse_chat_without_model`] (an API that
+    /// names the model in the path), and then not sent on.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub model: String,
     pub messages: Vec<Message>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,6 +117,17 @@ pub struct Message {
 
 /// Parses and validates a chat completion request body.
 pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, WireError> {
+    let req = parse_chat_without_model(body)?;
+    if req.model.is_empty() {
+        return Err(missing_model());
+    }
+    Ok(req)
+}
+
+/// [`parse_chat`] for an API whose path names the model (Azure OpenAI's
+/// `/openai/deployments/{deployment}/chat/completions`): the body may leave `model` out,
+/// and then it is `""`.
+pub fn parse_chat_without_model(body: &[u8]) -> Result<ChatRequest, WireError> {
     let req: ChatRequest = parse_request(body)?;
     if req.messages.is_empty() {
         return Err(WireError::with_param(
@@ -141,6 +155,11 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, WireError> {
         }
     }
     Ok(req)
+}
+
+/// An absent (or empty) `model`, in the words of the other missing parameters.
+pub(crate) fn missing_model() -> WireError {
+    WireError::with_param("missing required parameter 'model'", "model")
 }
 
 /// Whether the client asked for a streamed (SSE) answer.
@@ -697,6 +716,29 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn only_the_path_form_may_leave_the_model_out() {
+        let body = br#"{"messages":[{"role":"user","content":"x"}]}"#;
+        let req = parse_chat_without_model(body).unwrap();
+        assert_eq!(req.model, "");
+        // Not sent on as `"model": ""`.
+        assert!(serde_json::to_value(&req).unwrap().get("model").is_none());
+        let empty = br#"{"model":"","messages":[{"role":"user","content":"x"}]}"#;
+        for body in [&body[..], &empty[..]] {
+            let err = parse_chat(body).unwrap_err();
+            assert_eq!(err.param.as_deref(), Some("model"));
+            assert_eq!(err.message, "missing required parameter 'model'");
+        }
+        // The rest is checked alike.
+        let err = parse_chat_without_model(br#"{"messages":[]}"#).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("messages"));
+        let named = br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#;
+        assert_eq!(
+            parse_chat_without_model(named).unwrap(),
+            parse_chat(named).unwrap()
+        );
     }
 
     #[test]

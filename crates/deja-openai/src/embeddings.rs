@@ -16,6 +16,9 @@ use crate::json::{canonical, parse_request, to_vec};
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct EmbeddingsRequest {
+    /// Required by [`parse_embeddings`]. Empty only from [`parse_embeddings_without_model`]
+    /// (an API that names the model in the path), and then not sent on.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub model: String,
     pub input: EmbeddingInput,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,6 +69,17 @@ const INPUT_SHAPES: &str =
 
 /// Parses and validates an embeddings request body.
 pub fn parse_embeddings(body: &[u8]) -> Result<EmbeddingsRequest, WireError> {
+    let req = parse_embeddings_without_model(body)?;
+    if req.model.is_empty() {
+        return Err(crate::chat::missing_model());
+    }
+    Ok(req)
+}
+
+/// [`parse_embeddings`] for an API whose path names the model (Azure OpenAI's
+/// `/openai/deployments/{deployment}/embeddings`): the body may leave `model` out, and then
+/// it is `""`.
+pub fn parse_embeddings_without_model(body: &[u8]) -> Result<EmbeddingsRequest, WireError> {
     let req: EmbeddingsRequest = parse_request(body).map_err(|e| {
         // The untagged enum's own message ("did not match any variant") says nothing useful.
         if e.param.as_deref() == Some("input") && !e.message.starts_with("missing") {
@@ -450,6 +464,24 @@ mod tests {
         }
         assert_ne!(item_key(&base, &item, "t2"), a);
         assert_ne!(item_key(&base, &EmbeddingItem::Tokens(vec![97]), "t"), a);
+    }
+
+    #[test]
+    fn only_the_path_form_may_leave_the_model_out() {
+        let body = br#"{"input":"x"}"#;
+        let req = parse_embeddings_without_model(body).unwrap();
+        assert_eq!(req.model, "");
+        let sent: Value = serde_json::from_slice(&build_upstream_request(
+            &req,
+            &[EmbeddingItem::Text("x".into())],
+        ))
+        .unwrap();
+        assert_eq!(sent, json!({"input": ["x"], "encoding_format": "float"}));
+        for body in [&body[..], br#"{"model":"","input":"x"}"#] {
+            let err = parse_embeddings(body).unwrap_err();
+            assert_eq!(err.param.as_deref(), Some("model"));
+        }
+        assert!(parse_embeddings_without_model(br#"{"input":""}"#).is_err());
     }
 
     #[test]

@@ -498,6 +498,7 @@ async fn config(State(app): State<AppState>) -> Result<Response, ApiError> {
         ["admin", "token"],
         ["embedder", "api_key"],
         ["anthropic", "api_key"],
+        ["azure", "api_key"],
     ] {
         if let Some(secret) = v
             .get_mut(path[0])

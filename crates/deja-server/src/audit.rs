@@ -4,8 +4,8 @@
 //! `/metrics`, and labels for the similarities the budget now serves (which produce no
 //! misses any more).
 //!
-//! Only with the operator's key for that upstream (`upstream.api_key`, or
-//! `anthropic.api_key` for `/v1/messages`): a client's key is never spent on a check it did
+//! Only with the operator's key for that upstream (`upstream.api_key`, `anthropic.api_key`
+//! for `/v1/messages`, or `azure.api_key` for Azure OpenAI's routes): a client's key is never spent on a check it did
 //! not ask for. Within a daily call and token budget (per UTC day of the cache's clock,
 //! counted since this process started); a hit is audited only if its entry's recorded
 //! usage still fits. The request is re-sent as it came, not streamed. Nothing here runs on
@@ -18,13 +18,14 @@ use serde_json::Value;
 
 use crate::answers::Api;
 use crate::state::AppState;
+use crate::upstream::Upstream;
 
 /// What an audit re-sends: the request as it came, where it went.
 pub struct Resend {
-    /// Which API answered it (how to read the fresh answer).
+    /// The upstream that answered it.
+    pub upstream: Upstream,
+    /// The wire format it answered in (how to read the fresh answer).
     pub api: Api,
-    /// The upstream the request went to.
-    pub upstream: crate::upstream::Upstream,
     /// The incoming path and query, mapped under the upstream's base URL.
     pub path: String,
     pub headers: HeaderMap,

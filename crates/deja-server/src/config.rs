@@ -33,6 +33,9 @@ pub struct Config {
     pub staleness: StalenessConfig,
     /// Where `POST /v1/messages` (Anthropic's Messages API) sends its misses.
     pub anthropic: AnthropicConfig,
+    /// Where Azure OpenAI's routes (`/openai/...`) send their misses; off until its
+    /// `base_url` is set.
+    pub azure: AzureConfig,
     /// Prices per model in US dollars per 1M tokens, over the built-in list
     /// (`[prices."gpt-4o"] input_per_mtok = 2.5, output_per_mtok = 10.0`); see
     /// [`crate::pricing`].
@@ -62,6 +65,21 @@ impl Default for AnthropicConfig {
             api_key: None,
         }
     }
+}
+
+/// `[azure]`: the upstream of Azure OpenAI's routes (`/openai/deployments/{deployment}/...`
+/// and `/openai/v1/...`). Timeouts are `[upstream]`'s.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AzureConfig {
+    /// The resource endpoint, as Azure's SDKs take it (`https://RESOURCE.openai.azure.com`; a
+    /// trailing `/openai` is accepted too). Unset, the Azure routes answer an error saying
+    /// so, and nothing is sent anywhere. Env `DEJA_AZURE_BASE_URL`.
+    pub base_url: Option<String>,
+    /// Key sent upstream as `api-key`, in place of the client's `api-key` and
+    /// `Authorization`. When unset, the client's own are forwarded. Env
+    /// `DEJA_AZURE_API_KEY`.
+    pub api_key: Option<String>,
 }
 
 /// `[staleness]`: a background job samples entries, re-sends each one's recorded request
@@ -243,6 +261,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             staleness: StalenessConfig::default(),
             anthropic: AnthropicConfig::default(),
+            azure: AzureConfig::default(),
             prices: BTreeMap::new(),
             namespaces: BTreeMap::new(),
         }
@@ -782,6 +801,14 @@ impl Config {
         if let Some(v) = lookup("ANTHROPIC_API_KEY").filter(|v| !v.is_empty()) {
             self.anthropic.api_key = Some(v);
         }
+        // Not AZURE_OPENAI_ENDPOINT / AZURE_OPENAI_API_KEY: those configure a client's SDK,
+        // which may well be pointed at deja itself.
+        if let Some(v) = lookup("DEJA_AZURE_BASE_URL").filter(|v| !v.is_empty()) {
+            self.azure.base_url = Some(v);
+        }
+        if let Some(v) = lookup("DEJA_AZURE_API_KEY").filter(|v| !v.is_empty()) {
+            self.azure.api_key = Some(v);
+        }
         if let Some(v) = lookup("DEJA_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
             self.admin.token = Some(v);
         }
@@ -1038,15 +1065,23 @@ impl Config {
             }
         }
         for (key, url) in [
-            ("upstream.base_url", &self.upstream.base_url),
-            ("anthropic.base_url", &self.anthropic.base_url),
+            ("upstream.base_url", Some(&self.upstream.base_url)),
+            ("anthropic.base_url", Some(&self.anthropic.base_url)),
+            ("azure.base_url", self.azure.base_url.as_ref()),
         ] {
+            let Some(url) = url else { continue };
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::Invalid {
                     key: key.into(),
                     message: format!("{url:?} is not an http(s) URL"),
                 });
             }
+        }
+        if let Some(url) = &self.azure.base_url {
+            check_azure_endpoint(url).map_err(|message| ConfigError::Invalid {
+                key: "azure.base_url".into(),
+                message,
+            })?;
         }
         match (self.store.kind, self.store.url.as_deref()) {
             (StoreKind::Redis, None) => {
@@ -1146,6 +1181,23 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// What is wrong with an Azure resource endpoint, if anything: it is where each request's
+/// own `/openai/...` path goes, so it must not already hold a part of such a path (a
+/// deployment, `/openai/v1`) or a query. A path before `/openai` (a gateway's prefix) is
+/// kept.
+fn check_azure_endpoint(url: &str) -> Result<(), String> {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
+    let path = path.trim_end_matches('/');
+    let path = path.strip_suffix("/openai").unwrap_or(path);
+    if url.contains(['?', '#']) || path.split('/').any(|s| s == "openai") {
+        return Err(format!(
+            "{url:?} is not a resource endpoint; give it without the /openai/... path or a query, e.g. https://RESOURCE.openai.azure.com (deja keeps each request's path and api-version)"
+        ));
+    }
+    Ok(())
 }
 
 fn parse_key<T: std::str::FromStr>(key: &str, value: &str, want: &str) -> Result<T, ConfigError> {

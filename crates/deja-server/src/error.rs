@@ -20,6 +20,9 @@ pub enum ApiError {
     NotFound { message: String },
     /// The request conflicts with what was done before (a second verdict on one row).
     Conflict { message: String },
+    /// A route whose upstream is not configured (Azure OpenAI's without `azure.base_url`):
+    /// nothing is sent anywhere, and the message says what to configure.
+    NotConfigured { message: String },
     /// The route exists, but not for this method (the `Allow` header lists those it has).
     MethodNotAllowed,
     /// The body exceeds `limits.max_body_bytes`.
@@ -86,6 +89,14 @@ impl ApiError {
                 "invalid_request_error",
                 None,
                 Some("conflict"),
+            ),
+            // A 404, as for a path deja does not serve: SDKs do not retry it.
+            ApiError::NotConfigured { message } => (
+                StatusCode::NOT_FOUND,
+                message,
+                "invalid_request_error",
+                None,
+                Some("not_configured"),
             ),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,

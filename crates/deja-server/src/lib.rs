@@ -393,7 +393,7 @@ pub fn capacity_limits(config: &Config) -> CapacityLimits {
 }
 
 /// The proxy's routes, each request with its id ([`request_id`]). Paths deja does not
-/// cache pass through to the upstream.
+/// cache pass through to the upstream (under `/openai/`, to Azure's).
 pub fn router(state: AppState) -> request_id::RequestIds<Router> {
     let routes = Router::new()
         .route("/v1/chat/completions", post(routes::chat::chat_completions))
@@ -405,6 +405,18 @@ pub fn router(state: AppState) -> request_id::RequestIds<Router> {
             "/v1/messages/{*rest}",
             any(routes::passthrough::anthropic_passthrough),
         )
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(routes::azure::deployment_chat),
+        )
+        .route(
+            "/openai/deployments/{deployment}/embeddings",
+            post(routes::azure::deployment_embeddings),
+        )
+        .route("/openai/v1/chat/completions", post(routes::azure::v1_chat))
+        .route("/openai/v1/embeddings", post(routes::azure::v1_embeddings))
+        .route("/openai/v1/responses", post(routes::azure::v1_responses))
+        .route("/openai/{*rest}", any(routes::azure::passthrough))
         .route("/health", get(health))
         .route("/metrics", get(scrape::scrape))
         .merge(dashboard::router())

@@ -23,8 +23,9 @@
 //! of the Responses API (a `response`, or a stream of its events) is re-asked at the
 //! upstream's `/v1/responses`.
 //!
-//! Entries without a recorded request (stored while the job was off, embedding items) are
-//! passed over without a call. What the checks did is counted in the cache's counters
+//! Entries without a recorded request (stored while the job was off, embedding items, Azure
+//! OpenAI's, whose path and `api-version` a recording would lack) are passed over without
+//! a call. What the checks did is counted in the cache's counters
 //! (`stale_checks`, `stale_check_tokens`, `stale_check_failures`, `removed_stale`,
 //! `stale_replaced`), which `deja stats` and `GET /admin/stats` show.
 //!

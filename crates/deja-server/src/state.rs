@@ -29,6 +29,8 @@ struct AppInner {
     upstream: Upstream,
     /// Anthropic's API, for `/v1/messages` (`[anthropic]`).
     anthropic: Upstream,
+    /// Azure OpenAI, for `/openai/...` (`[azure]`); `None` while it is not configured.
+    azure: Option<Upstream>,
     inflight: Inflight,
     /// What `GET /metrics` reports; recorded by the routes.
     metrics: Arc<metrics::Metrics>,
@@ -65,6 +67,8 @@ impl AppState {
         let upstream = Upstream::new(&config.upstream).context("building the upstream client")?;
         let anthropic = Upstream::anthropic(&config.anthropic, &config.upstream)
             .context("building the Anthropic upstream client")?;
+        let azure = Upstream::azure(&config.azure, &config.upstream)
+            .context("building the Azure OpenAI upstream client")?;
         let rules = deja_core::rules::NeverCacheRules::new(&config.rules)
             .context("compiling the never-cache rules ([rules] in the config)")?;
         let metrics = Arc::new(metrics::Metrics::new(&config.rules));
@@ -96,6 +100,7 @@ impl AppState {
                 rules,
                 upstream,
                 anthropic,
+                azure,
                 inflight: Inflight::default(),
                 index_snapshot,
                 shared_embeddings,
@@ -130,6 +135,10 @@ impl AppState {
     /// The client for Anthropic's API (`/v1/messages`).
     pub fn anthropic(&self) -> &Upstream {
         &self.inner.anthropic
+    }
+    /// The client for Azure OpenAI (`/openai/...`), unless `[azure]` has no `base_url`.
+    pub fn azure(&self) -> Option<&Upstream> {
+        self.inner.azure.as_ref()
     }
     pub fn inflight(&self) -> &Inflight {
         &self.inner.inflight

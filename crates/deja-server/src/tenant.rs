@@ -218,9 +218,18 @@ pub fn key_scope<'a>(tenant: &'a str, query: Option<&str>) -> std::borrow::Cow<'
     }
 }
 
+/// [`key_scope`] for a request to another API in the same wire format (Azure OpenAI speaks
+/// OpenAI's): `api` (the API and, for Azure's deployment routes, the deployment; it holds no
+/// NUL) goes between the tenant label and the query. Such a scope has `\0@` right after the
+/// label where an OpenAI scope has `\0?` or nothing, so the two never share an entry, even
+/// for the same tenant, model and query; and two `api`s never run into the query.
+pub fn api_key_scope(tenant: &str, api: &str, query: Option<&str>) -> String {
+    format!("{tenant}\0@{api}\0?{}", keyed_query(query))
+}
+
 /// The path a cached route sends its misses to: its own, with the client's query string
 /// (credential parameters included: the upstream may need them).
-pub fn upstream_path(path: &'static str, query: Option<&str>) -> std::borrow::Cow<'static, str> {
+pub fn upstream_path<'a>(path: &'a str, query: Option<&str>) -> std::borrow::Cow<'a, str> {
     match query {
         Some(q) if !q.is_empty() => format!("{path}?{q}").into(),
         _ => path.into(),
@@ -508,6 +517,31 @@ mod tests {
         assert_eq!(
             upstream_path("/v1/chat/completions", Some("api-version=1")),
             "/v1/chat/completions?api-version=1"
+        );
+    }
+
+    #[test]
+    fn another_api_is_keyed_apart_from_openai_and_from_each_other() {
+        let openai = key_scope("key:x", Some("api-version=1"));
+        let deployment = api_key_scope("key:x", "azure/deployments/d", Some("api-version=1"));
+        assert_eq!(deployment, "key:x\0@azure/deployments/d\0?api-version=1");
+        assert_ne!(openai, deployment);
+        assert_ne!(
+            key_scope("key:x", None),
+            api_key_scope("key:x", "azure/v1", None)
+        );
+        assert_ne!(
+            deployment,
+            api_key_scope("key:x", "azure/deployments/e", Some("api-version=1"))
+        );
+        assert_ne!(
+            deployment,
+            api_key_scope("key:x", "azure/deployments/d", Some("api-version=2"))
+        );
+        // Credentials in the query are the tenant's, not the key's.
+        assert_eq!(
+            api_key_scope("key:x", "azure/v1", Some("key=s&api-version=1")),
+            api_key_scope("key:x", "azure/v1", Some("api-version=1"))
         );
     }
 

@@ -1,18 +1,21 @@
-//! The HTTP clients that talk to the upstreams (the OpenAI-compatible one, and Anthropic's
-//! for `/v1/messages`), and the header rules for what crosses the proxy in each direction.
+//! The HTTP clients that talk to the upstreams (the OpenAI-compatible one, Anthropic's for
+//! `/v1/messages`, Azure OpenAI's for `/openai/...`), and the header rules for what crosses
+//! the proxy in each direction.
 
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use bytes::Bytes;
 
-use crate::config::{AnthropicConfig, UpstreamConfig};
+use crate::config::{AnthropicConfig, AzureConfig, UpstreamConfig};
 use crate::error::ApiError;
 
 #[derive(Clone)]
 pub struct Upstream {
     client: reqwest::Client,
     base_url: String,
+    /// The incoming path prefix `base_url` stands for: `/v1/x` maps to `{base_url}/x`.
+    prefix: &'static str,
     api_key: Option<String>,
     credential: Credential,
     timeout: Duration,
@@ -25,6 +28,9 @@ enum Credential {
     Bearer,
     /// `x-api-key: KEY` (Anthropic, whose SDKs may also send a bearer token).
     ApiKey,
+    /// `api-key: KEY` (Azure OpenAI, which also takes a bearer token: an Entra ID token, or
+    /// the key on its v1 API).
+    AzureApiKey,
 }
 
 impl Credential {
@@ -33,6 +39,7 @@ impl Credential {
         match self {
             Credential::Bearer => &["authorization"],
             Credential::ApiKey => &["authorization", "x-api-key"],
+            Credential::AzureApiKey => &["authorization", "api-key"],
         }
     }
 }
@@ -61,6 +68,7 @@ impl Upstream {
     pub fn new(cfg: &UpstreamConfig) -> Result<Self, reqwest::Error> {
         Self::build(
             cfg.base_url.trim_end_matches('/').to_string(),
+            "/v1",
             cfg.api_key.clone(),
             Credential::Bearer,
             cfg,
@@ -78,14 +86,39 @@ impl Upstream {
         let base = base.strip_suffix("/v1").unwrap_or(base);
         Self::build(
             format!("{base}/v1"),
+            "/v1",
             cfg.api_key.clone(),
             Credential::ApiKey,
             timeouts,
         )
     }
 
+    /// The client for Azure OpenAI (`[azure]`, with `[upstream]`'s timeouts), or `None` while
+    /// `azure.base_url` is unset. Its base URL is the resource endpoint, as Azure's SDKs take
+    /// it (a trailing `/openai` is accepted too), so `/openai/x` maps to
+    /// `{base_url}/openai/x`.
+    pub fn azure(
+        cfg: &AzureConfig,
+        timeouts: &UpstreamConfig,
+    ) -> Result<Option<Self>, reqwest::Error> {
+        let Some(base) = &cfg.base_url else {
+            return Ok(None);
+        };
+        let base = base.trim_end_matches('/');
+        let base = base.strip_suffix("/openai").unwrap_or(base);
+        Self::build(
+            format!("{base}/openai"),
+            "/openai",
+            cfg.api_key.clone(),
+            Credential::AzureApiKey,
+            timeouts,
+        )
+        .map(Some)
+    }
+
     fn build(
         base_url: String,
+        prefix: &'static str,
         api_key: Option<String>,
         credential: Credential,
         timeouts: &UpstreamConfig,
@@ -99,6 +132,7 @@ impl Upstream {
         Ok(Self {
             client,
             base_url,
+            prefix,
             api_key,
             credential,
             timeout,
@@ -111,10 +145,11 @@ impl Upstream {
         self.api_key.is_some()
     }
 
-    /// The upstream URL for an incoming path: `/v1/x` maps to `{base_url}/x`.
+    /// The upstream URL for an incoming path: `/v1/x` maps to `{base_url}/x` (for Azure,
+    /// `/openai/x`).
     pub fn url_for(&self, path_and_query: &str) -> String {
         let rest = path_and_query
-            .strip_prefix("/v1")
+            .strip_prefix(self.prefix)
             .filter(|r| r.is_empty() || r.starts_with('/') || r.starts_with('?'))
             .unwrap_or(path_and_query);
         format!("{}{}", self.base_url, rest)
@@ -142,6 +177,7 @@ impl Upstream {
             let (name, value) = match self.credential {
                 Credential::Bearer => ("authorization", format!("Bearer {key}")),
                 Credential::ApiKey => ("x-api-key", key.clone()),
+                Credential::AzureApiKey => ("api-key", key.clone()),
             };
             if let Ok(v) = HeaderValue::from_str(&value) {
                 out.insert(name, v);
@@ -279,6 +315,54 @@ mod tests {
         assert_eq!(out["anthropic-beta"], "b1");
         let out = anthropic("http://x", None).request_headers(&h);
         assert_eq!(out["x-api-key"], "client");
+        assert_eq!(out["authorization"], "Bearer client");
+    }
+
+    fn azure(base_url: &str, api_key: Option<&str>) -> Upstream {
+        Upstream::azure(
+            &AzureConfig {
+                base_url: Some(base_url.into()),
+                api_key: api_key.map(str::to_string),
+            },
+            &UpstreamConfig::default(),
+        )
+        .unwrap()
+        .unwrap()
+    }
+
+    #[test]
+    fn azure_paths_map_under_the_endpoint_with_or_without_openai_in_it() {
+        for base in [
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9/",
+            "http://127.0.0.1:9/openai/",
+        ] {
+            assert_eq!(
+                azure(base, None).url_for("/openai/deployments/d/chat/completions?api-version=1"),
+                "http://127.0.0.1:9/openai/deployments/d/chat/completions?api-version=1",
+                "{base}"
+            );
+        }
+        assert_eq!(
+            azure("https://gw.example/team", None).url_for("/openai/v1/embeddings"),
+            "https://gw.example/team/openai/v1/embeddings"
+        );
+        let off = Upstream::azure(&AzureConfig::default(), &UpstreamConfig::default()).unwrap();
+        assert!(off.is_none(), "no client without a base URL");
+    }
+
+    #[test]
+    fn azure_key_replaces_the_clients_api_key_and_bearer() {
+        let mut h = HeaderMap::new();
+        h.insert("api-key", HeaderValue::from_static("client"));
+        h.insert("authorization", HeaderValue::from_static("Bearer client"));
+        h.insert("x-ms-client-request-id", HeaderValue::from_static("r1"));
+        let out = azure("http://x", Some("server")).request_headers(&h);
+        assert_eq!(out["api-key"], "server");
+        assert!(out.get("authorization").is_none());
+        assert_eq!(out["x-ms-client-request-id"], "r1");
+        let out = azure("http://x", None).request_headers(&h);
+        assert_eq!(out["api-key"], "client");
         assert_eq!(out["authorization"], "Bearer client");
     }
 }

@@ -351,7 +351,10 @@ async fn background_requests_pass_through_uncached() {
     assert_eq!(p.calls(), 2);
     let metrics = p.served.scrape().await;
     let line = "deja_bypass_total{reason=\"background\"} 2";
-    assert!(metrics.lines().any(|l| l == line), "{line} not in:\n{metrics}");
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "{line} not in:\n{metrics}"
+    );
     // Nothing was stored: the foreground request is a miss.
     assert_eq!(
         outcome(&p.send(ask("Write a long report on tides"), &[]).await),

@@ -18,10 +18,22 @@
 //! | `POST /v1/embeddings`        | `embedding_calls`, `embedding_items` += inputs |
 //! | `POST /v1/responses`         | `responses_calls` (see [`responses`])        |
 //! | `GET /v1/models`             | `other_calls`                                |
+//! | `POST /openai/deployments/{deployment}/chat/completions` | `chat_calls` (Azure OpenAI) |
+//! | `POST /openai/deployments/{deployment}/embeddings` | `embedding_calls`, `embedding_items` (Azure OpenAI) |
+//! | `POST /openai/v1/chat/completions` | `chat_calls` (Azure OpenAI's v1 API)   |
+//! | `POST /openai/v1/embeddings` | `embedding_calls`, `embedding_items` (Azure OpenAI's v1 API) |
+//! | `POST /openai/v1/responses`  | `responses_calls` (Azure OpenAI's v1 API)    |
 //! | anything else                | `other_calls` (404 in the OpenAI error shape) |
 //! | `GET /mock/stats`            | not counted; [`MockStats`] as JSON           |
 //! | `POST /mock/reset`           | not counted; zeroes the counters             |
 //! | `GET /mock/last-authorization` | not counted; `{"authorization": ...}`      |
+//! | `GET /mock/requests`         | not counted; [`MockState::requests`] as JSON: `[{"method", "path", "headers"}]` |
+//!
+//! The Azure OpenAI routes answer as the OpenAI ones do (with `model` = the deployment when
+//! the body names none), after Azure's own checks, in Azure's error shape
+//! `{"error":{"code","message"}}`: the deployment routes need an `api-version` query
+//! parameter (else 404 `Resource not found`, as Azure answers), and every Azure route a
+//! credential, `api-key` or `Authorization` (else 401). Refused calls are still counted.
 //!
 //! Every counted call also bumps `total_calls` and records its `authorization` header.
 //! Every request outside `/mock/` is recorded as it arrived ([`MockState::requests`]:
@@ -63,7 +75,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -280,6 +292,12 @@ impl MockUpstream {
         format!("http://{}/v1", self.addr)
     }
 
+    /// The Azure OpenAI resource endpoint, e.g. `http://127.0.0.1:PORT` (an `AzureOpenAI`
+    /// client's `azure_endpoint`, deja's `azure.base_url`).
+    pub fn azure_endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -319,9 +337,21 @@ pub fn router(state: MockState) -> Router {
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/responses", post(responses::responses))
         .route("/v1/models", get(list_models))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(azure_deployment_chat),
+        )
+        .route(
+            "/openai/deployments/{deployment}/embeddings",
+            post(azure_deployment_embeddings),
+        )
+        .route("/openai/v1/chat/completions", post(azure_v1_chat))
+        .route("/openai/v1/embeddings", post(azure_v1_embeddings))
+        .route("/openai/v1/responses", post(azure_v1_responses))
         .route("/mock/stats", get(get_stats))
         .route("/mock/reset", post(post_reset))
         .route("/mock/last-authorization", get(get_last_authorization))
+        .route("/mock/requests", get(get_requests))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -595,8 +625,18 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let ordinal = state.record(CallKind::Chat, &headers);
-    let request: Value = match serde_json::from_slice(&body) {
+    answer_chat(&state, &headers, &body, "deja-mock-chat").await
+}
+
+/// A chat completion; `default_model` is the answer's `model` when the body names none.
+async fn answer_chat(
+    state: &MockState,
+    headers: &HeaderMap,
+    body: &Bytes,
+    default_model: &str,
+) -> Response {
+    let ordinal = state.record(CallKind::Chat, headers);
+    let request: Value = match serde_json::from_slice(body) {
         Ok(value @ Value::Object(_)) => value,
         _ => return invalid_request("request body is not a JSON object"),
     };
@@ -613,7 +653,7 @@ async fn chat_completions(
         .map(content_text)
         .unwrap_or_default();
     state.inner.questions.lock().push(question.clone());
-    let faults = match Faults::collect(&headers, [question.as_str()]) {
+    let faults = match Faults::collect(headers, [question.as_str()]) {
         Ok(faults) => faults,
         Err(message) => return invalid_request(&message),
     };
@@ -625,7 +665,7 @@ async fn chat_completions(
     let model = request
         .get("model")
         .and_then(Value::as_str)
-        .unwrap_or("deja-mock-chat");
+        .unwrap_or(default_model);
     let n = request
         .get("n")
         .and_then(Value::as_u64)
@@ -910,8 +950,18 @@ fn base64_f32(vector: &[f32]) -> String {
 }
 
 async fn embeddings(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
-    state.record(CallKind::Embeddings, &headers);
-    let request: Value = match serde_json::from_slice(&body) {
+    answer_embeddings(&state, &headers, &body, "deja-mock-embedding").await
+}
+
+/// An embeddings answer; `default_model` is the answer's `model` when the body names none.
+async fn answer_embeddings(
+    state: &MockState,
+    headers: &HeaderMap,
+    body: &Bytes,
+    default_model: &str,
+) -> Response {
+    state.record(CallKind::Embeddings, headers);
+    let request: Value = match serde_json::from_slice(body) {
         Ok(value @ Value::Object(_)) => value,
         _ => return invalid_request("request body is not a JSON object"),
     };
@@ -920,7 +970,7 @@ async fn embeddings(State(state): State<MockState>, headers: HeaderMap, body: By
         Err(message) => return invalid_request(&message),
     };
     state.add_embedding_items(inputs.len());
-    let faults = match Faults::collect(&headers, inputs.iter().filter_map(EmbeddingInput::text)) {
+    let faults = match Faults::collect(headers, inputs.iter().filter_map(EmbeddingInput::text)) {
         Ok(faults) => faults,
         Err(message) => return invalid_request(&message),
     };
@@ -952,7 +1002,7 @@ async fn embeddings(State(state): State<MockState>, headers: HeaderMap, body: By
     let model = request
         .get("model")
         .and_then(Value::as_str)
-        .unwrap_or("deja-mock-embedding");
+        .unwrap_or(default_model);
 
     sleep_ms(faults.slow_ms).await;
     let data: Vec<Value> = inputs
@@ -979,6 +1029,113 @@ async fn embeddings(State(state): State<MockState>, headers: HeaderMap, body: By
         return truncated_json(&body);
     }
     Json(body).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Azure OpenAI
+
+/// Which of Azure OpenAI's APIs a route is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AzureApi {
+    /// `/openai/deployments/{deployment}/...`: `api-version` required.
+    Deployment,
+    /// `/openai/v1/...`: `api-version` optional.
+    V1,
+}
+
+/// An error in Azure's shape: `{"error":{"code","message"}}`, the code being the status.
+fn azure_error(status: StatusCode, message: &str) -> Response {
+    let body = json!({ "error": { "code": status.as_u16().to_string(), "message": message } });
+    (status, Json(body)).into_response()
+}
+
+/// What Azure answers before looking at the body: a deployment route without
+/// `api-version` is not found, and a call without a credential is refused.
+fn azure_refusal(api: AzureApi, query: Option<&str>, headers: &HeaderMap) -> Option<Response> {
+    let has_version = query.unwrap_or_default().split('&').any(|pair| {
+        pair.split_once('=')
+            .is_some_and(|(k, v)| k == "api-version" && !v.is_empty())
+    });
+    if api == AzureApi::Deployment && !has_version {
+        return Some(azure_error(StatusCode::NOT_FOUND, "Resource not found"));
+    }
+    let has_credential = ["api-key", "authorization"]
+        .iter()
+        .any(|name| headers.get(*name).is_some_and(|v| !v.is_empty()));
+    if !has_credential {
+        return Some(azure_error(
+            StatusCode::UNAUTHORIZED,
+            "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.",
+        ));
+    }
+    None
+}
+
+async fn azure_deployment_chat(
+    State(state): State<MockState>,
+    Path(deployment): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = azure_refusal(AzureApi::Deployment, uri.query(), &headers) {
+        state.record(CallKind::Chat, &headers);
+        return refused;
+    }
+    answer_chat(&state, &headers, &body, &deployment).await
+}
+
+async fn azure_deployment_embeddings(
+    State(state): State<MockState>,
+    Path(deployment): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = azure_refusal(AzureApi::Deployment, uri.query(), &headers) {
+        state.record(CallKind::Embeddings, &headers);
+        return refused;
+    }
+    answer_embeddings(&state, &headers, &body, &deployment).await
+}
+
+async fn azure_v1_chat(
+    State(state): State<MockState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = azure_refusal(AzureApi::V1, uri.query(), &headers) {
+        state.record(CallKind::Chat, &headers);
+        return refused;
+    }
+    answer_chat(&state, &headers, &body, "deja-mock-chat").await
+}
+
+async fn azure_v1_responses(
+    State(state): State<MockState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = azure_refusal(AzureApi::V1, uri.query(), &headers) {
+        state.record(CallKind::Responses, &headers);
+        return refused;
+    }
+    responses::responses(State(state), headers, body).await
+}
+
+async fn azure_v1_embeddings(
+    State(state): State<MockState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = azure_refusal(AzureApi::V1, uri.query(), &headers) {
+        state.record(CallKind::Embeddings, &headers);
+        return refused;
+    }
+    answer_embeddings(&state, &headers, &body, "deja-mock-embedding").await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1034,6 +1191,27 @@ async fn post_reset(State(state): State<MockState>) -> Json<MockStats> {
 
 async fn get_last_authorization(State(state): State<MockState>) -> Json<Value> {
     Json(json!({ "authorization": state.last_authorization() }))
+}
+
+/// The recorded requests, for tests outside the process (the end-to-end ones): method, path
+/// and query as sent, and headers (the last value of each; non-text values lossily).
+async fn get_requests(State(state): State<MockState>) -> Json<Value> {
+    let requests: Vec<Value> = state
+        .requests()
+        .iter()
+        .map(|r| {
+            let headers: serde_json::Map<String, Value> = r
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                    (name.as_str().to_string(), Value::String(value))
+                })
+                .collect();
+            json!({ "method": r.method.as_str(), "path": r.path_and_query, "headers": headers })
+        })
+        .collect();
+    Json(Value::Array(requests))
 }
 
 #[cfg(test)]

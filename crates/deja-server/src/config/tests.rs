@@ -266,6 +266,63 @@ fn anthropic_section_and_env() {
 }
 
 #[test]
+fn azure_section_and_env() {
+    let d = Config::default();
+    assert!(d.azure.base_url.is_none(), "off until configured");
+    assert!(d.azure.api_key.is_none(), "the client's key by default");
+    d.validate().unwrap();
+    let mut c = Config::from_toml(
+        "[azure]\nbase_url = \"https://res.openai.azure.com\"\napi_key = \"az-file\"\n",
+    )
+    .unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.azure.api_key.as_deref(), Some("az-file"));
+    c.apply_env(|k| match k {
+        "DEJA_AZURE_API_KEY" => Some("az-env".into()),
+        "DEJA_AZURE_BASE_URL" => Some("http://127.0.0.1:10/openai/".into()),
+        "AZURE_OPENAI_ENDPOINT" | "AZURE_OPENAI_API_KEY" => Some("http://ignored".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(c.azure.api_key.as_deref(), Some("az-env"));
+    assert_eq!(
+        c.azure.base_url.as_deref(),
+        Some("http://127.0.0.1:10/openai/")
+    );
+    c.validate().unwrap();
+    // Empty variables leave the file's values alone.
+    c.apply_env(|k| k.starts_with("DEJA_AZURE_").then(String::new))
+        .unwrap();
+    assert_eq!(c.azure.api_key.as_deref(), Some("az-env"));
+    // (base URL, valid)
+    for (url, valid) in [
+        ("https://res.openai.azure.com", true),
+        ("https://res.openai.azure.com/", true),
+        ("https://res.openai.azure.com/openai", true),
+        ("https://gateway.example.com/team-a", true),
+        ("https://gateway.example.com/team-a/openai/", true),
+        ("res.openai.azure.com", false),
+        ("https://res.openai.azure.com/openai/v1", false),
+        (
+            "https://res.openai.azure.com/openai/deployments/gpt-4o",
+            false,
+        ),
+        ("https://res.openai.azure.com?api-version=2024-10-21", false),
+    ] {
+        c.azure.base_url = Some(url.into());
+        match c.validate() {
+            Ok(()) => assert!(valid, "{url} was accepted"),
+            Err(e) => {
+                assert!(!valid, "{url}: {e}");
+                assert!(e.to_string().starts_with("azure.base_url"), "{e}");
+            }
+        }
+    }
+    let err = Config::from_toml("[azure]\nendpoint = \"x\"\n").unwrap_err();
+    assert!(err.contains("endpoint"), "{err}");
+}
+
+#[test]
 fn admin_token_from_file_or_env() {
     let c = Config::from_toml("[admin]\ntoken = \"s3cret-s3cret-s3cret\"\n").unwrap();
     assert_eq!(c.admin.token.as_deref(), Some("s3cret-s3cret-s3cret"));

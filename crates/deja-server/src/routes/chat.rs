@@ -3,6 +3,9 @@
 //! client chunk by chunk while it is recorded, and is stored only when it completed
 //! normally. Hits are served in the shape the client asked for (JSON or SSE), whatever
 //! shape they were recorded in.
+//!
+//! Azure OpenAI's chat routes ([`super::azure`]) are answered here too, through [`answer`]
+//! with their [`Api`].
 
 use axum::body::Body;
 use axum::extract::State;
@@ -10,12 +13,13 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use bytes::Bytes;
 use deja_core::{Answer, Entry};
-use deja_openai::chat::{chat_key, include_usage, is_stream, parse_chat};
+use deja_openai::chat::{chat_key, include_usage, is_stream, parse_chat, parse_chat_without_model};
 use deja_openai::sse;
 
 use crate::controls::Controls;
 use crate::error::ApiError;
 use crate::observe::summary::Endpoint;
+use crate::routes::api::Api;
 use crate::routes::completion::{
     self, category_hint, json_response, sse_response, Cached, Route, StreamFormat,
 };
@@ -23,28 +27,46 @@ use crate::routes::record::RequestRecord;
 use crate::routes::{read_body, wire_error};
 use crate::state::AppState;
 
-const PATH: &str = "/v1/chat/completions";
-
 pub async fn chat_completions(
     State(app): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    answer(&app, Api::OpenAi, &uri, &headers, body).await
+}
+
+/// Answers a chat completion request that came in through `api` at `uri` (its path and
+/// query string are forwarded as they came).
+pub async fn answer(
+    app: &AppState,
+    api: Api<'_>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let upstream = api.upstream(app)?;
     let bytes = read_body(body, app.config().limits.max_body_bytes).await?;
     // Counts the request, with its duration, when this function returns.
-    let mut record = RequestRecord::new(&app, Endpoint::Chat);
-    let req = parse_chat(&bytes).map_err(wire_error)?;
-    let controls = Controls::from_headers(&headers)?;
-    let tenant = app.tenancy().tenant(&headers, uri.query())?;
-    let scope = crate::tenant::key_scope(&tenant, uri.query());
-    let key = chat_key(&req, &scope);
+    let mut record = RequestRecord::new(app, Endpoint::Chat);
+    let req = match api.path_model() {
+        None => parse_chat(&bytes),
+        Some(_) => parse_chat_without_model(&bytes),
+    }
+    .map_err(wire_error)?;
+    let controls = Controls::from_headers(headers)?;
+    let tenant = app.tenancy().tenant(headers, uri.query())?;
+    let scope = api.key_scope(&tenant, uri.query());
+    let mut key = chat_key(&req, &scope);
+    if let Some(model) = api.path_model() {
+        key.model = model.to_string();
+    }
     let want = Shape {
         stream: is_stream(&req),
         include_usage: include_usage(&req),
     };
-    let category_hint = category_hint(&app, &headers)?;
-    let tags = crate::tags::tags_from_headers(&headers)?;
+    let category_hint = category_hint(app, headers)?;
+    let tags = crate::tags::tags_from_headers(headers)?;
     record.summary.model = Some(key.model.clone());
     record.normalised();
     let cached = Cached {
@@ -54,19 +76,20 @@ pub async fn chat_completions(
         category_hint,
         tags,
         // Kept so the staleness job can ask again (see `crate::staleness`).
-        request: app.config().staleness.enabled.then(|| bytes.to_vec()),
+        request: (app.config().staleness.enabled && api.recorded_for_staleness())
+            .then(|| bytes.to_vec()),
     };
     let route = Route {
         endpoint: Endpoint::Chat,
-        upstream: app.upstream(),
-        path: &crate::tenant::upstream_path(PATH, uri.query()),
+        upstream,
+        path: &crate::tenant::upstream_path(uri.path(), uri.query()),
         format: StreamFormat::OpenAi,
         stream: want.stream,
     };
     completion::answer(
-        &app,
+        app,
         &mut record,
-        &headers,
+        headers,
         bytes,
         cached,
         route,

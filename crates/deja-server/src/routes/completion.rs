@@ -379,8 +379,8 @@ fn after_budgeted_hit(
         c.audit_max_tokens_per_day,
     ) {
         let resend = crate::audit::Resend {
-            api: route.format.api(),
             upstream: route.upstream.clone(),
+            api: route.format.api(),
             path: route.path.to_string(),
             headers: headers.clone(),
             body: body.clone(),

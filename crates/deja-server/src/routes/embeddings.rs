@@ -3,6 +3,9 @@
 //! upstream, in one batched call, each distinct item once; the response keeps the
 //! request's order and `encoding_format`. Each stored item carries the request's tenant
 //! label and `x-deja-tags`, so invalidation by namespace, tenant or tag reaches it.
+//!
+//! Azure OpenAI's embeddings routes ([`super::azure`]) are answered here too, through
+//! [`answer`] with their [`Api`].
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -17,13 +20,12 @@ use deja_openai::embeddings::{self as wire, EncodingFormat};
 use crate::controls::Controls;
 use crate::error::ApiError;
 use crate::observe::summary::Endpoint;
+use crate::routes::api::Api;
 use crate::routes::record::RequestRecord;
 use crate::routes::{read_body, wire_error, CacheHeader};
 use crate::shared_embeddings::SharedItem;
 use crate::state::AppState;
 use crate::upstream::{map_send_error, response_headers};
-
-const PATH: &str = "/v1/embeddings";
 
 pub async fn embeddings(
     State(app): State<AppState>,
@@ -31,14 +33,38 @@ pub async fn embeddings(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    answer(&app, Api::OpenAi, &uri, &headers, body).await
+}
+
+/// Answers an embeddings request that came in through `api` at `uri` (its path and query
+/// string are forwarded as they came).
+pub async fn answer(
+    app: &AppState,
+    api: Api<'_>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let upstream = api.upstream(app)?;
     let bytes = read_body(body, app.config().limits.max_body_bytes).await?;
     // Counts the request, with its duration, when this function returns.
-    let mut record = RequestRecord::new(&app, Endpoint::Embeddings);
-    let req = wire::parse_embeddings(&bytes).map_err(wire_error)?;
-    let controls = Controls::from_headers(&headers)?;
-    let tenant = app.tenancy().tenant(&headers, uri.query())?;
-    let scope = crate::tenant::key_scope(&tenant, uri.query());
-    let tags = crate::tags::tags_from_headers(&headers)?;
+    let mut record = RequestRecord::new(app, Endpoint::Embeddings);
+    let req = match api.path_model() {
+        None => wire::parse_embeddings(&bytes),
+        Some(_) => wire::parse_embeddings_without_model(&bytes),
+    }
+    .map_err(wire_error)?;
+    // What the entries are stored and counted under, and what the answer names.
+    let model = api.path_model().unwrap_or(&req.model).to_string();
+    let answer_model = if req.model.is_empty() {
+        &model
+    } else {
+        &req.model
+    };
+    let controls = Controls::from_headers(headers)?;
+    let tenant = app.tenancy().tenant(headers, uri.query())?;
+    let scope = api.key_scope(&tenant, uri.query());
+    let tags = crate::tags::tags_from_headers(headers)?;
     let partition = wire::partition_key(&req, &scope);
     let items = wire::items(&req);
     let prompts: Vec<String> = items.iter().map(wire::item_prompt).collect();
@@ -48,7 +74,7 @@ pub async fn embeddings(
         .map(|p| ExactKey::new(&partition, p))
         .collect();
 
-    record.summary.model = Some(req.model.clone());
+    record.summary.model = Some(model.clone());
     record.normalised();
     let mut avoided = Usage::default();
     let mut vectors: Vec<Option<Vec<f32>>> = vec![None; items.len()];
@@ -138,12 +164,11 @@ pub async fn embeddings(
         let upstream_body = wire::build_upstream_request(&req, &missing_items);
         app.cache().count(|c| c.upstream_calls += 1);
         let started = Instant::now();
-        let sent = app
-            .upstream()
+        let sent = upstream
             .send(
                 Method::POST,
-                &crate::tenant::upstream_path(PATH, uri.query()),
-                &headers,
+                &crate::tenant::upstream_path(uri.path(), uri.query()),
+                headers,
                 upstream_body.into(),
                 true,
             )
@@ -191,7 +216,7 @@ pub async fn embeddings(
                 let new = NewEntry {
                     partition,
                     prompt: prompts[i].clone(),
-                    model: req.model.clone(),
+                    model: model.clone(),
                     answer: Answer::Body(wire::f32s_to_le_bytes(&fresh[j])),
                     usage: Usage {
                         prompt_tokens: per_item_tokens,
@@ -224,7 +249,7 @@ pub async fn embeddings(
     }
     let vectors: Vec<Vec<f32>> = vectors.into_iter().map(Option::unwrap_or_default).collect();
     let format = req.encoding_format.unwrap_or(EncodingFormat::Float);
-    let body = wire::build_response(&req.model, &vectors, format, usage);
+    let body = wire::build_response(answer_model, &vectors, format, usage);
     let mut headers = HeaderMap::new();
     outcome.write(&mut headers);
     if let Ok(v) = HeaderValue::from_str(&format!("{hits}/{}", items.len())) {

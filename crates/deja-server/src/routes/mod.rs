@@ -1,6 +1,8 @@
 //! HTTP routes and what they share: reading a bounded body, mapping wire errors, and the
 //! `x-deja-*` response headers.
 
+pub mod api;
+pub mod azure;
 pub mod chat;
 pub mod completion;
 pub mod embeddings;

@@ -1,10 +1,12 @@
 //! Every path under `/v1/` that deja does not cache is forwarded to the upstream, body
 //! streamed both ways: to the OpenAI-compatible upstream, or for Anthropic's other Messages
 //! API paths (`/v1/messages/count_tokens`, `/v1/messages/batches/...`) to `[anthropic]`.
+//! Likewise every path under `/openai/` that deja does not cache goes to `[azure]`
+//! ([`super::azure`]), under the API base `/openai` instead of `/v1`.
 //!
-//! The configured key (`upstream.api_key`, `anthropic.api_key`) goes with every forwarded
-//! request, so a forwarded path must stay inside the upstream's API base (`/v1/x` maps to
-//! `{base_url}/x`). [`upstream_path`] decides what is forwarded:
+//! The configured key (`upstream.api_key`, `anthropic.api_key`, `azure.api_key`) goes with
+//! every forwarded request, so a forwarded path must stay inside the upstream's API base
+//! (`/v1/x` maps to `{base_url}/x`). [`upstream_path`] decides what is forwarded:
 //!
 //! - A path outside `/v1/` (`/internal/x`, `/admin/`, `/ADMIN/stats`, `/healthz`,
 //!   `/favicon.ico`) is not the upstream's API: deja answers 404 itself and forwards
@@ -34,7 +36,7 @@ use crate::state::AppState;
 use crate::upstream::{response_headers, Upstream};
 
 pub async fn passthrough(State(app): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    forward(&app, app.upstream(), req).await
+    forward(&app, app.upstream(), BASE, req).await
 }
 
 /// `/v1/messages/...` (not `/v1/messages` itself): Anthropic's upstream, and deja's own
@@ -43,12 +45,19 @@ pub async fn anthropic_passthrough(
     State(app): State<AppState>,
     req: Request,
 ) -> Result<Response, AnthropicError> {
-    Ok(forward(&app, app.anthropic(), req).await?)
+    Ok(forward(&app, app.anthropic(), BASE, req).await?)
 }
 
-async fn forward(app: &AppState, upstream: &Upstream, req: Request) -> Result<Response, ApiError> {
+/// Forwards `req`, whose path must stay under `base` (see [`upstream_path_under`]), to
+/// `upstream`.
+pub(crate) async fn forward(
+    app: &AppState,
+    upstream: &Upstream,
+    base: &str,
+    req: Request,
+) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
-    let path = upstream_path(parts.uri.path(), parts.uri.query())?;
+    let path = upstream_path_under(base, parts.uri.path(), parts.uri.query())?;
     let body = crate::routes::read_body(body, app.config().limits.max_body_bytes).await?;
     app.cache().count(|c| c.upstream_calls += 1);
     let resp = upstream
@@ -60,21 +69,34 @@ async fn forward(app: &AppState, upstream: &Upstream, req: Request) -> Result<Re
     Ok((status, headers, Body::from_stream(stream)).into_response())
 }
 
-/// The API base every forwarded path must stay under.
+/// The API base every forwarded path must stay under (Azure's is `/openai`).
 const BASE: &str = "/v1";
 
 /// The path (and query) to forward for an incoming `path` and `query`: `/v1/` followed by
 /// the path's segments with dot segments resolved; an error for a path outside `/v1/` or
 /// one that climbs above it (see the module doc).
 pub fn upstream_path(path: &str, query: Option<&str>) -> Result<String, ApiError> {
-    let Some(rest) = path.strip_prefix(BASE).filter(|r| r.starts_with('/')) else {
+    upstream_path_under(BASE, path, query)
+}
+
+/// [`upstream_path`] under another API base `base` (`/openai`): the same rules.
+pub fn upstream_path_under(
+    base: &str,
+    path: &str,
+    query: Option<&str>,
+) -> Result<String, ApiError> {
+    let Some(rest) = path.strip_prefix(base).filter(|r| r.starts_with('/')) else {
         return Err(ApiError::NotFound {
-            message: "no such route: deja serves the API under /v1/ (set the client's base URL to http://HOST:PORT/v1)".into(),
+            message: if base == BASE {
+                "no such route: deja serves the API under /v1/ (set the client's base URL to http://HOST:PORT/v1)".into()
+            } else {
+                format!("no such route: deja forwards only paths under {base}/ here")
+            },
         });
     };
     let leaves = || {
         ApiError::bad_request(
-            "the request path leaves the API base /v1 (a `..` segment, possibly percent-encoded, climbs above it)",
+            format!("the request path leaves the API base {base} (a `..` segment, possibly percent-encoded, climbs above it)"),
             None,
         )
     };
@@ -97,13 +119,13 @@ pub fn upstream_path(path: &str, query: Option<&str>) -> Result<String, ApiError
         }
     }
     let mut out = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1));
-    out.push_str(BASE);
+    out.push_str(base);
     for segment in &segments {
         out.push('/');
         out.push_str(segment);
     }
     // As an upstream that decodes the path once (`%2f` and `%5c` too) would see it.
-    let decoded = percent_decode(&out.as_bytes()[BASE.len()..]);
+    let decoded = percent_decode(&out.as_bytes()[base.len()..]);
     let mut depth = 0usize;
     for segment in decoded.split(|b| *b == b'/' || *b == b'\\').skip(1) {
         // Already decoded: compared as they are (`%2e` here is the text `%2e`).
@@ -137,7 +159,7 @@ fn dot_segment(segment: &[u8]) -> Option<Dot> {
 }
 
 /// `%XX` decoded once; anything else (a `%` without two hex digits too) kept as it is.
-fn percent_decode(input: &[u8]) -> Vec<u8> {
+pub(crate) fn percent_decode(input: &[u8]) -> Vec<u8> {
     fn hex(b: u8) -> Option<u8> {
         (b as char).to_digit(16).map(|d| d as u8)
     }
@@ -230,6 +252,33 @@ mod tests {
             match upstream_path(path, None) {
                 Err(ApiError::NotFound { .. }) => {}
                 got => panic!("{path}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn azure_paths_stay_under_openai() {
+        // (incoming path, what is forwarded; None: refused)
+        let cases: &[(&str, Option<&str>)] = &[
+            ("/openai/models", Some("/openai/models")),
+            (
+                "/openai/deployments/d/completions",
+                Some("/openai/deployments/d/completions"),
+            ),
+            ("/openai/v1/../deployments", Some("/openai/deployments")),
+            ("/openai/..", None),
+            ("/openai/%2e%2e/v1/models", None),
+            ("/openai/a%2f..%2f..%2fadmin", None),
+            ("/v1/models", None),
+        ];
+        for (path, want) in cases {
+            match (
+                upstream_path_under("/openai", path, Some("api-version=1")),
+                want,
+            ) {
+                (Ok(got), Some(want)) => assert_eq!(got, format!("{want}?api-version=1")),
+                (Err(_), None) => {}
+                (got, want) => panic!("{path}: got {got:?}, want {want:?}"),
             }
         }
     }

@@ -19,7 +19,8 @@
 //! client event by event while it is recorded and is stored once `response.completed`
 //! arrived. A hit is served in the shape the client asked for: a stored response replayed
 //! as Responses' named events, a recorded stream as the response it completed with. Misses
-//! go to `[upstream]` with the same credential rules as chat completions.
+//! go to `[upstream]` with the same credential rules as chat completions; through Azure
+//! OpenAI's v1 API (`/openai/v1/responses`, [`super::azure`]) to `[azure]`, keyed apart.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -34,6 +35,7 @@ use deja_openai::sse::encode_named_events;
 use crate::controls::Controls;
 use crate::error::ApiError;
 use crate::observe::summary::Endpoint;
+use crate::routes::api::Api;
 use crate::routes::completion::{
     self, category_hint, json_response, sse_response, Cached, Route, StreamFormat,
 };
@@ -41,28 +43,40 @@ use crate::routes::record::RequestRecord;
 use crate::routes::{read_body, wire_error};
 use crate::state::AppState;
 
-const PATH: &str = "/v1/responses";
-
 pub async fn responses(
     State(app): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    answer(&app, Api::OpenAi, &uri, &headers, body).await
+}
+
+/// Answers a Responses API request that came in through `api` at `uri` (its path and query
+/// string are forwarded as they came): OpenAI's `/v1/responses`, or Azure OpenAI's v1 API
+/// (`/openai/v1/responses`, [`super::azure`]).
+pub async fn answer(
+    app: &AppState,
+    api: Api<'_>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let upstream = api.upstream(app)?;
     let bytes = read_body(body, app.config().limits.max_body_bytes).await?;
     // Counts the request, with its duration, when this function returns.
-    let mut record = RequestRecord::new(&app, Endpoint::Responses);
+    let mut record = RequestRecord::new(app, Endpoint::Responses);
     let req = parse_responses(&bytes).map_err(wire_error)?;
-    let mut controls = Controls::from_headers(&headers)?;
+    let mut controls = Controls::from_headers(headers)?;
     if is_background(&req) {
         controls.bypass = Some("background");
     }
-    let tenant = app.tenancy().tenant(&headers, uri.query())?;
-    let scope = crate::tenant::key_scope(&tenant, uri.query());
+    let tenant = app.tenancy().tenant(headers, uri.query())?;
+    let scope = api.key_scope(&tenant, uri.query());
     let key = responses_key(&req, &scope);
     let stream = is_stream(&req);
-    let category_hint = category_hint(&app, &headers)?;
-    let tags = crate::tags::tags_from_headers(&headers)?;
+    let category_hint = category_hint(app, headers)?;
+    let tags = crate::tags::tags_from_headers(headers)?;
     record.summary.model = Some(key.model.clone());
     record.normalised();
     let cached = Cached {
@@ -72,19 +86,20 @@ pub async fn responses(
         category_hint,
         tags,
         // Kept so the staleness job can ask again (see `crate::staleness`).
-        request: app.config().staleness.enabled.then(|| bytes.to_vec()),
+        request: (app.config().staleness.enabled && api.recorded_for_staleness())
+            .then(|| bytes.to_vec()),
     };
     let route = Route {
         endpoint: Endpoint::Responses,
-        upstream: app.upstream(),
-        path: &crate::tenant::upstream_path(PATH, uri.query()),
+        upstream,
+        path: &crate::tenant::upstream_path(uri.path(), uri.query()),
         format: StreamFormat::Responses,
         stream,
     };
     completion::answer(
-        &app,
+        app,
         &mut record,
-        &headers,
+        headers,
         bytes,
         cached,
         route,

@@ -846,3 +846,164 @@ async fn responses_in_the_background_are_queued_and_faults_apply() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(mock.stats().responses_calls, 3);
 }
+
+#[tokio::test]
+async fn azure_deployment_routes_answer_as_the_deployment_and_are_counted() {
+    let mock = MockUpstream::start().await.unwrap();
+    assert_eq!(mock.azure_endpoint(), format!("http://{}", mock.addr()));
+    let key = [("api-key", "az-key")];
+    let path = "/openai/deployments/my-gpt/chat/completions?api-version=2024-10-21";
+    let mut body = chat("What is Rust?");
+    body.as_object_mut().unwrap().remove("model");
+    let reply = send(mock.addr(), Method::POST, path, &key, Some(body.clone())).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let answer = reply.json();
+    assert_eq!(answer["model"], "my-gpt", "the deployment names the model");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "deja-mock answer to: What is Rust?"
+    );
+    // A model in the body is answered as the body names it; a stream as OpenAI's.
+    let reply = send(mock.addr(), Method::POST, path, &key, Some(chat("x"))).await;
+    assert_eq!(reply.json()["model"], "gpt-test");
+    body["stream"] = json!(true);
+    let reply = send(mock.addr(), Method::POST, path, &key, Some(body)).await;
+    let chunks = reply.sse_json();
+    assert_eq!(chunks[0]["model"], "my-gpt");
+    assert_eq!(
+        streamed_text(&chunks, 0),
+        "deja-mock answer to: What is Rust?"
+    );
+    assert_eq!(reply.sse_data().last().unwrap(), "[DONE]");
+
+    let path = "/openai/deployments/my-emb/embeddings?api-version=2024-10-21";
+    let reply = send(
+        mock.addr(),
+        Method::POST,
+        path,
+        &key,
+        Some(json!({"input": ["a", "b"]})),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["model"], "my-emb");
+    assert_eq!(reply.json()["data"].as_array().unwrap().len(), 2);
+
+    assert_eq!(
+        mock.stats(),
+        MockStats {
+            chat_calls: 3,
+            embedding_calls: 1,
+            embedding_items: 2,
+            total_calls: 4,
+            ..MockStats::default()
+        }
+    );
+    let seen = mock.state().requests();
+    assert_eq!(seen.len(), 4);
+    assert_eq!(seen[3].path_and_query, path);
+    assert_eq!(seen[3].headers["api-key"], "az-key");
+    // The same, for a test in another process.
+    let listed = send(mock.addr(), Method::GET, "/mock/requests", &[], None)
+        .await
+        .json();
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        4,
+        "/mock/ is not recorded"
+    );
+    assert_eq!(listed[3]["method"], "POST");
+    assert_eq!(listed[3]["path"], path);
+    assert_eq!(listed[3]["headers"]["api-key"], "az-key");
+}
+
+#[tokio::test]
+async fn azure_v1_routes_take_the_model_from_the_body_and_a_bearer_token() {
+    let mock = MockUpstream::start().await.unwrap();
+    let bearer = [("authorization", "Bearer az-key")];
+    let reply = send(
+        mock.addr(),
+        Method::POST,
+        "/openai/v1/chat/completions",
+        &bearer,
+        Some(chat("hi")),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["model"], "gpt-test");
+    let reply = send(
+        mock.addr(),
+        Method::POST,
+        "/openai/v1/embeddings?api-version=preview",
+        &bearer,
+        Some(json!({"model": "emb", "input": "a"})),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["model"], "emb");
+    assert_eq!(mock.stats().chat_calls, 1);
+    assert_eq!(mock.stats().embedding_calls, 1);
+    assert_eq!(mock.last_authorization().as_deref(), Some("Bearer az-key"));
+}
+
+#[tokio::test]
+async fn azure_refusals_come_in_azures_shape_and_are_counted() {
+    let mock = MockUpstream::start().await.unwrap();
+    let chat_path = "/openai/deployments/d/chat/completions";
+    /// Path, headers, the status and the start of the message Azure answers.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], StatusCode, &'a str);
+    let cases: &[Case] = &[
+        (
+            chat_path,
+            &[("api-key", "k")],
+            StatusCode::NOT_FOUND,
+            "Resource not found",
+        ),
+        (
+            "/openai/deployments/d/embeddings?api-version=",
+            &[("api-key", "k")],
+            StatusCode::NOT_FOUND,
+            "Resource not found",
+        ),
+        (
+            "/openai/deployments/d/chat/completions?api-version=2024-10-21",
+            &[],
+            StatusCode::UNAUTHORIZED,
+            "Access denied due to invalid subscription key",
+        ),
+        (
+            "/openai/v1/chat/completions",
+            &[],
+            StatusCode::UNAUTHORIZED,
+            "Access denied due to invalid subscription key",
+        ),
+        (
+            "/openai/v1/embeddings",
+            &[("api-key", "")],
+            StatusCode::UNAUTHORIZED,
+            "Access denied due to invalid subscription key",
+        ),
+    ];
+    for (path, headers, status, message) in cases {
+        let reply = send(mock.addr(), Method::POST, path, headers, Some(chat("x"))).await;
+        assert_eq!(reply.status, *status, "{path}");
+        let body = reply.json();
+        assert_eq!(body["error"]["code"], status.as_u16().to_string(), "{path}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(message),
+            "{path}: {body}"
+        );
+    }
+    assert_eq!(
+        mock.stats(),
+        MockStats {
+            chat_calls: 3,
+            embedding_calls: 2,
+            total_calls: 5,
+            ..MockStats::default()
+        }
+    );
+}
