@@ -8,7 +8,7 @@
 # requirements.txt (PyPI only), reads the base model that scripts/install-model.sh installs
 # and the development pairs in ../shared/data/pairs (held-out splits left out), and writes
 # models/deja-pair-model.safetensors with its reference fixture
-# (models/deja-pair-model.fixture.json). Then re-fit the stacked verifier: see README.md.
+# (models/deja-pair-model.fixture.json). Then re-fit the stacked verifier: see docs/hit-quality.md ("The pair model on the pair files").
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

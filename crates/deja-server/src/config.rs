@@ -156,7 +156,7 @@ fn strings(items: &[&str]) -> Vec<String> {
 /// The built-in categories. With the learned verifier (the default) every cacheable
 /// category gates candidates at the default `min_similarity` and leaves the decision to the
 /// model's recommended confidence, which was chosen for Quora questions and PAWS
-/// (see the README's hit-quality section); `deja tune` can set `min_confidence` per category
+/// (see docs/hit-quality.md); `deja tune` can set `min_confidence` per category
 /// from labelled pairs. Transactions are never cached.
 pub fn default_categories() -> BTreeMap<String, CategorySpec> {
     let day = 24 * 3600;
@@ -345,7 +345,7 @@ pub struct CacheConfig {
     /// The error budget (δ): the largest share of semantic hits that may be wrong, e.g.
     /// `0.01`. Misses are then labelled by comparing the upstream's answer with the
     /// nearest entry's, and a semantic candidate is served where those labels certify it
-    /// (see README "Error budget"); until enough labels exist, exact hits only. A
+    /// (see docs/matching.md, "Error budget"); until enough labels exist, exact hits only. A
     /// category may set its own (`[categories.NAME] max_false_hit_rate`). Unset: no budget.
     pub max_false_hit_rate: Option<f64>,
     /// Least cosine of two answers' embeddings for them to count as the same answer when
@@ -443,7 +443,7 @@ impl CacheConfig {
 }
 
 /// The learned verifier's candidate gate ([`deja_core::engine::DEFAULT_GATE`]): below
-/// it, no candidate is judged. Chosen with the model on labelled pairs; see the README.
+/// it, no candidate is judged. Chosen with the model on labelled pairs; see docs/hit-quality.md.
 pub const DEFAULT_MIN_SIMILARITY: f32 = deja_core::engine::DEFAULT_GATE;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -467,8 +467,9 @@ pub enum EmbedderConfig {
         /// The pair model (cross-encoder) the learned verifier is stacked with:
         /// `"auto"` (the default) loads `deja-pair-model.safetensors` from the model
         /// directory when `scripts/install-model.sh` put it there, `"off"` never loads
-        /// one, a path loads that file (and fails to start if it cannot). See README "The
-        /// pair model" for what it adds, measured on streams of requests.
+        /// one, a path loads that file (and fails to start if it cannot). See
+        /// docs/hit-quality.md, "The pair model", for what it adds, measured on streams of
+        /// requests.
         #[serde(default)]
         pair_model: PairModelSetting,
     },
@@ -488,7 +489,7 @@ pub const MAX_DEFAULT_EMBEDDER_THREADS: usize = 8;
 
 /// `embedder.threads` by default: one per core, at most [`MAX_DEFAULT_EMBEDDER_THREADS`].
 /// On 2 cores, two threads served 1.6x the semantic hits of one at 16 connections, exact
-/// hits unchanged (README "Performance").
+/// hits unchanged (docs/performance.md).
 pub fn default_embedder_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_DEFAULT_EMBEDDER_THREADS))
 }

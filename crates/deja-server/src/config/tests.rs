@@ -123,7 +123,7 @@ fn pair_model_is_auto_off_or_a_path() {
         other => panic!("{other:?}"),
     };
     // On where installed: trained on the semantic neighbours a stream brings, it adds
-    // hits there without adding wrong ones (see README "The pair model").
+    // hits there without adding wrong ones (see docs/hit-quality.md, "The pair model").
     assert_eq!(pair(&Config::default()), PairModelSetting::Auto);
     let off = Config::from_toml("[embedder]\nkind = \"local\"\npair_model = \"off\"\n").unwrap();
     assert_eq!(pair(&off), PairModelSetting::Off);
