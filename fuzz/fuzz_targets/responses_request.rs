@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         let back = events_to_response(&events).expect("converted events carry the response");
         let original: Value = serde_json::from_slice(data).expect("converted, so JSON");
         let back: Value = serde_json::from_slice(&back).expect("JSON out");
-        assert_eq!(back, original);
+        assert!(same(&back, &original), "{back} vs {original}");
         assert_eq!(stream_completed(&events), body_completed(data));
     }
 
@@ -48,3 +48,23 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(key.semantic, SemanticMode::ExactOnly);
     }
 });
+
+/// Equal JSON, floats within rounding: serde_json's default float parser is not exact, so
+/// a float written back and read again may move in its last digit (an integer beyond u64,
+/// say, read as a float).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            _ if x == y => true,
+            (Some(x), Some(y)) => (x - y).abs() <= 1e-12 * x.abs().max(y.abs()),
+            _ => false,
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
