@@ -8,6 +8,13 @@
 //! exactly once per block of rows. Hand-written AVX-512 and AVX2+FMA micro-kernels are chosen
 //! at run time; other CPUs (or shapes that do not fit the panel width) use `matrixmultiply`
 //! on the plain transposed matrix.
+//!
+//! With so few rows the product is bound by reading the weights, not by arithmetic: the six
+//! layers of MiniLM hold 42 MB of dense weights in f32, more than this machine's L3, so every
+//! query streams them from memory. Where the CPU converts half floats in hardware (F16C, and
+//! every AVX-512 CPU), the panels are kept as IEEE f16 (rounded to nearest, even) and widened
+//! to f32 in registers: half the bytes to stream (21 MB, which fits in L3), the arithmetic
+//! still f32. `DEJA_EMBED_WEIGHTS=f32` keeps the f32 panels, the reference.
 
 use crate::kernels::gemm;
 
@@ -28,9 +35,21 @@ enum Kernel {
     /// Panels of 32 columns, 8 x 32 micro-tiles.
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    /// As `Avx512`, the panels in f16.
+    #[cfg(target_arch = "x86_64")]
+    Avx512F16,
     /// Panels of 16 columns, 6 x 16 micro-tiles.
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    /// As `Avx2`, the panels in f16 (needs F16C).
+    #[cfg(target_arch = "x86_64")]
+    Avx2F16,
+}
+
+/// Whether the weights may be kept in f16 (`DEJA_EMBED_WEIGHTS=f32` says no).
+fn f16_weights_allowed() -> bool {
+    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ALLOWED.get_or_init(|| std::env::var("DEJA_EMBED_WEIGHTS").as_deref() != Ok("f32"))
 }
 
 impl Kernel {
@@ -41,11 +60,20 @@ impl Kernel {
             if cap == crate::kernels::IsaCap::Generic {
                 return Kernel::Generic;
             }
+            let f16 = f16_weights_allowed();
             if cap == crate::kernels::IsaCap::None && is_x86_feature_detected!("avx512f") {
-                return Kernel::Avx512;
+                return if f16 {
+                    Kernel::Avx512F16
+                } else {
+                    Kernel::Avx512
+                };
             }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                return Kernel::Avx2;
+                return if f16 && is_x86_feature_detected!("f16c") {
+                    Kernel::Avx2F16
+                } else {
+                    Kernel::Avx2
+                };
             }
         }
         Kernel::Generic
@@ -55,11 +83,27 @@ impl Kernel {
         match self {
             Kernel::Generic => 1,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => 32,
+            Kernel::Avx512 | Kernel::Avx512F16 => 32,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => 16,
+            Kernel::Avx2 | Kernel::Avx2F16 => 16,
         }
     }
+
+    fn f16(self) -> bool {
+        match self {
+            Kernel::Generic => false,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 | Kernel::Avx2 => false,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512F16 | Kernel::Avx2F16 => true,
+        }
+    }
+}
+
+/// The packed matrix: f32, or f16 bit patterns.
+enum Panels {
+    F32(Vec<f32>),
+    F16(Vec<u16>),
 }
 
 /// A `[k, n]` weight matrix laid out for [`PackedWeight::matmul_acc`].
@@ -68,7 +112,7 @@ pub(crate) struct PackedWeight {
     n: usize,
     kernel: Kernel,
     /// Panels for the SIMD kernels, or the row-major matrix for `Kernel::Generic`.
-    data: Vec<f32>,
+    data: Panels,
 }
 
 impl PackedWeight {
@@ -85,7 +129,7 @@ impl PackedWeight {
         }
         let nr = kernel.panel_width();
         let data = if nr == 1 {
-            w
+            Panels::F32(w)
         } else {
             let mut data = vec![0.0f32; k * n];
             for p in 0..n / nr {
@@ -94,7 +138,11 @@ impl PackedWeight {
                     dst.copy_from_slice(&w[kk * n + p * nr..kk * n + (p + 1) * nr]);
                 }
             }
-            data
+            if kernel.f16() {
+                Panels::F16(data.iter().map(|&x| f32_to_f16(x)).collect())
+            } else {
+                Panels::F32(data)
+            }
         };
         PackedWeight { k, n, kernel, data }
     }
@@ -124,37 +172,29 @@ impl PackedWeight {
             ldc >= n && c.len() >= (m - 1) * ldc + n,
             "matmul_acc: c too short"
         );
-        match self.kernel {
-            Kernel::Generic => gemm(m, k, n, a, lda, &self.data, n, 1, 1.0, c, ldc),
+        match (self.kernel, &self.data) {
+            (Kernel::Generic, Panels::F32(w)) => gemm(m, k, n, a, lda, w, n, 1, 1.0, c, ldc),
+            // SAFETY (every arm below): the kernel was chosen after detecting its features
+            // (AVX-512F; AVX2 and FMA; and F16C for the f16 AVX2 panels, which every AVX-512
+            // CPU has); the asserts above and `data.len() == k * n` (panels cover
+            // n / NR * NR == n columns) bound every access.
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the kernel was chosen after detecting AVX-512F; the asserts above and
-            // `data.len() == k * n` (panels cover n / 32 * 32 == n columns) bound every access.
-            Kernel::Avx512 => unsafe {
-                avx512::gemm(
-                    m,
-                    k,
-                    n,
-                    a.as_ptr(),
-                    lda,
-                    self.data.as_ptr(),
-                    c.as_mut_ptr(),
-                    ldc,
-                )
+            (Kernel::Avx512, Panels::F32(w)) => unsafe {
+                avx512::gemm(m, k, n, a.as_ptr(), lda, w.as_ptr(), c.as_mut_ptr(), ldc)
             },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above, after detecting AVX2 and FMA.
-            Kernel::Avx2 => unsafe {
-                avx2::gemm(
-                    m,
-                    k,
-                    n,
-                    a.as_ptr(),
-                    lda,
-                    self.data.as_ptr(),
-                    c.as_mut_ptr(),
-                    ldc,
-                )
+            (Kernel::Avx512F16, Panels::F16(w)) => unsafe {
+                avx512_f16::gemm(m, k, n, a.as_ptr(), lda, w.as_ptr(), c.as_mut_ptr(), ldc)
             },
+            #[cfg(target_arch = "x86_64")]
+            (Kernel::Avx2, Panels::F32(w)) => unsafe {
+                avx2::gemm(m, k, n, a.as_ptr(), lda, w.as_ptr(), c.as_mut_ptr(), ldc)
+            },
+            #[cfg(target_arch = "x86_64")]
+            (Kernel::Avx2F16, Panels::F16(w)) => unsafe {
+                avx2_f16::gemm(m, k, n, a.as_ptr(), lda, w.as_ptr(), c.as_mut_ptr(), ldc)
+            },
+            _ => unreachable!("the panels are built for their kernel"),
         }
     }
 }
@@ -162,8 +202,9 @@ impl PackedWeight {
 /// Generates the blocked driver and the micro-kernel for one instruction set.
 /// `$nv` vectors of `$lanes` floats make a panel; `$mr` rows make a micro-tile.
 macro_rules! simd_gemm {
-    ($module:ident, $feature:literal, $vec:ty, $lanes:literal, $nv:literal, $mr:literal,
-     $zero:ident, $load:ident, $store:ident, $set1:ident, $fma:ident, $add:ident) => {
+    ($module:ident, $feature:literal, $elem:ty, $loadw:path, $vec:ty, $lanes:literal, $nv:literal,
+     $mr:literal, $zero:ident, $load:ident, $store:ident, $set1:ident, $fma:ident,
+     $add:ident) => {
         #[cfg(target_arch = "x86_64")]
         mod $module {
             use super::*;
@@ -172,7 +213,7 @@ macro_rules! simd_gemm {
 
             /// # Safety
             /// The CPU supports the feature; `a` holds `m` rows of `k` floats at stride `lda`,
-            /// `b` holds `n / NR` packed panels of `k * NR` floats, `c` holds `m` rows of `n`
+            /// `b` holds `n / NR` packed panels of `k * NR` weights, `c` holds `m` rows of `n`
             /// floats at stride `ldc`, and `n` is a multiple of `NR`.
             #[target_feature(enable = $feature)]
             #[allow(clippy::too_many_arguments)]
@@ -182,7 +223,7 @@ macro_rules! simd_gemm {
                 n: usize,
                 a: *const f32,
                 lda: usize,
-                b: *const f32,
+                b: *const $elem,
                 c: *mut f32,
                 ldc: usize,
             ) {
@@ -226,21 +267,26 @@ macro_rules! simd_gemm {
                 k: usize,
                 a: *const f32,
                 lda: usize,
-                b: *const f32,
+                b: *const $elem,
                 c: *mut f32,
                 ldc: usize,
             ) {
+                /// Cache lines one `k` step of the panel spans.
+                const LINES: usize = (NR * std::mem::size_of::<$elem>()).div_ceil(64);
                 let mut acc: [[$vec; $nv]; R] = [[$zero(); $nv]; R];
                 for kk in 0..k {
                     // The panel streams from L3 or memory on the first tile of a block;
                     // hardware prefetch alone leaves the FMAs waiting for it.
-                    for line in 0..NR / 16 {
-                        let ahead = b.wrapping_add((kk + PREFETCH_K) * NR + line * 16);
-                        _mm_prefetch::<_MM_HINT_T0>(ahead.cast::<i8>());
+                    for line in 0..LINES {
+                        let ahead = b
+                            .wrapping_add((kk + PREFETCH_K) * NR)
+                            .cast::<i8>()
+                            .wrapping_add(line * 64);
+                        _mm_prefetch::<_MM_HINT_T0>(ahead);
                     }
                     let mut bv: [$vec; $nv] = [$zero(); $nv];
                     for (j, v) in bv.iter_mut().enumerate() {
-                        *v = unsafe { $load(b.add(kk * NR + j * $lanes)) };
+                        *v = unsafe { $loadw(b.add(kk * NR + j * $lanes)) };
                     }
                     for (r, row) in acc.iter_mut().enumerate() {
                         let av = $set1(unsafe { *a.add(r * lda + kk) });
@@ -262,9 +308,72 @@ macro_rules! simd_gemm {
     };
 }
 
+/// Widening loads of `lanes` f16 weights (F16C, and AVX-512F's own conversion).
+#[cfg(target_arch = "x86_64")]
+mod widen {
+    use super::*;
+
+    /// # Safety
+    /// AVX2, FMA and F16C; `p` points at 8 readable `u16`s.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    pub(super) unsafe fn f16x8(p: *const u16) -> __m256 {
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
+    }
+
+    /// # Safety
+    /// AVX-512F; `p` points at 16 readable `u16`s.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn f16x16(p: *const u16) -> __m512 {
+        unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())) }
+    }
+}
+
+/// The nearest f16 to `x` (ties to even), as its bit pattern; beyond f16's range, infinity.
+fn f32_to_f16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exp = ((bits >> 23) & 0xff) as i32;
+    let man = bits & 0x007f_ffff;
+    if exp == 0xff {
+        // Infinity, or NaN (kept a NaN).
+        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
+    }
+    // The f16 exponent, unbiased by 127 and biased by 15.
+    let e = exp - 127 + 15;
+    if e >= 0x1f {
+        return sign | 0x7c00;
+    }
+    if e <= 0 {
+        // Subnormal in f16 (or zero): the implicit bit joins the mantissa, shifted out.
+        if e < -10 {
+            return sign;
+        }
+        let m = man | 0x0080_0000;
+        let shift = (14 - e) as u32;
+        let half = 1u32 << (shift - 1);
+        let rest = m & ((1u32 << shift) - 1);
+        let mut h = m >> shift;
+        if rest > half || (rest == half && h & 1 == 1) {
+            h += 1;
+        }
+        return sign | h as u16;
+    }
+    let rest = man & 0x1fff;
+    let mut h = ((e as u32) << 10) | (man >> 13);
+    if rest > 0x1000 || (rest == 0x1000 && h & 1 == 1) {
+        // May carry into the exponent, up to infinity: both are the right rounding.
+        h += 1;
+    }
+    sign | h as u16
+}
+
 simd_gemm!(
     avx512,
     "avx512f",
+    f32,
+    _mm512_loadu_ps,
     __m512,
     16,
     2,
@@ -277,8 +386,42 @@ simd_gemm!(
     _mm512_add_ps
 );
 simd_gemm!(
+    avx512_f16,
+    "avx512f",
+    u16,
+    widen::f16x16,
+    __m512,
+    16,
+    2,
+    8,
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_add_ps
+);
+simd_gemm!(
+    avx2_f16,
+    "avx2,fma,f16c",
+    u16,
+    widen::f16x8,
+    __m256,
+    8,
+    2,
+    6,
+    _mm256_setzero_ps,
+    _mm256_loadu_ps,
+    _mm256_storeu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_add_ps
+);
+simd_gemm!(
     avx2,
     "avx2,fma",
+    f32,
+    _mm256_loadu_ps,
     __m256,
     8,
     2,
@@ -302,9 +445,13 @@ mod tests {
         {
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 kernels.push(Kernel::Avx2);
+                if is_x86_feature_detected!("f16c") {
+                    kernels.push(Kernel::Avx2F16);
+                }
             }
             if is_x86_feature_detected!("avx512f") {
                 kernels.push(Kernel::Avx512);
+                kernels.push(Kernel::Avx512F16);
             }
         }
         kernels
@@ -335,9 +482,19 @@ mod tests {
                 .collect();
             let c0: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32).collect();
             let mut want = c0.clone();
+            // An f16 kernel computes with the weights as stored: rounded to f16.
+            let stored: Vec<f32> = if kernel.f16() && n % kernel.panel_width() == 0 {
+                w.iter()
+                    .map(|&x| crate::q4::f16_to_f32(f32_to_f16(x)))
+                    .collect()
+            } else {
+                w.clone()
+            };
             for i in 0..m {
                 for j in 0..n {
-                    want[i * n + j] += (0..k).map(|p| a[i * k + p] * w[p * n + j]).sum::<f32>();
+                    want[i * n + j] += (0..k)
+                        .map(|p| a[i * k + p] * stored[p * n + j])
+                        .sum::<f32>();
                 }
             }
             let packed = PackedWeight::with_kernel(w, k, n, kernel);
@@ -350,5 +507,48 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every finite f16 survives the trip through f32 and back; halfway cases round to
+    /// even; out of range is infinity; and on random floats the conversion agrees with the
+    /// CPU's own (F16C), when it has one.
+    #[test]
+    fn f16_rounding_is_ieee() {
+        for h in 0..=u16::MAX {
+            if h & 0x7c00 == 0x7c00 {
+                continue;
+            }
+            assert_eq!(f32_to_f16(crate::q4::f16_to_f32(h)), h, "{h:#06x}");
+        }
+        // 1 + 2^-11 is halfway between 1 and the next f16: ties to even (down); 1 + 3 * 2^-11
+        // is halfway above an odd one: up.
+        assert_eq!(f32_to_f16(1.0 + 2f32.powi(-11)), 0x3c00);
+        assert_eq!(f32_to_f16(1.0 + 3.0 * 2f32.powi(-11)), 0x3c02);
+        assert_eq!(f32_to_f16(1e6), 0x7c00);
+        assert_eq!(f32_to_f16(-1e6), 0xfc00);
+        assert_eq!(f32_to_f16(1e-9), 0);
+        assert!(crate::q4::f16_to_f32(f32_to_f16(f32::NAN)).is_nan());
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("f16c") {
+            let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+            for _ in 0..200_000 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let x = f32::from_bits((seed >> 32) as u32);
+                if !x.is_finite() {
+                    continue;
+                }
+                // SAFETY: F16C was detected.
+                let hw = unsafe { hardware_f16(x) };
+                assert_eq!(f32_to_f16(x), hw, "{x:e}");
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "f16c")]
+    unsafe fn hardware_f16(x: f32) -> u16 {
+        _mm_extract_epi16::<0>(_mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set1_ps(x))) as u16
     }
 }

@@ -316,7 +316,9 @@ mod tests {
             let got = e.score_pairs_blocking(&[(a, b)]).unwrap()[0];
             let want = case["logit"].as_f64().unwrap() as f32;
             worst = worst.max((got - want).abs());
-            assert!((got - want).abs() < 2e-3, "{a} / {b}: {got} against {want}");
+            // 2e-3 with f32 panels; the f16 panels (`packed.rs`) move a logit by up to 2.1e-3
+            // on these cases (a probability by less than 1e-3).
+            assert!((got - want).abs() < 4e-3, "{a} / {b}: {got} against {want}");
         }
         // Batched with others, a pair scores as it does alone.
         let pairs: Vec<(&str, &str)> = cases
@@ -325,7 +327,7 @@ mod tests {
             .collect();
         let together = e.score_pairs_blocking(&pairs).unwrap();
         for (c, got) in cases.iter().zip(together) {
-            assert!((got - c["logit"].as_f64().unwrap() as f32).abs() < 2e-3);
+            assert!((got - c["logit"].as_f64().unwrap() as f32).abs() < 4e-3);
         }
         eprintln!("largest logit difference from the reference: {worst}");
     }
