@@ -224,6 +224,20 @@ pub trait VectorIndex: Send + Sync {
         query: &[f32],
         k: usize,
     ) -> Result<Vec<Neighbor>, IndexError>;
+    /// [`Self::search`] for a caller that can use only neighbours at or above `floor`: an
+    /// approximate index whose search found none searches wider (within a bound) before it
+    /// answers, so a servable entry is not lost to the search's width. The default is
+    /// [`Self::search`], right for an exact index.
+    async fn search_near(
+        &self,
+        partition: PartitionKey,
+        query: &[f32],
+        k: usize,
+        floor: f32,
+    ) -> Result<Vec<Neighbor>, IndexError> {
+        let _ = floor;
+        self.search(partition, query, k).await
+    }
     async fn len(&self) -> Result<u64, IndexError>;
 }
 

@@ -147,10 +147,26 @@ impl Cache {
         let threshold = req
             .min_similarity
             .map_or(spec.min_similarity, |m| m.max(spec.min_similarity));
+        // The pair model's path reaches below the gate, down to its own (unless the client
+        // set a threshold or the category is stricter than the default).
+        let pair_gate = inner
+            .pair
+            .as_ref()
+            .filter(|_| req.min_similarity.is_none() && spec.min_similarity <= DEFAULT_GATE)
+            .map(|(m, _)| m.file().min_similarity);
+        let floor = pair_gate.map_or(SAME_REQUEST_FLOOR, |g| g.min(SAME_REQUEST_FLOOR));
         let started = Instant::now();
+        // Nothing below `floor` (or the threshold, if lower: an error budget's certified
+        // one) is ever served, so the index may search wider until it finds something
+        // above it.
         let searched = inner
             .index
-            .search(req.partition, &vector, inner.options.candidates.max(1))
+            .search_near(
+                req.partition,
+                &vector,
+                inner.options.candidates.max(1),
+                floor.min(threshold),
+            )
             .await;
         times.search += started.elapsed();
         let neighbors = match searched {
@@ -171,14 +187,6 @@ impl Cache {
         // What the embedder could not see of the request (computed for the first
         // candidate that reaches verification).
         let mut query_unseen: Option<Vec<String>> = None;
-        // The pair model's path reaches below the gate, down to its own (unless the client
-        // set a threshold or the category is stricter than the default).
-        let pair_gate = inner
-            .pair
-            .as_ref()
-            .filter(|_| req.min_similarity.is_none() && spec.min_similarity <= DEFAULT_GATE)
-            .map(|(m, _)| m.file().min_similarity);
-        let floor = pair_gate.map_or(SAME_REQUEST_FLOOR, |g| g.min(SAME_REQUEST_FLOOR));
         // The error budget decides where its labels have certified a threshold (never
         // with verification off).
         let calibration = inner
