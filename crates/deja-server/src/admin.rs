@@ -36,7 +36,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use deja_core::budget::Certified;
 use deja_core::{Answer, EntryId, ErrorChain, Invalidate};
 use futures::StreamExt;
 use serde::Deserialize;
@@ -127,54 +126,8 @@ async fn stats(
         "store_error": store.error,
         "staleness": staleness_status(app.config(), cache.now_ms()),
         "ledger": app.ledger().report(cache.now_ms(), days),
-        "error_budget": error_budget(cache),
+        "error_budget": crate::budget_view::error_budget(cache),
     })))
-}
-
-/// The error budget as `/admin/stats` shows it (`null` without one): each cell's labels
-/// and certified similarity, and each category's live audit with its 95% Wilson interval
-/// and whether its lower bound is above the budget.
-pub fn error_budget(cache: &deja_core::Cache) -> Value {
-    let Some(calibration) = cache.calibration() else {
-        return Value::Null;
-    };
-    let cells: Vec<Value> = calibration
-        .report()
-        .into_iter()
-        .map(|r| {
-            json!({
-                "category": r.key.category,
-                "support": r.key.support,
-                "max_false_hit_rate": r.delta,
-                "labels": r.labels,
-                "wrong": r.wrong,
-                "certified_similarity": match r.certified {
-                    Certified::From(t) => json!(t),
-                    Certified::Nothing => json!("nothing"),
-                    Certified::Untrained => Value::Null,
-                },
-            })
-        })
-        .collect();
-    let audits: Vec<Value> = calibration
-        .audits()
-        .into_iter()
-        .map(|(category, t)| {
-            let delta = calibration.budgets().of(&category);
-            let estimate = t.estimate();
-            json!({
-                "category": category,
-                "max_false_hit_rate": delta,
-                "checked": t.checked,
-                "wrong": t.wrong,
-                "false_hit_rate": estimate.map(|e| e.0),
-                "low": estimate.map(|e| e.1),
-                "high": estimate.map(|e| e.2),
-                "over_budget": estimate.zip(delta).is_some_and(|(e, d)| e.1 > d),
-            })
-        })
-        .collect();
-    json!({ "cells": cells, "audits": audits })
 }
 
 /// The `days` of `/admin/stats?days=N`: 1 to the days the ledger keeps.

@@ -8,7 +8,9 @@
 //! - `GET /admin/dashboard.json`: the data, behind the admin token like every admin route:
 //!   the in-memory accounts ([`crate::observe::insights`]), the store's entry count and persisted
 //!   counters, the most-hit entries, and the recent near-misses and semantic hits with the
-//!   cached entry's prompt read from the store now (`null` if it has gone since). Each row
+//!   cached entry's prompt read from the store now (`null` if it has gone since); and the
+//!   error budget ([`crate::budget_view`]: each category's live audit, each cell's labels
+//!   and certified similarity; `null` without a budget). Each row
 //!   of those two lists has buttons for a person's verdict (`POST /admin/feedback`,
 //!   [`crate::admin::verdicts`]).
 //!
@@ -179,6 +181,7 @@ pub async fn data(State(app): State<AppState>) -> Response {
         "insights": insights,
         "near_misses": near_misses,
         "hits": hits,
+        "error_budget": crate::budget_view::error_budget(cache),
         "top_entries": top.as_deref().map(Vec::as_slice).unwrap_or_default(),
     });
     let mut resp = Json(body).into_response();

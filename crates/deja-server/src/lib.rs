@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod answers;
 pub mod audit;
+pub mod budget_view;
 pub mod coalesce;
 pub mod config;
 pub mod conn;

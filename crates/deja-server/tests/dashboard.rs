@@ -518,6 +518,13 @@ async fn dashboard_shows_the_traffic_in_a_real_browser() {
         }),
         "near-miss rows: {rows:?}"
     );
+    // No error budget here: no budget card.
+    assert_eq!(
+        browser
+            .js("return document.getElementById('budget-card').hidden;")
+            .await,
+        json!(true)
+    );
     let top_rows = browser
         .js("return document.querySelectorAll('#top-entries tbody tr td.prompt').length;")
         .await;
@@ -711,6 +718,13 @@ async fn near_miss_verdicts_from_the_dashboard_label_the_error_budget() {
         "refused verdicts label nothing"
     );
 
+    assert!(
+        data["error_budget"]["cells"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "{data}"
+    );
+
     // The browser: click "should serve" on the paraphrase, "rightly refused" on the antonym.
     let client = reqwest::Client::new();
     let mut driver = ChromeDriver::start();
@@ -720,6 +734,29 @@ async fn near_miss_verdicts_from_the_dashboard_label_the_error_budget() {
     browser
         .goto(&format!("{}/dashboard#token={ADMIN_TOKEN}", p.base))
         .await;
+    // The budget card: its labels per cell, and no audit yet (no hit served under it).
+    let cells = browser
+        .wait_for(
+            "the error budget's cells",
+            "const card = document.getElementById('budget-card');
+             const rows = Array.from(document.querySelectorAll('#budget-cells tbody tr td:first-child'));
+             return !card.hidden && rows.length > 0 && rows.map(r => r.innerText);",
+        )
+        .await;
+    assert!(
+        cells.as_array().unwrap().iter().any(|c| c == "default"),
+        "{cells}"
+    );
+    let audits = browser
+        .js("return document.querySelector('#budget-audits tbody').innerText;")
+        .await;
+    assert!(
+        audits
+            .as_str()
+            .unwrap()
+            .contains("No semantic hit audited yet"),
+        "{audits}"
+    );
     let find_row = |prompt: &str| {
         format!(
             "const rows = Array.from(document.querySelectorAll('#near-misses tbody tr'));

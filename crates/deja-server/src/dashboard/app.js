@@ -223,6 +223,7 @@
     renderSimilarity(data);
     renderReasons($("bypass-bars"), data.insights.bypass_reasons, "", "No bypasses");
     renderReasons($("reject-bars"), data.insights.reject_reasons, "refused", "No candidate refused");
+    renderBudget(data);
     renderNearMisses(data);
     renderHits(data);
     renderTopEntries(data);
@@ -549,6 +550,53 @@
               ? verdictButtons({ near_miss: n.id }, n.verdict, [["right", "should serve", "Serving it would have been right: a label for the error budget"], ["wrong", "rightly refused", "Refusing it was right: a label for the error budget"]])
               : el("span", { class: "hint", text: "no error budget", title: "Set cache.max_false_hit_rate for verdicts to teach the cache" }),
           ]),
+        ]);
+      })
+    );
+  }
+
+  // The error budget: hidden without one (cache.max_false_hit_rate unset).
+  function renderBudget(data) {
+    const budget = data.error_budget;
+    $("budget-card").hidden = !budget;
+    if (!budget) return;
+    const pct = (x) => (x == null ? "–" : (100 * x).toFixed(2) + "%");
+    const audits = $("budget-audits").querySelector("tbody");
+    if (!budget.audits.length) {
+      audits.replaceChildren(el("tr", {}, [el("td", { class: "empty-row", colspan: 6, text: "No semantic hit audited yet: the audit asks upstream again for a sampled share of hits served under the budget (cache.audit_share), with the operator's key only." })]));
+    } else {
+      audits.replaceChildren(
+        ...budget.audits.map((a) => {
+          const status = a.false_hit_rate == null
+            ? el("span", { class: "hint", text: "no audit yet" })
+            : a.over_budget
+              ? el("span", { class: "pill refused", "data-over-budget": "true", text: "OVER BUDGET", title: "The interval's lower bound is above the budget" })
+              : el("span", { class: "pill verdict right", text: "within budget" });
+          return el("tr", { "data-category": a.category }, [
+            el("td", { text: a.category }),
+            el("td", { text: pct(a.max_false_hit_rate) }),
+            el("td", { class: "num", text: fmtInt(a.checked) }),
+            el("td", { class: "num", text: fmtInt(a.wrong) }),
+            el("td", { text: pct(a.false_hit_rate) + (a.low == null ? "" : " (" + pct(a.low) + " – " + pct(a.high) + ")") }),
+            el("td", {}, [status]),
+          ]);
+        })
+      );
+    }
+    const cells = $("budget-cells").querySelector("tbody");
+    if (!budget.cells.length) {
+      return cells.replaceChildren(el("tr", {}, [el("td", { class: "empty-row", colspan: 5, text: "No labels yet: until they certify a threshold, the budget serves exact hits only." })]));
+    }
+    cells.replaceChildren(
+      ...budget.cells.map((c) => {
+        const t = c.certified_similarity;
+        const serves = t == null ? "too few labels yet" : t === "nothing" ? "nothing (no threshold keeps the budget)" : "≥ " + Number(t).toFixed(3);
+        return el("tr", {}, [
+          el("td", { text: c.category }),
+          el("td", { class: "num", text: String(c.support) }),
+          el("td", { class: "num", text: fmtInt(c.labels) }),
+          el("td", { class: "num", text: fmtInt(c.wrong) }),
+          el("td", { text: serves }),
         ]);
       })
     );
