@@ -10,7 +10,7 @@
 //!   base `/openai`).
 //!
 //! The cached routes are OpenAI's chat, embeddings and Responses routes ([`super::chat::answer`],
-//! [`super::embeddings::answer`]) with their [`Api`]: the same engine, controls, tags,
+//! [`super::embeddings::answer`]) with their [`Via`]: the same engine, controls, tags,
 //! categories and never-cache rules; the query string (`api-version`) is keyed and
 //! forwarded as it came, and the API and deployment are keyed, so Azure and OpenAI entries,
 //! and two deployments' entries, never answer one another. The tenant is the hash of the
@@ -18,7 +18,7 @@
 //! replaces both on the way upstream.
 //!
 //! Without `azure.base_url` every route here answers a 404 saying what to configure, and
-//! nothing is sent anywhere ([`super::api::azure_not_configured`]).
+//! nothing is sent anywhere ([`super::via::azure_not_configured`]).
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -26,8 +26,8 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 
 use crate::error::ApiError;
-use crate::routes::api::{azure_not_configured, Api};
 use crate::routes::passthrough::{forward, percent_decode};
+use crate::routes::via::{azure_not_configured, Via};
 use crate::routes::{chat, embeddings, responses};
 use crate::state::AppState;
 
@@ -42,7 +42,7 @@ pub async fn deployment_chat(
     body: Body,
 ) -> Result<Response, ApiError> {
     let deployment = deployment(uri.path())?;
-    let api = Api::AzureDeployment(&deployment);
+    let api = Via::AzureDeployment(&deployment);
     chat::answer(&app, api, &uri, &headers, body).await
 }
 
@@ -54,7 +54,7 @@ pub async fn deployment_embeddings(
     body: Body,
 ) -> Result<Response, ApiError> {
     let deployment = deployment(uri.path())?;
-    let api = Api::AzureDeployment(&deployment);
+    let api = Via::AzureDeployment(&deployment);
     embeddings::answer(&app, api, &uri, &headers, body).await
 }
 
@@ -65,7 +65,7 @@ pub async fn v1_chat(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    chat::answer(&app, Api::AzureV1, &uri, &headers, body).await
+    chat::answer(&app, Via::AzureV1, &uri, &headers, body).await
 }
 
 /// `POST /openai/v1/embeddings`.
@@ -75,7 +75,7 @@ pub async fn v1_embeddings(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    embeddings::answer(&app, Api::AzureV1, &uri, &headers, body).await
+    embeddings::answer(&app, Via::AzureV1, &uri, &headers, body).await
 }
 
 /// `POST /openai/v1/responses`: the Responses API through Azure's v1 API.
@@ -85,7 +85,7 @@ pub async fn v1_responses(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    responses::answer(&app, Api::AzureV1, &uri, &headers, body).await
+    responses::answer(&app, Via::AzureV1, &uri, &headers, body).await
 }
 
 /// Any other path under `/openai/`: forwarded to Azure unchanged, body streamed both ways.

@@ -5,7 +5,7 @@
 //! shape they were recorded in.
 //!
 //! Azure OpenAI's chat routes ([`super::azure`]) are answered here too, through [`answer`]
-//! with their [`Api`].
+//! with their [`Via`].
 
 use axum::body::Body;
 use axum::extract::State;
@@ -19,11 +19,11 @@ use deja_openai::sse;
 use crate::controls::Controls;
 use crate::error::ApiError;
 use crate::observe::summary::Endpoint;
-use crate::routes::api::Api;
 use crate::routes::completion::{
     self, category_hint, json_response, sse_response, Cached, Route, StreamFormat,
 };
 use crate::routes::record::RequestRecord;
+use crate::routes::via::Via;
 use crate::routes::{read_body, wire_error};
 use crate::state::AppState;
 
@@ -33,14 +33,14 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    answer(&app, Api::OpenAi, &uri, &headers, body).await
+    answer(&app, Via::OpenAi, &uri, &headers, body).await
 }
 
 /// Answers a chat completion request that came in through `api` at `uri` (its path and
 /// query string are forwarded as they came).
 pub async fn answer(
     app: &AppState,
-    api: Api<'_>,
+    api: Via<'_>,
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,

@@ -5,7 +5,7 @@
 //! label and `x-deja-tags`, so invalidation by namespace, tenant or tag reaches it.
 //!
 //! Azure OpenAI's embeddings routes ([`super::azure`]) are answered here too, through
-//! [`answer`] with their [`Api`].
+//! [`answer`] with their [`Via`].
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -20,8 +20,8 @@ use deja_openai::embeddings::{self as wire, EncodingFormat};
 use crate::controls::Controls;
 use crate::error::ApiError;
 use crate::observe::summary::Endpoint;
-use crate::routes::api::Api;
 use crate::routes::record::RequestRecord;
+use crate::routes::via::Via;
 use crate::routes::{read_body, wire_error, CacheHeader};
 use crate::shared_embeddings::SharedItem;
 use crate::state::AppState;
@@ -33,14 +33,14 @@ pub async fn embeddings(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    answer(&app, Api::OpenAi, &uri, &headers, body).await
+    answer(&app, Via::OpenAi, &uri, &headers, body).await
 }
 
 /// Answers an embeddings request that came in through `api` at `uri` (its path and query
 /// string are forwarded as they came).
 pub async fn answer(
     app: &AppState,
-    api: Api<'_>,
+    api: Via<'_>,
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,

@@ -1,7 +1,6 @@
 //! HTTP routes and what they share: reading a bounded body, mapping wire errors, and the
 //! `x-deja-*` response headers.
 
-pub mod api;
 pub mod azure;
 pub mod chat;
 pub mod completion;
@@ -10,6 +9,7 @@ pub mod messages;
 pub mod passthrough;
 pub mod record;
 pub mod responses;
+pub mod via;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue};

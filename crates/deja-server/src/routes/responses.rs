@@ -35,11 +35,11 @@ use deja_openai::sse::encode_named_events;
 use crate::controls::Controls;
 use crate::error::ApiError;
 use crate::observe::summary::Endpoint;
-use crate::routes::api::Api;
 use crate::routes::completion::{
     self, category_hint, json_response, sse_response, Cached, Route, StreamFormat,
 };
 use crate::routes::record::RequestRecord;
+use crate::routes::via::Via;
 use crate::routes::{read_body, wire_error};
 use crate::state::AppState;
 
@@ -49,7 +49,7 @@ pub async fn responses(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    answer(&app, Api::OpenAi, &uri, &headers, body).await
+    answer(&app, Via::OpenAi, &uri, &headers, body).await
 }
 
 /// Answers a Responses API request that came in through `api` at `uri` (its path and query
@@ -57,7 +57,7 @@ pub async fn responses(
 /// (`/openai/v1/responses`, [`super::azure`]).
 pub async fn answer(
     app: &AppState,
-    api: Api<'_>,
+    api: Via<'_>,
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,

@@ -1,9 +1,10 @@
-//! Which API an OpenAI-format request came in through: OpenAI's own (`/v1/...`), or Azure
-//! OpenAI's, by deployment (`/openai/deployments/{deployment}/...`) or through its v1 API
-//! (`/openai/v1/...`). The chat and embeddings routes serve all three alike; what differs
-//! is here: the upstream their misses go to, what the key holds besides the request (so no
-//! two APIs, and no two deployments, share an entry), where the model is named, and whether
-//! the staleness job may ask again.
+//! Which API an OpenAI-format request came in through ([`Via`]; not
+//! [`crate::answers::Api`], which wire format an answer is in): OpenAI's own (`/v1/...`),
+//! or Azure OpenAI's, by deployment (`/openai/deployments/{deployment}/...`) or through its
+//! v1 API (`/openai/v1/...`). The chat, embeddings and Responses routes serve all three
+//! alike; what differs is here: the upstream their misses go to, what the key holds besides
+//! the request (so no two APIs, and no two deployments, share an entry), where the model is
+//! named, and whether the staleness job may ask again.
 //!
 //! This module does not route (`crate::router` and [`super::azure`] do) nor read requests.
 
@@ -15,7 +16,7 @@ use crate::upstream::Upstream;
 
 /// The API a request came in through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Api<'a> {
+pub enum Via<'a> {
     /// OpenAI's API under `/v1/`, to `[upstream]`.
     OpenAi,
     /// Azure OpenAI's deployment routes, to `[azure]`: the deployment (from the path,
@@ -26,13 +27,13 @@ pub enum Api<'a> {
     AzureV1,
 }
 
-impl<'a> Api<'a> {
+impl<'a> Via<'a> {
     /// Where misses go; an error naming what to configure when that is Azure and
     /// `azure.base_url` is unset (then nothing is sent anywhere).
     pub fn upstream(self, app: &AppState) -> Result<&Upstream, ApiError> {
         match self {
-            Api::OpenAi => Ok(app.upstream()),
-            Api::AzureDeployment(_) | Api::AzureV1 => app.azure().ok_or_else(azure_not_configured),
+            Via::OpenAi => Ok(app.upstream()),
+            Via::AzureDeployment(_) | Via::AzureV1 => app.azure().ok_or_else(azure_not_configured),
         }
     }
 
@@ -41,14 +42,14 @@ impl<'a> Api<'a> {
     /// deployment. OpenAI's scope is what it always was, so its entries stay reachable.
     pub fn key_scope<'t>(self, tenant: &'t str, query: Option<&str>) -> Cow<'t, str> {
         match self {
-            Api::OpenAi => crate::tenant::key_scope(tenant, query),
-            Api::AzureDeployment(deployment) => crate::tenant::api_key_scope(
+            Via::OpenAi => crate::tenant::key_scope(tenant, query),
+            Via::AzureDeployment(deployment) => crate::tenant::api_key_scope(
                 tenant,
                 &format!("azure/deployments/{deployment}"),
                 query,
             )
             .into(),
-            Api::AzureV1 => crate::tenant::api_key_scope(tenant, "azure/v1", query).into(),
+            Via::AzureV1 => crate::tenant::api_key_scope(tenant, "azure/v1", query).into(),
         }
     }
 
@@ -57,8 +58,8 @@ impl<'a> Api<'a> {
     /// metrics and the ledger). A `model` in the body too is keyed as well.
     pub fn path_model(self) -> Option<&'a str> {
         match self {
-            Api::AzureDeployment(deployment) => Some(deployment),
-            Api::OpenAi | Api::AzureV1 => None,
+            Via::AzureDeployment(deployment) => Some(deployment),
+            Via::OpenAi | Via::AzureV1 => None,
         }
     }
 
@@ -66,7 +67,7 @@ impl<'a> Api<'a> {
     /// re-asks `[upstream]` at OpenAI's paths only (a recording is the body alone, without
     /// the path, deployment or `api-version` it was sent with).
     pub fn recorded_for_staleness(self) -> bool {
-        matches!(self, Api::OpenAi)
+        matches!(self, Via::OpenAi)
     }
 }
 
@@ -85,20 +86,20 @@ mod tests {
     fn each_api_and_deployment_has_its_own_scope() {
         let q = Some("api-version=2024-10-21");
         let scopes = [
-            Api::OpenAi.key_scope("key:x", q),
-            Api::AzureV1.key_scope("key:x", q),
-            Api::AzureDeployment("a").key_scope("key:x", q),
-            Api::AzureDeployment("b").key_scope("key:x", q),
+            Via::OpenAi.key_scope("key:x", q),
+            Via::AzureV1.key_scope("key:x", q),
+            Via::AzureDeployment("a").key_scope("key:x", q),
+            Via::AzureDeployment("b").key_scope("key:x", q),
         ];
         for (i, a) in scopes.iter().enumerate() {
             for b in &scopes[i + 1..] {
                 assert_ne!(a, b);
             }
         }
-        assert_eq!(Api::OpenAi.key_scope("key:x", None), "key:x");
-        assert_eq!(Api::AzureDeployment("a").path_model(), Some("a"));
-        assert_eq!(Api::AzureV1.path_model(), None);
-        assert!(Api::OpenAi.recorded_for_staleness());
-        assert!(!Api::AzureV1.recorded_for_staleness());
+        assert_eq!(Via::OpenAi.key_scope("key:x", None), "key:x");
+        assert_eq!(Via::AzureDeployment("a").path_model(), Some("a"));
+        assert_eq!(Via::AzureV1.path_model(), None);
+        assert!(Via::OpenAi.recorded_for_staleness());
+        assert!(!Via::AzureV1.recorded_for_staleness());
     }
 }
