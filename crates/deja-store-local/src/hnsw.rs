@@ -55,13 +55,20 @@ pub struct HnswParams {
 /// or above its floor.
 pub const WIDEN: usize = 4;
 
+/// [`HnswIndex::search_near_sync`] widens a partition's search up to one candidate in this
+/// many of its vectors (within [`MAX_WIDE_EF`]), so a small graph, whose narrow search finds
+/// its near-duplicates anyway, is not searched wider for a query that finds nothing: on
+/// uniformly random 384-d vectors the default width of 64 found all of 2,000 near-duplicates
+/// at 10k vectors (no widening: 10,000 / 200 < 64), 99.3% at 30k (widened up to 150: all),
+/// 84.2% at 100k (up to 500).
+pub const WIDEST_SHARE: usize = 200;
+
 /// The widest search [`HnswIndex::search_near_sync`] makes. On 100k uniformly random 384-d
 /// vectors (no clusters: the hardest case for a graph) near-duplicates at cosine 0.95 are
 /// found first 84% of the time at the default width of 64, 99.5% at 256 and all of 2,000 at
-/// 512; widening from 64 as needed finds all 2,000 at the narrow search's p50 (212 µs; p99
-/// 958 µs), and costs a query that finds nothing 1.9 ms p50 instead of 0.23 ms
-/// (`examples/recall_uniform.rs`, one core). A limit of 1024 cost those 3.2 ms and found
-/// no more.
+/// 512; widening as needed (up to 500 there) finds all 2,000, and costs a query that finds
+/// nothing 2.5 ms p50 instead of 0.27 ms (`examples/recall_uniform.rs`, one core). A limit
+/// of 1024 cost those 3.2 ms and found no more.
 pub const MAX_WIDE_EF: usize = 512;
 
 impl Default for HnswParams {
@@ -222,7 +229,8 @@ impl HnswIndex {
     }
 
     /// Synchronous [`VectorIndex::search_near`]: a graph search that finds nothing at or
-    /// above `floor` is repeated [`WIDEN`] times wider, up to [`MAX_WIDE_EF`] candidates.
+    /// above `floor` is repeated [`WIDEN`] times wider, up to one candidate in
+    /// [`WIDEST_SHARE`] of the partition's vectors and at most [`MAX_WIDE_EF`].
     pub fn search_near_sync(
         &self,
         partition: PartitionKey,
@@ -240,15 +248,18 @@ impl HnswIndex {
         };
         let p = p.read();
         let mut ef = self.params.ef_search;
+        // A brute-force partition is exact already.
+        let widest = match p.graph {
+            None => ef,
+            Some(_) => (p.live / WIDEST_SHARE).clamp(ef, MAX_WIDE_EF),
+        };
         loop {
             let found = p.search(query, k, ef, self.kernels);
             let reached = found.first().is_some_and(|n| n.similarity >= floor);
-            // A brute-force partition is exact already; a search as wide as the partition
-            // has seen every vector the graph can reach.
-            if reached || p.graph.is_none() || ef >= MAX_WIDE_EF || ef >= p.live {
+            if reached || ef >= widest {
                 return Ok(found);
             }
-            ef = (ef * WIDEN).min(MAX_WIDE_EF);
+            ef = (ef * WIDEN).min(widest);
         }
     }
 
@@ -933,20 +944,21 @@ mod tests {
     fn search_near_widens_until_it_reaches_its_floor() {
         let dim = 64;
         let params = HnswParams {
-            m: 8,
-            ef_construction: 32,
+            m: 16,
+            ef_construction: 64,
             ef_search: 1,
             flat_below: 64,
         };
         let idx = HnswIndex::new("t", dim, params);
         let p = PartitionKey([2; 16]);
         let mut seed = 7;
-        let vs: Vec<Vec<f32>> = (0..3000).map(|_| rng_vec(&mut seed, dim)).collect();
+        // Widened up to 12,000 / WIDEST_SHARE = 60 candidates.
+        let vs: Vec<Vec<f32>> = (0..12_000).map(|_| rng_vec(&mut seed, dim)).collect();
         for (i, v) in vs.iter().enumerate() {
             idx.insert_sync(p, EntryId(i as u64), v).unwrap();
         }
         let (mut narrow, mut near) = (0, 0);
-        for i in (0..vs.len()).step_by(15) {
+        for i in (0..vs.len()).step_by(60) {
             // About cosine 0.9 to entry i, far from every other.
             let noise = rng_vec(&mut seed, dim);
             let q: Vec<f32> = vs[i]
