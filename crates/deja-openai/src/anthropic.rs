@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 
 use crate::chat::ChatKey;
 use crate::error::WireError;
-use crate::json::{canonical, canonical_of, parse_request};
+use crate::json::{canonical, canonical_of, key_extras, key_param, parse_request};
 
 /// A Messages API request with every documented field. Numbers and booleans are typed so a
 /// wrong type is rejected with the field's name; structured parameters are kept as JSON.
@@ -248,11 +248,11 @@ pub fn messages_key(req: &MessagesRequest, tenant: &str, api: &ApiHeaders) -> Ch
         }
     }
 
-    param(&mut b, "max_tokens", &Some(max_tokens));
-    param(&mut b, "stop_sequences", stop_sequences);
-    param(&mut b, "temperature", temperature);
-    param(&mut b, "top_p", top_p);
-    param(&mut b, "top_k", top_k);
+    key_param(&mut b, "max_tokens", &Some(max_tokens));
+    key_param(&mut b, "stop_sequences", stop_sequences);
+    key_param(&mut b, "temperature", temperature);
+    key_param(&mut b, "top_p", top_p);
+    key_param(&mut b, "top_k", top_k);
     b.opt_str(
         "tools",
         tools
@@ -260,20 +260,16 @@ pub fn messages_key(req: &MessagesRequest, tenant: &str, api: &ApiHeaders) -> Ch
             .map(|t| canonical(&without_cache_control(t)))
             .as_deref(),
     );
-    param(&mut b, "tool_choice", tool_choice);
-    param(&mut b, "thinking", thinking);
-    param(&mut b, "container", container);
-    param(&mut b, "mcp_servers", mcp_servers);
-    param(&mut b, "output_config", output_config);
-    param(&mut b, "context_management", context_management);
-    param(&mut b, "diagnostics", diagnostics);
+    key_param(&mut b, "tool_choice", tool_choice);
+    key_param(&mut b, "thinking", thinking);
+    key_param(&mut b, "container", container);
+    key_param(&mut b, "mcp_servers", mcp_servers);
+    key_param(&mut b, "output_config", output_config);
+    key_param(&mut b, "context_management", context_management);
+    key_param(&mut b, "diagnostics", diagnostics);
     // Unknown parameters are assumed to change the answer; sorted so that field order does
     // not matter.
-    let mut extras: Vec<_> = extra.iter().collect();
-    extras.sort_by(|a, b| a.0.cmp(b.0));
-    for (name, value) in extras {
-        b.str(&format!("extra:{name}"), &canonical(value));
-    }
+    key_extras(&mut b, extra);
 
     let prompt = normalize_prompt(&prompt_text);
     let ends_with_user = last_user.is_some() && last_user == messages.len().checked_sub(1);
@@ -290,10 +286,6 @@ pub fn messages_key(req: &MessagesRequest, tenant: &str, api: &ApiHeaders) -> Ch
         semantic,
         model: model.clone(),
     }
-}
-
-fn param<T: Serialize>(b: &mut KeyBuilder, label: &str, value: &Option<T>) {
-    b.opt_str(label, value.as_ref().map(canonical_of).as_deref());
 }
 
 /// The blocks of an array without their `cache_control` markers, which tell Anthropic

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::WireError;
-use crate::json::{canonical, canonical_of, parse_request};
+use crate::json::{canonical, canonical_of, key_extras, key_param, parse_request};
 
 /// A chat completion request with every documented field. Numbers and booleans are typed
 /// so that a wrong type is rejected with the field's name; structured parameters are kept
@@ -262,37 +262,33 @@ pub fn chat_key(req: &ChatRequest, tenant: &str) -> ChatKey {
 
     // Every parameter below can change the answer. Absent and present-with-the-default
     // (`temperature: 1`) are different keys: simple, and never wrong.
-    param(&mut b, "temperature", temperature);
-    param(&mut b, "top_p", top_p);
-    param(&mut b, "n", n);
-    param(&mut b, "stop", stop);
-    param(&mut b, "max_tokens", max_tokens);
-    param(&mut b, "max_completion_tokens", max_completion_tokens);
-    param(&mut b, "presence_penalty", presence_penalty);
-    param(&mut b, "frequency_penalty", frequency_penalty);
-    param(&mut b, "logit_bias", logit_bias);
-    param(&mut b, "logprobs", logprobs);
-    param(&mut b, "top_logprobs", top_logprobs);
-    param(&mut b, "seed", seed);
-    param(&mut b, "tools", tools);
-    param(&mut b, "tool_choice", tool_choice);
-    param(&mut b, "parallel_tool_calls", parallel_tool_calls);
-    param(&mut b, "response_format", response_format);
-    param(&mut b, "functions", functions);
-    param(&mut b, "function_call", function_call);
-    param(&mut b, "reasoning_effort", reasoning_effort);
-    param(&mut b, "modalities", modalities);
-    param(&mut b, "audio", audio);
-    param(&mut b, "prediction", prediction);
-    param(&mut b, "web_search_options", web_search_options);
-    param(&mut b, "verbosity", verbosity);
+    key_param(&mut b, "temperature", temperature);
+    key_param(&mut b, "top_p", top_p);
+    key_param(&mut b, "n", n);
+    key_param(&mut b, "stop", stop);
+    key_param(&mut b, "max_tokens", max_tokens);
+    key_param(&mut b, "max_completion_tokens", max_completion_tokens);
+    key_param(&mut b, "presence_penalty", presence_penalty);
+    key_param(&mut b, "frequency_penalty", frequency_penalty);
+    key_param(&mut b, "logit_bias", logit_bias);
+    key_param(&mut b, "logprobs", logprobs);
+    key_param(&mut b, "top_logprobs", top_logprobs);
+    key_param(&mut b, "seed", seed);
+    key_param(&mut b, "tools", tools);
+    key_param(&mut b, "tool_choice", tool_choice);
+    key_param(&mut b, "parallel_tool_calls", parallel_tool_calls);
+    key_param(&mut b, "response_format", response_format);
+    key_param(&mut b, "functions", functions);
+    key_param(&mut b, "function_call", function_call);
+    key_param(&mut b, "reasoning_effort", reasoning_effort);
+    key_param(&mut b, "modalities", modalities);
+    key_param(&mut b, "audio", audio);
+    key_param(&mut b, "prediction", prediction);
+    key_param(&mut b, "web_search_options", web_search_options);
+    key_param(&mut b, "verbosity", verbosity);
     // Unknown parameters are assumed to change the answer. The "extra:" prefix keeps them
     // apart from the known labels above; sorted so that field order does not matter.
-    let mut extras: Vec<_> = extra.iter().collect();
-    extras.sort_by(|a, b| a.0.cmp(b.0));
-    for (name, value) in extras {
-        b.str(&format!("extra:{name}"), &canonical(value));
-    }
+    key_extras(&mut b, extra);
 
     let prompt = normalize_prompt(&prompt_text);
     let ends_with_user = last_user.is_some() && last_user == messages.len().checked_sub(1);
@@ -307,10 +303,6 @@ pub fn chat_key(req: &ChatRequest, tenant: &str) -> ChatKey {
         semantic,
         model: model.clone(),
     }
-}
-
-fn param<T: Serialize>(b: &mut KeyBuilder, label: &str, value: &Option<T>) {
-    b.opt_str(label, value.as_ref().map(canonical_of).as_deref());
 }
 
 /// Splits the last user message into its text (the prompt) and the rest, which goes into

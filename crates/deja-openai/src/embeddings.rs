@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::WireError;
-use crate::json::{canonical, parse_request, to_vec};
+use crate::json::{key_extras, parse_request, to_vec};
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct EmbeddingsRequest {
@@ -129,11 +129,7 @@ pub fn partition_key(req: &EmbeddingsRequest, tenant: &str) -> PartitionKey {
     b.str("model", model);
     b.opt_str("dimensions", dimensions.map(|d| d.to_string()).as_deref());
     // Unknown parameters are assumed to change the vector.
-    let mut extras: Vec<_> = extra.iter().collect();
-    extras.sort_by(|a, b| a.0.cmp(b.0));
-    for (name, value) in extras {
-        b.str(&format!("extra:{name}"), &canonical(value));
-    }
+    key_extras(&mut b, extra);
     b.finish_partition()
 }
 

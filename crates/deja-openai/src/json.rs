@@ -1,10 +1,11 @@
 //! JSON helpers shared by the endpoint modules: request parsing that names the offending
 //! field, canonical encoding for cache keys, and infallible serialisation of our own types.
 
+use deja_core::{KeyBuilder, Usage};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::error::Category;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::error::WireError;
 
@@ -137,6 +138,47 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 /// [`canonical`] of anything serde can turn into a `Value`.
 pub(crate) fn canonical_of<T: Serialize>(value: &T) -> String {
     canonical(&serde_json::to_value(value).unwrap_or(Value::Null))
+}
+
+/// Keys an optional request parameter: absent and present (even with the default value)
+/// are different keys, which is simple and never wrong.
+pub(crate) fn key_param<T: Serialize>(b: &mut KeyBuilder, label: &str, value: &Option<T>) {
+    b.opt_str(label, value.as_ref().map(canonical_of).as_deref());
+}
+
+/// Keys the parameters a request type does not know (its `extra` map): each is assumed to
+/// change the answer. The `extra:` prefix keeps them apart from the known labels; sorted,
+/// so field order does not matter.
+pub(crate) fn key_extras(b: &mut KeyBuilder, extra: &Map<String, Value>) {
+    let mut extras: Vec<_> = extra.iter().collect();
+    extras.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, value) in extras {
+        b.str(&format!("extra:{name}"), &canonical(value));
+    }
+}
+
+/// A JSON object, or an error naming `what` was expected to be one (an answer, an event).
+pub(crate) fn parse_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, WireError> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(WireError::new(format!("{what} is not a JSON object"))),
+        Err(e) => Err(WireError::new(format!("{what} is not valid JSON ({e})"))),
+    }
+}
+
+/// Token usage in the shape Anthropic's messages and OpenAI's Responses API report it
+/// (`input_tokens`, `output_tokens`); zeros for what is absent.
+pub(crate) fn input_output_usage(usage: Option<&Value>) -> Usage {
+    let field = |name: &str| {
+        usage
+            .and_then(|u| u.get(name))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    Usage {
+        prompt_tokens: field("input_tokens"),
+        completion_tokens: field("output_tokens"),
+    }
 }
 
 /// Serialises our own types and `Value`s. This cannot fail: every map key is a string and

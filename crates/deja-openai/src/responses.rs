@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 
 use crate::chat::ChatKey;
 use crate::error::WireError;
-use crate::json::{canonical, canonical_of, parse_request};
+use crate::json::{canonical, key_extras, key_param, parse_request};
 
 /// A Responses API request with every documented field. Numbers and booleans are typed so
 /// a wrong type is rejected with the field's name; structured parameters are kept as JSON.
@@ -269,7 +269,7 @@ pub fn responses_key(req: &ResponsesRequest, tenant: &str) -> ChatKey {
     let mut b = KeyBuilder::new("responses/v1");
     b.str("tenant", tenant);
     b.opt_str("model", model.as_deref());
-    param(&mut b, "instructions", instructions);
+    key_param(&mut b, "instructions", instructions);
 
     // A string input is one user message: keyed like `[{"role":"user","content":"..."}]`,
     // so the two spellings share entries.
@@ -303,35 +303,31 @@ pub fn responses_key(req: &ResponsesRequest, tenant: &str) -> ChatKey {
         }
     }
 
-    param(&mut b, "background", background);
-    param(&mut b, "background_options", background_options);
-    param(&mut b, "context_management", context_management);
-    param(&mut b, "conversation", conversation);
-    param(&mut b, "include", include);
-    param(&mut b, "max_output_tokens", max_output_tokens);
-    param(&mut b, "max_tool_calls", max_tool_calls);
-    param(&mut b, "moderation", moderation);
-    param(&mut b, "parallel_tool_calls", parallel_tool_calls);
-    param(&mut b, "previous_response_id", previous_response_id);
-    param(&mut b, "prompt", prompt);
-    param(&mut b, "prompt_cache_options", prompt_cache_options);
-    param(&mut b, "reasoning", reasoning);
+    key_param(&mut b, "background", background);
+    key_param(&mut b, "background_options", background_options);
+    key_param(&mut b, "context_management", context_management);
+    key_param(&mut b, "conversation", conversation);
+    key_param(&mut b, "include", include);
+    key_param(&mut b, "max_output_tokens", max_output_tokens);
+    key_param(&mut b, "max_tool_calls", max_tool_calls);
+    key_param(&mut b, "moderation", moderation);
+    key_param(&mut b, "parallel_tool_calls", parallel_tool_calls);
+    key_param(&mut b, "previous_response_id", previous_response_id);
+    key_param(&mut b, "prompt", prompt);
+    key_param(&mut b, "prompt_cache_options", prompt_cache_options);
+    key_param(&mut b, "reasoning", reasoning);
     // Absent means stored, as in the API.
-    param(&mut b, "store", &Some(store.unwrap_or(true)));
-    param(&mut b, "temperature", temperature);
-    param(&mut b, "text", text);
-    param(&mut b, "tool_choice", tool_choice);
-    param(&mut b, "tools", tools);
-    param(&mut b, "top_logprobs", top_logprobs);
-    param(&mut b, "top_p", top_p);
-    param(&mut b, "truncation", truncation);
+    key_param(&mut b, "store", &Some(store.unwrap_or(true)));
+    key_param(&mut b, "temperature", temperature);
+    key_param(&mut b, "text", text);
+    key_param(&mut b, "tool_choice", tool_choice);
+    key_param(&mut b, "tools", tools);
+    key_param(&mut b, "top_logprobs", top_logprobs);
+    key_param(&mut b, "top_p", top_p);
+    key_param(&mut b, "truncation", truncation);
     // Unknown parameters are assumed to change the answer; sorted so that field order does
     // not matter.
-    let mut extras: Vec<_> = extra.iter().collect();
-    extras.sort_by(|a, b| a.0.cmp(b.0));
-    for (name, value) in extras {
-        b.str(&format!("extra:{name}"), &canonical(value));
-    }
+    key_extras(&mut b, extra);
 
     let prompt_norm = normalize_prompt(&prompt_text);
     let ends_with_user = last_user.is_some() && last_user == items.len().checked_sub(1);
@@ -349,10 +345,6 @@ pub fn responses_key(req: &ResponsesRequest, tenant: &str) -> ChatKey {
         semantic,
         model: model.clone().unwrap_or_default(),
     }
-}
-
-fn param<T: Serialize>(b: &mut KeyBuilder, label: &str, value: &Option<T>) {
-    b.opt_str(label, value.as_ref().map(canonical_of).as_deref());
 }
 
 /// A message item from the user: `role: "user"` and, when it says, `type: "message"`.

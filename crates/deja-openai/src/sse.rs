@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 use crate::error::WireError;
-use crate::json::to_vec;
+use crate::json::{parse_object, to_vec};
 
 /// The event that ends an OpenAI stream.
 pub const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
@@ -192,14 +192,6 @@ pub fn encode_named_events(events: &[Vec<u8>]) -> Bytes {
         out.extend_from_slice(&encode_event(data));
     }
     Bytes::from(out)
-}
-
-fn parse_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, WireError> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(WireError::new(format!("{what} is not a JSON object"))),
-        Err(e) => Err(WireError::new(format!("{what} is not valid JSON ({e})"))),
-    }
 }
 
 /// Top-level fields copied between a completion and its chunks (`id`, `created`, `model`,

@@ -19,15 +19,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
 use crate::error::WireError;
-use crate::json::to_vec;
-
-fn parse_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, WireError> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(WireError::new(format!("{what} is not a JSON object"))),
-        Err(e) => Err(WireError::new(format!("{what} is not valid JSON ({e})"))),
-    }
-}
+use crate::json::{input_output_usage, parse_object, to_vec};
 
 fn event_type(map: &Map<String, Value>) -> &str {
     map.get("type").and_then(Value::as_str).unwrap_or_default()
@@ -367,24 +359,11 @@ pub fn message_text(body: &[u8]) -> Result<String, WireError> {
     Ok(texts.join("\n"))
 }
 
-fn usage_of(usage: Option<&Value>) -> Usage {
-    let field = |name: &str| {
-        usage
-            .and_then(|u| u.get(name))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
-    Usage {
-        prompt_tokens: field("input_tokens"),
-        completion_tokens: field("output_tokens"),
-    }
-}
-
 /// Token usage of a non-streamed `message` (`input_tokens`, `output_tokens`); zeros when
 /// absent or unreadable.
 pub fn usage_from_body(body: &[u8]) -> Usage {
     let value: Option<Value> = serde_json::from_slice(body).ok();
-    usage_of(value.as_ref().and_then(|v| v.get("usage")))
+    input_output_usage(value.as_ref().and_then(|v| v.get("usage")))
 }
 
 /// Token usage of a streamed answer: `message_start`'s, with the totals of the last
@@ -406,7 +385,7 @@ pub fn usage_from_events(events: &[Vec<u8>]) -> Usage {
             }
         }
     }
-    usage_of(Some(&Value::Object(usage)))
+    input_output_usage(Some(&Value::Object(usage)))
 }
 
 #[cfg(test)]

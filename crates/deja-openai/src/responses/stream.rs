@@ -17,15 +17,7 @@ use deja_core::Usage;
 use serde_json::{json, Map, Value};
 
 use crate::error::WireError;
-use crate::json::to_vec;
-
-fn parse_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, WireError> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(WireError::new(format!("{what} is not a JSON object"))),
-        Err(e) => Err(WireError::new(format!("{what} is not valid JSON ({e})"))),
-    }
-}
+use crate::json::{input_output_usage, parse_object, to_vec};
 
 fn kind(map: &Map<String, Value>) -> &str {
     map.get("type").and_then(Value::as_str).unwrap_or_default()
@@ -305,25 +297,11 @@ pub fn body_completed(body: &[u8]) -> bool {
     matches!(serde_json::from_slice::<Value>(body), Ok(Value::Object(r)) if completed(&r))
 }
 
-fn usage_of(response: Option<&Value>) -> Usage {
-    let field = |name: &str| {
-        response
-            .and_then(|r| r.get("usage"))
-            .and_then(|u| u.get(name))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
-    Usage {
-        prompt_tokens: field("input_tokens"),
-        completion_tokens: field("output_tokens"),
-    }
-}
-
 /// Token usage of a response object (`usage.input_tokens`, `usage.output_tokens`); zeros
 /// when absent or unreadable.
 pub fn usage_from_body(body: &[u8]) -> Usage {
     let value: Option<Value> = serde_json::from_slice(body).ok();
-    usage_of(value.as_ref())
+    input_output_usage(value.as_ref().and_then(|r| r.get("usage")))
 }
 
 /// Token usage of a recorded stream: its `response.completed`'s; zeros when absent.
