@@ -19,9 +19,7 @@ use deja_openai::sse;
 use crate::controls::Controls;
 use crate::error::ApiError;
 use crate::observe::summary::Endpoint;
-use crate::routes::completion::{
-    self, category_hint, json_response, sse_response, Cached, Route, StreamFormat,
-};
+use crate::routes::completion::{self, json_response, sse_response, Cached, Route, StreamFormat};
 use crate::routes::record::RequestRecord;
 use crate::routes::via::Via;
 use crate::routes::{read_body, wire_error};
@@ -65,20 +63,10 @@ pub async fn answer(
         stream: is_stream(&req),
         include_usage: include_usage(&req),
     };
-    let category_hint = category_hint(app, headers)?;
-    let tags = crate::tags::tags_from_headers(headers)?;
     record.summary.model = Some(key.model.clone());
     record.normalised();
-    let cached = Cached {
-        key,
-        tenant,
-        controls,
-        category_hint,
-        tags,
-        // Kept so the staleness job can ask again (see `crate::staleness`).
-        request: (app.config().staleness.enabled && api.recorded_for_staleness())
-            .then(|| bytes.to_vec()),
-    };
+    let recordable = api.recorded_for_staleness();
+    let cached = Cached::new(app, headers, key, tenant, controls, &bytes, recordable)?;
     let route = Route {
         endpoint: Endpoint::Chat,
         upstream,
@@ -122,11 +110,5 @@ fn serve_hit(entry: Entry, headers: HeaderMap, want: Shape) -> Option<Response> 
             sse::chunks_to_completion(&c).map(|body| json_response(Bytes::from(body), headers))
         }
     };
-    match converted {
-        Ok(resp) => Some(resp),
-        Err(e) => {
-            tracing::warn!(entry = %id, error = %e, "stored answer could not be converted; going upstream");
-            None
-        }
-    }
+    completion::converted_or_bypass(id, converted)
 }

@@ -126,6 +126,31 @@ pub struct Cached {
     pub request: Option<Vec<u8>>,
 }
 
+impl Cached {
+    /// A keyed request with what its headers ask of the cache (`x-deja-category`, checked
+    /// against the configured categories, and `x-deja-tags`), and its body kept for the
+    /// staleness job when the job is on and may re-send it (`recordable`).
+    pub fn new(
+        app: &AppState,
+        headers: &HeaderMap,
+        key: ChatKey,
+        tenant: String,
+        controls: Controls,
+        body: &Bytes,
+        recordable: bool,
+    ) -> Result<Cached, ApiError> {
+        Ok(Cached {
+            key,
+            tenant,
+            controls,
+            category_hint: category_hint(app, headers)?,
+            tags: crate::tags::tags_from_headers(headers)?,
+            // Kept so the staleness job can ask again (see `crate::staleness`).
+            request: (app.config().staleness.enabled && recordable).then(|| body.to_vec()),
+        })
+    }
+}
+
 /// Answers a request from the cache, or from the upstream and stores the answer. `serve`
 /// turns a stored entry into the response the client asked for (headers given); `None`
 /// means the entry cannot be served, which bypasses the cache.
@@ -413,7 +438,7 @@ fn hit_headers(entry: &Entry, outcome: &CacheHeader) -> HeaderMap {
 }
 
 /// The category named by `x-deja-category`, which must be a configured one.
-pub fn category_hint(app: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+fn category_hint(app: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get("x-deja-category") else {
         return Ok(None);
     };
@@ -549,6 +574,49 @@ async fn label_miss(app: AppState, ticket: deja_core::LabelTicket, stored_as: de
         Err(e) => {
             tracing::warn!(error = %deja_core::ErrorChain(&e), "labelling a miss for the error budget failed")
         }
+    }
+}
+
+/// A stored answer converted into the shape the client asked for, or `None` (logged) when it
+/// could not be, which bypasses the cache.
+pub fn converted_or_bypass(
+    id: deja_core::EntryId,
+    converted: Converted<Response>,
+) -> Option<Response> {
+    match converted {
+        Ok(resp) => Some(resp),
+        Err(e) => {
+            tracing::warn!(entry = %id, error = %e, "stored answer could not be converted; going upstream");
+            None
+        }
+    }
+}
+
+/// How an API whose streams are named events (Anthropic's Messages API, OpenAI's Responses
+/// API) turns a stored answer into the other shape: its object into the events a stream of
+/// it carries, and recorded events back into the object.
+pub struct NamedEvents {
+    pub to_events: fn(&[u8]) -> Converted<Vec<Vec<u8>>>,
+    pub to_object: fn(&[Vec<u8>]) -> Converted<Vec<u8>>,
+}
+
+/// A stored answer in another shape, or why it could not be converted.
+type Converted<T> = Result<T, deja_openai::WireError>;
+
+impl NamedEvents {
+    /// Serves `entry` as a JSON object or, when the client streams, as named events.
+    pub fn serve(&self, entry: Entry, headers: HeaderMap, stream: bool) -> Option<Response> {
+        let Entry { id, answer, .. } = entry;
+        let converted = match (answer, stream) {
+            (Answer::Body(b), false) => Ok(json_response(Bytes::from(b), headers)),
+            (Answer::Body(b), true) => (self.to_events)(&b)
+                .map(|events| sse_response(sse::encode_named_events(&events), headers)),
+            (Answer::Chunks(c), true) => Ok(sse_response(sse::encode_named_events(&c), headers)),
+            (Answer::Chunks(c), false) => {
+                (self.to_object)(&c).map(|body| json_response(Bytes::from(body), headers))
+            }
+        };
+        converted_or_bypass(id, converted)
     }
 }
 

@@ -23,17 +23,13 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use bytes::Bytes;
-use deja_core::{Answer, Entry};
-use deja_openai::anthropic::stream::{encode_events, events_to_message, message_to_events};
+use deja_openai::anthropic::stream::{events_to_message, message_to_events};
 use deja_openai::anthropic::{is_stream, messages_key, parse_messages, ApiHeaders};
 
 use crate::controls::Controls;
 use crate::error::{AnthropicError, ApiError};
 use crate::observe::summary::Endpoint;
-use crate::routes::completion::{
-    self, category_hint, json_response, sse_response, Cached, Route, StreamFormat,
-};
+use crate::routes::completion::{self, Cached, NamedEvents, Route, StreamFormat};
 use crate::routes::record::RequestRecord;
 use crate::routes::{read_body, wire_error};
 use crate::state::AppState;
@@ -55,19 +51,9 @@ pub async fn messages(
     let scope = crate::tenant::key_scope(&tenant, uri.query());
     let key = messages_key(&req, &scope, &api_headers(&headers)?);
     let stream = is_stream(&req);
-    let category_hint = category_hint(&app, &headers)?;
-    let tags = crate::tags::tags_from_headers(&headers)?;
     record.summary.model = Some(key.model.clone());
     record.normalised();
-    let cached = Cached {
-        key,
-        tenant,
-        controls,
-        category_hint,
-        tags,
-        // Kept so the staleness job can ask again (see `crate::staleness`).
-        request: app.config().staleness.enabled.then(|| bytes.to_vec()),
-    };
+    let cached = Cached::new(&app, &headers, key, tenant, controls, &bytes, true)?;
     let route = Route {
         endpoint: Endpoint::Messages,
         upstream: app.anthropic(),
@@ -82,7 +68,7 @@ pub async fn messages(
         bytes,
         cached,
         route,
-        |entry, h| serve_hit(entry, h, stream),
+        |entry, h| EVENTS.serve(entry, h, stream),
     )
     .await?;
     Ok(resp)
@@ -115,28 +101,11 @@ fn api_headers(headers: &HeaderMap) -> Result<ApiHeaders, ApiError> {
     Ok(ApiHeaders { version, beta })
 }
 
-/// Answers from a stored entry in the shape the client asked for; `None` (logged) when the
-/// stored answer cannot be converted, which bypasses the cache.
-fn serve_hit(entry: Entry, headers: HeaderMap, stream: bool) -> Option<Response> {
-    let Entry { id, answer, .. } = entry;
-    let converted = match (answer, stream) {
-        (Answer::Body(b), false) => Ok(json_response(Bytes::from(b), headers)),
-        (Answer::Body(b), true) => {
-            message_to_events(&b).map(|events| sse_response(encode_events(&events), headers))
-        }
-        (Answer::Chunks(c), true) => Ok(sse_response(encode_events(&c), headers)),
-        (Answer::Chunks(c), false) => {
-            events_to_message(&c).map(|body| json_response(Bytes::from(body), headers))
-        }
-    };
-    match converted {
-        Ok(resp) => Some(resp),
-        Err(e) => {
-            tracing::warn!(entry = %id, error = %e, "stored answer could not be converted; going upstream");
-            None
-        }
-    }
-}
+/// How a stored Anthropic answer is served in the other shape.
+const EVENTS: NamedEvents = NamedEvents {
+    to_events: message_to_events,
+    to_object: events_to_message,
+};
 
 #[cfg(test)]
 mod tests {

@@ -26,18 +26,13 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use bytes::Bytes;
-use deja_core::{Answer, Entry};
 use deja_openai::responses::stream::{events_to_response, response_to_events};
 use deja_openai::responses::{is_background, is_stream, parse_responses, responses_key};
-use deja_openai::sse::encode_named_events;
 
 use crate::controls::Controls;
 use crate::error::ApiError;
 use crate::observe::summary::Endpoint;
-use crate::routes::completion::{
-    self, category_hint, json_response, sse_response, Cached, Route, StreamFormat,
-};
+use crate::routes::completion::{self, Cached, NamedEvents, Route, StreamFormat};
 use crate::routes::record::RequestRecord;
 use crate::routes::via::Via;
 use crate::routes::{read_body, wire_error};
@@ -75,20 +70,10 @@ pub async fn answer(
     let scope = api.key_scope(&tenant, uri.query());
     let key = responses_key(&req, &scope);
     let stream = is_stream(&req);
-    let category_hint = category_hint(app, headers)?;
-    let tags = crate::tags::tags_from_headers(headers)?;
     record.summary.model = Some(key.model.clone());
     record.normalised();
-    let cached = Cached {
-        key,
-        tenant,
-        controls,
-        category_hint,
-        tags,
-        // Kept so the staleness job can ask again (see `crate::staleness`).
-        request: (app.config().staleness.enabled && api.recorded_for_staleness())
-            .then(|| bytes.to_vec()),
-    };
+    let recordable = api.recorded_for_staleness();
+    let cached = Cached::new(app, headers, key, tenant, controls, &bytes, recordable)?;
     let route = Route {
         endpoint: Endpoint::Responses,
         upstream,
@@ -103,30 +88,13 @@ pub async fn answer(
         bytes,
         cached,
         route,
-        |entry, h| serve_hit(entry, h, stream),
+        |entry, h| EVENTS.serve(entry, h, stream),
     )
     .await
 }
 
-/// Answers from a stored entry in the shape the client asked for; `None` (logged) when the
-/// stored answer cannot be converted, which bypasses the cache.
-fn serve_hit(entry: Entry, headers: HeaderMap, stream: bool) -> Option<Response> {
-    let Entry { id, answer, .. } = entry;
-    let converted = match (answer, stream) {
-        (Answer::Body(b), false) => Ok(json_response(Bytes::from(b), headers)),
-        (Answer::Body(b), true) => {
-            response_to_events(&b).map(|events| sse_response(encode_named_events(&events), headers))
-        }
-        (Answer::Chunks(c), true) => Ok(sse_response(encode_named_events(&c), headers)),
-        (Answer::Chunks(c), false) => {
-            events_to_response(&c).map(|body| json_response(Bytes::from(body), headers))
-        }
-    };
-    match converted {
-        Ok(resp) => Some(resp),
-        Err(e) => {
-            tracing::warn!(entry = %id, error = %e, "stored answer could not be converted; going upstream");
-            None
-        }
-    }
-}
+/// How a stored Responses API answer is served in the other shape.
+const EVENTS: NamedEvents = NamedEvents {
+    to_events: response_to_events,
+    to_object: events_to_response,
+};
