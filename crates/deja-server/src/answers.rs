@@ -5,6 +5,7 @@
 use deja_core::Answer;
 use deja_openai::anthropic::stream as anthropic_stream;
 use deja_openai::responses::stream as responses_stream;
+use deja_openai::WireError;
 use serde_json::Value;
 
 /// Which API an entry answered, told by its answer: an Anthropic `message` (or a stream of
@@ -111,28 +112,29 @@ fn canonical_tool_calls(calls: &Value) -> String {
 /// the same arguments are the same answer). A stream is assembled first. `None` when the
 /// answer cannot be read.
 pub fn comparable_text(answer: &Answer) -> Option<String> {
-    match Api::of(answer) {
-        Api::OpenAi => {
-            let body = match answer {
-                Answer::Body(b) => std::borrow::Cow::Borrowed(b.as_slice()),
-                Answer::Chunks(c) => {
-                    std::borrow::Cow::Owned(deja_openai::sse::chunks_to_completion(c).ok()?)
-                }
-            };
-            choices_text(&body, canonical_tool_calls).ok()
+    Api::of(answer).text(answer).ok()
+}
+
+impl Api {
+    /// [`comparable_text`] of a stored answer of this API, or why it cannot be read.
+    pub fn text(self, answer: &Answer) -> Result<String, WireError> {
+        match answer {
+            Answer::Body(b) => self.body_text(b),
+            Answer::Chunks(c) => self.body_text(&match self {
+                Api::OpenAi => deja_openai::sse::chunks_to_completion(c)?,
+                Api::Anthropic => anthropic_stream::events_to_message(c)?,
+                Api::Responses => responses_stream::events_to_response(c)?,
+            }),
         }
-        Api::Anthropic => match answer {
-            Answer::Body(b) => anthropic_stream::message_text(b),
-            Answer::Chunks(c) => anthropic_stream::events_to_message(c)
-                .and_then(|b| anthropic_stream::message_text(&b)),
+    }
+
+    /// [`comparable_text`] of a non-streamed answer of this API, or why it cannot be read.
+    pub fn body_text(self, body: &[u8]) -> Result<String, WireError> {
+        match self {
+            Api::OpenAi => choices_text(body, canonical_tool_calls).map_err(WireError::new),
+            Api::Anthropic => anthropic_stream::message_text(body),
+            Api::Responses => responses_stream::response_text(body),
         }
-        .ok(),
-        Api::Responses => match answer {
-            Answer::Body(b) => responses_stream::response_text(b),
-            Answer::Chunks(c) => responses_stream::events_to_response(c)
-                .and_then(|b| responses_stream::response_text(&b)),
-        }
-        .ok(),
     }
 }
 

@@ -28,11 +28,21 @@ struct Verdict {
     verdict: Said,
 }
 
+/// A verdict on a served answer: `"right"` or `"wrong"`.
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-enum Said {
+pub enum Said {
     Right,
     Wrong,
+}
+
+impl Said {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Said::Right => "right",
+            Said::Wrong => "wrong",
+        }
+    }
 }
 
 /// `POST /v1/deja/feedback` with `{"request_id": "…", "verdict": "wrong" | "right"}`.
@@ -61,7 +71,7 @@ pub async fn feedback(
     let removed = judge(&app, hit.entry, Some(&hit.ticket), right).await?;
     Ok(Json(serde_json::json!({
         "request_id": v.request_id,
-        "verdict": if right { "right" } else { "wrong" },
+        "verdict": v.verdict.as_str(),
         "entry": hit.entry.to_string(),
         "removed": removed,
     }))
@@ -78,10 +88,7 @@ pub async fn judge(
     ticket: Option<&deja_core::LabelTicket>,
     right: bool,
 ) -> Result<bool, ApiError> {
-    if let Some(ticket) = ticket {
-        app.cache().feedback(ticket, right);
-    }
-    app.metrics().feedback(right);
+    label(app, ticket, right);
     if right {
         return Ok(false);
     }
@@ -93,4 +100,12 @@ pub async fn judge(
             ),
         }
     })
+}
+
+/// Counts a verdict and, when there is a `ticket` (an error budget's cell), labels it.
+pub fn label(app: &AppState, ticket: Option<&deja_core::LabelTicket>, right: bool) {
+    if let Some(ticket) = ticket {
+        app.cache().feedback(ticket, right);
+    }
+    app.metrics().feedback(right);
 }

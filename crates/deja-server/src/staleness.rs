@@ -40,9 +40,6 @@ use deja_core::{Answer, Entry, EntryId, ErrorChain, StaleCheck, Usage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use deja_openai::anthropic::stream as anthropic_stream;
-use deja_openai::responses::stream as responses_stream;
-
 use crate::answers::Api;
 use crate::config::StaleAction;
 use crate::state::AppState;
@@ -313,33 +310,17 @@ impl StalenessJob {
                 }?,
                 answer_text(&fresh)?,
             ),
-            Api::Anthropic => {
+            Api::Anthropic | Api::Responses => {
                 let unreadable = |what: &str, e: deja_openai::WireError| {
                     CheckError::Unreadable(format!("{what}: {}", e.message))
                 };
-                let old = match &entry.answer {
-                    Answer::Body(b) => anthropic_stream::message_text(b),
-                    Answer::Chunks(c) => anthropic_stream::events_to_message(c)
-                        .and_then(|b| anthropic_stream::message_text(&b)),
-                }
-                .map_err(|e| unreadable("the cached answer", e))?;
-                let new = anthropic_stream::message_text(&fresh)
+                let old = api
+                    .text(&entry.answer)
+                    .map_err(|e| unreadable("the cached answer", e))?;
+                let new = api
+                    .body_text(&fresh)
                     .map_err(|e| unreadable("the fresh answer", e))?;
-                (anthropic_stream::usage_from_body(&fresh), old, new)
-            }
-            Api::Responses => {
-                let unreadable = |what: &str, e: deja_openai::WireError| {
-                    CheckError::Unreadable(format!("{what}: {}", e.message))
-                };
-                let old = match &entry.answer {
-                    Answer::Body(b) => responses_stream::response_text(b),
-                    Answer::Chunks(c) => responses_stream::events_to_response(c)
-                        .and_then(|b| responses_stream::response_text(&b)),
-                }
-                .map_err(|e| unreadable("the cached answer", e))?;
-                let new = responses_stream::response_text(&fresh)
-                    .map_err(|e| unreadable("the fresh answer", e))?;
-                (responses_stream::usage_from_body(&fresh), old, new)
+                (api.usage_from_body(&fresh), old, new)
             }
         };
         let similarity = self

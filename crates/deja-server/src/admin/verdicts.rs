@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::feedback::Said;
 use crate::observe::insights::{NotReviewable, Reviewed};
 use crate::state::AppState;
 
@@ -29,13 +30,6 @@ struct Verdict {
     verdict: Said,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-enum Said {
-    Right,
-    Wrong,
-}
-
 pub async fn verdict(State(app): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     const SHAPE: &str =
         "the body must be {\"hit\": ID} or {\"near_miss\": ID}, with \"verdict\": \"right\" or \"wrong\"";
@@ -47,7 +41,7 @@ pub async fn verdict(State(app): State<AppState>, body: Bytes) -> Result<Respons
         _ => return Err(ApiError::bad_request(SHAPE, None)),
     };
     let right = v.verdict == Said::Right;
-    let said = if right { "right" } else { "wrong" };
+    let said = v.verdict.as_str();
     let review = app
         .insights()
         .take_verdict(list, id, said)
@@ -65,10 +59,7 @@ pub async fn verdict(State(app): State<AppState>, body: Bytes) -> Result<Respons
         }
         // A near-miss's entry was not served: the verdict is about refusing it.
         Reviewed::NearMiss => {
-            if let Some(ticket) = &review.ticket {
-                app.cache().feedback(ticket, right);
-            }
-            app.metrics().feedback(right);
+            crate::feedback::label(&app, review.ticket.as_ref(), right);
             false
         }
     };
