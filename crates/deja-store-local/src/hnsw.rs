@@ -198,16 +198,9 @@ impl HnswIndex {
         query: &[f32],
         k: usize,
     ) -> Result<Vec<Neighbor>, IndexError> {
-        self.check_dim(query)?;
-        if k == 0 {
-            return Ok(Vec::new());
-        }
-        let map = self.partitions.read();
-        let Some(p) = map.get(&partition) else {
-            return Ok(Vec::new());
-        };
-        let p = p.read();
-        Ok(p.search(query, k, self.params.ef_search, self.kernels))
+        self.in_partition(partition, query, k, |p| {
+            p.search(query, k, self.params.ef_search, self.kernels)
+        })
     }
 
     /// [`HnswIndex::search_sync`] at another search width than the configured one, to
@@ -219,13 +212,9 @@ impl HnswIndex {
         k: usize,
         ef_search: usize,
     ) -> Result<Vec<Neighbor>, IndexError> {
-        self.check_dim(query)?;
-        let map = self.partitions.read();
-        let Some(p) = map.get(&partition) else {
-            return Ok(Vec::new());
-        };
-        let p = p.read();
-        Ok(p.search(query, k.max(1), ef_search.max(1), self.kernels))
+        self.in_partition(partition, query, k, |p| {
+            p.search(query, k, ef_search.max(1), self.kernels)
+        })
     }
 
     /// Synchronous [`VectorIndex::search_near`]: a graph search that finds nothing at or
@@ -238,6 +227,34 @@ impl HnswIndex {
         k: usize,
         floor: f32,
     ) -> Result<Vec<Neighbor>, IndexError> {
+        self.in_partition(partition, query, k, |p| {
+            let mut ef = self.params.ef_search;
+            // A brute-force partition is exact already.
+            let widest = match p.graph {
+                None => ef,
+                Some(_) => (p.live / WIDEST_SHARE).clamp(ef, MAX_WIDE_EF),
+            };
+            loop {
+                let found = p.search(query, k, ef, self.kernels);
+                let reached = found.first().is_some_and(|n| n.similarity >= floor);
+                if reached || ef >= widest {
+                    return found;
+                }
+                ef = (ef * WIDEN).min(widest);
+            }
+        })
+    }
+
+    /// Runs a search of `k` neighbours of `query` on `partition` under its read lock:
+    /// nothing for `k == 0` or an unknown partition, an error for a query of another
+    /// dimension.
+    fn in_partition(
+        &self,
+        partition: PartitionKey,
+        query: &[f32],
+        k: usize,
+        search: impl FnOnce(&PartitionIndex) -> Vec<Neighbor>,
+    ) -> Result<Vec<Neighbor>, IndexError> {
         self.check_dim(query)?;
         if k == 0 {
             return Ok(Vec::new());
@@ -246,21 +263,8 @@ impl HnswIndex {
         let Some(p) = map.get(&partition) else {
             return Ok(Vec::new());
         };
-        let p = p.read();
-        let mut ef = self.params.ef_search;
-        // A brute-force partition is exact already.
-        let widest = match p.graph {
-            None => ef,
-            Some(_) => (p.live / WIDEST_SHARE).clamp(ef, MAX_WIDE_EF),
-        };
-        loop {
-            let found = p.search(query, k, ef, self.kernels);
-            let reached = found.first().is_some_and(|n| n.similarity >= floor);
-            if reached || ef >= widest {
-                return Ok(found);
-            }
-            ef = (ef * WIDEN).min(widest);
-        }
+        let found = search(&p.read());
+        Ok(found)
     }
 
     /// Live vectors in all partitions.
