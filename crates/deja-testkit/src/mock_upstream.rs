@@ -608,11 +608,16 @@ fn word_count(text: &str) -> u64 {
 /// The text of a message's `content`: a string, or the `text` parts of an array joined with a
 /// space. Anything else has no text.
 fn content_text(content: &Value) -> String {
+    parts_text(content, "text")
+}
+
+/// `content` as a string, or its parts of type `kind` (their `text`) joined with a space.
+fn parts_text(content: &Value, kind: &str) -> String {
     match content {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts
             .iter()
-            .filter(|part| part.get("type").and_then(Value::as_str) == Some("text"))
+            .filter(|part| part.get("type").and_then(Value::as_str) == Some(kind))
             .filter_map(|part| part.get("text").and_then(Value::as_str))
             .collect::<Vec<_>>()
             .join(" "),

@@ -16,16 +16,7 @@ use super::*;
 /// The text of a message's content: a string, or its `input_text` parts joined with a
 /// space.
 fn input_text(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter(|p| p.get("type").and_then(Value::as_str) == Some("input_text"))
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    }
+    parts_text(content, "input_text")
 }
 
 /// Every input message's text, and the last user message's.
