@@ -11,39 +11,16 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 
 import openai
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 60.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited early with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{what} did not come up at {url}")
+from harness import free_port, get_json, wait_http
 
 
 def mock_stats(mock: str) -> dict:
-    with urllib.request.urlopen(f"{mock}/mock/stats", timeout=5) as r:
-        return json.loads(r.read())
+    return get_json(f"{mock}/mock/stats")
 
 
 def check_responses(client: openai.OpenAI, mock: str) -> None:
