@@ -267,7 +267,7 @@ impl Cache {
             // Prompts whose unseen parts differ (in order: a swap is unseen too) differ
             // where their similarity is blind, unless all they differ in is a question
             // frame ("Comment puis-je …" / "Comment …").
-            let mut seen_alike = || {
+            let seen_alike = |query_unseen: &mut Option<Vec<String>>| {
                 inner.options.verify == VerifyMode::Off
                     || {
                         let query =
@@ -277,6 +277,20 @@ impl Cache {
                     || same_request()
             };
             let second_path = pair_gate.is_some_and(|g| n.similarity >= g);
+            // Unseen parts that differ only by slips of the other prompt's words
+            // ("refnud" / "refund"): blind to the embedding, not to the pair model, which
+            // reads their pieces.
+            let slips_only = |query_unseen: &mut Option<Vec<String>>| {
+                let query = query_unseen.get_or_insert_with(|| inner.embedder.unseen(req.prompt));
+                inner.embedder.vocabulary().is_some_and(|v| {
+                    v.unseen_are_slips(
+                        req.prompt,
+                        query,
+                        &entry.prompt,
+                        &inner.embedder.unseen(&entry.prompt),
+                    )
+                })
+            };
             let verdict = if calibrated.is_some() {
                 self.hard_checks(&entry.prompt, req.prompt, &mut query_unseen)
             } else if below {
@@ -289,7 +303,7 @@ impl Cache {
                 if same {
                     Ok(())
                 } else if second_path {
-                    if seen_alike() {
+                    if seen_alike(&mut query_unseen) || slips_only(&mut query_unseen) {
                         self.second_path(&entry.prompt, req.prompt, n.similarity, &spec)
                             .await
                     } else {
@@ -303,7 +317,14 @@ impl Cache {
                 }
             } else {
                 match (inner.options.verify, &inner.verifier) {
-                    _ if !seen_alike() => Err(RejectReason::Unseen),
+                    _ if !seen_alike(&mut query_unseen) => {
+                        if second_path && slips_only(&mut query_unseen) {
+                            self.second_path(&entry.prompt, req.prompt, n.similarity, &spec)
+                                .await
+                        } else {
+                            Err(RejectReason::Unseen)
+                        }
+                    }
                     (VerifyMode::Model, Some(model)) => {
                         let confidence = spec.min_confidence(model.file().min_confidence);
                         match crate::verify::verify_model(

@@ -361,6 +361,23 @@ pub(super) fn is_negated_auxiliary(w: &str) -> bool {
 
 /// Auxiliary verbs, which rephrasing a negation adds or drops ("does not work" / "is not
 /// working").
+/// The pronoun of an English pronoun with an auxiliary contracted onto it ("i've",
+/// "you're", "she'll", "we'd").
+pub(super) fn contracted_pronoun(w: &str) -> Option<&str> {
+    let (pronoun, aux) = w.split_once(['\'', '\u{2019}'])?;
+    (matches!(
+        pronoun,
+        "i" | "you" | "he" | "she" | "it" | "we" | "they" | "that" | "there" | "who"
+    ) && matches!(aux, "ve" | "re" | "ll" | "d" | "m" | "s"))
+    .then_some(pronoun)
+}
+
+/// Adverbs that come with one polarity and go with the other ("I've already used it" /
+/// "I haven't used it yet"): not a difference beside a flip of polarity.
+pub(super) fn is_polarity_adverb(w: &str) -> bool {
+    matches!(w, "already" | "yet" | "ever" | "still")
+}
+
 pub(super) fn is_auxiliary(w: &str) -> bool {
     matches!(
         w,

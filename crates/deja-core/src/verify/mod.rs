@@ -434,12 +434,24 @@ fn mostly_same(a: &Text, b: &Text, diff: &Diff) -> bool {
             && differing * 100 <= total * NEGATION_MAX_DIFFERING_PCT)
 }
 
-/// Differing words of `t` that are not negations, auxiliaries or inflections of a
-/// differing word of `other` ("work" / "working").
+/// Differing words of `t` that are not negations, auxiliaries (contracted onto a pronoun
+/// too: "I've" / "I haven't"), the adverbs that go with a polarity ("already" / "yet"), or
+/// inflections of a differing word of `other` ("work" / "working").
 fn unpaired(t: &Text, only: &[usize], other: &Text, other_only: &[usize]) -> usize {
     only.iter()
         .map(|&i| t.lower(&t.tokens[i]))
-        .filter(|w| lexicon::negator(w).is_none() && !lexicon::is_auxiliary(w))
+        .filter(|w| {
+            lexicon::negator(w).is_none()
+                && !lexicon::is_auxiliary(w)
+                && !lexicon::is_polarity_adverb(w)
+                && lexicon::contracted_pronoun(w).is_none()
+        })
+        // A pronoun the other prompt has with an auxiliary contracted onto it.
+        .filter(|w| {
+            !other_only
+                .iter()
+                .any(|&j| lexicon::contracted_pronoun(other.lower(&other.tokens[j])) == Some(*w))
+        })
         .filter(|w| {
             !other_only.iter().any(|&j| {
                 let o = other.lower(&other.tokens[j]);

@@ -146,6 +146,16 @@ fn table() {
             "Is there any proof that God exists?",
             Err(Negation),
         ),
+        (
+            "Can I get a refund if I've already used the product?",
+            "Can I get a refund if I haven't used the product?",
+            Err(Negation),
+        ),
+        (
+            "What if you're already registered?",
+            "What if you aren't registered yet?",
+            Err(Negation),
+        ),
         ("Can't I pay by card?", "Can I pay by card?", Ok(())),
         ("Why can't I log in?", "Why am I unable to log in?", Ok(())),
         (

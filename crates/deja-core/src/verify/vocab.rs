@@ -21,6 +21,10 @@ pub struct Vocabulary {
 /// each other ("cat" / "car" / "cap") for one letter to tell a typo.
 const MIN_TYPO_LEN: usize = 4;
 
+/// Shortest pair of unknown words taken for one another's slip: both unknown, so nothing
+/// says which is the word; a little longer than [`MIN_TYPO_LEN`].
+const MIN_SLIP_LEN: usize = 5;
+
 impl Vocabulary {
     /// The words of `words` made of lowercase letters (apostrophes allowed), at least two
     /// characters long; others (pieces, punctuation, numbers) are left out.
@@ -64,21 +68,94 @@ impl Vocabulary {
     /// other prompt. A French or Indonesian verb the vocabulary only spells in pieces
     /// ("augmenter" / "baisser", "mengaktifkan" / "menonaktifkan") is not read: a model
     /// trained on English would judge the difference blind.
+    ///
+    /// In two English prompts (neither told to be in another language), a word the
+    /// vocabulary spells in pieces is read too when the other prompt has the same word
+    /// ("refund" / "refund": the same pieces on both sides hide no difference) or a slip of
+    /// it ("refund" / "refnud").
     pub fn reads_both(&self, a: &str, b: &str) -> bool {
-        let words = |t: &str| -> Vec<String> {
-            t.split(|c: char| !c.is_alphanumeric())
-                .filter(|w| !w.is_empty())
-                .map(str::to_lowercase)
-                .collect()
-        };
         let (wa, wb) = (words(a), words(b));
-        let read = |w: &String, other: &[String]| {
+        let english = [a, b]
+            .iter()
+            .all(|t| super::lang::language(t).is_none_or(|l| l == "en"));
+        let read = |own: &[String], i: usize, other: &[String]| {
+            let w = &own[i];
             self.contains(w)
                 || (w.len() == 1 && w.chars().all(|c| c.is_ascii_alphabetic()))
                 || w.chars().all(|c| c.is_ascii_digit())
                 || other.iter().any(|o| self.is_typo_of(w, o))
+                || (english
+                    && w.chars().all(|c| c.is_ascii_alphabetic())
+                    && (self.accounts_for(w, other) || joined_with_neighbour(own, i, other)))
         };
-        wa.iter().all(|w| read(w, &wb)) && wb.iter().all(|w| read(w, &wa))
+        (0..wa.len()).all(|i| read(&wa, i, &wb)) && (0..wb.len()).all(|i| read(&wb, i, &wa))
+    }
+
+    /// Whether `part`, a word or an unseen part of one prompt (any case, hyphens and
+    /// apostrophes aside), is accounted for by the other prompt's `words`: the same word,
+    /// a slip or typo of one of them, two neighbouring ones written as one ("wifi" /
+    /// "Wi-Fi", "whats" / "what's"), or chat shorthand ("pls", "thx").
+    fn accounts_for(&self, part: &str, words: &[String]) -> bool {
+        let p: String = part
+            .chars()
+            .filter(|c| !matches!(c, '-' | '\'' | '\u{2019}'))
+            .flat_map(char::to_lowercase)
+            .collect();
+        !p.is_empty()
+            && p.chars().all(|c| c.is_ascii_alphanumeric())
+            && (words.contains(&p)
+                || CHAT_SHORTHAND.contains(&p.as_str())
+                || words
+                    .windows(2)
+                    .any(|n| n[0].len() + n[1].len() == p.len() && p == n.concat())
+                || words
+                    .iter()
+                    .any(|o| self.is_typo_of(&p, o) || self.is_slip_of(&p, o)))
+    }
+
+    /// Whether the parts one prompt's embedding did not see and the other's did (its
+    /// [`crate::Embedder::unseen`] parts, `a_unseen` and `b_unseen`) are all slips of a
+    /// word of the other prompt ("how do i get a refnud" / "How do I get a refund?"): then
+    /// a reader of word pieces (the pair model) sees what differs, and judges it.
+    pub fn unseen_are_slips(
+        &self,
+        a: &str,
+        a_unseen: &[String],
+        b: &str,
+        b_unseen: &[String],
+    ) -> bool {
+        let (wa, wb) = (words(a), words(b));
+        let only = |mine: &[String], theirs: &[String], other: &[String]| {
+            mine.iter()
+                .filter(|p| !theirs.contains(p))
+                .all(|p| self.accounts_for(p, other))
+        };
+        only(a_unseen, b_unseen, &wb) && only(b_unseen, a_unseen, &wa)
+    }
+
+    /// Whether two words the vocabulary does not hold (it spells them in pieces) are one
+    /// slip apart: ASCII letters, at least [`MIN_SLIP_LEN`] long, neither starting or
+    /// ending the other, one edit apart (two for words of 8 letters or more; a swap of
+    /// neighbours is one edit). Neither is known, so neither can be the nearer word to
+    /// something else, as [`Vocabulary::is_typo_of`] requires.
+    pub fn is_slip_of(&self, typo: &str, word: &str) -> bool {
+        let ascii = |w: &str| w.chars().all(|c| c.is_ascii_alphabetic());
+        let (nt, nw) = (typo.len(), word.len());
+        if typo == word
+            || nt < MIN_SLIP_LEN
+            || nw < MIN_SLIP_LEN
+            || !ascii(typo)
+            || !ascii(word)
+            || self.contains(typo)
+            || self.contains(word)
+        {
+            return false;
+        }
+        let (short, long) = if nt <= nw { (typo, word) } else { (word, typo) };
+        if long.starts_with(short) || long.ends_with(short) {
+            return false;
+        }
+        distance(typo, word, if nt.min(nw) >= 8 { 2 } else { 1 }).is_some()
     }
 
     /// Whether `typo` is a misspelling of `word`: `typo` is no word of the vocabulary,
@@ -131,6 +208,32 @@ impl Vocabulary {
         }
         true
     }
+}
+
+/// Chat shorthand a reader of word pieces learned as such (the pair model's training
+/// writes prompts in it): not words of the vocabulary, not typos of anything.
+const CHAT_SHORTHAND: &[&str] = &[
+    "u", "ur", "pls", "plz", "thx", "thnx", "btw", "idk", "bc", "tmrw", "msg", "ppl", "asap",
+    "tho", "rly", "smth", "tonite", "wat", "r", "y",
+];
+
+/// Whether `own[i]` and a neighbour are one word of `other` written in two ("what's" read
+/// as "what" and "s" / "whats"; "wi-fi" / "wifi").
+fn joined_with_neighbour(own: &[String], i: usize, other: &[String]) -> bool {
+    let joined = |x: &String, y: &String| {
+        other.iter().any(|o| {
+            o.len() == x.len() + y.len() && o.starts_with(x.as_str()) && o.ends_with(y.as_str())
+        })
+    };
+    (i + 1 < own.len() && joined(&own[i], &own[i + 1])) || (i > 0 && joined(&own[i - 1], &own[i]))
+}
+
+/// The words of `t`, lowercase (split at anything but letters and digits).
+fn words(t: &str) -> Vec<String> {
+    t.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
 }
 
 /// Whether `typo` is `word` with one slip of the fingers: a doubled letter written once
@@ -224,6 +327,61 @@ mod reads_tests {
             "Comment baisser le volume ?"
         ));
         assert!(!v.reads_both("如何重置我的密码", "怎么重置我的密码"));
+    }
+
+    #[test]
+    fn english_words_spelled_in_pieces_are_read_when_both_prompts_have_them_or_a_slip() {
+        let v = Vocabulary::new(["how", "do", "get", "a", "my", "the", "is", "where", "order"]);
+        // "refund" is no word of the vocabulary (WordPiece spells it "ref ##und").
+        assert!(v.reads_both("How do I get a refund?", "how do i get my refund"));
+        assert!(v.reads_both("How do I get a refund?", "how do i get a refnud"));
+        // A word only one prompt has, unrelated to the other's: a blind difference.
+        assert!(!v.reads_both("Is Zyrtec safe?", "Is Zantac safe?"));
+        assert!(!v.reads_both("How do I get a refund?", "How do I get a rebate?"));
+        // Another language: pieces of the same word are not trusted to mean the same.
+        assert!(!v.reads_both(
+            "Comment annuler mon abonnement ?",
+            "Comment je peux annuler mon abonnement ?"
+        ));
+    }
+
+    #[test]
+    fn unseen_parts_that_are_slips_of_the_other_prompts_words() {
+        let v = Vocabulary::new([
+            "how", "do", "get", "a", "is", "safe", "you", "know", "why", "my", "arrived", "yet",
+            "please", "tell", "me", "to", "fix", "thanks",
+        ]);
+        let s = |x: &[&str]| x.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        assert!(v.unseen_are_slips(
+            "How do I get a refund?",
+            &s(&["refund"]),
+            "how do i get a refnud",
+            &s(&["refnud"]),
+        ));
+        assert!(v.unseen_are_slips("refund", &s(&["refund"]), "refund", &s(&["refund"])));
+        assert!(!v.unseen_are_slips(
+            "Is Zyrtec safe?",
+            &s(&["Zyrtec"]),
+            "Is Zantac safe?",
+            &s(&["Zantac"]),
+        ));
+        // What no piece reads (an unknown token) is never a slip.
+        assert!(!v.unseen_are_slips("猫粮", &s(&["猫"]), "狗粮", &s(&["狗"])));
+        // Too short to tell a slip from another word.
+        assert!(!v.is_slip_of("abcd", "abdc"));
+        assert!(v.is_slip_of("refnud", "refund"));
+        assert!(!v.is_slip_of("refund", "refunds"));
+        // Shorthand, a word written as two, an apostrophe left out.
+        assert!(v.unseen_are_slips(
+            "Please tell me how to fix my Wi-Fi, thanks",
+            &s(&["Wi-Fi"]),
+            "pls tell me how to fix my wifi thx",
+            &s(&["pls", "wifi", "thx"]),
+        ));
+        assert!(v.reads_both(
+            "Do you know why my refund hasn't arrived yet?",
+            "do u know y my refund hasnt arrived yet"
+        ));
     }
 }
 
