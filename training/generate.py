@@ -122,7 +122,12 @@ CONTRACTIONS = [("do not", "don't"), ("does not", "doesn't"), ("can not", "can't
 SHORTHAND = [("you", "u"), ("your", "ur"), ("please", "pls"), ("thanks", "thx"),
              ("are", "r"), ("because", "bc"), ("to", "2"), ("for", "4"),
              ("tomorrow", "tmrw"), ("message", "msg"), ("information", "info"),
-             ("without", "w/o"), ("with", "w/"), ("what", "wat"), ("people", "ppl")]
+             ("without", "w/o"), ("with", "w/"), ("what", "wat"), ("people", "ppl"),
+             ("why", "y"), ("by the way", "btw"), ("as soon as possible", "asap"),
+             ("though", "tho"), ("really", "rly"), ("okay", "ok"), ("probably", "prob"),
+             ("something", "smth"), ("tonight", "tonite"), ("know", "kno"),
+             ("hasn't", "hasnt"), ("doesn't", "doesnt"), ("don't", "dont"), ("can't", "cant"),
+             ("isn't", "isnt"), ("won't", "wont"), ("i'm", "im"), ("what's", "whats")]
 
 # Question frames that ask the same thing: (pattern, replacements).
 FRAMES = [
@@ -137,6 +142,53 @@ FRAMES = [
     (r"^i want to ", ["i'd like to ", "i need to ", "i wish to ", "help me "]),
     (r"^why is ", ["why's ", "what is the reason "]),
     (r"^is it possible to ", ["can i ", "can you "]),
+]
+
+# Words and phrases that ask for the same thing in chat prompts (either direction).
+SYNONYMS = [
+    ("delete", "remove"), ("change", "update"), ("change", "modify"), ("update", "edit"),
+    ("package", "parcel"), ("quick", "fast"), ("quickly", "fast"), ("buy", "purchase"),
+    ("fix", "repair"), ("help", "assist"), ("find", "locate"), ("need", "require"),
+    ("use", "utilize"), ("big", "large"), ("small", "little"), ("movie", "film"),
+    ("phone", "mobile"), ("picture", "photo"), ("make", "create"), ("choose", "pick"),
+    ("choose", "select"), ("easy", "simple"), ("problem", "issue"), ("error", "problem"),
+    ("check", "verify"), ("set up", "configure"), ("show", "display"),
+    ("get", "receive"), ("get", "obtain"), ("begin", "start"), ("finish", "complete"),
+    ("shop", "store"), ("cost", "price"), ("tell me", "let me know"), ("explain", "describe"),
+    ("arrive", "be delivered"), ("money", "funds"), ("trip", "journey"),
+    ("vacation", "holiday"), ("cellphone", "mobile phone"), ("laptop", "notebook"),
+    ("sign up", "register"), ("log in", "sign in"), ("login", "sign-in"),
+    ("email", "e-mail"), ("wifi", "Wi-Fi"), ("good", "decent"),
+    ("best", "top"), ("idea", "suggestion"), ("recommend", "suggest"),
+    ("meal", "dish"), ("dinner", "supper"), ("tonight", "this evening"),
+    ("cheap", "inexpensive"), ("hard", "difficult"), ("correct", "right"),
+    ("allowed", "permitted"), ("look for", "search for"),
+    ("talk to", "speak to"), ("speak with", "talk with"), ("kids", "children"),
+    ("home", "house"), ("job", "work"), ("doctor", "physician"), ("medicine", "medication"),
+    ("refund", "reimbursement"),
+]
+
+# Phrases at the end of a question that may stand at its front ("How do I cancel X on my
+# iPhone?" / "On my iPhone, how do I cancel X?").
+FRONTABLE = r"(?:in|on|at|for|with|using|via|during|after|before|without|from|when|while|if)"
+
+# Requests that ask the same as a question: (pattern on the lowered text, rewrites; \1 is
+# the rest).
+IMPERATIVES = [
+    (r"^(?:can|could|would|will) you (?:please )?(.+?)[?.! ]*$",
+     ["\\1", "please \\1", "\\1 for me", "i'd like you to \\1", "i need you to \\1"]),
+    (r"^how (?:do|can) i (.+?)[?.! ]*$",
+     ["show me how to \\1", "explain how to \\1", "tell me how to \\1",
+      "i need to know how to \\1", "what are the steps to \\1?",
+      "would you be so kind as to tell me how to \\1?",
+      "could you kindly explain how i can \\1?", "i'd appreciate it if you could tell me how to \\1"]),
+    (r"^(?:what is|what's) (.+?)[?.! ]*$",
+     ["could you please tell me what \\1 is?", "explain \\1", "define \\1",
+      "i'd like to know what \\1 is", "might i ask what \\1 is?"]),
+    (r"^(?:please )?(write|translate|summarize|summarise|explain|list|give me|suggest|"
+     r"recommend|convert|calculate|draft|generate|create|tell me|show me) (.+?)[?.! ]*$",
+     ["can you \\1 \\2?", "could you \\1 \\2?", "please \\1 \\2", "would you \\1 \\2?",
+      "i'd like you to \\1 \\2", "could you please \\1 \\2?"]),
 ]
 
 PREFIXES = ["please ", "hi, ", "hello, ", "hey, ", "quick question: ", "can you tell me ",
@@ -209,6 +261,8 @@ def case_punct(text, rng):
         t = re.sub(r",", "", t)
     if rng.random() < 0.2:
         t = "  " + t.replace(" ", "  ", 1) + " "
+    if rng.random() < 0.25:
+        t = re.sub(r"(?<=[A-Za-z])'(?=(?:s|t|re|ve|ll|d|m)\b)", "", t)
     return t if t.strip() != text.strip() else None
 
 
@@ -290,9 +344,48 @@ def coordination(text, rng):
     return text[:m.start()] + f"{y} {conj} {x}" + text[m.end():]
 
 
+def synonym(text, rng):
+    return _either(SYNONYMS, text, rng)
+
+
+def front(text, rng):
+    """A trailing phrase moved to the front of the question, or a fronted one to its end."""
+    body = text.rstrip()
+    end = body[len(body.rstrip("?.!")):] or ""
+    body = body.rstrip("?.!").rstrip()
+    m = re.match(r"^(" + FRONTABLE + r" [^,]{2,60}), (.+)$", body, re.IGNORECASE)
+    if m:
+        phrase, rest = m.group(1), m.group(2)
+        return rest[:1].upper() + rest[1:] + " " + phrase[:1].lower() + phrase[1:] + end
+    m = re.match(r"^(what(?:'s| is) the \w+ way) (to .{4,60})$", body, re.IGNORECASE)
+    if m:
+        return m.group(2)[:1].upper() + m.group(2)[1:] + ", " + m.group(1).lower() + end
+    # The last frontable phrase of at most six words, after a question that does not end
+    # in a function word ("How many calories are | in a banana?" stays).
+    starts = [mm.start() for mm in re.finditer(r" " + FRONTABLE + r" ", body, re.IGNORECASE)]
+    for at in reversed(starts):
+        phrase, rest = body[at + 1:], body[:at]
+        words = rest.split()
+        if (len(phrase.split()) <= 6 and "," not in phrase and len(words) >= 3
+                and words[-1].lower() not in FUNCTION):
+            return phrase[:1].upper() + phrase[1:] + ", " + rest[:1].lower() + rest[1:] + end
+    return None
+
+
+def imperative(text, rng):
+    low = text.lower().strip()
+    for pat, reps in IMPERATIVES:
+        m = re.match(pat, low)
+        if m:
+            out = m.expand(rng.choice(reps))
+            return out[:1].upper() + out[1:] if rng.random() < 0.5 else out
+    return None
+
+
 POSITIVE = {"case_punct": case_punct, "typo": typo, "contraction": contraction,
             "shorthand": shorthand, "frame": frame, "wrap": wrap,
-            "coordination": coordination}
+            "coordination": coordination, "synonym": synonym, "front": front,
+            "imperative": imperative}
 
 
 # --------------------------------------------------------------------------------------

@@ -283,6 +283,7 @@ fn check(a: &Text, b: &Text, diff: &Diff, rules: Rules) -> Result<(), RejectReas
     }
     if rules.contains(Rules::DIRECTION) {
         direction(a, b)?;
+        pronoun_roles(a, b, diff)?;
     }
     if rules.intersects(Rules::ENTITY_CHANGED | Rules::ENTITY_ADDED) {
         entities(a, b, diff, rules)?;
@@ -592,6 +593,39 @@ fn direction(a: &Text, b: &Text) -> Result<(), RejectReason> {
         .iter()
         .any(|&(x, y)| x != y && pb.contains(&(y, x)) && !pb.contains(&(x, y)));
     if swapped {
+        return Err(RejectReason::Direction);
+    }
+    Ok(())
+}
+
+/// A role reversal told by the case of a pronoun: one prompt has a person as object
+/// ("My manager keeps interrupting me"), the other as subject ("I keep interrupting my
+/// manager"), and no other content word differs. With another word changed too, the
+/// other prompt usually asks the same in another frame ("Can you help me reset …" / "How
+/// can I reset …").
+fn pronoun_roles(a: &Text, b: &Text, diff: &Diff) -> Result<(), RejectReason> {
+    const CASES: &[(&str, &str)] = &[("i", "me"), ("we", "us"), ("he", "him"), ("they", "them")];
+    let has = |t: &Text, only: &[usize], w: &str| only.iter().any(|&i| t.lower(&t.tokens[i]) == w);
+    let role = |w: &str| CASES.iter().any(|&(s, o)| w == s || w == o);
+    let reversed = CASES.iter().any(|&(subject, object)| {
+        let a_object = has(a, &diff.a_only, object) && !has(a, &diff.a_only, subject);
+        let b_subject = has(b, &diff.b_only, subject) && !has(b, &diff.b_only, object);
+        let a_subject = has(a, &diff.a_only, subject) && !has(a, &diff.a_only, object);
+        let b_object = has(b, &diff.b_only, object) && !has(b, &diff.b_only, subject);
+        (a_object && b_subject) || (a_subject && b_object)
+    });
+    if !reversed {
+        return Ok(());
+    }
+    let without = |t: &Text, only: &[usize]| -> Vec<usize> {
+        only.iter()
+            .copied()
+            .filter(|&i| !role(t.lower(&t.tokens[i])))
+            .collect()
+    };
+    let (a_rest, b_rest) = (without(a, &diff.a_only), without(b, &diff.b_only));
+    let others = unpaired(a, &a_rest, b, &b_rest) + unpaired(b, &b_rest, a, &a_rest);
+    if others == 0 {
         return Err(RejectReason::Direction);
     }
     Ok(())

@@ -157,6 +157,27 @@ fn table() {
             Err(Negation),
         ),
         ("Can't I pay by card?", "Can I pay by card?", Ok(())),
+        // A role reversed by a pronoun's case.
+        (
+            "My manager keeps interrupting me in meetings, how should I handle it?",
+            "I keep interrupting my manager in meetings, how should I handle it?",
+            Err(Direction),
+        ),
+        (
+            "Does my landlord owe me money?",
+            "Do I owe my landlord money?",
+            Err(Direction),
+        ),
+        (
+            "Can you help me reset my password?",
+            "How can I reset my password?",
+            Ok(()),
+        ),
+        (
+            "Tell me how to reset my password",
+            "How do I reset my password?",
+            Ok(()),
+        ),
         ("Why can't I log in?", "Why am I unable to log in?", Ok(())),
         (
             "Why doesn't my card work?",

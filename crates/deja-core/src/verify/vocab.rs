@@ -21,6 +21,11 @@ pub struct Vocabulary {
 /// each other ("cat" / "car" / "cap") for one letter to tell a typo.
 const MIN_TYPO_LEN: usize = 4;
 
+/// A prompt too short for its language to be told is taken for English when at most one
+/// word in this many is outside the vocabulary ("How do I get a refund?": one in six;
+/// "Come trasferisco soldi da PayPal al conto in banca?": five in nine).
+const MOSTLY_KNOWN_OF: usize = 4;
+
 /// Shortest pair of unknown words taken for one another's slip: both unknown, so nothing
 /// says which is the word; a little longer than [`MIN_TYPO_LEN`].
 const MIN_SLIP_LEN: usize = 5;
@@ -69,15 +74,13 @@ impl Vocabulary {
     /// ("augmenter" / "baisser", "mengaktifkan" / "menonaktifkan") is not read: a model
     /// trained on English would judge the difference blind.
     ///
-    /// In two English prompts (neither told to be in another language), a word the
-    /// vocabulary spells in pieces is read too when the other prompt has the same word
-    /// ("refund" / "refund": the same pieces on both sides hide no difference) or a slip of
-    /// it ("refund" / "refnud").
+    /// In two English prompts (by `english`), a word the vocabulary spells in pieces is
+    /// read too when the other prompt accounts for it (`accounts_for`): the same word
+    /// ("refund" / "refund": the same pieces on both sides hide no difference), a slip of
+    /// it ("refund" / "refnud"), and so on.
     pub fn reads_both(&self, a: &str, b: &str) -> bool {
         let (wa, wb) = (words(a), words(b));
-        let english = [a, b]
-            .iter()
-            .all(|t| super::lang::language(t).is_none_or(|l| l == "en"));
+        let english = self.english(a, &wa) && self.english(b, &wb);
         let read = |own: &[String], i: usize, other: &[String]| {
             let w = &own[i];
             self.contains(w)
@@ -89,6 +92,26 @@ impl Vocabulary {
                     && (self.accounts_for(w, other) || joined_with_neighbour(own, i, other)))
         };
         (0..wa.len()).all(|i| read(&wa, i, &wb)) && (0..wb.len()).all(|i| read(&wb, i, &wa))
+    }
+
+    /// Whether `text` (its `words`) is English: told so by its function words
+    /// ([`super::lang::language`]), or, too short for that, with at most one word in
+    /// [`MOSTLY_KNOWN_OF`] outside the vocabulary.
+    fn english(&self, text: &str, words: &[String]) -> bool {
+        match super::lang::language(text) {
+            Some(l) => l == "en",
+            None => {
+                let unknown = words
+                    .iter()
+                    .filter(|x| {
+                        x.chars().count() > 1
+                            && !x.chars().all(|c| c.is_ascii_digit())
+                            && !self.contains(x)
+                    })
+                    .count();
+                unknown * MOSTLY_KNOWN_OF <= words.len()
+            }
+        }
     }
 
     /// Whether `part`, a word or an unseen part of one prompt (any case, hyphens and
@@ -342,6 +365,11 @@ mod reads_tests {
         assert!(!v.reads_both(
             "Comment annuler mon abonnement ?",
             "Comment je peux annuler mon abonnement ?"
+        ));
+        // Too few function words to tell the language: not trusted either.
+        assert!(!v.reads_both(
+            "Come trasferisco soldi da PayPal al conto in banca?",
+            "Come trasferisco soldi dal conto in banca a PayPal?"
         ));
     }
 
