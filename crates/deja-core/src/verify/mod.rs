@@ -632,9 +632,24 @@ fn pronoun_roles(a: &Text, b: &Text, diff: &Diff) -> Result<(), RejectReason> {
 }
 
 /// The directed pairs a prompt mentions: "from X to Y", "X to Y", "convert X into Y",
-/// "de X à Y", "van X naar Y", "从X到Y", "把X转换成Y".
+/// "de X à Y", "van X naar Y", "da X a Y", "de X a Y", "von X nach Y", "从X到Y",
+/// "把X转换成Y".
 fn arrows<'t>(t: &'t Text) -> Vec<(&'t str, &'t str)> {
-    const FROM: &[&str] = &["from", "de", "du", "des", "d'", "depuis", "van", "vanaf"];
+    const FROM: &[&str] = &[
+        "from", "de", "du", "des", "d'", "depuis", "van", "vanaf", "da", "dal", "dalla", "dallo",
+        "dai", "dagli", "dalle", "del", "desde", "do", "dos", "das", "von", "vom", "aus",
+    ];
+    // Openers of Italian, Spanish, Portuguese and German, and the words that close them
+    // ("da PayPal al conto", "de Madrid a Barcelona", "von Berlin nach Wien"): only after
+    // such an opener, since "a" and "in" mean something else in English.
+    const FROM_ROMANCE_GERMAN: &[&str] = &[
+        "de", "da", "dal", "dalla", "dallo", "dai", "dagli", "dalle", "del", "desde", "do", "dos",
+        "das", "von", "vom", "aus",
+    ];
+    const TO_ROMANCE_GERMAN: &[&str] = &[
+        "a", "al", "alla", "allo", "ai", "agli", "alle", "hacia", "hasta", "para", "ao", "aos",
+        "nach", "zum", "zur",
+    ];
     const TO: &[&str] = &[
         "to", "into", "à", "au", "aux", "vers", "naar", "tot", "en", "in",
     ];
@@ -661,7 +676,9 @@ fn arrows<'t>(t: &'t Text) -> Vec<(&'t str, &'t str)> {
     ];
     const SKIP: &[&str] = &[
         "the", "a", "an", "my", "your", "this", "des", "du", "le", "la", "les", "l'", "un", "une",
-        "mon", "ma", "mes", "ce", "cette", "het", "de", "een", "mijn", "dit", "deze",
+        "mon", "ma", "mes", "ce", "cette", "het", "de", "een", "mijn", "dit", "deze", "il", "lo",
+        "gli", "el", "los", "las", "o", "os", "as", "der", "die", "dem", "den", "mio", "mia", "mi",
+        "mis", "meu", "minha", "mein", "meine", "meinem", "meinen", "meiner",
     ];
     let mut out = Vec::new();
     let toks = &t.tokens;
@@ -682,6 +699,7 @@ fn arrows<'t>(t: &'t Text) -> Vec<(&'t str, &'t str)> {
                     m,
                     "to" | "into" | "à" | "au" | "aux" | "vers" | "naar" | "tot"
                 ) || (CONVERT.contains(&w) && matches!(m, "en" | "in"))
+                    || (FROM_ROMANCE_GERMAN.contains(&w) && TO_ROMANCE_GERMAN.contains(&m))
             });
             if let Some(dst) = to.and_then(|k| content(k + 1)) {
                 out.push((src, dst));

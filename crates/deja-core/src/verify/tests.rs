@@ -157,6 +157,32 @@ fn table() {
             Err(Negation),
         ),
         ("Can't I pay by card?", "Can I pay by card?", Ok(())),
+        // Direction in Italian, Spanish, Portuguese and German.
+        (
+            "Come trasferisco soldi da PayPal al conto in banca?",
+            "Come trasferisco soldi dal conto in banca a PayPal?",
+            Err(Direction),
+        ),
+        (
+            "¿Cuánto cuesta el tren de Madrid a Barcelona?",
+            "¿Cuánto cuesta el tren de Barcelona a Madrid?",
+            Err(Direction),
+        ),
+        (
+            "Wie lange dauert der Flug von Berlin nach Wien?",
+            "Wie lange dauert der Flug von Wien nach Berlin?",
+            Err(Direction),
+        ),
+        (
+            "Quanto custa o voo do Porto para Lisboa?",
+            "Quanto custa o voo de Lisboa para o Porto?",
+            Err(Direction),
+        ),
+        (
+            "Wie lange dauert der Flug von Berlin nach Wien?",
+            "Wie lange dauert der Flug nach Wien von Berlin?",
+            Ok(()),
+        ),
         // A role reversed by a pronoun's case.
         (
             "My manager keeps interrupting me in meetings, how should I handle it?",
