@@ -13,12 +13,14 @@ use crate::key::ExactKey;
 use crate::traits::{EntryMeta, Neighbor};
 
 /// Embeds by hashing words into 8 buckets: texts sharing words are similar. Like an
-/// English model before Chinese, it does not see words that are not ASCII.
+/// English model before Chinese, it does not see words that are not ASCII; with
+/// `pieces`, like WordPiece, not those outside its vocabulary either.
 #[derive(Default)]
 struct WordsEmbedder {
     calls: AtomicUsize,
     fail: AtomicBool,
     vocab: Option<crate::verify::Vocabulary>,
+    pieces: bool,
 }
 
 #[async_trait]
@@ -52,8 +54,15 @@ impl Embedder for WordsEmbedder {
     }
 
     fn unseen(&self, text: &str) -> Vec<String> {
+        let outside = |w: &str| {
+            self.pieces
+                && self
+                    .vocab
+                    .as_ref()
+                    .is_some_and(|v| w.len() > 1 && !v.contains(w))
+        };
         text.split_whitespace()
-            .filter(|w| !w.is_ascii())
+            .filter(|w| !w.is_ascii() || outside(w))
             .map(str::to_string)
             .collect()
     }
@@ -581,6 +590,61 @@ async fn a_stacked_verifier_asks_the_pair_model_after_the_vetoes() {
     let (other, _, asked) = run(3.0, false, "pair:other").await;
     assert!(asked.is_empty());
     assert!(matches!(other, Lookup::Miss { .. }), "{other:?}");
+}
+
+/// A word the embedding does not see (outside its vocabulary) that differs from the
+/// cached prompt's only by a slip ("refund" / "refnud") is read by the pair model, which
+/// decides; any other unseen difference is refused without asking it.
+#[tokio::test]
+async fn unseen_slips_go_to_the_pair_model() {
+    let pair = Arc::new(FixedPair {
+        logit: 3.0,
+        ..FixedPair::default()
+    });
+    let words = WordsEmbedder {
+        vocab: Some(crate::verify::Vocabulary::new([
+            "how", "do", "get", "a", "my", "please",
+        ])),
+        pieces: true,
+        ..WordsEmbedder::default()
+    };
+    let f = fixture_with(
+        CacheOptions {
+            min_similarity: 0.5,
+            verify: VerifyMode::Model,
+            verifier: Some(never()),
+            pair_verifier: Some(stacked_on("pair:test")),
+            pair_scorer: Some(pair.clone()),
+            ..CacheOptions::default()
+        },
+        words,
+    );
+    for p in [P1, P2] {
+        f.cache
+            .insert(new_entry(p, "how do i get a refund"))
+            .await
+            .unwrap();
+    }
+    let slip = f.cache.lookup(&req(P1, "how do i get a refnud")).await;
+    assert!(matches!(slip, Lookup::SemanticHit { .. }), "{slip:?}");
+    let other = f.cache.lookup(&req(P2, "how do i get a rebate")).await;
+    assert!(
+        matches!(
+            other,
+            Lookup::Miss {
+                rejected: Some(RejectReason::Unseen),
+                ..
+            }
+        ),
+        "{other:?}"
+    );
+    assert_eq!(
+        pair.asked.lock().clone(),
+        vec![(
+            "how do i get a refund".to_string(),
+            "how do i get a refnud".to_string()
+        )]
+    );
 }
 
 fn body_text(answer: &Answer) -> Option<String> {
