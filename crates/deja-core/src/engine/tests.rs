@@ -510,6 +510,22 @@ fn stacked_on(model: &str) -> Arc<Model> {
     )
 }
 
+/// A cache whose first path never serves, with `pair` behind a verifier stacked on the
+/// pair model `model` (the second path), over `words`.
+fn with_pair(words: WordsEmbedder, pair: Arc<FixedPair>, model: &str) -> Fixture {
+    fixture_with(
+        CacheOptions {
+            min_similarity: 0.5,
+            verify: VerifyMode::Model,
+            verifier: Some(never()),
+            pair_verifier: Some(stacked_on(model)),
+            pair_scorer: Some(pair),
+            ..CacheOptions::default()
+        },
+        words,
+    )
+}
+
 /// With a verifier stacked on a pair model, the pair model decides the candidates the
 /// veto rules let through: a high logit serves, a low one refuses, a veto is never
 /// sent to it, and a pair model that fails refuses (a fault costs a hit, not a wrong
@@ -528,17 +544,7 @@ async fn a_stacked_verifier_asks_the_pair_model_after_the_vetoes() {
             ])),
             ..WordsEmbedder::default()
         };
-        let f = fixture_with(
-            CacheOptions {
-                min_similarity: 0.5,
-                verify: VerifyMode::Model,
-                verifier: Some(never()),
-                pair_verifier: Some(stacked_on(model)),
-                pair_scorer: Some(pair.clone()),
-                ..CacheOptions::default()
-            },
-            words,
-        );
+        let f = with_pair(words, pair.clone(), model);
         f.cache
             .insert(new_entry(P1, "how do i reset my password"))
             .await
@@ -608,17 +614,7 @@ async fn unseen_slips_go_to_the_pair_model() {
         pieces: true,
         ..WordsEmbedder::default()
     };
-    let f = fixture_with(
-        CacheOptions {
-            min_similarity: 0.5,
-            verify: VerifyMode::Model,
-            verifier: Some(never()),
-            pair_verifier: Some(stacked_on("pair:test")),
-            pair_scorer: Some(pair.clone()),
-            ..CacheOptions::default()
-        },
-        words,
-    );
+    let f = with_pair(words, pair.clone(), "pair:test");
     for p in [P1, P2] {
         f.cache
             .insert(new_entry(p, "how do i get a refund"))
