@@ -264,32 +264,30 @@ impl Cache {
             let same_request = || {
                 crate::verify::same_request(&entry.prompt, req.prompt, inner.embedder.vocabulary())
             };
+            let second_path = pair_gate.is_some_and(|g| n.similarity >= g);
             // Prompts whose unseen parts differ (in order: a swap is unseen too) differ
             // where their similarity is blind, unless all they differ in is a question
-            // frame ("Comment puis-je …" / "Comment …").
-            let seen_alike = |query_unseen: &mut Option<Vec<String>>| {
-                inner.options.verify == VerifyMode::Off
-                    || {
-                        let query =
-                            query_unseen.get_or_insert_with(|| inner.embedder.unseen(req.prompt));
-                        *query == inner.embedder.unseen(&entry.prompt)
-                    }
-                    || same_request()
-            };
-            let second_path = pair_gate.is_some_and(|g| n.similarity >= g);
-            // Unseen parts that differ only by slips of the other prompt's words
-            // ("refnud" / "refund"): blind to the embedding, not to the pair model, which
-            // reads their pieces.
-            let slips_only = |query_unseen: &mut Option<Vec<String>>| {
+            // frame ("Comment puis-je …" / "Comment …"); unseen parts that differ only by
+            // slips of the other prompt's words ("refnud" / "refund") are blind to the
+            // embedding, not to the pair model, which reads their pieces. Each prompt's
+            // unseen parts are found once.
+            let blind = |query_unseen: &mut Option<Vec<String>>| {
+                if inner.options.verify == VerifyMode::Off {
+                    return Blind::No;
+                }
                 let query = query_unseen.get_or_insert_with(|| inner.embedder.unseen(req.prompt));
-                inner.embedder.vocabulary().is_some_and(|v| {
-                    v.unseen_are_slips(
-                        req.prompt,
-                        query,
-                        &entry.prompt,
-                        &inner.embedder.unseen(&entry.prompt),
-                    )
-                })
+                let cached = inner.embedder.unseen(&entry.prompt);
+                if *query == cached || same_request() {
+                    Blind::No
+                } else if second_path
+                    && inner.embedder.vocabulary().is_some_and(|v| {
+                        v.unseen_are_slips(req.prompt, query, &entry.prompt, &cached)
+                    })
+                {
+                    Blind::Slips
+                } else {
+                    Blind::Yes
+                }
             };
             let verdict = if calibrated.is_some() {
                 self.hard_checks(&entry.prompt, req.prompt, &mut query_unseen)
@@ -303,11 +301,12 @@ impl Cache {
                 if same {
                     Ok(())
                 } else if second_path {
-                    if seen_alike(&mut query_unseen) || slips_only(&mut query_unseen) {
-                        self.second_path(&entry.prompt, req.prompt, n.similarity, &spec)
-                            .await
-                    } else {
-                        Err(RejectReason::Unseen)
+                    match blind(&mut query_unseen) {
+                        Blind::Yes => Err(RejectReason::Unseen),
+                        Blind::No | Blind::Slips => {
+                            self.second_path(&entry.prompt, req.prompt, n.similarity, &spec)
+                                .await
+                        }
                     }
                 } else {
                     // Below the gate and not the same request: not reported as a refusal.
@@ -316,16 +315,18 @@ impl Cache {
                     continue;
                 }
             } else {
-                match (inner.options.verify, &inner.verifier) {
-                    _ if !seen_alike(&mut query_unseen) => {
-                        if second_path && slips_only(&mut query_unseen) {
-                            self.second_path(&entry.prompt, req.prompt, n.similarity, &spec)
-                                .await
-                        } else {
-                            Err(RejectReason::Unseen)
-                        }
+                match (
+                    blind(&mut query_unseen),
+                    inner.options.verify,
+                    &inner.verifier,
+                ) {
+                    (Blind::Yes, ..) => Err(RejectReason::Unseen),
+                    // Only the pair model may judge what the embedding did not see.
+                    (Blind::Slips, ..) => {
+                        self.second_path(&entry.prompt, req.prompt, n.similarity, &spec)
+                            .await
                     }
-                    (VerifyMode::Model, Some(model)) => {
+                    (Blind::No, VerifyMode::Model, Some(model)) => {
                         let confidence = spec.min_confidence(model.file().min_confidence);
                         match crate::verify::verify_model(
                             model,
@@ -345,9 +346,13 @@ impl Cache {
                             Err(reason) => Err(reason),
                         }
                     }
-                    (VerifyMode::Rules, _) => crate::verify::verify(&entry.prompt, req.prompt),
+                    (Blind::No, VerifyMode::Rules, _) => {
+                        crate::verify::verify(&entry.prompt, req.prompt)
+                    }
                     // `Cache::new` loads a model for `Model`.
-                    (VerifyMode::Model, None) | (VerifyMode::Off, _) => Ok(()),
+                    (Blind::No, VerifyMode::Model, None) | (Blind::No, VerifyMode::Off, _) => {
+                        Ok(())
+                    }
                 }
             };
             times.verify += started.elapsed();
@@ -525,4 +530,14 @@ impl Cache {
             tracing::warn!(error = %ErrorChain(&e), entry = %id, "recording a hit failed");
         }
     }
+}
+
+/// How a candidate and the request differ where the embedding is blind (its unseen parts).
+enum Blind {
+    /// Not at all (or only in a question frame, or verification is off).
+    No,
+    /// Only by slips of the other prompt's words: for the pair model to judge.
+    Slips,
+    /// Otherwise: refused as `unseen`.
+    Yes,
 }
