@@ -169,6 +169,12 @@ pub(crate) fn parse_object(bytes: &[u8], what: &str) -> Result<Map<String, Value
 /// Token usage in the shape Anthropic's messages and OpenAI's Responses API report it
 /// (`input_tokens`, `output_tokens`); zeros for what is absent.
 pub(crate) fn input_output_usage(usage: Option<&Value>) -> Usage {
+    usage_named(usage, "input_tokens", "output_tokens")
+}
+
+/// Token usage from a `usage` object whose prompt and completion counts have these names
+/// (chat's `prompt_tokens` and `completion_tokens`, for one); zeros for what is absent.
+pub(crate) fn usage_named(usage: Option<&Value>, prompt: &str, completion: &str) -> Usage {
     let field = |name: &str| {
         usage
             .and_then(|u| u.get(name))
@@ -176,8 +182,8 @@ pub(crate) fn input_output_usage(usage: Option<&Value>) -> Usage {
             .unwrap_or(0)
     };
     Usage {
-        prompt_tokens: field("input_tokens"),
-        completion_tokens: field("output_tokens"),
+        prompt_tokens: field(prompt),
+        completion_tokens: field(completion),
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 use crate::error::WireError;
-use crate::json::{parse_object, to_vec};
+use crate::json::{parse_object, to_vec, usage_named};
 
 /// The event that ends an OpenAI stream.
 pub const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
@@ -484,16 +484,7 @@ pub fn body_completed(body: &[u8]) -> bool {
 }
 
 fn usage_of(value: Option<&Value>) -> Usage {
-    let field = |name: &str| {
-        value
-            .and_then(|u| u.get(name))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
-    Usage {
-        prompt_tokens: field("prompt_tokens"),
-        completion_tokens: field("completion_tokens"),
-    }
+    usage_named(value, "prompt_tokens", "completion_tokens")
 }
 
 /// Token usage of a non-streamed answer; zeros when absent or unreadable.
