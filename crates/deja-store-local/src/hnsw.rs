@@ -900,6 +900,16 @@ mod tests {
         v.into_iter().map(|x| x / n).collect()
     }
 
+    /// `n` random unit vectors of `dim` from `seed`, inserted into `p` of `idx` as entries
+    /// 0, 1, …; returned in that order.
+    fn fill(idx: &HnswIndex, p: PartitionKey, n: usize, seed: &mut u64) -> Vec<Vec<f32>> {
+        let vs: Vec<Vec<f32>> = (0..n).map(|_| rng_vec(seed, idx.dim)).collect();
+        for (i, v) in vs.iter().enumerate() {
+            idx.insert_sync(p, EntryId(i as u64), v).unwrap();
+        }
+        vs
+    }
+
     fn brute(vs: &[Vec<f32>], q: &[f32]) -> usize {
         let mut best = (f32::NEG_INFINITY, 0);
         for (i, v) in vs.iter().enumerate() {
@@ -921,10 +931,7 @@ mod tests {
         let idx = HnswIndex::new("t", dim, params);
         let p = PartitionKey([1; 16]);
         let mut seed = 42;
-        let vs: Vec<Vec<f32>> = (0..2000).map(|_| rng_vec(&mut seed, dim)).collect();
-        for (i, v) in vs.iter().enumerate() {
-            idx.insert_sync(p, EntryId(i as u64), v).unwrap();
-        }
+        let vs = fill(&idx, p, 2000, &mut seed);
         assert!(idx.partitions.read()[&p].read().graph.is_some());
         let mut hits = 0;
         for _ in 0..200 {
@@ -957,10 +964,7 @@ mod tests {
         let p = PartitionKey([2; 16]);
         let mut seed = 7;
         // Widened up to 12,000 / WIDEST_SHARE = 60 candidates.
-        let vs: Vec<Vec<f32>> = (0..12_000).map(|_| rng_vec(&mut seed, dim)).collect();
-        for (i, v) in vs.iter().enumerate() {
-            idx.insert_sync(p, EntryId(i as u64), v).unwrap();
-        }
+        let vs = fill(&idx, p, 12_000, &mut seed);
         let (mut narrow, mut near) = (0, 0);
         for i in (0..vs.len()).step_by(60) {
             // About cosine 0.9 to entry i, far from every other.
@@ -998,10 +1002,7 @@ mod tests {
         let idx = HnswIndex::new("t", dim, params);
         let p = PartitionKey([2; 16]);
         let mut seed = 7;
-        let vs: Vec<Vec<f32>> = (0..400).map(|_| rng_vec(&mut seed, dim)).collect();
-        for (i, v) in vs.iter().enumerate() {
-            idx.insert_sync(p, EntryId(i as u64), v).unwrap();
-        }
+        let vs = fill(&idx, p, 400, &mut seed);
         for i in (0..400).filter(|i| i % 4 != 0) {
             idx.remove_sync(p, EntryId(i)).unwrap();
         }
