@@ -19,6 +19,10 @@ use deja_store_local::{HnswIndex, HnswParams, RedbStore, StoreDurability};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+#[path = "support/vectors.rs"]
+mod vectors;
+use vectors::{noisy, random};
+
 const DIM: usize = 384;
 const CLUSTERS: usize = 1000;
 /// Per-component noise of cluster members around their centroid (cos to centroid ≈ 0.86).
@@ -26,32 +30,13 @@ const MEMBER_NOISE: f32 = 0.03;
 /// Per-component noise of a near-duplicate query (cos to its source ≈ 0.98).
 const DUP_NOISE: f32 = 0.01;
 
-fn gaussian(rng: &mut StdRng) -> f32 {
-    // Box–Muller; u1 in (0, 1] keeps ln finite.
-    let u1: f32 = 1.0 - rng.gen::<f32>();
-    let u2: f32 = rng.gen();
-    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-}
-
-fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
-    v
-}
-
-fn noisy(rng: &mut StdRng, base: &[f32], sigma: f32) -> Vec<f32> {
-    unit(base.iter().map(|x| x + sigma * gaussian(rng)).collect())
-}
-
 struct Data {
     centroids: Vec<Vec<f32>>,
     vectors: Vec<Vec<f32>>,
 }
 
 fn data(n: usize, rng: &mut StdRng) -> Data {
-    let centroids: Vec<Vec<f32>> = (0..CLUSTERS)
-        .map(|_| unit((0..DIM).map(|_| gaussian(rng)).collect()))
-        .collect();
+    let centroids: Vec<Vec<f32>> = (0..CLUSTERS).map(|_| random(rng, DIM)).collect();
     let vectors = (0..n)
         .map(|_| {
             let c = &centroids[rng.gen_range(0..CLUSTERS)];
@@ -205,7 +190,7 @@ fn store_bench(c: &mut Criterion) {
             namespace: String::new(),
             tags: Vec::new(),
             embedder_id: "bench".into(),
-            vector: unit((0..DIM).map(|_| gaussian(&mut rng)).collect()),
+            vector: random(&mut rng, DIM),
             request: None,
         };
         rt.block_on(store.put(&e)).unwrap();

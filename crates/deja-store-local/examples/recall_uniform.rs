@@ -17,23 +17,11 @@ use deja_store_local::{HnswIndex, HnswParams};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+#[path = "../benches/support/vectors.rs"]
+mod vectors;
+use vectors::{noisy, random};
+
 const DIM: usize = 384;
-
-fn gaussian(rng: &mut StdRng) -> f32 {
-    let u1: f32 = 1.0 - rng.gen::<f32>();
-    let u2: f32 = rng.gen();
-    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-}
-
-fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
-    v
-}
-
-fn random(rng: &mut StdRng) -> Vec<f32> {
-    unit((0..DIM).map(|_| gaussian(rng)).collect())
-}
 
 /// `(p50, p99)` in µs.
 fn percentiles(mut times: Vec<f64>) -> (f64, f64) {
@@ -47,20 +35,16 @@ fn main() {
     let n: usize = args.next().map_or(100_000, |a| a.parse().unwrap());
     let q: usize = args.next().map_or(2_000, |a| a.parse().unwrap());
     let mut rng = StdRng::seed_from_u64(42);
-    let vectors: Vec<Vec<f32>> = (0..n).map(|_| random(&mut rng)).collect();
+    let vectors: Vec<Vec<f32>> = (0..n).map(|_| random(&mut rng, DIM)).collect();
     // cos(v, normalize(v + s g)) ≈ 0.95 for unit v, g ~ N(0, I): s = sqrt((1/0.95² - 1) / DIM).
     let sigma = ((1.0 / (0.95f32 * 0.95) - 1.0) / DIM as f32).sqrt();
     let near: Vec<(u64, Vec<f32>)> = (0..q)
         .map(|_| {
             let i = rng.gen_range(0..n);
-            let v: Vec<f32> = vectors[i]
-                .iter()
-                .map(|x| x + sigma * gaussian(&mut rng))
-                .collect();
-            (i as u64, unit(v))
+            (i as u64, noisy(&mut rng, &vectors[i], sigma))
         })
         .collect();
-    let novel: Vec<Vec<f32>> = (0..q).map(|_| random(&mut rng)).collect();
+    let novel: Vec<Vec<f32>> = (0..q).map(|_| random(&mut rng, DIM)).collect();
     let partition = PartitionKey([7; 16]);
     let params = HnswParams::default();
     let index = HnswIndex::new("bench", DIM, params);
