@@ -198,9 +198,7 @@ impl HnswIndex {
         query: &[f32],
         k: usize,
     ) -> Result<Vec<Neighbor>, IndexError> {
-        self.in_partition(partition, query, k, |p| {
-            p.search(query, k, self.params.ef_search, self.kernels)
-        })
+        self.search_sync_at_width(partition, query, k, self.params.ef_search)
     }
 
     /// [`HnswIndex::search_sync`] at another search width than the configured one, to
