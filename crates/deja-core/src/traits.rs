@@ -42,6 +42,13 @@ pub trait PairScorer: Send + Sync + std::fmt::Debug {
     /// Stable identity of the pair model (recorded in evaluations and the verifier it
     /// was stacked with).
     fn id(&self) -> &str;
+    /// Whether the model was trained on prompts in many languages and reads any text its
+    /// tokenizer covers (the multilingual pair model on multilingual-e5-small): then it is
+    /// asked whatever the prompts' language. Otherwise (the MiniLM pair model learned
+    /// English words) it is asked only about prompts whose words the embedder's vocabulary
+    /// reads ([`crate::verify::Vocabulary::reads_both`]). Required, so a wrapper cannot
+    /// drop it by accident.
+    fn multilingual(&self) -> bool;
     /// One logit (log-odds of "the same request") per `(cached, query)` pair, in order.
     async fn score(&self, pairs: &[(String, String)]) -> Result<Vec<f32>, EmbedError>;
 }

@@ -1,7 +1,7 @@
 //! multilingual-e5-small on one compute thread: a 16-token query (`<s>`, `query: `, the
 //! text, `</s>`), the MiniLM benchmark's English query (19 tokens here), a batch of 16, the
-//! same query with the 4-bit weights (`E5Options::quantized`), and finding a text's unseen
-//! parts. `DEJA_EMBED_ISA=avx2` measures what a CPU without AVX-512 runs. Skips (prints a note) when the model is not installed
+//! same query with the 4-bit weights (`E5Options::quantized`), finding a text's unseen
+//! parts, and the multilingual pair model on one candidate (the MiniLM benchmark's pair). `DEJA_EMBED_ISA=avx2` measures what a CPU without AVX-512 runs. Skips (prints a note) when the model is not installed
 //! (`scripts/install-model.sh multilingual-e5-small`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -63,6 +63,33 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("e5_unseen_query_zh", |b| {
         b.iter(|| embedder.unseen("我的包裹什么时候能送到？我已经等了一个星期了。"))
+    });
+    let pair_file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models")
+        .join(deja_embed::E5_PAIR_FILE);
+    let with_pair = E5Embedder::load(
+        &default_e5_dir(),
+        E5Options {
+            pair_model: Some(pair_file),
+            ..E5Options::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let cached = "How can I quickly reset the password of my account on the website?";
+    let query = "I forgot my password yesterday, so how do I reset it on your website right now?";
+    eprintln!(
+        "pair tokens: {}",
+        with_pair
+            .pair_token_ids(cached, query)
+            .map_or(0, |(ids, _)| ids.len())
+    );
+    c.bench_function("e5_pair_score_1_candidate_1_thread", |b| {
+        b.iter(
+            || match with_pair.score_pairs_blocking(&[(cached, query)]) {
+                Ok(v) => v,
+                Err(e) => panic!("pair scoring failed: {e}"),
+            },
+        )
     });
 }
 

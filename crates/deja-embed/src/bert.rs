@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use deja_core::verify::Vocabulary;
-use deja_core::{EmbedError, Embedder, PairScorer};
+use deja_core::{EmbedError, Embedder};
 use tokenizers::{NormalizedString, Normalizer, Tokenizer, TruncationParams};
 
 use crate::model::{BertConfig, BertModel, Scratch};
 use crate::pair::PairModel;
-use crate::pool::{Compute, PairReply, Pool, WeakPool};
+use crate::pool::{Compute, LocalPairScorer, PairReply, Pool};
 use crate::INSTALL_HINT;
 
 /// A word the vocabulary splits into pieces averaging fewer characters than this, and
@@ -67,7 +67,7 @@ pub struct BertEmbedder {
     dim: usize,
     pool: Pool<Bert>,
     /// The pair model's handle on the same compute threads, when one is loaded.
-    pair: Option<Arc<BertPairScorer>>,
+    pair: Option<Arc<LocalPairScorer>>,
     /// The tokenizer's whole words (no `##` pieces), to tell typos from other words.
     vocabulary: Vocabulary,
 }
@@ -135,12 +135,7 @@ impl BertEmbedder {
                 reason: format!("cannot start compute thread: {e}"),
             }
         })?;
-        let pair = pair_id.map(|id| {
-            Arc::new(BertPairScorer {
-                id,
-                pool: pool.downgrade(),
-            })
-        });
+        let pair = pair_id.map(|id| Arc::new(LocalPairScorer::new(id, false, &pool)));
         Ok(BertEmbedder {
             id: format!("local:bert{dim}-{fingerprint}"),
             dim,
@@ -152,7 +147,7 @@ impl BertEmbedder {
 
     /// The pair model loaded with this embedder ([`BertOptions::pair_model`]), running on
     /// its compute threads.
-    pub fn pair_scorer(&self) -> Option<Arc<BertPairScorer>> {
+    pub fn pair_scorer(&self) -> Option<Arc<LocalPairScorer>> {
         self.pair.clone()
     }
 
@@ -292,27 +287,6 @@ impl BertEmbedder {
 impl BertEmbedder {
     fn bert(&self) -> &Bert {
         self.pool.compute()
-    }
-}
-
-/// The pair model of a [`BertEmbedder`], as a [`PairScorer`]: its pairs are queued with
-/// the embedder's texts and run on the same compute threads. It holds the threads weakly,
-/// so dropping the embedder still stops them; a scorer that outlives its embedder answers
-/// [`EmbedError::WorkerGone`].
-#[derive(Debug)]
-pub struct BertPairScorer {
-    id: String,
-    pool: WeakPool<Bert>,
-}
-
-#[async_trait]
-impl PairScorer for BertPairScorer {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    async fn score(&self, pairs: &[(String, String)]) -> PairReply {
-        self.pool.score_pairs(pairs).await
     }
 }
 

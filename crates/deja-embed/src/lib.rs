@@ -19,10 +19,13 @@ mod q4;
 
 use std::path::PathBuf;
 
-pub use bert::{BertEmbedder, BertOptions, BertPairScorer};
-pub use e5::{default_e5_dir, E5Embedder, E5Options, E5_FILE, E5_INSTALL_HINT, E5_MODEL_NAME};
+pub use bert::{BertEmbedder, BertOptions};
+pub use e5::{
+    default_e5_dir, E5Embedder, E5Options, E5_FILE, E5_INSTALL_HINT, E5_MODEL_NAME, E5_PAIR_FILE,
+};
 pub use http::{HttpEmbedder, HttpEmbedderConfig};
 pub use pair::{PAIR_FILE, PAIR_FORMAT};
+pub use pool::LocalPairScorer;
 
 /// Directory name (and model id suffix) of the default local model.
 pub const DEFAULT_MODEL_NAME: &str = "all-MiniLM-L6-v2";

@@ -36,11 +36,7 @@ const SCORE_B: &str = "pair.score.bias";
 
 pub(crate) struct PairModel {
     model: BertModel,
-    /// `dense` in PyTorch layout `[out, in]`.
-    dense_w: Vec<f32>,
-    dense_b: Vec<f32>,
-    score_w: Vec<f32>,
-    score_b: f32,
+    head: Head,
     tokenizer: Tokenizer,
     /// `pair:` and the first 12 hex digits of the file's payload hash.
     pub id: String,
@@ -68,20 +64,26 @@ fn payload_hash(st: &SafeTensors<'_>) -> String {
     h.finalize().to_hex().to_string()
 }
 
-impl PairModel {
-    /// Loads the pair model in `file` over the base model in `dir` (whose fingerprint is
-    /// `base_fingerprint`, whose word embeddings are `word` and whose tokenizer is
-    /// `tokenizer`).
-    pub(crate) fn load(
-        dir: &Path,
+/// A pair-model file, checked: its format, the base model it was made for, the BLAKE3 of
+/// its tensors, f16 tensors only, the pooling and head this build runs.
+pub(crate) struct PairFile<'a> {
+    pub st: SafeTensors<'a>,
+    /// Longest pair, in tokens, the model was trained on.
+    pub max_tokens: usize,
+    /// `pair:` and the first 12 hex digits of the payload hash.
+    pub id: String,
+}
+
+impl<'a> PairFile<'a> {
+    /// Checks the pair-model file `file` (its bytes) made for the base model whose
+    /// fingerprint is `base_fingerprint`.
+    pub(crate) fn open(
+        bytes: &'a [u8],
         file: &Path,
         base_fingerprint: &str,
-        word: Arc<[f32]>,
-        tokenizer: &Tokenizer,
-    ) -> Result<PairModel, EmbedError> {
-        let bytes = std::fs::read(file).map_err(|e| invalid(file, e.to_string()))?;
+    ) -> Result<PairFile<'a>, EmbedError> {
         let (_, header) =
-            SafeTensors::read_metadata(&bytes).map_err(|e| invalid(file, e.to_string()))?;
+            SafeTensors::read_metadata(bytes).map_err(|e| invalid(file, e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
         let field = |k: &str| meta.get(k).map(String::as_str).unwrap_or("");
         if field("format") != PAIR_FORMAT {
@@ -102,7 +104,7 @@ impl PairModel {
                 ),
             ));
         }
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| invalid(file, e.to_string()))?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| invalid(file, e.to_string()))?;
         let hash = payload_hash(&st);
         if field("payload_blake3") != hash {
             return Err(invalid(
@@ -123,8 +125,76 @@ impl PairModel {
         let max_tokens: usize = field("max_tokens")
             .parse()
             .map_err(|_| invalid(file, "max_tokens is not a number"))?;
+        Ok(PairFile {
+            st,
+            max_tokens,
+            id: format!("pair:{}", &hash[..12]),
+        })
+    }
+
+    /// The tensor `name` of `shape`, as f32.
+    pub(crate) fn get(
+        &self,
+        name: &str,
+        shape: &[usize],
+        file: &Path,
+    ) -> Result<Vec<f32>, EmbedError> {
+        let view = self
+            .st
+            .tensor(name)
+            .map_err(|_| invalid(file, format!("tensor `{name}` not found")))?;
+        values(&view, name, shape, file)
+    }
+}
+
+/// The pair head: `score · tanh(dense · x + b) + c` over the pooled vector.
+pub(crate) struct Head {
+    /// `dense` in PyTorch layout `[out, in]`.
+    dense_w: Vec<f32>,
+    dense_b: Vec<f32>,
+    score_w: Vec<f32>,
+    score_b: f32,
+}
+
+impl Head {
+    pub(crate) fn load(pf: &PairFile<'_>, file: &Path, h: usize) -> Result<Head, EmbedError> {
+        Ok(Head {
+            dense_w: pf.get(DENSE_W, &[h, h], file)?,
+            dense_b: pf.get(DENSE_B, &[h], file)?,
+            score_w: pf.get(SCORE_W, &[1, h], file)?,
+            score_b: pf.get(SCORE_B, &[1], file)?[0],
+        })
+    }
+
+    /// The logit of one pooled vector (`hidden`: a work buffer of the hidden size).
+    pub(crate) fn logit(&self, pooled: &[f32], hidden: &mut [f32]) -> f32 {
+        let h = self.dense_b.len();
+        for (o, (row, b)) in hidden
+            .iter_mut()
+            .zip(self.dense_w.chunks_exact(h).zip(&self.dense_b))
+        {
+            *o = (dot(row, pooled) + b).tanh();
+        }
+        dot(&self.score_w, hidden) + self.score_b
+    }
+}
+
+impl PairModel {
+    /// Loads the pair model in `file` over the base model in `dir` (whose fingerprint is
+    /// `base_fingerprint`, whose word embeddings are `word` and whose tokenizer is
+    /// `tokenizer`).
+    pub(crate) fn load(
+        dir: &Path,
+        file: &Path,
+        base_fingerprint: &str,
+        word: Arc<[f32]>,
+        tokenizer: &Tokenizer,
+    ) -> Result<PairModel, EmbedError> {
+        let bytes = std::fs::read(file).map_err(|e| invalid(file, e.to_string()))?;
+        let pf = PairFile::open(&bytes, file, base_fingerprint)?;
+        let st = &pf.st;
         let mut cfg = BertConfig::load(dir)?;
-        cfg.max_len = cfg.max_len.min(max_tokens);
+        cfg.max_len = cfg.max_len.min(pf.max_tokens);
         let h = cfg.hidden;
         // Every tuned trunk tensor must be in the file: a partial file would silently mix
         // base and tuned weights.
@@ -156,20 +226,11 @@ impl PairModel {
             dir,
             cfg,
             Source {
-                overlay: Some((&st, file)),
+                overlay: Some((st, file)),
                 word: Some(word),
             },
         )?;
-        let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>, EmbedError> {
-            let view = st
-                .tensor(name)
-                .map_err(|_| invalid(file, format!("tensor `{name}` not found")))?;
-            values(&view, name, shape, file)
-        };
-        let dense_w = get(DENSE_W, &[h, h])?;
-        let dense_b = get(DENSE_B, &[h])?;
-        let score_w = get(SCORE_W, &[1, h])?;
-        let score_b = get(SCORE_B, &[1])?[0];
+        let head = Head::load(&pf, file, h)?;
         // The embedder's own tokenizer (no padding), cutting pairs at the pair model's
         // length, longest side first.
         let mut tokenizer = tokenizer.clone();
@@ -182,12 +243,9 @@ impl PairModel {
             .map_err(|e| invalid(file, e.to_string()))?;
         Ok(PairModel {
             model,
-            dense_w,
-            dense_b,
-            score_w,
-            score_b,
+            head,
             tokenizer,
-            id: format!("pair:{}", &hash[..12]),
+            id: pf.id,
         })
     }
 
@@ -238,15 +296,7 @@ impl PairModel {
             let mut pooled = vec![Vec::new(); chunk.len()];
             self.model
                 .forward(&seqs, Some(&segments), scratch, &mut pooled);
-            for x in &pooled {
-                for (o, (row, b)) in hidden
-                    .iter_mut()
-                    .zip(self.dense_w.chunks_exact(h).zip(&self.dense_b))
-                {
-                    *o = (dot(row, x) + b).tanh();
-                }
-                out.push(dot(&self.score_w, &hidden) + self.score_b);
-            }
+            out.extend(pooled.iter().map(|x| self.head.logit(x, &mut hidden)));
         }
         Ok(out)
     }

@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
 
-use deja_core::EmbedError;
+use deja_core::{EmbedError, PairScorer};
 use parking_lot::{Condvar, Mutex};
 
 use crate::l2_normalize;
@@ -233,6 +233,68 @@ impl<C: Compute> WeakPool<C> {
         );
         drop(shared);
         rx.await.map_err(|_| EmbedError::WorkerGone)?
+    }
+}
+
+/// A pool's pair jobs, whatever model the pool runs.
+#[async_trait::async_trait]
+trait ScorePairs: Send + Sync {
+    async fn score(&self, pairs: &[(String, String)]) -> PairReply;
+}
+
+#[async_trait::async_trait]
+impl<C: Compute> ScorePairs for WeakPool<C> {
+    async fn score(&self, pairs: &[(String, String)]) -> PairReply {
+        self.score_pairs(pairs).await
+    }
+}
+
+/// The pair model of a local embedder ([`crate::BertEmbedder`], [`crate::E5Embedder`]),
+/// as a [`PairScorer`]: its pairs are queued with the embedder's texts and run on the same
+/// compute threads. It holds the threads weakly, so dropping the embedder still stops
+/// them; a scorer that outlives its embedder answers [`EmbedError::WorkerGone`].
+pub struct LocalPairScorer {
+    id: String,
+    multilingual: bool,
+    pool: Box<dyn ScorePairs>,
+}
+
+impl LocalPairScorer {
+    /// The pair model `id` on `pool`'s threads ([`PairScorer::multilingual`] says whether
+    /// it was trained on many languages).
+    pub(crate) fn new<C: Compute>(
+        id: String,
+        multilingual: bool,
+        pool: &Pool<C>,
+    ) -> LocalPairScorer {
+        LocalPairScorer {
+            id,
+            multilingual,
+            pool: Box::new(pool.downgrade()),
+        }
+    }
+}
+
+impl std::fmt::Debug for LocalPairScorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalPairScorer")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl PairScorer for LocalPairScorer {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn multilingual(&self) -> bool {
+        self.multilingual
+    }
+
+    async fn score(&self, pairs: &[(String, String)]) -> PairReply {
+        self.pool.score(pairs).await
     }
 }
 

@@ -465,7 +465,8 @@ pub enum EmbedderConfig {
         #[serde(default = "default_embedder_threads")]
         threads: usize,
         /// The pair model (cross-encoder) the learned verifier is stacked with:
-        /// `"auto"` (the default) loads `deja-pair-model.safetensors` from the model
+        /// `"auto"` (the default) loads `deja-pair-model.safetensors` (for
+        /// multilingual-e5-small, `deja-pair-model-e5.safetensors`) from the model
         /// directory when `scripts/install-model.sh` put it there, `"off"` never loads
         /// one, a path loads that file (and fails to start if it cannot). See
         /// docs/hit-quality.md, "The pair model", for what it adds, measured on streams of

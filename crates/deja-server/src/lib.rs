@@ -30,6 +30,7 @@ pub mod upstream;
 
 pub use state::AppState;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,6 +102,44 @@ pub struct Embedders {
     pub pair: Option<Arc<dyn PairScorer>>,
 }
 
+/// The pair-model file to load: the configured one, or with `auto` the file `name` beside
+/// the base model in `dir` when it is installed.
+fn pair_file(setting: &config::PairModelSetting, dir: &Path, name: &str) -> Option<PathBuf> {
+    match setting {
+        config::PairModelSetting::Off => None,
+        config::PairModelSetting::Path(p) => Some(p.clone()),
+        config::PairModelSetting::Auto => {
+            let p = dir.join(name);
+            if p.is_file() {
+                Some(p)
+            } else {
+                tracing::info!(
+                    path = %p.display(),
+                    "no pair model installed (scripts/install-model.sh installs it); verifying without it"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Says whether the loaded pair model is asked: only a verifier stacked with it does.
+fn log_pair_model(pair: Option<&dyn PairScorer>) {
+    let Some(p) = pair else {
+        return;
+    };
+    let stacked = deja_core::verify::model::Model::shipped_for(Some(p.id()))
+        .is_ok_and(|m| m.pair_model() == Some(p.id()));
+    if stacked {
+        tracing::info!(pair_model = p.id(), "pair model loaded");
+    } else {
+        tracing::warn!(
+            pair_model = p.id(),
+            "pair model loaded, but this build has no verifier stacked on it, so it is not asked (deja train-verifier --pair-model re-stacks one)"
+        );
+    }
+}
+
 /// Builds the configured embedder and, for the local one, its pair model
 /// (`embedder.pair_model`).
 pub fn build_embedders(config: &Config) -> anyhow::Result<Embedders> {
@@ -112,14 +151,9 @@ pub fn build_embedders(config: &Config) -> anyhow::Result<Embedders> {
             pair_model,
         } => {
             let dir = model_dir.clone().unwrap_or_else(deja_embed::default_e5_dir);
-            if let config::PairModelSetting::Path(p) = pair_model {
-                anyhow::bail!(
-                    "embedder.pair_model = {:?}: the pair model is made for all-minilm-l6-v2, not multilingual-e5-small",
-                    p.display()
-                );
-            }
             let opts = E5Options {
                 threads: (*threads).max(1),
+                pair_model: pair_file(pair_model, &dir, deja_embed::E5_PAIR_FILE),
                 ..E5Options::default()
             };
             let e5 = E5Embedder::load(&dir, opts)?;
@@ -128,9 +162,11 @@ pub fn build_embedders(config: &Config) -> anyhow::Result<Embedders> {
                 weights_mb = e5.weight_bytes() / 1_000_000,
                 "multilingual-e5-small loaded"
             );
+            let pair = e5.pair_scorer().map(|p| p as Arc<dyn PairScorer>);
+            log_pair_model(pair.as_deref());
             Embedders {
                 embedder: Arc::new(e5),
-                pair: None,
+                pair,
             }
         }
         EmbedderConfig::Local {
@@ -142,41 +178,14 @@ pub fn build_embedders(config: &Config) -> anyhow::Result<Embedders> {
             let dir = model_dir
                 .clone()
                 .unwrap_or_else(deja_embed::default_model_dir);
-            let pair_file = match pair_model {
-                config::PairModelSetting::Off => None,
-                config::PairModelSetting::Path(p) => Some(p.clone()),
-                config::PairModelSetting::Auto => {
-                    let p = dir.join(deja_embed::PAIR_FILE);
-                    if p.is_file() {
-                        Some(p)
-                    } else {
-                        tracing::info!(
-                            path = %p.display(),
-                            "no pair model installed (scripts/install-model.sh installs it); verifying without it"
-                        );
-                        None
-                    }
-                }
-            };
             let opts = BertOptions {
                 threads: (*threads).max(1),
-                pair_model: pair_file,
+                pair_model: pair_file(pair_model, &dir, deja_embed::PAIR_FILE),
                 ..BertOptions::default()
             };
             let bert = BertEmbedder::load(&dir, opts)?;
             let pair = bert.pair_scorer().map(|p| p as Arc<dyn PairScorer>);
-            if let Some(p) = &pair {
-                let stacked = deja_core::verify::model::Model::shipped_for(Some(p.id()))
-                    .is_ok_and(|m| m.pair_model() == Some(p.id()));
-                if stacked {
-                    tracing::info!(pair_model = p.id(), "pair model loaded");
-                } else {
-                    tracing::warn!(
-                        pair_model = p.id(),
-                        "pair model loaded, but this build has no verifier stacked on it, so it is not asked (deja train-verifier --pair-model re-stacks one)"
-                    );
-                }
-            }
+            log_pair_model(pair.as_deref());
             Embedders {
                 embedder: Arc::new(bert),
                 pair,

@@ -2,7 +2,9 @@
 //! multilingual-e5-small as `deja serve --embedder-model multilingual-e5-small` composes it
 //! (`build_state`): its own verifier (`verifier-e5.json`) and category-example threshold,
 //! a German prompt served to its lowercase, unpunctuated repeat, and the same request in
-//! another language, or an antonym, refused. The upstream is the mock.
+//! another language, or an antonym, refused; and the multilingual pair model
+//! (`deja-pair-model-e5.safetensors`, installed beside the model) serving a French
+//! rewording the verifier of the features alone refuses. The upstream is the mock.
 
 use deja_testkit::mock_upstream::MockUpstream;
 
@@ -78,6 +80,71 @@ async fn the_multilingual_model_serves_a_repeat_and_refuses_another_language() {
     .await;
     assert_eq!(outcome, "miss");
     served.stop().await;
+}
+
+/// Stores `stored` through a server of multilingual-e5-small with the pair model setting
+/// `pair_model`, then asks `asked`: the cache header.
+async fn ask_after_storing(
+    pair_model: deja_server::config::PairModelSetting,
+    stored: &str,
+    asked: &str,
+) -> String {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path(), mock.base_url());
+    config
+        .set_embedder_model("--embedder-model", "multilingual-e5-small")
+        .unwrap();
+    if let deja_server::config::EmbedderConfig::Local { pair_model: p, .. } = &mut config.embedder {
+        *p = pair_model;
+    }
+    let mut served = common::Served::serve(deja_server::build_state(config).await.unwrap()).await;
+    let client = reqwest::Client::new();
+    assert_eq!(ask(&client, &served.base, stored).await.0, "miss");
+    let mut hit = false;
+    for _ in 0..100 {
+        if ask(&client, &served.base, stored).await.0 == "hit-exact" {
+            hit = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(hit, "{stored} was never stored");
+    let got = ask(&client, &served.base, asked).await.0;
+    served.stop().await;
+    got
+}
+
+/// The pair is one the shipped multilingual pair model scores well above its stacked
+/// verifier's confidence (logit 6.7 where it asks about 5.9; the features alone refuse
+/// it): a retrained pair model may need another example.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_multilingual_pair_model_serves_a_french_rewording() {
+    let installed = deja_embed::default_e5_dir().join(deja_embed::E5_PAIR_FILE);
+    if !installed.is_file() {
+        assert_ne!(
+            std::env::var("DEJA_REQUIRE_MODEL").as_deref(),
+            Ok("1"),
+            "DEJA_REQUIRE_MODEL=1 but no multilingual pair model at {} ({})",
+            installed.display(),
+            deja_embed::E5_INSTALL_HINT
+        );
+        eprintln!("skipped: no pair model at {}", installed.display());
+        return;
+    }
+    use deja_server::config::PairModelSetting;
+    let (stored, asked) = (
+        "Comment réinitialiser mon mot de passe ?",
+        "coment reinitialiser mon mot de pase",
+    );
+    assert_eq!(
+        ask_after_storing(PairModelSetting::Auto, stored, asked).await,
+        "hit-semantic"
+    );
+    assert_eq!(
+        ask_after_storing(PairModelSetting::Off, stored, asked).await,
+        "miss"
+    );
 }
 
 mod common;

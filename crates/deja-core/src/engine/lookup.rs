@@ -438,13 +438,14 @@ impl Cache {
             return Err(RejectReason::Model);
         };
         crate::verify::vetoes(cached, query)?;
-        // The pair model judges only what its vocabulary reads (it learned English): in
-        // other languages the first path's refusal stands.
-        if !self
-            .inner
-            .embedder
-            .vocabulary()
-            .is_some_and(|v| v.reads_both(cached, query))
+        // An English pair model judges only what its vocabulary reads: in other languages
+        // the first path's refusal stands. A multilingual one reads them all.
+        if !pair.multilingual()
+            && !self
+                .inner
+                .embedder
+                .vocabulary()
+                .is_some_and(|v| v.reads_both(cached, query))
         {
             return Err(RejectReason::Model);
         }

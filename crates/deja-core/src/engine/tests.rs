@@ -468,6 +468,7 @@ async fn the_same_request_in_other_wording_is_served_below_the_threshold() {
 struct FixedPair {
     logit: f32,
     fail: bool,
+    multilingual: bool,
     asked: parking_lot::Mutex<Vec<(String, String)>>,
 }
 
@@ -475,6 +476,9 @@ struct FixedPair {
 impl crate::PairScorer for FixedPair {
     fn id(&self) -> &str {
         "pair:test"
+    }
+    fn multilingual(&self) -> bool {
+        self.multilingual
     }
     async fn score(&self, pairs: &[(String, String)]) -> Result<Vec<f32>, EmbedError> {
         self.asked.lock().extend(pairs.iter().cloned());
@@ -596,6 +600,36 @@ async fn a_stacked_verifier_asks_the_pair_model_after_the_vetoes() {
     let (other, _, asked) = run(3.0, false, "pair:other").await;
     assert!(asked.is_empty());
     assert!(matches!(other, Lookup::Miss { .. }), "{other:?}");
+}
+
+/// A multilingual pair model (trained on many languages) is asked about prompts whose
+/// words the embedder's vocabulary does not hold whole ("augmenter" / "monter"); an
+/// English one is not, and the first path's refusal stands.
+#[tokio::test]
+async fn a_multilingual_pair_model_reads_every_language() {
+    for multilingual in [false, true] {
+        let pair = Arc::new(FixedPair {
+            logit: 3.0,
+            multilingual,
+            ..FixedPair::default()
+        });
+        let words = WordsEmbedder {
+            vocab: Some(crate::verify::Vocabulary::new(["comment", "le", "volume"])),
+            ..WordsEmbedder::default()
+        };
+        let f = with_pair(words, pair.clone(), "pair:test");
+        f.cache
+            .insert(new_entry(P1, "comment augmenter le volume"))
+            .await
+            .unwrap();
+        let got = f.cache.lookup(&req(P1, "comment monter le volume")).await;
+        assert_eq!(
+            matches!(got, Lookup::SemanticHit { .. }),
+            multilingual,
+            "{got:?}"
+        );
+        assert_eq!(pair.asked.lock().len(), usize::from(multilingual));
+    }
 }
 
 /// A word the embedding does not see (outside its vocabulary) that differs from the

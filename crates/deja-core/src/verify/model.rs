@@ -24,6 +24,10 @@ const SHIPPED: &str = include_str!("verifier.json");
 /// The shipped verifier stacked with the shipped pair model (`models/` in the repository).
 const SHIPPED_PAIR: &str = include_str!("verifier-pair.json");
 
+/// The shipped verifier stacked with the shipped multilingual pair model (on
+/// multilingual-e5-small, `models/deja-pair-model-e5.safetensors`).
+const SHIPPED_E5_PAIR: &str = include_str!("verifier-e5-pair.json");
+
 /// The shipped verifier fitted on multilingual-e5-small's similarities, which sit higher
 /// and closer together than all-MiniLM-L6-v2's (its `embedder` names it).
 const SHIPPED_E5: &str = include_str!("verifier-e5.json");
@@ -198,15 +202,21 @@ impl Model {
     }
 
     /// The shipped verifier for a cache whose pair model has this id: the one stacked
-    /// with it when this build ships one, else [`Model::shipped`] (features alone).
+    /// with it when this build ships one (for the MiniLM pair model or the multilingual
+    /// one), else [`Model::shipped`] (features alone).
     pub fn shipped_for(pair_model: Option<&str>) -> Result<&'static Model, &'static ModelError> {
-        static STACKED: OnceLock<Result<Model, ModelError>> = OnceLock::new();
+        static STACKED: OnceLock<Result<Vec<Model>, ModelError>> = OnceLock::new();
         let stacked = STACKED
-            .get_or_init(|| Model::parse(SHIPPED_PAIR))
+            .get_or_init(|| {
+                [SHIPPED_PAIR, SHIPPED_E5_PAIR]
+                    .map(Model::parse)
+                    .into_iter()
+                    .collect()
+            })
             .as_ref()?;
-        match pair_model {
-            Some(id) if stacked.pair_model() == Some(id) => Ok(stacked),
-            _ => Model::shipped(),
+        match pair_model.and_then(|id| stacked.iter().find(|m| m.pair_model() == Some(id))) {
+            Some(m) => Ok(m),
+            None => Model::shipped(),
         }
     }
 
@@ -288,6 +298,13 @@ mod tests {
             .unwrap();
         assert!(other.pair_model().is_none());
         assert!(Model::shipped_for(None).unwrap().pair_model().is_none());
+        // And the multilingual pair model's for its own.
+        let e5 = Model::parse(SHIPPED_E5_PAIR)
+            .map_err(|e| e.to_string())
+            .unwrap();
+        let id = e5.pair_model().unwrap();
+        assert_ne!(id, stacked);
+        assert_eq!(Model::shipped_for(Some(id)).unwrap().file(), e5.file());
     }
 
     /// Each embedder family gets the verifier fitted on its similarities: e5's for any

@@ -30,6 +30,22 @@ fn table() {
             "هل يمكن استبدال المنتج إذا لم يكن مفتوحًا؟",
             Err(Negation),
         ),
+        // Turning on and off in Italian, Spanish and German.
+        (
+            "Come accendo il riscaldamento da remoto?",
+            "Come spengo il riscaldamento da remoto?",
+            Err(Antonym),
+        ),
+        (
+            "¿Cómo enciendo el wifi del portátil?",
+            "¿Cómo apago el wifi del portátil?",
+            Err(Antonym),
+        ),
+        (
+            "Wie kann ich die Heizung einschalten?",
+            "Wie kann ich die Heizung ausschalten?",
+            Err(Antonym),
+        ),
         // Units and time shifts in more languages.
         (
             "Mi maleta pesa 23 kilos, ¿puedo facturarla?",

@@ -81,6 +81,9 @@ pub(crate) struct Encoder {
     word: Vec<u8>,
     /// Position embeddings (the file's row 0 is the first token's) plus token type 0.
     pos_type: Vec<f32>,
+    /// Token type 1 minus token type 0: what a pair's second segment adds (the embedder
+    /// reads type 0 only; the pair model was trained with both).
+    type_delta: Vec<f32>,
     emb_ln_g: Vec<f32>,
     emb_ln_b: Vec<f32>,
     layers: Vec<Layer>,
@@ -116,38 +119,66 @@ fn f32s(bytes: &[u8]) -> Vec<f32> {
         .collect()
 }
 
+/// `[rows, cols]` weights transposed to the `[cols, rows]` the packed product takes.
+fn packed(w: &[f32], rows: usize, cols: usize) -> Linear {
+    let mut t = vec![0.0f32; rows * cols];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = w[r * cols + c];
+        }
+    }
+    Linear::F32(PackedWeight::new(t, cols, rows))
+}
+
+/// Tensors that replace the file's (a pair model's fine-tuned weights): the values of a
+/// tensor by its name in the file and its shape (`[rows, cols]` or `[n]`), `None` when
+/// the file's own stay.
+pub(crate) type Overlay<'a> = dyn Fn(&str, &[usize]) -> Option<Result<Vec<f32>, String>> + 'a;
+
 impl Encoder {
     pub(crate) fn load(blob: &Blob, bytes: &[u8], precision: Precision) -> Result<Encoder, String> {
+        Encoder::load_with(blob, bytes, precision, &|_, _| None)
+    }
+
+    /// [`Encoder::load`] with some tensors replaced by `overlay`'s (the replaced linear
+    /// layers run in f32 whatever `precision` says).
+    pub(crate) fn load_with(
+        blob: &Blob,
+        bytes: &[u8],
+        precision: Precision,
+        overlay: &Overlay<'_>,
+    ) -> Result<Encoder, String> {
         let cfg = blob.header.clone();
         let (h, ff) = (cfg.hidden, cfg.intermediate);
-        let f32_tensor = |name: &str, n: usize| -> Result<Vec<f32>, String> {
-            let t = blob.tensor(name, Dtype::F32, n)?;
-            let v = f32s(&bytes[t.range.clone()]);
+        let f32_tensor = |name: &str, shape: &[usize]| -> Result<Vec<f32>, String> {
+            let v = match overlay(name, shape) {
+                Some(v) => v?,
+                None => {
+                    let t = blob.tensor(name, Dtype::F32, shape.iter().product())?;
+                    f32s(&bytes[t.range.clone()])
+                }
+            };
             if v.iter().any(|x| !x.is_finite()) {
                 return Err(format!("tensor `{name}` has a value that is not finite"));
             }
             Ok(v)
         };
         let q4_tensor = |name: &str, rows: usize, cols: usize| -> Result<Linear, String> {
+            if let Some(w) = overlay(name, &[rows, cols]) {
+                return Ok(packed(&w?, rows, cols));
+            }
             let t = blob.tensor(name, Dtype::Q4, rows * cols)?;
             let blocks = &bytes[t.range.clone()];
             Ok(match precision {
                 Precision::Int8 => Linear::Int8(Q4Matrix::from_blocks(blocks, rows, cols)),
                 Precision::F32 => {
-                    // `[rows, cols]` dequantised, then transposed to the `[cols, rows]`
-                    // the packed product takes.
+                    // `[rows, cols]` dequantised.
                     let row_bytes = cols / QK * Q4_BLOCK_BYTES;
                     let mut w = vec![0.0f32; rows * cols];
                     for (r, out) in w.chunks_exact_mut(cols).enumerate() {
                         q4::add_row(&blocks[r * row_bytes..(r + 1) * row_bytes], out);
                     }
-                    let mut t = vec![0.0f32; rows * cols];
-                    for r in 0..rows {
-                        for c in 0..cols {
-                            t[c * rows + r] = w[r * cols + c];
-                        }
-                    }
-                    Linear::F32(PackedWeight::new(t, cols, rows))
+                    packed(&w, rows, cols)
                 }
             })
         };
@@ -156,37 +187,42 @@ impl Encoder {
             .range
             .clone()]
         .to_vec();
-        let positions = f32_tensor("emb.pos", cfg.positions * h)?;
+        let positions = f32_tensor("emb.pos", &[cfg.positions, h])?;
         let types = blob
             .tensors
             .get("emb.type")
             .filter(|t| t.dtype == Dtype::F32 && t.elements >= h && t.elements % h == 0)
             .ok_or("tensor `emb.type` missing or of the wrong shape")?;
-        let type0 = f32s(&bytes[types.range.start..types.range.start + 4 * h]);
+        let types = f32_tensor("emb.type", &[types.elements / h, h])?;
+        let (type0, type1) = (&types[..h], types.get(h..2 * h));
+        let type_delta = match type1 {
+            Some(t1) => t1.iter().zip(type0).map(|(a, b)| a - b).collect(),
+            None => vec![0.0; h],
+        };
         let mut pos_type = positions;
         for row in pos_type.chunks_exact_mut(h) {
-            row.iter_mut().zip(&type0).for_each(|(p, t)| *p += t);
+            row.iter_mut().zip(type0).for_each(|(p, t)| *p += t);
         }
         let mut layers = Vec::with_capacity(cfg.layers);
         for l in 0..cfg.layers {
             let n = |s: &str| format!("l{l}.{s}");
             layers.push(Layer {
                 q: q4_tensor(&n("q.w"), h, h)?,
-                qb: f32_tensor(&n("q.b"), h)?,
+                qb: f32_tensor(&n("q.b"), &[h])?,
                 k: q4_tensor(&n("k.w"), h, h)?,
-                kb: f32_tensor(&n("k.b"), h)?,
+                kb: f32_tensor(&n("k.b"), &[h])?,
                 v: q4_tensor(&n("v.w"), h, h)?,
-                vb: f32_tensor(&n("v.b"), h)?,
+                vb: f32_tensor(&n("v.b"), &[h])?,
                 o: q4_tensor(&n("ao.w"), h, h)?,
-                ob: f32_tensor(&n("ao.b"), h)?,
-                ln1_g: f32_tensor(&n("aln.w"), h)?,
-                ln1_b: f32_tensor(&n("aln.b"), h)?,
+                ob: f32_tensor(&n("ao.b"), &[h])?,
+                ln1_g: f32_tensor(&n("aln.w"), &[h])?,
+                ln1_b: f32_tensor(&n("aln.b"), &[h])?,
                 up: q4_tensor(&n("fi.w"), ff, h)?,
-                up_b: f32_tensor(&n("fi.b"), ff)?,
+                up_b: f32_tensor(&n("fi.b"), &[ff])?,
                 down: q4_tensor(&n("fo.w"), h, ff)?,
-                down_b: f32_tensor(&n("fo.b"), h)?,
-                ln2_g: f32_tensor(&n("oln.w"), h)?,
-                ln2_b: f32_tensor(&n("oln.b"), h)?,
+                down_b: f32_tensor(&n("fo.b"), &[h])?,
+                ln2_g: f32_tensor(&n("oln.w"), &[h])?,
+                ln2_b: f32_tensor(&n("oln.b"), &[h])?,
             });
         }
         // The products compute q4::ROWS output rows at a time (the header's sizes are
@@ -197,15 +233,21 @@ impl Encoder {
             return Err(format!("layer sizes must be multiples of {}", q4::ROWS));
         }
         Ok(Encoder {
-            emb_ln_g: f32_tensor("emb.ln.w", h)?,
-            emb_ln_b: f32_tensor("emb.ln.b", h)?,
+            emb_ln_g: f32_tensor("emb.ln.w", &[h])?,
+            emb_ln_b: f32_tensor("emb.ln.b", &[h])?,
             word,
             pos_type,
+            type_delta,
             layers,
             precision,
             isa: Isa::detect(),
             cfg,
         })
+    }
+
+    /// Bytes the 4-bit word embeddings take.
+    pub(crate) fn word_bytes(&self) -> usize {
+        self.word.len()
     }
 
     /// Bytes the weights take in memory.
@@ -221,8 +263,15 @@ impl Encoder {
 
     /// Writes one mean-pooled, not yet normalised, vector per sequence to `out[i]`. Every
     /// id must be below `cfg.vocab`, every sequence non-empty and at most `cfg.positions`
-    /// long (the caller, `mod.rs`, guarantees both).
-    pub(crate) fn forward(&self, seqs: &[Vec<u32>], s: &mut Scratch, out: &mut [Vec<f32>]) {
+    /// long (the caller, `mod.rs`, guarantees both). With `segments`, sequence `i`'s tokens
+    /// from `segments[i]` on are token type 1 (a pair's second prompt).
+    pub(crate) fn forward(
+        &self,
+        seqs: &[Vec<u32>],
+        segments: Option<&[usize]>,
+        s: &mut Scratch,
+        out: &mut [Vec<f32>],
+    ) {
         let cfg = &self.cfg;
         let (h, ff, isa) = (cfg.hidden, cfg.intermediate, self.isa);
         let dh = h / cfg.heads;
@@ -235,10 +284,19 @@ impl Encoder {
         let row_bytes = h / QK * Q4_BLOCK_BYTES;
         let x = grow(&mut s.x, total * h);
         let mut t = 0;
-        for seq in seqs {
+        for (k, seq) in seqs.iter().enumerate() {
+            let second = segments
+                .and_then(|s| s.get(k))
+                .copied()
+                .unwrap_or(seq.len());
             for (i, &id) in seq.iter().enumerate() {
                 let row = &mut x[t * h..(t + 1) * h];
                 row.copy_from_slice(&self.pos_type[i * h..(i + 1) * h]);
+                if i >= second {
+                    row.iter_mut()
+                        .zip(&self.type_delta)
+                        .for_each(|(r, d)| *r += d);
+                }
                 let at = id as usize * row_bytes;
                 q4::add_row(&self.word[at..at + row_bytes], row);
                 t += 1;

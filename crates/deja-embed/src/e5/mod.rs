@@ -9,17 +9,21 @@
 
 mod blob;
 mod encoder;
+mod pair;
 mod unigram;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use deja_core::verify::Vocabulary;
 use deja_core::{EmbedError, Embedder};
 
-use crate::pool::{Compute, Pool};
+use crate::pool::{Compute, LocalPairScorer, PairReply, Pool};
 use blob::Blob;
 use encoder::{Encoder, Scratch};
+use pair::E5PairModel;
+pub use pair::E5_PAIR_FILE;
 use unigram::Unigram;
 
 /// Directory name (and model name in settings) of the multilingual model.
@@ -46,6 +50,9 @@ pub struct E5Options {
     /// dequantised to f32 at load (140 MB; the default, measured faster: 7.9 against
     /// 10.9 ms for a 16-token query on AVX2, 4.8 against 11.1 ms with AVX-512).
     pub quantized: bool,
+    /// The multilingual pair model to load over this model ([`E5_PAIR_FILE`], made by
+    /// `training/train.py --base e5`); its pairs run on the same compute threads.
+    pub pair_model: Option<PathBuf>,
 }
 
 impl Default for E5Options {
@@ -54,6 +61,7 @@ impl Default for E5Options {
             threads: 1,
             max_batch: 32,
             quantized: false,
+            pair_model: None,
         }
     }
 }
@@ -62,6 +70,7 @@ impl Default for E5Options {
 pub(crate) struct E5 {
     tokenizer: Unigram,
     encoder: Encoder,
+    pair: Option<E5PairModel>,
 }
 
 /// A text's tokens as the model reads them.
@@ -121,19 +130,22 @@ impl Compute for E5 {
     }
 
     fn forward(&self, seqs: &[Vec<u32>], scratch: &mut Scratch, out: &mut [Vec<f32>]) {
-        self.encoder.forward(seqs, scratch, out);
+        self.encoder.forward(seqs, None, scratch, out);
     }
 
     fn score_pairs(
         &self,
-        _pairs: &[(&str, &str)],
-        _max_batch: usize,
-        _scratch: &mut Scratch,
+        pairs: &[(&str, &str)],
+        max_batch: usize,
+        scratch: &mut Scratch,
     ) -> Result<Vec<f32>, EmbedError> {
-        Err(EmbedError::ModelInvalid {
-            path: String::new(),
-            reason: "multilingual-e5-small has no pair model".into(),
-        })
+        match &self.pair {
+            Some(model) => model.logits(&self.tokenizer, pairs, max_batch, scratch),
+            None => Err(EmbedError::ModelInvalid {
+                path: String::new(),
+                reason: "no pair model loaded".into(),
+            }),
+        }
     }
 }
 
@@ -142,6 +154,8 @@ pub struct E5Embedder {
     id: String,
     dim: usize,
     pool: Pool<E5>,
+    /// The pair model's handle on the same compute threads, when one is loaded.
+    pair: Option<Arc<LocalPairScorer>>,
     /// Whole-word pieces of the vocabulary, lowercase.
     vocabulary: Vocabulary,
     memory: usize,
@@ -197,6 +211,10 @@ impl E5Embedder {
             encoder::Precision::F32
         };
         let encoder = Encoder::load(&blob, &bytes, precision).map_err(invalid)?;
+        let pair = match &opts.pair_model {
+            Some(p) => Some(E5PairModel::load(p, &blob, &bytes, &fingerprint)?),
+            None => None,
+        };
         drop(bytes);
         let tokenizer = Unigram::new(blob.vocab);
         if tokenizer.pieces().count() > encoder.cfg.vocab {
@@ -209,16 +227,42 @@ impl E5Embedder {
                 .map(str::to_lowercase),
         );
         let dim = encoder.cfg.hidden;
-        let memory = encoder.bytes();
-        let pool = Pool::start(E5 { tokenizer, encoder }, opts.threads, opts.max_batch)
+        let memory = encoder.bytes() + pair.as_ref().map_or(0, E5PairModel::bytes);
+        let pair_id = pair.as_ref().map(|p| p.id.clone());
+        let model = E5 {
+            tokenizer,
+            encoder,
+            pair,
+        };
+        let pool = Pool::start(model, opts.threads, opts.max_batch)
             .map_err(|e| invalid(format!("cannot start compute thread: {e}")))?;
+        let pair = pair_id.map(|id| Arc::new(LocalPairScorer::new(id, true, &pool)));
         Ok(E5Embedder {
             id: format!("local:e5-small-{fingerprint}"),
             dim,
             pool,
+            pair,
             vocabulary,
             memory,
         })
+    }
+
+    /// The pair model loaded with this embedder ([`E5Options::pair_model`]), running on
+    /// its compute threads.
+    pub fn pair_scorer(&self) -> Option<Arc<LocalPairScorer>> {
+        self.pair.clone()
+    }
+
+    /// [`deja_core::PairScorer::score`], blocking the calling thread (benchmarks,
+    /// command-line tools, tests).
+    pub fn score_pairs_blocking(&self, pairs: &[(&str, &str)]) -> PairReply {
+        self.pool.score_pairs_blocking(pairs)
+    }
+
+    /// The pair model's token ids for a pair and where the second segment starts.
+    pub fn pair_token_ids(&self, a: &str, b: &str) -> Option<(Vec<u32>, usize)> {
+        let model = self.pool.compute();
+        Some(model.pair.as_ref()?.encode(&model.tokenizer, a, b))
     }
 
     /// Embeds on the compute threads and waits, blocking the calling thread (benchmarks,
@@ -232,7 +276,7 @@ impl E5Embedder {
         self.pool.compute().tokens(text).ids
     }
 
-    /// Bytes the model's weights take in memory.
+    /// Bytes the model's weights take in memory (the pair model's included).
     pub fn weight_bytes(&self) -> usize {
         self.memory
     }
