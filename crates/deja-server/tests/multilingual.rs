@@ -19,44 +19,72 @@ async fn ask(client: &reqwest::Client, base: &str, text: &str) -> (String, Optio
     (header("x-deja-cache").unwrap(), header("x-deja-rejected"))
 }
 
+/// Whether `file` (a model file the install script puts in place) is installed; a skip
+/// note when not, a failure with `DEJA_REQUIRE_MODEL=1`.
+fn installed(file: &std::path::Path) -> bool {
+    if file.is_file() {
+        return true;
+    }
+    assert_ne!(
+        std::env::var("DEJA_REQUIRE_MODEL").as_deref(),
+        Ok("1"),
+        "DEJA_REQUIRE_MODEL=1 but {} is not installed ({})",
+        file.display(),
+        deja_embed::E5_INSTALL_HINT
+    );
+    eprintln!("skipped: no model at {}", file.display());
+    false
+}
+
+/// A server of multilingual-e5-small with the pair model setting `pair_model` (the
+/// upstream is `mock`).
+async fn serve_e5(
+    mock: &MockUpstream,
+    dir: &std::path::Path,
+    pair_model: deja_server::config::PairModelSetting,
+) -> common::Served {
+    let mut config = common::config(dir, mock.base_url());
+    config
+        .set_embedder_model("--embedder-model", "multilingual-e5-small")
+        .unwrap();
+    if let deja_server::config::EmbedderConfig::Local { pair_model: p, .. } = &mut config.embedder {
+        *p = pair_model;
+    }
+    common::Served::serve(deja_server::build_state(config).await.unwrap()).await
+}
+
+/// Asks `stored` (a miss) until its answer is stored (an exact hit).
+async fn store(client: &reqwest::Client, base: &str, stored: &str) {
+    assert_eq!(ask(client, base, stored).await.0, "miss");
+    for _ in 0..100 {
+        if ask(client, base, stored).await.0 == "hit-exact" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{stored} was never stored");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_multilingual_model_serves_a_repeat_and_refuses_another_language() {
-    let installed = deja_embed::default_e5_dir().join(deja_embed::E5_FILE);
-    if !installed.is_file() {
-        assert_ne!(
-            std::env::var("DEJA_REQUIRE_MODEL").as_deref(),
-            Ok("1"),
-            "DEJA_REQUIRE_MODEL=1 but multilingual-e5-small is not at {} ({})",
-            installed.display(),
-            deja_embed::E5_INSTALL_HINT
-        );
-        eprintln!("skipped: no model at {}", installed.display());
+    if !installed(&deja_embed::default_e5_dir().join(deja_embed::E5_FILE)) {
         return;
     }
     let mock = MockUpstream::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = common::config(dir.path(), mock.base_url());
-    config
-        .set_embedder_model("--embedder-model", "multilingual-e5-small")
-        .unwrap();
-    let state = deja_server::build_state(config).await.unwrap();
-    let mut served = common::Served::serve(state).await;
+    let mut served = serve_e5(
+        &mock,
+        dir.path(),
+        deja_server::config::PairModelSetting::Auto,
+    )
+    .await;
     let client = reqwest::Client::new();
     let base = served.base.clone();
     for stored in [
         "Wie kann ich mein Passwort zurücksetzen?",
         "Comment activer la double authentification ?",
     ] {
-        assert_eq!(ask(&client, &base, stored).await.0, "miss");
-        let mut hit = false;
-        for _ in 0..100 {
-            if ask(&client, &base, stored).await.0 == "hit-exact" {
-                hit = true;
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        assert!(hit, "{stored} was never stored");
+        store(&client, &base, stored).await;
     }
     let calls = mock.stats().chat_calls;
     assert_eq!(
@@ -91,25 +119,9 @@ async fn ask_after_storing(
 ) -> String {
     let mock = MockUpstream::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = common::config(dir.path(), mock.base_url());
-    config
-        .set_embedder_model("--embedder-model", "multilingual-e5-small")
-        .unwrap();
-    if let deja_server::config::EmbedderConfig::Local { pair_model: p, .. } = &mut config.embedder {
-        *p = pair_model;
-    }
-    let mut served = common::Served::serve(deja_server::build_state(config).await.unwrap()).await;
+    let mut served = serve_e5(&mock, dir.path(), pair_model).await;
     let client = reqwest::Client::new();
-    assert_eq!(ask(&client, &served.base, stored).await.0, "miss");
-    let mut hit = false;
-    for _ in 0..100 {
-        if ask(&client, &served.base, stored).await.0 == "hit-exact" {
-            hit = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(hit, "{stored} was never stored");
+    store(&client, &served.base, stored).await;
     let got = ask(&client, &served.base, asked).await.0;
     served.stop().await;
     got
@@ -120,16 +132,7 @@ async fn ask_after_storing(
 /// it): a retrained pair model may need another example.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_multilingual_pair_model_serves_a_french_rewording() {
-    let installed = deja_embed::default_e5_dir().join(deja_embed::E5_PAIR_FILE);
-    if !installed.is_file() {
-        assert_ne!(
-            std::env::var("DEJA_REQUIRE_MODEL").as_deref(),
-            Ok("1"),
-            "DEJA_REQUIRE_MODEL=1 but no multilingual pair model at {} ({})",
-            installed.display(),
-            deja_embed::E5_INSTALL_HINT
-        );
-        eprintln!("skipped: no pair model at {}", installed.display());
+    if !installed(&deja_embed::default_e5_dir().join(deja_embed::E5_PAIR_FILE)) {
         return;
     }
     use deja_server::config::PairModelSetting;

@@ -46,6 +46,32 @@ fn table() {
             "Wie kann ich die Heizung ausschalten?",
             Err(Antonym),
         ),
+        // Open / close, enable / disable, buy / sell in more languages.
+        (
+            "¿Cómo abro una cuenta de ahorro?",
+            "¿Cómo cierro una cuenta de ahorro?",
+            Err(Antonym),
+        ),
+        (
+            "Como abro uma conta poupança?",
+            "Como fecho uma conta poupança?",
+            Err(Antonym),
+        ),
+        (
+            "Jak włączyć tryb ciemny?",
+            "Jak wyłączyć tryb ciemny?",
+            Err(Antonym),
+        ),
+        (
+            "Cara mengaktifkan mode gelap?",
+            "Cara menonaktifkan mode gelap?",
+            Err(Antonym),
+        ),
+        (
+            "Nên mua vàng lúc nào?",
+            "Nên bán vàng lúc nào?",
+            Err(Antonym),
+        ),
         // Units and time shifts in more languages.
         (
             "Mi maleta pesa 23 kilos, ¿puedo facturarla?",
