@@ -103,8 +103,13 @@ pub struct Embedders {
 }
 
 /// The pair-model file to load: the configured one, or with `auto` the file `name` beside
-/// the base model in `dir` when it is installed.
-fn pair_file(setting: &config::PairModelSetting, dir: &Path, name: &str) -> Option<PathBuf> {
+/// the base model in `dir` when it is installed (by `install`, named in the log otherwise).
+fn pair_file(
+    setting: &config::PairModelSetting,
+    dir: &Path,
+    name: &str,
+    install: &str,
+) -> Option<PathBuf> {
     match setting {
         config::PairModelSetting::Off => None,
         config::PairModelSetting::Path(p) => Some(p.clone()),
@@ -115,7 +120,8 @@ fn pair_file(setting: &config::PairModelSetting, dir: &Path, name: &str) -> Opti
             } else {
                 tracing::info!(
                     path = %p.display(),
-                    "no pair model installed (scripts/install-model.sh installs it); verifying without it"
+                    install,
+                    "no pair model installed; verifying without it"
                 );
                 None
             }
@@ -153,7 +159,12 @@ pub fn build_embedders(config: &Config) -> anyhow::Result<Embedders> {
             let dir = model_dir.clone().unwrap_or_else(deja_embed::default_e5_dir);
             let opts = E5Options {
                 threads: (*threads).max(1),
-                pair_model: pair_file(pair_model, &dir, deja_embed::E5_PAIR_FILE),
+                pair_model: pair_file(
+                    pair_model,
+                    &dir,
+                    deja_embed::E5_PAIR_FILE,
+                    deja_embed::E5_INSTALL_HINT,
+                ),
                 ..E5Options::default()
             };
             let e5 = E5Embedder::load(&dir, opts)?;
@@ -180,7 +191,12 @@ pub fn build_embedders(config: &Config) -> anyhow::Result<Embedders> {
                 .unwrap_or_else(deja_embed::default_model_dir);
             let opts = BertOptions {
                 threads: (*threads).max(1),
-                pair_model: pair_file(pair_model, &dir, deja_embed::PAIR_FILE),
+                pair_model: pair_file(
+                    pair_model,
+                    &dir,
+                    deja_embed::PAIR_FILE,
+                    deja_embed::INSTALL_HINT,
+                ),
                 ..BertOptions::default()
             };
             let bert = BertEmbedder::load(&dir, opts)?;

@@ -4,6 +4,8 @@
 //! f32. Sequences of a batch are packed back to back as in `model.rs`. Mean pooling over
 //! every token, `<s>` and `</s>` included, as sentence-transformers does for this model.
 
+use std::sync::Arc;
+
 use crate::kernels::{self, gemm, Isa};
 use crate::packed::PackedWeight;
 use crate::q4::{self, Q4Matrix, Q8Rows, Q4_BLOCK_BYTES, QK};
@@ -77,8 +79,8 @@ struct Layer {
 
 pub(crate) struct Encoder {
     pub cfg: Header,
-    /// Word embeddings, `vocab` rows of Q4_0 blocks.
-    word: Vec<u8>,
+    /// Word embeddings, `vocab` rows of Q4_0 blocks (shared with a pair model's encoder).
+    word: Arc<[u8]>,
     /// Position embeddings (the file's row 0 is the first token's) plus token type 0.
     pos_type: Vec<f32>,
     /// Token type 1 minus token type 0: what a pair's second segment adds (the embedder
@@ -137,16 +139,18 @@ pub(crate) type Overlay<'a> = dyn Fn(&str, &[usize]) -> Option<Result<Vec<f32>, 
 
 impl Encoder {
     pub(crate) fn load(blob: &Blob, bytes: &[u8], precision: Precision) -> Result<Encoder, String> {
-        Encoder::load_with(blob, bytes, precision, &|_, _| None)
+        Encoder::load_with(blob, bytes, precision, &|_, _| None, None)
     }
 
     /// [`Encoder::load`] with some tensors replaced by `overlay`'s (the replaced linear
-    /// layers run in f32 whatever `precision` says).
+    /// layers run in f32 whatever `precision` says), and with `word` the word embeddings
+    /// of another encoder of the same file instead of a copy of its own.
     pub(crate) fn load_with(
         blob: &Blob,
         bytes: &[u8],
         precision: Precision,
         overlay: &Overlay<'_>,
+        word: Option<Arc<[u8]>>,
     ) -> Result<Encoder, String> {
         let cfg = blob.header.clone();
         let (h, ff) = (cfg.hidden, cfg.intermediate);
@@ -182,11 +186,14 @@ impl Encoder {
                 }
             })
         };
-        let word = bytes[blob
-            .tensor("emb.word", Dtype::Q4, cfg.vocab * h)?
-            .range
-            .clone()]
-        .to_vec();
+        let word = match word {
+            Some(word) => word,
+            None => bytes[blob
+                .tensor("emb.word", Dtype::Q4, cfg.vocab * h)?
+                .range
+                .clone()]
+            .into(),
+        };
         let positions = f32_tensor("emb.pos", &[cfg.positions, h])?;
         let types = blob
             .tensors
@@ -243,6 +250,11 @@ impl Encoder {
             isa: Isa::detect(),
             cfg,
         })
+    }
+
+    /// The 4-bit word embeddings, to share with another encoder of the same file.
+    pub(crate) fn word(&self) -> Arc<[u8]> {
+        Arc::clone(&self.word)
     }
 
     /// Bytes the 4-bit word embeddings take.

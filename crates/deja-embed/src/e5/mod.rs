@@ -212,7 +212,13 @@ impl E5Embedder {
         };
         let encoder = Encoder::load(&blob, &bytes, precision).map_err(invalid)?;
         let pair = match &opts.pair_model {
-            Some(p) => Some(E5PairModel::load(p, &blob, &bytes, &fingerprint)?),
+            Some(p) => Some(E5PairModel::load(
+                p,
+                &blob,
+                &bytes,
+                &fingerprint,
+                encoder.word(),
+            )?),
             None => None,
         };
         drop(bytes);

@@ -12,6 +12,7 @@
 //! refused with the reason (`crate::pair::PairFile`).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use deja_core::EmbedError;
 
@@ -36,12 +37,13 @@ pub(crate) struct E5PairModel {
 
 impl E5PairModel {
     /// Loads the pair model in `file` over the E5S1 file `blob` (its `bytes`, whose
-    /// fingerprint is `base_fingerprint`).
+    /// fingerprint is `base_fingerprint`), sharing the embedder's word embeddings `word`.
     pub(crate) fn load(
         file: &Path,
         blob: &Blob,
         bytes: &[u8],
         base_fingerprint: &str,
+        word: Arc<[u8]>,
     ) -> Result<E5PairModel, EmbedError> {
         let data = std::fs::read(file).map_err(|e| invalid(file, e.to_string()))?;
         let pf = PairFile::open(&data, file, base_fingerprint)?;
@@ -72,7 +74,7 @@ impl E5PairModel {
                     .map_err(|e| format!("pair model: {e}"))
             })
         };
-        let encoder = Encoder::load_with(blob, bytes, Precision::F32, &overlay)
+        let encoder = Encoder::load_with(blob, bytes, Precision::F32, &overlay, Some(word))
             .map_err(|e| invalid(file, e))?;
         let head = Head::load(&pf, file, cfg.hidden)?;
         Ok(E5PairModel {
