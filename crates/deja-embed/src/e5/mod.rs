@@ -86,14 +86,7 @@ pub(crate) struct Encoded {
 impl E5 {
     pub(crate) fn tokens(&self, text: &str) -> Encoded {
         let room = self.encoder.cfg.positions - 2;
-        // Only a prefix is tokenized: every piece is at most `longest` bytes, so this many
-        // bytes make 64 tokens more than the model reads, and a megabyte prompt costs no
-        // more than a long one. (Cutting can change the segmentation only of the word it cuts.)
-        let limit = (room + 64) * self.tokenizer.longest();
-        let mut end = text.len().min(limit);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
+        let end = self.tokenizer.prefix(text, room).len();
         let prefixed = format!("{PREFIX}{}", &text[..end]);
         let tokens = self.tokenizer.encode(&prefixed);
         let cut = tokens

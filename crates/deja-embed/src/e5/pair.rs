@@ -93,17 +93,9 @@ impl E5PairModel {
     /// Token ids of a pair and where its second segment starts: `<s> a </s> b </s>`, the
     /// longer side cut first to fit `max_len`.
     pub(crate) fn encode(&self, tokenizer: &Unigram, a: &str, b: &str) -> (Vec<u32>, usize) {
-        // Only a prefix is tokenized (as the embedder does): this many bytes make more
-        // tokens than the pair holds, so a megabyte prompt costs no more than a long one.
-        let limit = (self.max_len + 64) * tokenizer.longest();
-        let prefix = |t: &'_ str| -> Vec<u32> {
-            let mut end = t.len().min(limit);
-            while !t.is_char_boundary(end) {
-                end -= 1;
-            }
-            tokenizer.encode(&t[..end]).ids
-        };
-        let (pa, pb) = (prefix(a), prefix(b));
+        // Only a prefix of each prompt is tokenized, as the embedder does.
+        let ids_of = |t: &str| tokenizer.encode(tokenizer.prefix(t, self.max_len)).ids;
+        let (pa, pb) = (ids_of(a), ids_of(b));
         let room = self.max_len.saturating_sub(3);
         let (mut la, mut lb) = (pa.len(), pb.len());
         while la + lb > room {

@@ -80,9 +80,16 @@ impl Unigram {
         }
     }
 
-    /// Bytes of the longest piece.
-    pub(crate) fn longest(&self) -> usize {
-        self.longest
+    /// The start of `text` that is enough to give its first `tokens` tokens: every piece is
+    /// at most `longest` bytes, so this many bytes make 64 tokens more, and a megabyte
+    /// prompt costs no more to tokenize than a long one. (Cutting can change the
+    /// segmentation only of the word it cuts.)
+    pub(crate) fn prefix<'t>(&self, text: &'t str, tokens: usize) -> &'t str {
+        let mut end = text.len().min((tokens + 64) * self.longest);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        &text[..end]
     }
 
     pub(crate) fn piece(&self, id: u32) -> &[u8] {
