@@ -105,9 +105,10 @@ class Blob:
         return (q * d).reshape(shape)
 
 
-class _Ids:
-    def __init__(self, ids):
+class _Encoding:
+    def __init__(self, ids, type_ids):
         self.ids = ids
+        self.type_ids = type_ids
 
 
 class Tokenizer:
@@ -174,11 +175,14 @@ class Tokenizer:
             self.cache[text] = out
         return out
 
-    def encode(self, text):
-        """The embedder's ids of `text` (`.ids`): `neighbours.embed` computes deja's
-        vectors (`query: ` prefix, token type 0, mean pooling over every token, L2 norm)
-        with this tokenizer as with MiniLM's."""
-        return _Ids(self.embed_ids(text))
+    def encode(self, text, pair=None):
+        """As the `tokenizers` package's `encode` (`.ids`, `.type_ids`), so the training
+        code reads both models' tokenizers alike: one text gives the embedder's ids
+        (`neighbours.embed` computes deja's vectors with them), two the pair model's."""
+        if pair is not None:
+            return _Encoding(*self.encode_pair(text, pair))
+        ids = self.embed_ids(text)
+        return _Encoding(ids, [0] * len(ids))
 
     def embed_ids(self, text, room=510):
         """What the embedder reads: `<s>`, `query: ` + text, `</s>`."""

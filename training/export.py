@@ -138,13 +138,9 @@ def write_fixture(path, args, tok):
     cases = []
     with torch.no_grad():
         for a, b in FIXTURE_E5 if is_e5(args) else FIXTURE:
-            if is_e5(args):
-                ids, types = tok.encode_pair(a, b)
-            else:
-                e = tok.encode(a, b)
-                ids, types = e.ids, e.type_ids
-            t = torch.tensor([ids])
-            logit = model(t, torch.tensor([types]), torch.ones_like(t)).item()
-            cases.append({"a": a, "b": b, "ids": ids, "type_ids": types, "logit": logit})
+            e = tok.encode(a, b)
+            ids = torch.tensor([e.ids])
+            logit = model(ids, torch.tensor([e.type_ids]), torch.ones_like(ids)).item()
+            cases.append({"a": a, "b": b, "ids": e.ids, "type_ids": e.type_ids, "logit": logit})
     with open(path + ".fixture.json", "w") as f:
         json.dump({"format": FORMAT, "cases": cases}, f, ensure_ascii=False, indent=1)

@@ -134,11 +134,8 @@ def held_out_sample(args, rng, per_file):
 def encode_pairs(tok, rows):
     out = []
     for r in rows:
-        if isinstance(tok, e5.Tokenizer):
-            out.append(tok.encode_pair(r[0], r[1]))
-        else:
-            e = tok.encode(r[0], r[1])
-            out.append((e.ids, e.type_ids))
+        e = tok.encode(r[0], r[1])
+        out.append((e.ids, e.type_ids))
     return out
 
 
