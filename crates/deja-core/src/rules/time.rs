@@ -29,6 +29,8 @@
 //!   "van" …), or when written "hier soir" / "hier matin".
 //! - Chinese has no word boundaries; the words are matched as substrings. "最近" can also
 //!   mean "nearest"; it is accepted as time-sensitive (its usual sense in questions).
+//! - A time word inside a quoted phrase of two or more words ("Translate 'see you
+//!   tomorrow' into Spanish") is what the prompt talks about, not when it asks.
 //! - Dates: a day and month without a year ("on November 25", "le 25 novembre",
 //!   "25 november", "11月25日") refer to a near occurrence and are time-sensitive; a full
 //!   date is time-sensitive only when its year is within one year of the current year
@@ -324,8 +326,15 @@ impl TimeDetector {
     /// The first time phrase in `text`, as written.
     pub(crate) fn first_time_word<'t>(&self, text: &'t str) -> Option<&'t str> {
         let mut from = 0;
+        let mut quoted: Option<Vec<(usize, usize)>> = None;
         while let Some(m) = self.words.find_at(text, from) {
-            if on_word_boundaries(text, m.start(), m.end()) {
+            let mut in_quote = || {
+                quoted
+                    .get_or_insert_with(|| quoted_phrases(text))
+                    .iter()
+                    .any(|&(s, e)| s <= m.start() && m.end() <= e)
+            };
+            if on_word_boundaries(text, m.start(), m.end()) && !in_quote() {
                 let word = m.as_str();
                 if present_sense(text, m.start(), m.end()) {
                     return Some(word);
@@ -390,6 +399,60 @@ impl TimeDetector {
                 .captures_iter(text)
                 .any(|c| month_ok(num(&c, 2)) && day_ok(num(&c, 3)) && near(num(&c, 1)))
     }
+}
+
+/// The byte spans of phrases of two or more words in quotation marks ("Translate 'see
+/// you tomorrow' into Spanish", « à demain », 「明天见」): words a prompt talks about
+/// (to translate, explain, correct), not the time it asks about. A single quoted word
+/// ("the 'latest' version") is emphasis and stays. A straight single quote opens only
+/// after a space or at the start and closes only before a space, punctuation or the end,
+/// so apostrophes ("don't", "the users' list") are never quotes.
+fn quoted_phrases(text: &str) -> Vec<(usize, usize)> {
+    const PAIRS: &[(char, char)] = &[
+        ('"', '"'),
+        ('“', '”'),
+        ('„', '“'),
+        ('«', '»'),
+        ('‹', '›'),
+        ('「', '」'),
+        ('『', '』'),
+        ('\'', '\''),
+        ('‘', '’'),
+    ];
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let (start, c) = chars[i];
+        let Some(&(_, close)) = PAIRS.iter().find(|(open, _)| *open == c) else {
+            i += 1;
+            continue;
+        };
+        let straight = c == '\'' || c == '‘';
+        if straight && i > 0 && !chars[i - 1].1.is_whitespace() && !"([{".contains(chars[i - 1].1) {
+            i += 1;
+            continue;
+        }
+        let closing = chars[i + 1..].iter().enumerate().find(|&(k, &(_, d))| {
+            d == close
+                && (!straight
+                    || chars
+                        .get(i + 2 + k)
+                        .is_none_or(|&(_, n)| !n.is_alphanumeric()))
+        });
+        match closing {
+            Some((k, &(stop, _))) => {
+                let inner = &text[start + c.len_utf8()..stop];
+                let cjk = inner.chars().filter(|&ch| is_cjk(ch)).count();
+                if inner.split_whitespace().count() >= 2 || cjk >= 2 {
+                    spans.push((start, stop));
+                }
+                i += k + 2;
+            }
+            None => i += 1,
+        }
+    }
+    spans
 }
 
 /// A month name as matched. English "may" is a modal verb far more often than a month, so
@@ -566,6 +629,18 @@ mod tests {
         let cases: &[(&str, bool)] = &[
             // English.
             ("What's the weather today?", true),
+            // Quoted words are what the prompt talks about, not when.
+            ("Translate 'see you tomorrow' into Spanish", false),
+            ("How do I say “see you tomorrow” in French?", false),
+            ("Que veut dire « à demain » ?", false),
+            ("「明天见」用英语怎么说？", false),
+            ("What does \"right now\" mean in Jamaican English?", false),
+            ("What did he mean by 'see you tomorrow' today?", true),
+            ("What's the 'latest' version of Rust?", true),
+            (
+                "Don't tell me the users' list, what's the weather today?",
+                true,
+            ),
             ("who won the game last night or tonight", true),
             ("What is happening right now in Paris", true),
             ("what time is it now", true),

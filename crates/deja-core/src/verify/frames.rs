@@ -111,17 +111,24 @@ fn is_ideograph(c: char) -> bool {
     matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF)
 }
 
+/// Punctuation that closes a clause inside a sentence: what a phrase moved to the front
+/// is set off by ("In Python, how do I …").
+fn is_clause_break(c: char) -> bool {
+    matches!(c, ',' | ';' | ':' | '，' | '；' | '：' | '、' | '،')
+}
+
 /// Lowercase tokens: runs of letters, digits and apostrophes (’ read as '), numbers with
 /// their inner points, commas and colons, and every other symbol on its own (`c++` and
 /// `c#`, `$5` and `€5` stay apart), each Chinese or Japanese character on its own;
-/// sentence punctuation, whitespace and hyphens between letters are left out.
-fn words(text: &str) -> Vec<String> {
+/// sentence punctuation, whitespace and hyphens between letters are left out; each with
+/// whether a clause break ([`is_clause_break`]) follows it.
+fn marked_words(text: &str) -> Vec<(String, bool)> {
     let chars: Vec<char> = text.chars().collect();
-    let mut out = Vec::new();
+    let mut out: Vec<(String, bool)> = Vec::new();
     let mut word = String::new();
-    let flush = |word: &mut String, out: &mut Vec<String>| {
+    let flush = |word: &mut String, out: &mut Vec<(String, bool)>| {
         if !word.is_empty() {
-            out.push(std::mem::take(word).to_lowercase());
+            out.push((std::mem::take(word).to_lowercase(), false));
         }
     };
     for (i, &c) in chars.iter().enumerate() {
@@ -137,15 +144,19 @@ fn words(text: &str) -> Vec<String> {
         if is_ideograph(c) {
             // Chinese and Japanese are not written with spaces: each character is a word.
             flush(&mut word, &mut out);
-            out.push(c.to_string());
+            out.push((c.to_string(), false));
         } else if c.is_alphanumeric() || c == '\'' || c == '’' || inside_number {
             word.push(if c == '’' { '\'' } else { c });
         } else if joining_hyphen {
             flush(&mut word, &mut out);
         } else {
             flush(&mut word, &mut out);
-            if !c.is_whitespace() && !is_sentence_punctuation(c) {
-                out.push(c.to_lowercase().collect());
+            if is_clause_break(c) {
+                if let Some(last) = out.last_mut() {
+                    last.1 = true;
+                }
+            } else if !c.is_whitespace() && !is_sentence_punctuation(c) {
+                out.push((c.to_lowercase().collect(), false));
             }
         }
     }
@@ -153,12 +164,52 @@ fn words(text: &str) -> Vec<String> {
     out
 }
 
+/// Contractions written without their apostrophe, as chat often does ("whats", "dont"),
+/// where the word without it is not another English word ("its", "lets", "well", "were",
+/// "ill" and "id" are, and stay as they are).
+const APOSTROPHE_DROPPED: &[(&str, &str)] = &[
+    ("dont", "don't"),
+    ("doesnt", "doesn't"),
+    ("didnt", "didn't"),
+    ("isnt", "isn't"),
+    ("arent", "aren't"),
+    ("wasnt", "wasn't"),
+    ("werent", "weren't"),
+    ("hasnt", "hasn't"),
+    ("havent", "haven't"),
+    ("hadnt", "hadn't"),
+    ("couldnt", "couldn't"),
+    ("shouldnt", "shouldn't"),
+    ("wouldnt", "wouldn't"),
+    ("cant", "can't"),
+    ("wont", "won't"),
+    ("aint", "ain't"),
+    ("im", "i'm"),
+    ("ive", "i've"),
+    ("youre", "you're"),
+    ("youve", "you've"),
+    ("theyre", "they're"),
+    ("theyve", "they've"),
+    ("weve", "we've"),
+    ("whats", "what's"),
+    ("wheres", "where's"),
+    ("whos", "who's"),
+    ("hows", "how's"),
+    ("thats", "that's"),
+    ("theres", "there's"),
+];
+
 /// English contractions written out, so "what's" / "what is" and "don't" / "do not" read
-/// alike. Only forms with one reading: "'s" after the words listed (not a possessive),
-/// "'d" is left as it is (had or would).
-fn expand(words: Vec<String>) -> Vec<String> {
-    let mut out = Vec::with_capacity(words.len() + 2);
-    for w in words {
+/// alike (with or without the apostrophe: [`APOSTROPHE_DROPPED`]). Only forms with one
+/// reading: "'s" after the words listed (not a possessive), "'d" is left as it is (had or
+/// would). A clause break after a word stays after the last word it is written out as.
+fn expand(words: Vec<(String, bool)>) -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = Vec::with_capacity(words.len() + 2);
+    for (w, marked) in words {
+        let w = match APOSTROPHE_DROPPED.iter().find(|(bare, _)| *bare == w) {
+            Some((_, full)) => full.to_string(),
+            None => w,
+        };
         let parts: &[&str] = match w.as_str() {
             "can't" | "cannot" => &["can", "not"],
             "won't" => &["will", "not"],
@@ -170,12 +221,12 @@ fn expand(words: Vec<String>) -> Vec<String> {
             "u" => &["you"],
             "pls" | "plz" => &["please"],
             "thx" | "thnx" => &["thanks"],
+            "btw" => &["by", "the", "way"],
+            "idk" => &["i", "do", "not", "know"],
+            "imo" | "imho" => &["in", "my", "opinion"],
+            "asap" => &["as", "soon", "as", "possible"],
             _ => &[],
         };
-        if !parts.is_empty() {
-            out.extend(parts.iter().map(|p| p.to_string()));
-            continue;
-        }
         let split = |suffix: &str, full: &'static str| {
             w.strip_suffix(suffix)
                 .filter(|stem| !stem.is_empty())
@@ -204,22 +255,39 @@ fn expand(words: Vec<String>) -> Vec<String> {
                     )
                 })
             });
-        match expanded {
-            Some((stem, full)) => {
-                out.push(stem);
-                out.push(full.to_string());
-            }
-            None => out.push(w),
+        if !parts.is_empty() {
+            out.extend(parts.iter().map(|p| (p.to_string(), false)));
+        } else if let Some((stem, full)) = expanded {
+            out.push((stem, false));
+            out.push((full.to_string(), false));
+        } else {
+            out.push((w, false));
+        }
+        if let Some(last) = out.last_mut() {
+            last.1 = marked;
         }
     }
     out
+}
+
+/// A prompt's words as [`same_request`] compares them ([`marked_words`], contractions written
+/// out), and after which of them a clause breaks.
+fn request_words(text: &str) -> (Vec<String>, Vec<usize>) {
+    let expanded = expand(marked_words(text));
+    let breaks = expanded
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, marked))| *marked)
+        .map(|(i, _)| i + 1)
+        .collect();
+    (expanded.into_iter().map(|(w, _)| w).collect(), breaks)
 }
 
 /// Whether two prompts are the same request written differently: they differ only in
 /// case, whitespace, sentence punctuation and English contractions ("what is the capital
 /// of France" / "What's the capital of France?").
 pub fn same_wording(cached: &str, query: &str) -> bool {
-    let (a, b) = (expand(words(cached)), expand(words(query)));
+    let (a, b) = (request_words(cached).0, request_words(query).0);
     !a.is_empty() && a == b
 }
 
@@ -244,42 +312,91 @@ fn strip(w: &[String]) -> (&[String], bool) {
     (rest, stripped)
 }
 
+/// Chat shorthand that stands for one word only where the other prompt has that word
+/// in its place ("do u know y …" / "do you know why …"); alone, "y", "r" and "n" are
+/// also letters, variables and a language's name.
+const SHORTHAND: &[(&str, &str)] = &[
+    ("y", "why"),
+    ("r", "are"),
+    ("n", "and"),
+    ("ur", "your"),
+    ("b4", "before"),
+    ("bc", "because"),
+    ("cuz", "because"),
+    ("coz", "because"),
+    ("abt", "about"),
+    ("ppl", "people"),
+    ("msg", "message"),
+    ("tmrw", "tomorrow"),
+    ("tho", "though"),
+    ("thru", "through"),
+    ("pic", "picture"),
+    ("pwd", "password"),
+    ("acct", "account"),
+];
+
+/// Whether `short` is chat shorthand ([`SHORTHAND`]) for `word`.
+fn is_shorthand_of(short: &str, word: &str) -> bool {
+    SHORTHAND.iter().any(|&(s, w)| s == short && w == word)
+}
+
 /// Most words two prompts may differ in by typos alone.
 const MAX_TYPOS: usize = 2;
 
-/// Whether two word lists are the same but for at most [`MAX_TYPOS`] typos (a word the
-/// vocabulary lacks in place of the one word it has that close), with at least two words
-/// the same.
+/// Whether two word lists are the same but for at most [`MAX_TYPOS`] slips — a typo (a
+/// word the vocabulary lacks in place of the one word it has that close) or chat
+/// shorthand in place of its word ([`SHORTHAND`]) — with at least two words the same.
 fn alike(a: &[String], b: &[String], vocab: Option<&Vocabulary>) -> bool {
     if a == b {
         return !a.is_empty();
     }
-    let Some(vocab) = vocab else {
-        return false;
-    };
     if a.len() != b.len() {
         return false;
     }
     let differing: Vec<(&String, &String)> = a.iter().zip(b).filter(|(x, y)| x != y).collect();
+    let slip = |x: &str, y: &str| {
+        is_shorthand_of(x, y)
+            || is_shorthand_of(y, x)
+            || vocab.is_some_and(|v| v.is_typo_of(x, y) || v.is_typo_of(y, x))
+    };
     differing.len() <= MAX_TYPOS
         && a.len() - differing.len() >= 2
-        && differing
-            .iter()
-            .all(|(x, y)| vocab.is_typo_of(x, y) || vocab.is_typo_of(y, x))
+        && differing.iter().all(|(x, y)| slip(x, y))
 }
 
 /// Whether the two prompts ask the same thing in other words: they differ only in their
 /// wording ([`same_wording`]) and, given the embedder's vocabulary, in typos
-/// ("internationaly" / "internationally"), or also in their opening question frames.
+/// ("internationaly" / "internationally"), or also in their opening question frames; and
+/// the same once a phrase one of them sets off at the front with a clause break is put
+/// back at the end ("In Python, how do I sort a list?" / "How do I sort a list in
+/// Python?"), which moves no word across another and so swaps no roles.
 pub fn same_request(cached: &str, query: &str, vocab: Option<&Vocabulary>) -> bool {
-    let (a, b) = (expand(words(cached)), expand(words(query)));
-    if a.is_empty() {
+    let ((a, a_breaks), (b, b_breaks)) = (request_words(cached), request_words(query));
+    if a.is_empty() || b.is_empty() {
         return false;
     }
-    if alike(&a, &b, vocab) {
+    if same_words(&a, &b, vocab) {
         return true;
     }
-    let ((ra, fa), (rb, fb)) = (strip(&a), strip(&b));
+    let rotated = |w: &[String], at: usize| -> Vec<String> {
+        w[at..].iter().chain(&w[..at]).cloned().collect()
+    };
+    a_breaks
+        .iter()
+        .filter(|&&at| at < a.len())
+        .any(|&at| same_words(&rotated(&a, at), &b, vocab))
+        || b_breaks
+            .iter()
+            .filter(|&&at| at < b.len())
+            .any(|&at| same_words(&a, &rotated(&b, at), vocab))
+}
+
+/// [`alike`], or alike once their opening question frames are taken off.
+fn same_words(a: &[String], b: &[String], vocab: Option<&Vocabulary>) -> bool {
+    if alike(a, b, vocab) {
+        return true;
+    }
+    let ((ra, fa), (rb, fb)) = (strip(a), strip(b));
     (fa || fb) && !ra.is_empty() && alike(ra, rb, vocab)
 }
 
@@ -386,6 +503,135 @@ mod tests {
         for (a, b) in different {
             assert!(!same_wording(a, b), "{a} / {b}");
         }
+    }
+
+    #[test]
+    fn contractions_without_their_apostrophe_are_written_out() {
+        let same = [
+            (
+                "whats the capital of france",
+                "What's the capital of France?",
+            ),
+            ("why doesnt my code compile", "Why doesn't my code compile?"),
+            ("im locked out", "I am locked out"),
+            ("wheres my order", "Where is my order?"),
+            (
+                "do u know why my refund hasnt arrived",
+                "Do you know why my refund hasn't arrived?",
+            ),
+            ("btw is the store open", "By the way, is the store open?"),
+        ];
+        for (a, b) in same {
+            assert!(same_wording(a, b), "{a} / {b}");
+        }
+        let different = [
+            // Words of their own.
+            ("its battery", "it is battery"),
+            ("lets go", "let us go"),
+            ("well done", "we will done"),
+            ("were you there", "we are you there"),
+            // The negation stays.
+            ("why does it work", "why doesnt it work"),
+        ];
+        for (a, b) in different {
+            assert!(!same_wording(a, b), "{a} / {b}");
+        }
+    }
+
+    #[test]
+    fn chat_shorthand_stands_for_its_word_in_the_same_place() {
+        let same = [
+            (
+                "do u know y my refund hasnt arrived yet",
+                "Do you know why my refund hasn't arrived yet?",
+            ),
+            (
+                "what time does ur store close",
+                "What time does your store close?",
+            ),
+            (
+                "idk how to reset my pwd",
+                "I don't know how to reset my password",
+            ),
+        ];
+        for (a, b) in same {
+            assert!(same_request(a, b, None), "{a} / {b}");
+            assert!(same_request(b, a, None), "{b} / {a}");
+        }
+        let different = [
+            // Not in the other's place: a letter, a variable.
+            ("solve for y", "solve for x"),
+            ("how do I install r", "how do I install python"),
+            ("y is my order late", "why is my order late and lost"),
+            // Shorthand for another word.
+            ("ur order", "our order"),
+            // Too many slips at once.
+            ("y r u n ur", "why are you and your"),
+        ];
+        for (a, b) in different {
+            assert!(!same_request(a, b, None), "{a} / {b}");
+        }
+    }
+
+    #[test]
+    fn a_phrase_set_off_at_the_front_is_the_same_request_at_the_end() {
+        let same = [
+            (
+                "In Python, how do I check if a key exists in a dictionary?",
+                "How do I check if a key exists in a dictionary in Python?",
+            ),
+            (
+                "How long should I roast a whole chicken at 200°C?",
+                "At 200°C, how long should I roast a whole chicken?",
+            ),
+            (
+                "On my iPhone, how do I cancel my Spotify subscription?",
+                "How do I cancel my Spotify subscription on my iPhone?",
+            ),
+            // With a frame and a contraction besides.
+            (
+                "On my iPhone, what's the best way to cancel Spotify?",
+                "how do i cancel spotify on my iphone",
+            ),
+            // Chinese sets it off with a full-width comma.
+            ("在北京，明天天气怎么样？", "明天天气怎么样在北京"),
+        ];
+        for (a, b) in same {
+            assert!(same_request(a, b, None), "{a} / {b}");
+            assert!(same_request(b, a, None), "{b} / {a}");
+            assert!(!same_wording(a, b), "{a} / {b}");
+        }
+        let different = [
+            // Roles swapped: words move across each other, not a phrase to the front.
+            (
+                "Does the seller pay the buyer's fees?",
+                "Does the buyer pay the seller's fees?",
+            ),
+            (
+                "From Paris to London, how long?",
+                "How long from London to Paris?",
+            ),
+            // Moved without a clause break.
+            ("dogs chase cats", "cats dogs chase"),
+            // Moved, and something else changed.
+            (
+                "In Python, how do I sort a list?",
+                "How do I sort a list in Java?",
+            ),
+            (
+                "At 200°C, how long should I roast a chicken?",
+                "How long should I roast a chicken at 180°C?",
+            ),
+            // Only the break, nothing moved.
+            ("Hello,", "hello"),
+        ];
+        for (a, b) in different[..5].iter() {
+            assert!(!same_request(a, b, None), "{a} / {b}");
+            assert!(!same_request(b, a, None), "{b} / {a}");
+        }
+        // The same words with only a break between them are the same wording already.
+        let (a, b) = different[5];
+        assert!(same_request(a, b, None), "{a} / {b}");
     }
 
     #[test]

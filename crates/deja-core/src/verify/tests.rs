@@ -481,6 +481,23 @@ fn entities_when_enabled() {
             Err(Entity),
         ),
         ("如何用Python读取CSV", "如何用Java读取CSV", Err(Entity)),
+        // German capitalises every noun: a capital marks no name there.
+        (
+            "Wie ändere ich mein Passwort?",
+            "Wie wechsle ich mein Kennwort?",
+            Ok(()),
+        ),
+        (
+            "Hallo zusammen, ich hätte mal eine Frage: Wie beantrage ich einen Personalausweis?",
+            "Wie beantrage ich einen Personalausweis?",
+            Ok(()),
+        ),
+        // Letters with digits still do.
+        (
+            "Wie setze ich mein iPhone 12 zurück?",
+            "Wie setze ich mein iPhone 13 zurück?",
+            Err(Number),
+        ),
         (
             "How do I use `os.path`?",
             "How do I use `pathlib`?",

@@ -48,7 +48,8 @@ pub(super) struct Text<'a> {
     pub tokens: Vec<Token>,
     pub numbers: Vec<Number>,
     pub has_han: bool,
-    /// Most words start with a capital letter, so capitals do not mark names here.
+    /// Capitals do not mark names here: most words start with one, or the prompt is in
+    /// German, which capitalises every noun ("Wie ändere ich mein Kennwort?").
     pub title_case: bool,
 }
 
@@ -92,7 +93,8 @@ impl<'a> Text<'a> {
                 }
             }
         }
-        text.title_case = words >= 3 && capitals * 10 >= words * 8;
+        text.title_case = (words >= 3 && capitals * 10 >= words * 8)
+            || (capitals > 1 && super::lang::language(src) == Some("de"));
         text
     }
 
