@@ -963,6 +963,8 @@ pub(super) const GROUPS: &[Group] = &[
                 "avant",
                 "voordat",
                 "vóór",
+                // Dutch "voor" is also "for", but in place of "na" it is "before".
+                "voor",
                 "bevor",
                 "vor",
                 "antes",
@@ -1468,6 +1470,37 @@ pub(super) const GROUPS: &[Group] = &[
                 "meisje",
                 "她",
                 "女",
+            ],
+        ],
+    },
+    // Scope: one thing or every one of them ("mute a single participant" / "mute all
+    // participants"). Not "one" (a number, and "which one", "one of"), not "each" (as
+    // often "all" as not).
+    Group {
+        reason: A,
+        classes: &[
+            &[
+                "single",
+                "individual",
+                "seul",
+                "seule",
+                "einzelne",
+                "einzelnen",
+                "einzigen",
+                "单个",
+            ],
+            &[
+                "all",
+                "every",
+                "everyone",
+                "everybody",
+                "everything",
+                "tous",
+                "toutes",
+                "alle",
+                "allen",
+                "所有",
+                "全部",
             ],
         ],
     },

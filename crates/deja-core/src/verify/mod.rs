@@ -632,8 +632,8 @@ fn pronoun_roles(a: &Text, b: &Text, diff: &Diff) -> Result<(), RejectReason> {
 }
 
 /// The directed pairs a prompt mentions: "from X to Y", "X to Y", "convert X into Y",
-/// "de X à Y", "van X naar Y", "da X a Y", "de X a Y", "von X nach Y", "从X到Y",
-/// "把X转换成Y".
+/// "de X à Y", "van X naar Y", "da X a Y", "de X a Y", "von X nach Y", "convierto X en Y",
+/// "converto X in Y", "converter X em Y", "wandle X in Y um", "从X到Y", "把X转换成Y".
 fn arrows<'t>(t: &'t Text) -> Vec<(&'t str, &'t str)> {
     const FROM: &[&str] = &[
         "from", "de", "du", "des", "d'", "depuis", "van", "vanaf", "da", "dal", "dalla", "dallo",
@@ -673,12 +673,40 @@ fn arrows<'t>(t: &'t Text) -> Vec<(&'t str, &'t str)> {
         "converteer",
         "vertalen",
         "vertaal",
+        // Spanish, Italian, Portuguese, German.
+        "convierto",
+        "convierte",
+        "conviertes",
+        "convertimos",
+        "transformar",
+        "transformo",
+        "traducir",
+        "traduzco",
+        "traduce",
+        "convertire",
+        "converto",
+        "converti",
+        "trasformare",
+        "tradurre",
+        "traduco",
+        "converter",
+        "converte",
+        "traduzir",
+        "traduzo",
+        "umwandeln",
+        "wandle",
+        "wandelt",
+        "konvertieren",
+        "konvertiere",
+        "übersetzen",
+        "übersetze",
     ];
     const SKIP: &[&str] = &[
         "the", "a", "an", "my", "your", "this", "des", "du", "le", "la", "les", "l'", "un", "une",
         "mon", "ma", "mes", "ce", "cette", "het", "de", "een", "mijn", "dit", "deze", "il", "lo",
         "gli", "el", "los", "las", "o", "os", "as", "der", "die", "dem", "den", "mio", "mia", "mi",
-        "mis", "meu", "minha", "mein", "meine", "meinem", "meinen", "meiner",
+        "mis", "meu", "minha", "mein", "meine", "meinem", "meinen", "meiner", "una", "uno", "um",
+        "uma", "ein", "eine", "einen", "ich", "man",
     ];
     let mut out = Vec::new();
     let toks = &t.tokens;
@@ -692,13 +720,14 @@ fn arrows<'t>(t: &'t Text) -> Vec<(&'t str, &'t str)> {
         let opener = FROM.contains(&w) || CONVERT.contains(&w);
         if opener {
             let Some(src) = content(i + 1) else { continue };
-            // "en" and "in" only close a conversion ("convertir X en Y", "omzetten in").
+            // "en", "in" and "em" only close a conversion ("convertir X en Y", "omzetten
+            // in", "converter X em Y").
             let to = (i + 2..toks.len().min(i + 8)).find(|&k| {
                 let m = t.lower(&toks[k]);
                 matches!(
                     m,
                     "to" | "into" | "à" | "au" | "aux" | "vers" | "naar" | "tot"
-                ) || (CONVERT.contains(&w) && matches!(m, "en" | "in"))
+                ) || (CONVERT.contains(&w) && matches!(m, "en" | "in" | "em"))
                     || (FROM_ROMANCE_GERMAN.contains(&w) && TO_ROMANCE_GERMAN.contains(&m))
             });
             if let Some(dst) = to.and_then(|k| content(k + 1)) {

@@ -225,6 +225,58 @@ fn table() {
             "Wie lange dauert der Flug nach Wien von Berlin?",
             Ok(()),
         ),
+        // A conversion's direction.
+        (
+            "¿Cómo convierto un número en texto en Excel?",
+            "¿Cómo convierto texto en número en Excel?",
+            Err(Direction),
+        ),
+        (
+            "Come converto un PDF in Word?",
+            "Come converto un Word in PDF?",
+            Err(Direction),
+        ),
+        (
+            "Como converter um PDF em Word?",
+            "Como converter um Word em PDF?",
+            Err(Direction),
+        ),
+        (
+            "Wie wandle ich eine PDF in Word um?",
+            "Wie wandle ich ein Word in PDF um?",
+            Err(Direction),
+        ),
+        (
+            "¿Cómo convierto un número en texto en Excel?",
+            "¿Cómo puedo convertir un número en texto en Excel?",
+            Ok(()),
+        ),
+        (
+            "Mag ik koffie drinken voor een bloedonderzoek?",
+            "Mag ik koffie drinken na een bloedonderzoek?",
+            Err(Antonym),
+        ),
+        (
+            "Wat is goed voor hoofdpijn?",
+            "Wat helpt tegen hoofdpijn?",
+            Ok(()),
+        ),
+        // Scope: one of them or every one.
+        (
+            "How do I mute a single participant in Zoom?",
+            "How do I mute all participants in Zoom?",
+            Err(Antonym),
+        ),
+        (
+            "Comment supprimer un seul message sur WhatsApp ?",
+            "Comment supprimer tous les messages sur WhatsApp ?",
+            Err(Antonym),
+        ),
+        (
+            "How do I delete all my emails?",
+            "How do I delete every email?",
+            Ok(()),
+        ),
         // A role reversed by a pronoun's case.
         (
             "My manager keeps interrupting me in meetings, how should I handle it?",
