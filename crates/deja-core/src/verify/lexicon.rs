@@ -463,6 +463,20 @@ pub(super) const CHINESE_NOT_NEGATION: &[&str] = &[
     "不得不",
 ];
 
+/// The question a question word asks for — a place, a time, a person, a reason — in
+/// English, French, Dutch, German, Spanish, Italian and Portuguese. Not "what" / "which"
+/// or "how", which rephrasings trade for each other ("What is the way to …" / "How do
+/// I …").
+pub(super) fn question_word(w: &str) -> Option<u8> {
+    match w {
+        "where" | "où" | "waar" | "wo" | "dónde" | "donde" | "dove" | "onde" => Some(0),
+        "when" | "quand" | "wanneer" | "wann" | "cuándo" | "cuando" | "quando" => Some(1),
+        "who" | "qui" | "wer" | "quién" | "quien" | "chi" | "quem" => Some(2),
+        "why" | "pourquoi" | "waarom" | "warum" | "perché" | "perche" => Some(3),
+        _ => None,
+    }
+}
+
 /// One group of mutually exclusive terms: a text that says one of them and another text
 /// that says another one instead ask different things.
 pub(super) struct Group {

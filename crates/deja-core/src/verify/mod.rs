@@ -281,6 +281,9 @@ fn check(a: &Text, b: &Text, diff: &Diff, rules: Rules) -> Result<(), RejectReas
     if rules.contains(Rules::ANTONYM_PREFIX) {
         prefixed_opposites(a, b, diff)?;
     }
+    if rules.contains(Rules::ANTONYM) {
+        question_words(a, b, diff)?;
+    }
     if rules.contains(Rules::DIRECTION) {
         direction(a, b)?;
         pronoun_roles(a, b, diff)?;
@@ -415,6 +418,22 @@ fn groups(a: &Text, b: &Text, diff: &Diff, rules: Rules) -> Result<(), RejectRea
                     return Err(reason);
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// A question word traded for one that asks for something else, and nothing else changed:
+/// "Where was the wheel invented?" / "When was the wheel invented?" (a place, a time, a
+/// person or a reason: [`lexicon::question_word`]). With other words changed too, the
+/// other prompt often asks the same in another frame ("Why hasn't my card arrived?" /
+/// "When will my card arrive?"), so only the one-word swap is refused.
+fn question_words(a: &Text, b: &Text, diff: &Diff) -> Result<(), RejectReason> {
+    if let ([i], [j]) = (diff.a_only.as_slice(), diff.b_only.as_slice()) {
+        let x = lexicon::question_word(a.lower(&a.tokens[*i]));
+        let y = lexicon::question_word(b.lower(&b.tokens[*j]));
+        if matches!((x, y), (Some(x), Some(y)) if x != y) {
+            return Err(RejectReason::Antonym);
         }
     }
     Ok(())

@@ -261,6 +261,27 @@ fn table() {
             "Wat helpt tegen hoofdpijn?",
             Ok(()),
         ),
+        // A question word traded for another, nothing else changed.
+        (
+            "Where was the wheel invented?",
+            "When was the wheel invented?",
+            Err(Antonym),
+        ),
+        (
+            "where monet's exhibition takes place",
+            "when monet's exhibition takes place",
+            Err(Antonym),
+        ),
+        (
+            "Waarom is de lucht blauw?",
+            "Wanneer is de lucht blauw?",
+            Err(Antonym),
+        ),
+        (
+            "Where do I see my card's PIN?",
+            "When can I see my card's PIN in the app?",
+            Ok(()),
+        ),
         // Scope: one of them or every one.
         (
             "How do I mute a single participant in Zoom?",
