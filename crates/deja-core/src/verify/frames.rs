@@ -369,7 +369,8 @@ fn alike(a: &[String], b: &[String], vocab: Option<&Vocabulary>) -> bool {
 /// ("internationaly" / "internationally"), or also in their opening question frames; and
 /// the same once a phrase one of them sets off at the front with a clause break is put
 /// back at the end ("In Python, how do I sort a list?" / "How do I sort a list in
-/// Python?"), which moves no word across another and so swaps no roles.
+/// Python?"), which moves no word across another and so swaps no roles; or each sets off
+/// the phrase the other ends with ([`fronted_phrases_traded`]).
 pub fn same_request(cached: &str, query: &str, vocab: Option<&Vocabulary>) -> bool {
     let ((a, a_breaks), (b, b_breaks)) = (request_words(cached), request_words(query));
     if a.is_empty() || b.is_empty() {
@@ -389,6 +390,35 @@ pub fn same_request(cached: &str, query: &str, vocab: Option<&Vocabulary>) -> bo
             .iter()
             .filter(|&&at| at < b.len())
             .any(|&at| same_words(&a, &rotated(&b, at), vocab))
+        || a_breaks.iter().any(|&x| {
+            b_breaks
+                .iter()
+                .any(|&z| fronted_phrases_traded(&a, x, &b, z, vocab))
+        })
+}
+
+/// Whether each prompt sets off at its front the phrase the other ends with, the rest
+/// being the same: "When traveling to Japan, do I need a visa as a US citizen?" / "As a
+/// US citizen, do I need a visa when traveling to Japan?" (`a` = X, M Z and `b` = Z, M X,
+/// X the first `x` words of `a`, Z the first `z` of `b`). The two phrases must open with
+/// different words: two of the same kind traded ("For my son, … for my wife?" / "For my
+/// wife, … for my son?") trade roles.
+fn fronted_phrases_traded(
+    a: &[String],
+    x: usize,
+    b: &[String],
+    z: usize,
+    vocab: Option<&Vocabulary>,
+) -> bool {
+    let n = a.len();
+    if n != b.len() || x == 0 || z == 0 || x + z >= n {
+        return false;
+    }
+    let (front_a, front_b) = (&a[..x], &b[..z]);
+    front_a[0] != front_b[0]
+        && a[n - z..] == *front_b
+        && b[n - x..] == *front_a
+        && same_words(&a[x..n - z], &b[z..n - x], vocab)
 }
 
 /// [`alike`], or alike once their opening question frames are taken off.
@@ -593,6 +623,11 @@ mod tests {
                 "On my iPhone, what's the best way to cancel Spotify?",
                 "how do i cancel spotify on my iphone",
             ),
+            // Each sets off the phrase the other ends with.
+            (
+                "When traveling to Japan, do I need a visa as a US citizen?",
+                "As a US citizen, do I need a visa when traveling to Japan?",
+            ),
             // Chinese sets it off with a full-width comma.
             ("在北京，明天天气怎么样？", "明天天气怎么样在北京"),
         ];
@@ -613,6 +648,11 @@ mod tests {
             ),
             // Moved without a clause break.
             ("dogs chase cats", "cats dogs chase"),
+            // Two phrases of the same kind traded: roles traded.
+            (
+                "For my son, what gift should I buy for my wife?",
+                "For my wife, what gift should I buy for my son?",
+            ),
             // Moved, and something else changed.
             (
                 "In Python, how do I sort a list?",
@@ -625,12 +665,12 @@ mod tests {
             // Only the break, nothing moved.
             ("Hello,", "hello"),
         ];
-        for (a, b) in different[..5].iter() {
+        for (a, b) in different[..6].iter() {
             assert!(!same_request(a, b, None), "{a} / {b}");
             assert!(!same_request(b, a, None), "{b} / {a}");
         }
         // The same words with only a break between them are the same wording already.
-        let (a, b) = different[5];
+        let (a, b) = different[6];
         assert!(same_request(a, b, None), "{a} / {b}");
     }
 
