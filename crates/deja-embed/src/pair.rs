@@ -177,6 +177,33 @@ impl Head {
         }
         dot(&self.score_w, hidden) + self.score_b
     }
+
+    /// One logit per pair, in batches of at most `max_batch` pairs: `encode` gives a
+    /// pair's ids and where its second prompt starts, `forward` pools a batch — the
+    /// encoder's, whichever base model it is.
+    pub(crate) fn logits(
+        &self,
+        pairs: &[(&str, &str)],
+        max_batch: usize,
+        mut encode: impl FnMut(&str, &str) -> Result<(Vec<u32>, usize), EmbedError>,
+        mut forward: impl FnMut(&[Vec<u32>], &[usize], &mut [Vec<f32>]),
+    ) -> Result<Vec<f32>, EmbedError> {
+        let mut out = Vec::with_capacity(pairs.len());
+        let mut hidden = vec![0.0f32; self.dense_b.len()];
+        for chunk in pairs.chunks(max_batch.max(1)) {
+            let mut seqs = Vec::with_capacity(chunk.len());
+            let mut segments = Vec::with_capacity(chunk.len());
+            for (a, b) in chunk {
+                let (ids, second) = encode(a, b)?;
+                seqs.push(ids);
+                segments.push(second);
+            }
+            let mut pooled = vec![Vec::new(); chunk.len()];
+            forward(&seqs, &segments, &mut pooled);
+            out.extend(pooled.iter().map(|x| self.logit(x, &mut hidden)));
+        }
+        Ok(out)
+    }
 }
 
 impl PairModel {
@@ -282,23 +309,12 @@ impl PairModel {
         max_batch: usize,
         scratch: &mut Scratch,
     ) -> Result<Vec<f32>, EmbedError> {
-        let h = self.model.cfg.hidden;
-        let mut out = Vec::with_capacity(pairs.len());
-        let mut hidden = vec![0.0f32; h];
-        for chunk in pairs.chunks(max_batch.max(1)) {
-            let mut seqs = Vec::with_capacity(chunk.len());
-            let mut segments = Vec::with_capacity(chunk.len());
-            for (a, b) in chunk {
-                let (ids, second) = self.encode(a, b)?;
-                seqs.push(ids);
-                segments.push(second);
-            }
-            let mut pooled = vec![Vec::new(); chunk.len()];
-            self.model
-                .forward(&seqs, Some(&segments), scratch, &mut pooled);
-            out.extend(pooled.iter().map(|x| self.head.logit(x, &mut hidden)));
-        }
-        Ok(out)
+        self.head.logits(
+            pairs,
+            max_batch,
+            |a, b| self.encode(a, b),
+            |seqs, segments, pooled| self.model.forward(seqs, Some(segments), scratch, pooled),
+        )
     }
 }
 

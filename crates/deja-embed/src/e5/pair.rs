@@ -123,27 +123,21 @@ impl E5PairModel {
         max_batch: usize,
         scratch: &mut Scratch,
     ) -> Result<Vec<f32>, EmbedError> {
-        let h = self.encoder.cfg.hidden;
-        let mut out = Vec::with_capacity(pairs.len());
-        let mut hidden = vec![0.0f32; h];
-        for chunk in pairs.chunks(max_batch.max(1)) {
-            let (mut seqs, mut segments) = (Vec::new(), Vec::new());
-            for (a, b) in chunk {
+        let vocab = self.encoder.cfg.vocab;
+        self.head.logits(
+            pairs,
+            max_batch,
+            |a, b| {
                 let (ids, second) = self.encode(tokenizer, a, b);
                 // The invariant `Encoder::forward` relies on.
-                if ids.iter().any(|&id| id as usize >= self.encoder.cfg.vocab) {
+                if ids.iter().any(|&id| id as usize >= vocab) {
                     return Err(EmbedError::Tokenizer(
                         "tokenizer produced an id outside the model's range".into(),
                     ));
                 }
-                seqs.push(ids);
-                segments.push(second);
-            }
-            let mut pooled = vec![Vec::new(); chunk.len()];
-            self.encoder
-                .forward(&seqs, Some(&segments), scratch, &mut pooled);
-            out.extend(pooled.iter().map(|x| self.head.logit(x, &mut hidden)));
-        }
-        Ok(out)
+                Ok((ids, second))
+            },
+            |seqs, segments, pooled| self.encoder.forward(seqs, Some(segments), scratch, pooled),
+        )
     }
 }
