@@ -41,5 +41,7 @@ echo "== alias hits: $(curl -s http://127.0.0.1:$dport/metrics | grep '^deja_ali
 start_deja no-aliases DEJA_MAX_ALIASES=0
 echo "== semantic hits (aliases off): wrk -t2 -c16 -d${secs}s"
 wrk -t2 -c16 -d${secs}s --latency -s bench/load/semantic_hit.lua http://127.0.0.1:$dport/v1/chat/completions
+echo "== semantic hits (aliases off), one connection: wrk -t1 -c1 -d${secs}s"
+wrk -t1 -c1 -d${secs}s --latency -s bench/load/semantic_hit.lua http://127.0.0.1:$dport/v1/chat/completions
 echo "== upstream calls during the runs (mock): $(curl -s http://127.0.0.1:$mport/mock/stats)"
 echo "== proxy log lines written: $(wc -l <"$tmp/serve.log")"

@@ -10,6 +10,7 @@ use deja_core::{EmbedError, Embedder};
 use tokenizers::{NormalizedString, Normalizer, Tokenizer, TruncationParams};
 
 use crate::model::{BertConfig, BertModel, Scratch};
+use crate::packed::WeightFormat;
 use crate::pair::PairModel;
 use crate::pool::{Compute, LocalPairScorer, PairReply, Pool};
 use crate::INSTALL_HINT;
@@ -32,6 +33,9 @@ pub struct BertOptions {
     /// A pair model to load over this base model ([`crate::PAIR_FILE`], made by
     /// `training/`); its pairs run on the same compute threads.
     pub pair_model: Option<PathBuf>,
+    /// How the encoder's dense weights are kept (default [`WeightFormat::Auto`]: int8 where
+    /// the CPU has AVX2 and FMA). The pair model keeps f16 whatever this says.
+    pub weights: WeightFormat,
 }
 
 impl Default for BertOptions {
@@ -40,6 +44,7 @@ impl Default for BertOptions {
             threads: 1,
             max_batch: 32,
             pair_model: None,
+            weights: WeightFormat::Auto,
         }
     }
 }
@@ -101,7 +106,7 @@ impl BertEmbedder {
         }
         let cfg = BertConfig::load(dir)?;
         let tokenizer = load_tokenizer(&dir.join("tokenizer.json"), cfg.max_len)?;
-        let model = BertModel::load(dir, cfg)?;
+        let model = BertModel::load(dir, cfg, opts.weights)?;
         let fingerprint = fingerprint(dir)?;
         let pair = match &opts.pair_model {
             Some(file) => Some(PairModel::load(

@@ -1,5 +1,6 @@
 //! Embedders for deja: [`BertEmbedder`] runs a BERT-family sentence-transformers model
-//! (all-MiniLM-L6-v2 by default) locally on the CPU with a hand-written f32 forward pass,
+//! (all-MiniLM-L6-v2 by default) locally on the CPU with a hand-written forward pass (f32
+//! arithmetic on f32 or f16 weights, or int8 weights with integer products on AVX2),
 //! [`E5Embedder`] runs multilingual-e5-small from a 4-bit model file with int8 kernels, and
 //! [`HttpEmbedder`] calls an OpenAI-compatible `/embeddings` endpoint.
 //!
@@ -10,6 +11,7 @@
 mod bert;
 mod e5;
 mod http;
+mod int8;
 mod kernels;
 mod model;
 mod packed;
@@ -24,6 +26,7 @@ pub use e5::{
     default_e5_dir, E5Embedder, E5Options, E5_FILE, E5_INSTALL_HINT, E5_MODEL_NAME, E5_PAIR_FILE,
 };
 pub use http::{HttpEmbedder, HttpEmbedderConfig};
+pub use packed::WeightFormat;
 pub use pair::{PAIR_FILE, PAIR_FORMAT};
 pub use pool::LocalPairScorer;
 

@@ -15,7 +15,7 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
 use crate::kernels::{self, gemm, Isa};
-use crate::packed::PackedWeight;
+use crate::packed::{PackedWeight, WeightFormat};
 
 /// How token vectors become one sentence vector (`1_Pooling/config.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,16 +269,23 @@ pub(crate) fn values(
 pub(crate) struct Source<'a> {
     pub overlay: Option<(&'a SafeTensors<'a>, &'a Path)>,
     pub word: Option<Arc<[f32]>>,
+    /// How the dense weights are kept.
+    pub weights: WeightFormat,
 }
 
 impl BertModel {
-    pub(crate) fn load(dir: &Path, cfg: BertConfig) -> Result<BertModel, EmbedError> {
+    pub(crate) fn load(
+        dir: &Path,
+        cfg: BertConfig,
+        weights: WeightFormat,
+    ) -> Result<BertModel, EmbedError> {
         BertModel::load_from(
             dir,
             cfg,
             Source {
                 overlay: None,
                 word: None,
+                weights,
             },
         )
     }
@@ -355,15 +362,15 @@ impl BertModel {
             let (wi, bi) = lin("intermediate.dense", ff, h)?;
             let (wd, bd) = lin("output.dense", h, ff)?;
             layers.push(Layer {
-                wqkv: PackedWeight::new(wqkv, h, 3 * h),
+                wqkv: PackedWeight::new(wqkv, h, 3 * h, source.weights),
                 bqkv,
-                wo: PackedWeight::new(wo, h, h),
+                wo: PackedWeight::new(wo, h, h, source.weights),
                 bo,
                 ln1_g: t.get(&format!("{p}attention.output.LayerNorm.weight"), &[h])?,
                 ln1_b: t.get(&format!("{p}attention.output.LayerNorm.bias"), &[h])?,
-                wi: PackedWeight::new(wi, h, ff),
+                wi: PackedWeight::new(wi, h, ff, source.weights),
                 bi,
-                wd: PackedWeight::new(wd, ff, h),
+                wd: PackedWeight::new(wd, ff, h, source.weights),
                 bd,
                 ln2_g: t.get(&format!("{p}output.LayerNorm.weight"), &[h])?,
                 ln2_b: t.get(&format!("{p}output.LayerNorm.bias"), &[h])?,

@@ -14,7 +14,10 @@
 //! query streams them from memory. Where the CPU converts half floats in hardware (F16C, and
 //! every AVX-512 CPU), the panels are kept as IEEE f16 (rounded to nearest, even) and widened
 //! to f32 in registers: half the bytes to stream (21 MB, which fits in L3), the arithmetic
-//! still f32. `DEJA_EMBED_WEIGHTS=f32` keeps the f32 panels, the reference.
+//! still f32. Then the FMA units are the bound; on CPUs whose widest vectors are AVX2 the
+//! default is int8 weights multiplied with integer instructions that do twice the work
+//! per instruction ([`crate::int8`]). [`WeightFormat`] (or `DEJA_EMBED_WEIGHTS`) chooses;
+//! f32 panels are the reference.
 
 use crate::kernels::gemm;
 
@@ -44,31 +47,73 @@ enum Kernel {
     /// As `Avx2`, the panels in f16 (needs F16C).
     #[cfg(target_arch = "x86_64")]
     Avx2F16,
+    /// Int8 panels of 16 columns, 16-bit activations, `vpmaddwd` ([`crate::int8`]).
+    #[cfg(target_arch = "x86_64")]
+    Avx2I8,
 }
 
-/// Whether the weights may be kept in f16 (`DEJA_EMBED_WEIGHTS=f32` says no).
-fn f16_weights_allowed() -> bool {
-    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ALLOWED.get_or_init(|| std::env::var("DEJA_EMBED_WEIGHTS").as_deref() != Ok("f32"))
+/// How a model's dense weights are kept in memory and multiplied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightFormat {
+    /// `DEJA_EMBED_WEIGHTS` (`f32`, `f16` or `int8`) if it is set; else int8 (which needs
+    /// AVX2 and FMA; f16, then f32, where the CPU lacks them): measured fastest on AVX2 CPUs
+    /// and on this project's AVX-512 one, whose 512-bit units are no wider than two 256-bit
+    /// ones, at the accuracy the reference tests check; the integer sums are exact, so every
+    /// x86 CPU computes the same vectors.
+    #[default]
+    Auto,
+    /// f32: the reference.
+    F32,
+    /// f16, widened to f32 in registers where the CPU converts in hardware (F16C,
+    /// AVX-512); f32 elsewhere.
+    F16,
+    /// Int8 with a scale per output, multiplied with AVX2 integer arithmetic
+    /// ([`crate::int8`]); f32 on CPUs without AVX2 and FMA.
+    Int8,
+}
+
+impl WeightFormat {
+    /// What `DEJA_EMBED_WEIGHTS` asks for, if anything.
+    pub fn from_env() -> Option<WeightFormat> {
+        static SETTING: std::sync::OnceLock<Option<WeightFormat>> = std::sync::OnceLock::new();
+        *SETTING.get_or_init(|| match std::env::var("DEJA_EMBED_WEIGHTS").as_deref() {
+            Ok("f32") => Some(WeightFormat::F32),
+            Ok("f16") => Some(WeightFormat::F16),
+            Ok("int8") => Some(WeightFormat::Int8),
+            _ => None,
+        })
+    }
 }
 
 impl Kernel {
-    fn detect() -> Kernel {
+    /// The kernel for `weights` on this CPU.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    fn detect(weights: WeightFormat) -> Kernel {
         #[cfg(target_arch = "x86_64")]
         {
+            use crate::kernels::IsaCap;
             let cap = crate::kernels::isa_cap();
-            if cap == crate::kernels::IsaCap::Generic {
+            if cap == IsaCap::Generic {
                 return Kernel::Generic;
             }
-            let f16 = f16_weights_allowed();
-            if cap == crate::kernels::IsaCap::None && is_x86_feature_detected!("avx512f") {
+            let avx512 = cap == IsaCap::None && is_x86_feature_detected!("avx512f");
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            let weights = match weights {
+                WeightFormat::Auto => WeightFormat::from_env().unwrap_or(WeightFormat::Int8),
+                w => w,
+            };
+            if weights == WeightFormat::Int8 && avx2 {
+                return Kernel::Avx2I8;
+            }
+            let f16 = weights == WeightFormat::F16;
+            if avx512 {
                 return if f16 {
                     Kernel::Avx512F16
                 } else {
                     Kernel::Avx512
                 };
             }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            if avx2 {
                 return if f16 && is_x86_feature_detected!("f16c") {
                     Kernel::Avx2F16
                 } else {
@@ -86,6 +131,8 @@ impl Kernel {
             Kernel::Avx512 | Kernel::Avx512F16 => 32,
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 | Kernel::Avx2F16 => 16,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2I8 => crate::int8::NR,
         }
     }
 
@@ -93,17 +140,19 @@ impl Kernel {
         match self {
             Kernel::Generic => false,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 | Kernel::Avx2 => false,
+            Kernel::Avx512 | Kernel::Avx2 | Kernel::Avx2I8 => false,
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512F16 | Kernel::Avx2F16 => true,
         }
     }
 }
 
-/// The packed matrix: f32, or f16 bit patterns.
+/// The packed matrix: f32, f16 bit patterns, or int8 with column scales.
 enum Panels {
     F32(Vec<f32>),
     F16(Vec<u16>),
+    #[cfg(target_arch = "x86_64")]
+    I8(crate::int8::Int8Panels),
 }
 
 /// A `[k, n]` weight matrix laid out for [`PackedWeight::matmul_acc`].
@@ -116,9 +165,10 @@ pub(crate) struct PackedWeight {
 }
 
 impl PackedWeight {
-    /// Packs a row-major `[k, n]` matrix (`x * w` maps `k` inputs to `n` outputs).
-    pub(crate) fn new(w: Vec<f32>, k: usize, n: usize) -> PackedWeight {
-        Self::with_kernel(w, k, n, Kernel::detect())
+    /// Packs a row-major `[k, n]` matrix (`x * w` maps `k` inputs to `n` outputs), its
+    /// weights kept as `weights` says.
+    pub(crate) fn new(w: Vec<f32>, k: usize, n: usize, weights: WeightFormat) -> PackedWeight {
+        Self::with_kernel(w, k, n, Kernel::detect(weights))
     }
 
     /// `kernel` must be supported by this CPU.
@@ -128,6 +178,11 @@ impl PackedWeight {
             kernel = Kernel::Generic;
         }
         let nr = kernel.panel_width();
+        #[cfg(target_arch = "x86_64")]
+        if kernel == Kernel::Avx2I8 {
+            let data = Panels::I8(crate::int8::Int8Panels::new(&w, k, n));
+            return PackedWeight { k, n, kernel, data };
+        }
         let data = if nr == 1 {
             Panels::F32(w)
         } else {
@@ -157,6 +212,16 @@ impl PackedWeight {
         self.n
     }
 
+    /// Bytes the packed weights take.
+    pub(crate) fn bytes(&self) -> usize {
+        match &self.data {
+            Panels::F32(w) => w.len() * 4,
+            Panels::F16(w) => w.len() * 2,
+            #[cfg(target_arch = "x86_64")]
+            Panels::I8(w) => w.bytes(),
+        }
+    }
+
     /// `c += a * w` for row-major `a` (`m x k`, row stride `lda`) and `c` (`m x n`, row
     /// stride `ldc`).
     pub(crate) fn matmul_acc(&self, m: usize, a: &[f32], lda: usize, c: &mut [f32], ldc: usize) {
@@ -175,8 +240,8 @@ impl PackedWeight {
         match (self.kernel, &self.data) {
             (Kernel::Generic, Panels::F32(w)) => gemm(m, k, n, a, lda, w, n, 1, 1.0, c, ldc),
             // SAFETY (every arm below): the kernel was chosen after detecting its features
-            // (AVX-512F; AVX2 and FMA; and F16C for the f16 AVX2 panels, which every AVX-512
-            // CPU has); the asserts above and `data.len() == k * n` (panels cover
+            // (AVX-512F; AVX2 and FMA, also for int8; and F16C for the f16 AVX2 panels, which
+            // every AVX-512 CPU has); the asserts above and `data.len() == k * n` (panels cover
             // n / NR * NR == n columns) bound every access.
             #[cfg(target_arch = "x86_64")]
             (Kernel::Avx512, Panels::F32(w)) => unsafe {
@@ -193,6 +258,10 @@ impl PackedWeight {
             #[cfg(target_arch = "x86_64")]
             (Kernel::Avx2F16, Panels::F16(w)) => unsafe {
                 avx2_f16::gemm(m, k, n, a.as_ptr(), lda, w.as_ptr(), c.as_mut_ptr(), ldc)
+            },
+            #[cfg(target_arch = "x86_64")]
+            (Kernel::Avx2I8, Panels::I8(w)) => unsafe {
+                w.matmul_acc(m, a.as_ptr(), lda, c.as_mut_ptr(), ldc)
             },
             _ => unreachable!("the panels are built for their kernel"),
         }
@@ -448,6 +517,7 @@ mod tests {
                 if is_x86_feature_detected!("f16c") {
                     kernels.push(Kernel::Avx2F16);
                 }
+                kernels.push(Kernel::Avx2I8);
             }
             if is_x86_feature_detected!("avx512f") {
                 kernels.push(Kernel::Avx512);
@@ -482,13 +552,16 @@ mod tests {
                 .collect();
             let c0: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32).collect();
             let mut want = c0.clone();
-            // An f16 kernel computes with the weights as stored: rounded to f16.
-            let stored: Vec<f32> = if kernel.f16() && n % kernel.panel_width() == 0 {
-                w.iter()
+            let packed = PackedWeight::with_kernel(w.clone(), k, n, kernel);
+            // An f16 or int8 kernel computes with the weights as stored.
+            let stored: Vec<f32> = match &packed.data {
+                Panels::F16(_) => w
+                    .iter()
                     .map(|&x| crate::q4::f16_to_f32(f32_to_f16(x)))
-                    .collect()
-            } else {
-                w.clone()
+                    .collect(),
+                #[cfg(target_arch = "x86_64")]
+                Panels::I8(p) => (0..k * n).map(|i| p.dequantized(i / n, i % n)).collect(),
+                Panels::F32(_) => w.clone(),
             };
             for i in 0..m {
                 for j in 0..n {
@@ -497,7 +570,6 @@ mod tests {
                         .sum::<f32>();
                 }
             }
-            let packed = PackedWeight::with_kernel(w, k, n, kernel);
             let mut got = c0;
             packed.matmul_acc(m, &a, k, &mut got, n);
             for (g, w) in got.iter().zip(&want) {

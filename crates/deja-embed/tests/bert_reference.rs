@@ -11,11 +11,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use deja_core::Embedder;
-use deja_embed::{default_model_dir, BertEmbedder, BertOptions, INSTALL_HINT};
+use deja_embed::{default_model_dir, BertEmbedder, BertOptions, WeightFormat, INSTALL_HINT};
 use serde_json::Value;
 
-/// Least cosine similarity to the reference vector for each sentence.
-const MIN_COSINE: f32 = 0.999;
+/// Least cosine similarity to the reference vector for each sentence, for each way of
+/// keeping the weights: f32 (the reference path), f16 panels, and int8 (the issue asked
+/// ≥ 0.999; measured 0.9993 at worst, on "hi").
+const MIN_COSINE: [(WeightFormat, f32); 3] = [
+    (WeightFormat::F32, 0.99999),
+    (WeightFormat::F16, 0.99999),
+    (WeightFormat::Int8, 0.999),
+];
 
 fn load(opts: BertOptions) -> Option<BertEmbedder> {
     let dir = default_model_dir();
@@ -68,9 +74,20 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn matches_reference_one_by_one_and_as_one_padded_batch() {
-    let Some(embedder) = load(BertOptions::default()) else {
-        return;
-    };
+    for (weights, min_cosine) in MIN_COSINE {
+        let opts = BertOptions {
+            weights,
+            ..BertOptions::default()
+        };
+        let Some(embedder) = load(opts) else {
+            return;
+        };
+        println!("{weights:?}");
+        matches_reference(&embedder, min_cosine);
+    }
+}
+
+fn matches_reference(embedder: &BertEmbedder, min_cosine: f32) {
     // The id is the model's content fingerprint, not its directory name.
     assert!(
         embedder.id().starts_with("local:bert384-"),
@@ -90,14 +107,65 @@ fn matches_reference_one_by_one_and_as_one_padded_batch() {
         let c_alone = cosine(&alone, want);
         let c_batch = cosine(in_batch, want);
         println!("cosine alone {c_alone:.7} batch {c_batch:.7}  {text:.50}");
-        assert!(c_alone >= MIN_COSINE, "{text:?}: cosine {c_alone}");
+        assert!(c_alone >= min_cosine, "{text:?}: cosine {c_alone}");
         assert!(
-            c_batch >= MIN_COSINE,
+            c_batch >= min_cosine,
             "{text:?} in a batch: cosine {c_batch}"
         );
         worst = worst.min(c_alone).min(c_batch);
     }
     println!("worst cosine vs reference: {worst:.7}");
+}
+
+/// Beyond the fixture: every prompt of the quality files (chat, multilingual, near misses;
+/// about 2,500 texts in a dozen languages and scripts) keeps its vector through int8 weights,
+/// against the f32 path.
+#[test]
+fn int8_vectors_stay_close_to_f32_on_the_quality_files() {
+    let opts = |weights| BertOptions {
+        weights,
+        ..BertOptions::default()
+    };
+    let (Some(exact), Some(int8)) = (
+        load(opts(WeightFormat::F32)),
+        load(opts(WeightFormat::Int8)),
+    ) else {
+        return;
+    };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/quality");
+    let mut texts = std::collections::BTreeSet::new();
+    for file in ["chat.csv", "multilingual.csv", "near-misses.csv"] {
+        let mut rows = csv::Reader::from_path(dir.join(file)).unwrap();
+        for row in rows.records() {
+            let row = row.unwrap();
+            texts.insert(row[0].to_owned());
+            texts.insert(row[1].to_owned());
+        }
+    }
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    assert!(texts.len() > 2000, "{}", texts.len());
+    let mut cosines = Vec::new();
+    for chunk in texts.chunks(32) {
+        let a = exact.embed_blocking(chunk).unwrap();
+        let b = int8.embed_blocking(chunk).unwrap();
+        cosines.extend(a.iter().zip(&b).map(|(a, b)| cosine(a, b)));
+    }
+    let mut sorted = cosines.clone();
+    sorted.sort_by(f32::total_cmp);
+    let mean = cosines.iter().map(|&c| f64::from(c)).sum::<f64>() / cosines.len() as f64;
+    println!(
+        "int8 against f32 on {} texts: lowest {:.6}, 1st percentile {:.6}, mean {mean:.6}",
+        texts.len(),
+        sorted[0],
+        sorted[sorted.len() / 100]
+    );
+    let (worst, text) = cosines
+        .iter()
+        .zip(&texts)
+        .min_by(|a, b| a.0.total_cmp(b.0))
+        .unwrap();
+    // Measured: lowest 0.99910, 1st percentile 0.99935, mean 0.99967.
+    assert!(*worst >= 0.999, "{text:?}: cosine {worst}");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use crate::kernels::{self, gemm, Isa};
-use crate::packed::PackedWeight;
+use crate::packed::{PackedWeight, WeightFormat};
 use crate::q4::{self, Q4Matrix, Q8Rows, Q4_BLOCK_BYTES, QK};
 
 use super::blob::{Blob, Dtype, Header};
@@ -31,7 +31,7 @@ impl Linear {
     fn bytes(&self) -> usize {
         match self {
             Linear::Int8(m) => m.bytes(),
-            Linear::F32(p) => p.n() * p.k() * 4,
+            Linear::F32(p) => p.bytes(),
         }
     }
 
@@ -54,8 +54,10 @@ impl Linear {
 /// How the linear layers run ([`Encoder::load`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Precision {
+    /// The file's 4-bit weights, activations quantised to 8 bits ([`Q4Matrix`]).
     Int8,
-    F32,
+    /// Weights dequantised at load and kept as the format says ([`PackedWeight`]).
+    Dense(WeightFormat),
 }
 
 struct Layer {
@@ -122,14 +124,14 @@ fn f32s(bytes: &[u8]) -> Vec<f32> {
 }
 
 /// `[rows, cols]` weights transposed to the `[cols, rows]` the packed product takes.
-fn packed(w: &[f32], rows: usize, cols: usize) -> Linear {
+fn packed(w: &[f32], rows: usize, cols: usize, weights: WeightFormat) -> Linear {
     let mut t = vec![0.0f32; rows * cols];
     for r in 0..rows {
         for c in 0..cols {
             t[c * rows + r] = w[r * cols + c];
         }
     }
-    Linear::F32(PackedWeight::new(t, cols, rows))
+    Linear::F32(PackedWeight::new(t, cols, rows, weights))
 }
 
 /// Tensors that replace the file's (a pair model's fine-tuned weights): the values of a
@@ -143,7 +145,7 @@ impl Encoder {
     }
 
     /// [`Encoder::load`] with some tensors replaced by `overlay`'s (the replaced linear
-    /// layers run in f32 whatever `precision` says), and with `word` the word embeddings
+    /// layers run dense, in f16 if `precision` is 4-bit), and with `word` the word embeddings
     /// of another encoder of the same file instead of a copy of its own.
     pub(crate) fn load_with(
         blob: &Blob,
@@ -154,6 +156,10 @@ impl Encoder {
     ) -> Result<Encoder, String> {
         let cfg = blob.header.clone();
         let (h, ff) = (cfg.hidden, cfg.intermediate);
+        let dense = match precision {
+            Precision::Dense(weights) => weights,
+            Precision::Int8 => WeightFormat::F16,
+        };
         let f32_tensor = |name: &str, shape: &[usize]| -> Result<Vec<f32>, String> {
             let v = match overlay(name, shape) {
                 Some(v) => v?,
@@ -169,20 +175,20 @@ impl Encoder {
         };
         let q4_tensor = |name: &str, rows: usize, cols: usize| -> Result<Linear, String> {
             if let Some(w) = overlay(name, &[rows, cols]) {
-                return Ok(packed(&w?, rows, cols));
+                return Ok(packed(&w?, rows, cols, dense));
             }
             let t = blob.tensor(name, Dtype::Q4, rows * cols)?;
             let blocks = &bytes[t.range.clone()];
             Ok(match precision {
                 Precision::Int8 => Linear::Int8(Q4Matrix::from_blocks(blocks, rows, cols)),
-                Precision::F32 => {
+                Precision::Dense(weights) => {
                     // `[rows, cols]` dequantised.
                     let row_bytes = cols / QK * Q4_BLOCK_BYTES;
                     let mut w = vec![0.0f32; rows * cols];
                     for (r, out) in w.chunks_exact_mut(cols).enumerate() {
                         q4::add_row(&blocks[r * row_bytes..(r + 1) * row_bytes], out);
                     }
-                    packed(&w, rows, cols)
+                    packed(&w, rows, cols, weights)
                 }
             })
         };

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use deja_core::verify::Vocabulary;
 use deja_core::{EmbedError, Embedder};
 
+use crate::packed::WeightFormat;
 use crate::pool::{Compute, LocalPairScorer, PairReply, Pool};
 use blob::Blob;
 use encoder::{Encoder, Scratch};
@@ -46,13 +47,17 @@ pub struct E5Options {
     /// Most texts run in one forward pass (default 32).
     pub max_batch: usize,
     /// Run the linear layers on the file's 4-bit weights, with activations quantised to 8
-    /// bits as the reference engine does (79 MB of weights), instead of weights
-    /// dequantised to f32 at load (140 MB; the default, measured faster: 7.9 against
-    /// 10.9 ms for a 16-token query on AVX2, 4.8 against 11.1 ms with AVX-512).
+    /// bits as the reference engine does (78 MB of weights), instead of weights
+    /// dequantised at load and kept as `weights` says (the default, measured faster: int8,
+    /// 76 MB, 5.5-5.9 ms for a 16-token query on AVX2 against 15.5 ms 4-bit).
     pub quantized: bool,
     /// The multilingual pair model to load over this model ([`E5_PAIR_FILE`], made by
     /// `training/train.py --base e5`); its pairs run on the same compute threads.
     pub pair_model: Option<PathBuf>,
+    /// How the dequantised weights are kept when not `quantized` (default
+    /// [`WeightFormat::Auto`]: int8 where the CPU has AVX2 and FMA). The pair model keeps f16
+    /// whatever this says.
+    pub weights: WeightFormat,
 }
 
 impl Default for E5Options {
@@ -62,6 +67,7 @@ impl Default for E5Options {
             max_batch: 32,
             quantized: false,
             pair_model: None,
+            weights: WeightFormat::Auto,
         }
     }
 }
@@ -201,7 +207,7 @@ impl E5Embedder {
         let precision = if opts.quantized {
             encoder::Precision::Int8
         } else {
-            encoder::Precision::F32
+            encoder::Precision::Dense(opts.weights)
         };
         let encoder = Encoder::load(&blob, &bytes, precision).map_err(invalid)?;
         let pair = match &opts.pair_model {

@@ -74,8 +74,14 @@ impl E5PairModel {
                     .map_err(|e| format!("pair model: {e}"))
             })
         };
-        let encoder = Encoder::load_with(blob, bytes, Precision::F32, &overlay, Some(word))
-            .map_err(|e| invalid(file, e))?;
+        let encoder = Encoder::load_with(
+            blob,
+            bytes,
+            Precision::Dense(crate::pair::weights()),
+            &overlay,
+            Some(word),
+        )
+        .map_err(|e| invalid(file, e))?;
         let head = Head::load(&pf, file, cfg.hidden)?;
         Ok(E5PairModel {
             max_len: pf.max_tokens.min(cfg.positions),
