@@ -102,9 +102,51 @@ fn dot_f32_i8_portable(q: &[f32], c: &[i8]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use std::arch::x86_64::*;
+
+    /// Sixteen codes of each side widened to 16 bits (`vpmovsxbw`) and multiplied in pairs
+    /// into eight 32-bit sums (`vpmaddwd`), two chains of sums in flight. Written out
+    /// because LLVM vectorises `dot_i8_body` with a shuffle per load to split even and odd
+    /// codes, which measured slower than the arithmetic.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn dot_i8_avx2_inner(a: &[i8], b: &[i8]) -> i32 {
-        super::dot_i8_body(a, b)
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = _mm256_setzero_si256();
+        let mut acc1 = _mm256_setzero_si256();
+        let mut i = 0;
+        // SAFETY (loads): `i + 32 <= n` (then `i + 16 <= n`) bytes of both slices.
+        while i + 32 <= n {
+            unsafe {
+                let x0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pa.add(i).cast()));
+                let y0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pb.add(i).cast()));
+                let x1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pa.add(i + 16).cast()));
+                let y1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pb.add(i + 16).cast()));
+                acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(x0, y0));
+                acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(x1, y1));
+            }
+            i += 32;
+        }
+        if i + 16 <= n {
+            unsafe {
+                let x0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pa.add(i).cast()));
+                let y0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pb.add(i).cast()));
+                acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(x0, y0));
+            }
+            i += 16;
+        }
+        let acc = _mm256_add_epi32(acc0, acc1);
+        let sum128 = _mm_add_epi32(
+            _mm256_castsi256_si128(acc),
+            _mm256_extracti128_si256::<1>(acc),
+        );
+        let sum64 = _mm_add_epi32(sum128, _mm_unpackhi_epi64(sum128, sum128));
+        let sum32 = _mm_add_epi32(sum64, _mm_shuffle_epi32::<0b01>(sum64));
+        let mut sum = _mm_cvtsi128_si32(sum32);
+        for j in i..n {
+            sum += i32::from(a[j]) * i32::from(b[j]);
+        }
+        sum
     }
 
     #[target_feature(enable = "avx2,fma")]
