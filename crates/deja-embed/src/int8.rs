@@ -24,11 +24,11 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::{row_blocks, row_tiles};
+
 /// Columns per panel: two AVX2 vectors of eight 32-bit sums.
 pub(crate) const NR: usize = 16;
-
-/// Rows of activations per block, as in the float kernels.
-const MC: usize = 64;
 
 /// How many `k` pairs ahead of the micro-kernel the panel is prefetched (32 bytes a pair).
 const PREFETCH_PAIRS: usize = 32;
@@ -189,18 +189,14 @@ impl Int8Panels {
                 // SAFETY: AVX2 (this function's own features).
                 row_scale[r] = unsafe { quantize_row(row, dst, limit) };
             }
-            let mut m0 = 0;
-            while m0 < m {
-                let mc = MC.min(m - m0);
+            for (m0, mc) in row_blocks(m) {
                 for p in 0..n / NR {
                     // SAFETY (offsets below): panel `p` is `pairs * 32` bytes of `data`;
                     // rows `m0 .. m0 + mc` of `q` and `c` exist.
                     let bp = unsafe { self.data.as_ptr().add(p * pairs * NR * 2) };
                     let sp = unsafe { self.scale.as_ptr().add(p * NR) };
-                    let tiles = mc.div_ceil(6);
-                    let mut r = m0;
-                    for t in 0..tiles {
-                        let rows = mc / tiles + usize::from(t < mc % tiles);
+                    for (r, rows) in row_tiles(mc, 6) {
+                        let r = m0 + r;
                         let ap = unsafe { q.as_ptr().add(r * pairs * 2) };
                         let sa = &row_scale[r..r + rows];
                         let cp = unsafe { c.add(r * ldc + p * NR) };
@@ -214,10 +210,8 @@ impl Int8Panels {
                                 _ => tile::<6>(pairs, ap, bp, sp, sa, cp, ldc),
                             }
                         }
-                        r += rows;
                     }
                 }
-                m0 += mc;
             }
         });
         for o in &self.outliers {
@@ -359,7 +353,7 @@ mod tests {
 
     /// The kernel computes exactly the product of the quantised operands (the integer sums
     /// are exact; only the final scaling rounds), for shapes with odd `k`, partial tiles and
-    /// blocks of more than `MC` rows; and that product is close to the float one.
+    /// blocks of more than 64 rows; and that product is close to the float one.
     #[test]
     fn int8_product_matches_its_quantised_operands_and_the_float_one() {
         if !avx2() {

@@ -1,9 +1,35 @@
 //! Element-wise numeric kernels of the BERT forward pass (LayerNorm, erf-GELU, softmax,
-//! pooling) and the matrix product wrapper.
+//! pooling), the matrix product wrapper, and how the packed products cut rows into blocks
+//! and tiles.
 //!
 //! The element-wise kernels are written as plain loops that LLVM vectorises; each is compiled
 //! twice, once for the baseline target and once with AVX2+FMA enabled, and the AVX2 copy is
 //! chosen at run time when the CPU has it. Nothing here allocates.
+
+/// Rows of `a` per block of the packed products (`packed.rs`, `int8.rs`): one block of `a`
+/// (up to 64 x 1536 values) stays in L2 while every weight panel streams past it.
+#[cfg(target_arch = "x86_64")]
+const MC: usize = 64;
+
+/// The blocks `m` rows of `a` are cut into for the packed products, as `(first row, rows)`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn row_blocks(m: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..m).step_by(MC).map(move |m0| (m0, MC.min(m - m0)))
+}
+
+/// A block of `rows` rows cut into micro-tiles of at most `mr` rows, as `(first row, rows)`,
+/// the rows split evenly over the fewest tiles: 17 rows in tiles of up to 8 run as 6+6+5,
+/// not 8+8+1, whose one-row tile would wait on the multiply units' latency.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn row_tiles(rows: usize, mr: usize) -> impl Iterator<Item = (usize, usize)> {
+    let tiles = rows.div_ceil(mr);
+    (0..tiles).scan(0, move |first, t| {
+        let n = rows / tiles + usize::from(t < rows % tiles);
+        let at = *first;
+        *first += n;
+        Some((at, n))
+    })
+}
 
 /// `c = a * b + beta * c` for row-major `a` (m x k, row stride `lda`), `b` given by strides,
 /// and row-major `c` (m x n, row stride `ldc`).
@@ -265,6 +291,19 @@ pub(crate) fn erf(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn rows_are_split_evenly_into_blocks_and_tiles() {
+        let tiles = |rows, mr| row_tiles(rows, mr).collect::<Vec<_>>();
+        assert_eq!(tiles(17, 8), [(0, 6), (6, 6), (12, 5)]);
+        assert_eq!(tiles(16, 6), [(0, 6), (6, 5), (11, 5)]);
+        assert_eq!(tiles(3, 6), [(0, 3)]);
+        assert!(tiles(0, 6).is_empty());
+        let blocks: Vec<_> = row_blocks(150).collect();
+        assert_eq!(blocks, [(0, 64), (64, 64), (128, 22)]);
+        assert!(row_blocks(0).next().is_none());
+    }
 
     fn erf64(x: f64) -> f64 {
         // Maclaurin series: accurate to ~1e-15 for |x| <= 3, the range tested below.

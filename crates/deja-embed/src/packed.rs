@@ -14,19 +14,17 @@
 //! query streams them from memory. Where the CPU converts half floats in hardware (F16C, and
 //! every AVX-512 CPU), the panels are kept as IEEE f16 (rounded to nearest, even) and widened
 //! to f32 in registers: half the bytes to stream (21 MB, which fits in L3), the arithmetic
-//! still f32. Then the FMA units are the bound; on CPUs whose widest vectors are AVX2 the
+//! still f32. Then the FMA units are the bound; wherever the CPU has AVX2 and FMA the
 //! default is int8 weights multiplied with integer instructions that do twice the work
 //! per instruction ([`crate::int8`]). [`WeightFormat`] (or `DEJA_EMBED_WEIGHTS`) chooses;
 //! f32 panels are the reference.
 
 use crate::kernels::gemm;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::{row_blocks, row_tiles};
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
-
-/// Rows of `a` per block: one block of `a` (up to 64 x 1536 floats) stays in L2 while every
-/// weight panel streams past it.
-const MC: usize = 64;
 
 /// How many `k` steps ahead of the micro-kernel the weight panel is prefetched.
 const PREFETCH_K: usize = 16;
@@ -296,18 +294,12 @@ macro_rules! simd_gemm {
                 c: *mut f32,
                 ldc: usize,
             ) {
-                let mut m0 = 0;
-                while m0 < m {
-                    let mc = MC.min(m - m0);
+                for (m0, mc) in row_blocks(m) {
                     for p in 0..n / NR {
                         // SAFETY (all offsets below): within the bounds the caller promised.
                         let bp = unsafe { b.add(p * k * NR) };
-                        // Rows split evenly over the fewest tiles: 17 rows run as 6+6+5, not
-                        // 8+8+1, whose one-row tile would wait on FMA latency.
-                        let tiles = mc.div_ceil($mr);
-                        let mut r = m0;
-                        for t in 0..tiles {
-                            let rows = mc / tiles + usize::from(t < mc % tiles);
+                        for (r, rows) in row_tiles(mc, $mr) {
+                            let r = m0 + r;
                             let ap = unsafe { a.add(r * lda) };
                             let cp = unsafe { c.add(r * ldc + p * NR) };
                             unsafe {
@@ -322,10 +314,8 @@ macro_rules! simd_gemm {
                                     _ => tile::<$mr>(k, ap, lda, bp, cp, ldc),
                                 }
                             }
-                            r += rows;
                         }
                     }
-                    m0 += mc;
                 }
             }
 
