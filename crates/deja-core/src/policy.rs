@@ -66,6 +66,10 @@ pub struct Policy {
     categories: Vec<CategorySpec>,
     /// Lowercased keywords with their category, longest first (a longer phrase wins).
     keywords: Vec<(String, CategoryId)>,
+    /// Every keyword in one automaton (pattern `i` is `keywords[i]`), so a prompt is read
+    /// once, not once per keyword; `None` without keywords (or in the unlikely case the
+    /// automaton cannot be built: then each keyword is searched for in turn).
+    keyword_matcher: Option<aho_corasick::AhoCorasick>,
     examples: Vec<(CategoryId, Vec<f32>)>,
     examples_min_similarity: f32,
 }
@@ -157,9 +161,13 @@ impl Policy {
             })
             .collect();
         keywords.sort_by_key(|k| std::cmp::Reverse(k.0.chars().count()));
+        let keyword_matcher = (!keywords.is_empty())
+            .then(|| aho_corasick::AhoCorasick::new(keywords.iter().map(|k| &k.0)).ok())
+            .flatten();
         Ok(Policy {
             categories,
             keywords,
+            keyword_matcher,
             examples: Vec::new(),
             examples_min_similarity,
         })
@@ -179,6 +187,7 @@ impl Policy {
                 examples: Vec::new(),
             }],
             keywords: Vec::new(),
+            keyword_matcher: None,
             examples: Vec::new(),
             examples_min_similarity: 1.0,
         }
@@ -263,10 +272,23 @@ impl Policy {
             return None;
         }
         let lower = prompt.to_lowercase();
-        self.keywords
-            .iter()
-            .find(|(k, _)| contains_word(&lower, k))
-            .map(|(_, id)| *id)
+        let Some(matcher) = &self.keyword_matcher else {
+            return self
+                .keywords
+                .iter()
+                .find(|(k, _)| contains_word(&lower, k))
+                .map(|(_, id)| *id);
+        };
+        // The first keyword in order (the longest) found as a whole word, as if each were
+        // searched for in turn.
+        let mut first: Option<usize> = None;
+        for m in matcher.find_overlapping_iter(&lower) {
+            let i = m.pattern().as_usize();
+            if first.is_none_or(|f| i < f) && word_at(&lower, m.start(), m.end()) {
+                first = Some(i);
+            }
+        }
+        first.map(|i| self.keywords[i].1)
     }
 
     /// Nearest labelled example, if close enough.
@@ -289,24 +311,27 @@ impl Policy {
 /// match there must be a non-alphanumeric character or the text's edge — except next to
 /// CJK characters, which are not separated by spaces.
 fn contains_word(haystack: &str, needle: &str) -> bool {
-    let is_cjk = |c: char| matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF);
-    let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric() || is_cjk(c));
     let mut start = 0;
     while let Some(pos) = haystack[start..].find(needle) {
         let at = start + pos;
-        let end = at + needle.len();
-        let before = haystack[..at].chars().next_back();
-        let after = haystack[end..].chars().next();
-        let first = needle.chars().next();
-        let last = needle.chars().next_back();
-        let ok_before = first.is_some_and(is_cjk) || boundary(before);
-        let ok_after = last.is_some_and(is_cjk) || boundary(after);
-        if ok_before && ok_after {
+        if word_at(haystack, at, at + needle.len()) {
             return true;
         }
         start = at + needle.chars().next().map_or(1, char::len_utf8);
     }
     false
+}
+
+/// Whether the match `haystack[at..end]` stands as a whole word (see [`contains_word`]).
+fn word_at(haystack: &str, at: usize, end: usize) -> bool {
+    let is_cjk = |c: char| matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF);
+    let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric() || is_cjk(c));
+    let needle = &haystack[at..end];
+    let before = haystack[..at].chars().next_back();
+    let after = haystack[end..].chars().next();
+    let ok_before = needle.chars().next().is_some_and(is_cjk) || boundary(before);
+    let ok_after = needle.chars().next_back().is_some_and(is_cjk) || boundary(after);
+    ok_before && ok_after
 }
 
 #[cfg(test)]
@@ -389,6 +414,62 @@ mod tests {
             let got = p.classify_text(text).map(|id| p.get(id).name.as_str());
             assert_eq!(got, want, "{text}");
         }
+    }
+
+    /// The automaton finds what searching for each keyword in turn finds: the longest
+    /// keyword standing as a whole word, wherever an overlapping or shorter one matched
+    /// first.
+    #[test]
+    fn one_pass_over_the_prompt_finds_what_each_keyword_in_turn_finds() {
+        let p = Policy::new(
+            0.95,
+            None,
+            None,
+            vec![
+                spec("a", &["price", "price list", "list", "转账", "下单"]),
+                spec("b", &["send money", "money", "pricelist", "ice"]),
+                spec("c", &["send", "envoyer de l'argent", "l'argent"]),
+            ],
+            0.6,
+        )
+        .unwrap();
+        let pieces = [
+            "price",
+            "list",
+            "send",
+            "money",
+            "ice",
+            "pricelist",
+            "转账",
+            "下单",
+            "l'argent",
+            "envoyer de",
+            " ",
+            ", ",
+            "x",
+            "é",
+            "über",
+            "",
+            "PRICE ",
+            "-",
+        ];
+        let mut checked = 0;
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let text = format!("{a}{b} {c}{b}{a}");
+                    let lower = text.to_lowercase();
+                    let each_in_turn = p
+                        .keywords
+                        .iter()
+                        .find(|(k, _)| contains_word(&lower, k))
+                        .map(|(_, id)| *id);
+                    assert_eq!(p.classify_text(&text), each_in_turn, "{text:?}");
+                    checked += usize::from(each_in_turn.is_some());
+                }
+            }
+        }
+        assert!(checked > 1_000, "{checked}");
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub(crate) fn parse_request<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireE
             e.valid_up_to()
         ))
     })?;
+    // Parsed without tracking the path first (most bodies are valid, and tracking costs
+    // about as much as parsing); a body that fails is parsed again to say where.
+    if let Ok(value) = serde_json::from_str(text) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut de).map_err(path_error)?;
     de.end().map_err(|e| syntax_error(&e))?;

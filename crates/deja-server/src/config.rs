@@ -616,6 +616,9 @@ pub struct StoreConfig {
     pub durability: Durability,
     /// Local store: memory for the store's page cache, in bytes.
     pub cache_bytes: usize,
+    /// Local store: memory for the entries read most recently, kept decoded so a repeated
+    /// exact hit reads no table (0: none).
+    pub hot_bytes: usize,
     /// Redis store: `redis://HOST:PORT[/DB]`, `rediss://…`, or a cluster through any of
     /// its nodes, `redis+cluster://HOST:PORT,HOST:PORT`. May hold a password; it is
     /// redacted wherever the config is shown.
@@ -651,6 +654,7 @@ impl Default for StoreConfig {
             index: IndexKind::default(),
             durability: Durability::default(),
             cache_bytes: 64 * 1024 * 1024,
+            hot_bytes: deja_store_local::DEFAULT_HOT_BYTES,
             url: None,
             key_prefix: "deja".into(),
             entry_ttl_secs: None,

@@ -59,6 +59,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<RedbStore> {
     };
     let path = config.data_dir.join("deja.redb");
     RedbStore::open_with_cache(&path, durability, config.store.cache_bytes)
+        .map(|s| s.with_hot_entries(config.store.hot_bytes))
         .with_context(|| format!("opening the store at {}", path.display()))
 }
 

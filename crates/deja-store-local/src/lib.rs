@@ -17,4 +17,4 @@ mod simd;
 mod store;
 
 pub use hnsw::{HnswIndex, HnswParams, SnapshotError};
-pub use store::{RedbStore, StoreDurability};
+pub use store::{RedbStore, StoreDurability, DEFAULT_CACHE_BYTES, DEFAULT_HOT_BYTES};

@@ -26,6 +26,10 @@
 //!
 //! After an I/O error (a full disk, say) the store re-opens the file by itself and reports
 //! itself degraded until it writes again; see `recovery.rs`.
+//!
+//! The entries reads found most recently are kept decoded in memory (`hot.rs`), so a
+//! repeated exact hit reads no table; every write forgets what it changed before it
+//! returns.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,8 +50,10 @@ use deja_core::{
 
 use crate::codec;
 
+mod hot;
 mod recovery;
 
+use hot::HotEntries;
 use recovery::{WriteHealth, WRITE_RETRY_MIN};
 
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries_v1");
@@ -101,6 +107,8 @@ pub struct RedbStore {
     /// Whether an operation is re-opening the file (the others do not wait for it).
     reopening: AtomicBool,
     health: Mutex<WriteHealth>,
+    /// Entries read most recently, decoded (see `hot.rs`).
+    hot: HotEntries,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -132,6 +140,9 @@ fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, redb::Data
 /// modest cache serves hot entries while keeping memory per stored entry low (the OS page
 /// cache holds the rest of the file).
 pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Memory for decoded hot entries by default (see [`RedbStore::with_hot_entries`]).
+pub const DEFAULT_HOT_BYTES: usize = 16 * 1024 * 1024;
 
 impl RedbStore {
     /// Opens (creating if absent, with its parent directory) the store at `path`, with the
@@ -173,7 +184,16 @@ impl RedbStore {
                 write_retry: WRITE_RETRY_MIN,
                 next_reopen: now,
             }),
+            hot: HotEntries::new(DEFAULT_HOT_BYTES),
         })
+    }
+
+    /// Keeps at most `max_bytes` of decoded entries in memory for repeated reads (0: none;
+    /// [`DEFAULT_HOT_BYTES`] unless set). A kept entry is a copy the store forgets whenever a
+    /// write changes it, so reads answer exactly what they would from the file.
+    pub fn with_hot_entries(mut self, max_bytes: usize) -> RedbStore {
+        self.hot = HotEntries::new(max_bytes);
+        self
     }
 
     /// A number that changes whenever entries change: it counts the committed write
@@ -228,16 +248,27 @@ impl RedbStore {
     }
 
     fn get_sync(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
+        if let Some(mut e) = self.hot.get_id(id.0) {
+            self.apply_pending(&mut e);
+            return Ok(Some(e));
+        }
+        let ticket = self.hot.ticket();
         let db = self.db()?;
         let txn = db.begin_read().map_err(backend)?;
         let mut found = Self::read_entry(&txn, id)?;
         if let Some(e) = &mut found {
+            self.hot.fill(ticket, e);
             self.apply_pending(e);
         }
         Ok(found)
     }
 
     fn get_exact_sync(&self, key: &ExactKey) -> Result<Option<Entry>, StoreError> {
+        if let Some(mut e) = self.hot.get(key) {
+            self.apply_pending(&mut e);
+            return Ok(Some(e));
+        }
+        let ticket = self.hot.ticket();
         let db = self.db()?;
         let txn = db.begin_read().map_err(backend)?;
         let exact = txn.open_table(EXACT).map_err(backend)?;
@@ -246,6 +277,7 @@ impl RedbStore {
         };
         let mut found = Self::read_entry(&txn, EntryId(id))?;
         if let Some(e) = &mut found {
+            self.hot.fill(ticket, e);
             self.apply_pending(e);
         }
         Ok(found)
@@ -277,6 +309,11 @@ impl RedbStore {
         bump_write_seq(&txn)?;
         txn.commit().map_err(backend)?;
         self.wrote();
+        let keys: Vec<[u8; 16]> = entries.iter().map(|e| e.exact_key.0).collect();
+        let ids: Vec<u64> = (entries.iter().map(|e| e.id.0))
+            .chain(replaced.iter().flatten().map(|r| r.0))
+            .collect();
+        self.hot.forget(&keys, &ids);
         let mut pending = self.pending.lock();
         for (e, r) in entries.iter().zip(&replaced) {
             pending.remove(&e.id.0);
@@ -326,6 +363,8 @@ impl RedbStore {
         bump_write_seq(&txn)?;
         txn.commit().map_err(backend)?;
         self.wrote();
+        let keys: Vec<[u8; 16]> = removed.iter().map(|e| e.exact_key.0).collect();
+        self.hot.forget(&keys, &[id.0]);
         let pending = self.pending.lock().remove(&id.0);
         Ok(removed.map(|mut e| {
             if let Some(p) = pending {
@@ -343,6 +382,7 @@ impl RedbStore {
         let db = self.db()?;
         let txn = self.begin_write(&db)?;
         let mut removed = Vec::with_capacity(ids.len());
+        let mut removed_keys = Vec::with_capacity(ids.len());
         {
             let mut entries = txn.open_table(ENTRIES).map_err(backend)?;
             let mut exact = txn.open_table(EXACT).map_err(backend)?;
@@ -379,6 +419,7 @@ impl RedbStore {
                     exact.remove(&exact_key.0).map_err(backend)?;
                 }
                 unlink_tags(&mut tags, &entry_tags, id.0)?;
+                removed_keys.push(exact_key.0);
                 removed.push((id, partition, has_vector));
             }
         }
@@ -389,6 +430,8 @@ impl RedbStore {
         bump_write_seq(&txn)?;
         txn.commit().map_err(backend)?;
         self.wrote();
+        let removed_ids: Vec<u64> = removed.iter().map(|(id, ..)| id.0).collect();
+        self.hot.forget(&removed_keys, &removed_ids);
         let mut pending = self.pending.lock();
         for (id, ..) in &removed {
             pending.remove(&id.0);
@@ -514,6 +557,9 @@ impl RedbStore {
             }
         }
         txn.commit().map_err(backend)?;
+        // The hot copies of these entries hold the hit counts flushed before.
+        let ids: Vec<u64> = pending.keys().copied().collect();
+        self.hot.forget(&[], &ids);
         // An empty commit proves nothing: it can succeed on a full disk.
         if !pending.is_empty() {
             self.wrote();

@@ -30,6 +30,117 @@ async fn redb_store_conforms_fast() {
 }
 
 #[tokio::test]
+async fn redb_store_conforms_without_hot_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(&dir.path().join("deja.redb"), StoreDurability::Fast)
+        .unwrap()
+        .with_hot_entries(0);
+    entry_store_suite(Arc::new(store)).await;
+}
+
+/// Readers keep filling the hot entries while a writer replaces, moves and removes the
+/// entry under one exact key: once a write has returned, every read answers what it wrote,
+/// never a copy read before it.
+#[test]
+fn hot_entries_never_outlive_a_write() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        RedbStore::open(&dir.path().join("deja.redb"), StoreDurability::Fast)
+            .unwrap()
+            .with_hot_entries(1 << 20),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let p = PartitionKey([4; 16]);
+    let base = entry(1, p, 8);
+    let key = base.exact_key;
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    rt.block_on(store.get_exact(&key)).unwrap();
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for round in 0..2_000u64 {
+        let mut e = base.clone();
+        match round % 4 {
+            // Replaced by another entry under the same key.
+            0 | 1 => {
+                e.id = EntryId(1_000 + round);
+                e.answer = Answer::Body(format!("answer of round {round}").into_bytes());
+                rt.block_on(store.put(&e)).unwrap();
+                let got = rt.block_on(store.get_exact(&key)).unwrap().unwrap();
+                assert_eq!((got.id, &got.answer), (e.id, &e.answer), "round {round}");
+                assert_eq!(
+                    rt.block_on(store.get(e.id)).unwrap().unwrap().answer,
+                    e.answer
+                );
+            }
+            // The entry moved to another key: the old one leads nowhere.
+            2 => {
+                let current = rt.block_on(store.get_exact(&key)).unwrap().unwrap();
+                let mut moved = current.clone();
+                moved.prompt = format!("moved {round}");
+                moved.exact_key = ExactKey::new(&p, &moved.prompt);
+                rt.block_on(store.put(&moved)).unwrap();
+                assert_eq!(
+                    rt.block_on(store.get_exact(&key)).unwrap(),
+                    None,
+                    "round {round}"
+                );
+                let got = rt.block_on(store.get(current.id)).unwrap().unwrap();
+                assert_eq!(got.exact_key, moved.exact_key);
+            }
+            // Removed.
+            _ => {
+                rt.block_on(store.put(&e)).unwrap();
+                rt.block_on(store.remove(e.id)).unwrap();
+                assert_eq!(
+                    rt.block_on(store.get_exact(&key)).unwrap(),
+                    None,
+                    "round {round}"
+                );
+                assert_eq!(rt.block_on(store.get(e.id)).unwrap(), None);
+            }
+        }
+        // Flushed hits are read back, whether the entry was hot or not.
+        if round % 50 == 0 {
+            let mut e = base.clone();
+            e.id = EntryId(5_000 + round);
+            rt.block_on(store.put(&e)).unwrap();
+            rt.block_on(store.get_exact(&key)).unwrap();
+            rt.block_on(store.record_hit(e.id, 77)).unwrap();
+            rt.block_on(store.flush()).unwrap();
+            let got = rt.block_on(store.get_exact(&key)).unwrap().unwrap();
+            assert_eq!(got.hit_count, 1, "round {round}");
+            rt.block_on(store.record_hit(e.id, 78)).unwrap();
+            assert_eq!(
+                rt.block_on(store.get_exact(&key))
+                    .unwrap()
+                    .unwrap()
+                    .hit_count,
+                2
+            );
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(reads > 0);
+}
+
+#[tokio::test]
 async fn hnsw_index_conforms_flat() {
     vector_index_suite(|| {
         Arc::new(HnswIndex::new(

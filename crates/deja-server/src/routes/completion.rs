@@ -429,10 +429,10 @@ fn hit_headers(entry: &Entry, outcome: &CacheHeader) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(HIT_HEADERS);
     outcome.write(&mut headers);
     if let Ok(v) = HeaderValue::from_str(&entry.id.to_string()) {
-        headers.insert("x-deja-entry", v);
+        headers.insert(super::X_DEJA_ENTRY, v);
     }
     if let Ok(v) = HeaderValue::from_str(&entry.category) {
-        headers.insert("x-deja-category", v);
+        headers.insert(super::X_DEJA_CATEGORY, v);
     }
     headers
 }

@@ -12,7 +12,7 @@ pub mod responses;
 pub mod via;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 
@@ -66,6 +66,12 @@ pub enum CacheHeader {
     NeverCache(String),
 }
 
+/// The names of the headers every answer carries, parsed once.
+const X_DEJA_CACHE: HeaderName = HeaderName::from_static("x-deja-cache");
+const X_DEJA_SIMILARITY: HeaderName = HeaderName::from_static("x-deja-similarity");
+pub(crate) const X_DEJA_ENTRY: HeaderName = HeaderName::from_static("x-deja-entry");
+pub(crate) const X_DEJA_CATEGORY: HeaderName = HeaderName::from_static("x-deja-category");
+
 impl CacheHeader {
     pub fn write(&self, headers: &mut HeaderMap) {
         let value = match self {
@@ -74,14 +80,14 @@ impl CacheHeader {
             CacheHeader::Miss => "miss",
             CacheHeader::Bypass(_) | CacheHeader::NeverCache(_) => "bypass",
         };
-        headers.insert("x-deja-cache", HeaderValue::from_static(value));
+        headers.insert(X_DEJA_CACHE, HeaderValue::from_static(value));
         match self {
             CacheHeader::HitExact => {
-                headers.insert("x-deja-similarity", HeaderValue::from_static("1.0000"));
+                headers.insert(X_DEJA_SIMILARITY, HeaderValue::from_static("1.0000"));
             }
             CacheHeader::HitSemantic(s) => {
                 if let Ok(v) = HeaderValue::from_str(&format!("{s:.4}")) {
-                    headers.insert("x-deja-similarity", v);
+                    headers.insert(X_DEJA_SIMILARITY, v);
                 }
             }
             CacheHeader::Bypass(reason) => {

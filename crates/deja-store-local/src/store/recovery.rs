@@ -84,6 +84,7 @@ impl RedbStore {
             drop(old);
             match open_database(&self.path, self.cache_bytes) {
                 Ok(db) => {
+                    self.hot.clear();
                     *self.db.write() = Some(db);
                     self.poisoned.store(false, Ordering::Release);
                     tracing::info!(path = %self.path.display(), "store re-opened after an I/O error");
@@ -101,6 +102,9 @@ impl RedbStore {
     /// store.
     pub(super) fn observe<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(e) = &result {
+            // A write that failed may have failed after its commit: its changes are not
+            // known, so no hot copy is trusted.
+            self.hot.clear();
             if is_io_error(e) {
                 let was_ok = {
                     let mut h = self.health.lock();
