@@ -4,8 +4,9 @@
 //! also compiled with AVX2 (+FMA) enabled and picked when the CPU has it, which roughly
 //! doubles throughput over the SSE2 baseline the crate is built for.
 
-/// `a · b` over int8 codes, accumulated exactly in i32 (|sum| ≤ 127² × dim, fine for any
-/// realistic dimension).
+/// `a · b` over int8 codes in the quantiser's range, -127 to 127 (`codec::quantize_into`;
+/// never -128), accumulated exactly in i32 (|sum| ≤ 127² × dim, fine for any realistic
+/// dimension). The portable kernel is exact for -128 too; the AVX2 one is not.
 pub(crate) type DotI8 = fn(&[i8], &[i8]) -> i32;
 /// `q · c` for an f32 query and int8 codes.
 pub(crate) type DotF32I8 = fn(&[f32], &[i8]) -> f32;
@@ -104,36 +105,43 @@ fn dot_f32_i8_portable(q: &[f32], c: &[i8]) -> f32 {
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// Sixteen codes of each side widened to 16 bits (`vpmovsxbw`) and multiplied in pairs
-    /// into eight 32-bit sums (`vpmaddwd`), two chains of sums in flight. Written out
-    /// because LLVM vectorises `dot_i8_body` with a shuffle per load to split even and odd
-    /// codes, which measured slower than the arithmetic.
+    /// Thirty-two codes of each side per step, multiplied as bytes: `vpmaddubsw` multiplies
+    /// unsigned bytes by signed ones, so `a`'s magnitudes (`vpabsb`) meet `b` carrying
+    /// `a`'s sign (`vpsignb`); each pair of products fits in 16 bits without saturating
+    /// (2 × 127² = 32,258 < 32,767: the codes never hold -128, see [`super::DotI8`]), and
+    /// `vpmaddwd` by ones adds the pairs into eight 32-bit sums; two chains in flight. Five
+    /// operations per 32 codes where widening both sides to 16 bits took eight.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn dot_i8_avx2_inner(a: &[i8], b: &[i8]) -> i32 {
         let n = a.len().min(b.len());
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let ones = _mm256_set1_epi16(1);
+        let step = |x: __m256i, y: __m256i| {
+            let products = _mm256_maddubs_epi16(_mm256_abs_epi8(x), _mm256_sign_epi8(y, x));
+            _mm256_madd_epi16(products, ones)
+        };
         let mut acc0 = _mm256_setzero_si256();
         let mut acc1 = _mm256_setzero_si256();
         let mut i = 0;
-        // SAFETY (loads): `i + 32 <= n` (then `i + 16 <= n`) bytes of both slices.
-        while i + 32 <= n {
+        // SAFETY (loads): `i + 64 <= n` (then `i + 32 <= n`) bytes of both slices.
+        while i + 64 <= n {
             unsafe {
-                let x0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pa.add(i).cast()));
-                let y0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pb.add(i).cast()));
-                let x1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pa.add(i + 16).cast()));
-                let y1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pb.add(i + 16).cast()));
-                acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(x0, y0));
-                acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(x1, y1));
+                let x0 = _mm256_loadu_si256(pa.add(i).cast());
+                let y0 = _mm256_loadu_si256(pb.add(i).cast());
+                let x1 = _mm256_loadu_si256(pa.add(i + 32).cast());
+                let y1 = _mm256_loadu_si256(pb.add(i + 32).cast());
+                acc0 = _mm256_add_epi32(acc0, step(x0, y0));
+                acc1 = _mm256_add_epi32(acc1, step(x1, y1));
+            }
+            i += 64;
+        }
+        if i + 32 <= n {
+            unsafe {
+                let x0 = _mm256_loadu_si256(pa.add(i).cast());
+                let y0 = _mm256_loadu_si256(pb.add(i).cast());
+                acc0 = _mm256_add_epi32(acc0, step(x0, y0));
             }
             i += 32;
-        }
-        if i + 16 <= n {
-            unsafe {
-                let x0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pa.add(i).cast()));
-                let y0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pb.add(i).cast()));
-                acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(x0, y0));
-            }
-            i += 16;
         }
         let acc = _mm256_add_epi32(acc0, acc1);
         let sum128 = _mm_add_epi32(
@@ -174,9 +182,16 @@ mod tests {
     fn kernels_agree_with_naive() {
         let k = Kernels::detect();
         let p = Kernels::portable();
-        for n in [0usize, 1, 7, 31, 32, 33, 384, 385, 1536] {
-            let a: Vec<i8> = (0..n).map(|i| ((i * 73 + 11) % 255) as i32 as i8).collect();
-            let b: Vec<i8> = (0..n).map(|i| ((i * 31 + 5) % 253) as i32 as i8).collect();
+        for n in [0usize, 1, 7, 31, 32, 33, 63, 64, 65, 96, 384, 385, 1536] {
+            // Codes in -127..=127, the quantiser's range.
+            let a: Vec<i8> = (0..n)
+                .map(|i| ((i * 73 + 11) % 255) as i32 - 127)
+                .map(|c| c as i8)
+                .collect();
+            let b: Vec<i8> = (0..n)
+                .map(|i| ((i * 31 + 5) % 253) as i32 - 126)
+                .map(|c| c as i8)
+                .collect();
             let q: Vec<f32> = (0..n).map(|i| (i as f32 * 0.1).sin()).collect();
             let want: i32 = a
                 .iter()
@@ -193,8 +208,34 @@ mod tests {
 
     #[test]
     fn extreme_values_do_not_overflow() {
-        let a = vec![-128i8; 4096];
         let k = Kernels::detect();
-        assert_eq!((k.dot_i8)(&a, &a), 128 * 128 * 4096);
+        let a = vec![-127i8; 4096];
+        assert_eq!((k.dot_i8)(&a, &a), 127 * 127 * 4096);
+        let b = vec![127i8; 4096];
+        assert_eq!((k.dot_i8)(&a, &b), -127 * 127 * 4096);
+        // The portable kernel is exact for -128 too.
+        let c = vec![-128i8; 4096];
+        assert_eq!((Kernels::portable().dot_i8)(&c, &c), 128 * 128 * 4096);
+    }
+
+    /// Every pair of codes in the quantiser's range, in every lane, against the sum of
+    /// products: no pair saturates, zeros and signs come out right.
+    #[test]
+    fn every_pair_of_codes_is_exact() {
+        let k = Kernels::detect();
+        let codes: Vec<i8> = (-127i8..=127).collect();
+        for &x in &codes {
+            // 64 lanes, so both chains and every position of a step see every pair.
+            let a: Vec<i8> = (0..320).map(|i| if i % 3 == 0 { x } else { -x }).collect();
+            for shift in [0usize, 1, 77] {
+                let b: Vec<i8> = (0..320).map(|i| codes[(i + shift) % codes.len()]).collect();
+                let want: i32 = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(p, q)| i32::from(*p) * i32::from(*q))
+                    .sum();
+                assert_eq!((k.dot_i8)(&a, &b), want, "x {x} shift {shift}");
+            }
+        }
     }
 }

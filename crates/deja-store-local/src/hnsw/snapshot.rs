@@ -347,6 +347,10 @@ impl HnswIndex {
                 .collect();
             let deleted: Vec<bool> = r.take(slots)?.into_iter().map(|d| d != 0).collect();
             let codes: Vec<i8> = r.take(slots * dim)?.into_iter().map(|c| c as i8).collect();
+            // The quantiser never writes -128, and the search kernels count on it.
+            if codes.contains(&i8::MIN) {
+                return Err(invalid("a vector code is out of range (-128)"));
+            }
             let inv_norms: Vec<f32> = r
                 .take(slots * 4)?
                 .chunks_exact(4)

@@ -15,9 +15,11 @@
 //!   too (the store adds hits still buffered in memory on every read, as it does for
 //!   entries read from the file).
 //!
-//! Bounded by the bytes of the entries it holds (an estimate of their heap size); an entry
-//! larger than a sixteenth of the bound is not kept. Evicts by CLOCK: a second chance for
-//! every entry read since the hand last passed it.
+//! An entry is kept only when it is read a second time while the first read is still
+//! remembered ([`SEEN_SLOTS`] fingerprints), so reads spread over many entries do not pay
+//! for copies nobody reads again. Bounded by the bytes of the entries it holds (an estimate
+//! of their heap size); an entry larger than a sixteenth of the bound is not kept. Evicts
+//! by CLOCK: a second chance for every entry read since the hand last passed it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,12 +28,18 @@ use std::sync::Arc;
 use deja_core::{Answer, Entry, ExactKey};
 use parking_lot::Mutex;
 
+/// How many reads of entries not kept are remembered (by a fingerprint of their exact key,
+/// one per slot, a newer read taking an older one's slot).
+pub(super) const SEEN_SLOTS: usize = 4096;
+
 /// The store's hot entries (see the module docs).
 pub(super) struct HotEntries {
     max_bytes: usize,
     /// Moves on with every forgetting; see [`Ticket`].
     generation: AtomicU64,
     table: Mutex<Table>,
+    /// Fingerprints of exact keys read recently and not kept (0: none).
+    seen: Box<[AtomicU64]>,
 }
 
 /// The generation a read saw before it began its transaction.
@@ -64,7 +72,20 @@ impl HotEntries {
             max_bytes,
             generation: AtomicU64::new(0),
             table: Mutex::new(Table::default()),
+            seen: (0..SEEN_SLOTS).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// Whether `key` was read recently; remembers it if not. Exact keys are hashes, so
+    /// their first eight bytes spread evenly.
+    fn seen_before(&self, key: &ExactKey) -> bool {
+        let mut head = [0u8; 8];
+        head.copy_from_slice(&key.0[..8]);
+        let h = u64::from_le_bytes(head);
+        let slot = &self.seen[(h % SEEN_SLOTS as u64) as usize];
+        // Never 0, which marks an empty slot.
+        let fingerprint = h | 1;
+        slot.swap(fingerprint, Ordering::Relaxed) == fingerprint
     }
 
     pub(super) fn enabled(&self) -> bool {
@@ -115,7 +136,7 @@ impl HotEntries {
             return;
         }
         let bytes = heap_bytes(entry);
-        if bytes > self.max_bytes / 16 {
+        if bytes > self.max_bytes / 16 || !self.seen_before(&entry.exact_key) {
             return;
         }
         let entry = Arc::new(entry.clone());
@@ -250,6 +271,12 @@ mod tests {
     use super::*;
     use deja_core::{EntryId, PartitionKey, Usage};
 
+    /// Fills as a second read does (the first is only remembered).
+    fn fill_twice(hot: &HotEntries, e: &Entry) {
+        hot.fill(hot.ticket(), e);
+        hot.fill(hot.ticket(), e);
+    }
+
     fn entry(id: u64, key: u8, answer_bytes: usize) -> Entry {
         Entry {
             id: EntryId(id),
@@ -275,7 +302,7 @@ mod tests {
     fn keeps_what_was_read_until_a_write_forgets_it() {
         let hot = HotEntries::new(1 << 20);
         let e = entry(1, 7, 100);
-        hot.fill(hot.ticket(), &e);
+        fill_twice(&hot, &e);
         assert_eq!(hot.get(&e.exact_key), Some(e.clone()));
         // A write of another key and id leaves it.
         hot.forget(&[[9; 16]], &[2]);
@@ -284,10 +311,10 @@ mod tests {
         hot.forget(&[e.exact_key.0], &[]);
         assert_eq!(hot.get(&e.exact_key), None);
         // … and by id (the same id stored under another key).
-        hot.fill(hot.ticket(), &e);
+        fill_twice(&hot, &e);
         hot.forget(&[], &[1]);
         assert_eq!(hot.get(&e.exact_key), None);
-        hot.fill(hot.ticket(), &e);
+        fill_twice(&hot, &e);
         hot.clear();
         assert_eq!(hot.get(&e.exact_key), None);
     }
@@ -296,6 +323,8 @@ mod tests {
     fn a_read_that_raced_a_write_is_not_kept() {
         let hot = HotEntries::new(1 << 20);
         let e = entry(1, 7, 100);
+        // Read once before: the next read would be kept.
+        hot.fill(hot.ticket(), &e);
         let before = hot.ticket();
         // A write commits and forgets while the read is under way, whatever it touched.
         hot.forget(&[[9; 16]], &[]);
@@ -307,15 +336,42 @@ mod tests {
     }
 
     #[test]
+    fn only_what_is_read_again_is_kept() {
+        let hot = HotEntries::new(1 << 20);
+        let (a, b) = (entry(1, 7, 100), entry(2, 8, 100));
+        hot.fill(hot.ticket(), &a);
+        assert_eq!(hot.get(&a.exact_key), None, "read once");
+        hot.fill(hot.ticket(), &b);
+        hot.fill(hot.ticket(), &a);
+        assert!(hot.get(&a.exact_key).is_some(), "read again");
+        assert_eq!(hot.get(&b.exact_key), None);
+        // A read remembered is forgotten once another key takes its slot.
+        let c = entry(3, 9, 100);
+        hot.fill(hot.ticket(), &c);
+        let mut taken = c.clone();
+        for i in 0..SEEN_SLOTS as u64 * 8 {
+            taken.exact_key = ExactKey::new(&PartitionKey([1; 16]), &i.to_string());
+            let slot =
+                |k: &ExactKey| u64::from_le_bytes(k.0[..8].try_into().unwrap()) % SEEN_SLOTS as u64;
+            if slot(&taken.exact_key) == slot(&c.exact_key) {
+                break;
+            }
+        }
+        hot.fill(hot.ticket(), &taken);
+        hot.fill(hot.ticket(), &c);
+        assert_eq!(hot.get(&c.exact_key), None);
+    }
+
+    #[test]
     fn one_key_and_one_id_per_slot() {
         let hot = HotEntries::new(1 << 20);
         // The same id read again under another key (it was moved): only the new one stays.
-        hot.fill(hot.ticket(), &entry(1, 7, 10));
-        hot.fill(hot.ticket(), &entry(1, 8, 10));
+        fill_twice(&hot, &entry(1, 7, 10));
+        fill_twice(&hot, &entry(1, 8, 10));
         assert_eq!(hot.get(&ExactKey([7; 16])), None);
         assert!(hot.get(&ExactKey([8; 16])).is_some());
         // Another id under the same key (it was replaced): only the new one stays.
-        hot.fill(hot.ticket(), &entry(2, 8, 10));
+        fill_twice(&hot, &entry(2, 8, 10));
         assert_eq!(hot.get(&ExactKey([8; 16])).map(|e| e.id), Some(EntryId(2)));
         hot.forget(&[], &[1]);
         assert!(hot.get(&ExactKey([8; 16])).is_some());
@@ -328,7 +384,7 @@ mod tests {
         let one = heap_bytes(&entry(0, 0, 1_000));
         let hot = HotEntries::new(one * 20 + 40);
         for k in 0..10u8 {
-            hot.fill(hot.ticket(), &entry(u64::from(k), k, 1_000));
+            fill_twice(&hot, &entry(u64::from(k), k, 1_000));
         }
         assert_eq!(hot.len(), 10);
         // Entries 0..5 are read; filling ten more evicts the unread ones first.
@@ -336,7 +392,7 @@ mod tests {
             assert!(hot.get(&ExactKey([k; 16])).is_some());
         }
         for k in 10..25u8 {
-            hot.fill(hot.ticket(), &entry(u64::from(k), k, 1_000));
+            fill_twice(&hot, &entry(u64::from(k), k, 1_000));
             assert!(hot.table.lock().bytes <= one * 20 + 40);
         }
         assert_eq!(hot.len(), 20);
@@ -349,11 +405,11 @@ mod tests {
         assert_eq!((kept_read, kept_unread), (5, 0));
         // An entry over a sixteenth of the bound is not kept.
         let big = entry(99, 99, one * 2);
-        hot.fill(hot.ticket(), &big);
+        fill_twice(&hot, &big);
         assert_eq!(hot.get(&big.exact_key), None);
         // A table of 0 bytes keeps nothing.
         let off = HotEntries::new(0);
-        off.fill(off.ticket(), &entry(1, 1, 1));
+        fill_twice(&off, &entry(1, 1, 1));
         assert_eq!(off.get(&ExactKey([1; 16])), None);
     }
 }
