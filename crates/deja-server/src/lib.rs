@@ -299,6 +299,11 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
                 let hnsw = Arc::new(
                     loaded.unwrap_or_else(|| HnswIndex::new(embedder.id(), embedder.dim(), params)),
                 );
+                // Graph inserts on the index's own thread: a miss's store write and the
+                // graph work of the one before run side by side.
+                if let Err(e) = hnsw.insert_in_background() {
+                    tracing::warn!(error = %e, "could not start the index's insert thread; inserting inline");
+                }
                 (hnsw.clone(), Some(hnsw), from_snapshot)
             }
             IndexKind::RedisSearch => {

@@ -17,6 +17,11 @@
 //! but are never returned. When tombstones outnumber live vectors the partition is rebuilt
 //! without them. Inserting an id that is present tombstones its old slot and adds a new one.
 //!
+//! With [`HnswIndex::insert_in_background`], inserts into graph partitions are done on a
+//! thread of the index's own while the caller goes on; a vector waiting for it is scored
+//! directly by searches, so it is found from the moment it was inserted
+//! (`background.rs`).
+//!
 //! Persistence is a snapshot file (`snapshot.rs`) written at a clean shutdown and used at
 //! the next start only if the store has not changed since; otherwise the index is rebuilt
 //! from the entry store. Not here: embedder checks on insert (the trait carries no
@@ -24,6 +29,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
@@ -33,8 +39,11 @@ use deja_core::{EntryId, IndexError, Neighbor, PartitionKey, VectorIndex};
 use crate::codec::quantize_into;
 use crate::simd::Kernels;
 
+mod background;
 mod snapshot;
 pub use snapshot::SnapshotError;
+
+use background::Background;
 
 /// HNSW tuning. The defaults give recall@1 ≥ 0.99 on 384-d embeddings at 100k vectors per
 /// partition with sub-millisecond searches.
@@ -94,6 +103,17 @@ pub struct HnswIndex {
     /// exclusively only to add or drop a partition, so a partition is never written after
     /// it has been dropped from the map.
     partitions: RwLock<HashMap<PartitionKey, RwLock<PartitionIndex>>>,
+    /// Graph inserts handed to the index's own thread, once
+    /// [`HnswIndex::insert_in_background`] started it.
+    background: OnceLock<Arc<Background>>,
+}
+
+impl Drop for HnswIndex {
+    fn drop(&mut self) {
+        if let Some(bg) = self.background.get() {
+            bg.stop();
+        }
+    }
 }
 
 impl std::fmt::Debug for HnswIndex {
@@ -121,7 +141,55 @@ impl HnswIndex {
             },
             kernels: Kernels::detect(),
             partitions: RwLock::new(HashMap::new()),
+            background: OnceLock::new(),
         }
+    }
+
+    /// From now on, inserts into partitions searched through a graph are done on a thread
+    /// of the index's own, so the caller goes on while the graph work is done on another
+    /// core; every search still finds each vector from the moment it was inserted (see
+    /// `background.rs`). Calling it again does nothing.
+    pub fn insert_in_background(self: &Arc<Self>) -> std::io::Result<()> {
+        if self.background.get().is_none() {
+            let bg = Background::start(self)?;
+            if self.background.set(bg.clone()).is_err() {
+                // Another call started one first: this thread ends.
+                bg.stop();
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every vector handed to the background thread is in its graph (at once
+    /// without one). Snapshots are written only then.
+    pub fn settle(&self) {
+        if let Some(bg) = self.background.get() {
+            bg.settle();
+        }
+    }
+
+    /// Whether `partition` is searched through a graph.
+    fn has_graph(&self, partition: PartitionKey) -> bool {
+        self.partitions
+            .read()
+            .get(&partition)
+            .is_some_and(|p| p.read().graph.is_some())
+    }
+
+    /// Adds what still waits for the background thread to a search's results.
+    fn with_waiting(
+        &self,
+        partition: PartitionKey,
+        query: &[f32],
+        k: usize,
+        mut found: Vec<Neighbor>,
+    ) -> Vec<Neighbor> {
+        if let Some(bg) = self.background.get() {
+            if k > 0 {
+                bg.merge_waiting(partition, query, k, self.kernels, &mut found);
+            }
+        }
+        found
     }
 
     pub fn params(&self) -> HnswParams {
@@ -152,11 +220,22 @@ impl HnswIndex {
         vector: &[f32],
     ) -> Result<(), IndexError> {
         self.check_dim(vector)?;
+        if let Some(bg) = self.background.get() {
+            if bg.hand_over(partition, id, vector, self.has_graph(partition)) {
+                return Ok(());
+            }
+        }
+        self.insert_now(partition, id, vector);
+        Ok(())
+    }
+
+    /// Inserts into the partition's structure now, on the caller's thread.
+    fn insert_now(&self, partition: PartitionKey, id: EntryId, vector: &[f32]) {
         {
             let map = self.partitions.read();
             if let Some(p) = map.get(&partition) {
                 p.write().insert(id.0, vector, &self.params, self.kernels);
-                return Ok(());
+                return;
             }
         }
         let mut map = self.partitions.write();
@@ -164,15 +243,23 @@ impl HnswIndex {
             .entry(partition)
             .or_insert_with(|| RwLock::new(PartitionIndex::new(self.dim, seed_for(&partition))));
         p.get_mut().insert(id.0, vector, &self.params, self.kernels);
-        Ok(())
     }
 
     /// Synchronous [`VectorIndex::remove`].
     pub fn remove_sync(&self, partition: PartitionKey, id: EntryId) -> Result<(), IndexError> {
+        if let Some(bg) = self.background.get() {
+            bg.forget(partition, id);
+        }
+        self.remove_now(partition, id);
+        Ok(())
+    }
+
+    /// Removes from the partition's structure now.
+    fn remove_now(&self, partition: PartitionKey, id: EntryId) {
         let now_empty = {
             let map = self.partitions.read();
             let Some(p) = map.get(&partition) else {
-                return Ok(());
+                return;
             };
             let mut p = p.write();
             p.remove(id.0, &self.params, self.kernels);
@@ -188,7 +275,6 @@ impl HnswIndex {
                 map.remove(&partition);
             }
         }
-        Ok(())
     }
 
     /// Synchronous [`VectorIndex::search`].
@@ -210,9 +296,10 @@ impl HnswIndex {
         k: usize,
         ef_search: usize,
     ) -> Result<Vec<Neighbor>, IndexError> {
-        self.in_partition(partition, query, k, |p| {
+        let found = self.in_partition(partition, query, k, |p| {
             p.search(query, k, ef_search.max(1), self.kernels)
-        })
+        })?;
+        Ok(self.with_waiting(partition, query, k, found))
     }
 
     /// Synchronous [`VectorIndex::search_near`]: a graph search that finds nothing at or
@@ -225,7 +312,7 @@ impl HnswIndex {
         k: usize,
         floor: f32,
     ) -> Result<Vec<Neighbor>, IndexError> {
-        self.in_partition(partition, query, k, |p| {
+        let found = self.in_partition(partition, query, k, |p| {
             let mut ef = self.params.ef_search;
             // A brute-force partition is exact already.
             let widest = match p.graph {
@@ -240,7 +327,8 @@ impl HnswIndex {
                 }
                 ef = (ef * WIDEN).min(widest);
             }
-        })
+        })?;
+        Ok(self.with_waiting(partition, query, k, found))
     }
 
     /// Runs a search of `k` neighbours of `query` on `partition` under its read lock:
@@ -265,13 +353,21 @@ impl HnswIndex {
         Ok(found)
     }
 
-    /// Live vectors in all partitions.
+    /// Live vectors in all partitions, counting those waiting for the background thread.
     pub fn len_sync(&self) -> u64 {
-        self.partitions
-            .read()
-            .values()
-            .map(|p| p.read().live as u64)
-            .sum()
+        let map = self.partitions.read();
+        // Every partition read-locked at once, so the background thread cannot move a
+        // vector into a graph between counting the graphs and counting what waits.
+        let locked: HashMap<&PartitionKey, _> = map.iter().map(|(k, p)| (k, p.read())).collect();
+        let graphs: u64 = locked.values().map(|p| p.live as u64).sum();
+        let waiting = self.background.get().map_or(0, |bg| {
+            bg.waiting_new(|partition, id| {
+                locked
+                    .get(&partition)
+                    .is_some_and(|p| p.slot_of.contains_key(&id))
+            })
+        });
+        graphs + waiting as u64
     }
 
     /// Heap bytes held by the index's data structures (vectors, ids, id map, graph links),

@@ -166,6 +166,20 @@ async fn hnsw_index_conforms_graph() {
 }
 
 #[tokio::test]
+async fn hnsw_index_conforms_graph_inserting_in_background() {
+    let params = HnswParams {
+        flat_below: 0,
+        ..HnswParams::default()
+    };
+    vector_index_suite(|| {
+        let index = Arc::new(HnswIndex::new(INDEX_EMBEDDER, INDEX_DIM, params));
+        index.insert_in_background().unwrap();
+        index as Arc<dyn VectorIndex>
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn expiry_and_eviction_keep_redb_and_hnsw_in_step() {
     let dir = tempfile::tempdir().unwrap();
     let n = std::sync::atomic::AtomicUsize::new(0);

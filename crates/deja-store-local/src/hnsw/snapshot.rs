@@ -159,6 +159,8 @@ impl HnswIndex {
     }
 
     fn write_to<W: Write>(&self, w: &mut Hashing<W>, state: u64) -> std::io::Result<()> {
+        // Every vector handed to the background thread is in its graph first.
+        self.settle();
         w.put(MAGIC)?;
         w.u32(FORMAT_VERSION)?;
         w.u32(self.embedder_id.len() as u32)?;
