@@ -222,6 +222,23 @@ fn store_bench(c: &mut Criterion) {
             rt.block_on(store.record_hit(ids[i], 5)).unwrap()
         })
     });
+    // One miss's answer stored with `durability = "fast"` (the server flushes every
+    // second; here every 1,000 puts), replacing an entry of the 10k.
+    let template = rt.block_on(store.get(ids[0])).unwrap().unwrap();
+    let mut puts = 0u64;
+    g.bench_function("put_fast_10k", |b| {
+        b.iter(|| {
+            i = (i + 7919) % n;
+            let mut e = template.clone();
+            e.id = EntryId::random();
+            e.exact_key = keys[i];
+            rt.block_on(store.put(&e)).unwrap();
+            puts += 1;
+            if puts.is_multiple_of(1_000) {
+                rt.block_on(store.flush()).unwrap();
+            }
+        })
+    });
     g.finish();
 }
 
