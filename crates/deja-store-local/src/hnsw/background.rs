@@ -227,7 +227,15 @@ impl Background {
             let Some(index) = index.upgrade() else {
                 return;
             };
-            index.insert_now(partition, id, &vector);
+            // A panic here must not end the thread: the queue would fill and every later
+            // insert wait forever. The vector is then missing from the graph (a miss, never
+            // a wrong answer: lookups re-read the store).
+            let inserted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                index.insert_now(partition, id, &vector)
+            }));
+            if inserted.is_err() {
+                tracing::error!(entry = %id, "the index's insert thread caught a panic; the entry is left out of the index");
+            }
             self.state.lock().in_flight = None;
             self.changed.notify_all();
         }
