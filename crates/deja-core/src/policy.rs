@@ -67,8 +67,7 @@ pub struct Policy {
     /// Lowercased keywords with their category, longest first (a longer phrase wins).
     keywords: Vec<(String, CategoryId)>,
     /// Every keyword in one automaton (pattern `i` is `keywords[i]`), so a prompt is read
-    /// once, not once per keyword; `None` without keywords (or in the unlikely case the
-    /// automaton cannot be built: then each keyword is searched for in turn).
+    /// once, not once per keyword; `None` without keywords.
     keyword_matcher: Option<aho_corasick::AhoCorasick>,
     examples: Vec<(CategoryId, Vec<f32>)>,
     examples_min_similarity: f32,
@@ -161,9 +160,15 @@ impl Policy {
             })
             .collect();
         keywords.sort_by_key(|k| std::cmp::Reverse(k.0.chars().count()));
-        let keyword_matcher = (!keywords.is_empty())
-            .then(|| aho_corasick::AhoCorasick::new(keywords.iter().map(|k| &k.0)).ok())
-            .flatten();
+        let keyword_matcher = if keywords.is_empty() {
+            None
+        } else {
+            let built = aho_corasick::AhoCorasick::new(keywords.iter().map(|k| &k.0));
+            Some(built.map_err(|e| PolicyError::Invalid {
+                name: String::new(),
+                message: format!("the categories' keywords cannot be matched: {e}"),
+            })?)
+        };
         Ok(Policy {
             categories,
             keywords,
@@ -268,17 +273,8 @@ impl Policy {
 
     /// Keyword rules. `None` when no keyword matches.
     pub fn classify_text(&self, prompt: &str) -> Option<CategoryId> {
-        if self.keywords.is_empty() {
-            return None;
-        }
+        let matcher = self.keyword_matcher.as_ref()?;
         let lower = prompt.to_lowercase();
-        let Some(matcher) = &self.keyword_matcher else {
-            return self
-                .keywords
-                .iter()
-                .find(|(k, _)| contains_word(&lower, k))
-                .map(|(_, id)| *id);
-        };
         // The first keyword in order (the longest) found as a whole word, as if each were
         // searched for in turn.
         let mut first: Option<usize> = None;
@@ -307,9 +303,9 @@ impl Policy {
     }
 }
 
-/// Whether `needle` occurs in `haystack` as a whole word (both lowercased). Around a
-/// match there must be a non-alphanumeric character or the text's edge — except next to
-/// CJK characters, which are not separated by spaces.
+/// Whether `needle` occurs in `haystack` as a whole word (see [`word_at`]), searching for
+/// it alone: what the one-pass automaton of [`Policy::classify_text`] must agree with.
+#[cfg(test)]
 fn contains_word(haystack: &str, needle: &str) -> bool {
     let mut start = 0;
     while let Some(pos) = haystack[start..].find(needle) {
@@ -322,7 +318,9 @@ fn contains_word(haystack: &str, needle: &str) -> bool {
     false
 }
 
-/// Whether the match `haystack[at..end]` stands as a whole word (see [`contains_word`]).
+/// Whether the match `haystack[at..end]` stands as a whole word (both lowercased): around it
+/// a non-alphanumeric character or the text's edge — except next to CJK characters, which
+/// are not separated by spaces.
 fn word_at(haystack: &str, at: usize, end: usize) -> bool {
     let is_cjk = |c: char| matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF);
     let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric() || is_cjk(c));

@@ -1005,7 +1005,8 @@ impl Graph {
 mod tests {
     use super::*;
 
-    fn rng_vec(seed: &mut u64, dim: usize) -> Vec<f32> {
+    /// A random unit vector of `dim` from `seed` (also used by the submodules' tests).
+    pub(super) fn rng_vec(seed: &mut u64, dim: usize) -> Vec<f32> {
         let v: Vec<f32> = (0..dim)
             .map(|_| {
                 *seed = seed

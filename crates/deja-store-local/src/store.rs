@@ -33,7 +33,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -120,7 +120,7 @@ pub struct RedbStore {
     /// Entries read most recently, decoded (see `hot.rs`).
     hot: HotEntries,
     /// Write transactions begun with [`StoreDurability::Fast`] (see [`FAST_DURABLE_EVERY`]).
-    fast_writes: std::sync::atomic::AtomicU32,
+    fast_writes: AtomicU32,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -197,7 +197,7 @@ impl RedbStore {
                 next_reopen: now,
             }),
             hot: HotEntries::new(DEFAULT_HOT_BYTES),
-            fast_writes: std::sync::atomic::AtomicU32::new(0),
+            fast_writes: AtomicU32::new(0),
         })
     }
 
@@ -234,7 +234,9 @@ impl RedbStore {
         txn.set_durability(match self.durability {
             StoreDurability::Strict => Durability::Immediate,
             StoreDurability::Fast => {
-                let n = (self.fast_writes).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let n = self
+                    .fast_writes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if n % FAST_DURABLE_EVERY == FAST_DURABLE_EVERY - 1 {
                     Durability::Immediate
                 } else {

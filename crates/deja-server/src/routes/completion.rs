@@ -334,7 +334,7 @@ pub async fn answer(
         .as_deref()
         .and_then(|c| HeaderValue::from_str(c).ok())
     {
-        resp_headers.insert("x-deja-category", c);
+        resp_headers.insert(super::X_DEJA_CATEGORY, c);
     }
     if let Some(r) = rejected {
         // A similar prompt was found but refused: say why, to guide tuning.
@@ -439,7 +439,7 @@ fn hit_headers(entry: &Entry, outcome: &CacheHeader) -> HeaderMap {
 
 /// The category named by `x-deja-category`, which must be a configured one.
 fn category_hint(app: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(v) = headers.get("x-deja-category") else {
+    let Some(v) = headers.get(super::X_DEJA_CATEGORY) else {
         return Ok(None);
     };
     let policy = app.cache().policy();

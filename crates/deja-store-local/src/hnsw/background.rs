@@ -44,7 +44,7 @@ struct State {
     /// Inserts not started, oldest first.
     queue: VecDeque<Waiting>,
     /// The insert the thread is doing.
-    in_flight: Option<InFlight>,
+    in_flight: Option<Waiting>,
     /// Set when the index is dropped: the thread ends.
     stop: bool,
 }
@@ -57,8 +57,24 @@ struct Waiting {
     inv: f32,
 }
 
-struct InFlight {
-    waiting: Waiting,
+impl Waiting {
+    /// `vector` with its codes and their inverse norm, scored as the graph would.
+    fn new(partition: PartitionKey, id: EntryId, vector: &[f32]) -> Waiting {
+        let mut codes = vec![0i8; vector.len()];
+        quantize_into(vector, &mut codes);
+        let inv = inv_norm(&codes);
+        Waiting {
+            partition,
+            id: id.0,
+            vector: vector.to_vec(),
+            codes,
+            inv,
+        }
+    }
+
+    fn is(&self, partition: PartitionKey, id: u64) -> bool {
+        self.partition == partition && self.id == id
+    }
 }
 
 impl Background {
@@ -87,26 +103,19 @@ impl Background {
         vector: &[f32],
         graph: bool,
     ) -> bool {
-        let mut s = self.state.lock();
-        if !graph && !s.waits(partition, id.0) {
+        if !graph && !self.state.lock().waits(partition, id.0) {
             return false;
         }
+        // Quantised before the lock every search of a graph partition takes.
+        let waiting = Waiting::new(partition, id, vector);
+        let mut s = self.state.lock();
         while s.waiting() >= MAX_WAITING && !s.stop {
             self.changed.wait(&mut s);
         }
         // A newer vector of the same id replaces a queued one (one in flight is inserted
         // first, then replaced by this one).
         s.forget_queued(partition, id.0);
-        let mut codes = vec![0i8; vector.len()];
-        quantize_into(vector, &mut codes);
-        let inv = inv_norm(&codes);
-        s.queue.push_back(Waiting {
-            partition,
-            id: id.0,
-            vector: vector.to_vec(),
-            codes,
-            inv,
-        });
+        s.queue.push_back(waiting);
         self.changed.notify_all();
         true
     }
@@ -117,11 +126,7 @@ impl Background {
         let mut s = self.state.lock();
         s.forget_queued(partition, id.0);
         self.changed.notify_all();
-        while s
-            .in_flight
-            .as_ref()
-            .is_some_and(|f| f.waiting.partition == partition && f.waiting.id == id.0)
-        {
+        while s.in_flight.as_ref().is_some_and(|w| w.is(partition, id.0)) {
             self.changed.wait(&mut s);
         }
     }
@@ -138,9 +143,8 @@ impl Background {
         found: &mut Vec<Neighbor>,
     ) {
         let s = self.state.lock();
-        let in_flight = s.in_flight.iter().map(|f| &f.waiting);
         let mut added = false;
-        for w in s.queue.iter().chain(in_flight) {
+        for w in s.queue.iter().chain(&s.in_flight) {
             if w.partition != partition {
                 continue;
             }
@@ -171,10 +175,9 @@ impl Background {
     /// live in the graph with its older vector).
     pub(super) fn waiting_new(&self, in_graph: impl Fn(PartitionKey, u64) -> bool) -> usize {
         let s = self.state.lock();
-        let in_flight = s.in_flight.iter().map(|f| &f.waiting);
         s.queue
             .iter()
-            .chain(in_flight)
+            .chain(&s.in_flight)
             .filter(|w| !in_graph(w.partition, w.id))
             .count()
     }
@@ -218,7 +221,7 @@ impl Background {
                     }
                     if let Some(w) = s.queue.pop_front() {
                         let taken = (w.partition, EntryId(w.id), w.vector.clone());
-                        s.in_flight = Some(InFlight { waiting: w });
+                        s.in_flight = Some(w);
                         break taken;
                     }
                     self.changed.wait(&mut s);
@@ -245,8 +248,7 @@ impl Background {
 impl State {
     /// Drops `id`'s queued vector.
     fn forget_queued(&mut self, partition: PartitionKey, id: u64) {
-        self.queue
-            .retain(|w| !(w.partition == partition && w.id == id));
+        self.queue.retain(|w| !w.is(partition, id));
     }
 
     fn waiting(&self) -> usize {
@@ -255,28 +257,18 @@ impl State {
 
     /// Whether `id` of `partition` is queued or being inserted.
     fn waits(&self, partition: PartitionKey, id: u64) -> bool {
-        let same = |w: &Waiting| w.partition == partition && w.id == id;
-        self.queue.iter().any(same) || self.in_flight.as_ref().is_some_and(|f| same(&f.waiting))
+        self.queue
+            .iter()
+            .chain(&self.in_flight)
+            .any(|w| w.is(partition, id))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::rng_vec;
     use super::super::HnswParams;
     use super::*;
-
-    fn rng_vec(seed: &mut u64, dim: usize) -> Vec<f32> {
-        let v: Vec<f32> = (0..dim)
-            .map(|_| {
-                *seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((*seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-            })
-            .collect();
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.into_iter().map(|x| x / n).collect()
-    }
 
     /// An index whose partitions are graphs from the first vector, inserting in the
     /// background.

@@ -460,21 +460,9 @@ impl HnswIndex {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::rng_vec;
     use super::*;
     use deja_core::EntryId;
-
-    fn rng_vec(seed: &mut u64, dim: usize) -> Vec<f32> {
-        let v: Vec<f32> = (0..dim)
-            .map(|_| {
-                *seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((*seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-            })
-            .collect();
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.into_iter().map(|x| x / n).collect()
-    }
 
     fn params() -> HnswParams {
         HnswParams {

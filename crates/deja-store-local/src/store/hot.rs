@@ -95,32 +95,27 @@ impl HotEntries {
     /// The entry stored under `key`, if it is hot. Its hit fields are those the file held
     /// when it was read.
     pub(super) fn get(&self, key: &ExactKey) -> Option<Entry> {
+        self.read(|t| t.by_key.get(&key.0).copied())
+    }
+
+    /// The entry with `id`, if it is hot (see [`get`](Self::get)).
+    pub(super) fn get_id(&self, id: u64) -> Option<Entry> {
+        self.read(|t| t.by_id.get(&id).copied())
+    }
+
+    /// A copy of the entry in the slot `find` names, marked as read.
+    fn read(&self, find: impl FnOnce(&Table) -> Option<usize>) -> Option<Entry> {
         if !self.enabled() {
             return None;
         }
         let found = {
             let mut t = self.table.lock();
-            let i = *t.by_key.get(&key.0)?;
+            let i = find(&t)?;
             let slot = t.slots[i].as_mut()?;
             slot.referenced = true;
             Arc::clone(&slot.entry)
         };
         // The deep copy is made outside the lock.
-        Some(Entry::clone(&found))
-    }
-
-    /// The entry with `id`, if it is hot (see [`get`](Self::get)).
-    pub(super) fn get_id(&self, id: u64) -> Option<Entry> {
-        if !self.enabled() {
-            return None;
-        }
-        let found = {
-            let mut t = self.table.lock();
-            let i = *t.by_id.get(&id)?;
-            let slot = t.slots[i].as_mut()?;
-            slot.referenced = true;
-            Arc::clone(&slot.entry)
-        };
         Some(Entry::clone(&found))
     }
 
