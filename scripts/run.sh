@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Runs the deja proxy on its embedded default (on-disk store, in-process index, local
-# all-MiniLM-L6-v2 model), installing the model first if it is missing. Extra arguments go
-# to `deja serve` (e.g. --upstream http://127.0.0.1:8090/v1 --listen 127.0.0.1:8080). With
-# `--embedder-model multilingual-e5-small` (or DEJA_EMBEDDER_MODEL) that model is
-# installed and served instead.
+# Runs the deja proxy on its embedded default (on-disk store, in-process index, the local
+# models: English prompts by all-MiniLM-L6-v2, the others by multilingual-e5-small),
+# installing the models first if they are missing. Extra arguments go to `deja serve` (e.g.
+# --upstream http://127.0.0.1:8090/v1 --listen 127.0.0.1:8080). With `--embedder-model
+# all-minilm-l6-v2` or `multilingual-e5-small` (or DEJA_EMBEDDER_MODEL) only that model is
+# installed and served.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODEL="${DEJA_EMBEDDER_MODEL:-all-minilm-l6-v2}"
+MODEL="${DEJA_EMBEDDER_MODEL:-auto}"
 prev=""
 for arg in "$@"; do
     case "$arg" in

@@ -80,6 +80,38 @@ pub struct CacheOptions {
     /// Most requests remembered as aliases of the entry a semantic hit served them, so a
     /// repeat is served without embedding (`engine/alias.rs`); 0 keeps none.
     pub max_aliases: usize,
+    /// A second embedder for the prompts that are not English, with its own index; `None`:
+    /// the first embedder embeds every prompt.
+    pub other_languages: Option<OtherLanguages>,
+}
+
+/// The embedding space of the prompts that are not English: a multilingual embedder, its
+/// own index, and its pair model. A prompt goes there when the first embedder's vocabulary
+/// does not tell it English (`Vocabulary::is_english`): it is embedded, searched,
+/// verified (by the verifiers shipped for that embedder and pair model) and indexed
+/// there, and its entry records that embedder. English prompts stay with the first
+/// embedder, which reads English better (docs/hit-quality.md). A prompt is only ever
+/// compared with entries of its own space; the language veto already refuses pairs in two
+/// languages.
+#[derive(Clone)]
+pub struct OtherLanguages {
+    pub embedder: Arc<dyn Embedder>,
+    pub index: Arc<dyn VectorIndex>,
+    /// Its pair model, asked as the first embedder's is.
+    pub pair_scorer: Option<Arc<dyn crate::PairScorer>>,
+    /// [`CacheOptions::examples_min_similarity`] for this embedder's cosines.
+    pub examples_min_similarity: f32,
+}
+
+impl std::fmt::Debug for OtherLanguages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtherLanguages")
+            .field("embedder", &self.embedder.id())
+            .field("index", &self.index.embedder_id())
+            .field("pair_scorer", &self.pair_scorer)
+            .field("examples_min_similarity", &self.examples_min_similarity)
+            .finish()
+    }
 }
 
 /// Whether semantic candidates are verified before they are served.
@@ -110,6 +142,7 @@ impl Default for CacheOptions {
             max_false_hit_rate: None,
             answer_min_similarity: None,
             max_aliases: DEFAULT_MAX_ALIASES,
+            other_languages: None,
         }
     }
 }
@@ -363,6 +396,8 @@ pub enum BuildError {
     Verifier(#[source] &'static ModelError),
     #[error("max_false_hit_rate must be above 0 and below 0.5, got {0}")]
     Budget(f64),
+    #[error("the other languages' embedder must differ from the first one (both are {0})")]
+    SameEmbedder(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -383,15 +418,10 @@ pub struct Cache {
 
 struct Inner {
     store: Arc<dyn EntryStore>,
-    index: Arc<dyn VectorIndex>,
-    embedder: Arc<dyn Embedder>,
+    /// The embedding spaces: the first embedder's, then the other languages' if set.
+    spaces: Vec<Space>,
     clock: Arc<dyn Clock>,
     options: CacheOptions,
-    /// The learned verifier, when `options.verify` is [`VerifyMode::Model`].
-    verifier: Option<Arc<Model>>,
-    /// The second path of [`VerifyMode::Model`]: the pair model and the verifier stacked
-    /// with it, when that pair model is loaded.
-    pair: Option<(Arc<Model>, Arc<dyn crate::PairScorer>)>,
     /// Replaced once, when [`Cache::embed_category_examples`] has embedded the examples.
     policy: parking_lot::RwLock<Arc<Policy>>,
     /// Counted since the last [`Cache::flush_counters`].
@@ -402,16 +432,31 @@ struct Inner {
     aliases: alias::Aliases,
 }
 
-impl Cache {
-    /// Fails if the index was built for another embedder or dimension: mixing vectors of
-    /// two models gives meaningless similarities.
-    pub fn new(
-        store: Arc<dyn EntryStore>,
+/// One embedder, the index of the vectors it made, and the verifiers fitted to its
+/// cosines.
+struct Space {
+    index: Arc<dyn VectorIndex>,
+    embedder: Arc<dyn Embedder>,
+    /// The learned verifier, when `options.verify` is [`VerifyMode::Model`].
+    verifier: Option<Arc<Model>>,
+    /// The second path of [`VerifyMode::Model`]: the pair model and the verifier stacked
+    /// with it, when that pair model is loaded.
+    pair: Option<(Arc<Model>, Arc<dyn crate::PairScorer>)>,
+    examples_min_similarity: f32,
+}
+
+impl Space {
+    /// Checks that `index` holds `embedder`'s vectors and loads the verifiers: `verifier`
+    /// and `pair_verifier` replace the shipped ones (for evaluating fresh fits).
+    fn new(
         index: Arc<dyn VectorIndex>,
         embedder: Arc<dyn Embedder>,
-        clock: Arc<dyn Clock>,
-        options: CacheOptions,
-    ) -> Result<Self, BuildError> {
+        verify: VerifyMode,
+        verifier: Option<&Arc<Model>>,
+        pair_scorer: Option<&Arc<dyn crate::PairScorer>>,
+        pair_verifier: Option<&Arc<Model>>,
+        examples_min_similarity: f32,
+    ) -> Result<Space, BuildError> {
         if index.embedder_id() != embedder.id() {
             return Err(IndexError::Embedder {
                 want: index.embedder_id().to_string(),
@@ -426,7 +471,7 @@ impl Cache {
             }
             .into());
         }
-        let verifier = match (&options.verify, &options.verifier) {
+        let verifier = match (verify, verifier) {
             (VerifyMode::Model, Some(m)) => Some(m.clone()),
             (VerifyMode::Model, None) => Some(Arc::new(
                 Model::shipped_for_embedder(embedder.id())
@@ -436,9 +481,9 @@ impl Cache {
             _ => None,
         };
         // The pair model is asked only by the verifier stacked with it.
-        let pair = match (&options.verify, &options.pair_scorer) {
+        let pair = match (verify, pair_scorer) {
             (VerifyMode::Model, Some(scorer)) => {
-                let stacked = match &options.pair_verifier {
+                let stacked = match pair_verifier {
                     Some(m) => Arc::clone(m),
                     None => Arc::new(
                         Model::shipped_for(Some(scorer.id()))
@@ -450,6 +495,49 @@ impl Cache {
             }
             _ => None,
         };
+        Ok(Space {
+            index,
+            embedder,
+            verifier,
+            pair,
+            examples_min_similarity,
+        })
+    }
+}
+
+impl Cache {
+    /// Fails if the index was built for another embedder or dimension: mixing vectors of
+    /// two models gives meaningless similarities.
+    pub fn new(
+        store: Arc<dyn EntryStore>,
+        index: Arc<dyn VectorIndex>,
+        embedder: Arc<dyn Embedder>,
+        clock: Arc<dyn Clock>,
+        options: CacheOptions,
+    ) -> Result<Self, BuildError> {
+        let mut spaces = vec![Space::new(
+            index,
+            embedder,
+            options.verify,
+            options.verifier.as_ref(),
+            options.pair_scorer.as_ref(),
+            options.pair_verifier.as_ref(),
+            options.examples_min_similarity,
+        )?];
+        if let Some(other) = &options.other_languages {
+            if other.embedder.id() == spaces[0].embedder.id() {
+                return Err(BuildError::SameEmbedder(other.embedder.id().to_string()));
+            }
+            spaces.push(Space::new(
+                Arc::clone(&other.index),
+                Arc::clone(&other.embedder),
+                options.verify,
+                None,
+                other.pair_scorer.as_ref(),
+                None,
+                other.examples_min_similarity,
+            )?);
+        }
         let policy = Policy::new(
             options.min_similarity,
             options.min_confidence,
@@ -478,12 +566,9 @@ impl Cache {
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
-                index,
-                embedder,
+                spaces,
                 clock,
                 options,
-                verifier,
-                pair,
                 policy: parking_lot::RwLock::new(Arc::new(policy)),
                 pending: Mutex::new(Counters::default()),
                 calibration,
@@ -510,8 +595,51 @@ impl Cache {
         &self.inner.store
     }
 
+    /// The first embedder (of English prompts, when another embeds the other languages).
     pub fn embedder(&self) -> &Arc<dyn Embedder> {
-        &self.inner.embedder
+        &self.inner.spaces[0].embedder
+    }
+
+    /// The embedder of `prompt` (normalised): the first one, unless the other languages
+    /// have their own and the first one's vocabulary does not tell `prompt` English.
+    pub fn embedder_for(&self, prompt: &str) -> &Arc<dyn Embedder> {
+        &self.space_for(prompt).embedder
+    }
+
+    /// Every embedder and its index, the first one first.
+    pub fn indexes(&self) -> impl Iterator<Item = (&Arc<dyn Embedder>, &Arc<dyn VectorIndex>)> {
+        self.inner.spaces.iter().map(|s| (&s.embedder, &s.index))
+    }
+
+    /// The embedding space of `prompt`, its position, and whether the prompt's language
+    /// was told (by its script or function words) rather than guessed from its words
+    /// ([`crate::verify::Vocabulary::route`]).
+    fn space_at(&self, prompt: &str) -> (usize, &Space, bool) {
+        let spaces = &self.inner.spaces;
+        if spaces.len() < 2 {
+            return (0, &spaces[0], true);
+        }
+        let route = match spaces[0].embedder.vocabulary() {
+            Some(v) => v.route(prompt),
+            None => return (0, &spaces[0], true),
+        };
+        if route.english {
+            (0, &spaces[0], route.told)
+        } else {
+            (1, &spaces[1], route.told)
+        }
+    }
+
+    fn space_for(&self, prompt: &str) -> &Space {
+        self.space_at(prompt).1
+    }
+
+    /// The space whose embedder made vectors of `embedder_id`, if any.
+    fn space_of(&self, embedder_id: &str) -> Option<&Space> {
+        self.inner
+            .spaces
+            .iter()
+            .find(|s| s.embedder.id() == embedder_id)
     }
 
     /// How many requests are remembered as aliases of the entry that answered them.

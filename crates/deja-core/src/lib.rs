@@ -19,7 +19,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     BuildError, BypassReason, Cache, CacheOptions, CapacityLimits, EntryLabels, ErrorChain,
     Eviction, InsertError, Invalidate, LabelTicket, Lookup, LookupRequest, MaintenanceReport,
-    NewEntry, Observation, SemanticMode, StageTimes, StaleCheck, VerifyMode, DEFAULT_MAX_ALIASES,
+    NewEntry, Observation, OtherLanguages, SemanticMode, StageTimes, StaleCheck, VerifyMode,
+    DEFAULT_MAX_ALIASES,
 };
 pub use entry::{tenant_matches, Answer, Counters, Entry, EntryId, Usage};
 pub use key::{normalize_prompt, ExactKey, KeyBuilder, PartitionKey};

@@ -69,8 +69,18 @@ pub struct Policy {
     /// Every keyword in one automaton (pattern `i` is `keywords[i]`), so a prompt is read
     /// once, not once per keyword; `None` without keywords.
     keyword_matcher: Option<aho_corasick::AhoCorasick>,
-    examples: Vec<(CategoryId, Vec<f32>)>,
+    /// The examples' embeddings and the least similarity to one of them, per embedding
+    /// space (the engine's embedders: `0` the first, see `CacheOptions::other_languages`):
+    /// a prompt is compared with the examples its own embedder embedded.
+    examples: Vec<SpaceExamples>,
     examples_min_similarity: f32,
+}
+
+/// One embedding space's example vectors and the least similarity to one of them.
+#[derive(Debug, Clone, Default)]
+struct SpaceExamples {
+    vectors: Vec<(CategoryId, Vec<f32>)>,
+    min_similarity: f32,
 }
 
 /// The thresholds and the category a lookup applies ([`Policy::tightened`]).
@@ -266,9 +276,29 @@ impl Policy {
             .collect()
     }
 
-    /// Installs the embeddings of [`Policy::example_texts`], in the same order.
+    /// Installs the embeddings of [`Policy::example_texts`] by the first embedder, in the
+    /// same order.
     pub fn set_example_vectors(&mut self, vectors: Vec<(CategoryId, Vec<f32>)>) {
-        self.examples = vectors;
+        let min = self.examples_min_similarity;
+        self.set_space_examples(0, min, vectors);
+    }
+
+    /// Installs the embeddings of [`Policy::example_texts`] by embedding space `space`'s
+    /// embedder, and the least similarity to one of them for that embedder (whose cosines
+    /// may sit elsewhere).
+    pub fn set_space_examples(
+        &mut self,
+        space: usize,
+        min_similarity: f32,
+        vectors: Vec<(CategoryId, Vec<f32>)>,
+    ) {
+        if self.examples.len() <= space {
+            self.examples.resize_with(space + 1, SpaceExamples::default);
+        }
+        self.examples[space] = SpaceExamples {
+            vectors,
+            min_similarity,
+        };
     }
 
     /// Keyword rules. `None` when no keyword matches.
@@ -287,15 +317,22 @@ impl Policy {
         first.map(|i| self.keywords[i].1)
     }
 
-    /// Nearest labelled example, if close enough.
+    /// Nearest labelled example, if close enough (a vector of the first embedder).
     pub fn classify_vector(&self, v: &[f32]) -> Option<CategoryId> {
+        self.classify_vector_in(0, v)
+    }
+
+    /// Nearest labelled example embedded by embedding space `space`'s embedder, if close
+    /// enough for it.
+    pub fn classify_vector_in(&self, space: usize, v: &[f32]) -> Option<CategoryId> {
+        let examples = self.examples.get(space)?;
         let mut best: Option<(f32, CategoryId)> = None;
-        for (id, e) in &self.examples {
+        for (id, e) in &examples.vectors {
             if e.len() != v.len() {
                 continue;
             }
             let s: f32 = e.iter().zip(v).map(|(a, b)| a * b).sum();
-            if s >= self.examples_min_similarity && best.is_none_or(|(b, _)| s > b) {
+            if s >= examples.min_similarity && best.is_none_or(|(b, _)| s > b) {
                 best = Some((s, *id));
             }
         }

@@ -499,8 +499,11 @@ async fn export(State(app): State<AppState>) -> Response {
 /// the bad line.
 async fn import(State(app): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
     let cache = app.cache();
-    let embedder = cache.embedder();
-    let dims = [(embedder.id().to_string(), embedder.dim())].into();
+    // Each of the cache's embedders (two with `embedder.model = "auto"`) and its dimension.
+    let dims = cache
+        .indexes()
+        .map(|(embedder, _)| (embedder.id().to_string(), embedder.dim()))
+        .collect();
     let mut importer = transfer::Importer::new(transfer::ImportTarget::Cache(cache.clone()), dims);
     let mut stream = body.into_data_stream();
     let result = async {

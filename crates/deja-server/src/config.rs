@@ -499,12 +499,20 @@ pub fn default_embedder_threads() -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum LocalModel {
     /// sentence-transformers/all-MiniLM-L6-v2: English, 6 layers, the fastest.
-    #[default]
     #[serde(rename = "all-minilm-l6-v2", alias = "all-MiniLM-L6-v2")]
     MiniLm,
     /// intfloat/multilingual-e5-small (4-bit): about 100 languages, 12 layers.
     #[serde(rename = "multilingual-e5-small")]
     E5Small,
+    /// Both, by the prompt's language: English prompts by all-MiniLM-L6-v2, the others by
+    /// multilingual-e5-small (when it is installed; else all by all-MiniLM-L6-v2), each
+    /// with its own index, verifiers and pair model. `model_dir` is all-MiniLM-L6-v2's;
+    /// multilingual-e5-small's is `$DEJA_E5_DIR`, else `deja/models/multilingual-e5-small`.
+    /// The default: each language is read by the model that reads it best
+    /// (docs/hit-quality.md, "Both models, by language").
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
 }
 
 impl LocalModel {
@@ -513,6 +521,7 @@ impl LocalModel {
         match name.to_ascii_lowercase().as_str() {
             "all-minilm-l6-v2" => Some(LocalModel::MiniLm),
             "multilingual-e5-small" => Some(LocalModel::E5Small),
+            "auto" => Some(LocalModel::Auto),
             _ => None,
         }
     }
@@ -521,6 +530,7 @@ impl LocalModel {
         match self {
             LocalModel::MiniLm => "all-minilm-l6-v2",
             LocalModel::E5Small => "multilingual-e5-small",
+            LocalModel::Auto => "auto",
         }
     }
 }
@@ -564,7 +574,7 @@ impl PairModelSetting {
 impl Default for EmbedderConfig {
     fn default() -> Self {
         EmbedderConfig::Local {
-            model: LocalModel::MiniLm,
+            model: LocalModel::default(),
             model_dir: None,
             threads: default_embedder_threads(),
             pair_model: PairModelSetting::Auto,
@@ -882,7 +892,7 @@ impl Config {
             // The default model's directory (as for scripts/install-model.sh); the
             // multilingual one has its own, `DEJA_E5_DIR`.
             if let EmbedderConfig::Local {
-                model: LocalModel::MiniLm,
+                model: LocalModel::MiniLm | LocalModel::Auto,
                 model_dir,
                 ..
             } = &mut self.embedder
@@ -899,22 +909,23 @@ impl Config {
     }
 
     /// Selects the local model `name` (`key` names the setting in an error). A change of
-    /// model forgets a directory set for the other one.
+    /// model forgets a directory set for the other one (`auto`'s is all-MiniLM-L6-v2's).
     pub fn set_embedder_model(&mut self, key: &str, name: &str) -> Result<(), ConfigError> {
         let chosen = LocalModel::parse(name).ok_or_else(|| ConfigError::Invalid {
             key: key.into(),
             message: format!(
-                "unknown model {name:?}: use \"all-minilm-l6-v2\" or \"multilingual-e5-small\""
+                "unknown model {name:?}: use \"all-minilm-l6-v2\", \"multilingual-e5-small\" or \"auto\""
             ),
         })?;
         match &mut self.embedder {
             EmbedderConfig::Local {
                 model, model_dir, ..
             } => {
-                if *model != chosen {
-                    *model = chosen;
+                let e5_dir = |m: LocalModel| m == LocalModel::E5Small;
+                if e5_dir(*model) != e5_dir(chosen) {
                     *model_dir = None;
                 }
+                *model = chosen;
             }
             EmbedderConfig::Openai { .. } => {
                 return Err(ConfigError::Invalid {

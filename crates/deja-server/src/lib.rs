@@ -38,8 +38,8 @@ use anyhow::Context;
 use axum::routing::{any, get, post};
 use axum::Router;
 use deja_core::{
-    Cache, CacheOptions, CapacityLimits, Clock, Embedder, EntryStore, Eviction, PairScorer,
-    SystemClock, VectorIndex,
+    Cache, CacheOptions, CapacityLimits, Clock, Embedder, EntryStore, Eviction, OtherLanguages,
+    PairScorer, SystemClock, VectorIndex,
 };
 use deja_embed::{
     BertEmbedder, BertOptions, E5Embedder, E5Options, HttpEmbedder, HttpEmbedderConfig,
@@ -101,6 +101,9 @@ pub async fn connect_redis(config: &Config) -> anyhow::Result<Arc<RedisStore>> {
 pub struct Embedders {
     pub embedder: Arc<dyn Embedder>,
     pub pair: Option<Arc<dyn PairScorer>>,
+    /// With `embedder.model = "auto"`: the embedder of the prompts that are not English,
+    /// and its pair model.
+    pub other: Option<(Arc<dyn Embedder>, Option<Arc<dyn PairScorer>>)>,
 }
 
 /// The pair-model file to load: the configured one, or with `auto` the file `name` beside
@@ -158,27 +161,11 @@ pub fn build_embedders(config: &Config) -> anyhow::Result<Embedders> {
             pair_model,
         } => {
             let dir = model_dir.clone().unwrap_or_else(deja_embed::default_e5_dir);
-            let opts = E5Options {
-                threads: (*threads).max(1),
-                pair_model: pair_file(
-                    pair_model,
-                    &dir,
-                    deja_embed::E5_PAIR_FILE,
-                    deja_embed::E5_INSTALL_HINT,
-                ),
-                ..E5Options::default()
-            };
-            let e5 = E5Embedder::load(&dir, opts)?;
-            tracing::info!(
-                embedder = e5.id(),
-                weights_mb = e5.weight_bytes() / 1_000_000,
-                "multilingual-e5-small loaded"
-            );
-            let pair = e5.pair_scorer().map(|p| p as Arc<dyn PairScorer>);
-            log_pair_model(pair.as_deref());
+            let (embedder, pair) = load_e5(&dir, *threads, pair_model)?;
             Embedders {
-                embedder: Arc::new(e5),
+                embedder,
                 pair,
+                other: None,
             }
         }
         EmbedderConfig::Local {
@@ -187,25 +174,42 @@ pub fn build_embedders(config: &Config) -> anyhow::Result<Embedders> {
             threads,
             pair_model,
         } => {
-            let dir = model_dir
-                .clone()
-                .unwrap_or_else(deja_embed::default_model_dir);
-            let opts = BertOptions {
-                threads: (*threads).max(1),
-                pair_model: pair_file(
-                    pair_model,
-                    &dir,
-                    deja_embed::PAIR_FILE,
-                    deja_embed::INSTALL_HINT,
-                ),
-                ..BertOptions::default()
-            };
-            let bert = BertEmbedder::load(&dir, opts)?;
-            let pair = bert.pair_scorer().map(|p| p as Arc<dyn PairScorer>);
-            log_pair_model(pair.as_deref());
+            let (embedder, pair) = load_minilm(model_dir.as_deref(), *threads, pair_model)?;
             Embedders {
-                embedder: Arc::new(bert),
+                embedder,
                 pair,
+                other: None,
+            }
+        }
+        EmbedderConfig::Local {
+            model: config::LocalModel::Auto,
+            model_dir,
+            threads,
+            pair_model,
+        } => {
+            let (embedder, pair) = load_minilm(model_dir.as_deref(), *threads, pair_model)?;
+            // Without the multilingual model, every prompt goes to the English one, as
+            // with `all-minilm-l6-v2`.
+            // A pair-model path is the English model's; the multilingual one loads its own.
+            let e5_pair = match pair_model {
+                config::PairModelSetting::Off => config::PairModelSetting::Off,
+                _ => config::PairModelSetting::Auto,
+            };
+            let other = match load_e5(&deja_embed::default_e5_dir(), *threads, &e5_pair) {
+                Ok(loaded) => Some(loaded),
+                Err(e) if is_missing(&e) => {
+                    tracing::warn!(
+                        install = "scripts/install-model.sh multilingual-e5-small",
+                        "embedder.model = \"auto\": multilingual-e5-small is not installed, so prompts in other languages are embedded by all-MiniLM-L6-v2 too"
+                    );
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            Embedders {
+                embedder,
+                pair,
+                other,
             }
         }
         EmbedderConfig::Openai {
@@ -225,7 +229,70 @@ pub fn build_embedders(config: &Config) -> anyhow::Result<Embedders> {
                 timeout: Duration::from_secs(config.upstream.timeout_secs.max(1)),
             })?),
             pair: None,
+            other: None,
         },
+    })
+}
+
+type Loaded = (Arc<dyn Embedder>, Option<Arc<dyn PairScorer>>);
+
+/// all-MiniLM-L6-v2 from `dir` (else its default directory) and its pair model.
+fn load_minilm(
+    dir: Option<&std::path::Path>,
+    threads: usize,
+    pair_model: &config::PairModelSetting,
+) -> anyhow::Result<Loaded> {
+    let dir = dir.map_or_else(deja_embed::default_model_dir, std::path::Path::to_path_buf);
+    let opts = BertOptions {
+        threads: threads.max(1),
+        pair_model: pair_file(
+            pair_model,
+            &dir,
+            deja_embed::PAIR_FILE,
+            deja_embed::INSTALL_HINT,
+        ),
+        ..BertOptions::default()
+    };
+    let bert = BertEmbedder::load(&dir, opts)?;
+    let pair = bert.pair_scorer().map(|p| p as Arc<dyn PairScorer>);
+    log_pair_model(pair.as_deref());
+    Ok((Arc::new(bert), pair))
+}
+
+/// multilingual-e5-small from `dir` and its pair model.
+fn load_e5(
+    dir: &std::path::Path,
+    threads: usize,
+    pair_model: &config::PairModelSetting,
+) -> anyhow::Result<Loaded> {
+    let opts = E5Options {
+        threads: threads.max(1),
+        pair_model: pair_file(
+            pair_model,
+            dir,
+            deja_embed::E5_PAIR_FILE,
+            deja_embed::E5_INSTALL_HINT,
+        ),
+        ..E5Options::default()
+    };
+    let e5 = E5Embedder::load(dir, opts)?;
+    tracing::info!(
+        embedder = e5.id(),
+        weights_mb = e5.weight_bytes() / 1_000_000,
+        "multilingual-e5-small loaded"
+    );
+    let pair = e5.pair_scorer().map(|p| p as Arc<dyn PairScorer>);
+    log_pair_model(pair.as_deref());
+    Ok((Arc::new(e5), pair))
+}
+
+/// Whether loading failed because the model is not installed.
+fn is_missing(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<deja_core::EmbedError>(),
+            Some(deja_core::EmbedError::ModelMissing { .. })
+        )
     })
 }
 
@@ -263,6 +330,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let Embedders {
         embedder,
         pair: pair_scorer,
+        other,
     } = build_embedders(&config)?;
     let snapshot_path = config.data_dir.join(snapshot::SNAPSHOT_FILE);
     let params = HnswParams::default();
@@ -324,6 +392,45 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
                 (Arc::new(shared), None, false)
             }
         };
+    // The other languages' index: never from a snapshot (rebuilt from the store below).
+    let other = match other {
+        Some((other_embedder, other_pair)) => {
+            let index: Arc<dyn VectorIndex> = match config.store.index {
+                IndexKind::Local => {
+                    let hnsw = Arc::new(HnswIndex::new(
+                        other_embedder.id(),
+                        other_embedder.dim(),
+                        params,
+                    ));
+                    if let Err(e) = hnsw.insert_in_background() {
+                        tracing::warn!(error = %e, "could not start the index's insert thread; inserting inline");
+                    }
+                    hnsw
+                }
+                IndexKind::RedisSearch => Arc::new(
+                    RedisSearchIndex::connect(
+                        config.store.url.as_deref().unwrap_or_default(),
+                        &redis_options(&config),
+                        other_embedder.id(),
+                        other_embedder.dim(),
+                    )
+                    .await
+                    .context("creating the other languages' vector index in Redis")?,
+                ),
+            };
+            Some(OtherLanguages {
+                examples_min_similarity: config
+                    .cache
+                    .examples_min_similarity
+                    .unwrap_or(config::E5_EXAMPLES_MIN_SIMILARITY),
+                embedder: other_embedder,
+                index,
+                pair_scorer: other_pair,
+            })
+        }
+        None => None,
+    };
+    let other_index = other.as_ref().map(|o| Arc::clone(&o.index));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let cache = Cache::new(
         store,
@@ -332,17 +439,21 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         clock,
         CacheOptions {
             pair_scorer,
+            other_languages: other,
             ..cache_options(&config)
         },
     )?;
     // A shared index in Redis already holds every replica's vectors.
     let shared_index = config.store.index == IndexKind::RedisSearch;
-    if !from_snapshot && !shared_index {
+    if !shared_index {
         let started = std::time::Instant::now();
-        let n = cache
-            .rebuild_index()
-            .await
-            .context("loading the vector index")?;
+        // A snapshot holds the first index only.
+        let n = if from_snapshot {
+            cache.rebuild_other_languages_index().await
+        } else {
+            cache.rebuild_index().await
+        }
+        .context("loading the vector index")?;
         tracing::info!(
             vectors = n,
             millis = started.elapsed().as_millis() as u64,
@@ -350,9 +461,17 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         );
     }
     let follower = match (&redis, events_from) {
-        // Runs as long as the cache (which owns the store and index) exists.
+        // Runs as long as the cache (which owns the store and indexes) exists.
         (Some(r), Some(from)) => {
-            Some(r.follow_events((!shared_index).then(|| Arc::downgrade(&index)), from))
+            let indexes: Vec<std::sync::Weak<dyn VectorIndex>> = if shared_index {
+                Vec::new()
+            } else {
+                std::iter::once(&index)
+                    .chain(other_index.as_ref())
+                    .map(Arc::downgrade)
+                    .collect()
+            };
+            Some(r.follow_events(indexes, from))
         }
         _ => None,
     };
@@ -407,6 +526,7 @@ pub fn cache_options(config: &Config) -> CacheOptions {
         max_false_hit_rate: config.cache.max_false_hit_rate,
         answer_min_similarity: config.cache.answer_min_similarity,
         max_aliases: config.cache.max_aliases,
+        other_languages: None,
     }
 }
 

@@ -4,7 +4,8 @@
 //! a German prompt served to its lowercase, unpunctuated repeat, and the same request in
 //! another language, or an antonym, refused; and the multilingual pair model
 //! (`deja-pair-model-e5.safetensors`, installed beside the model) serving a French
-//! rewording the verifier of the features alone refuses. The upstream is the mock.
+//! rewording the verifier of the features alone refuses; and the default, both models by
+//! language. The upstream is the mock.
 
 use deja_testkit::mock_upstream::MockUpstream;
 
@@ -148,6 +149,100 @@ async fn the_multilingual_pair_model_serves_a_french_rewording() {
         ask_after_storing(PairModelSetting::Off, stored, asked).await,
         "miss"
     );
+}
+
+/// The default, `embedder.model = "auto"`, as `deja serve` composes it: an English prompt
+/// embedded, indexed and served by all-MiniLM-L6-v2 with its pair model, a French one by
+/// multilingual-e5-small with its own, each entry recording its embedder; a French
+/// rewording served, the English question in French refused (another language), and after
+/// a restart (the index snapshot holds the English index; the French one is rebuilt from
+/// the store) both are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_reads_each_language_with_its_own_model() {
+    if !installed(&deja_embed::default_e5_dir().join(deja_embed::E5_PAIR_FILE))
+        || !installed(&deja_embed::default_model_dir().join(deja_embed::PAIR_FILE))
+    {
+        return;
+    }
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path(), mock.base_url());
+    const TOKEN: &str = "multilingual-admin-token";
+    config.admin.token = Some(TOKEN.into());
+    assert!(matches!(
+        config.embedder,
+        deja_server::config::EmbedderConfig::Local {
+            model: deja_server::config::LocalModel::Auto,
+            ..
+        }
+    ));
+    let client = reqwest::Client::new();
+    let (english, french) = (
+        "How do I reset my password?",
+        "Comment réinitialiser mon mot de passe ?",
+    );
+    let asked = [
+        ("how do i reset my password", "hit-semantic"),
+        ("coment reinitialiser mon mot de pase", "hit-semantic"),
+        ("Comment désactiver la double authentification ?", "miss"),
+    ];
+    let mut served =
+        common::Served::serve(deja_server::build_state(config.clone()).await.unwrap()).await;
+    let base = served.base.clone();
+    store(&client, &base, english).await;
+    store(&client, &base, french).await;
+    let calls = mock.stats().chat_calls;
+    for (text, want) in asked {
+        assert_eq!(ask(&client, &base, text).await.0, want, "{text}");
+    }
+    assert_eq!(mock.stats().chat_calls, calls + 1);
+    assert_eq!(
+        ask(
+            &client,
+            &base,
+            "Comment réinitialiser mon mot de passe anglais ?"
+        )
+        .await
+        .0,
+        "miss"
+    );
+    // Each entry records the model that embedded it.
+    let embedder_of = |asked: &'static str| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let hit = common::chat(&client, &base, asked).await;
+            let id = hit.headers()["x-deja-entry"].to_str().unwrap().to_string();
+            let entry: serde_json::Value = client
+                .get(format!("{base}/admin/entries/{id}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            entry["embedder_id"].as_str().unwrap().to_string()
+        }
+    };
+    let en_id = embedder_of("how do i reset my password").await;
+    let fr_id = embedder_of("coment reinitialiser mon mot de pase").await;
+    assert!(en_id.starts_with("local:bert"), "{en_id}");
+    assert!(fr_id.starts_with("local:e5"), "{fr_id}");
+    served.stop().await;
+    drop(served);
+    assert!(dir.path().join("index.snapshot").is_file());
+
+    let mut restarted =
+        common::Served::serve(deja_server::build_state(config).await.unwrap()).await;
+    // (The third, a miss, was stored.)
+    for (text, want) in &asked[..2] {
+        assert_eq!(
+            ask(&client, &restarted.base, text).await.0,
+            *want,
+            "{text}, after a restart"
+        );
+    }
+    restarted.stop().await;
 }
 
 mod common;

@@ -86,11 +86,11 @@ fn parse_event(map: &std::collections::HashMap<String, Value>, origin: &str) -> 
     }
 }
 
-/// Applies one event to the index. Errors are the store's (reading a record); index
+/// Applies one event to the indexes. Errors are the store's (reading a record); index
 /// refusals (another embedder, another dimension) are skipped, as at bootstrap.
 async fn apply(
     store: &RedisStore,
-    index: Option<&dyn VectorIndex>,
+    indexes: &[Arc<dyn VectorIndex>],
     event: Event,
 ) -> Result<(), StoreError> {
     match event {
@@ -98,17 +98,20 @@ async fn apply(
             if let Some(x) = exact {
                 store.forget_exact(&x);
             }
-            let Some(index) = index else {
+            if indexes.is_empty() {
                 return Ok(());
-            };
+            }
             let Some(rec) = store.get_record(id).await? else {
                 return Ok(());
             };
             let parts = codec::decode_vector_parts(id, &rec)?;
-            if parts.vector.is_empty()
-                || parts.embedder_id != index.embedder_id()
-                || parts.vector.len() != index.dim()
-            {
+            let Some(index) = indexes
+                .iter()
+                .find(|i| i.embedder_id() == parts.embedder_id)
+            else {
+                return Ok(());
+            };
+            if parts.vector.is_empty() || parts.vector.len() != index.dim() {
                 return Ok(());
             }
             if let Err(e) = index.insert(parts.partition, id, &parts.vector).await {
@@ -119,11 +122,12 @@ async fn apply(
             if let Some(x) = exact {
                 store.forget_exact(&x);
             }
-            let Some(index) = index else {
-                return Ok(());
-            };
-            if let Err(e) = index.remove(partition, id).await {
-                tracing::warn!(error = %deja_core::ErrorChain(&e), %id, "dropping a replicated removal failed");
+            // The entry is gone: which embedder made its vector is not known, and it is
+            // in one index at most.
+            for index in indexes {
+                if let Err(e) = index.remove(partition, id).await {
+                    tracing::warn!(error = %deja_core::ErrorChain(&e), %id, "dropping a replicated removal failed");
+                }
             }
         }
     }
@@ -160,20 +164,21 @@ pub fn stream_id_at_or_before(a: &str, b: &str) -> Option<bool> {
 
 impl RedisStore {
     /// Follows the events written after `from` (see [`RedisStore::events_tail`]) into
-    /// `index` (if given: an in-process index; a shared one needs no updates) and the
-    /// L1, until the index is dropped or no one but the follower holds this store. Read
+    /// `indexes` (in-process indexes, one per embedder: each takes the vectors of its
+    /// embedder; shared ones need no updates, so there may be none) and the L1, until an
+    /// index is dropped or no one but the follower holds this store. Read
     /// `from` before loading the index from the store, so nothing written during the load
     /// is missed.
     pub fn follow_events(
         self: &Arc<Self>,
-        index: Option<Weak<dyn VectorIndex>>,
+        indexes: Vec<Weak<dyn VectorIndex>>,
         from: String,
     ) -> EventsFollower {
         let store = self.clone();
         let position = EventsPosition(Arc::new(parking_lot::Mutex::new(from.clone())));
         let published = position.clone();
         EventsFollower {
-            task: tokio::spawn(async move { follow(store, index, from, published).await }),
+            task: tokio::spawn(async move { follow(store, indexes, from, published).await }),
             position,
         }
     }
@@ -181,7 +186,7 @@ impl RedisStore {
 
 async fn follow(
     store: Arc<RedisStore>,
-    index: Option<Weak<dyn VectorIndex>>,
+    indexes: Vec<Weak<dyn VectorIndex>>,
     mut last: String,
     position: EventsPosition,
 ) {
@@ -189,7 +194,7 @@ async fn follow(
     let mut conn = None;
     let mut failing = false;
     let abandoned = |store: &Arc<RedisStore>| {
-        Arc::strong_count(store) == 1 || index.as_ref().is_some_and(|i| i.strong_count() == 0)
+        Arc::strong_count(store) == 1 || indexes.iter().any(|i| i.strong_count() == 0)
     };
     loop {
         if abandoned(&store) {
@@ -239,16 +244,16 @@ async fn follow(
         let Some(reply) = reply else {
             continue; // no event within BLOCK_MS
         };
-        let idx = match &index {
-            Some(weak) => match weak.upgrade() {
-                Some(idx) => Some(idx),
-                None => return,
-            },
-            None => None,
+        let Some(idx) = indexes
+            .iter()
+            .map(Weak::upgrade)
+            .collect::<Option<Vec<Arc<dyn VectorIndex>>>>()
+        else {
+            return;
         };
         for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
             if let Some(event) = parse_event(&entry.map, store.origin()) {
-                if let Err(e) = apply(&store, idx.as_deref(), event).await {
+                if let Err(e) = apply(&store, &idx, event).await {
                     // Not applied: read again from here after a pause.
                     tracing::warn!(error = %deja_core::ErrorChain(&e), "applying an index event failed; retrying");
                     tokio::time::sleep(RETRY).await;

@@ -2,7 +2,7 @@
 //! A replica's index follows what other replicas store and remove, through the events
 //! stream, on a real standalone Redis and a real Redis Cluster.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use deja_core::{Answer, Entry, EntryStore, ExactKey, PartitionKey, Usage, VectorIndex};
@@ -69,7 +69,7 @@ async fn follows(url: &str) {
         index.insert(*p, *id, v).await.unwrap();
     }
     assert_eq!(index.len().await.unwrap(), 1);
-    let follower = b.follow_events(Some(Arc::downgrade(&index)), tail);
+    let follower = b.follow_events(vec![Arc::downgrade(&index) as Weak<dyn VectorIndex>], tail);
 
     let e = entry(1, p);
     a.put(&e).await.unwrap();
@@ -160,7 +160,10 @@ async fn l1_follows(url: &str) {
     );
     let index: Arc<dyn VectorIndex> =
         Arc::new(HnswIndex::new("test:emb", DIM, HnswParams::default()));
-    let follower = b.follow_events(Some(Arc::downgrade(&index)), b.events_tail().await.unwrap());
+    let follower = b.follow_events(
+        vec![Arc::downgrade(&index) as Weak<dyn VectorIndex>],
+        b.events_tail().await.unwrap(),
+    );
     let p = PartitionKey([8; 16]);
     let first = entry(10, p);
     a.put(&first).await.unwrap();

@@ -808,10 +808,32 @@ impl EvalEngine {
             embedder.dim(),
             deja_store_local::HnswParams::default(),
         ));
+        // With `--embedder-model auto`: the other languages' embedder and index, shared by
+        // the three caches as the first ones are.
+        let other_languages = built.other.map(|(other, other_pair)| {
+            let other: Arc<dyn Embedder> = Arc::new(LastEmbedding {
+                inner: other,
+                last: Mutex::new(None),
+            });
+            deja_core::OtherLanguages {
+                index: Arc::new(deja_store_local::HnswIndex::new(
+                    other.id(),
+                    other.dim(),
+                    deja_store_local::HnswParams::default(),
+                )),
+                embedder: other,
+                pair_scorer: other_pair,
+                examples_min_similarity: config
+                    .cache
+                    .examples_min_similarity
+                    .unwrap_or(deja_server::config::E5_EXAMPLES_MIN_SIMILARITY),
+            }
+        });
         let configured = CacheOptions {
             verifier: verifier.clone(),
             pair_scorer: pair.clone(),
             pair_verifier,
+            other_languages,
             ..deja_server::cache_options(&config)
         };
         let model = match (configured.verify, verifier) {

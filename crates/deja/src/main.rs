@@ -108,8 +108,9 @@ struct ServeArgs {
     /// Directory of the local embedding model [default: $DEJA_MODEL_DIR or the user's data dir].
     #[arg(long)]
     model_dir: Option<PathBuf>,
-    /// The local embedding model: `all-minilm-l6-v2` (English, the default) or
-    /// `multilingual-e5-small` (also `DEJA_EMBEDDER_MODEL`).
+    /// The local embedding model: `auto` (the default: English prompts by
+    /// all-MiniLM-L6-v2, the others by multilingual-e5-small when installed),
+    /// `all-minilm-l6-v2` or `multilingual-e5-small` (also `DEJA_EMBEDDER_MODEL`).
     #[arg(long)]
     embedder_model: Option<String>,
     /// Least cosine similarity for a semantic hit.

@@ -10,8 +10,9 @@ pub struct ModelArgs {
     /// Directory of the local embedding model.
     #[arg(long)]
     pub model_dir: Option<PathBuf>,
-    /// The local embedding model: all-minilm-l6-v2 or multilingual-e5-small (also
-    /// `DEJA_EMBEDDER_MODEL`).
+    /// The local embedding model: auto (the default: English by all-minilm-l6-v2, other
+    /// languages by multilingual-e5-small), all-minilm-l6-v2 or multilingual-e5-small
+    /// (also `DEJA_EMBEDDER_MODEL`).
     #[arg(long)]
     pub embedder_model: Option<String>,
 }

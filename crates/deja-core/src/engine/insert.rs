@@ -45,17 +45,20 @@ impl Cache {
             vector,
             category,
         } = new;
+        // The prompt's embedding space, as its lookup chose it: a vector the caller
+        // passes is the one that lookup embedded.
+        let space = self.space_for(&prompt);
         let vector = match (semantic, vector) {
             (SemanticMode::ExactOnly, _) => Vec::new(),
             (SemanticMode::Allowed, _) if prompt.is_empty() => Vec::new(),
             (SemanticMode::Allowed, Some(v)) => v,
             (SemanticMode::Allowed, None) => {
-                let mut v = inner.embedder.embed(std::slice::from_ref(&prompt)).await?;
+                let mut v = space.embedder.embed(std::slice::from_ref(&prompt)).await?;
                 if v.len() != 1 {
                     return Err(EmbedError::Shape {
                         want: 1,
                         got: v.len(),
-                        dim: inner.embedder.dim(),
+                        dim: space.embedder.dim(),
                     }
                     .into());
                 }
@@ -80,7 +83,7 @@ impl Cache {
             embedder_id: if vector.is_empty() {
                 String::new()
             } else {
-                inner.embedder.id().to_string()
+                space.embedder.id().to_string()
             },
             vector,
             request,
@@ -89,14 +92,12 @@ impl Cache {
             if let Some(c) = &inner.calibration {
                 c.forget(replaced);
             }
-            if let Err(e) = inner.index.remove(partition, replaced).await {
-                // Harmless for correctness: lookups re-read the store, and the replaced id
-                // is gone from it.
-                tracing::warn!(error = %ErrorChain(&e), entry = %replaced, "index removal failed");
-            }
+            // Harmless for correctness if it fails: lookups re-read the store, and the
+            // replaced id is gone from it.
+            self.unindex(partition, replaced).await;
         }
         if !entry.vector.is_empty() {
-            if let Err(e) = inner.index.insert(partition, entry.id, &entry.vector).await {
+            if let Err(e) = space.index.insert(partition, entry.id, &entry.vector).await {
                 if let Err(e2) = inner.store.remove(entry.id).await {
                     tracing::error!(error = %ErrorChain(&e2), entry = %entry.id, "rollback of an unindexed entry failed");
                 }
@@ -112,13 +113,12 @@ impl Cache {
     pub async fn restore(&self, entry: &Entry) -> Result<(), InsertError> {
         let inner = &self.inner;
         if let Some(replaced) = inner.store.put(entry).await? {
-            if let Err(e) = inner.index.remove(entry.partition, replaced).await {
-                // Harmless for correctness: lookups re-read the store.
-                tracing::warn!(error = %ErrorChain(&e), entry = %replaced, "index removal failed");
-            }
+            // Harmless for correctness if it fails: lookups re-read the store.
+            self.unindex(entry.partition, replaced).await;
         }
-        if !entry.vector.is_empty() && entry.embedder_id == inner.embedder.id() {
-            if let Err(e) = inner
+        let space = self.space_of(&entry.embedder_id);
+        if let (false, Some(space)) = (entry.vector.is_empty(), space) {
+            if let Err(e) = space
                 .index
                 .insert(entry.partition, entry.id, &entry.vector)
                 .await
@@ -141,17 +141,18 @@ impl Cache {
         let replaced = inner.store.put_many(entries).await?;
         for (entry, replaced) in entries.iter().zip(replaced) {
             if let Some(replaced) = replaced {
-                if let Err(e) = inner.index.remove(entry.partition, replaced).await {
-                    // Harmless for correctness: lookups re-read the store.
-                    tracing::warn!(error = %ErrorChain(&e), entry = %replaced, "index removal failed");
-                }
+                // Harmless for correctness if it fails: lookups re-read the store.
+                self.unindex(entry.partition, replaced).await;
             }
         }
         for (i, entry) in entries.iter().enumerate() {
-            if entry.vector.is_empty() || entry.embedder_id != inner.embedder.id() {
+            let Some(space) = self.space_of(&entry.embedder_id) else {
+                continue;
+            };
+            if entry.vector.is_empty() {
                 continue;
             }
-            if let Err(e) = inner
+            if let Err(e) = space
                 .index
                 .insert(entry.partition, entry.id, &entry.vector)
                 .await
@@ -164,5 +165,16 @@ impl Cache {
             }
         }
         Ok(())
+    }
+
+    /// Drops `id` from every space's index (it is in one of them at most): an entry that
+    /// was replaced or removed. A failure is logged: it cannot make the entry servable,
+    /// since lookups re-read the store.
+    pub(super) async fn unindex(&self, partition: crate::key::PartitionKey, id: EntryId) {
+        for space in &self.inner.spaces {
+            if let Err(e) = space.index.remove(partition, id).await {
+                tracing::warn!(error = %ErrorChain(&e), entry = %id, "index removal failed");
+            }
+        }
     }
 }

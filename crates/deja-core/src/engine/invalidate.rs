@@ -4,7 +4,7 @@
 
 use crate::entry::EntryId;
 
-use super::{Cache, ErrorChain, InsertError, Invalidate, INVALIDATE_BATCH};
+use super::{Cache, InsertError, Invalidate, INVALIDATE_BATCH};
 
 impl Cache {
     /// Removes an entry from store and index.
@@ -14,8 +14,10 @@ impl Cache {
                 if let Some(c) = &self.inner.calibration {
                     c.forget(id);
                 }
-                if !entry.vector.is_empty() {
-                    self.inner.index.remove(entry.partition, id).await?;
+                if let (false, Some(space)) =
+                    (entry.vector.is_empty(), self.space_of(&entry.embedder_id))
+                {
+                    space.index.remove(entry.partition, id).await?;
                 }
                 Ok(true)
             }
@@ -84,9 +86,7 @@ impl Cache {
                 if !had_vector {
                     continue;
                 }
-                if let Err(e) = self.inner.index.remove(partition, id).await {
-                    tracing::warn!(error = %ErrorChain(&e), entry = %id, "index removal failed");
-                }
+                self.unindex(partition, id).await;
             }
         }
         Ok(removed)

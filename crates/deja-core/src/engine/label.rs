@@ -14,7 +14,8 @@ impl Cache {
         if a == b {
             return Ok(1.0);
         }
-        let embedder = &self.inner.embedder;
+        // The first text's embedder: answers to one request are in one language.
+        let embedder = self.embedder_for(a);
         let vectors = embedder.embed(&[a.to_string(), b.to_string()]).await?;
         match vectors.as_slice() {
             [x, y] => Ok(x.iter().zip(y).map(|(p, q)| p * q).sum()),
@@ -34,11 +35,9 @@ impl Cache {
             return Ok(decided);
         }
         let cosine = self.text_similarity(cached, fresh).await?;
-        let inner = &self.inner;
-        let least = inner
-            .options
-            .answer_min_similarity
-            .unwrap_or_else(|| crate::verify::answer::default_min_similarity(inner.embedder.id()));
+        let least = self.inner.options.answer_min_similarity.unwrap_or_else(|| {
+            crate::verify::answer::default_min_similarity(self.embedder_for(cached).id())
+        });
         Ok(crate::verify::answer::agree(cached, fresh, cosine, least))
     }
 
@@ -77,7 +76,12 @@ impl Cache {
                 continue;
             };
             if self
-                .hard_checks(&entry.prompt, query, &mut query_unseen)
+                .hard_checks(
+                    self.space_for(query),
+                    &entry.prompt,
+                    query,
+                    &mut query_unseen,
+                )
                 .is_err()
             {
                 continue;

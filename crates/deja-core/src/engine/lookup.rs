@@ -15,7 +15,7 @@ use crate::verify::RejectReason;
 use super::alias::Alias;
 use super::{
     category_ttl_secs, younger_than, BypassReason, Cache, ErrorChain, LabelTicket, Lookup,
-    LookupRequest, SemanticMode, StageTimes, VerifyMode, DEFAULT_GATE, SAME_REQUEST_FLOOR,
+    LookupRequest, SemanticMode, Space, StageTimes, VerifyMode, DEFAULT_GATE, SAME_REQUEST_FLOOR,
 };
 
 impl Cache {
@@ -79,7 +79,7 @@ impl Cache {
         // category never touches the cache. A hint may only tighten: what the prompt is
         // classified as still counts (see `Policy::tightened`).
         let hint: Option<CategoryId> = req.category.and_then(|name| policy.by_name(name));
-        let mut classified: Option<CategoryId> = policy.classify_text(req.prompt);
+        let classified: Option<CategoryId> = policy.classify_text(req.prompt);
         let uncacheable = |c: Option<CategoryId>| c.is_some_and(|c| !policy.get(c).cacheable);
         if uncacheable(hint) || uncacheable(classified) {
             return Lookup::Bypass(BypassReason::UncacheableCategory);
@@ -118,8 +118,59 @@ impl Cache {
                 label: None,
             };
         }
+        // The prompt's embedding space: its embedder, index and verifiers. Where its
+        // language was guessed rather than told, a paraphrase may sit in the other space:
+        // it is searched too before the miss is final (the miss stays the first space's,
+        // whose vector the entry will be stored with).
+        let (space_no, space, told) = self.space_at(req.prompt);
+        let first = self
+            .semantic(
+                req, space_no, space, hint, classified, &policy, exact_key, now, times,
+            )
+            .await;
+        if told || !matches!(first, Lookup::Miss { .. }) {
+            return first;
+        }
+        let Some((other_no, other)) = self
+            .inner
+            .spaces
+            .iter()
+            .enumerate()
+            .find(|(no, _)| *no != space_no)
+        else {
+            return first;
+        };
+        match self
+            .semantic(
+                req, other_no, other, hint, classified, &policy, exact_key, now, times,
+            )
+            .await
+        {
+            hit @ Lookup::SemanticHit { .. } => hit,
+            _ => first,
+        }
+    }
+
+    /// The semantic part of a lookup in embedding space `space` (number `space_no`): the
+    /// prompt embedded, classified by its nearest category example, the nearest
+    /// candidates of its partition through the checks.
+    #[allow(clippy::too_many_arguments)]
+    async fn semantic(
+        &self,
+        req: &LookupRequest<'_>,
+        space_no: usize,
+        space: &Space,
+        hint: Option<CategoryId>,
+        mut classified: Option<CategoryId>,
+        policy: &Policy,
+        exact_key: ExactKey,
+        now: u64,
+        times: &mut StageTimes,
+    ) -> Lookup {
+        let inner = &self.inner;
+        let uncacheable = |c: Option<CategoryId>| c.is_some_and(|c| !policy.get(c).cacheable);
         let started = Instant::now();
-        let embedded = inner.embedder.embed(&[req.prompt.to_string()]).await;
+        let embedded = space.embedder.embed(&[req.prompt.to_string()]).await;
         times.embed += started.elapsed();
         let vector = match embedded {
             Ok(mut v) if v.len() == 1 => v.swap_remove(0),
@@ -127,7 +178,7 @@ impl Cache {
                 let e = EmbedError::Shape {
                     want: 1,
                     got: v.len(),
-                    dim: inner.embedder.dim(),
+                    dim: space.embedder.dim(),
                 };
                 tracing::warn!(error = %e, "embedder failed; bypassing cache");
                 return Lookup::Bypass(BypassReason::EmbedError);
@@ -138,7 +189,7 @@ impl Cache {
             }
         };
         if classified.is_none() {
-            classified = policy.classify_vector(&vector);
+            classified = policy.classify_vector_in(space_no, &vector);
             if uncacheable(classified) {
                 return Lookup::Bypass(BypassReason::UncacheableCategory);
             }
@@ -149,7 +200,7 @@ impl Cache {
             .map_or(spec.min_similarity, |m| m.max(spec.min_similarity));
         // The pair model's path reaches below the gate, down to its own (unless the client
         // set a threshold or the category is stricter than the default).
-        let pair_gate = inner
+        let pair_gate = space
             .pair
             .as_ref()
             .filter(|_| req.min_similarity.is_none() && spec.min_similarity <= DEFAULT_GATE)
@@ -159,7 +210,7 @@ impl Cache {
         // Nothing below `floor` (or the threshold, if lower: an error budget's certified
         // one) is ever served, so the index may search wider until it finds something
         // above it.
-        let searched = inner
+        let searched = space
             .index
             .search_near(
                 req.partition,
@@ -188,11 +239,13 @@ impl Cache {
         // candidate that reaches verification).
         let mut query_unseen: Option<Vec<String>> = None;
         // The error budget decides where its labels have certified a threshold (never
-        // with verification off).
+        // with verification off). Its labels are the first embedder's similarities: in the
+        // other languages' space, whose cosines sit elsewhere, the verifiers decide as
+        // without a budget.
         let calibration = inner
             .calibration
             .as_ref()
-            .filter(|_| inner.options.verify != VerifyMode::Off);
+            .filter(|_| inner.options.verify != VerifyMode::Off && space_no == 0);
         let found: Vec<EntryId> = match calibration {
             Some(_) => neighbors.iter().map(|n| n.id).collect(),
             None => Vec::new(),
@@ -248,7 +301,7 @@ impl Cache {
             let entry = match got {
                 Ok(Some(entry))
                     if entry.partition == req.partition
-                        && entry.embedder_id == inner.embedder.id()
+                        && entry.embedder_id == space.embedder.id()
                         && self.is_fresh(&policy, &entry, req.max_age_secs, now) =>
                 {
                     entry
@@ -262,7 +315,7 @@ impl Cache {
             };
             let started = Instant::now();
             let same_request = || {
-                crate::verify::same_request(&entry.prompt, req.prompt, inner.embedder.vocabulary())
+                crate::verify::same_request(&entry.prompt, req.prompt, space.embedder.vocabulary())
             };
             let second_path = pair_gate.is_some_and(|g| n.similarity >= g);
             // Prompts whose unseen parts differ (in order: a swap is unseen too) differ
@@ -275,12 +328,12 @@ impl Cache {
                 if inner.options.verify == VerifyMode::Off {
                     return Blind::No;
                 }
-                let query = query_unseen.get_or_insert_with(|| inner.embedder.unseen(req.prompt));
-                let cached = inner.embedder.unseen(&entry.prompt);
+                let query = query_unseen.get_or_insert_with(|| space.embedder.unseen(req.prompt));
+                let cached = space.embedder.unseen(&entry.prompt);
                 if *query == cached || same_request() {
                     Blind::No
                 } else if second_path
-                    && inner.embedder.vocabulary().is_some_and(|v| {
+                    && space.embedder.vocabulary().is_some_and(|v| {
                         v.unseen_are_slips(req.prompt, query, &entry.prompt, &cached)
                     })
                 {
@@ -290,7 +343,7 @@ impl Cache {
                 }
             };
             let verdict = if calibrated.is_some() {
-                self.hard_checks(&entry.prompt, req.prompt, &mut query_unseen)
+                self.hard_checks(space, &entry.prompt, req.prompt, &mut query_unseen)
             } else if below {
                 let same = same_request()
                     && match inner.options.verify {
@@ -304,7 +357,7 @@ impl Cache {
                     match blind(&mut query_unseen) {
                         Blind::Yes => Err(RejectReason::Unseen),
                         Blind::No | Blind::Slips => {
-                            self.second_path(&entry.prompt, req.prompt, n.similarity, &spec)
+                            self.second_path(space, &entry.prompt, req.prompt, n.similarity, &spec)
                                 .await
                         }
                     }
@@ -318,12 +371,12 @@ impl Cache {
                 match (
                     blind(&mut query_unseen),
                     inner.options.verify,
-                    &inner.verifier,
+                    &space.verifier,
                 ) {
                     (Blind::Yes, ..) => Err(RejectReason::Unseen),
                     // Only the pair model may judge what the embedding did not see.
                     (Blind::Slips, ..) => {
-                        self.second_path(&entry.prompt, req.prompt, n.similarity, &spec)
+                        self.second_path(space, &entry.prompt, req.prompt, n.similarity, &spec)
                             .await
                     }
                     (Blind::No, VerifyMode::Model, Some(model)) => {
@@ -335,13 +388,19 @@ impl Cache {
                             n.similarity,
                             None,
                             confidence,
-                            inner.embedder.vocabulary(),
+                            space.embedder.vocabulary(),
                         ) {
                             Ok(_) => Ok(()),
                             // The features alone were not sure: the pair model reads both.
                             Err(RejectReason::Model) if second_path => {
-                                self.second_path(&entry.prompt, req.prompt, n.similarity, &spec)
-                                    .await
+                                self.second_path(
+                                    space,
+                                    &entry.prompt,
+                                    req.prompt,
+                                    n.similarity,
+                                    &spec,
+                                )
+                                .await
                             }
                             Err(reason) => Err(reason),
                         }
@@ -405,18 +464,19 @@ impl Cache {
     /// blind ([`Embedder::unseen`]) unless only a question frame differs.
     pub(super) fn hard_checks(
         &self,
+        space: &Space,
         cached: &str,
         query: &str,
         query_unseen: &mut Option<Vec<String>>,
     ) -> Result<(), RejectReason> {
-        let inner = &self.inner;
-        match inner.options.verify {
+        match self.inner.options.verify {
             VerifyMode::Rules => crate::verify::verify(cached, query)?,
             _ => crate::verify::vetoes(cached, query)?,
         }
-        let unseen = query_unseen.get_or_insert_with(|| inner.embedder.unseen(query));
-        if *unseen != inner.embedder.unseen(cached)
-            && !crate::verify::same_request(cached, query, inner.embedder.vocabulary())
+        let embedder = &space.embedder;
+        let unseen = query_unseen.get_or_insert_with(|| embedder.unseen(query));
+        if *unseen != embedder.unseen(cached)
+            && !crate::verify::same_request(cached, query, embedder.vocabulary())
         {
             return Err(RejectReason::Unseen);
         }
@@ -429,20 +489,20 @@ impl Cache {
     /// fails refuses the candidate (logged): a fault costs a hit, never a wrong answer.
     pub(super) async fn second_path(
         &self,
+        space: &Space,
         cached: &str,
         query: &str,
         similarity: f32,
         spec: &crate::policy::Applied<'_>,
     ) -> Result<(), RejectReason> {
-        let Some((stacked, pair)) = &self.inner.pair else {
+        let Some((stacked, pair)) = &space.pair else {
             return Err(RejectReason::Model);
         };
         crate::verify::vetoes(cached, query)?;
         // An English pair model judges only what its vocabulary reads: in other languages
         // the first path's refusal stands. A multilingual one reads them all.
         if !pair.multilingual()
-            && !self
-                .inner
+            && !space
                 .embedder
                 .vocabulary()
                 .is_some_and(|v| v.reads_both(cached, query))
@@ -472,7 +532,7 @@ impl Cache {
             similarity,
             Some(logit),
             confidence,
-            self.inner.embedder.vocabulary(),
+            space.embedder.vocabulary(),
         ) {
             Ok(_) => Ok(()),
             Err(RejectReason::Model) => Err(RejectReason::Pair),
@@ -503,7 +563,8 @@ impl Cache {
             Ok(Some(entry))
                 if entry.partition == req.partition
                     && entry.created_at_ms == alias.created_at_ms
-                    && entry.embedder_id == inner.embedder.id()
+                    // Either space: the alias was made by a verified hit there.
+                    && self.space_of(&entry.embedder_id).is_some()
                     && self.is_fresh(policy, &entry, req.max_age_secs, now) =>
             {
                 self.note_hit(entry.id, now).await;

@@ -192,16 +192,26 @@ impl EntryStore for MemStore {
     }
 }
 
-#[derive(Default)]
 pub(super) struct FlatIndex {
     pub(super) vectors: Mutex<HashMap<(PartitionKey, EntryId), Vec<f32>>>,
     fail_inserts: AtomicBool,
+    embedder_id: &'static str,
+}
+
+impl Default for FlatIndex {
+    fn default() -> Self {
+        FlatIndex {
+            vectors: Mutex::default(),
+            fail_inserts: AtomicBool::default(),
+            embedder_id: "test:words",
+        }
+    }
 }
 
 #[async_trait]
 impl VectorIndex for FlatIndex {
     fn embedder_id(&self) -> &str {
-        "test:words"
+        self.embedder_id
     }
     fn dim(&self) -> usize {
         8
@@ -1642,4 +1652,227 @@ async fn restore_keeps_the_entry_as_given_and_indexes_own_vectors_only() {
     f.cache.restore(&other).await.unwrap();
     assert!(f.store.entries.lock().contains_key(&EntryId(42)));
     assert_eq!(f.index.vectors.lock().len(), 1);
+}
+
+/// Embeds every word, whatever its script, by hashing it into 8 buckets: the other
+/// languages' embedder of `the_other_languages_have_their_own_space`.
+#[derive(Default)]
+struct AllWordsEmbedder {
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl Embedder for AllWordsEmbedder {
+    fn id(&self) -> &str {
+        "test:all-words"
+    }
+    fn dim(&self) -> usize {
+        8
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let mut v = [0f32; 8];
+                for w in t.to_lowercase().split_whitespace() {
+                    v[blake3::hash(w.as_bytes()).as_bytes()[0] as usize % 8] += 1.0;
+                }
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-9);
+                v.iter().map(|x| x / n).collect()
+            })
+            .collect())
+    }
+    fn vocabulary(&self) -> Option<&crate::verify::Vocabulary> {
+        None
+    }
+    fn unseen(&self, _: &str) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+#[tokio::test]
+async fn the_other_languages_have_their_own_space() {
+    let english = Arc::new(WordsEmbedder {
+        vocab: Some(crate::verify::Vocabulary::new([
+            "how", "do", "reset", "my", "password", "please",
+        ])),
+        ..WordsEmbedder::default()
+    });
+    let other = Arc::new(AllWordsEmbedder::default());
+    let store = Arc::new(MemStore::default());
+    let build = |first: Arc<FlatIndex>, second: Arc<FlatIndex>| {
+        Cache::new(
+            store.clone(),
+            first,
+            english.clone(),
+            Arc::new(ManualClock::new(1_000_000)),
+            CacheOptions {
+                other_languages: Some(OtherLanguages {
+                    embedder: other.clone(),
+                    index: second,
+                    pair_scorer: None,
+                    examples_min_similarity: 0.9,
+                }),
+                ..options(0.5)
+            },
+        )
+        .unwrap()
+    };
+    let other_index = || {
+        Arc::new(FlatIndex {
+            embedder_id: "test:all-words",
+            ..FlatIndex::default()
+        })
+    };
+    let (first, second) = (Arc::new(FlatIndex::default()), other_index());
+    let cache = build(first.clone(), second.clone());
+
+    // Each prompt is embedded, stored and indexed in its own language's space.
+    let fr = cache
+        .insert(new_entry(P1, "comment réinitialiser mon mot de passe"))
+        .await
+        .unwrap();
+    let zh = cache
+        .insert(new_entry(P1, "如何 重置 我的 密码"))
+        .await
+        .unwrap();
+    let en = cache
+        .insert(new_entry(P1, "how do i reset my password"))
+        .await
+        .unwrap();
+    let stored = |id: EntryId| store.entries.lock()[&id].embedder_id.clone();
+    assert_eq!(stored(fr), "test:all-words");
+    assert_eq!(stored(zh), "test:all-words");
+    assert_eq!(stored(en), "test:words");
+    let ids = |i: &FlatIndex| {
+        let mut v: Vec<EntryId> = i.vectors.lock().keys().map(|(_, id)| *id).collect();
+        v.sort_by_key(|id| id.0);
+        v
+    };
+    let mut others = vec![fr, zh];
+    others.sort_by_key(|id| id.0);
+    assert_eq!(ids(&first), vec![en]);
+    assert_eq!(ids(&second), others);
+    assert_eq!(english.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(other.calls.load(Ordering::SeqCst), 2);
+
+    // A French paraphrase is embedded by the other embedder only, and served from there.
+    let found = cache
+        .lookup(&req(
+            P1,
+            "comment réinitialiser mon mot de passe s'il vous plaît",
+        ))
+        .await;
+    assert!(
+        matches!(&found, Lookup::SemanticHit { entry, .. } if entry.id == fr),
+        "{found:?}"
+    );
+    assert_eq!(english.calls.load(Ordering::SeqCst), 1);
+    // An English one by the first only.
+    let found = cache
+        .lookup(&req(P1, "how do i reset my password please"))
+        .await;
+    assert!(
+        matches!(&found, Lookup::SemanticHit { entry, .. } if entry.id == en),
+        "{found:?}"
+    );
+    assert_eq!(other.calls.load(Ordering::SeqCst), 3);
+
+    // After a restart, each stored vector goes back to its own space's index.
+    let (first2, second2) = (Arc::new(FlatIndex::default()), other_index());
+    let restarted = build(first2.clone(), second2.clone());
+    assert_eq!(restarted.rebuild_index().await.unwrap(), 3);
+    assert_eq!(ids(&first2), vec![en]);
+    assert_eq!(ids(&second2), others);
+
+    // Removal leaves neither index holding a removed entry.
+    restarted.remove(fr).await.unwrap();
+    restarted.invalidate(&Invalidate::All).await.unwrap();
+    assert!(first2.vectors.lock().is_empty());
+    assert!(second2.vectors.lock().is_empty());
+
+    // A prompt whose language is guessed from its words, not told by them, is looked for
+    // in the other space too ("mon" is French, "please" English, one each).
+    let guessed = restarted
+        .insert(new_entry(P1, "comment reset mon password"))
+        .await
+        .unwrap();
+    assert_eq!(stored(guessed), "test:all-words");
+    let found = restarted
+        .lookup(&req(P1, "reset password please mon"))
+        .await;
+    assert!(
+        matches!(&found, Lookup::SemanticHit { entry, .. } if entry.id == guessed),
+        "{found:?}"
+    );
+    // A prompt told English is looked for in its own space only.
+    let calls = other.calls.load(Ordering::SeqCst);
+    let found = restarted
+        .lookup(&req(P1, "how do i reset the password of my router"))
+        .await;
+    assert!(matches!(found, Lookup::Miss { .. }), "{found:?}");
+    assert_eq!(other.calls.load(Ordering::SeqCst), calls);
+    restarted.invalidate(&Invalidate::All).await.unwrap();
+
+    // An error budget learns from the first embedder's similarities only: untrained, it
+    // serves no English paraphrase; the other languages are verified as without one.
+    let budgeted = Cache::new(
+        store.clone(),
+        first2.clone(),
+        english.clone(),
+        Arc::new(ManualClock::new(1_000_000)),
+        CacheOptions {
+            max_false_hit_rate: Some(0.01),
+            other_languages: Some(OtherLanguages {
+                embedder: other.clone(),
+                index: second2.clone(),
+                pair_scorer: None,
+                examples_min_similarity: 0.9,
+            }),
+            ..options(0.5)
+        },
+    )
+    .unwrap();
+    let fr2 = budgeted
+        .insert(new_entry(P2, "comment réinitialiser mon mot de passe"))
+        .await
+        .unwrap();
+    budgeted
+        .insert(new_entry(P2, "how do i reset my password"))
+        .await
+        .unwrap();
+    let found = budgeted
+        .lookup(&req(
+            P2,
+            "comment réinitialiser mon mot de passe s'il vous plaît",
+        ))
+        .await;
+    assert!(
+        matches!(&found, Lookup::SemanticHit { entry, .. } if entry.id == fr2),
+        "{found:?}"
+    );
+    let found = budgeted
+        .lookup(&req(P2, "how do i reset my password please"))
+        .await;
+    assert!(matches!(found, Lookup::Miss { .. }), "{found:?}");
+    budgeted.invalidate(&Invalidate::All).await.unwrap();
+
+    // The two spaces must be two embedders.
+    let same = Cache::new(
+        Arc::new(MemStore::default()),
+        Arc::new(FlatIndex::default()),
+        Arc::new(WordsEmbedder::default()),
+        Arc::new(ManualClock::new(0)),
+        CacheOptions {
+            other_languages: Some(OtherLanguages {
+                embedder: Arc::new(WordsEmbedder::default()),
+                index: Arc::new(FlatIndex::default()),
+                pair_scorer: None,
+                examples_min_similarity: 0.9,
+            }),
+            ..options(0.5)
+        },
+    );
+    assert!(matches!(same, Err(BuildError::SameEmbedder(_))));
 }

@@ -245,15 +245,7 @@ fn written(text: &str) -> Option<Written> {
     if share(Script::Latin) < SCRIPT_SHARE {
         return None;
     }
-    let mut counts = [0usize; WORDS.len()];
-    for w in unquoted(text)
-        .split(|c: char| !c.is_alphabetic() && c != '\'')
-        .filter(|w| !w.is_empty())
-    {
-        if let Some(&i) = TELLING.get(w.to_lowercase().as_str()) {
-            counts[i] += 1;
-        }
-    }
+    let counts = telling(text);
     // The first language with the most words, and the most any other has.
     let top = (0..counts.len()).fold(0, |t, i| if counts[i] > counts[t] { i } else { t });
     let second = (0..counts.len())
@@ -300,6 +292,46 @@ fn unquoted(text: &str) -> String {
 /// The language of `text` when it is plain (see the module), as an ISO 639-1 code.
 pub fn language(text: &str) -> Option<&'static str> {
     written(text).and_then(|w| w.language)
+}
+
+/// How many of each language's telling words `text` has (outside quotes), by [`WORDS`]'
+/// order.
+fn telling(text: &str) -> [usize; WORDS.len()] {
+    let mut counts = [0usize; WORDS.len()];
+    for w in unquoted(text)
+        .split(|c: char| !c.is_alphabetic() && c != '\'')
+        .filter(|w| !w.is_empty())
+    {
+        if let Some(&i) = TELLING.get(w.to_lowercase().as_str()) {
+            counts[i] += 1;
+        }
+    }
+    counts
+}
+
+/// Whether `text`, in Latin letters, has at least one English function word and more of
+/// them than of any other language's: "How good is BML Munjal University?" (too few for
+/// [`language`] to tell, which wants two, and twice any other's).
+pub fn leans_english(text: &str) -> bool {
+    if !mostly_latin(text) {
+        return false;
+    }
+    let counts = telling(text);
+    let en = WORDS
+        .iter()
+        .position(|(l, _)| *l == "en")
+        .map_or(0, |i| counts[i]);
+    en > 0 && counts.iter().filter(|&&c| c >= en).count() == 1
+}
+
+/// Whether most of `text`'s letters are Latin (or it has none).
+pub fn mostly_latin(text: &str) -> bool {
+    let (mut letters, mut latin) = (0usize, 0usize);
+    for c in text.chars().filter(|c| c.is_alphabetic()) {
+        letters += 1;
+        latin += usize::from(script(c) == Script::Latin);
+    }
+    letters == 0 || latin as f32 / letters as f32 >= SCRIPT_SHARE
 }
 
 /// Whether the two prompts are plainly written in different languages: in different

@@ -17,6 +17,16 @@ pub struct Vocabulary {
     by_len: Vec<Vec<String>>,
 }
 
+/// Which model should read a prompt ([`Vocabulary::route`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// An English model (else one of every language).
+    pub english: bool,
+    /// Whether the prompt's script or function words said so (else it is guessed from
+    /// its words).
+    pub told: bool,
+}
+
 /// Shortest word a typo is looked for in, or corrected to: shorter words are too close to
 /// each other ("cat" / "car" / "cap") for one letter to tell a typo.
 const MIN_TYPO_LEN: usize = 4;
@@ -92,6 +102,79 @@ impl Vocabulary {
                     && (self.accounts_for(w, other) || joined_with_neighbour(own, i, other)))
         };
         (0..wa.len()).all(|i| read(&wa, i, &wb)) && (0..wb.len()).all(|i| read(&wb, i, &wa))
+    }
+
+    /// Whether an English model should read `text` ([`Vocabulary::route`]).
+    pub fn is_english(&self, text: &str) -> bool {
+        self.route(text).english
+    }
+
+    /// Which model should read `text`, an English one (with this vocabulary) or one of
+    /// every language, and whether its language was told or only guessed:
+    ///
+    /// - told English by its function words ([`super::lang::language`]): English, told;
+    /// - in another script (Chinese, Cyrillic, Arabic …): not English, told;
+    /// - told another language in Latin letters: not English, told, unless every word
+    ///   (two letters or more, not a number) is a word of this vocabulary — the function
+    ///   words of languages overlap ("He was born in Carter County" counts as German, "as
+    ///   soon as possible" as Portuguese) — then English, guessed;
+    /// - too short to be told: English, guessed, with one English function word and no
+    ///   other language as many ("How good is BML Munjal University?"), or with at most
+    ///   one word in [`MOSTLY_KNOWN_OF`] outside the vocabulary, not counting capitalised
+    ///   words after the first (names: "Waqar Younis back as Pakistan coach"); else not
+    ///   English, guessed ("como se hace una tortilla de patatas", "wachtwoord vergeten").
+    ///
+    /// What decides which embedder embeds a prompt when the other languages have their
+    /// own; a guessed prompt is looked for with the other one too.
+    pub fn route(&self, text: &str) -> Route {
+        use super::lang;
+        let told = |english| Route {
+            english,
+            told: true,
+        };
+        let guessed = |english| Route {
+            english,
+            told: false,
+        };
+        let latin = lang::mostly_latin(text);
+        match lang::language(text) {
+            Some("en") => told(true),
+            Some(_) if !latin => told(false),
+            Some(_) => {
+                let (counted, unknown) = self.unknown_words(text, false);
+                if counted > 0 && unknown == 0 {
+                    guessed(true)
+                } else {
+                    told(false)
+                }
+            }
+            None if !latin => told(false),
+            None => {
+                let (counted, unknown) = self.unknown_words(text, true);
+                guessed(lang::leans_english(text) || unknown * MOSTLY_KNOWN_OF <= counted)
+            }
+        }
+    }
+
+    /// How many words of `text` count (two letters or more, not a number) and how many of
+    /// those are outside the vocabulary; with `names`, capitalised words after the first
+    /// are not counted.
+    fn unknown_words(&self, text: &str, names: bool) -> (usize, usize) {
+        let (mut counted, mut unknown) = (0usize, 0usize);
+        let mut first = true;
+        for w in text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
+            let name = names && !first && w.chars().next().is_some_and(char::is_uppercase);
+            first = false;
+            if name || w.chars().count() < 2 || w.chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            counted += 1;
+            unknown += usize::from(!self.contains(&w.to_lowercase()));
+        }
+        (counted, unknown)
     }
 
     /// Whether `text` (its `words`) is English: told so by its function words
@@ -438,6 +521,68 @@ mod tests {
             "ship",
             "shop",
         ])
+    }
+
+    #[test]
+    fn english_prompts_are_told_from_the_others() {
+        let v = Vocabulary::new([
+            "how",
+            "good",
+            "is",
+            "university",
+            "pizza",
+            "recipe",
+            "order",
+            "two",
+            "from",
+            "reset",
+            "my",
+            "password",
+            "pain",
+            "au",
+            "he",
+            "was",
+            "born",
+            "in",
+            "carter",
+            "county",
+            "back",
+            "as",
+        ]);
+        for (text, english) in [
+            ("How do I reset my password?", true),
+            ("pizza recipe", true),
+            // Names and rare words, with an English function word.
+            ("How good is BML Munjal University?", true),
+            ("order two pizzas from dominoes", true),
+            ("", true),
+            ("42 + 17", true),
+            ("como se hace una tortilla de patatas jugoza", false),
+            ("xq se me descarga tan rapido la bateria del movil", false),
+            ("Comment réinitialiser mon mot de passe ?", false),
+            ("Hoe kan ik mijn wachtwoord wijzigen?", false),
+            ("Как сбросить пароль?", false),
+            ("我的订单在哪里？", false),
+            ("비밀번호를 어떻게 바꾸나요?", false),
+            // Too short for its language to be told: by how many words are unknown.
+            ("wachtwoord vergeten", false),
+            ("pizza au levain", false),
+            // Names do not count; a sentence whose every word is English is English.
+            ("Waqar Younis back as Munjal pizza", true),
+            ("He was born in Carter County", true),
+        ] {
+            assert_eq!(v.is_english(text), english, "{text}");
+        }
+        let route = |english, told| Route { english, told };
+        assert_eq!(v.route("How do I reset my password?"), route(true, true));
+        assert_eq!(v.route("Как сбросить пароль?"), route(false, true));
+        assert_eq!(
+            v.route("Hoe kan ik mijn wachtwoord wijzigen?"),
+            route(false, true)
+        );
+        assert_eq!(v.route("pizza recipe"), route(true, false));
+        assert_eq!(v.route("He was born in Carter County"), route(true, false));
+        assert_eq!(v.route("wachtwoord vergeten"), route(false, false));
     }
 
     #[test]

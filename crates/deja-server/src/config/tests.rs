@@ -151,7 +151,7 @@ fn the_local_model_is_chosen_by_file_env_or_flag() {
         } => (*model, model_dir.clone()),
         other => panic!("{other:?}"),
     };
-    assert_eq!(model(&Config::default()).0, LocalModel::MiniLm);
+    assert_eq!(model(&Config::default()).0, LocalModel::Auto);
     let file =
         Config::from_toml("[embedder]\nkind = \"local\"\nmodel = \"multilingual-e5-small\"\n")
             .unwrap();
@@ -182,6 +182,12 @@ fn the_local_model_is_chosen_by_file_env_or_flag() {
     .unwrap();
     assert_eq!(model(&c), (LocalModel::E5Small, None));
     let c = env(&[("DEJA_MODEL_DIR", "/m")]).unwrap();
+    assert_eq!(model(&c), (LocalModel::Auto, Some(PathBuf::from("/m"))));
+    let c = env(&[
+        ("DEJA_EMBEDDER_MODEL", "all-minilm-l6-v2"),
+        ("DEJA_MODEL_DIR", "/m"),
+    ])
+    .unwrap();
     assert_eq!(model(&c), (LocalModel::MiniLm, Some(PathBuf::from("/m"))));
     let err = env(&[("DEJA_EMBEDDER_MODEL", "e5")]).unwrap_err();
     assert!(err.to_string().contains("DEJA_EMBEDDER_MODEL"), "{err}");
@@ -190,6 +196,11 @@ fn the_local_model_is_chosen_by_file_env_or_flag() {
     c.set_embedder_model("--embedder-model", "multilingual-e5-small")
         .unwrap();
     assert_eq!(model(&c), (LocalModel::E5Small, None));
+    // `auto` and all-MiniLM-L6-v2 share the English model's directory.
+    let mut c = env(&[("DEJA_MODEL_DIR", "/m")]).unwrap();
+    c.set_embedder_model("--embedder-model", "all-minilm-l6-v2")
+        .unwrap();
+    assert_eq!(model(&c), (LocalModel::MiniLm, Some(PathBuf::from("/m"))));
     let mut remote = Config::from_toml(
         "[embedder]\nkind = \"openai\"\nmodel = \"text-embedding-3-small\"\ndim = 1536\n",
     )

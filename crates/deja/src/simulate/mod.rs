@@ -408,6 +408,13 @@ pub async fn run(config: Config, args: SimulateArgs) -> anyhow::Result<()> {
         set: &set,
         stream: &stream,
         embedder: memo.clone(),
+        other: built.other.map(|(inner, pair)| {
+            let memo = Arc::new(Memo {
+                inner,
+                seen: Mutex::new(HashMap::new()),
+            });
+            (memo, pair)
+        }),
         seed: args.seed,
         json: args.json,
     };
@@ -488,6 +495,8 @@ struct Sim<'a> {
     set: &'a IntentSet,
     stream: &'a [usize],
     embedder: Arc<Memo>,
+    /// With `--embedder-model auto`: the other languages' embedder and pair model.
+    other: Option<(Arc<Memo>, Option<Arc<dyn deja_core::PairScorer>>)>,
     seed: u64,
     json: bool,
 }
@@ -512,6 +521,28 @@ impl Sim<'_> {
             embedder.dim(),
             deja_store_local::HnswParams::default(),
         ));
+        // Each run starts empty: a fresh index for the other languages too.
+        let other_languages = self.other.as_ref().map(|(other, pair)| {
+            let other: Arc<dyn Embedder> = other.clone();
+            deja_core::OtherLanguages {
+                index: Arc::new(deja_store_local::HnswIndex::new(
+                    other.id(),
+                    other.dim(),
+                    deja_store_local::HnswParams::default(),
+                )),
+                embedder: other,
+                pair_scorer: pair.clone(),
+                examples_min_similarity: self
+                    .config
+                    .cache
+                    .examples_min_similarity
+                    .unwrap_or(deja_server::config::E5_EXAMPLES_MIN_SIMILARITY),
+            }
+        });
+        let options = CacheOptions {
+            other_languages,
+            ..options
+        };
         let cache = Cache::new(store, index, embedder, Arc::new(SystemClock), options)?;
         cache
             .embed_category_examples()
