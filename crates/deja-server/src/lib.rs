@@ -103,7 +103,7 @@ pub struct Embedders {
     pub pair: Option<Arc<dyn PairScorer>>,
     /// With `embedder.model = "auto"`: the embedder of the prompts that are not English,
     /// and its pair model.
-    pub other: Option<(Arc<dyn Embedder>, Option<Arc<dyn PairScorer>>)>,
+    pub other: Option<Loaded>,
 }
 
 /// The pair-model file to load: the configured one, or with `auto` the file `name` beside
@@ -234,7 +234,8 @@ pub fn build_embedders(config: &Config) -> anyhow::Result<Embedders> {
     })
 }
 
-type Loaded = (Arc<dyn Embedder>, Option<Arc<dyn PairScorer>>);
+/// A local embedder and its pair model, if one is loaded.
+pub type Loaded = (Arc<dyn Embedder>, Option<Arc<dyn PairScorer>>);
 
 /// all-MiniLM-L6-v2 from `dir` (else its default directory) and its pair model.
 fn load_minilm(
@@ -284,6 +285,34 @@ fn load_e5(
     let pair = e5.pair_scorer().map(|p| p as Arc<dyn PairScorer>);
     log_pair_model(pair.as_deref());
     Ok((Arc::new(e5), pair))
+}
+
+/// The other languages' space for `embedder` and its pair model, with a fresh in-process
+/// index (as `deja eval` and `deja simulate` run it; `deja serve` picks the index by
+/// `store.index`).
+pub fn local_other_languages(
+    config: &Config,
+    embedder: Arc<dyn Embedder>,
+    pair_scorer: Option<Arc<dyn PairScorer>>,
+) -> OtherLanguages {
+    OtherLanguages {
+        index: Arc::new(HnswIndex::new(
+            embedder.id(),
+            embedder.dim(),
+            HnswParams::default(),
+        )),
+        examples_min_similarity: other_examples_min_similarity(config),
+        embedder,
+        pair_scorer,
+    }
+}
+
+/// `cache.examples_min_similarity`, else multilingual-e5-small's, for the other languages.
+fn other_examples_min_similarity(config: &Config) -> f32 {
+    config
+        .cache
+        .examples_min_similarity
+        .unwrap_or(config::E5_EXAMPLES_MIN_SIMILARITY)
 }
 
 /// Whether loading failed because the model is not installed.
@@ -419,10 +448,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
                 ),
             };
             Some(OtherLanguages {
-                examples_min_similarity: config
-                    .cache
-                    .examples_min_similarity
-                    .unwrap_or(config::E5_EXAMPLES_MIN_SIMILARITY),
+                examples_min_similarity: other_examples_min_similarity(&config),
                 embedder: other_embedder,
                 index,
                 pair_scorer: other_pair,

@@ -815,19 +815,7 @@ impl EvalEngine {
                 inner: other,
                 last: Mutex::new(None),
             });
-            deja_core::OtherLanguages {
-                index: Arc::new(deja_store_local::HnswIndex::new(
-                    other.id(),
-                    other.dim(),
-                    deja_store_local::HnswParams::default(),
-                )),
-                embedder: other,
-                pair_scorer: other_pair,
-                examples_min_similarity: config
-                    .cache
-                    .examples_min_similarity
-                    .unwrap_or(deja_server::config::E5_EXAMPLES_MIN_SIMILARITY),
-            }
+            deja_server::local_other_languages(&config, other, other_pair)
         });
         let configured = CacheOptions {
             verifier: verifier.clone(),

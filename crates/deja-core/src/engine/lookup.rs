@@ -302,7 +302,7 @@ impl Cache {
                 Ok(Some(entry))
                     if entry.partition == req.partition
                         && entry.embedder_id == space.embedder.id()
-                        && self.is_fresh(&policy, &entry, req.max_age_secs, now) =>
+                        && self.is_fresh(policy, &entry, req.max_age_secs, now) =>
                 {
                     entry
                 }

@@ -409,7 +409,7 @@ pub async fn run(config: Config, args: SimulateArgs) -> anyhow::Result<()> {
         stream: &stream,
         embedder: memo.clone(),
         other: built.other.map(|(inner, pair)| {
-            let memo = Arc::new(Memo {
+            let memo: Arc<dyn Embedder> = Arc::new(Memo {
                 inner,
                 seen: Mutex::new(HashMap::new()),
             });
@@ -496,7 +496,7 @@ struct Sim<'a> {
     stream: &'a [usize],
     embedder: Arc<Memo>,
     /// With `--embedder-model auto`: the other languages' embedder and pair model.
-    other: Option<(Arc<Memo>, Option<Arc<dyn deja_core::PairScorer>>)>,
+    other: Option<deja_server::Loaded>,
     seed: u64,
     json: bool,
 }
@@ -523,21 +523,7 @@ impl Sim<'_> {
         ));
         // Each run starts empty: a fresh index for the other languages too.
         let other_languages = self.other.as_ref().map(|(other, pair)| {
-            let other: Arc<dyn Embedder> = other.clone();
-            deja_core::OtherLanguages {
-                index: Arc::new(deja_store_local::HnswIndex::new(
-                    other.id(),
-                    other.dim(),
-                    deja_store_local::HnswParams::default(),
-                )),
-                embedder: other,
-                pair_scorer: pair.clone(),
-                examples_min_similarity: self
-                    .config
-                    .cache
-                    .examples_min_similarity
-                    .unwrap_or(deja_server::config::E5_EXAMPLES_MIN_SIMILARITY),
-            }
+            deja_server::local_other_languages(self.config, other.clone(), pair.clone())
         });
         let options = CacheOptions {
             other_languages,
