@@ -2,8 +2,8 @@
 //! batch of 16 such queries; and what finding a text's unseen parts costs (verification
 //! does it for the request and each candidate), and telling a typo from another word with
 //! the model's vocabulary; and the pair model on one candidate (two prompts of about 35
-//! tokens together) and on 4 candidates at once. Skips (prints a note) when the model is
-//! not installed.
+//! tokens together) and on 4 candidates at once; and which model reads a prompt when both
+//! run. Skips (prints a note) when the model is not installed.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use deja_core::Embedder;
@@ -76,6 +76,21 @@ fn bench(c: &mut Criterion) {
     c.bench_function("unseen_query_zh", |b| {
         b.iter(|| embedder.unseen("我的包裹什么时候能送到？我已经等了一个星期了。"))
     });
+    // Which model reads a prompt when both run (`embedder.model = "auto"`): told by
+    // function words, by script, or guessed from the words the vocabulary knows.
+    if let Some(vocab) = embedder.vocabulary() {
+        for (name, text) in [
+            ("route_en", QUERY),
+            (
+                "route_fr",
+                "Comment réinitialiser le mot de passe de mon compte ?",
+            ),
+            ("route_zh", "我的包裹什么时候能送到？我已经等了一个星期了。"),
+            ("route_guessed", "Waqar Younis back as Pakistan coach"),
+        ] {
+            c.bench_function(name, |b| b.iter(|| vocab.route(std::hint::black_box(text))));
+        }
+    }
     // The same request with a typo, against the model's vocabulary: the nearest-word scan
     // verification runs for a candidate that differs in one unknown word.
     let vocab = embedder.vocabulary();
