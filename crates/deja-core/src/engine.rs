@@ -87,7 +87,7 @@ pub struct CacheOptions {
 
 /// The embedding space of the prompts that are not English: a multilingual embedder, its
 /// own index, and its pair model. A prompt goes there when the first embedder's vocabulary
-/// does not tell it English (`Vocabulary::is_english`): it is embedded, searched,
+/// does not tell it English (`Vocabulary::route`): it is embedded, searched,
 /// verified (by the verifiers shipped for that embedder and pair model) and indexed
 /// there, and its entry records that embedder. English prompts stay with the first
 /// embedder, which reads English better (docs/hit-quality.md). A prompt is only ever
@@ -632,6 +632,13 @@ impl Cache {
 
     fn space_for(&self, prompt: &str) -> &Space {
         self.space_at(prompt).1
+    }
+
+    /// The space whose index holds `entry`'s vector: none without a vector, or for a
+    /// vector of an embedder this cache does not run.
+    fn indexed_in(&self, entry: &Entry) -> Option<&Space> {
+        self.space_of(&entry.embedder_id)
+            .filter(|_| !entry.vector.is_empty())
     }
 
     /// The space whose embedder made vectors of `embedder_id`, if any.

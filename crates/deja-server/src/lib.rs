@@ -295,24 +295,32 @@ pub fn local_other_languages(
     embedder: Arc<dyn Embedder>,
     pair_scorer: Option<Arc<dyn PairScorer>>,
 ) -> OtherLanguages {
-    OtherLanguages {
-        index: Arc::new(HnswIndex::new(
-            embedder.id(),
-            embedder.dim(),
-            HnswParams::default(),
-        )),
-        examples_min_similarity: other_examples_min_similarity(config),
-        embedder,
-        pair_scorer,
-    }
+    let index = Arc::new(HnswIndex::new(
+        embedder.id(),
+        embedder.dim(),
+        HnswParams::default(),
+    ));
+    other_languages(config, embedder, pair_scorer, index)
 }
 
-/// `cache.examples_min_similarity`, else multilingual-e5-small's, for the other languages.
-fn other_examples_min_similarity(config: &Config) -> f32 {
-    config
-        .cache
-        .examples_min_similarity
-        .unwrap_or(config::E5_EXAMPLES_MIN_SIMILARITY)
+/// The other languages' space: `embedder`, its pair model, `index`, and the
+/// category-example threshold (`cache.examples_min_similarity`, else
+/// multilingual-e5-small's).
+fn other_languages(
+    config: &Config,
+    embedder: Arc<dyn Embedder>,
+    pair_scorer: Option<Arc<dyn PairScorer>>,
+    index: Arc<dyn VectorIndex>,
+) -> OtherLanguages {
+    OtherLanguages {
+        embedder,
+        index,
+        pair_scorer,
+        examples_min_similarity: config
+            .cache
+            .examples_min_similarity
+            .unwrap_or(config::E5_EXAMPLES_MIN_SIMILARITY),
+    }
 }
 
 /// Whether loading failed because the model is not installed.
@@ -447,12 +455,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
                     .context("creating the other languages' vector index in Redis")?,
                 ),
             };
-            Some(OtherLanguages {
-                examples_min_similarity: other_examples_min_similarity(&config),
-                embedder: other_embedder,
-                index,
-                pair_scorer: other_pair,
-            })
+            Some(other_languages(&config, other_embedder, other_pair, index))
         }
         None => None,
     };

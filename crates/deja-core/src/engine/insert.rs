@@ -116,8 +116,7 @@ impl Cache {
             // Harmless for correctness if it fails: lookups re-read the store.
             self.unindex(entry.partition, replaced).await;
         }
-        let space = self.space_of(&entry.embedder_id);
-        if let (false, Some(space)) = (entry.vector.is_empty(), space) {
+        if let Some(space) = self.indexed_in(entry) {
             if let Err(e) = space
                 .index
                 .insert(entry.partition, entry.id, &entry.vector)
@@ -146,12 +145,9 @@ impl Cache {
             }
         }
         for (i, entry) in entries.iter().enumerate() {
-            let Some(space) = self.space_of(&entry.embedder_id) else {
+            let Some(space) = self.indexed_in(entry) else {
                 continue;
             };
-            if entry.vector.is_empty() {
-                continue;
-            }
             if let Err(e) = space
                 .index
                 .insert(entry.partition, entry.id, &entry.vector)

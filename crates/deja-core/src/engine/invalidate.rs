@@ -14,9 +14,7 @@ impl Cache {
                 if let Some(c) = &self.inner.calibration {
                     c.forget(id);
                 }
-                if let (false, Some(space)) =
-                    (entry.vector.is_empty(), self.space_of(&entry.embedder_id))
-                {
+                if let Some(space) = self.indexed_in(&entry) {
                     space.index.remove(entry.partition, id).await?;
                 }
                 Ok(true)

@@ -62,6 +62,7 @@ impl Cache {
         let Some(calibration) = &inner.calibration else {
             return Ok(None);
         };
+        let space = self.space_for(query);
         let mut query_unseen = None;
         let mut label = None;
         let mut compared = 0;
@@ -76,12 +77,7 @@ impl Cache {
                 continue;
             };
             if self
-                .hard_checks(
-                    self.space_for(query),
-                    &entry.prompt,
-                    query,
-                    &mut query_unseen,
-                )
+                .hard_checks(space, &entry.prompt, query, &mut query_unseen)
                 .is_err()
             {
                 continue;

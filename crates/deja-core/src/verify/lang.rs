@@ -196,7 +196,43 @@ struct Written {
     language: Option<&'static str>,
 }
 
+/// What one pass over a text tells of its language ([`read`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reading {
+    /// Its language, when plain ([`language`]).
+    pub language: Option<&'static str>,
+    /// Most of its letters are Latin (or it has none).
+    pub latin: bool,
+    /// In Latin letters, with at least one English function word and more of them than of
+    /// any other language's: "How good is BML Munjal University?" (too few for
+    /// [`language`] to tell, which wants two, and twice any other's).
+    pub leans_english: bool,
+}
+
+/// The script and function words of `text`, read once.
+pub fn read(text: &str) -> Reading {
+    let (written, latin, telling) = scan(text);
+    let leans_english = telling.is_some_and(|counts| {
+        let en = WORDS
+            .iter()
+            .position(|(l, _)| *l == "en")
+            .map_or(0, |i| counts[i]);
+        en > 0 && counts.iter().filter(|&&c| c >= en).count() == 1
+    });
+    Reading {
+        language: written.and_then(|w| w.language),
+        latin,
+        leans_english,
+    }
+}
+
 fn written(text: &str) -> Option<Written> {
+    scan(text).0
+}
+
+/// `text`'s script and plain language, whether most of its letters are Latin (or it has
+/// none), and, in Latin letters, how many telling words of each language it has.
+fn scan(text: &str) -> (Option<Written>, bool, Option<[usize; WORDS.len()]>) {
     let mut counts = [0usize; 11];
     let mut letters = 0usize;
     for c in text.chars().filter(|c| c.is_alphabetic()) {
@@ -204,10 +240,11 @@ fn written(text: &str) -> Option<Written> {
         counts[script(c) as usize] += 1;
     }
     if letters == 0 {
-        return None;
+        return (None, true, None);
     }
     let share = |s: Script| counts[s as usize] as f32 / letters as f32;
-    let plain = |script, language| Some(Written { script, language });
+    let latin = share(Script::Latin) >= SCRIPT_SHARE;
+    let plain = |script, language| (Some(Written { script, language }), latin, None);
     // Japanese mixes kana and kanji: any kana, with Han and kana together dominant.
     let cjk = counts[Script::Han as usize] + counts[Script::Kana as usize];
     if counts[Script::Kana as usize] > 0 && cjk as f32 / letters as f32 >= SCRIPT_SHARE {
@@ -242,8 +279,8 @@ fn written(text: &str) -> Option<Written> {
         };
         return plain(Script::Cyrillic, language);
     }
-    if share(Script::Latin) < SCRIPT_SHARE {
-        return None;
+    if !latin {
+        return (None, false, None);
     }
     let counts = telling(text);
     // The first language with the most words, and the most any other has.
@@ -255,7 +292,14 @@ fn written(text: &str) -> Option<Written> {
         .unwrap_or(0);
     let n = counts[top];
     let language = (n >= 2 && n >= 2 * second).then_some(WORDS[top].0);
-    plain(Script::Latin, language)
+    (
+        Some(Written {
+            script: Script::Latin,
+            language,
+        }),
+        true,
+        Some(counts),
+    )
 }
 
 /// `text` without what it quotes ("What does 'je ne sais quoi' mean?" is English): the
@@ -307,31 +351,6 @@ fn telling(text: &str) -> [usize; WORDS.len()] {
         }
     }
     counts
-}
-
-/// Whether `text`, in Latin letters, has at least one English function word and more of
-/// them than of any other language's: "How good is BML Munjal University?" (too few for
-/// [`language`] to tell, which wants two, and twice any other's).
-pub fn leans_english(text: &str) -> bool {
-    if !mostly_latin(text) {
-        return false;
-    }
-    let counts = telling(text);
-    let en = WORDS
-        .iter()
-        .position(|(l, _)| *l == "en")
-        .map_or(0, |i| counts[i]);
-    en > 0 && counts.iter().filter(|&&c| c >= en).count() == 1
-}
-
-/// Whether most of `text`'s letters are Latin (or it has none).
-pub fn mostly_latin(text: &str) -> bool {
-    let (mut letters, mut latin) = (0usize, 0usize);
-    for c in text.chars().filter(|c| c.is_alphabetic()) {
-        letters += 1;
-        latin += usize::from(script(c) == Script::Latin);
-    }
-    letters == 0 || latin as f32 / letters as f32 >= SCRIPT_SHARE
 }
 
 /// Whether the two prompts are plainly written in different languages: in different

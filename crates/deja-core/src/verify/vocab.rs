@@ -136,8 +136,9 @@ impl Vocabulary {
             english,
             told: false,
         };
-        let latin = lang::mostly_latin(text);
-        match lang::language(text) {
+        let reading = lang::read(text);
+        let latin = reading.latin;
+        match reading.language {
             Some("en") => told(true),
             Some(_) if !latin => told(false),
             Some(_) => {
@@ -151,7 +152,7 @@ impl Vocabulary {
             None if !latin => told(false),
             None => {
                 let (counted, unknown) = self.unknown_words(text, true);
-                guessed(lang::leans_english(text) || unknown * MOSTLY_KNOWN_OF <= counted)
+                guessed(reading.leans_english || unknown * MOSTLY_KNOWN_OF <= counted)
             }
         }
     }
