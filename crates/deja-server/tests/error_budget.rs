@@ -130,15 +130,13 @@ async fn a_budget_learns_from_misses_before_it_serves_a_paraphrase() {
         "{metrics}"
     );
     // The same in /admin/stats, which `deja stats` prints.
-    let stats: serde_json::Value = client
-        .get(format!("{}/admin/stats", served.base))
-        .bearer_auth("admin-token-0123456789")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = common::admin_get(
+        &client,
+        &served.base,
+        "/admin/stats",
+        "admin-token-0123456789",
+    )
+    .await;
     let budget = &stats["error_budget"];
     let audit = &budget["audits"][0];
     assert_eq!(

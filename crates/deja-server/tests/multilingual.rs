@@ -212,15 +212,8 @@ async fn the_default_reads_each_language_with_its_own_model() {
         async move {
             let hit = common::chat(&client, &base, asked).await;
             let id = hit.headers()["x-deja-entry"].to_str().unwrap().to_string();
-            let entry: serde_json::Value = client
-                .get(format!("{base}/admin/entries/{id}"))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let entry =
+                common::admin_get(&client, &base, &format!("/admin/entries/{id}"), TOKEN).await;
             entry["embedder_id"].as_str().unwrap().to_string()
         }
     };

@@ -135,6 +135,24 @@ pub async fn chat(client: &reqwest::Client, base: &str, text: &str) -> reqwest::
     r
 }
 
+/// `GET {base}{path}` of the admin API with `token`: its JSON body.
+pub async fn admin_get(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+) -> serde_json::Value {
+    client
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The defaults, with the store in `data_dir` and the upstream at `upstream_base_url`.
 pub fn config(data_dir: &std::path::Path, upstream_base_url: String) -> Config {
     let mut config = Config {
