@@ -27,6 +27,12 @@
 //! speak, a budgeted category answers from exact hits and the upstream (whose answers are
 //! the labels).
 //!
+//! **Replicas.** Labels and audit tallies are counts, and counts add up: each change is
+//! also kept as a pending addition ([`Calibration::take_pending`]), which the cache adds to
+//! counters in its store, and what the store then holds — every replica's additions —
+//! replaces this view ([`Calibration::adopt`]). Replicas sharing a store thus learn from
+//! each other's traffic. Answer groups (who answers like whom) stay each replica's own.
+//!
 //! This module records and decides; it knows nothing of how lookups use it.
 
 use std::collections::{HashMap, VecDeque};
@@ -78,7 +84,7 @@ pub enum Certified {
 }
 
 /// A cell's labels, by similarity bin.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Cell {
     agreed: Vec<u32>,
     wrong: Vec<u32>,
@@ -245,6 +251,9 @@ struct State {
     groups: Groups,
     /// The live audit's tallies, per category.
     audits: HashMap<String, AuditTally>,
+    /// Label and audit counts added since they were last taken for the store, by counter
+    /// name ([`label_counter`], [`audit_counter`]).
+    pending: HashMap<String, i64>,
     /// Counts changes, so a save can be skipped when nothing changed.
     version: u64,
     saved: u64,
@@ -308,6 +317,10 @@ impl Calibration {
         let state = &mut *guard;
         let b = bin(similarity);
         for k in 0..=support.min(MAX_SUPPORT) {
+            *state
+                .pending
+                .entry(label_counter(category, k, b, agreed))
+                .or_default() += 1;
             let key = CellKey {
                 category: category.to_string(),
                 support: k,
@@ -396,18 +409,7 @@ impl Calibration {
             .into_iter()
             .filter(|(_, c)| c.agreed.len() == BINS && c.wrong.len() == BINS)
             .collect();
-        let mut certified: HashMap<String, [Certified; LEVELS]> = HashMap::new();
-        for (key, cell) in &state.cells {
-            if let (Some(delta), true) =
-                (self.budgets.of(&key.category), key.support <= MAX_SUPPORT)
-            {
-                certified
-                    .entry(key.category.clone())
-                    .or_insert([Certified::Untrained; LEVELS])[usize::from(key.support)] =
-                    cell.certify(delta);
-            }
-        }
-        state.certified = certified;
+        state.certified = certificates(&self.budgets, &state.cells);
         state.groups = snapshot.groups;
         state.audits = snapshot.audits.into_iter().collect();
     }
@@ -420,6 +422,116 @@ impl Calibration {
             .entry(category.to_string())
             .or_default()
             .add(wrong);
+        *state
+            .pending
+            .entry(audit_counter(category, AUDIT_CHECKED))
+            .or_default() += 1;
+        if wrong {
+            *state
+                .pending
+                .entry(audit_counter(category, AUDIT_WRONG))
+                .or_default() += 1;
+        }
+        state.version += 1;
+    }
+
+    /// The counts added since the last call, as counter additions for the store
+    /// ([`crate::traits::EntryStore::add_state_counts`]); they are no longer pending.
+    pub fn take_pending(&self) -> Vec<(String, i64)> {
+        let mut pending: Vec<(String, i64)> = std::mem::take(&mut self.state.write().pending)
+            .into_iter()
+            .collect();
+        pending.sort();
+        pending
+    }
+
+    /// Gives back additions [`Calibration::take_pending`] took that the store did not keep
+    /// (its write failed): they are taken again next time.
+    pub fn return_pending(&self, delta: Vec<(String, i64)>) {
+        let mut state = self.state.write();
+        for (counter, add) in delta {
+            *state.pending.entry(counter).or_default() += add;
+        }
+    }
+
+    /// Every label and audit count this calibration holds, as counter additions: what
+    /// seeds a store's counters from labels saved before it kept any.
+    pub fn counts(&self) -> Vec<(String, i64)> {
+        let state = self.state.read();
+        let mut out = Vec::new();
+        for (key, cell) in &state.cells {
+            for (b, (&agreed, &wrong)) in cell.agreed.iter().zip(&cell.wrong).enumerate() {
+                for (n, is_agreed) in [(agreed, true), (wrong, false)] {
+                    if n > 0 {
+                        out.push((
+                            label_counter(&key.category, key.support, b, is_agreed),
+                            i64::from(n),
+                        ));
+                    }
+                }
+            }
+        }
+        for (category, tally) in &state.audits {
+            for (field, n) in [(AUDIT_CHECKED, tally.checked), (AUDIT_WRONG, tally.wrong)] {
+                if n > 0 {
+                    out.push((audit_counter(category, field), n as i64));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Takes the store's counters (`totals`: every replica's label and audit counts) as
+    /// this calibration's labels and tallies, with the additions still pending on top
+    /// (made since they were taken); certificates follow. Counters it does not know are
+    /// ignored, as are counts below 1.
+    pub fn adopt(&self, totals: &[(String, i64)]) {
+        let mut guard = self.state.write();
+        let state = &mut *guard;
+        let mut cells: HashMap<CellKey, Cell> = HashMap::new();
+        let mut audits: HashMap<String, AuditTally> = HashMap::new();
+        let pending = state.pending.iter().map(|(k, v)| (k.as_str(), *v));
+        let all = totals.iter().map(|(k, v)| (k.as_str(), *v)).chain(pending);
+        for (counter, n) in all {
+            let Ok(n) = u32::try_from(n) else { continue };
+            match parse_counter(counter) {
+                Some(Counter::Label {
+                    category,
+                    support,
+                    bin,
+                    agreed,
+                }) => {
+                    let cell = cells
+                        .entry(CellKey {
+                            category: category.to_string(),
+                            support,
+                        })
+                        .or_default();
+                    let slot = if agreed {
+                        &mut cell.agreed[bin]
+                    } else {
+                        &mut cell.wrong[bin]
+                    };
+                    *slot = slot.saturating_add(n);
+                }
+                Some(Counter::Audit { category, wrong }) => {
+                    let tally = audits.entry(category.to_string()).or_default();
+                    if wrong {
+                        tally.wrong += u64::from(n);
+                    } else {
+                        tally.checked += u64::from(n);
+                    }
+                }
+                None => {}
+            }
+        }
+        if cells == state.cells && audits == state.audits {
+            return;
+        }
+        state.certified = certificates(&self.budgets, &cells);
+        state.cells = cells;
+        state.audits = audits;
         state.version += 1;
     }
 
@@ -445,6 +557,85 @@ impl Calibration {
     /// The live audit's tallies, per category, in name order.
     pub fn audits(&self) -> Vec<(String, AuditTally)> {
         sorted_audits(&self.state.read())
+    }
+}
+
+/// Each category's certificates, by support level, from its cells.
+fn certificates(
+    budgets: &Budgets,
+    cells: &HashMap<CellKey, Cell>,
+) -> HashMap<String, [Certified; LEVELS]> {
+    let mut certified: HashMap<String, [Certified; LEVELS]> = HashMap::new();
+    for (key, cell) in cells {
+        if let (Some(delta), true) = (budgets.of(&key.category), key.support <= MAX_SUPPORT) {
+            certified
+                .entry(key.category.clone())
+                .or_insert([Certified::Untrained; LEVELS])[usize::from(key.support)] =
+                cell.certify(delta);
+        }
+    }
+    certified
+}
+
+const AUDIT_CHECKED: &str = "checked";
+const AUDIT_WRONG: &str = "wrong";
+
+/// The counter of one cell's labels in one similarity bin, agreed or wrong:
+/// `label:SUPPORT:BIN:a|w:CATEGORY` (the category last, whatever it contains).
+fn label_counter(category: &str, support: u8, bin: usize, agreed: bool) -> String {
+    format!(
+        "label:{support}:{bin}:{}:{category}",
+        if agreed { "a" } else { "w" }
+    )
+}
+
+/// The counter of one category's audited hits (`checked`) or wrong ones:
+/// `audit:checked|wrong:CATEGORY`.
+fn audit_counter(category: &str, field: &str) -> String {
+    format!("audit:{field}:{category}")
+}
+
+/// A counter name, read back.
+#[derive(Debug, PartialEq)]
+enum Counter<'a> {
+    Label {
+        category: &'a str,
+        support: u8,
+        bin: usize,
+        agreed: bool,
+    },
+    Audit {
+        category: &'a str,
+        wrong: bool,
+    },
+}
+
+fn parse_counter(name: &str) -> Option<Counter<'_>> {
+    if let Some(rest) = name.strip_prefix("label:") {
+        let mut parts = rest.splitn(4, ':');
+        let support: u8 = parts.next()?.parse().ok()?;
+        let bin: usize = parts.next()?.parse().ok()?;
+        let agreed = match parts.next()? {
+            "a" => true,
+            "w" => false,
+            _ => return None,
+        };
+        let category = parts.next()?;
+        (support <= MAX_SUPPORT && bin < BINS).then_some(Counter::Label {
+            category,
+            support,
+            bin,
+            agreed,
+        })
+    } else {
+        let rest = name.strip_prefix("audit:")?;
+        let (field, category) = rest.split_once(':')?;
+        let wrong = match field {
+            AUDIT_CHECKED => false,
+            AUDIT_WRONG => true,
+            _ => return None,
+        };
+        Some(Counter::Audit { category, wrong })
     }
 }
 
@@ -630,6 +821,63 @@ mod tests {
         assert_eq!(back.certified("default", 3), Some(Certified::From(0.7)));
         assert_eq!(back.support(EntryId(1), &[EntryId(2)]), 1);
         assert_eq!(back.report(), cal.report());
+    }
+
+    #[test]
+    fn counter_names_read_back_whatever_the_category() {
+        for category in ["default", "a:b", "", "support:3:9:w"] {
+            assert_eq!(
+                parse_counter(&label_counter(category, 2, 199, false)),
+                Some(Counter::Label {
+                    category,
+                    support: 2,
+                    bin: 199,
+                    agreed: false
+                })
+            );
+            assert_eq!(
+                parse_counter(&audit_counter(category, AUDIT_CHECKED)),
+                Some(Counter::Audit {
+                    category,
+                    wrong: false
+                })
+            );
+        }
+        // Out of range or foreign: not a counter of this calibration.
+        for name in [
+            "label:4:1:a:default",
+            "label:0:200:a:default",
+            "label:0:1:x:default",
+            "label:0:1",
+            "audit:other:default",
+            "seeded",
+        ] {
+            assert_eq!(parse_counter(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn adopting_counts_keeps_what_is_still_pending() {
+        let a = Calibration::new(budgets(0.05));
+        let b = Calibration::new(budgets(0.05));
+        for _ in 0..30 {
+            a.observe("default", 0, 0.9, true);
+        }
+        let from_a = a.take_pending();
+        assert_eq!(from_a, a.counts());
+        assert!(a.take_pending().is_empty(), "taken once");
+        // B, with 30 labels of its own not yet added anywhere, adopts A's.
+        for _ in 0..30 {
+            b.observe("default", 0, 0.9, true);
+        }
+        assert_eq!(b.certified("default", 0), Some(Certified::Untrained));
+        b.adopt(&from_a);
+        assert_eq!(b.certified("default", 0), Some(Certified::From(0.9)));
+        assert_eq!(b.report()[0].labels, 60);
+        // A failed write gives them back.
+        let pending = b.take_pending();
+        b.return_pending(pending.clone());
+        assert_eq!(b.take_pending(), pending);
     }
 
     #[test]

@@ -327,8 +327,12 @@ pub enum Invalidate {
     All,
 }
 
-/// The name the error budget's labels are saved under ([`EntryStore::save_state`]).
+/// The name the error budget's learned state is saved under ([`EntryStore::save_state`]).
 pub const CALIBRATION_STATE: &str = "calibration";
+
+/// The name the error budget's label and audit counts are kept under, shared by the
+/// replicas of one store ([`EntryStore::add_state_counts`]).
+pub const CALIBRATION_COUNTS: &str = "calibration";
 
 /// Most candidates' answers one miss compares with the fresh answer ([`Cache::label`]),
 /// looking for the answer group the new entry belongs to: each costs a store read and,

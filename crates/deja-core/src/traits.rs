@@ -149,6 +149,19 @@ pub trait EntryStore: Send + Sync {
     async fn save_state(&self, _name: &str, _bytes: &[u8]) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Adds `delta` to the counters kept under `name` (a counter not yet kept starts at 0)
+    /// and returns every counter of `name` after the addition, its own and those other
+    /// replicas sharing the store added: the error budget's label counts, which every
+    /// replica adds to and each reads back whole. Additions are never lost to a concurrent
+    /// one (each is one atomic increment in a shared store, one transaction in a local
+    /// one). `None` when the backend keeps no counters (these defaults).
+    async fn add_state_counts(
+        &self,
+        _name: &str,
+        _delta: &[(String, i64)],
+    ) -> Result<Option<Vec<(String, i64)>>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// What [`EntryStore::health`] reports.

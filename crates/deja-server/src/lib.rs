@@ -639,9 +639,9 @@ async fn health(
     }
 }
 
-/// Persists counters and buffered hit times every second, and the error budget's labels
-/// every [`CALIBRATION_SAVE_EVERY`] when they changed, until the returned handle is
-/// aborted.
+/// Persists counters and buffered hit times every second, and shares the error budget's
+/// labels every [`CALIBRATION_SAVE_EVERY`] ([`Cache::sync_calibration`]), until the
+/// returned handle is aborted.
 pub fn spawn_flusher(cache: Cache) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -659,12 +659,14 @@ pub fn spawn_flusher(cache: Cache) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// How often the error budget's labels are saved with the store when they changed: a
-/// crash loses at most this much learning.
+/// How often the error budget's labels are shared through the store (the counts added
+/// since the last time, then every replica's read back) and its state saved when it
+/// changed: a crash loses at most this much learning, and replicas learn each other's
+/// labels this late at most.
 pub const CALIBRATION_SAVE_EVERY: Duration = Duration::from_secs(10);
 
 async fn save_calibration_logged(cache: &Cache) {
-    if let Err(e) = cache.save_calibration().await {
+    if let Err(e) = cache.sync_calibration().await {
         tracing::warn!(error = %deja_core::ErrorChain(&e), "saving the error budget's labels failed");
     }
 }

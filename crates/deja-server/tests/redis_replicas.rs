@@ -60,6 +60,18 @@ impl Replica {
         index: IndexKind,
         dir: tempfile::TempDir,
     ) -> Replica {
+        Self::start_configured(redis_url, prefix, upstream, index, dir, |_| {}).await
+    }
+
+    /// As [`Replica::start_in`], with `change` applied to the configuration.
+    async fn start_configured(
+        redis_url: &str,
+        prefix: &str,
+        upstream: &MockUpstream,
+        index: IndexKind,
+        dir: tempfile::TempDir,
+        change: impl FnOnce(&mut Config),
+    ) -> Replica {
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
@@ -71,6 +83,7 @@ impl Replica {
         config.store.index = index;
         config.store.response_timeout_ms = 500;
         config.admin.token = Some(ADMIN_TOKEN.into());
+        change(&mut config);
         let state = deja_server::build_state(config).await.unwrap();
         let from_snapshot = state.index_snapshot().is_some_and(|s| s.was_loaded());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -299,6 +312,110 @@ async fn a_restarted_replica_catches_up_from_its_snapshot() {
     );
     a.stop().await;
     b.stop().await;
+}
+
+/// Paraphrases of one question, all given one answer by the mock upstream.
+const PARCEL: [&str; 11] = [
+    "where is my parcel",
+    "where is my parcel please",
+    "can you tell me where my parcel is",
+    "I want to know where my parcel is",
+    "where is my package",
+    "where exactly is my package",
+    "has my parcel been shipped",
+    "track my parcel please",
+    "I need to track my parcel",
+    "what is the status of my parcel",
+    "my parcel, where is it",
+];
+
+/// The error budget's labels of two replicas add up in Redis: A and B each label too few
+/// misses to certify a threshold (δ = 25% needs nine agreeing labels; they label four and
+/// five), a replica started after them has all of them and serves a paraphrase. (Were each replica's whole state
+/// saved over the other's, the third would start from one half.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_add_up_their_error_budget_labels() {
+    if !model_available() {
+        return;
+    }
+    let Some(server) = RedisServer::standalone_or_skip() else {
+        return;
+    };
+    let url = server.url();
+    let upstream = MockUpstream::start().await.unwrap();
+    for q in PARCEL {
+        upstream
+            .state()
+            .set_answer(q, "Your parcel usually arrives within three working days.");
+    }
+    let prefix = prefix();
+    let start = || async {
+        let dir = tempfile::tempdir().unwrap();
+        Replica::start_configured(&url, &prefix, &upstream, IndexKind::Local, dir, |c| {
+            c.cache.max_false_hit_rate = Some(0.25);
+        })
+        .await
+    };
+    let labels = |r: &Replica| {
+        let (client, base) = (r.client.clone(), r.base.clone());
+        async move {
+            let text = client
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix("deja_budget_labels_total{agreed=\"true\"}")?
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+                .unwrap_or(0.0)
+        }
+    };
+    let (a, b) = (start().await, start().await);
+    // Each asks in turn, so every miss after the first has the one before as its
+    // candidate (stored in Redis, followed by the other's index) and is labelled.
+    let mut want = [0.0, 0.0];
+    for (i, q) in PARCEL[..10].iter().enumerate() {
+        let (r, other) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        assert_eq!(outcome(&r.chat(q).await), "miss", "{q}: served uncertified");
+        r.settle(q).await;
+        other.settle(q).await;
+        if i > 0 {
+            want[i % 2] += 1.0;
+        }
+        let mut got = 0.0;
+        for _ in 0..300 {
+            got = labels(r).await;
+            if got >= want[i % 2] {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(got, want[i % 2], "{q}: not labelled");
+    }
+    assert_eq!(want, [4.0, 5.0]);
+    // Neither alone serves: each has four or five of the nine labels it needs.
+    for r in [&a, &b] {
+        assert_eq!(outcome(&r.chat_no_store(PARCEL[10]).await), "miss");
+    }
+    // A clean stop adds the labels still pending to Redis.
+    a.stop().await;
+    b.stop().await;
+    let c = start().await;
+    let calls = upstream.stats().chat_calls;
+    assert_eq!(
+        outcome(&c.chat_no_store(PARCEL[10]).await),
+        "hit-semantic",
+        "the labels of A and B did not add up"
+    );
+    assert_eq!(upstream.stats().chat_calls, calls);
+    c.stop().await;
 }
 
 #[tokio::test]

@@ -64,6 +64,25 @@ const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters_v1")
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
 /// The engine's own named state ([`EntryStore::save_state`]).
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state_v1");
+/// The engine's named counters (`EntryStore::add_state_counts`): (name, counter) → value.
+const STATE_COUNTS: TableDefinition<(&str, &str), i64> = TableDefinition::new("state_counts_v1");
+
+/// Every counter kept under `name`, in counter order.
+fn counts_in(
+    table: &impl ReadableTable<(&'static str, &'static str), i64>,
+    name: &str,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut totals = Vec::new();
+    for row in table.range((name, "")..).map_err(backend)? {
+        let (key, value) = row.map_err(backend)?;
+        let (of, counter) = key.value();
+        if of != name {
+            break;
+        }
+        totals.push((counter.to_string(), value.value()));
+    }
+    Ok(totals)
+}
 
 const FORMAT_VERSION: u64 = 1;
 const WRITE_SEQ: &str = "write_seq";
@@ -693,6 +712,42 @@ impl RedbStore {
         Ok(())
     }
 
+    fn add_state_counts_sync(
+        &self,
+        name: &str,
+        delta: &[(String, i64)],
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let db = self.db()?;
+        if delta.iter().all(|(_, add)| *add == 0) {
+            // Nothing to add: a read.
+            let txn = db.begin_read().map_err(backend)?;
+            let table = match txn.open_table(STATE_COUNTS) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(backend(e)),
+            };
+            return counts_in(&table, name);
+        }
+        let txn = self.begin_write(&db)?;
+        let totals;
+        {
+            let mut table = txn.open_table(STATE_COUNTS).map_err(backend)?;
+            for (counter, add) in delta.iter().filter(|(_, add)| *add != 0) {
+                let cur = table
+                    .get((name, counter.as_str()))
+                    .map_err(backend)?
+                    .map_or(0, |v| v.value());
+                table
+                    .insert((name, counter.as_str()), cur.saturating_add(*add))
+                    .map_err(backend)?;
+            }
+            totals = counts_in(&table, name)?;
+        }
+        txn.commit().map_err(backend)?;
+        self.wrote();
+        Ok(totals)
+    }
+
     fn counters_sync(&self) -> Result<Counters, StoreError> {
         let db = self.db()?;
         let txn = db.begin_read().map_err(backend)?;
@@ -998,6 +1053,14 @@ impl EntryStore for RedbStore {
 
     async fn save_state(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
         self.observe(self.save_state_sync(name, bytes))
+    }
+
+    async fn add_state_counts(
+        &self,
+        name: &str,
+        delta: &[(String, i64)],
+    ) -> Result<Option<Vec<(String, i64)>>, StoreError> {
+        self.observe(self.add_state_counts_sync(name, delta).map(Some))
     }
 
     async fn health(&self) -> StoreHealth {

@@ -268,6 +268,10 @@ async fn reopened_store_keeps_everything() {
             }
             store.remove(entries[0].id).await.unwrap();
             store.add_counters(&counters).await.unwrap();
+            store
+                .add_state_counts("calibration", &[("label:0:1:a:default".into(), 7)])
+                .await
+                .unwrap();
             store.record_hit(entries[1].id, 99_000).await.unwrap();
             store.flush().await.unwrap();
             // Buffered after the last flush: kept by the flush on drop.
@@ -276,6 +280,10 @@ async fn reopened_store_keeps_everything() {
         let store = RedbStore::open(&path, durability).unwrap();
         assert_eq!(store.len().await.unwrap(), 199, "{durability:?}");
         assert_eq!(store.counters().await.unwrap(), counters);
+        assert_eq!(
+            store.add_state_counts("calibration", &[]).await.unwrap(),
+            Some(vec![("label:0:1:a:default".to_string(), 7)])
+        );
         assert!(store.get(entries[0].id).await.unwrap().is_none());
         for e in &entries[1..] {
             let got = store.get_exact(&e.exact_key).await.unwrap().unwrap();

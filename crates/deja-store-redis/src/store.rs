@@ -1047,6 +1047,37 @@ impl EntryStore for RedisStore {
         .map(|_| ())
     }
 
+    async fn add_state_counts(
+        &self,
+        name: &str,
+        delta: &[(String, i64)],
+    ) -> Result<Option<Vec<(String, i64)>>, StoreError> {
+        // One hash per name: each addition is an HINCRBY (atomic, so replicas adding at
+        // once lose nothing), and the read that follows sees them and everyone's before.
+        let key = self.state_key(&format!("{name}:counts"));
+        let mut p = Pipeline::new();
+        for (counter, add) in delta.iter().filter(|(_, add)| *add != 0) {
+            p.add_command(
+                redis::cmd("HINCRBY")
+                    .arg(&key)
+                    .arg(counter)
+                    .arg(*add)
+                    .clone(),
+            );
+        }
+        p.add_command(redis::cmd("HGETALL").arg(&key).clone());
+        let mut replies = self.exec(vec![p]).await?;
+        let all = replies
+            .pop()
+            .and_then(|mut g| g.pop())
+            .ok_or_else(|| corrupt("HGETALL", "no reply".to_string()))?;
+        let totals: Vec<(String, i64)> = redis::from_redis_value::<HashMap<String, i64>>(&all)
+            .map_err(backend)?
+            .into_iter()
+            .collect();
+        Ok(Some(totals))
+    }
+
     async fn counters(&self) -> Result<Counters, StoreError> {
         let v = self
             .query(redis::cmd("HGETALL").arg(self.counters_key()).clone())

@@ -379,6 +379,91 @@ pub async fn entry_store_suite(store: Arc<dyn EntryStore>) {
     assert_eq!(s.len().await.unwrap(), entries);
 
     batch_checks(s).await;
+    state_count_checks(store.clone()).await;
+}
+
+/// `add_state_counts` adds, per name, and loses no addition made at the same time as
+/// another (as replicas sharing the store do).
+async fn state_count_checks(store: Arc<dyn EntryStore>) {
+    let s = store.as_ref();
+    let sorted = |v: Option<Vec<(String, i64)>>| {
+        let mut v = v.expect("the store keeps counters");
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(s.add_state_counts("labels", &[]).await.unwrap()),
+        vec![]
+    );
+    let got = s
+        .add_state_counts(
+            "labels",
+            &[
+                ("label:0:180:a:default".into(), 3),
+                ("audit:wrong:a:b".into(), 1),
+                ("zero".into(), 0),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted(got),
+        vec![
+            ("audit:wrong:a:b".to_string(), 1),
+            ("label:0:180:a:default".to_string(), 3)
+        ]
+    );
+    // Another name is another set of counters.
+    let other = s
+        .add_state_counts("other", &[("label:0:180:a:default".into(), 5)])
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted(other),
+        vec![("label:0:180:a:default".to_string(), 5)]
+    );
+    // 16 writers adding at once: every addition counts.
+    let writers: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    store
+                        .add_state_counts(
+                            "labels",
+                            &[
+                                ("label:0:180:a:default".into(), 1),
+                                (format!("label:{}:10:w:default", i % 4), 2),
+                            ],
+                        )
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let got = sorted(s.add_state_counts("labels", &[]).await.unwrap());
+    assert_eq!(
+        got,
+        vec![
+            ("audit:wrong:a:b".to_string(), 1),
+            ("label:0:10:w:default".to_string(), 80),
+            ("label:0:180:a:default".to_string(), 163),
+            ("label:1:10:w:default".to_string(), 80),
+            ("label:2:10:w:default".to_string(), 80),
+            ("label:3:10:w:default".to_string(), 80),
+        ]
+    );
+    // A negative addition subtracts.
+    let got = sorted(
+        s.add_state_counts("other", &[("label:0:180:a:default".into(), -5)])
+            .await
+            .unwrap(),
+    );
+    assert_eq!(got, vec![("label:0:180:a:default".to_string(), 0)]);
 }
 
 /// `put_many` stores like `put` one by one: in order, later entries replacing earlier

@@ -5,7 +5,13 @@
 use crate::entry::{Answer, EntryId};
 use crate::traits::{EmbedError, StoreError};
 
-use super::{Cache, InsertError, LabelTicket, Observation, CALIBRATION_STATE, LABELS_PER_MISS};
+use super::{
+    Cache, InsertError, LabelTicket, Observation, CALIBRATION_COUNTS, CALIBRATION_STATE,
+    LABELS_PER_MISS,
+};
+
+/// The counter that says the store's label counters were seeded from saved labels.
+const SEEDED: &str = "seeded";
 
 impl Cache {
     /// The cosine similarity of two texts' embeddings by the cache's embedder (1 for equal
@@ -124,12 +130,37 @@ impl Cache {
         })
     }
 
-    /// Saves the error budget's labels with the store ([`EntryStore::save_state`]) if they
-    /// changed since the last save; returns whether it wrote.
-    pub async fn save_calibration(&self) -> Result<bool, StoreError> {
-        let Some((version, snapshot)) = self.inner.calibration.as_ref().and_then(|c| c.unsaved())
-        else {
+    /// Shares the error budget's labels through the store: the counts added since the
+    /// last call go to the store's counters ([`EntryStore::add_state_counts`]), and the
+    /// counters as the store then holds them — this replica's labels and those of every
+    /// replica sharing the store — become the calibration's. The rest of what it learned
+    /// (answer groups, and the whole view for a store that keeps no counters) is saved
+    /// ([`EntryStore::save_state`]) if it changed since the last save. Returns whether
+    /// anything was written. Counts the store did not take are kept for the next call.
+    ///
+    /// [`EntryStore::add_state_counts`]: crate::traits::EntryStore::add_state_counts
+    /// [`EntryStore::save_state`]: crate::traits::EntryStore::save_state
+    pub async fn sync_calibration(&self) -> Result<bool, StoreError> {
+        let Some(calibration) = &self.inner.calibration else {
             return Ok(false);
+        };
+        let delta = calibration.take_pending();
+        let added = !delta.is_empty();
+        match self
+            .inner
+            .store
+            .add_state_counts(CALIBRATION_COUNTS, &delta)
+            .await
+        {
+            Ok(Some(totals)) => calibration.adopt(&totals),
+            Ok(None) => {}
+            Err(e) => {
+                calibration.return_pending(delta);
+                return Err(e);
+            }
+        }
+        let Some((version, snapshot)) = calibration.unsaved() else {
+            return Ok(added);
         };
         let bytes = serde_json::to_vec(&snapshot).map_err(|e| StoreError::Backend {
             backend: "calibration",
@@ -139,32 +170,56 @@ impl Cache {
             .store
             .save_state(CALIBRATION_STATE, &bytes)
             .await?;
-        if let Some(c) = &self.inner.calibration {
-            c.saved(version);
-        }
+        calibration.saved(version);
         Ok(true)
     }
 
-    /// Takes over the error budget's labels saved with the store (at start); returns
-    /// whether there were any. Saved labels that cannot be read are logged and left
-    /// alone (the budget learns again, and the next save replaces them).
+    /// Takes over the error budget's labels kept with the store (at start); returns
+    /// whether there were any. The saved state gives the answer groups; the store's
+    /// counters, where it keeps them, give the labels and tallies of every replica. A store
+    /// that has no counters yet is seeded once with the labels saved before it kept any
+    /// (the first replica to start seeds it, a `seeded` counter says which). Saved state
+    /// that cannot be read is logged and left alone (the budget learns again, and the next
+    /// save replaces it).
     pub async fn load_calibration(&self) -> Result<bool, StoreError> {
         let Some(c) = &self.inner.calibration else {
             return Ok(false);
         };
-        let Some(bytes) = self.inner.store.load_state(CALIBRATION_STATE).await? else {
-            return Ok(false);
-        };
-        match serde_json::from_slice(&bytes) {
-            Ok(snapshot) => {
-                c.restore(snapshot);
-                Ok(true)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "the error budget's saved labels are unreadable; learning again");
-                Ok(false)
+        let mut loaded = false;
+        if let Some(bytes) = self.inner.store.load_state(CALIBRATION_STATE).await? {
+            match serde_json::from_slice(&bytes) {
+                Ok(snapshot) => {
+                    c.restore(snapshot);
+                    loaded = true;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the error budget's saved labels are unreadable; learning again");
+                }
             }
         }
+        let seed = [(SEEDED.to_string(), 1)];
+        let Some(mut totals) = self
+            .inner
+            .store
+            .add_state_counts(CALIBRATION_COUNTS, &seed)
+            .await?
+        else {
+            return Ok(loaded);
+        };
+        let first = totals.iter().any(|(k, v)| k == SEEDED && *v == 1);
+        let counts = c.counts();
+        if first && !counts.is_empty() {
+            if let Some(seeded) = self
+                .inner
+                .store
+                .add_state_counts(CALIBRATION_COUNTS, &counts)
+                .await?
+            {
+                totals = seeded;
+            }
+        }
+        c.adopt(&totals);
+        Ok(loaded || totals.iter().any(|(k, v)| k != SEEDED && *v > 0))
     }
 
     /// Audits a semantic hit served under an error budget, once the upstream has answered

@@ -74,6 +74,10 @@ pub(super) struct MemStore {
     pub(super) entries: Mutex<HashMap<EntryId, Entry>>,
     fail: AtomicBool,
     state: Mutex<HashMap<String, Vec<u8>>>,
+    /// `add_state_counts`'s counters, when `keeps_counts` (a store that keeps none
+    /// answers `None`).
+    counts: Mutex<HashMap<String, HashMap<String, i64>>>,
+    keeps_counts: AtomicBool,
 }
 
 fn backend_err() -> StoreError {
@@ -189,6 +193,24 @@ impl EntryStore for MemStore {
     async fn save_state(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
         self.state.lock().insert(name.to_string(), bytes.to_vec());
         Ok(())
+    }
+    async fn add_state_counts(
+        &self,
+        name: &str,
+        delta: &[(String, i64)],
+    ) -> Result<Option<Vec<(String, i64)>>, StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(backend_err());
+        }
+        if !self.keeps_counts.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let mut all = self.counts.lock();
+        let counts = all.entry(name.to_string()).or_default();
+        for (k, v) in delta {
+            *counts.entry(k.clone()).or_default() += v;
+        }
+        Ok(Some(counts.iter().map(|(k, v)| (k.clone(), *v)).collect()))
     }
 }
 
@@ -745,8 +767,8 @@ async fn an_error_budget_serves_only_what_its_labels_certify() {
     let certified = calibration.certified("default", 0);
     assert!(matches!(certified, Some(Certified::From(t)) if t <= 1.0));
     // Saved with the store when changed, and taken over by the next start.
-    assert!(f.cache.save_calibration().await.unwrap());
-    assert!(!f.cache.save_calibration().await.unwrap(), "unchanged");
+    assert!(f.cache.sync_calibration().await.unwrap());
+    assert!(!f.cache.sync_calibration().await.unwrap(), "unchanged");
     let restarted = Cache::new(
         f.store.clone(),
         f.index.clone(),
@@ -818,6 +840,125 @@ async fn an_error_budget_serves_only_what_its_labels_certify() {
     assert_eq!(calibration.support(stored, &[stored, other]), 1);
     f.cache.remove(other).await.unwrap();
     assert_eq!(calibration.support(stored, &[stored, other]), 0);
+}
+
+#[tokio::test]
+async fn replicas_sharing_a_store_learn_from_each_others_labels() {
+    let store = Arc::new(MemStore::default());
+    store.keeps_counts.store(true, Ordering::SeqCst);
+    let options = CacheOptions {
+        max_false_hit_rate: Some(0.05),
+        ..CacheOptions::default()
+    };
+    let replica = || {
+        Cache::new(
+            store.clone(),
+            Arc::new(FlatIndex::default()),
+            Arc::new(WordsEmbedder::default()),
+            Arc::new(ManualClock::new(0)),
+            options.clone(),
+        )
+        .unwrap()
+    };
+    let (a, b) = (replica(), replica());
+    assert!(!a.load_calibration().await.unwrap(), "nothing learned yet");
+    assert!(!b.load_calibration().await.unwrap());
+    let (ca, cb) = (a.calibration().unwrap(), b.calibration().unwrap());
+    // 5% needs 52 agreeing labels: each replica alone has 40 of them.
+    for _ in 0..40 {
+        ca.observe("default", 1, 0.9, true);
+        cb.observe("default", 1, 0.9, true);
+    }
+    ca.audited("default", false);
+    cb.audited("default", true);
+    assert_eq!(ca.certified("default", 1), Some(Certified::Untrained));
+    // A's labels go to the store; B takes them with its own; A then takes B's.
+    assert!(a.sync_calibration().await.unwrap());
+    assert!(b.sync_calibration().await.unwrap());
+    assert_eq!(cb.certified("default", 1), Some(Certified::From(0.9)));
+    assert_eq!(ca.certified("default", 1), Some(Certified::Untrained));
+    assert!(
+        a.sync_calibration().await.unwrap(),
+        "A's view changed: saved"
+    );
+    assert_eq!(ca.certified("default", 1), Some(Certified::From(0.9)));
+    let labels = |c: &crate::budget::Calibration| {
+        c.report()
+            .iter()
+            .map(|r| (r.key.support, r.labels))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(labels(ca), vec![(0, 80), (1, 80)]);
+    assert_eq!(labels(cb), labels(ca));
+    let tally = crate::budget::AuditTally {
+        checked: 2,
+        wrong: 1,
+    };
+    assert_eq!(ca.audits(), vec![("default".to_string(), tally)]);
+    assert_eq!(cb.audits(), ca.audits());
+    // Nothing new anywhere: nothing written, nothing counted twice.
+    assert!(!a.sync_calibration().await.unwrap());
+    assert!(!b.sync_calibration().await.unwrap());
+    assert_eq!(labels(ca), vec![(0, 80), (1, 80)]);
+
+    // A store that fails keeps nothing, and loses nothing: the labels go at the next sync.
+    store.fail.store(true, Ordering::SeqCst);
+    ca.observe("default", 0, 0.5, false);
+    assert!(a.sync_calibration().await.is_err());
+    assert_eq!(labels(ca), vec![(0, 81), (1, 80)]);
+    store.fail.store(false, Ordering::SeqCst);
+    assert!(a.sync_calibration().await.unwrap());
+    assert!(b.sync_calibration().await.unwrap());
+    assert_eq!(labels(ca), vec![(0, 81), (1, 80)]);
+    assert_eq!(labels(cb), labels(ca));
+
+    // A new replica takes everything at start.
+    let c = replica();
+    assert!(c.load_calibration().await.unwrap());
+    assert_eq!(labels(c.calibration().unwrap()), labels(ca));
+    assert_eq!(c.calibration().unwrap().audits(), ca.audits());
+}
+
+#[tokio::test]
+async fn labels_saved_before_the_store_kept_counts_seed_them_once() {
+    let store = Arc::new(MemStore::default());
+    let options = CacheOptions {
+        max_false_hit_rate: Some(0.05),
+        ..CacheOptions::default()
+    };
+    let replica = || {
+        Cache::new(
+            store.clone(),
+            Arc::new(FlatIndex::default()),
+            Arc::new(WordsEmbedder::default()),
+            Arc::new(ManualClock::new(0)),
+            options.clone(),
+        )
+        .unwrap()
+    };
+    // Learned and saved where the store kept no counters (as before they existed).
+    let old = replica();
+    for _ in 0..60 {
+        old.calibration().unwrap().observe("default", 0, 0.8, true);
+    }
+    assert!(old.sync_calibration().await.unwrap());
+    assert!(store.counts.lock().is_empty());
+    // The store keeps counters now: the first replica to start seeds them, the second
+    // takes them as they are.
+    store.keeps_counts.store(true, Ordering::SeqCst);
+    let (a, b) = (replica(), replica());
+    assert!(a.load_calibration().await.unwrap());
+    assert!(b.load_calibration().await.unwrap());
+    for r in [&a, &b] {
+        let report = r.calibration().unwrap().report();
+        assert_eq!(report.len(), 1);
+        assert_eq!(report[0].labels, 60);
+        assert_eq!(report[0].certified, Certified::From(0.8));
+    }
+    // A restart of either does not seed again.
+    let again = replica();
+    assert!(again.load_calibration().await.unwrap());
+    assert_eq!(again.calibration().unwrap().report()[0].labels, 60);
 }
 
 #[tokio::test]
