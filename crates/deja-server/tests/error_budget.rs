@@ -18,32 +18,11 @@ use serde_json::json;
 use common::Served;
 use deja_testkit::mock_upstream::MockUpstream;
 
-const ANSWER: &str = "Your parcel usually arrives within three working days.";
-
-/// Paraphrases of one question: the first ten are misses while the budget learns.
-const PARAPHRASES: [&str; 11] = [
-    "where is my parcel",
-    "where is my parcel please",
-    "can you tell me where my parcel is",
-    "I want to know where my parcel is",
-    "where is my package",
-    "where exactly is my package",
-    "has my parcel been shipped",
-    "track my parcel please",
-    "I need to track my parcel",
-    "what is the status of my parcel",
-    "my parcel, where is it",
-];
+use common::{sample, PARCEL as PARAPHRASES, PARCEL_ANSWER as ANSWER};
 
 async fn ask(client: &reqwest::Client, base: &str, text: &str) -> String {
     let r = common::chat(client, base, text).await;
     r.headers()["x-deja-cache"].to_str().unwrap().to_string()
-}
-
-/// The sample's value in an exposition text, if present.
-fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

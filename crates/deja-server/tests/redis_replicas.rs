@@ -4,8 +4,11 @@
 //! a real listener in front of the mock upstream, which counts its calls. Redis is a real
 //! server started on 127.0.0.1 by deja-testkit and stopped (or killed) by its PID.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{sample, PARCEL, PARCEL_ANSWER};
 use deja_server::config::{Config, IndexKind, StoreKind};
 use deja_testkit::mock_upstream::MockUpstream;
 use deja_testkit::redis_server::{RedisCluster, RedisServer};
@@ -314,21 +317,6 @@ async fn a_restarted_replica_catches_up_from_its_snapshot() {
     b.stop().await;
 }
 
-/// Paraphrases of one question, all given one answer by the mock upstream.
-const PARCEL: [&str; 11] = [
-    "where is my parcel",
-    "where is my parcel please",
-    "can you tell me where my parcel is",
-    "I want to know where my parcel is",
-    "where is my package",
-    "where exactly is my package",
-    "has my parcel been shipped",
-    "track my parcel please",
-    "I need to track my parcel",
-    "what is the status of my parcel",
-    "my parcel, where is it",
-];
-
 /// The error budget's labels of two replicas add up in Redis: A and B each label too few
 /// misses to certify a threshold (δ = 25% needs nine agreeing labels; they label four and
 /// five), a replica started after them has all of them and serves a paraphrase. (Were each replica's whole state
@@ -344,9 +332,7 @@ async fn replicas_add_up_their_error_budget_labels() {
     let url = server.url();
     let upstream = MockUpstream::start().await.unwrap();
     for q in PARCEL {
-        upstream
-            .state()
-            .set_answer(q, "Your parcel usually arrives within three working days.");
+        upstream.state().set_answer(q, PARCEL_ANSWER);
     }
     let prefix = prefix();
     let start = || async {
@@ -367,14 +353,7 @@ async fn replicas_add_up_their_error_budget_labels() {
                 .text()
                 .await
                 .unwrap();
-            text.lines()
-                .find_map(|l| {
-                    l.strip_prefix("deja_budget_labels_total{agreed=\"true\"}")?
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                })
-                .unwrap_or(0.0)
+            sample(&text, "deja_budget_labels_total{agreed=\"true\"}").unwrap_or(0.0)
         }
     };
     let (a, b) = (start().await, start().await);

@@ -842,6 +842,18 @@ async fn an_error_budget_serves_only_what_its_labels_certify() {
     assert_eq!(calibration.support(stored, &[stored, other]), 0);
 }
 
+/// A cache over `store` with an index and clock of its own, as a replica sharing the store.
+fn replica_of(store: &Arc<MemStore>, options: &CacheOptions) -> Cache {
+    Cache::new(
+        store.clone(),
+        Arc::new(FlatIndex::default()),
+        Arc::new(WordsEmbedder::default()),
+        Arc::new(ManualClock::new(0)),
+        options.clone(),
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn replicas_sharing_a_store_learn_from_each_others_labels() {
     let store = Arc::new(MemStore::default());
@@ -850,16 +862,7 @@ async fn replicas_sharing_a_store_learn_from_each_others_labels() {
         max_false_hit_rate: Some(0.05),
         ..CacheOptions::default()
     };
-    let replica = || {
-        Cache::new(
-            store.clone(),
-            Arc::new(FlatIndex::default()),
-            Arc::new(WordsEmbedder::default()),
-            Arc::new(ManualClock::new(0)),
-            options.clone(),
-        )
-        .unwrap()
-    };
+    let replica = || replica_of(&store, &options);
     let (a, b) = (replica(), replica());
     assert!(!a.load_calibration().await.unwrap(), "nothing learned yet");
     assert!(!b.load_calibration().await.unwrap());
@@ -926,16 +929,7 @@ async fn labels_saved_before_the_store_kept_counts_seed_them_once() {
         max_false_hit_rate: Some(0.05),
         ..CacheOptions::default()
     };
-    let replica = || {
-        Cache::new(
-            store.clone(),
-            Arc::new(FlatIndex::default()),
-            Arc::new(WordsEmbedder::default()),
-            Arc::new(ManualClock::new(0)),
-            options.clone(),
-        )
-        .unwrap()
-    };
+    let replica = || replica_of(&store, &options);
     // Learned and saved where the store kept no counters (as before they existed).
     let old = replica();
     for _ in 0..60 {

@@ -162,3 +162,29 @@ pub fn config(data_dir: &std::path::Path, upstream_base_url: String) -> Config {
     config.upstream.base_url = upstream_base_url;
     config
 }
+
+/// Paraphrases of one question, for error-budget tests: the mock upstream is told to give
+/// them all [`PARCEL_ANSWER`], so their labels agree.
+pub const PARCEL: [&str; 11] = [
+    "where is my parcel",
+    "where is my parcel please",
+    "can you tell me where my parcel is",
+    "I want to know where my parcel is",
+    "where is my package",
+    "where exactly is my package",
+    "has my parcel been shipped",
+    "track my parcel please",
+    "I need to track my parcel",
+    "what is the status of my parcel",
+    "my parcel, where is it",
+];
+
+/// The one answer the mock gives every question of [`PARCEL`].
+pub const PARCEL_ANSWER: &str = "Your parcel usually arrives within three working days.";
+
+/// The value of a sample of a Prometheus exposition text, by its name and labels as they
+/// are written (`name{label="v"}`, or `name ` for one without labels), if present.
+pub fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+}
