@@ -7,8 +7,9 @@
 //! of each kind — at fixed widths, and with `search_near_sync` (floor 0.5, the least
 //! similarity the engine ever serves), which searches wider only when it found nothing.
 //!
-//! Run: `cargo run --release -p deja-store-local --example recall_uniform -- [N] [QUERIES]`
-//! (defaults 100,000 and 2,000).
+//! Run: `cargo run --release -p deja-store-local --example recall_uniform -- [N] [QUERIES]
+//! [M] [EF_CONSTRUCTION]` (defaults 100,000 and 2,000, and the index's own graph
+//! parameters).
 
 use std::time::Instant;
 
@@ -34,6 +35,14 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().map_or(100_000, |a| a.parse().unwrap());
     let q: usize = args.next().map_or(2_000, |a| a.parse().unwrap());
+    let defaults = HnswParams::default();
+    let params = HnswParams {
+        m: args.next().map_or(defaults.m, |a| a.parse().unwrap()),
+        ef_construction: args
+            .next()
+            .map_or(defaults.ef_construction, |a| a.parse().unwrap()),
+        ..defaults
+    };
     let mut rng = StdRng::seed_from_u64(42);
     let vectors: Vec<Vec<f32>> = (0..n).map(|_| random(&mut rng, DIM)).collect();
     // cos(v, normalize(v + s g)) ≈ 0.95 for unit v, g ~ N(0, I): s = sqrt((1/0.95² - 1) / DIM).
@@ -46,7 +55,6 @@ fn main() {
         .collect();
     let novel: Vec<Vec<f32>> = (0..q).map(|_| random(&mut rng, DIM)).collect();
     let partition = PartitionKey([7; 16]);
-    let params = HnswParams::default();
     let index = HnswIndex::new("bench", DIM, params);
     let started = Instant::now();
     for (i, v) in vectors.iter().enumerate() {
@@ -80,7 +88,7 @@ fn main() {
             found as f64 / q as f64
         );
     };
-    for ef in [64, 128, 256, 512] {
+    for ef in [64, 128, 256, 512, 1024, 2048] {
         run(&format!("width {ef}"), &|v| {
             index.search_sync_at_width(partition, v, 1, ef).unwrap()
         });
