@@ -494,7 +494,10 @@ impl Calibration {
         let pending = state.pending.iter().map(|(k, v)| (k.as_str(), *v));
         let all = totals.iter().map(|(k, v)| (k.as_str(), *v)).chain(pending);
         for (counter, n) in all {
-            let Ok(n) = u32::try_from(n) else { continue };
+            if n < 1 {
+                continue;
+            }
+            let n = u32::try_from(n).unwrap_or(u32::MAX);
             match parse_counter(counter) {
                 Some(Counter::Label {
                     category,
