@@ -209,13 +209,19 @@ impl Cache {
         let first = totals.iter().any(|(k, v)| k == SEEDED && *v == 1);
         let counts = c.counts();
         if first && !counts.is_empty() {
-            if let Some(seeded) = self
+            match self
                 .inner
                 .store
                 .add_state_counts(CALIBRATION_COUNTS, &counts)
-                .await?
+                .await
             {
-                totals = seeded;
+                Ok(Some(seeded)) => totals = seeded,
+                Ok(None) => {}
+                // The marker is taken: the saved labels go with the next sync instead.
+                Err(e) => {
+                    c.return_pending(counts);
+                    return Err(e);
+                }
             }
         }
         c.adopt(&totals);

@@ -78,6 +78,9 @@ pub(super) struct MemStore {
     /// answers `None`).
     counts: Mutex<HashMap<String, HashMap<String, i64>>>,
     keeps_counts: AtomicBool,
+    /// `add_state_counts` calls made, and the one (counting from 1) that fails; 0: none.
+    count_calls: AtomicUsize,
+    fail_count_call: AtomicUsize,
 }
 
 fn backend_err() -> StoreError {
@@ -199,7 +202,8 @@ impl EntryStore for MemStore {
         name: &str,
         delta: &[(String, i64)],
     ) -> Result<Option<Vec<(String, i64)>>, StoreError> {
-        if self.fail.load(Ordering::SeqCst) {
+        let call = self.count_calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fail.load(Ordering::SeqCst) || self.fail_count_call.load(Ordering::SeqCst) == call {
             return Err(backend_err());
         }
         if !self.keeps_counts.load(Ordering::SeqCst) {
@@ -953,6 +957,18 @@ async fn labels_saved_before_the_store_kept_counts_seed_them_once() {
     let again = replica();
     assert!(again.load_calibration().await.unwrap());
     assert_eq!(again.calibration().unwrap().report()[0].labels, 60);
+
+    // Seeding that fails after the marker was taken loses nothing: the saved labels go
+    // with the next sync.
+    store.counts.lock().clear();
+    let first = store.count_calls.load(Ordering::SeqCst) + 1;
+    store.fail_count_call.store(first + 1, Ordering::SeqCst);
+    let unlucky = replica();
+    assert!(unlucky.load_calibration().await.is_err());
+    assert!(unlucky.sync_calibration().await.unwrap());
+    let late = replica();
+    assert!(late.load_calibration().await.unwrap());
+    assert_eq!(late.calibration().unwrap().report()[0].labels, 60);
 }
 
 #[tokio::test]
