@@ -547,7 +547,6 @@ impl Cache {
             options.min_confidence,
             options.ttl_secs,
             options.categories.clone(),
-            options.examples_min_similarity,
         )?;
         let budgets = Budgets {
             default: options.max_false_hit_rate,

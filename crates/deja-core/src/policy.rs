@@ -73,7 +73,6 @@ pub struct Policy {
     /// space (the engine's embedders: `0` the first, see `CacheOptions::other_languages`):
     /// a prompt is compared with the examples its own embedder embedded.
     examples: Vec<SpaceExamples>,
-    examples_min_similarity: f32,
 }
 
 /// One embedding space's example vectors and the least similarity to one of them.
@@ -112,7 +111,6 @@ impl Policy {
         default_min_confidence: Option<f32>,
         default_ttl_secs: Option<u64>,
         others: Vec<CategorySpec>,
-        examples_min_similarity: f32,
     ) -> Result<Policy, PolicyError> {
         if default_min_confidence.is_some_and(|m| !(0.0..=1.0).contains(&m)) {
             return Err(PolicyError::Invalid {
@@ -184,7 +182,6 @@ impl Policy {
             keywords,
             keyword_matcher,
             examples: Vec::new(),
-            examples_min_similarity,
         })
     }
 
@@ -204,7 +201,6 @@ impl Policy {
             keywords: Vec::new(),
             keyword_matcher: None,
             examples: Vec::new(),
-            examples_min_similarity: 1.0,
         }
     }
 
@@ -276,13 +272,6 @@ impl Policy {
             .collect()
     }
 
-    /// Installs the embeddings of [`Policy::example_texts`] by the first embedder, in the
-    /// same order.
-    pub fn set_example_vectors(&mut self, vectors: Vec<(CategoryId, Vec<f32>)>) {
-        let min = self.examples_min_similarity;
-        self.set_space_examples(0, min, vectors);
-    }
-
     /// Installs the embeddings of [`Policy::example_texts`] by embedding space `space`'s
     /// embedder, and the least similarity to one of them for that embedder (whose cosines
     /// may sit elsewhere).
@@ -315,11 +304,6 @@ impl Policy {
             }
         }
         first.map(|i| self.keywords[i].1)
-    }
-
-    /// Nearest labelled example, if close enough (a vector of the first embedder).
-    pub fn classify_vector(&self, v: &[f32]) -> Option<CategoryId> {
-        self.classify_vector_in(0, v)
     }
 
     /// Nearest labelled example embedded by embedding space `space`'s embedder, if close
@@ -403,7 +387,6 @@ mod tests {
                 cat("loose", 0.80, Some(0.5), Some(60)),
                 cat("strict", 0.99, Some(0.99), Some(3_600)),
             ],
-            0.7,
         )
         .unwrap();
         let (loose, strict) = (p.by_name("loose"), p.by_name("strict"));
@@ -432,7 +415,6 @@ mod tests {
                 spec("pricing", &["price", "prix", "价格", "prijs"]),
                 spec("transactional", &["transfer money", "virement"]),
             ],
-            0.6,
         )
         .unwrap();
         let cases = [
@@ -465,7 +447,6 @@ mod tests {
                 spec("b", &["send money", "money", "pricelist", "ice"]),
                 spec("c", &["send", "envoyer de l'argent", "l'argent"]),
             ],
-            0.6,
         )
         .unwrap();
         let pieces = [
@@ -509,11 +490,11 @@ mod tests {
 
     #[test]
     fn nearest_example_needs_enough_similarity() {
-        let mut p = Policy::new(0.95, None, None, vec![spec("faq", &[])], 0.8).unwrap();
+        let mut p = Policy::new(0.95, None, None, vec![spec("faq", &[])]).unwrap();
         let faq = p.by_name("faq").unwrap();
-        p.set_example_vectors(vec![(faq, vec![1.0, 0.0])]);
-        assert_eq!(p.classify_vector(&[0.9, 0.436]), Some(faq));
-        assert_eq!(p.classify_vector(&[0.5, 0.866]), None);
+        p.set_space_examples(0, 0.8, vec![(faq, vec![1.0, 0.0])]);
+        assert_eq!(p.classify_vector_in(0, &[0.9, 0.436]), Some(faq));
+        assert_eq!(p.classify_vector_in(0, &[0.5, 0.866]), None);
     }
 
     #[test]
@@ -537,12 +518,12 @@ mod tests {
                 "min_confidence",
             ),
         ] {
-            let err = Policy::new(0.95, None, None, vec![c], 0.6)
+            let err = Policy::new(0.95, None, None, vec![c])
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(want), "{err}");
         }
-        let err = Policy::new(0.95, Some(1.5), None, Vec::new(), 0.6)
+        let err = Policy::new(0.95, Some(1.5), None, Vec::new())
             .unwrap_err()
             .to_string();
         assert!(

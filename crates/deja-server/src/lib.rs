@@ -323,6 +323,32 @@ fn other_languages(
     }
 }
 
+/// `hnsw` with its graph inserts on the index's own thread, so a miss's store write and
+/// the graph work of the one before run side by side (inline if the thread cannot start).
+fn with_insert_thread(hnsw: HnswIndex) -> Arc<HnswIndex> {
+    let hnsw = Arc::new(hnsw);
+    if let Err(e) = hnsw.insert_in_background() {
+        tracing::warn!(error = %e, "could not start the index's insert thread; inserting inline");
+    }
+    hnsw
+}
+
+/// The vector index of `embedder`'s vectors in Redis Stack (`store.index = "redis-search"`).
+async fn redis_search_index(
+    config: &Config,
+    embedder: &dyn Embedder,
+) -> anyhow::Result<RedisSearchIndex> {
+    let url = config.store.url.as_deref().unwrap_or_default();
+    RedisSearchIndex::connect(url, &redis_options(config), embedder.id(), embedder.dim())
+        .await
+        .with_context(|| {
+            format!(
+                "creating the vector index in Redis at {} (store.index = \"redis-search\" needs Redis Stack or Redis 8)",
+                config::redact_url(url)
+            )
+        })
+}
+
 /// Whether loading failed because the model is not installed.
 fn is_missing(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -401,58 +427,30 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
                     _ => None,
                 };
                 let from_snapshot = loaded.is_some();
-                let hnsw = Arc::new(
+                let hnsw = with_insert_thread(
                     loaded.unwrap_or_else(|| HnswIndex::new(embedder.id(), embedder.dim(), params)),
                 );
-                // Graph inserts on the index's own thread: a miss's store write and the
-                // graph work of the one before run side by side.
-                if let Err(e) = hnsw.insert_in_background() {
-                    tracing::warn!(error = %e, "could not start the index's insert thread; inserting inline");
-                }
                 (hnsw.clone(), Some(hnsw), from_snapshot)
             }
-            IndexKind::RedisSearch => {
-                let url = config.store.url.as_deref().unwrap_or_default();
-                let shared = RedisSearchIndex::connect(
-                    url,
-                    &redis_options(&config),
-                    embedder.id(),
-                    embedder.dim(),
-                )
-                .await
-                .with_context(|| {
-                    format!(
-                        "creating the vector index in Redis at {} (store.index = \"redis-search\" needs Redis Stack or Redis 8)",
-                        config::redact_url(url)
-                    )
-                })?;
-                (Arc::new(shared), None, false)
-            }
+            IndexKind::RedisSearch => (
+                Arc::new(redis_search_index(&config, embedder.as_ref()).await?),
+                None,
+                false,
+            ),
         };
     // The other languages' index: never from a snapshot (rebuilt from the store below).
     let other = match other {
         Some((other_embedder, other_pair)) => {
             let index: Arc<dyn VectorIndex> = match config.store.index {
-                IndexKind::Local => {
-                    let hnsw = Arc::new(HnswIndex::new(
-                        other_embedder.id(),
-                        other_embedder.dim(),
-                        params,
-                    ));
-                    if let Err(e) = hnsw.insert_in_background() {
-                        tracing::warn!(error = %e, "could not start the index's insert thread; inserting inline");
-                    }
-                    hnsw
-                }
+                IndexKind::Local => with_insert_thread(HnswIndex::new(
+                    other_embedder.id(),
+                    other_embedder.dim(),
+                    params,
+                )),
                 IndexKind::RedisSearch => Arc::new(
-                    RedisSearchIndex::connect(
-                        config.store.url.as_deref().unwrap_or_default(),
-                        &redis_options(&config),
-                        other_embedder.id(),
-                        other_embedder.dim(),
-                    )
-                    .await
-                    .context("creating the other languages' vector index in Redis")?,
+                    redis_search_index(&config, other_embedder.as_ref())
+                        .await
+                        .context("creating the other languages' vector index in Redis")?,
                 ),
             };
             Some(other_languages(&config, other_embedder, other_pair, index))

@@ -1070,7 +1070,7 @@ impl EntryStore for RedisStore {
         let all = replies
             .pop()
             .and_then(|mut g| g.pop())
-            .ok_or_else(|| corrupt("HGETALL", "no reply".to_string()))?;
+            .ok_or_else(|| corrupt("HGETALL", "no reply"))?;
         let totals: Vec<(String, i64)> = redis::from_redis_value::<HashMap<String, i64>>(&all)
             .map_err(backend)?
             .into_iter()
