@@ -26,7 +26,13 @@ fn trained() -> Calibration {
     for i in 0..20_000u32 {
         let category = CATEGORIES[(i % 4) as usize];
         let similarity = 0.6 + (i % 400) as f32 / 1000.0;
-        cal.observe(category, (i % 4) as u8, similarity, !i.is_multiple_of(97));
+        cal.observe(
+            category,
+            (i % 4) as u8,
+            similarity,
+            !i.is_multiple_of(97),
+            i % 2 == 0,
+        );
     }
     cal
 }
@@ -50,7 +56,7 @@ fn budget(c: &mut Criterion) {
     c.bench_function("budget/observe", |b| {
         b.iter(|| {
             i = i.wrapping_add(1);
-            cal.observe("faq", (i % 4) as u8, 0.8, !i.is_multiple_of(50));
+            cal.observe("faq", (i % 4) as u8, 0.8, !i.is_multiple_of(50), false);
         })
     });
 }

@@ -16,16 +16,38 @@
 //! every label of support `k` or more, so cell 0 pools them all and a candidate may use
 //! the lowest threshold of any cell it belongs to.
 //!
-//! **Certification.** A cell's threshold is the lowest similarity `t` such that, among the
-//! labelled candidates at or above `t`, the one-sided Wilson upper bound of the wrong share
-//! (at 95%) is at most δ. Thresholds are tested from the top down and the walk stops at the
-//! first that fails (fixed-sequence testing: no correction for the many thresholds tried is
-//! needed). Until a cell has enough labels to certify anything it is [`Certified::Untrained`];
-//! a cell whose labels certify nothing is [`Certified::Nothing`]. Either way it serves no
+//! **Vouched cells.** The verifier the cache runs without a budget (the veto rules, the
+//! learned verifier, the pair model) ranks candidates far better than similarity does, but
+//! its one confidence cut-off is set on other people's pairs. So every label also says
+//! whether the verifier accepted the candidate (*vouched* for it), and each support level
+//! has a second cell holding only the vouched candidates' labels: where the verifier is
+//! right on this traffic, that cell certifies a lower similarity for candidates it vouches
+//! for than the plain cell can for all of them; where it is wrong too often, it certifies
+//! nothing and costs nothing.
+//!
+//! **Certification.** A cell's threshold is the lowest similarity `t` such that the
+//! labelled candidates at or above `t` show a wrong share below δ ([`shows_below`]: a test
+//! that stays valid however often it is repeated, since the cache re-certifies after every
+//! label). Thresholds are tested from the top down and the walk stops at the first that
+//! fails (fixed-sequence testing: no correction for the many thresholds tried is needed).
+//! Until a cell has enough labels to certify anything it is [`Certified::Untrained`]; a
+//! cell whose labels certify nothing is [`Certified::Nothing`]. Either way it serves no
 //! semantic hit: a budget is a promise, and the cache's decisions without one are not
 //! within 1% on every traffic (measured with `deja simulate`), so until its own labels
 //! speak, a budgeted category answers from exact hits and the upstream (whose answers are
 //! the labels).
+//!
+//! **The judge's own noise.** Two answers to the *same* request differ in words, and the
+//! answer comparison sometimes calls them different: a label says "wrong" where serving
+//! would have been right. Left in, that noise counts against every cell as if it were false
+//! hits, and a budget of 1% can hardly certify anything once the judge errs 0.7% of the
+//! time. So a sampled share of exact hits — answers that are right by definition — is asked
+//! again, and how often the judge calls the fresh answer different from the stored one is
+//! its false-disagree rate ε, measured per category ([`Calibration::judged`]). A cell then
+//! tests its judged-wrong share against `δ(1 − ε) + ε` rather than δ, with ε's lower bound
+//! ([`observed_bound`]): what the judge is sure to get wrong is not counted as false hits.
+//! Where no exact hit was judged different, the test is against δ. Checks stop once ε's
+//! interval is narrower than δ / 2.
 //!
 //! **Replicas.** Labels and audit tallies are counts, and counts add up: each change is
 //! also kept as a pending addition ([`Calibration::take_pending`]), which the cache adds to
@@ -48,8 +70,13 @@ pub const BINS: usize = 200;
 /// The highest support level a cell distinguishes: "this many or more".
 pub const MAX_SUPPORT: u8 = 3;
 
-/// Support levels, hence cells, per category.
+/// Support levels, hence cells of each kind (plain and vouched), per category.
 const LEVELS: usize = MAX_SUPPORT as usize + 1;
+
+/// A category's certificates: plain cells (`[0]`) and vouched ones (`[1]`), by support.
+type Levels = [[Certified; LEVELS]; 2];
+
+const UNTRAINED: Levels = [[Certified::Untrained; LEVELS]; 2];
 
 /// Whether `delta` is a budget the cache can keep: a share above 0 and below one half.
 pub fn valid_rate(delta: f64) -> bool {
@@ -70,6 +97,32 @@ pub struct CellKey {
     /// At least this many neighbours in the candidate's answer group (up to
     /// [`MAX_SUPPORT`]).
     pub support: u8,
+    /// Only candidates the verifier accepted (a vouched cell), or all of them.
+    #[serde(default)]
+    pub vouched: bool,
+}
+
+/// What a lookup may serve one candidate at, under a budget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decision {
+    /// How many of the other candidates answer the same as this one.
+    pub support: u8,
+    /// Whatever the verifier says of it.
+    pub any: Certified,
+    /// If the verifier accepts it: the lower of what the plain and the vouched cells of
+    /// its support certify.
+    pub vouched: Certified,
+}
+
+impl Decision {
+    /// The similarity from which the candidate may be served (`vouched`: whether the
+    /// verifier accepted it); `None`: not at any.
+    pub fn threshold(&self, vouched: bool) -> Option<f32> {
+        match if vouched { self.vouched } else { self.any } {
+            Certified::From(t) => Some(t),
+            Certified::Untrained | Certified::Nothing => None,
+        }
+    }
 }
 
 /// What a cell's labels allow.
@@ -132,16 +185,114 @@ pub fn wilson(k: u64, n: u64, z: f64) -> (f64, f64) {
     )
 }
 
-/// The fewest labels, all agreeing, whose bound reaches `delta`: below this a cell
+/// The judged-wrong share that candidates truly wrong `delta` of the time show in labels,
+/// when the judge calls a share ε of right answers different: `δ(1 − ε) + ε`, with ε's
+/// one-sided 97.5% Wilson lower bound from its exact-hit checks (`judge`; 0 without any
+/// judged different), so only what the judge is sure to get wrong is discounted.
+pub fn observed_bound(delta: f64, judge: Option<&AuditTally>) -> f64 {
+    let noise = judge
+        .filter(|j| j.checked > 0 && j.wrong > 0)
+        .map_or(0.0, |j| wilson(j.wrong, j.checked, JUDGE_Z).0);
+    (delta * (1.0 - noise) + noise).min(1.0)
+}
+
+/// One-sided 97.5% normal quantile for the judge's false-disagree rate.
+const JUDGE_Z: f64 = 1.96;
+
+/// Points of the mixture in [`shows_below`].
+const GRID: usize = 5;
+
+/// The level of [`shows_below`]: a cell's certificate is wrong with at most this
+/// probability, however often it is looked at.
+pub const ALPHA: f64 = 0.05;
+
+/// Whether `k` wrong labels of `n` show that the wrong share is below `bound`, at level
+/// [`ALPHA`] **whenever the cell is looked at**. The cache re-certifies after every label, so
+/// a fixed-sample bound (Wilson's) would be tested thousands of times and pass by chance
+/// somewhere (a cell certified at 0.865 on 300 clean labels served 1.5% wrong hits at
+/// δ = 1% in `deja simulate`). This is a test martingale instead: the likelihood ratio of
+/// rates `q` below the bound (a mixture over [`GRID`] points evenly inside it) against the
+/// bound itself. Where the true share is at or above the bound its expectation stays at
+/// most 1, so by Ville's inequality it ever reaches 1/α with probability at most α.
+pub fn shows_below(k: u64, n: u64, bound: f64) -> bool {
+    Below::new(bound).shows(k, n)
+}
+
+/// The fewest labels, all agreeing, that show a share below `bound`: below this a cell
 /// cannot certify anything, so its walk does not stop for lack of labels.
-fn labels_needed(delta: f64) -> u64 {
-    // z²(1−δ)/δ, from solving the bound at k = 0 for n.
-    ((Z * Z * (1.0 - delta) / delta).ceil() as u64).max(1)
+pub fn labels_needed(bound: f64) -> u64 {
+    Below::new(bound).needed
+}
+
+/// [`shows_below`] for one bound, its logarithms taken once (a cell's walk tests every
+/// bin against the same bound).
+#[derive(Debug, Clone, Copy)]
+struct Below {
+    /// Per point `q` of the mixture: `ln(q / bound)` and `ln((1 − q) / (1 − bound))`.
+    wrong: [f64; GRID],
+    right: [f64; GRID],
+    /// Outside (0, 1): every test passes (1 and above) or fails.
+    degenerate: Option<bool>,
+    /// The fewest labels, all agreeing, that pass.
+    needed: u64,
+}
+
+impl Below {
+    fn new(bound: f64) -> Below {
+        let mut below = Below {
+            wrong: [0.0; GRID],
+            right: [0.0; GRID],
+            degenerate: (!(bound > 0.0 && bound < 1.0)).then_some(bound >= 1.0),
+            needed: 1,
+        };
+        if below.degenerate.is_some() {
+            return below;
+        }
+        let (ln_bound, ln_rest) = (bound.ln(), (1.0 - bound).ln());
+        for j in 0..GRID {
+            let q = bound * (j as f64 + 0.5) / GRID as f64;
+            below.wrong[j] = q.ln() - ln_bound;
+            below.right[j] = (1.0 - q).ln() - ln_rest;
+        }
+        let (mut low, mut high) = (1u64, 1u64 << 40);
+        if !below.shows(0, high) {
+            below.needed = high;
+            return below;
+        }
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if below.shows(0, mid) {
+                high = mid;
+            } else {
+                low = mid + 1;
+            }
+        }
+        below.needed = low;
+        below
+    }
+
+    fn shows(&self, k: u64, n: u64) -> bool {
+        if let Some(all) = self.degenerate {
+            return all;
+        }
+        if k > n {
+            return false;
+        }
+        let (k, rest) = (k as f64, (n - k) as f64);
+        let mut terms = [0.0f64; GRID];
+        for (j, t) in terms.iter_mut().enumerate() {
+            *t = k * self.wrong[j] + rest * self.right[j];
+        }
+        let top = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mean = terms.iter().map(|t| (t - top).exp()).sum::<f64>() / GRID as f64;
+        top + mean.ln() >= (1.0 / ALPHA).ln()
+    }
 }
 
 impl Cell {
-    fn certify(&self, delta: f64) -> Certified {
-        let needed = labels_needed(delta);
+    /// `test`: the category's ([`Below`] at [`observed_bound`]).
+    fn certify(&self, test: &Below) -> Certified {
+        let needed = test.needed;
         let (mut n, mut k) = (0u64, 0u64);
         let mut lowest = None;
         for b in (0..BINS).rev() {
@@ -154,7 +305,7 @@ impl Cell {
             if n < needed {
                 continue;
             }
-            if wilson_upper(k, n) <= delta {
+            if test.shows(k, n) {
                 lowest = Some(edge(b));
             } else {
                 break;
@@ -212,6 +363,8 @@ pub struct Snapshot {
     groups: Groups,
     #[serde(default)]
     audits: Vec<(String, AuditTally)>,
+    #[serde(default)]
+    judge: Vec<(String, AuditTally)>,
 }
 
 /// The labels of one cell, for reports.
@@ -245,14 +398,20 @@ impl Budgets {
 #[derive(Default)]
 struct State {
     cells: HashMap<CellKey, Cell>,
-    /// Each cell's certificate, by category and support level (kept beside the labels so
-    /// a lookup reads it without allocating).
-    certified: HashMap<String, [Certified; LEVELS]>,
+    /// Each cell's certificate, by category, kind and support level (kept beside the
+    /// labels so a lookup reads it without allocating).
+    certified: HashMap<String, Levels>,
     groups: Groups,
     /// The live audit's tallies, per category.
     audits: HashMap<String, AuditTally>,
+    /// Exact hits checked against the upstream, and how many of them the answer
+    /// comparison called different (its false-disagree rate), per category.
+    judge: HashMap<String, AuditTally>,
+    /// Each category's test, as its budget and judge make it (kept: finding the labels it
+    /// needs takes a search).
+    tests: HashMap<String, Below>,
     /// Label and audit counts added since they were last taken for the store, by counter
-    /// name ([`label_counter`], [`audit_counter`]).
+    /// name ([`label_counter`], [`tally_counter`]).
     pending: HashMap<String, i64>,
     /// Counts changes, so a save can be skipped when nothing changed.
     version: u64,
@@ -283,59 +442,83 @@ impl Calibration {
         support_in(&self.state.read(), candidate, others)
     }
 
-    /// What a candidate of `category` with `support` may be served at: the lowest
-    /// threshold certified by a cell it belongs to (support `0..=support`). `None`: the
-    /// category has no budget.
+    /// What a candidate of `category` with `support` may be served at whatever the
+    /// verifier says: the lowest threshold certified by a plain cell it belongs to (support
+    /// `0..=support`). `None`: the category has no budget.
     pub fn certified(&self, category: &str, support: u8) -> Option<Certified> {
         self.budgets.of(category)?;
-        Some(certified_in(&self.state.read(), category, support))
+        Some(certified_in(&self.state.read(), category, support, false))
+    }
+
+    /// What a candidate the verifier accepted may be served at: the lowest threshold of
+    /// the plain and vouched cells it belongs to. `None`: the category has no budget.
+    pub fn certified_vouched(&self, category: &str, support: u8) -> Option<Certified> {
+        self.budgets.of(category)?;
+        Some(certified_in(&self.state.read(), category, support, true))
     }
 
     /// A lookup's question about one candidate, under one read lock and without
-    /// allocating: its support among `others`, and what it may be served at. `None`: the
-    /// category has no budget.
+    /// allocating: its support among `others`, and what it may be served at with and
+    /// without the verifier's word. `None`: the category has no budget.
     pub fn decide(
         &self,
         category: &str,
         candidate: EntryId,
         others: &[EntryId],
-    ) -> Option<(u8, Certified)> {
+    ) -> Option<Decision> {
         self.budgets.of(category)?;
         let state = self.state.read();
         let support = support_in(&state, candidate, others);
-        Some((support, certified_in(&state, category, support)))
+        Some(Decision {
+            support,
+            any: certified_in(&state, category, support, false),
+            vouched: certified_in(&state, category, support, true),
+        })
     }
 
     /// Records one label: serving a candidate of `category` with `support` at `similarity`
-    /// would have been right (`agreed`) or wrong. It counts in every cell the candidate
-    /// belongs to. Ignored for categories without a budget.
-    pub fn observe(&self, category: &str, support: u8, similarity: f32, agreed: bool) {
+    /// would have been right (`agreed`) or wrong; `vouched`: the verifier had accepted it.
+    /// It counts in every cell the candidate belongs to. Ignored for categories without a
+    /// budget.
+    pub fn observe(
+        &self,
+        category: &str,
+        support: u8,
+        similarity: f32,
+        agreed: bool,
+        vouched: bool,
+    ) {
         let Some(delta) = self.budgets.of(category) else {
             return;
         };
         let mut guard = self.state.write();
         let state = &mut *guard;
+        let test = test_of(&mut state.tests, &state.judge, category, delta);
         let b = bin(similarity);
-        for k in 0..=support.min(MAX_SUPPORT) {
-            *state
-                .pending
-                .entry(label_counter(category, k, b, agreed))
-                .or_default() += 1;
-            let key = CellKey {
-                category: category.to_string(),
-                support: k,
-            };
-            let cell = state.cells.entry(key).or_default();
-            if agreed {
-                cell.agreed[b] = cell.agreed[b].saturating_add(1);
-            } else {
-                cell.wrong[b] = cell.wrong[b].saturating_add(1);
+        let kinds: &[bool] = if vouched { &[false, true] } else { &[false] };
+        for &kind in kinds {
+            for k in 0..=support.min(MAX_SUPPORT) {
+                *state
+                    .pending
+                    .entry(label_counter(category, k, b, agreed, kind))
+                    .or_default() += 1;
+                let key = CellKey {
+                    category: category.to_string(),
+                    support: k,
+                    vouched: kind,
+                };
+                let cell = state.cells.entry(key).or_default();
+                if agreed {
+                    cell.agreed[b] = cell.agreed[b].saturating_add(1);
+                } else {
+                    cell.wrong[b] = cell.wrong[b].saturating_add(1);
+                }
+                let certified = cell.certify(&test);
+                state
+                    .certified
+                    .entry(category.to_string())
+                    .or_insert(UNTRAINED)[usize::from(kind)][usize::from(k)] = certified;
             }
-            let certified = cell.certify(delta);
-            state
-                .certified
-                .entry(category.to_string())
-                .or_insert([Certified::Untrained; LEVELS])[usize::from(k)] = certified;
         }
         state.version += 1;
     }
@@ -378,7 +561,10 @@ impl Calibration {
                     delta,
                     labels,
                     wrong,
-                    certified: cell.certify(delta),
+                    certified: cell.certify(&Below::new(observed_bound(
+                        delta,
+                        state.judge.get(&key.category),
+                    ))),
                 })
             })
             .collect();
@@ -397,7 +583,8 @@ impl Calibration {
         Snapshot {
             cells,
             groups: state.groups.clone(),
-            audits: sorted_audits(&state),
+            audits: sorted(&state.audits),
+            judge: sorted(&state.judge),
         }
     }
 
@@ -409,9 +596,65 @@ impl Calibration {
             .into_iter()
             .filter(|(_, c)| c.agreed.len() == BINS && c.wrong.len() == BINS)
             .collect();
-        state.certified = certificates(&self.budgets, &state.cells);
         state.groups = snapshot.groups;
         state.audits = snapshot.audits.into_iter().collect();
+        state.judge = snapshot.judge.into_iter().collect();
+        state.tests.clear();
+        state.certified = certificates(&self.budgets, &state.cells, &state.judge);
+    }
+
+    /// Counts one exact hit of `category` checked against the upstream: whether the
+    /// answer comparison called the fresh answer different from the stored one (it should
+    /// not: the request is the same). Certificates of the category follow.
+    pub fn judged(&self, category: &str, different: bool) {
+        let mut guard = self.state.write();
+        let state = &mut *guard;
+        state
+            .judge
+            .entry(category.to_string())
+            .or_default()
+            .add(different);
+        *state
+            .pending
+            .entry(tally_counter(JUDGE, category, AUDIT_CHECKED))
+            .or_default() += 1;
+        if different {
+            *state
+                .pending
+                .entry(tally_counter(JUDGE, category, AUDIT_WRONG))
+                .or_default() += 1;
+        }
+        state.tests.remove(category);
+        state.certified = certificates(&self.budgets, &state.cells, &state.judge);
+        state.version += 1;
+    }
+
+    /// Whether an exact hit of `category` is worth checking against the upstream: the
+    /// category has a budget and the judge's false-disagree rate is not yet known to
+    /// within δ / 2 (its two-sided 95% interval), nor checked [`MAX_JUDGE_CHECKS`] times.
+    pub fn wants_judge_check(&self, category: &str) -> bool {
+        let Some(delta) = self.budgets.of(category) else {
+            return false;
+        };
+        let state = self.state.read();
+        let tally = state.judge.get(category).copied().unwrap_or_default();
+        let (low, high) = wilson(tally.wrong, tally.checked, 1.96);
+        tally.checked < MAX_JUDGE_CHECKS && high - low > delta / 2.0
+    }
+
+    /// The live audit's estimate for `category` net of the answer comparison's own
+    /// errors ([`AuditTally::estimate_net`]); `None` before any audit.
+    pub fn audit_estimate(&self, category: &str) -> Option<(f64, f64, f64)> {
+        let state = self.state.read();
+        state
+            .audits
+            .get(category)?
+            .estimate_net(state.judge.get(category))
+    }
+
+    /// The exact-hit checks of the answer comparison, per category, in name order.
+    pub fn judge(&self) -> Vec<(String, AuditTally)> {
+        sorted(&self.state.read().judge)
     }
 
     /// Counts one audited semantic hit of `category`: judged wrong or not.
@@ -424,12 +667,12 @@ impl Calibration {
             .add(wrong);
         *state
             .pending
-            .entry(audit_counter(category, AUDIT_CHECKED))
+            .entry(tally_counter(AUDIT, category, AUDIT_CHECKED))
             .or_default() += 1;
         if wrong {
             *state
                 .pending
-                .entry(audit_counter(category, AUDIT_WRONG))
+                .entry(tally_counter(AUDIT, category, AUDIT_WRONG))
                 .or_default() += 1;
         }
         state.version += 1;
@@ -464,17 +707,19 @@ impl Calibration {
                 for (n, is_agreed) in [(agreed, true), (wrong, false)] {
                     if n > 0 {
                         out.push((
-                            label_counter(&key.category, key.support, b, is_agreed),
+                            label_counter(&key.category, key.support, b, is_agreed, key.vouched),
                             i64::from(n),
                         ));
                     }
                 }
             }
         }
-        for (category, tally) in &state.audits {
-            for (field, n) in [(AUDIT_CHECKED, tally.checked), (AUDIT_WRONG, tally.wrong)] {
-                if n > 0 {
-                    out.push((audit_counter(category, field), n as i64));
+        for (kind, tallies) in [(AUDIT, &state.audits), (JUDGE, &state.judge)] {
+            for (category, tally) in tallies {
+                for (field, n) in [(AUDIT_CHECKED, tally.checked), (AUDIT_WRONG, tally.wrong)] {
+                    if n > 0 {
+                        out.push((tally_counter(kind, category, field), n as i64));
+                    }
                 }
             }
         }
@@ -491,6 +736,7 @@ impl Calibration {
         let state = &mut *guard;
         let mut cells: HashMap<CellKey, Cell> = HashMap::new();
         let mut audits: HashMap<String, AuditTally> = HashMap::new();
+        let mut judge: HashMap<String, AuditTally> = HashMap::new();
         let pending = state.pending.iter().map(|(k, v)| (k.as_str(), *v));
         let all = totals.iter().map(|(k, v)| (k.as_str(), *v)).chain(pending);
         for (counter, n) in all {
@@ -504,11 +750,13 @@ impl Calibration {
                     support,
                     bin,
                     agreed,
+                    vouched,
                 }) => {
                     let cell = cells
                         .entry(CellKey {
                             category: category.to_string(),
                             support,
+                            vouched,
                         })
                         .or_default();
                     let slot = if agreed {
@@ -518,8 +766,13 @@ impl Calibration {
                     };
                     *slot = slot.saturating_add(n);
                 }
-                Some(Counter::Audit { category, wrong }) => {
-                    let tally = audits.entry(category.to_string()).or_default();
+                Some(Counter::Tally {
+                    judge: of_judge,
+                    category,
+                    wrong,
+                }) => {
+                    let tallies = if of_judge { &mut judge } else { &mut audits };
+                    let tally = tallies.entry(category.to_string()).or_default();
                     if wrong {
                         tally.wrong += u64::from(n);
                     } else {
@@ -529,12 +782,14 @@ impl Calibration {
                 None => {}
             }
         }
-        if cells == state.cells && audits == state.audits {
+        if cells == state.cells && audits == state.audits && judge == state.judge {
             return;
         }
-        state.certified = certificates(&self.budgets, &cells);
+        state.tests.clear();
+        state.certified = certificates(&self.budgets, &cells, &judge);
         state.cells = cells;
         state.audits = audits;
+        state.judge = judge;
         state.version += 1;
     }
 
@@ -559,7 +814,7 @@ impl Calibration {
 
     /// The live audit's tallies, per category, in name order.
     pub fn audits(&self) -> Vec<(String, AuditTally)> {
-        sorted_audits(&self.state.read())
+        sorted(&self.state.read().audits)
     }
 }
 
@@ -567,36 +822,64 @@ impl Calibration {
 fn certificates(
     budgets: &Budgets,
     cells: &HashMap<CellKey, Cell>,
-) -> HashMap<String, [Certified; LEVELS]> {
-    let mut certified: HashMap<String, [Certified; LEVELS]> = HashMap::new();
+    judge: &HashMap<String, AuditTally>,
+) -> HashMap<String, Levels> {
+    let mut certified: HashMap<String, Levels> = HashMap::new();
+    let mut tests = HashMap::new();
     for (key, cell) in cells {
         if let (Some(delta), true) = (budgets.of(&key.category), key.support <= MAX_SUPPORT) {
-            certified
-                .entry(key.category.clone())
-                .or_insert([Certified::Untrained; LEVELS])[usize::from(key.support)] =
-                cell.certify(delta);
+            let test = test_of(&mut tests, judge, &key.category, delta);
+            certified.entry(key.category.clone()).or_insert(UNTRAINED)[usize::from(key.vouched)]
+                [usize::from(key.support)] = cell.certify(&test);
         }
     }
     certified
+}
+
+/// The test of `category`'s cells (budget `delta`), from `tests` or made and kept there.
+fn test_of(
+    tests: &mut HashMap<String, Below>,
+    judge: &HashMap<String, AuditTally>,
+    category: &str,
+    delta: f64,
+) -> Below {
+    if let Some(test) = tests.get(category) {
+        return *test;
+    }
+    let test = Below::new(observed_bound(delta, judge.get(category)));
+    tests.insert(category.to_string(), test);
+    test
 }
 
 const AUDIT_CHECKED: &str = "checked";
 const AUDIT_WRONG: &str = "wrong";
 
 /// The counter of one cell's labels in one similarity bin, agreed or wrong:
-/// `label:SUPPORT:BIN:a|w:CATEGORY` (the category last, whatever it contains).
-fn label_counter(category: &str, support: u8, bin: usize, agreed: bool) -> String {
+/// `label:SUPPORT:BIN:a|w:CATEGORY` for a plain cell, `vouched:…` for a vouched one (the
+/// category last, whatever it contains).
+fn label_counter(category: &str, support: u8, bin: usize, agreed: bool, vouched: bool) -> String {
     format!(
-        "label:{support}:{bin}:{}:{category}",
+        "{}:{support}:{bin}:{}:{category}",
+        if vouched { VOUCHED } else { LABEL },
         if agreed { "a" } else { "w" }
     )
 }
 
-/// The counter of one category's audited hits (`checked`) or wrong ones:
-/// `audit:checked|wrong:CATEGORY`.
-fn audit_counter(category: &str, field: &str) -> String {
-    format!("audit:{field}:{category}")
+const LABEL: &str = "label";
+const VOUCHED: &str = "vouched";
+
+/// The counter of one category's audited hits (`checked`) or wrong ones,
+/// `audit:checked|wrong:CATEGORY`, or of its exact hits checked and judged different,
+/// `judge:checked|wrong:CATEGORY`.
+fn tally_counter(kind: &str, category: &str, field: &str) -> String {
+    format!("{kind}:{field}:{category}")
 }
+
+const AUDIT: &str = "audit";
+const JUDGE: &str = "judge";
+
+/// Exact hits checked per category at most, however noisy the judge.
+pub const MAX_JUDGE_CHECKS: u64 = 10_000;
 
 /// A counter name, read back.
 #[derive(Debug, PartialEq)]
@@ -606,15 +889,23 @@ enum Counter<'a> {
         support: u8,
         bin: usize,
         agreed: bool,
+        vouched: bool,
     },
-    Audit {
+    /// An audit tally (`judge`: the exact-hit checks of the answer comparison).
+    Tally {
+        judge: bool,
         category: &'a str,
         wrong: bool,
     },
 }
 
 fn parse_counter(name: &str) -> Option<Counter<'_>> {
-    if let Some(rest) = name.strip_prefix("label:") {
+    let label = match name.split_once(':') {
+        Some((LABEL, rest)) => Some((rest, false)),
+        Some((VOUCHED, rest)) => Some((rest, true)),
+        _ => None,
+    };
+    if let Some((rest, vouched)) = label {
         let mut parts = rest.splitn(4, ':');
         let support: u8 = parts.next()?.parse().ok()?;
         let bin: usize = parts.next()?.parse().ok()?;
@@ -629,16 +920,26 @@ fn parse_counter(name: &str) -> Option<Counter<'_>> {
             support,
             bin,
             agreed,
+            vouched,
         })
     } else {
-        let rest = name.strip_prefix("audit:")?;
+        let (kind, rest) = name.split_once(':')?;
+        let judge = match kind {
+            AUDIT => false,
+            JUDGE => true,
+            _ => return None,
+        };
         let (field, category) = rest.split_once(':')?;
         let wrong = match field {
             AUDIT_CHECKED => false,
             AUDIT_WRONG => true,
             _ => return None,
         };
-        Some(Counter::Audit { category, wrong })
+        Some(Counter::Tally {
+            judge,
+            category,
+            wrong,
+        })
     }
 }
 
@@ -652,14 +953,18 @@ fn support_in(state: &State, candidate: EntryId, others: &[EntryId]) -> u8 {
     same.min(usize::from(MAX_SUPPORT)) as u8
 }
 
-/// The lowest threshold certified by the cells of `category` up to `support`; `Nothing`
-/// when some of them certify nothing and none a threshold; else `Untrained`.
-fn certified_in(state: &State, category: &str, support: u8) -> Certified {
+/// The lowest threshold certified by the plain cells of `category` up to `support` (and
+/// its vouched ones, for a candidate the verifier accepted); `Nothing` when some of them
+/// certify nothing and none a threshold; else `Untrained`.
+fn certified_in(state: &State, category: &str, support: u8, vouched: bool) -> Certified {
     let Some(levels) = state.certified.get(category) else {
         return Certified::Untrained;
     };
-    levels[..=usize::from(support.min(MAX_SUPPORT))]
+    let up_to = usize::from(support.min(MAX_SUPPORT));
+    let kinds = if vouched { &levels[..] } else { &levels[..1] };
+    kinds
         .iter()
+        .flat_map(|cells| &cells[..=up_to])
         .fold(Certified::Untrained, |best, &c| match (best, c) {
             (Certified::From(a), Certified::From(b)) => Certified::From(a.min(b)),
             (_, Certified::From(b)) | (Certified::From(b), _) => Certified::From(b),
@@ -668,12 +973,11 @@ fn certified_in(state: &State, category: &str, support: u8) -> Certified {
         })
 }
 
-/// The audit tallies in category order.
-fn sorted_audits(state: &State) -> Vec<(String, AuditTally)> {
-    let mut audits: Vec<(String, AuditTally)> =
-        state.audits.iter().map(|(k, t)| (k.clone(), *t)).collect();
-    audits.sort_by(|a, b| a.0.cmp(&b.0));
-    audits
+/// Tallies in category order.
+fn sorted(tallies: &HashMap<String, AuditTally>) -> Vec<(String, AuditTally)> {
+    let mut out: Vec<(String, AuditTally)> = tallies.iter().map(|(k, t)| (k.clone(), *t)).collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// The served semantic hits checked against the upstream, and how many were wrong: the
@@ -696,6 +1000,28 @@ impl AuditTally {
             let (lo, hi) = wilson(self.wrong, self.checked, 1.96);
             (self.wrong as f64 / self.checked as f64, lo, hi)
         })
+    }
+
+    /// [`AuditTally::estimate`] net of the answer comparison's own errors (`judge`: its
+    /// exact-hit checks, see [`Calibration::judged`]): the share of checked hits truly
+    /// wrong, `(a − ε) / (1 − ε)` for a judged-wrong share `a` and a false-disagree rate
+    /// `ε`, with Newcombe's hybrid score interval for the difference (95%, two-sided).
+    /// The plain estimate where no check of the comparison found it wrong.
+    pub fn estimate_net(&self, judge: Option<&AuditTally>) -> Option<(f64, f64, f64)> {
+        let plain = self.estimate()?;
+        let Some(judge) = judge.filter(|j| j.checked > 0 && j.wrong > 0) else {
+            return Some(plain);
+        };
+        let (a, a_low, a_high) = plain;
+        let (e, e_low, e_high) = judge.estimate()?;
+        if e >= 1.0 {
+            return Some(plain);
+        }
+        let d = a - e;
+        let low = d - ((a - a_low).powi(2) + (e_high - e).powi(2)).sqrt();
+        let high = d + ((a_high - a).powi(2) + (e - e_low).powi(2)).sqrt();
+        let net = |x: f64| (x / (1.0 - e)).clamp(0.0, 1.0);
+        Some((net(d), net(low), net(high)))
     }
 }
 
@@ -721,29 +1047,71 @@ mod tests {
         assert!((lo - 0.0552).abs() < 5e-4, "{lo}");
         assert!((hi - 0.1744).abs() < 5e-4, "{hi}");
         assert_eq!(wilson(0, 0, 1.96), (0.0, 1.0));
-        // The bound at the labels needed reaches δ, one label fewer does not.
-        for delta in [0.01, 0.02, 0.05] {
-            let n = labels_needed(delta);
-            assert!(wilson_upper(0, n) <= delta, "{delta}");
-            assert!(wilson_upper(0, n - 1) > delta, "{delta}");
+    }
+
+    /// A small xorshift generator: the streams below are the same on every run.
+    fn stream(seed: u64) -> impl FnMut() -> f64 {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64
         }
+    }
+
+    #[test]
+    fn the_test_holds_however_often_it_is_looked_at() {
+        // All agreeing, the labels needed: 454 at 1%, 226 at 2%, 89 at 5%, 9 at 40%.
+        for (delta, want) in [(0.01, 454), (0.02, 226), (0.05, 89), (0.4, 9)] {
+            let n = labels_needed(delta);
+            assert_eq!(n, want, "{delta}");
+            assert!(shows_below(0, n, delta) && !shows_below(0, n - 1, delta));
+        }
+        // Streams of labels wrong exactly 2% of the time, tested after every label as
+        // the cache does: the test passes on at most α of them, where a Wilson bound
+        // looked at as often passes on many more.
+        let (streams, length, bound) = (200, 5_000, 0.02);
+        let test = Below::new(bound);
+        let (mut ours, mut wilsons) = (0, 0);
+        for seed in 0..streams {
+            let mut draw = stream(seed + 1);
+            let (mut k, mut passed, mut wilson_passed) = (0u64, false, false);
+            for n in 1..=length {
+                k += u64::from(draw() < bound);
+                passed |= test.shows(k, n);
+                wilson_passed |= n >= 133 && wilson_upper(k, n) <= bound;
+            }
+            ours += usize::from(passed);
+            wilsons += usize::from(wilson_passed);
+        }
+        assert!(ours as f64 <= ALPHA * streams as f64, "{ours} of {streams}");
+        assert!(wilsons > 2 * ours.max(10), "{wilsons} against {ours}");
+        // Half the bound is shown within a few thousand labels.
+        let mut draw = stream(7);
+        let mut k = 0;
+        let shown = (1..=5_000u64).find(|&n| {
+            k += u64::from(draw() < bound / 2.0);
+            test.shows(k, n)
+        });
+        assert!(shown.is_some_and(|n| n < 3_000), "{shown:?}");
     }
 
     #[test]
     fn untrained_until_enough_labels_then_certified_down_to_where_errors_start() {
         let cal = Calibration::new(budgets(0.02));
-        for _ in 0..100 {
-            cal.observe("default", 0, 0.9, true);
+        for _ in 0..150 {
+            cal.observe("default", 0, 0.9, true, false);
         }
         assert_eq!(cal.certified("default", 0), Some(Certified::Untrained));
-        for _ in 0..100 {
-            cal.observe("default", 0, 0.8, true);
+        for _ in 0..150 {
+            cal.observe("default", 0, 0.8, true, false);
         }
         assert_eq!(cal.certified("default", 0), Some(Certified::From(0.8)));
         // Below 0.7 half the labels are wrong: the walk stops above it.
         for _ in 0..60 {
-            cal.observe("default", 0, 0.6, true);
-            cal.observe("default", 0, 0.6, false);
+            cal.observe("default", 0, 0.6, true, false);
+            cal.observe("default", 0, 0.6, false, false);
         }
         assert_eq!(cal.certified("default", 0), Some(Certified::From(0.8)));
         // A candidate with more support may use what cell 0 certified.
@@ -753,8 +1121,8 @@ mod tests {
     #[test]
     fn a_cell_whose_top_labels_are_wrong_certifies_nothing() {
         let cal = Calibration::new(budgets(0.01));
-        for i in 0..400 {
-            cal.observe("default", 1, 0.95, i % 10 != 0);
+        for i in 0..600 {
+            cal.observe("default", 1, 0.95, i % 10 != 0, false);
         }
         assert_eq!(cal.certified("default", 1), Some(Certified::Nothing));
         assert_eq!(cal.certified("default", 0), Some(Certified::Nothing));
@@ -767,12 +1135,14 @@ mod tests {
             categories: HashMap::from([("faq".to_string(), 0.05)]),
         });
         for _ in 0..500 {
-            cal.observe("default", 0, 0.9, true);
+            cal.observe("default", 0, 0.9, true, false);
         }
         assert_eq!(cal.certified("default", 0), None);
         assert!(cal.report().is_empty());
+        assert!(!cal.wants_judge_check("default"));
+        assert!(cal.wants_judge_check("faq"));
         for _ in 0..100 {
-            cal.observe("faq", 0, 0.9, true);
+            cal.observe("faq", 0, 0.9, true, false);
         }
         assert_eq!(cal.certified("faq", 0), Some(Certified::From(0.9)));
     }
@@ -782,9 +1152,9 @@ mod tests {
         let cal = Calibration::new(budgets(0.02));
         // Support 0 is wrong one time in ten below 0.9; support 2 and up never is.
         for i in 0..300 {
-            cal.observe("default", 0, 0.95, true);
-            cal.observe("default", 0, 0.7, i % 10 != 0);
-            cal.observe("default", 2, 0.7, true);
+            cal.observe("default", 0, 0.95, true, false);
+            cal.observe("default", 0, 0.7, i % 10 != 0, false);
+            cal.observe("default", 2, 0.7, true, false);
         }
         assert_eq!(cal.certified("default", 0), Some(Certified::From(0.95)));
         // Cell 1 holds the labels of support 1 or more: here, those of support 2.
@@ -794,6 +1164,113 @@ mod tests {
         let cells = cal.report();
         let labels: Vec<(u8, u64)> = cells.iter().map(|c| (c.key.support, c.labels)).collect();
         assert_eq!(labels, vec![(0, 900), (1, 300), (2, 300)]);
+    }
+
+    #[test]
+    fn the_verifiers_word_earns_its_own_threshold_where_it_is_right() {
+        let cal = Calibration::new(budgets(0.02));
+        // Around 0.75, candidates the verifier accepted are right; the others are wrong
+        // one time in four.
+        for i in 0..300 {
+            cal.observe("default", 0, 0.95, true, i % 2 == 0);
+            cal.observe("default", 0, 0.75, true, true);
+            cal.observe("default", 0, 0.75, i % 4 != 0, false);
+        }
+        assert_eq!(cal.certified("default", 0), Some(Certified::From(0.95)));
+        assert_eq!(
+            cal.certified_vouched("default", 0),
+            Some(Certified::From(0.75))
+        );
+        let found = [EntryId(1)];
+        let d = cal.decide("default", EntryId(1), &found).unwrap();
+        assert_eq!(
+            (d.threshold(false), d.threshold(true)),
+            (Some(0.95), Some(0.75))
+        );
+        // A vouched label counts in the plain cell too: 900 labels there, 450 vouched.
+        let labels: Vec<(bool, u64)> = cal
+            .report()
+            .iter()
+            .map(|c| (c.key.vouched, c.labels))
+            .collect();
+        assert_eq!(labels, vec![(false, 900), (true, 450)]);
+        // Where the verifier is wrong too, its cell certifies nothing, and a vouched
+        // candidate keeps the plain threshold.
+        let cal = Calibration::new(budgets(0.02));
+        for i in 0..300 {
+            cal.observe("default", 0, 0.95, true, false);
+            cal.observe("default", 0, 0.75, i % 4 != 0, true);
+        }
+        assert_eq!(
+            cal.certified_vouched("default", 0),
+            Some(Certified::From(0.95))
+        );
+        // The vouched cells go to the store and come back.
+        let other = Calibration::new(budgets(0.02));
+        other.adopt(&cal.take_pending());
+        assert_eq!(other.report(), cal.report());
+        assert_eq!(
+            other.certified_vouched("default", 0),
+            Some(Certified::From(0.95))
+        );
+    }
+
+    #[test]
+    fn the_judges_own_errors_are_discounted_once_measured() {
+        let judge = |wrong, checked| AuditTally { checked, wrong };
+        // Nothing measured, or no error seen: labels are tested against δ itself.
+        assert_eq!(observed_bound(0.01, None), 0.01);
+        assert_eq!(observed_bound(0.01, Some(&judge(0, 3000))), 0.01);
+        // The judge calls 1% of identical requests' answers different (20 of 2,000): only
+        // its lower bound, 0.65%, is discounted.
+        let bound = observed_bound(0.01, Some(&judge(20, 2000)));
+        assert!((bound - 0.01642).abs() < 1e-4, "{bound}");
+        // One different answer in thirty checks discounts less.
+        assert!(observed_bound(0.01, Some(&judge(1, 30))) < bound);
+
+        // In a cell: 1% of 4,000 labels wrong where the judge errs 1% of the time. A
+        // budget of 1% certifies nothing on them until the judge's checks come in.
+        let cal = Calibration::new(budgets(0.01));
+        for i in 0..4000 {
+            cal.observe("default", 0, 0.9, i % 100 != 0, true);
+        }
+        assert_eq!(cal.certified("default", 0), Some(Certified::Nothing));
+        assert!(cal.wants_judge_check("default"));
+        for i in 0..2000 {
+            cal.judged("default", i % 100 == 0);
+        }
+        assert_eq!(cal.certified("default", 0), Some(Certified::From(0.9)));
+        assert_eq!(
+            cal.certified_vouched("default", 0),
+            Some(Certified::From(0.9))
+        );
+        // 2,000 checks at 1% put the judge's interval at about 0.9 points, wider than
+        // δ / 2: still checking; at 8,000 it is narrow enough.
+        assert!(cal.wants_judge_check("default"));
+        for i in 0..6000 {
+            cal.judged("default", i % 100 == 0);
+        }
+        assert!(!cal.wants_judge_check("default"));
+        // Real errors beyond the judge's still show: 3% wrong against its 1%.
+        let worse = Calibration::new(budgets(0.01));
+        for i in 0..4000 {
+            worse.observe("default", 0, 0.9, i % 100 >= 3, true);
+        }
+        for i in 0..8000 {
+            worse.judged("default", i % 100 == 0);
+        }
+        assert_eq!(worse.certified("default", 0), Some(Certified::Nothing));
+        // The checks go to the store and come back, and a snapshot keeps them.
+        let other = Calibration::new(budgets(0.01));
+        other.adopt(&cal.take_pending());
+        assert_eq!(other.judge(), cal.judge());
+        assert_eq!(other.certified("default", 0), Some(Certified::From(0.9)));
+        let back = Calibration::new(budgets(0.01));
+        back.restore(
+            serde_json::from_str(&serde_json::to_string(&cal.snapshot()).unwrap()).unwrap(),
+        );
+        assert_eq!(back.judge(), cal.judge());
+        assert_eq!(back.certified("default", 0), Some(Certified::From(0.9)));
     }
 
     #[test]
@@ -814,8 +1291,8 @@ mod tests {
     #[test]
     fn a_snapshot_restores_labels_certificates_and_groups() {
         let cal = Calibration::new(budgets(0.05));
-        for _ in 0..80 {
-            cal.observe("default", 3, 0.7, true);
+        for _ in 0..100 {
+            cal.observe("default", 3, 0.7, true, false);
         }
         cal.join(EntryId(2), EntryId(1), true);
         let json = serde_json::to_string(&cal.snapshot()).unwrap();
@@ -829,22 +1306,28 @@ mod tests {
     #[test]
     fn counter_names_read_back_whatever_the_category() {
         for category in ["default", "a:b", "", "support:3:9:w"] {
-            assert_eq!(
-                parse_counter(&label_counter(category, 2, 199, false)),
-                Some(Counter::Label {
-                    category,
-                    support: 2,
-                    bin: 199,
-                    agreed: false
-                })
-            );
-            assert_eq!(
-                parse_counter(&audit_counter(category, AUDIT_CHECKED)),
-                Some(Counter::Audit {
-                    category,
-                    wrong: false
-                })
-            );
+            for vouched in [false, true] {
+                assert_eq!(
+                    parse_counter(&label_counter(category, 2, 199, false, vouched)),
+                    Some(Counter::Label {
+                        category,
+                        support: 2,
+                        bin: 199,
+                        agreed: false,
+                        vouched,
+                    })
+                );
+            }
+            for (kind, judge) in [(AUDIT, false), (JUDGE, true)] {
+                assert_eq!(
+                    parse_counter(&tally_counter(kind, category, AUDIT_CHECKED)),
+                    Some(Counter::Tally {
+                        judge,
+                        category,
+                        wrong: false
+                    })
+                );
+            }
         }
         // Out of range or foreign: not a counter of this calibration.
         for name in [
@@ -852,6 +1335,8 @@ mod tests {
             "label:0:200:a:default",
             "label:0:1:x:default",
             "label:0:1",
+            "vouched:4:1:a:default",
+            "labels:0:1:a:default",
             "audit:other:default",
             "seeded",
         ] {
@@ -863,20 +1348,20 @@ mod tests {
     fn adopting_counts_keeps_what_is_still_pending() {
         let a = Calibration::new(budgets(0.05));
         let b = Calibration::new(budgets(0.05));
-        for _ in 0..30 {
-            a.observe("default", 0, 0.9, true);
+        for _ in 0..50 {
+            a.observe("default", 0, 0.9, true, false);
         }
         let from_a = a.take_pending();
         assert_eq!(from_a, a.counts());
         assert!(a.take_pending().is_empty(), "taken once");
-        // B, with 30 labels of its own not yet added anywhere, adopts A's.
-        for _ in 0..30 {
-            b.observe("default", 0, 0.9, true);
+        // B, with 50 labels of its own not yet added anywhere, adopts A's.
+        for _ in 0..50 {
+            b.observe("default", 0, 0.9, true, false);
         }
         assert_eq!(b.certified("default", 0), Some(Certified::Untrained));
         b.adopt(&from_a);
         assert_eq!(b.certified("default", 0), Some(Certified::From(0.9)));
-        assert_eq!(b.report()[0].labels, 60);
+        assert_eq!(b.report()[0].labels, 100);
         // A failed write gives them back.
         let pending = b.take_pending();
         b.return_pending(pending.clone());
@@ -893,5 +1378,18 @@ mod tests {
         let (rate, lo, hi) = t.estimate().unwrap();
         assert_eq!(rate, 0.02);
         assert!(lo < 0.02 && hi > 0.02 && lo > 0.0, "{lo} {hi}");
+        assert_eq!(t.estimate_net(None), t.estimate());
+        // The comparison calls 1% of identical requests' answers different: about 1% of
+        // the hits are truly wrong, within a wider interval.
+        let judge = AuditTally {
+            checked: 1000,
+            wrong: 10,
+        };
+        let (net, net_lo, net_hi) = t.estimate_net(Some(&judge)).unwrap();
+        assert!((net - 0.0101).abs() < 1e-3, "{net}");
+        assert!(net_lo < net && net_hi > net, "{net_lo} {net_hi}");
+        // Wider above than the plain interval (both rates are uncertain); clamped at 0.
+        assert!(net_hi - net > hi - rate, "{net_hi}");
+        assert_eq!(net_lo, 0.0);
     }
 }

@@ -256,8 +256,18 @@ pub enum Lookup {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabelTicket {
     pub category: String,
-    /// Entry, similarity, and support (see [`crate::budget`]).
-    pub candidates: Vec<(EntryId, f32, u8)>,
+    pub candidates: Vec<Labelled>,
+}
+
+/// A candidate of a [`LabelTicket`]: what its label will say besides agreed or not.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Labelled {
+    pub id: EntryId,
+    pub similarity: f32,
+    /// Neighbours answering the same (see [`crate::budget`]).
+    pub support: u8,
+    /// The verifier accepted it (only known of the candidate the lookup decided on).
+    pub vouched: bool,
 }
 
 /// One label [`Cache::label`] recorded.
@@ -266,6 +276,7 @@ pub struct Observation {
     pub candidate: EntryId,
     pub similarity: f32,
     pub support: u8,
+    pub vouched: bool,
     /// Whether the stored answer agreed with the upstream's: serving it would have been
     /// right.
     pub agreed: bool,

@@ -18,9 +18,9 @@ pub mod verify;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     BuildError, BypassReason, Cache, CacheOptions, CapacityLimits, EntryLabels, ErrorChain,
-    Eviction, InsertError, Invalidate, LabelTicket, Lookup, LookupRequest, MaintenanceReport,
-    NewEntry, Observation, OtherLanguages, SemanticMode, StageTimes, StaleCheck, VerifyMode,
-    DEFAULT_MAX_ALIASES,
+    Eviction, InsertError, Invalidate, LabelTicket, Labelled, Lookup, LookupRequest,
+    MaintenanceReport, NewEntry, Observation, OtherLanguages, SemanticMode, StageTimes, StaleCheck,
+    VerifyMode, DEFAULT_MAX_ALIASES,
 };
 pub use entry::{tenant_matches, Answer, Counters, Entry, EntryId, Usage};
 pub use key::{normalize_prompt, ExactKey, KeyBuilder, PartitionKey};

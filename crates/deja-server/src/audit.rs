@@ -10,6 +10,11 @@
 //! counted since this process started); a hit is audited only if its entry's recorded
 //! usage still fits. The request is re-sent as it came, not streamed. Nothing here runs on
 //! the request path but the sampling decision.
+//!
+//! Exact hits are checked the same way ([`check_exact`], `cache.audit_exact_share`) while
+//! the budget still needs them: their stored answer is right by definition, so how often
+//! the comparison calls the fresh one different is its own error, which the budget's
+//! certificates discount ([`deja_core::budget`]).
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method};
@@ -36,53 +41,7 @@ pub struct Resend {
 /// operator's key, compares the answers and records the verdict. A failure costs the audit
 /// only (logged).
 pub async fn check(app: AppState, ticket: LabelTicket, prompt: String, resend: Resend) {
-    let upstream = &resend.upstream;
-    if !upstream.has_operator_key() {
-        return;
-    }
-    let body = match serde_json::from_slice::<Value>(&resend.body) {
-        Ok(Value::Object(mut obj)) => {
-            obj.insert("stream".into(), Value::Bool(false));
-            obj.remove("stream_options");
-            match serde_json::to_vec(&obj) {
-                Ok(b) => b,
-                Err(_) => return,
-            }
-        }
-        _ => return,
-    };
-    let sent = upstream
-        .send(
-            Method::POST,
-            &resend.path,
-            &resend.headers,
-            body.into(),
-            true,
-        )
-        .await;
-    let fresh = match sent {
-        Ok(r) if r.status().is_success() => match r.bytes().await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "audit: reading the upstream's answer failed");
-                return;
-            }
-        },
-        Ok(r) => {
-            tracing::warn!(
-                status = r.status().as_u16(),
-                "audit: the upstream refused the check"
-            );
-            return;
-        }
-        Err(e) => {
-            tracing::warn!(error = ?e, "audit: the upstream could not be reached");
-            return;
-        }
-    };
-    app.audit_budget().spend(resend.api.usage_from_body(&fresh));
-    let Some(fresh_text) = crate::answers::comparable_text(&Answer::Body(fresh.to_vec())) else {
-        tracing::warn!("audit: the upstream's answer has no text to compare");
+    let Some(fresh_text) = ask_again(&app, &resend).await else {
         return;
     };
     match app
@@ -106,6 +65,78 @@ pub async fn check(app: AppState, ticket: LabelTicket, prompt: String, resend: R
     }
 }
 
+/// Checks the answer comparison on one exact hit (spawned after it was served): re-sends
+/// the request like [`check`] and compares the fresh answer with the stored one
+/// (`stored`), which the request's own earlier call gave. A failure costs the check only.
+pub async fn check_exact(app: AppState, category: String, stored: Answer, resend: Resend) {
+    let Some(stored) = crate::answers::comparable_text(&stored) else {
+        return;
+    };
+    let Some(fresh) = ask_again(&app, &resend).await else {
+        return;
+    };
+    match app.cache().check_judge(&category, &stored, &fresh).await {
+        Ok(Some(agreed)) => app.metrics().judge_check(agreed),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %deja_core::ErrorChain(&e), "audit: comparing the answers failed")
+        }
+    }
+}
+
+/// Re-sends a request non-streamed with the operator's key and returns the fresh answer's
+/// text; `None` (logged) when there is no operator key, the upstream fails, or its answer
+/// has no text to compare.
+async fn ask_again(app: &AppState, resend: &Resend) -> Option<String> {
+    let upstream = &resend.upstream;
+    if !upstream.has_operator_key() {
+        return None;
+    }
+    let body = match serde_json::from_slice::<Value>(&resend.body) {
+        Ok(Value::Object(mut obj)) => {
+            obj.insert("stream".into(), Value::Bool(false));
+            obj.remove("stream_options");
+            serde_json::to_vec(&obj).ok()?
+        }
+        _ => return None,
+    };
+    let sent = upstream
+        .send(
+            Method::POST,
+            &resend.path,
+            &resend.headers,
+            body.into(),
+            true,
+        )
+        .await;
+    let fresh = match sent {
+        Ok(r) if r.status().is_success() => match r.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "audit: reading the upstream's answer failed");
+                return None;
+            }
+        },
+        Ok(r) => {
+            tracing::warn!(
+                status = r.status().as_u16(),
+                "audit: the upstream refused the check"
+            );
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(error = ?e, "audit: the upstream could not be reached");
+            return None;
+        }
+    };
+    app.audit_budget().spend(resend.api.usage_from_body(&fresh));
+    let text = crate::answers::comparable_text(&Answer::Body(fresh.to_vec()));
+    if text.is_none() {
+        tracing::warn!("audit: the upstream's answer has no text to compare");
+    }
+    text
+}
+
 /// Logs a warning when a category's audit says, at 95%, that its hits are wrong more often
 /// than its budget allows.
 fn warn_if_over_budget(app: &AppState, category: &str) {
@@ -115,12 +146,7 @@ fn warn_if_over_budget(app: &AppState, category: &str) {
     let Some(delta) = calibration.budgets().of(category) else {
         return;
     };
-    let tally = calibration
-        .audits()
-        .into_iter()
-        .find(|(c, _)| c == category)
-        .map(|(_, t)| t);
-    if let Some((rate, low, high)) = tally.and_then(|t| t.estimate()) {
+    if let Some((rate, low, high)) = calibration.audit_estimate(category) {
         if low > delta {
             tracing::warn!(
                 category,

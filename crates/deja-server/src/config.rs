@@ -361,6 +361,11 @@ pub struct CacheConfig {
     /// asked upstream again in the background (with `upstream.api_key`, or
     /// `anthropic.api_key` for `/v1/messages`; never with a client's key) and compared.
     pub audit_share: f64,
+    /// The share of exact hits under an error budget asked upstream again the same way,
+    /// while the answer comparison's own error (how often it calls two answers to the same
+    /// request different) is not yet known to within δ / 2: the budget discounts it.
+    /// Within the same daily call and token budget.
+    pub audit_exact_share: f64,
     /// Most audit calls per UTC day (counted in this process since it started).
     pub audit_max_calls_per_day: u64,
     /// Most tokens (prompt plus completion) audit calls spend per UTC day; a call starts
@@ -405,6 +410,7 @@ impl Default for CacheConfig {
             answer_min_similarity: None,
             max_aliases: deja_core::DEFAULT_MAX_ALIASES,
             audit_share: 0.01,
+            audit_exact_share: 0.02,
             audit_max_calls_per_day: 1_000,
             audit_max_tokens_per_day: 1_000_000,
         }
@@ -998,11 +1004,16 @@ impl Config {
                 });
             }
         }
-        if !(0.0..=1.0).contains(&self.cache.audit_share) {
-            return Err(ConfigError::Invalid {
-                key: "cache.audit_share".into(),
-                message: "must be a share between 0 and 1, e.g. 0.01 for 1%".into(),
-            });
+        for (key, share) in [
+            ("cache.audit_share", self.cache.audit_share),
+            ("cache.audit_exact_share", self.cache.audit_exact_share),
+        ] {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    message: "must be a share between 0 and 1, e.g. 0.01 for 1%".into(),
+                });
+            }
         }
         if self
             .cache

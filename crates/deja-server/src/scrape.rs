@@ -8,7 +8,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::observe::metrics::{header, render_audit, render_budget};
+use crate::observe::metrics::{header, render_audit, render_budget, render_judge};
 use crate::state::AppState;
 use crate::store_view::bounded;
 
@@ -47,7 +47,8 @@ pub async fn scrape(State(app): State<AppState>) -> Response {
     let _ = writeln!(out, "deja_aliases {}", app.cache().alias_count());
     if let Some(calibration) = app.cache().calibration() {
         render_budget(&mut out, &calibration.report());
-        render_audit(&mut out, &calibration.audits());
+        render_audit(&mut out, calibration);
+        render_judge(&mut out, &calibration.judge());
     }
     let degraded = store.health().await != deja_core::StoreHealth::Ok;
     header(

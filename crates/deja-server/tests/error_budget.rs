@@ -34,8 +34,8 @@ async fn a_budget_learns_from_misses_before_it_serves_a_paraphrase() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(dir.path(), mock.base_url());
-    // 25%: nine agreeing labels certify it, so the test stays short.
-    config.cache.max_false_hit_rate = Some(0.25);
+    // 40%: nine agreeing labels certify it, so the test stays short.
+    config.cache.max_false_hit_rate = Some(0.4);
     // Every hit audited, with the operator's key.
     config.cache.audit_share = 1.0;
     config.upstream.api_key = Some("sk-operator".into());
@@ -207,4 +207,95 @@ async fn a_budget_learns_from_misses_before_it_serves_a_paraphrase() {
         "{metrics}"
     );
     restarted.stop().await;
+}
+
+/// Waits until a metric's sample reaches `want` (or 4 s pass) and returns it.
+async fn await_sample(served: &Served, name: &str, want: f64) -> Option<f64> {
+    let mut got = None;
+    for _ in 0..200 {
+        got = sample(&served.scrape().await, name);
+        if got == Some(want) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_hits_are_asked_again_to_measure_the_answer_comparisons_own_errors() {
+    let embedder = need_model!();
+    let mock = MockUpstream::start().await.unwrap();
+    let question = PARAPHRASES[0];
+    mock.state().set_answer(question, ANSWER);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path(), mock.base_url());
+    config.cache.max_false_hit_rate = Some(0.4);
+    config.cache.audit_exact_share = 1.0;
+    config.upstream.api_key = Some("sk-operator".into());
+    config.admin.token = Some("admin-token-0123456789".into());
+    let mut served = Served::start(config, embedder).await;
+    let client = reqwest::Client::new();
+
+    assert_eq!(ask(&client, &served.base, question).await, "miss");
+    let mut stored = false;
+    for _ in 0..200 {
+        if sample(&served.scrape().await, "deja_entries ").unwrap_or(0.0) >= 1.0 {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(stored, "the answer was not stored");
+    // The exact hit is served at once, then asked again with the operator's key: the
+    // upstream gives the same answer, and the comparison agrees.
+    assert_eq!(ask(&client, &served.base, question).await, "hit-exact");
+    let name = "deja_judge_checks_total{agreed=\"true\"}";
+    assert_eq!(await_sample(&served, name, 1.0).await, Some(1.0));
+    assert_eq!(
+        mock.stats().chat_calls,
+        2,
+        "the miss's call and the check's"
+    );
+    // The upstream now words its answer otherwise (here: another answer altogether):
+    // the comparison calls it different, which is its own error, since the request is
+    // the same.
+    mock.state()
+        .set_answer(question, "The shop opens at nine on weekdays.");
+    assert_eq!(ask(&client, &served.base, question).await, "hit-exact");
+    let name = "deja_judge_checks_total{agreed=\"false\"}";
+    assert_eq!(await_sample(&served, name, 1.0).await, Some(1.0));
+    let metrics = served.scrape().await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "deja_judge_false_disagree_rate{category=\"default\",bound=\"estimate\"}"
+        ),
+        Some(0.5),
+        "{metrics}"
+    );
+    let stats = common::admin_get(
+        &client,
+        &served.base,
+        "/admin/stats",
+        "admin-token-0123456789",
+    )
+    .await;
+    let judge = &stats["error_budget"]["judge"][0];
+    assert_eq!(
+        (
+            &judge["category"],
+            &judge["checked"],
+            &judge["judged_different"],
+            &judge["still_checking"]
+        ),
+        (&json!("default"), &json!(2), &json!(1), &json!(true)),
+        "{stats}"
+    );
+    // Nothing is stored or changed by a check: the entry still serves its answer.
+    let r = common::chat(&client, &served.base, question).await;
+    assert_eq!(r.headers()["x-deja-cache"], "hit-exact");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], ANSWER, "{body}");
+    served.stop().await;
 }

@@ -340,11 +340,33 @@ pub fn budget_lines(budget: &Value) -> Vec<String> {
             t => format!("served from {:.3}", t.as_f64().unwrap_or(f64::NAN)),
         };
         out.push(format!(
-            "{head:<20}{} support ≥ {}: {} labels, {} wrong, {certified}",
+            "{head:<20}{} support ≥ {}{}: {} labels, {} wrong, {certified}",
             c["category"].as_str().unwrap_or("?"),
             c["support"],
+            if c["vouched"] == true {
+                ", verifier accepted"
+            } else {
+                ""
+            },
             c["labels"],
             c["wrong"],
+        ));
+        head.clear();
+    }
+    for j in budget["judge"].as_array().into_iter().flatten() {
+        out.push(format!(
+            "{head:<20}{}: answer comparison checked on {} exact hits, called {} different ({}, 95% {}–{}){}",
+            j["category"].as_str().unwrap_or("?"),
+            j["checked"],
+            j["judged_different"],
+            pct(&j["false_disagree_rate"]),
+            pct(&j["low"]),
+            pct(&j["high"]),
+            if j["still_checking"] == true {
+                ", still checking"
+            } else {
+                ""
+            },
         ));
         head.clear();
     }
@@ -846,7 +868,13 @@ mod tests {
             "cells": [{"category": "default", "support": 0, "max_false_hit_rate": 0.01,
                        "labels": 700, "wrong": 2, "certified_similarity": 0.9123},
                       {"category": "default", "support": 1, "max_false_hit_rate": 0.01,
-                       "labels": 12, "wrong": 0, "certified_similarity": null}],
+                       "labels": 12, "wrong": 0, "certified_similarity": null},
+                      {"category": "default", "support": 0, "vouched": true,
+                       "max_false_hit_rate": 0.01, "labels": 300, "wrong": 1,
+                       "certified_similarity": "nothing"}],
+            "judge": [{"category": "default", "checked": 500, "judged_different": 4,
+                       "false_disagree_rate": 0.008, "low": 0.003, "high": 0.02,
+                       "still_checking": true}],
         });
         assert_eq!(
             budget_lines(&budget),
@@ -854,6 +882,8 @@ mod tests {
                 "error budget        default: audited 40, wrong 3 (7.5%, 95% 2.6%–19.9%), budget 1.0%  OVER BUDGET: the lower bound passes it",
                 "                    default support ≥ 0: 700 labels, 2 wrong, served from 0.912",
                 "                    default support ≥ 1: 12 labels, 0 wrong, too few labels",
+                "                    default support ≥ 0, verifier accepted: 300 labels, 1 wrong, nothing certified",
+                "                    default: answer comparison checked on 500 exact hits, called 4 different (0.8%, 95% 0.3%–2.0%), still checking",
             ]
         );
     }

@@ -6,7 +6,7 @@ use crate::entry::{Answer, EntryId};
 use crate::traits::{EmbedError, StoreError};
 
 use super::{
-    Cache, InsertError, LabelTicket, Observation, CALIBRATION_COUNTS, CALIBRATION_STATE,
+    Cache, InsertError, LabelTicket, Labelled, Observation, CALIBRATION_COUNTS, CALIBRATION_STATE,
     LABELS_PER_MISS,
 };
 
@@ -73,7 +73,13 @@ impl Cache {
         let mut label = None;
         let mut compared = 0;
         let mut group = None;
-        for &(id, similarity, support) in &ticket.candidates {
+        for &Labelled {
+            id,
+            similarity,
+            support,
+            vouched,
+        } in &ticket.candidates
+        {
             if compared == LABELS_PER_MISS
                 || (label.is_some() && (group.is_some() || new_entry.is_none()))
             {
@@ -94,11 +100,12 @@ impl Cache {
             compared += 1;
             let agreed = self.answers_agree(&cached, fresh).await?;
             if label.is_none() {
-                calibration.observe(&ticket.category, support, similarity, agreed);
+                calibration.observe(&ticket.category, support, similarity, agreed, vouched);
                 label = Some(Observation {
                     candidate: id,
                     similarity,
                     support,
+                    vouched,
                     agreed,
                 });
             }
@@ -120,12 +127,13 @@ impl Cache {
     /// Returns the label, or `None` without a budget.
     pub fn feedback(&self, ticket: &LabelTicket, right: bool) -> Option<Observation> {
         let calibration = self.inner.calibration.as_ref()?;
-        let &(candidate, similarity, support) = ticket.candidates.first()?;
-        calibration.observe(&ticket.category, support, similarity, right);
+        let c = ticket.candidates.first()?;
+        calibration.observe(&ticket.category, c.support, c.similarity, right, c.vouched);
         Some(Observation {
-            candidate,
-            similarity,
-            support,
+            candidate: c.id,
+            similarity: c.similarity,
+            support: c.support,
+            vouched: c.vouched,
             agreed: right,
         })
     }
@@ -226,6 +234,29 @@ impl Cache {
         }
         c.adopt(&totals);
         Ok(loaded || totals.iter().any(|(k, v)| k != SEEDED && *v > 0))
+    }
+
+    /// Checks the answer comparison itself on an exact hit of `category` served under an
+    /// error budget, once the upstream has answered the same request again (off the request
+    /// path): the stored answer (`stored`, its comparable text) is right by definition, so
+    /// calling the fresh one different is the comparison's own error, which the budget's
+    /// certificates then discount ([`crate::budget`]). Returns whether the two were judged
+    /// to agree; `None` when the category has no budget.
+    pub async fn check_judge(
+        &self,
+        category: &str,
+        stored: &str,
+        fresh: &str,
+    ) -> Result<Option<bool>, EmbedError> {
+        let Some(calibration) = &self.inner.calibration else {
+            return Ok(None);
+        };
+        if calibration.budgets().of(category).is_none() {
+            return Ok(None);
+        }
+        let agreed = self.answers_agree(stored, fresh).await?;
+        calibration.judged(category, !agreed);
+        Ok(Some(agreed))
     }
 
     /// Audits a semantic hit served under an error budget, once the upstream has answered

@@ -5,7 +5,6 @@
 
 use std::time::Instant;
 
-use crate::budget::Certified;
 use crate::entry::{Entry, EntryId};
 use crate::key::ExactKey;
 use crate::policy::{CategoryId, Policy};
@@ -14,8 +13,9 @@ use crate::verify::RejectReason;
 
 use super::alias::Alias;
 use super::{
-    category_ttl_secs, younger_than, BypassReason, Cache, ErrorChain, LabelTicket, Lookup,
-    LookupRequest, SemanticMode, Space, StageTimes, VerifyMode, DEFAULT_GATE, SAME_REQUEST_FLOOR,
+    category_ttl_secs, younger_than, BypassReason, Cache, ErrorChain, LabelTicket, Labelled,
+    Lookup, LookupRequest, SemanticMode, Space, StageTimes, VerifyMode, DEFAULT_GATE,
+    SAME_REQUEST_FLOOR,
 };
 
 impl Cache {
@@ -250,34 +250,26 @@ impl Cache {
             Some(_) => neighbors.iter().map(|n| n.id).collect(),
             None => Vec::new(),
         };
-        let mut ticket = Vec::new();
+        let mut ticket: Vec<Labelled> = Vec::new();
         for n in neighbors {
             let decided = calibration.and_then(|c| c.decide(spec.name, n.id, &found));
-            if let Some((support, _)) = decided {
-                if n.similarity >= SAME_REQUEST_FLOOR {
-                    ticket.push((n.id, n.similarity, support));
-                }
-            }
-            let calibrated = match decided.map(|(_, c)| c) {
-                Some(Certified::From(t)) => Some(t),
-                // Until the labels certify a threshold, a budgeted category serves no
-                // semantic hit (see `crate::budget`); nor does a candidate further away
-                // (see below).
-                Some(Certified::Nothing | Certified::Untrained) => {
+            if let Some(d) = &decided {
+                // Labels start at the floor, so nothing below it is certified; a client's
+                // threshold only raises the certified one. The labels were learned on the
+                // nearest candidate the hard checks let through, so once it is decided the
+                // search ends: one further away is not served in its place.
+                if n.similarity < SAME_REQUEST_FLOOR
+                    || req.min_similarity.is_some_and(|m| n.similarity < m)
+                {
                     not_served(&n);
                     break;
                 }
-                None => None,
-            };
-            if let Some(t) = calibrated {
-                // A client's threshold can only raise the certified one. The labels were
-                // learned on the nearest candidate the veto rules let through, so a
-                // candidate below its threshold ends the search: one further away is not
-                // served in its place.
-                if n.similarity < t.max(req.min_similarity.unwrap_or(0.0)) {
-                    not_served(&n);
-                    break;
-                }
+                ticket.push(Labelled {
+                    id: n.id,
+                    similarity: n.similarity,
+                    support: d.support,
+                    vouched: false,
+                });
             }
             // Below the threshold, a candidate may still be the same request in other
             // wording (case, punctuation, contractions, typos, a question frame), which
@@ -286,7 +278,7 @@ impl Cache {
             // (never when the client raised the threshold itself, nor with verification
             // off).
             let below = n.similarity < threshold;
-            if calibrated.is_none()
+            if decided.is_none()
                 && below
                 && (n.similarity < floor
                     || req.min_similarity.is_some()
@@ -314,116 +306,69 @@ impl Cache {
                 }
             };
             let started = Instant::now();
-            let same_request = || {
-                crate::verify::same_request(&entry.prompt, req.prompt, space.embedder.vocabulary())
-            };
-            let second_path = pair_gate.is_some_and(|g| n.similarity >= g);
-            // Prompts whose unseen parts differ (in order: a swap is unseen too) differ
-            // where their similarity is blind, unless all they differ in is a question
-            // frame ("Comment puis-je …" / "Comment …"); unseen parts that differ only by
-            // slips of the other prompt's words ("refnud" / "refund") are blind to the
-            // embedding, not to the pair model, which reads their pieces. Each prompt's
-            // unseen parts are found once.
-            let blind = |query_unseen: &mut Option<Vec<String>>| {
-                if inner.options.verify == VerifyMode::Off {
-                    return Blind::No;
-                }
-                let query = query_unseen.get_or_insert_with(|| space.embedder.unseen(req.prompt));
-                let cached = space.embedder.unseen(&entry.prompt);
-                if *query == cached || same_request() {
-                    Blind::No
-                } else if second_path
-                    && space.embedder.vocabulary().is_some_and(|v| {
-                        v.unseen_are_slips(req.prompt, query, &entry.prompt, &cached)
-                    })
+            // Under an error budget, what no label can make servable (the veto rules, a
+            // difference where the embedder is blind) is passed over first, as the
+            // labelling passes it over.
+            if decided.is_some() {
+                if let Err(reason) =
+                    self.hard_checks(space, &entry.prompt, req.prompt, &mut query_unseen)
                 {
-                    Blind::Slips
-                } else {
-                    Blind::Yes
-                }
-            };
-            let verdict = if calibrated.is_some() {
-                self.hard_checks(space, &entry.prompt, req.prompt, &mut query_unseen)
-            } else if below {
-                let same = same_request()
-                    && match inner.options.verify {
-                        VerifyMode::Rules => crate::verify::verify(&entry.prompt, req.prompt),
-                        _ => crate::verify::vetoes(&entry.prompt, req.prompt),
-                    }
-                    .is_ok();
-                if same {
-                    Ok(())
-                } else if second_path {
-                    match blind(&mut query_unseen) {
-                        Blind::Yes => Err(RejectReason::Unseen),
-                        Blind::No | Blind::Slips => {
-                            self.second_path(space, &entry.prompt, req.prompt, n.similarity, &spec)
-                                .await
-                        }
-                    }
-                } else {
-                    // Below the gate and not the same request: not reported as a refusal.
                     times.verify += started.elapsed();
+                    rejected.get_or_insert(reason);
                     not_served(&n);
                     continue;
                 }
-            } else {
-                match (
-                    blind(&mut query_unseen),
-                    inner.options.verify,
-                    &space.verifier,
-                ) {
-                    (Blind::Yes, ..) => Err(RejectReason::Unseen),
-                    // Only the pair model may judge what the embedding did not see.
-                    (Blind::Slips, ..) => {
-                        self.second_path(space, &entry.prompt, req.prompt, n.similarity, &spec)
-                            .await
+            }
+            let verdict = self
+                .verdict(
+                    space,
+                    &entry.prompt,
+                    req.prompt,
+                    n.similarity,
+                    below,
+                    pair_gate.is_some_and(|g| n.similarity >= g),
+                    &spec,
+                    &mut query_unseen,
+                )
+                .await;
+            times.verify += started.elapsed();
+            let vouched = matches!(verdict, Some(Ok(())));
+            match (decided, verdict) {
+                // Without a budget the verifier decides.
+                (None, None) => {
+                    not_served(&n);
+                    continue;
+                }
+                (None, Some(Err(reason))) => {
+                    rejected.get_or_insert(reason);
+                    not_served(&n);
+                    continue;
+                }
+                (None, Some(Ok(()))) => {}
+                // Under one, the labels: at what the plain cells certify whatever the
+                // verifier says, or at what the vouched ones certify if it accepted.
+                (Some(d), verdict) => {
+                    if let Some(last) = ticket.last_mut() {
+                        last.vouched = vouched;
                     }
-                    (Blind::No, VerifyMode::Model, Some(model)) => {
-                        let confidence = spec.min_confidence(model.file().min_confidence);
-                        match crate::verify::verify_model(
-                            model,
-                            &entry.prompt,
-                            req.prompt,
-                            n.similarity,
-                            None,
-                            confidence,
-                            space.embedder.vocabulary(),
-                        ) {
-                            Ok(_) => Ok(()),
-                            // The features alone were not sure: the pair model reads both.
-                            Err(RejectReason::Model) if second_path => {
-                                self.second_path(
-                                    space,
-                                    &entry.prompt,
-                                    req.prompt,
-                                    n.similarity,
-                                    &spec,
-                                )
-                                .await
-                            }
-                            Err(reason) => Err(reason),
+                    if !d.threshold(vouched).is_some_and(|t| n.similarity >= t) {
+                        if let Some(Err(reason)) = verdict {
+                            rejected.get_or_insert(reason);
                         }
-                    }
-                    (Blind::No, VerifyMode::Rules, _) => {
-                        crate::verify::verify(&entry.prompt, req.prompt)
-                    }
-                    // `Cache::new` loads a model for `Model`.
-                    (Blind::No, VerifyMode::Model, None) | (Blind::No, VerifyMode::Off, _) => {
-                        Ok(())
+                        not_served(&n);
+                        break;
                     }
                 }
-            };
-            times.verify += started.elapsed();
-            if let Err(reason) = verdict {
-                rejected.get_or_insert(reason);
-                not_served(&n);
-                continue;
             }
             self.note_hit(entry.id, now).await;
-            let audit = decided.map(|(support, _)| LabelTicket {
+            let audit = decided.map(|d| LabelTicket {
                 category: spec.name.to_string(),
-                candidates: vec![(n.id, n.similarity, support)],
+                candidates: vec![Labelled {
+                    id: n.id,
+                    similarity: n.similarity,
+                    support: d.support,
+                    vouched,
+                }],
             });
             if decided.is_none() {
                 // Under no error budget the same request will be decided the same way
@@ -481,6 +426,105 @@ impl Cache {
             return Err(RejectReason::Unseen);
         }
         Ok(())
+    }
+
+    /// What the verifier says of a candidate, as it decides without an error budget:
+    /// `None` when it is below the gate (`below`) and not the same request in other
+    /// wording, so not a candidate at all; else accepted or refused, and why.
+    /// `second_path`: the pair model may read it. `query_unseen` keeps what the embedder
+    /// could not see of the request, found once per lookup.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn verdict(
+        &self,
+        space: &Space,
+        cached: &str,
+        query: &str,
+        similarity: f32,
+        below: bool,
+        second_path: bool,
+        spec: &crate::policy::Applied<'_>,
+        query_unseen: &mut Option<Vec<String>>,
+    ) -> Option<Result<(), RejectReason>> {
+        let verify = self.inner.options.verify;
+        let same_request =
+            || crate::verify::same_request(cached, query, space.embedder.vocabulary());
+        // Prompts whose unseen parts differ (in order: a swap is unseen too) differ where
+        // their similarity is blind, unless all they differ in is a question frame
+        // ("Comment puis-je …" / "Comment …"); unseen parts that differ only by slips of
+        // the other prompt's words ("refnud" / "refund") are blind to the embedding, not to
+        // the pair model, which reads their pieces.
+        let blind = |query_unseen: &mut Option<Vec<String>>| {
+            if verify == VerifyMode::Off {
+                return Blind::No;
+            }
+            let seen = query_unseen.get_or_insert_with(|| space.embedder.unseen(query));
+            let other = space.embedder.unseen(cached);
+            if *seen == other || same_request() {
+                Blind::No
+            } else if second_path
+                && space
+                    .embedder
+                    .vocabulary()
+                    .is_some_and(|v| v.unseen_are_slips(query, seen, cached, &other))
+            {
+                Blind::Slips
+            } else {
+                Blind::Yes
+            }
+        };
+        if below {
+            let same = same_request()
+                && match verify {
+                    VerifyMode::Rules => crate::verify::verify(cached, query),
+                    _ => crate::verify::vetoes(cached, query),
+                }
+                .is_ok();
+            return if same {
+                Some(Ok(()))
+            } else if second_path {
+                Some(match blind(query_unseen) {
+                    Blind::Yes => Err(RejectReason::Unseen),
+                    Blind::No | Blind::Slips => {
+                        self.second_path(space, cached, query, similarity, spec)
+                            .await
+                    }
+                })
+            } else {
+                // Below the gate and not the same request: not a refusal.
+                None
+            };
+        }
+        Some(match (blind(query_unseen), verify, &space.verifier) {
+            (Blind::Yes, ..) => Err(RejectReason::Unseen),
+            // Only the pair model may judge what the embedding did not see.
+            (Blind::Slips, ..) => {
+                self.second_path(space, cached, query, similarity, spec)
+                    .await
+            }
+            (Blind::No, VerifyMode::Model, Some(model)) => {
+                let confidence = spec.min_confidence(model.file().min_confidence);
+                match crate::verify::verify_model(
+                    model,
+                    cached,
+                    query,
+                    similarity,
+                    None,
+                    confidence,
+                    space.embedder.vocabulary(),
+                ) {
+                    Ok(_) => Ok(()),
+                    // The features alone were not sure: the pair model reads both.
+                    Err(RejectReason::Model) if second_path => {
+                        self.second_path(space, cached, query, similarity, spec)
+                            .await
+                    }
+                    Err(reason) => Err(reason),
+                }
+            }
+            (Blind::No, VerifyMode::Rules, _) => crate::verify::verify(cached, query),
+            // `Cache::new` loads a model for `Model`.
+            (Blind::No, VerifyMode::Model, None) | (Blind::No, VerifyMode::Off, _) => Ok(()),
+        })
     }
 
     /// The second path of the learned verifier: the veto rules (cheaper, and precise),

@@ -756,9 +756,9 @@ async fn an_error_budget_serves_only_what_its_labels_certify() {
     };
     assert_eq!(ticket.category, "default");
     assert_eq!(ticket.candidates.len(), 1);
-    assert_eq!(ticket.candidates[0].0, stored);
-    // The upstream gave the stored answer again, 60 times: enough to certify 5%.
-    for i in 0..60 {
+    assert_eq!(ticket.candidates[0].id, stored);
+    // The upstream gave the stored answer again, 100 times: enough to certify 5% (89).
+    for i in 0..100 {
         let o = f
             .cache
             .label(&ticket, asked, "where is my parcel", None, body_text)
@@ -871,10 +871,10 @@ async fn replicas_sharing_a_store_learn_from_each_others_labels() {
     assert!(!a.load_calibration().await.unwrap(), "nothing learned yet");
     assert!(!b.load_calibration().await.unwrap());
     let (ca, cb) = (a.calibration().unwrap(), b.calibration().unwrap());
-    // 5% needs 52 agreeing labels: each replica alone has 40 of them.
-    for _ in 0..40 {
-        ca.observe("default", 1, 0.9, true);
-        cb.observe("default", 1, 0.9, true);
+    // 5% needs 89 agreeing labels: each replica alone has 60 of them.
+    for _ in 0..60 {
+        ca.observe("default", 1, 0.9, true, false);
+        cb.observe("default", 1, 0.9, true, false);
     }
     ca.audited("default", false);
     cb.audited("default", true);
@@ -895,7 +895,7 @@ async fn replicas_sharing_a_store_learn_from_each_others_labels() {
             .map(|r| (r.key.support, r.labels))
             .collect::<Vec<_>>()
     };
-    assert_eq!(labels(ca), vec![(0, 80), (1, 80)]);
+    assert_eq!(labels(ca), vec![(0, 120), (1, 120)]);
     assert_eq!(labels(cb), labels(ca));
     let tally = crate::budget::AuditTally {
         checked: 2,
@@ -906,17 +906,17 @@ async fn replicas_sharing_a_store_learn_from_each_others_labels() {
     // Nothing new anywhere: nothing written, nothing counted twice.
     assert!(!a.sync_calibration().await.unwrap());
     assert!(!b.sync_calibration().await.unwrap());
-    assert_eq!(labels(ca), vec![(0, 80), (1, 80)]);
+    assert_eq!(labels(ca), vec![(0, 120), (1, 120)]);
 
     // A store that fails keeps nothing, and loses nothing: the labels go at the next sync.
     store.fail.store(true, Ordering::SeqCst);
-    ca.observe("default", 0, 0.5, false);
+    ca.observe("default", 0, 0.5, false, false);
     assert!(a.sync_calibration().await.is_err());
-    assert_eq!(labels(ca), vec![(0, 81), (1, 80)]);
+    assert_eq!(labels(ca), vec![(0, 121), (1, 120)]);
     store.fail.store(false, Ordering::SeqCst);
     assert!(a.sync_calibration().await.unwrap());
     assert!(b.sync_calibration().await.unwrap());
-    assert_eq!(labels(ca), vec![(0, 81), (1, 80)]);
+    assert_eq!(labels(ca), vec![(0, 121), (1, 120)]);
     assert_eq!(labels(cb), labels(ca));
 
     // A new replica takes everything at start.
@@ -936,8 +936,10 @@ async fn labels_saved_before_the_store_kept_counts_seed_them_once() {
     let replica = || replica_of(&store, &options);
     // Learned and saved where the store kept no counters (as before they existed).
     let old = replica();
-    for _ in 0..60 {
-        old.calibration().unwrap().observe("default", 0, 0.8, true);
+    for _ in 0..100 {
+        old.calibration()
+            .unwrap()
+            .observe("default", 0, 0.8, true, false);
     }
     assert!(old.sync_calibration().await.unwrap());
     assert!(store.counts.lock().is_empty());
@@ -950,13 +952,13 @@ async fn labels_saved_before_the_store_kept_counts_seed_them_once() {
     for r in [&a, &b] {
         let report = r.calibration().unwrap().report();
         assert_eq!(report.len(), 1);
-        assert_eq!(report[0].labels, 60);
+        assert_eq!(report[0].labels, 100);
         assert_eq!(report[0].certified, Certified::From(0.8));
     }
     // A restart of either does not seed again.
     let again = replica();
     assert!(again.load_calibration().await.unwrap());
-    assert_eq!(again.calibration().unwrap().report()[0].labels, 60);
+    assert_eq!(again.calibration().unwrap().report()[0].labels, 100);
 
     // Seeding that fails after the marker was taken loses nothing: the saved labels go
     // with the next sync.
@@ -968,7 +970,7 @@ async fn labels_saved_before_the_store_kept_counts_seed_them_once() {
     assert!(unlucky.sync_calibration().await.unwrap());
     let late = replica();
     assert!(late.load_calibration().await.unwrap());
-    assert_eq!(late.calibration().unwrap().report()[0].labels, 60);
+    assert_eq!(late.calibration().unwrap().report()[0].labels, 100);
 }
 
 #[tokio::test]
@@ -2026,4 +2028,94 @@ async fn the_other_languages_have_their_own_space() {
         },
     );
     assert!(matches!(same, Err(BuildError::SameEmbedder(_))));
+}
+
+#[tokio::test]
+async fn under_a_budget_the_verifiers_word_counts_where_its_own_labels_certify_it() {
+    let f = fixture(CacheOptions {
+        max_false_hit_rate: Some(0.05),
+        ..CacheOptions::default()
+    });
+    let stored = f
+        .cache
+        .insert(new_entry(P1, "where is my parcel"))
+        .await
+        .unwrap();
+    // The learned verifier accepts the first (0.965) and refuses the second (0.953).
+    let accepted = "where is my parcel please";
+    let refused = "where exactly is my parcel";
+    let Lookup::Miss {
+        label: Some(ticket),
+        ..
+    } = f.cache.lookup(&req(P1, accepted)).await
+    else {
+        panic!("an untrained budget served a semantic hit");
+    };
+    assert!(ticket.candidates[0].vouched);
+    // Around 0.95, candidates the verifier accepted were right; the others were wrong
+    // one time in five: only the vouched cell certifies.
+    let calibration = f.cache.calibration().unwrap();
+    for _ in 0..100 {
+        calibration.observe("default", 0, 0.95, true, true);
+    }
+    for _ in 0..25 {
+        calibration.observe("default", 0, 0.95, false, false);
+    }
+    assert_eq!(
+        calibration.certified("default", 0),
+        Some(Certified::Nothing)
+    );
+    assert_eq!(
+        calibration.certified_vouched("default", 0),
+        Some(Certified::From(0.95))
+    );
+    let Lookup::SemanticHit {
+        entry,
+        audit: Some(audit),
+        ..
+    } = f.cache.lookup(&req(P1, accepted)).await
+    else {
+        panic!("a vouched candidate above its certified similarity was not served");
+    };
+    assert_eq!(entry.id, stored);
+    assert!(
+        audit.candidates[0].vouched,
+        "its audit labels the vouched cell"
+    );
+    let Lookup::Miss {
+        label: Some(ticket),
+        rejected,
+        ..
+    } = f.cache.lookup(&req(P1, refused)).await
+    else {
+        panic!("a candidate the verifier refused was served on the vouched cell");
+    };
+    assert_eq!(rejected, Some(RejectReason::Model));
+    assert!(!ticket.candidates[0].vouched);
+    let o = f
+        .cache
+        .label(&ticket, refused, "where is my parcel", None, body_text)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(o.agreed && !o.vouched);
+    // The judge's own errors, measured on exact hits asked again, are counted per
+    // category; a category without a budget has none.
+    assert_eq!(
+        f.cache
+            .check_judge("default", "where is my parcel", "the shop opens at nine")
+            .await
+            .unwrap(),
+        Some(false)
+    );
+    assert_eq!(
+        calibration.judge(),
+        vec![(
+            "default".to_string(),
+            crate::budget::AuditTally {
+                checked: 1,
+                wrong: 1
+            }
+        )]
+    );
 }

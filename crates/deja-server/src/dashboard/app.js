@@ -593,7 +593,7 @@
         const serves = t == null ? "too few labels yet" : t === "nothing" ? "nothing (no threshold keeps the budget)" : "≥ " + Number(t).toFixed(3);
         return el("tr", {}, [
           el("td", { text: c.category }),
-          el("td", { class: "num", text: String(c.support) }),
+          el("td", { class: "num", text: String(c.support) + (c.vouched ? " · verifier accepted" : "") }),
           el("td", { class: "num", text: fmtInt(c.labels) }),
           el("td", { class: "num", text: fmtInt(c.wrong) }),
           el("td", { text: serves }),

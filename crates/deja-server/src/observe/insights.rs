@@ -914,7 +914,12 @@ mod tests {
         let insights = Insights::new(T0);
         let ticket = LabelTicket {
             category: "default".into(),
-            candidates: vec![(EntryId(9), 0.91, 1)],
+            candidates: vec![deja_core::Labelled {
+                id: EntryId(9),
+                similarity: 0.91,
+                support: 1,
+                vouched: true,
+            }],
         };
         let mut hit = summary(Outcome::HitSemantic, 500);
         hit.similarity = Some(0.91);

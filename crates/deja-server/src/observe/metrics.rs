@@ -145,6 +145,9 @@ pub struct Metrics {
     feedback: [AtomicU64; 2],
     /// Live audit checks: the served answer agreed with the upstream's, or not.
     audit_checks: [AtomicU64; 2],
+    /// Exact hits asked upstream again to check the answer comparison: it judged the
+    /// answers to agree, or not.
+    judge_checks: [AtomicU64; 2],
     /// Semantic hits served through an alias (no embedding).
     alias_hits: AtomicU64,
 }
@@ -189,6 +192,7 @@ impl Metrics {
             budget_labels: Default::default(),
             feedback: Default::default(),
             audit_checks: Default::default(),
+            judge_checks: Default::default(),
             alias_hits: AtomicU64::new(0),
         }
     }
@@ -277,6 +281,11 @@ impl Metrics {
         self.audit_checks[usize::from(!agreed)].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one exact-hit check of the answer comparison ([`crate::audit::check_exact`]).
+    pub fn judge_check(&self, agreed: bool) {
+        self.judge_checks[usize::from(!agreed)].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts one client verdict on a semantic hit ([`crate::feedback`]).
     pub fn feedback(&self, right: bool) {
         self.feedback[usize::from(!right)].fetch_add(1, Ordering::Relaxed);
@@ -358,6 +367,14 @@ impl Metrics {
             "agreed",
             &["true", "false"],
             &self.audit_checks,
+        );
+        counter_by(
+            out,
+            "deja_judge_checks_total",
+            "Exact hits under the error budget asked upstream again to check the answer comparison: it judged the stored and fresh answers to agree, or not (its own error).",
+            "agreed",
+            &["true", "false"],
+            &self.judge_checks,
         );
         header(
             out,
@@ -494,13 +511,14 @@ pub fn render_budget(out: &mut String, cells: &[deja_core::budget::CellReport]) 
         out,
         "deja_budget_cell_labels",
         "gauge",
-        "Error-budget labels per category and support level (neighbours giving the same answer), by verdict.",
+        "Error-budget labels per category, support level (neighbours giving the same answer) and kind of cell (vouched: only candidates the verifier accepted), by verdict.",
     );
     let labels = |c: &deja_core::budget::CellReport| {
         format!(
-            "category=\"{}\",support=\"{}\"",
+            "category=\"{}\",support=\"{}\",vouched=\"{}\"",
             escape(&c.key.category),
-            c.key.support
+            c.key.support,
+            c.key.vouched
         )
     };
     for c in cells {
@@ -520,7 +538,7 @@ pub fn render_budget(out: &mut String, cells: &[deja_core::budget::CellReport]) 
         out,
         "deja_budget_certified_similarity",
         "gauge",
-        "Least similarity the error budget's labels certify per category and support level (2: nothing certified; absent: not enough labels yet).",
+        "Least similarity the error budget's labels certify per category, support level and kind of cell (2: nothing certified; absent: not enough labels yet).",
     );
     for c in cells {
         let t = match c.certified {
@@ -532,17 +550,19 @@ pub fn render_budget(out: &mut String, cells: &[deja_core::budget::CellReport]) 
     }
 }
 
-/// The live audit's measured false-hit rate per category, with its 95% Wilson interval
-/// (`bound`: `estimate`, `low`, `high`), and how many hits it checked.
-pub fn render_audit(out: &mut String, audits: &[(String, deja_core::budget::AuditTally)]) {
+/// The live audit's measured false-hit rate per category, net of the answer comparison's
+/// own errors, with its 95% interval (`bound`: `estimate`, `low`, `high`), and how many
+/// hits it checked.
+pub fn render_audit(out: &mut String, calibration: &deja_core::budget::Calibration) {
+    let audits = calibration.audits();
     header(
         out,
         "deja_audit_false_hit_rate",
         "gauge",
-        "The share of audited semantic hits whose answer disagreed with the upstream's, per category, with the 95% Wilson interval.",
+        "The share of audited semantic hits whose answer disagreed with the upstream's, per category, net of the answer comparison's own errors measured on exact hits, with its 95% interval.",
     );
-    for (category, tally) in audits {
-        if let Some((rate, low, high)) = tally.estimate() {
+    for (category, _) in &audits {
+        if let Some((rate, low, high)) = calibration.audit_estimate(category) {
             for (bound, v) in [("estimate", rate), ("low", low), ("high", high)] {
                 let _ = writeln!(
                     out,
@@ -558,10 +578,47 @@ pub fn render_audit(out: &mut String, audits: &[(String, deja_core::budget::Audi
         "gauge",
         "Semantic hits the live audit has checked per category (saved with the error budget's labels).",
     );
-    for (category, tally) in audits {
+    for (category, tally) in &audits {
         let _ = writeln!(
             out,
             "deja_audit_checked{{category=\"{}\"}} {}",
+            escape(category),
+            tally.checked
+        );
+    }
+}
+
+/// The answer comparison's false-disagree rate per category, measured on exact hits asked
+/// again, with its 95% Wilson interval, and how many it checked: what the error budget
+/// discounts from its labels.
+pub fn render_judge(out: &mut String, judge: &[(String, deja_core::budget::AuditTally)]) {
+    header(
+        out,
+        "deja_judge_false_disagree_rate",
+        "gauge",
+        "The share of exact hits asked again whose fresh answer the comparison called different from the stored one, per category, with the 95% Wilson interval (discounted by the error budget).",
+    );
+    for (category, tally) in judge {
+        if let Some((rate, low, high)) = tally.estimate() {
+            for (bound, v) in [("estimate", rate), ("low", low), ("high", high)] {
+                let _ = writeln!(
+                    out,
+                    "deja_judge_false_disagree_rate{{category=\"{}\",bound=\"{bound}\"}} {v}",
+                    escape(category)
+                );
+            }
+        }
+    }
+    header(
+        out,
+        "deja_judge_checked",
+        "gauge",
+        "Exact hits asked again to check the answer comparison, per category (saved with the error budget's labels).",
+    );
+    for (category, tally) in judge {
+        let _ = writeln!(
+            out,
+            "deja_judge_checked{{category=\"{}\"}} {}",
             escape(category),
             tally.checked
         );

@@ -216,7 +216,10 @@ pub async fn answer(
             let (found, stages) = app.cache().lookup_timed(&lookup).await;
             record.summary.stages = stages;
             let (entry, hit) = match found {
-                Lookup::ExactHit(entry) => (entry, CacheHeader::HitExact),
+                Lookup::ExactHit(entry) => {
+                    after_exact_hit(app, &entry, &route, (headers, &bytes));
+                    (entry, CacheHeader::HitExact)
+                }
                 Lookup::SemanticHit {
                     entry,
                     similarity,
@@ -403,24 +406,60 @@ fn after_budgeted_hit(
         c.audit_max_calls_per_day,
         c.audit_max_tokens_per_day,
     ) {
-        let resend = crate::audit::Resend {
-            upstream: route.upstream.clone(),
-            api: route.format.api(),
-            path: route.path.to_string(),
-            headers: headers.clone(),
-            body: body.clone(),
-        };
         tokio::spawn(crate::request_id::carry(crate::audit::check(
             app.clone(),
             ticket.clone(),
             prompt.to_string(),
-            resend,
+            resend(route, headers, body),
         )));
     }
     if let Some(id) = crate::request_id::current() {
         if let Ok(id) = id.to_str() {
             app.served_hits().record(id, tenant, entry.id, ticket);
         }
+    }
+}
+
+/// After an exact hit: while the error budget of its category still needs to know how
+/// often the answer comparison errs, a sampled share is asked again in the background
+/// ([`crate::audit::check_exact`]). Without a budget this is one branch.
+fn after_exact_hit(
+    app: &AppState,
+    entry: &Entry,
+    route: &Route<'_>,
+    (headers, body): (&HeaderMap, &Bytes),
+) {
+    let Some(calibration) = app.cache().calibration() else {
+        return;
+    };
+    let c = &app.config().cache;
+    if !calibration.wants_judge_check(&entry.category)
+        || !app.audit_budget().admit(
+            app.cache().now_ms(),
+            entry.usage,
+            c.audit_exact_share,
+            c.audit_max_calls_per_day,
+            c.audit_max_tokens_per_day,
+        )
+    {
+        return;
+    }
+    tokio::spawn(crate::request_id::carry(crate::audit::check_exact(
+        app.clone(),
+        entry.category.clone(),
+        entry.answer.clone(),
+        resend(route, headers, body),
+    )));
+}
+
+/// A copy of the request for an audit to send again where it went.
+fn resend(route: &Route<'_>, headers: &HeaderMap, body: &Bytes) -> crate::audit::Resend {
+    crate::audit::Resend {
+        upstream: route.upstream.clone(),
+        api: route.format.api(),
+        path: route.path.to_string(),
+        headers: headers.clone(),
+        body: body.clone(),
     }
 }
 

@@ -11,8 +11,10 @@
 //! The same stream runs three ways:
 //! - **budget**: the configured cache with `max_false_hit_rate`; every miss is labelled by
 //!   comparing the fresh answer with the nearest entry's (the engine's labelling, run
-//!   inline here; the server runs it off the request path), and a share of the served
-//!   semantic hits is audited (asked again and compared) to estimate the false-hit rate;
+//!   inline here; the server runs it off the request path), a share of the served
+//!   semantic hits is audited (asked again and compared) to estimate the false-hit rate,
+//!   and, while the budget still needs it, a share of exact hits is asked again to measure
+//!   how often the answer comparison calls two answers to one request different;
 //! - **defaults**: the cache as it ships, without a budget;
 //! - **static**: a cache serving on one cosine threshold alone, at every threshold of a
 //!   grid, in hindsight; the best one whose false-hit rate is no higher than the budget
@@ -57,6 +59,10 @@ pub struct SimulateArgs {
     /// Share of the budget run's served semantic hits audited (asked again and compared).
     #[arg(long, default_value_t = 0.05)]
     pub audit_share: f64,
+    /// Share of the budget run's exact hits asked again while the answer comparison's
+    /// false-disagree rate is not yet known to within δ / 2 (`cache.audit_exact_share`).
+    #[arg(long, default_value_t = 0.25)]
+    pub exact_audit_share: f64,
     #[command(flatten)]
     pub model: crate::model_args::ModelArgs,
     /// Least cosine of two answers' embeddings for them to agree (labels and audit)
@@ -99,6 +105,13 @@ pub struct RunReport {
     pub audited: usize,
     pub audited_wrong: usize,
     pub audit_judged_wrong: usize,
+    /// Exact hits asked again to measure the answer comparison's own errors, and how many
+    /// it judged different.
+    pub judge_checked: usize,
+    pub judge_different: usize,
+    /// Upstream calls the audits made (semantic and exact hits asked again), beside
+    /// `upstream_calls`.
+    pub audit_calls: usize,
 }
 
 impl RunReport {
@@ -134,6 +147,8 @@ pub struct AuditReport {
 pub struct CellSummary {
     pub category: String,
     pub support: u8,
+    /// Only the labels of candidates the verifier accepted.
+    pub vouched: bool,
     pub labels: u64,
     pub wrong: u64,
     /// The least similarity served (`None`: untrained; 2: nothing certified).
@@ -365,8 +380,8 @@ pub async fn run(config: Config, args: SimulateArgs) -> anyhow::Result<()> {
         "--max-false-hit-rate must be above 0 and below 0.5"
     );
     anyhow::ensure!(
-        (0.0..=1.0).contains(&args.audit_share),
-        "--audit-share must be between 0 and 1"
+        (0.0..=1.0).contains(&args.audit_share) && (0.0..=1.0).contains(&args.exact_audit_share),
+        "--audit-share and --exact-audit-share must be between 0 and 1"
     );
     anyhow::ensure!(args.queries > 0, "--queries must be at least 1");
     let set = read_intents(&args.intents)?;
@@ -418,8 +433,14 @@ pub async fn run(config: Config, args: SimulateArgs) -> anyhow::Result<()> {
         seed: args.seed,
         json: args.json,
     };
-    let (budget, cells) = sim.run("budget", budget_options, args.audit_share).await?;
-    let (defaults, _) = sim.run("defaults", base, 0.0).await?;
+    let (budget, cells) = sim
+        .run(
+            "budget",
+            budget_options,
+            (args.audit_share, args.exact_audit_share),
+        )
+        .await?;
+    let (defaults, _) = sim.run("defaults", base, (0.0, 0.0)).await?;
     let audit = AuditTally {
         checked: budget.audited as u64,
         wrong: budget.audit_judged_wrong as u64,
@@ -433,7 +454,12 @@ pub async fn run(config: Config, args: SimulateArgs) -> anyhow::Result<()> {
     let rate = |o: Option<static_sweep::StaticOutcome>| {
         o.map_or(0.0, |o| ratio(o.semantic_hits, args.queries))
     };
-    let estimate = audit.estimate();
+    // Net of the answer comparison's own errors, as the server reports it.
+    let judge = AuditTally {
+        checked: budget.judge_checked as u64,
+        wrong: budget.judge_different as u64,
+    };
+    let estimate = audit.estimate_net(Some(&judge));
     let report = SimulateReport {
         intents_file: args.intents.display().to_string(),
         embedder: memo.id().to_string(),
@@ -508,7 +534,7 @@ impl Sim<'_> {
         &self,
         name: &str,
         options: CacheOptions,
-        audit_share: f64,
+        (audit_share, exact_audit_share): (f64, f64),
     ) -> anyhow::Result<(RunReport, Vec<CellSummary>)> {
         let dir = tempfile::tempdir().context("creating a scratch data dir")?;
         let mut config = self.config.clone();
@@ -546,7 +572,24 @@ impl Sim<'_> {
             let intent = self.set.intent[t];
             let intent_name = &self.set.names[intent as usize];
             match cache.lookup(&LookupRequest::new(partition, prompt)).await {
-                Lookup::ExactHit(_) => r.exact_hits += 1,
+                Lookup::ExactHit(entry) => {
+                    r.exact_hits += 1;
+                    let wanted = cache
+                        .calibration()
+                        .is_some_and(|c| c.wants_judge_check(&entry.category));
+                    if wanted && exact_audit_share > 0.0 && rng.gen_bool(exact_audit_share) {
+                        let fresh = mock_answer(intent_name, &mut rng);
+                        r.audit_calls += 1;
+                        if let Some(stored) = text_of(&entry.answer) {
+                            if let Some(agreed) =
+                                cache.check_judge(&entry.category, &stored, &fresh).await?
+                            {
+                                r.judge_checked += 1;
+                                r.judge_different += usize::from(!agreed);
+                            }
+                        }
+                    }
+                }
                 Lookup::SemanticHit {
                     entry,
                     audit: ticket,
@@ -558,6 +601,7 @@ impl Sim<'_> {
                     if let (Some(ticket), true) = (ticket, audit_share > 0.0) {
                         if rng.gen_bool(audit_share) {
                             let fresh = mock_answer(intent_name, &mut rng);
+                            r.audit_calls += 1;
                             if let Some(o) = cache.audit(&ticket, prompt, &fresh, text_of).await? {
                                 r.audited += 1;
                                 r.audited_wrong += usize::from(!right);
@@ -621,6 +665,7 @@ impl Sim<'_> {
                     .map(|c| CellSummary {
                         category: c.key.category,
                         support: c.key.support,
+                        vouched: c.key.vouched,
                         labels: c.labels,
                         wrong: c.wrong,
                         certified: match c.certified {
@@ -698,10 +743,15 @@ fn print_report(out: &mut impl Write, r: &SimulateReport) -> std::io::Result<()>
         r.budget.labels_false_agree,
         r.budget.labels_false_disagree
     )?;
+    writeln!(
+        out,
+        "judge: {} of {} exact hits asked again judged different; audits asked the upstream {} times",
+        r.budget.judge_different, r.budget.judge_checked, r.budget.audit_calls
+    )?;
     match (r.audit.estimate, r.audit.low, r.audit.high) {
         (Some(e), Some(lo), Some(hi)) => writeln!(
             out,
-            "audit: {} of {} checked judged wrong: {} [{} – {}] (true {}; covered: {})",
+            "audit: {} of {} checked judged wrong; net of the judge's errors {} [{} – {}] (true {}; covered: {})",
             r.audit.judged_wrong,
             r.audit.checked,
             pct(e),
@@ -715,9 +765,10 @@ fn print_report(out: &mut impl Write, r: &SimulateReport) -> std::io::Result<()>
     for c in &r.cells {
         writeln!(
             out,
-            "cell {} support {}: {} labels, {} wrong, certified {}",
+            "cell {} support {}{}: {} labels, {} wrong, certified {}",
             c.category,
             c.support,
+            if c.vouched { " vouched" } else { "" },
             c.labels,
             c.wrong,
             match c.certified {
