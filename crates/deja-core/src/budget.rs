@@ -215,13 +215,12 @@ pub const ALPHA: f64 = 0.05;
 /// bound itself. Where the true share is at or above the bound its expectation stays at
 /// most 1, so by Ville's inequality it ever reaches 1/α with probability at most α.
 pub fn shows_below(k: u64, n: u64, bound: f64) -> bool {
-    Below::new(bound).shows(k, n)
+    Below::new(bound, 0.0).shows(k, n)
 }
 
-/// The fewest labels, all agreeing, that show a share below `bound`: below this a cell
-/// cannot certify anything, so its walk does not stop for lack of labels.
+/// The fewest labels, all agreeing, that show a share below `bound`.
 pub fn labels_needed(bound: f64) -> u64 {
-    Below::new(bound).needed
+    Below::new(bound, 0.0).needed
 }
 
 /// [`shows_below`] for one bound, its logarithms taken once (a cell's walk tests every
@@ -233,12 +232,15 @@ struct Below {
     right: [f64; GRID],
     /// Outside (0, 1): every test passes (1 and above) or fails.
     degenerate: Option<bool>,
-    /// The fewest labels, all agreeing, that pass.
+    /// The fewest labels that pass when `expected` of them are wrong: where a cell's walk
+    /// starts testing (see [`Cell::certify`]).
     needed: u64,
 }
 
 impl Below {
-    fn new(bound: f64) -> Below {
+    /// The test against `bound`; `expected`: the share of labels the judge alone makes
+    /// wrong (its measured false-disagree rate, 0 without one).
+    fn new(bound: f64, expected: f64) -> Below {
         let mut below = Below {
             wrong: [0.0; GRID],
             right: [0.0; GRID],
@@ -254,14 +256,15 @@ impl Below {
             below.wrong[j] = q.ln() - ln_bound;
             below.right[j] = (1.0 - q).ln() - ln_rest;
         }
+        let passes = |n: u64| below.shows((expected.clamp(0.0, 1.0) * n as f64).ceil() as u64, n);
         let (mut low, mut high) = (1u64, 1u64 << 40);
-        if !below.shows(0, high) {
+        if !passes(high) {
             below.needed = high;
             return below;
         }
         while low < high {
             let mid = low + (high - low) / 2;
-            if below.shows(0, mid) {
+            if passes(mid) {
                 high = mid;
             } else {
                 low = mid + 1;
@@ -290,7 +293,12 @@ impl Below {
 }
 
 impl Cell {
-    /// `test`: the category's ([`Below`] at [`observed_bound`]).
+    /// `test`: the category's ([`category_test`]). The walk tests nothing above the
+    /// similarity where the cell holds `test.needed` labels: the first threshold tested
+    /// decides whether any is, and one tested on fewer labels than could pass at the
+    /// judge's own error rate would fail for that noise alone, every time (the top of the
+    /// scale gains labels slowest). Where to start depends on label counts and the judge's
+    /// checks, never on the cell's verdicts, so the sequence stays fixed.
     fn certify(&self, test: &Below) -> Certified {
         let needed = test.needed;
         let (mut n, mut k) = (0u64, 0u64);
@@ -561,10 +569,7 @@ impl Calibration {
                     delta,
                     labels,
                     wrong,
-                    certified: cell.certify(&Below::new(observed_bound(
-                        delta,
-                        state.judge.get(&key.category),
-                    ))),
+                    certified: cell.certify(&category_test(delta, state.judge.get(&key.category))),
                 })
             })
             .collect();
@@ -836,6 +841,13 @@ fn certificates(
     certified
 }
 
+/// The test of a category's cells: against `delta` raised by what the judge is sure to get
+/// wrong, starting where labels wrong as often as the judge alone errs could pass.
+fn category_test(delta: f64, judge: Option<&AuditTally>) -> Below {
+    let expected = judge.and_then(AuditTally::estimate).map_or(0.0, |e| e.0);
+    Below::new(observed_bound(delta, judge), expected)
+}
+
 /// The test of `category`'s cells (budget `delta`), from `tests` or made and kept there.
 fn test_of(
     tests: &mut HashMap<String, Below>,
@@ -846,7 +858,7 @@ fn test_of(
     if let Some(test) = tests.get(category) {
         return *test;
     }
-    let test = Below::new(observed_bound(delta, judge.get(category)));
+    let test = category_test(delta, judge.get(category));
     tests.insert(category.to_string(), test);
     test
 }
@@ -1072,7 +1084,7 @@ mod tests {
         // the cache does: the test passes on at most α of them, where a Wilson bound
         // looked at as often passes on many more.
         let (streams, length, bound) = (200, 5_000, 0.02);
-        let test = Below::new(bound);
+        let test = Below::new(bound, 0.0);
         let (mut ours, mut wilsons) = (0, 0);
         for seed in 0..streams {
             let mut draw = stream(seed + 1);
@@ -1271,6 +1283,29 @@ mod tests {
         );
         assert_eq!(back.judge(), cal.judge());
         assert_eq!(back.certified("default", 0), Some(Certified::From(0.9)));
+    }
+
+    #[test]
+    fn the_walk_starts_where_the_judges_noise_alone_could_pass() {
+        // The judge calls 0.8% of right answers different; the top of the scale has 250
+        // labels with 2 wrong (its noise), the rest 1,500 with 12.
+        let cal = Calibration::new(budgets(0.02));
+        for i in 0..250 {
+            cal.observe("default", 0, 0.99, i % 125 != 0, true);
+        }
+        for i in 0..1500 {
+            cal.observe("default", 0, 0.95, i % 125 != 0, true);
+        }
+        // Without the judge's checks the first threshold tested is 0.99, on 250 labels,
+        // which its two wrong ones fail: nothing below it is tested.
+        assert_eq!(cal.certified("default", 0), Some(Certified::Nothing));
+        for i in 0..1000 {
+            cal.judged("default", i % 125 == 0);
+        }
+        // With them, the walk starts where that much noise could pass (above 250 labels),
+        // and the 1,750 labels from 0.95 up pass.
+        assert!(labels_needed(0.02) < 250);
+        assert_eq!(cal.certified("default", 0), Some(Certified::From(0.95)));
     }
 
     #[test]
