@@ -433,7 +433,9 @@ fn after_exact_hit(
         return;
     };
     let c = &app.config().cache;
-    if !calibration.wants_judge_check(&entry.category)
+    // Without the operator's key nothing is re-sent: no draw, nothing counted.
+    if !route.upstream.has_operator_key()
+        || !calibration.wants_judge_check(&entry.category)
         || !app.audit_budget().admit(
             app.cache().now_ms(),
             entry.usage,
