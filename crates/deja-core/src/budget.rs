@@ -455,14 +455,14 @@ impl Calibration {
     /// `0..=support`). `None`: the category has no budget.
     pub fn certified(&self, category: &str, support: u8) -> Option<Certified> {
         self.budgets.of(category)?;
-        Some(certified_in(&self.state.read(), category, support, false))
+        Some(certified_both(&self.state.read(), category, support).0)
     }
 
     /// What a candidate the verifier accepted may be served at: the lowest threshold of
     /// the plain and vouched cells it belongs to. `None`: the category has no budget.
     pub fn certified_vouched(&self, category: &str, support: u8) -> Option<Certified> {
         self.budgets.of(category)?;
-        Some(certified_in(&self.state.read(), category, support, true))
+        Some(certified_both(&self.state.read(), category, support).1)
     }
 
     /// A lookup's question about one candidate, under one read lock and without
@@ -477,10 +477,11 @@ impl Calibration {
         self.budgets.of(category)?;
         let state = self.state.read();
         let support = support_in(&state, candidate, others);
+        let (any, vouched) = certified_both(&state, category, support);
         Some(Decision {
             support,
-            any: certified_in(&state, category, support, false),
-            vouched: certified_in(&state, category, support, true),
+            any,
+            vouched,
         })
     }
 
@@ -569,7 +570,13 @@ impl Calibration {
                     delta,
                     labels,
                     wrong,
-                    certified: cell.certify(&category_test(delta, state.judge.get(&key.category))),
+                    certified: state.certified.get(&key.category).map_or(
+                        Certified::Untrained,
+                        |levels| {
+                            levels[usize::from(key.vouched)]
+                                [usize::from(key.support.min(MAX_SUPPORT))]
+                        },
+                    ),
                 })
             })
             .collect();
@@ -614,24 +621,21 @@ impl Calibration {
     pub fn judged(&self, category: &str, different: bool) {
         let mut guard = self.state.write();
         let state = &mut *guard;
-        state
-            .judge
-            .entry(category.to_string())
-            .or_default()
-            .add(different);
-        *state
-            .pending
-            .entry(tally_counter(JUDGE, category, AUDIT_CHECKED))
-            .or_default() += 1;
-        if different {
-            *state
-                .pending
-                .entry(tally_counter(JUDGE, category, AUDIT_WRONG))
-                .or_default() += 1;
-        }
+        count_tally(state, JUDGE, category, different);
+        // The category's test moves with its judge; the other categories' stay.
         state.tests.remove(category);
-        state.certified = certificates(&self.budgets, &state.cells, &state.judge);
-        state.version += 1;
+        let Some(delta) = self.budgets.of(category) else {
+            return;
+        };
+        let test = test_of(&mut state.tests, &state.judge, category, delta);
+        let levels = state
+            .certified
+            .entry(category.to_string())
+            .or_insert(UNTRAINED);
+        for (key, cell) in state.cells.iter().filter(|(k, _)| k.category == category) {
+            levels[usize::from(key.vouched)][usize::from(key.support.min(MAX_SUPPORT))] =
+                cell.certify(&test);
+        }
     }
 
     /// Whether an exact hit of `category` is worth checking against the upstream: the
@@ -664,23 +668,7 @@ impl Calibration {
 
     /// Counts one audited semantic hit of `category`: judged wrong or not.
     pub fn audited(&self, category: &str, wrong: bool) {
-        let mut state = self.state.write();
-        state
-            .audits
-            .entry(category.to_string())
-            .or_default()
-            .add(wrong);
-        *state
-            .pending
-            .entry(tally_counter(AUDIT, category, AUDIT_CHECKED))
-            .or_default() += 1;
-        if wrong {
-            *state
-                .pending
-                .entry(tally_counter(AUDIT, category, AUDIT_WRONG))
-                .or_default() += 1;
-        }
-        state.version += 1;
+        count_tally(&mut self.state.write(), AUDIT, category, wrong);
     }
 
     /// The counts added since the last call, as counter additions for the store
@@ -821,6 +809,29 @@ impl Calibration {
     pub fn audits(&self) -> Vec<(String, AuditTally)> {
         sorted(&self.state.read().audits)
     }
+}
+
+/// Counts one check in a category's audit (`AUDIT`) or judge (`JUDGE`) tally, and as
+/// pending counter additions for the store.
+fn count_tally(state: &mut State, kind: &str, category: &str, wrong: bool) {
+    let tallies = if kind == JUDGE {
+        &mut state.judge
+    } else {
+        &mut state.audits
+    };
+    tallies.entry(category.to_string()).or_default().add(wrong);
+    let fields: &[&str] = if wrong {
+        &[AUDIT_CHECKED, AUDIT_WRONG]
+    } else {
+        &[AUDIT_CHECKED]
+    };
+    for field in fields {
+        *state
+            .pending
+            .entry(tally_counter(kind, category, field))
+            .or_default() += 1;
+    }
+    state.version += 1;
 }
 
 /// Each category's certificates, by support level, from its cells.
@@ -965,24 +976,24 @@ fn support_in(state: &State, candidate: EntryId, others: &[EntryId]) -> u8 {
     same.min(usize::from(MAX_SUPPORT)) as u8
 }
 
-/// The lowest threshold certified by the plain cells of `category` up to `support` (and
-/// its vouched ones, for a candidate the verifier accepted); `Nothing` when some of them
-/// certify nothing and none a threshold; else `Untrained`.
-fn certified_in(state: &State, category: &str, support: u8, vouched: bool) -> Certified {
-    let Some(levels) = state.certified.get(category) else {
-        return Certified::Untrained;
+/// The lowest threshold certified by the plain cells of `category` up to `support`, and
+/// by those with its vouched ones (for a candidate the verifier accepted); `Nothing` when
+/// some of them certify nothing and none a threshold; else `Untrained`.
+fn certified_both(state: &State, category: &str, support: u8) -> (Certified, Certified) {
+    let Some([plain, vouched]) = state.certified.get(category) else {
+        return (Certified::Untrained, Certified::Untrained);
     };
     let up_to = usize::from(support.min(MAX_SUPPORT));
-    let kinds = if vouched { &levels[..] } else { &levels[..1] };
-    kinds
-        .iter()
-        .flat_map(|cells| &cells[..=up_to])
-        .fold(Certified::Untrained, |best, &c| match (best, c) {
+    let lowest = |from: Certified, cells: &[Certified]| {
+        cells.iter().fold(from, |best, &c| match (best, c) {
             (Certified::From(a), Certified::From(b)) => Certified::From(a.min(b)),
             (_, Certified::From(b)) | (Certified::From(b), _) => Certified::From(b),
             (Certified::Untrained, Certified::Nothing) => Certified::Nothing,
             (best, _) => best,
         })
+    };
+    let any = lowest(Certified::Untrained, &plain[..=up_to]);
+    (any, lowest(any, &vouched[..=up_to]))
 }
 
 /// Tallies in category order.

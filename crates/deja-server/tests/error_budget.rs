@@ -238,15 +238,11 @@ async fn exact_hits_are_asked_again_to_measure_the_answer_comparisons_own_errors
     let client = reqwest::Client::new();
 
     assert_eq!(ask(&client, &served.base, question).await, "miss");
-    let mut stored = false;
-    for _ in 0..200 {
-        if sample(&served.scrape().await, "deja_entries ").unwrap_or(0.0) >= 1.0 {
-            stored = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(stored, "the answer was not stored");
+    assert_eq!(
+        await_sample(&served, "deja_entries ", 1.0).await,
+        Some(1.0),
+        "the answer was not stored"
+    );
     // The exact hit is served at once, then asked again with the operator's key: the
     // upstream gives the same answer, and the comparison agrees.
     assert_eq!(ask(&client, &served.base, question).await, "hit-exact");

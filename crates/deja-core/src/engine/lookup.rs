@@ -327,6 +327,7 @@ impl Cache {
                     n.similarity,
                     below,
                     pair_gate.is_some_and(|g| n.similarity >= g),
+                    decided.is_some(),
                     &spec,
                     &mut query_unseen,
                 )
@@ -431,8 +432,10 @@ impl Cache {
     /// What the verifier says of a candidate, as it decides without an error budget:
     /// `None` when it is below the gate (`below`) and not the same request in other
     /// wording, so not a candidate at all; else accepted or refused, and why.
-    /// `second_path`: the pair model may read it. `query_unseen` keeps what the embedder
-    /// could not see of the request, found once per lookup.
+    /// `second_path`: the pair model may read it. `hard_checked`: [`Cache::hard_checks`]
+    /// passed, so nothing differs where the embedder is blind (not looked at again).
+    /// `query_unseen` keeps what the embedder could not see of the request, found once per
+    /// lookup.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn verdict(
         &self,
@@ -442,6 +445,7 @@ impl Cache {
         similarity: f32,
         below: bool,
         second_path: bool,
+        hard_checked: bool,
         spec: &crate::policy::Applied<'_>,
         query_unseen: &mut Option<Vec<String>>,
     ) -> Option<Result<(), RejectReason>> {
@@ -454,7 +458,7 @@ impl Cache {
         // the other prompt's words ("refnud" / "refund") are blind to the embedding, not to
         // the pair model, which reads their pieces.
         let blind = |query_unseen: &mut Option<Vec<String>>| {
-            if verify == VerifyMode::Off {
+            if verify == VerifyMode::Off || hard_checked {
                 return Blind::No;
             }
             let seen = query_unseen.get_or_insert_with(|| space.embedder.unseen(query));

@@ -554,73 +554,67 @@ pub fn render_budget(out: &mut String, cells: &[deja_core::budget::CellReport]) 
 /// own errors, with its 95% interval (`bound`: `estimate`, `low`, `high`), and how many
 /// hits it checked.
 pub fn render_audit(out: &mut String, calibration: &deja_core::budget::Calibration) {
-    let audits = calibration.audits();
-    header(
+    let rows: Vec<TallyRow> = calibration
+        .audits()
+        .into_iter()
+        .map(|(category, t)| {
+            let estimate = calibration.audit_estimate(&category);
+            (category, t.checked, estimate)
+        })
+        .collect();
+    render_tallies(
         out,
-        "deja_audit_false_hit_rate",
-        "gauge",
-        "The share of audited semantic hits whose answer disagreed with the upstream's, per category, net of the answer comparison's own errors measured on exact hits, with its 95% interval.",
+        ("deja_audit_false_hit_rate", "The share of audited semantic hits whose answer disagreed with the upstream's, per category, net of the answer comparison's own errors measured on exact hits, with its 95% interval."),
+        ("deja_audit_checked", "Semantic hits the live audit has checked per category (saved with the error budget's labels)."),
+        &rows,
     );
-    for (category, _) in &audits {
-        if let Some((rate, low, high)) = calibration.audit_estimate(category) {
-            for (bound, v) in [("estimate", rate), ("low", low), ("high", high)] {
-                let _ = writeln!(
-                    out,
-                    "deja_audit_false_hit_rate{{category=\"{}\",bound=\"{bound}\"}} {v}",
-                    escape(category)
-                );
-            }
-        }
-    }
-    header(
-        out,
-        "deja_audit_checked",
-        "gauge",
-        "Semantic hits the live audit has checked per category (saved with the error budget's labels).",
-    );
-    for (category, tally) in &audits {
-        let _ = writeln!(
-            out,
-            "deja_audit_checked{{category=\"{}\"}} {}",
-            escape(category),
-            tally.checked
-        );
-    }
 }
 
 /// The answer comparison's false-disagree rate per category, measured on exact hits asked
 /// again, with its 95% Wilson interval, and how many it checked: what the error budget
 /// discounts from its labels.
 pub fn render_judge(out: &mut String, judge: &[(String, deja_core::budget::AuditTally)]) {
-    header(
+    let rows: Vec<TallyRow> = judge
+        .iter()
+        .map(|(category, t)| (category.clone(), t.checked, t.estimate()))
+        .collect();
+    render_tallies(
         out,
-        "deja_judge_false_disagree_rate",
-        "gauge",
-        "The share of exact hits asked again whose fresh answer the comparison called different from the stored one, per category, with the 95% Wilson interval (discounted by the error budget).",
+        ("deja_judge_false_disagree_rate", "The share of exact hits asked again whose fresh answer the comparison called different from the stored one, per category, with the 95% Wilson interval (discounted by the error budget)."),
+        ("deja_judge_checked", "Exact hits asked again to check the answer comparison, per category (saved with the error budget's labels)."),
+        &rows,
     );
-    for (category, tally) in judge {
-        if let Some((rate, low, high)) = tally.estimate() {
+}
+
+/// A category, how many it checked, and its rate with the interval's bounds.
+type TallyRow = (String, u64, Option<(f64, f64, f64)>);
+
+/// A rate gauge per category (`bound`: `estimate`, `low`, `high`) and a gauge of how many
+/// were checked, each given as (name, help).
+fn render_tallies(
+    out: &mut String,
+    (rate_name, rate_help): (&str, &str),
+    (checked_name, checked_help): (&str, &str),
+    rows: &[TallyRow],
+) {
+    header(out, rate_name, "gauge", rate_help);
+    for (category, _, estimate) in rows {
+        if let Some((rate, low, high)) = estimate {
             for (bound, v) in [("estimate", rate), ("low", low), ("high", high)] {
                 let _ = writeln!(
                     out,
-                    "deja_judge_false_disagree_rate{{category=\"{}\",bound=\"{bound}\"}} {v}",
+                    "{rate_name}{{category=\"{}\",bound=\"{bound}\"}} {v}",
                     escape(category)
                 );
             }
         }
     }
-    header(
-        out,
-        "deja_judge_checked",
-        "gauge",
-        "Exact hits asked again to check the answer comparison, per category (saved with the error budget's labels).",
-    );
-    for (category, tally) in judge {
+    header(out, checked_name, "gauge", checked_help);
+    for (category, checked, _) in rows {
         let _ = writeln!(
             out,
-            "deja_judge_checked{{category=\"{}\"}} {}",
-            escape(category),
-            tally.checked
+            "{checked_name}{{category=\"{}\"}} {checked}",
+            escape(category)
         );
     }
 }

@@ -433,8 +433,10 @@ fn after_exact_hit(
         return;
     };
     let c = &app.config().cache;
-    // Without the operator's key nothing is re-sent: no draw, nothing counted.
-    if !route.upstream.has_operator_key()
+    // Without the operator's key nothing is re-sent: no draw, nothing counted. The
+    // cheapest tests first: this runs on every exact hit under a budget.
+    if c.audit_exact_share <= 0.0
+        || !route.upstream.has_operator_key()
         || !calibration.wants_judge_check(&entry.category)
         || !app.audit_budget().admit(
             app.cache().now_ms(),
